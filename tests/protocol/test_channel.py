@@ -1,0 +1,641 @@
+"""The secure channel end to end, through in-memory datagram lists, with a plain-float clock."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labchat.protocol.channel import (
+    DATA_OVERHEAD_BYTES,
+    HELLO_MIN_BYTES,
+    MAX_DATAGRAM_BYTES,
+    MAX_PAYLOAD_BYTES,
+    REPLAY_WINDOW_SIZE,
+    RESET_BYTES,
+    WELCOME_BYTES,
+    Address,
+    ChannelConfig,
+    ChannelData,
+    ClientChannel,
+    HandshakeCompleted,
+    Kind,
+    ReplayWindow,
+    ResetReceived,
+    ServerChannel,
+    ServerKeyChanged,
+    fingerprint,
+)
+from labchat.protocol.errors import LocalProtocolError
+from labchat.protocol.noise import KeyPair
+
+SERVER_KEY = bytes(range(1, 33))
+SERVER_PUBLIC = KeyPair.from_private(SERVER_KEY).public
+ADDR: Address = ("127.0.0.1", 50000)
+
+
+def make_rng(seed: int) -> Callable[[int], bytes]:
+    return random.Random(seed).randbytes
+
+
+def new_server(config: ChannelConfig | None = None, seed: int = 1) -> ServerChannel:
+    return ServerChannel(SERVER_KEY, config, rng=make_rng(seed))
+
+
+def new_client(
+    expected: bytes | None = None, config: ChannelConfig | None = None, seed: int = 2
+) -> ClientChannel:
+    return ClientChannel(expected, rng=make_rng(seed), config=config)
+
+
+def pump(
+    server: ServerChannel, client: ClientChannel, addr: Address = ADDR, now: float = 0.0
+) -> list[ChannelData]:
+    """Deliver queued datagrams both ways until both sides are quiet."""
+    delivered: list[ChannelData] = []
+    for _ in range(20):
+        to_server = client.datagrams_to_send()
+        to_client = server.datagrams_to_send()
+        if not to_server and not to_client:
+            break
+        for datagram in to_server:
+            result = server.receive_datagram(datagram, addr, now)
+            if result is not None:
+                delivered.append(result)
+        for datagram, destination in to_client:
+            assert destination == addr
+            client.receive_datagram(datagram, now)
+    return delivered
+
+
+def connect(
+    server: ServerChannel, client: ClientChannel, addr: Address = ADDR, now: float = 0.0
+) -> bytes:
+    """Handshake, then one DATA so the server confirms the session. Returns the session id."""
+    client.start(now)
+    pump(server, client, addr, now)
+    assert client.established
+    session_id = client.session_id
+    assert session_id is not None
+    got = server.receive_datagram(client.seal(b"confirm", now), addr, now)
+    assert got == ChannelData(session_id, addr, b"confirm")
+    return session_id
+
+
+def established_pair(
+    config: ChannelConfig | None = None,
+) -> tuple[ServerChannel, ClientChannel, bytes]:
+    server, client = new_server(config), new_client(config=config)
+    return server, client, connect(server, client)
+
+
+# -- handshake and data ---------------------------------------------------------------------------
+
+
+def test_handshake_then_data_both_ways() -> None:
+    server, client = new_server(), new_client()
+    client.start(0.0)
+    [hello] = client.datagrams_to_send()
+    assert hello[:4] == b"LC\x01\x01" and len(hello) >= HELLO_MIN_BYTES
+    assert server.receive_datagram(hello, ADDR, 0.0) is None
+    [(welcome, to)] = server.datagrams_to_send()
+    assert to == ADDR and len(welcome) == WELCOME_BYTES and welcome[3] == Kind.WELCOME
+    assert client.receive_datagram(welcome, 0.0) is None
+    assert client.established and client.server_key == SERVER_PUBLIC
+    assert list(client.events()) == [
+        HandshakeCompleted(SERVER_PUBLIC, fingerprint(SERVER_PUBLIC), first_contact=True)
+    ]
+    assert list(client.events()) == []  # drained
+    session_id = client.session_id
+    assert session_id is not None and welcome[4:12] == session_id
+    assert not server.is_open(session_id)  # half-open until the first DATA
+    up = client.seal(b"hello server", 0.1)
+    assert up[3] == Kind.DATA and len(up) == DATA_OVERHEAD_BYTES + len(b"hello server")
+    assert server.receive_datagram(up, ADDR, 0.1) == ChannelData(session_id, ADDR, b"hello server")
+    assert server.is_open(session_id)
+    down, to = server.seal(session_id, b"hello client", 0.2)
+    assert to == ADDR
+    assert client.receive_datagram(down, 0.2) == b"hello client"
+    assert server.stats.handshakes == 1 and client.stats.handshakes == 1
+
+
+def test_constants_give_the_layer_above_its_budget() -> None:
+    assert DATA_OVERHEAD_BYTES == 37
+    assert MAX_PAYLOAD_BYTES == MAX_DATAGRAM_BYTES - 37
+    server, client, session_id = established_pair()
+    assert len(client.seal(bytes(MAX_PAYLOAD_BYTES), 0.0)) == MAX_DATAGRAM_BYTES
+    with pytest.raises(LocalProtocolError):
+        client.seal(bytes(MAX_PAYLOAD_BYTES + 1), 0.0)
+    with pytest.raises(LocalProtocolError):
+        server.seal(session_id, bytes(MAX_PAYLOAD_BYTES + 1), 0.0)
+    with pytest.raises(LocalProtocolError):
+        server.seal(b"\x00" * 8, b"x", 0.0)
+    with pytest.raises(LocalProtocolError):
+        new_client().seal(b"x", 0.0)
+
+
+def test_fingerprint_is_openssh_style() -> None:
+    printed = fingerprint(SERVER_PUBLIC)
+    assert printed.startswith("SHA256:") and len(printed) == 7 + 43 and "=" not in printed
+
+
+def test_replayed_datagram_is_dropped() -> None:
+    server, client, _ = established_pair()
+    datagram = client.seal(b"once", 1.0)
+    assert server.receive_datagram(datagram, ADDR, 1.0) is not None
+    assert server.receive_datagram(datagram, ADDR, 1.0) is None
+    assert server.stats.replayed == 1
+    down, _ = server.seal(client.session_id or b"", b"x", 1.0)
+    assert client.receive_datagram(down, 1.0) == b"x"
+    assert client.receive_datagram(down, 1.0) is None
+    assert client.stats.replayed == 1
+
+
+def test_reordered_within_window_are_accepted_and_too_old_dropped() -> None:
+    server, client, _ = established_pair()
+    datagrams = [client.seal(str(i).encode(), 1.0) for i in range(200)]
+    got = [server.receive_datagram(d, ADDR, 1.0) for d in reversed(datagrams)]
+    assert [g.payload for g in got if g is not None] == [
+        str(i).encode() for i in reversed(range(200))
+    ]
+    old = client.seal(b"old", 1.0)
+    for _ in range(REPLAY_WINDOW_SIZE):
+        client.seal(b"", 1.0)
+    newest = client.seal(b"new", 1.0)
+    assert server.receive_datagram(newest, ADDR, 1.0) is not None
+    assert server.receive_datagram(old, ADDR, 1.0) is None
+    assert server.stats.too_old == 1
+
+
+def test_forged_session_id_is_dropped_and_answered_with_reset() -> None:
+    server, client, session_id = established_pair()
+    list(client.events())
+    datagram = bytearray(client.seal(b"x", 1.0))
+    datagram[4:12] = bytes(8) if session_id != bytes(8) else b"\x01" * 8
+    assert server.receive_datagram(bytes(datagram), ADDR, 1.0) is None
+    assert server.stats.unknown_session == 1
+    [(reset, to)] = server.datagrams_to_send()
+    assert to == ADDR and len(reset) == RESET_BYTES <= len(datagram)
+    # The client ignores a RESET for a session that is not its own.
+    client.receive_datagram(reset, 1.0)
+    assert list(client.events()) == [] and client.stats.unknown_session == 1
+
+
+def test_forged_data_with_the_right_session_id_fails_authentication() -> None:
+    server, client, session_id = established_pair()
+    forged = b"LC\x01\x04" + session_id + b"\x00" + (5).to_bytes(8, "big") + bytes(40)
+    assert server.receive_datagram(forged, ADDR, 1.0) is None
+    assert server.stats.auth_failed == 1
+    assert server.receive_datagram(client.seal(b"still fine", 1.0), ADDR, 1.0) is not None
+
+
+# -- hostile bytes --------------------------------------------------------------------------------
+
+_settings = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+
+
+@_settings
+@given(data=st.data())
+def test_any_bit_flip_in_data_is_dropped(data: st.DataObject) -> None:
+    server, client, session_id = established_pair()
+    for sender, deliver in (
+        (lambda: client.seal(b"payload!", 1.0), lambda d: server.receive_datagram(d, ADDR, 1.0)),
+        (
+            lambda: server.seal(session_id, b"payload!", 1.0)[0],
+            lambda d: client.receive_datagram(d, 1.0),
+        ),
+    ):
+        original = sender()
+        position = data.draw(st.integers(0, len(original) - 1))
+        flipped = bytearray(original)
+        flipped[position] ^= 1 << data.draw(st.integers(0, 7))
+        assert deliver(bytes(flipped)) is None
+        got = deliver(original)  # the genuine datagram still gets through afterwards
+        assert got is not None
+
+
+@_settings
+@given(data=st.data())
+def test_any_bit_flip_in_welcome_is_dropped_and_the_real_one_still_works(
+    data: st.DataObject,
+) -> None:
+    server, client = new_server(), new_client()
+    client.start(0.0)
+    pump_hello = client.datagrams_to_send()
+    server.receive_datagram(pump_hello[0], ADDR, 0.0)
+    [(welcome, _)] = server.datagrams_to_send()
+    flipped = bytearray(welcome)
+    flipped[data.draw(st.integers(0, len(welcome) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+    assert client.receive_datagram(bytes(flipped), 0.0) is None
+    assert not client.established and list(client.events()) == []
+    client.receive_datagram(welcome, 0.0)
+    assert client.established
+
+
+@_settings
+@given(data=st.data())
+def test_any_bit_flip_in_hello_spoils_the_handshake(data: st.DataObject) -> None:
+    server, client = new_server(), new_client()
+    client.start(0.0)
+    [hello] = client.datagrams_to_send()
+    flipped = bytearray(hello)
+    # Past the header and cookie length: the ephemeral key and the padding (hashed into h).
+    flipped[data.draw(st.integers(5, len(hello) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+    server.receive_datagram(bytes(flipped), ADDR, 0.0)
+    for welcome, _ in server.datagrams_to_send():
+        client.receive_datagram(welcome, 0.0)
+    assert not client.established
+
+
+_hostile = st.one_of(
+    st.binary(max_size=1300),
+    st.builds(
+        lambda kind, rest: b"LC\x01" + bytes([kind]) + rest,
+        st.integers(0, 255),
+        st.binary(max_size=1300),
+    ),
+)
+
+
+@_settings
+@given(junk=st.lists(_hostile, max_size=8))
+def test_random_bytes_never_raise_on_the_server(junk: list[bytes]) -> None:
+    server, client, _ = established_pair()
+    for index, datagram in enumerate(junk):
+        assert server.receive_datagram(datagram, ("10.0.0.9", 1000 + index), 1.0) is None
+    server.datagrams_to_send()
+    assert server.receive_datagram(client.seal(b"alive", 1.0), ADDR, 1.0) is not None
+
+
+@_settings
+@given(junk=st.lists(_hostile, max_size=8), handshaking=st.booleans())
+def test_random_bytes_never_raise_on_the_client(junk: list[bytes], handshaking: bool) -> None:
+    client = new_client()
+    if handshaking:
+        client.start(0.0)
+    else:
+        _, client, _ = established_pair()
+    for datagram in junk:
+        assert client.receive_datagram(datagram, 1.0) is None
+
+
+def test_wrong_magic_version_kind_and_length_are_counted() -> None:
+    server = new_server()
+    server.receive_datagram(b"XX\x01\x01" + bytes(200), ADDR, 0.0)
+    server.receive_datagram(b"LC\x02\x01" + bytes(200), ADDR, 0.0)
+    server.receive_datagram(b"LC\x01\x09" + bytes(200), ADDR, 0.0)
+    server.receive_datagram(b"LC\x01\x01" + bytes(20), ADDR, 0.0)  # HELLO too short
+    server.receive_datagram(b"LC\x01\x03" + bytes(200), ADDR, 0.0)  # WELCOME sent to a server
+    server.receive_datagram(b"LC\x01\x01" + bytes(2000), ADDR, 0.0)  # over 1200 bytes
+    stats = server.stats
+    assert (stats.malformed, stats.bad_version, stats.unknown_kind, stats.unexpected) == (
+        3,
+        1,
+        1,
+        1,
+    )
+    assert server.datagrams_to_send() == []
+
+
+# -- key pinning ----------------------------------------------------------------------------------
+
+
+def test_pinned_key_matches() -> None:
+    server, client = new_server(), new_client(expected=SERVER_PUBLIC)
+    connect(server, client)
+    [event] = client.events()
+    assert isinstance(event, HandshakeCompleted) and not event.first_contact
+
+
+def test_pinned_key_mismatch_aborts() -> None:
+    other = KeyPair.from_private(bytes([9]) * 32).public
+    server, client = new_server(), new_client(expected=other)
+    client.start(0.0)
+    pump(server, client)
+    assert list(client.events()) == [
+        ServerKeyChanged(fingerprint(other), fingerprint(SERVER_PUBLIC))
+    ]
+    assert not client.established and client.session_id is None
+    assert client.next_timer() is None and client.datagrams_to_send() == []
+    with pytest.raises(LocalProtocolError):
+        client.seal(b"secret", 0.0)
+
+
+# -- cookies, rate limits, amplification ---------------------------------------------------------
+
+
+def test_cookie_flow_under_load() -> None:
+    server = new_server(ChannelConfig(cookie_half_open_threshold=0))
+    client = new_client()
+    client.start(0.0)
+    [hello] = client.datagrams_to_send()
+    server.receive_datagram(hello, ADDR, 0.0)
+    [(cookie, _)] = server.datagrams_to_send()
+    assert cookie[3] == Kind.COOKIE and cookie[4:12] == hello[5:13]
+    assert server.stats.cookies_sent == 1 and server.stats.handshakes == 0  # no state created
+    client.receive_datagram(cookie, 0.0)
+    [hello_with_cookie] = client.datagrams_to_send()
+    assert hello_with_cookie[4] == 24 and hello_with_cookie[5:29] == cookie[12:]
+    assert hello_with_cookie[29:] == hello[5:]  # same ephemeral, same Noise message
+    # The cookie is bound to the address: from elsewhere it earns only another COOKIE.
+    server.receive_datagram(hello_with_cookie, ("127.0.0.1", 50001), 1.0)
+    assert server.datagrams_to_send()[0][0][3] == Kind.COOKIE
+    server.receive_datagram(hello_with_cookie, ADDR, 1.0)
+    [(welcome, _)] = server.datagrams_to_send()
+    assert welcome[3] == Kind.WELCOME
+    client.receive_datagram(welcome, 1.0)
+    assert client.established and client.stats.cookies_received == 1
+
+
+def test_cookie_expires_after_two_buckets() -> None:
+    server = new_server(ChannelConfig(cookie_half_open_threshold=0, cookie_bucket_s=30.0))
+    client = new_client()
+    client.start(0.0)
+    server.receive_datagram(client.datagrams_to_send()[0], ADDR, 0.0)
+    client.receive_datagram(server.datagrams_to_send()[0][0], 0.0)
+    [hello_with_cookie] = client.datagrams_to_send()
+    server.receive_datagram(hello_with_cookie, ADDR, 61.0)  # bucket 2; the cookie was bucket 0
+    assert server.datagrams_to_send()[0][0][3] == Kind.COOKIE
+    assert server.stats.handshakes == 0
+
+
+def test_hello_rate_above_threshold_demands_cookies() -> None:
+    server = new_server(ChannelConfig(cookie_hello_rate_per_s=1.0, cookie_hello_burst=2.0))
+    kinds = []
+    for port in range(3):
+        client = new_client(seed=10 + port)
+        client.start(0.0)
+        server.receive_datagram(client.datagrams_to_send()[0], ("127.0.0.1", port + 1), 0.0)
+        kinds.append(server.datagrams_to_send()[0][0][3])
+    assert kinds == [Kind.WELCOME, Kind.WELCOME, Kind.COOKIE]
+
+
+def test_per_host_hello_rate_limit() -> None:
+    server = new_server(ChannelConfig(hello_rate_per_s=1.0, hello_burst=2.0))
+    for port in range(3):
+        client = new_client(seed=20 + port)
+        client.start(0.0)
+        server.receive_datagram(client.datagrams_to_send()[0], ("10.1.1.1", port + 1), 0.0)
+    assert server.stats.handshakes == 2 and server.stats.handshake_rate_limited == 1
+    client = new_client(seed=30)
+    client.start(1.0)  # one second later a token is back
+    server.receive_datagram(client.datagrams_to_send()[0], ("10.1.1.1", 9), 1.0)
+    assert server.stats.handshakes == 3
+
+
+def test_many_local_clients_with_default_config() -> None:
+    server = new_server()
+    for port in range(60):
+        client = new_client(seed=100 + port)
+        connect(server, client, ("127.0.0.1", 40000 + port))
+    assert server.stats.handshakes == 60 and server.stats.handshake_rate_limited == 0
+
+
+def test_unconfirmed_address_never_gets_more_than_three_times_what_it_sent() -> None:
+    server = new_server(ChannelConfig(cookie_half_open_threshold=3))
+    victim = "192.0.2.7"
+    received = sent = 0
+    rng = random.Random(5)
+    for step in range(40):
+        client = new_client(seed=200 + step % 7)  # some HELLOs repeat: retransmits
+        client.start(0.0)
+        hello = client.datagrams_to_send()[0]
+        datagram = hello if step % 3 else b"LC\x01\x04" + rng.randbytes(8 + 9 + 16)
+        received += len(datagram)
+        server.receive_datagram(datagram, (victim, 1000 + step % 2), float(step) / 100)
+        sent += sum(len(d) for d, to in server.datagrams_to_send() if to[0] == victim)
+        assert sent <= 3 * received
+
+
+def test_amplification_budget_blocks_a_reply() -> None:
+    server, client = new_server(), new_client()
+    client.start(0.0)
+    [hello] = client.datagrams_to_send()
+    server.receive_datagram(hello, ADDR, 0.0)
+    assert len(server.datagrams_to_send()) == 1
+    server._addresses[ADDR[0]].sent_bytes = 10**6  # white box: pretend the budget is spent
+    server.receive_datagram(hello, ADDR, 0.1)  # the retransmit adds len(hello) of budget only
+    assert server.datagrams_to_send() == [] and server.stats.amplification_limited == 1
+
+
+# -- timers and retransmits -----------------------------------------------------------------------
+
+
+def test_hello_retransmit_backoff_and_same_welcome() -> None:
+    server, client = new_server(), new_client()
+    client.start(10.0)
+    [hello] = client.datagrams_to_send()
+    assert client.next_timer() == 10.25
+    client.handle_timer(10.1)
+    assert client.datagrams_to_send() == []
+    times = []
+    for _ in range(5):
+        deadline = client.next_timer()
+        assert deadline is not None
+        times.append(deadline)
+        client.handle_timer(deadline)
+        assert client.datagrams_to_send() == [hello]  # same ephemeral, same bytes
+    assert times == [10.25, 10.75, 11.75, 13.75, 15.75]
+    server.receive_datagram(hello, ADDR, 16.0)
+    server.receive_datagram(hello, ADDR, 16.1)
+    [(first, _), (second, _)] = server.datagrams_to_send()
+    assert first == second and server.stats.handshakes == 1
+    client.receive_datagram(second, 16.2)
+    assert client.established and client.next_timer() is None
+
+
+def test_half_open_sessions_expire() -> None:
+    server, client = new_server(ChannelConfig(handshake_timeout_s=5.0)), new_client()
+    client.start(0.0)
+    pump(server, client)
+    assert server.next_timer() == 5.0
+    server.handle_timer(4.9)
+    assert server.stats.handshakes_expired == 0
+    server.handle_timer(5.0)
+    assert server.stats.handshakes_expired == 1 and server.next_timer() is None
+    assert server.receive_datagram(client.seal(b"late", 6.0), ADDR, 6.0) is None
+    assert server.stats.unknown_session == 1
+
+
+def test_hello_after_confirmation_is_not_a_new_session() -> None:
+    server, client = new_server(), new_client()
+    client.start(0.0)
+    [hello] = client.datagrams_to_send()
+    server.receive_datagram(hello, ADDR, 0.0)
+    for welcome, _ in server.datagrams_to_send():
+        client.receive_datagram(welcome, 0.0)
+    server.receive_datagram(client.seal(b"x", 0.1), ADDR, 0.1)
+    server.receive_datagram(hello, ADDR, 0.2)  # a late duplicate
+    assert server.datagrams_to_send() == [] and server.stats.handshakes == 1
+    assert server.next_timer() is None
+
+
+def test_half_open_cap_evicts_oldest_and_session_cap_refuses() -> None:
+    server = new_server(ChannelConfig(max_half_open=2, max_sessions=2))
+    clients = [new_client(seed=300 + i) for i in range(3)]
+    for index, client in enumerate(clients):
+        client.start(0.0)
+        pump(server, client, ("127.0.0.1", 7000 + index))
+    assert all(c.established for c in clients)
+    first_sid = clients[0].session_id or b""
+    server.receive_datagram(clients[0].seal(b"x", 0.1), ("127.0.0.1", 7000), 0.1)
+    assert not server.is_open(first_sid) and server.stats.unknown_session == 1
+    server.datagrams_to_send()  # the RESET for the evicted session
+    for index in (1, 2):
+        assert server.receive_datagram(
+            clients[index].seal(b"x", 0.1), ("127.0.0.1", 7000 + index), 0.1
+        )
+    late = new_client(seed=400)
+    late.start(0.2)
+    pump(server, late, ("127.0.0.1", 7100), 0.2)
+    assert not late.established and server.stats.session_table_full == 1
+    server.close(clients[1].session_id or b"")
+    late.handle_timer(10.0)
+    pump(server, late, ("127.0.0.1", 7100), 10.0)
+    assert late.established
+
+
+# -- reset after a server restart -----------------------------------------------------------------
+
+
+def test_reset_after_server_restart_leads_to_a_new_handshake() -> None:
+    server, client, old_sid = established_pair()
+    list(client.events())
+    restarted = new_server(seed=99)
+    restarted.receive_datagram(client.seal(b"anyone?", 5.0), ADDR, 5.0)
+    [(reset, _)] = restarted.datagrams_to_send()
+    assert reset == b"LC\x01\x05" + old_sid and restarted.stats.resets_sent == 1
+    client.receive_datagram(reset, 5.0)
+    assert list(client.events()) == [ResetReceived()]
+    client.start(5.0)
+    # Until the new WELCOME arrives, the old keys keep working (the RESET may have been forged).
+    assert client.established and client.session_id == old_sid
+    assert server.receive_datagram(client.seal(b"old keys", 5.0), ADDR, 5.0) is not None
+    client.receive_datagram(reset, 5.0)  # a second hint while re-handshaking raises no new event
+    assert list(client.events()) == []
+    pump(restarted, client, ADDR, 5.1)
+    [event] = client.events()
+    assert isinstance(event, HandshakeCompleted) and not event.first_contact
+    new_sid = client.session_id
+    assert new_sid is not None and new_sid != old_sid
+    assert restarted.receive_datagram(client.seal(b"back", 5.2), ADDR, 5.2) == ChannelData(
+        new_sid, ADDR, b"back"
+    )
+
+
+def test_resets_are_rate_limited() -> None:
+    server = new_server(ChannelConfig(reset_rate_per_s=1.0, reset_burst=3.0))
+    for _ in range(10):
+        server.receive_datagram(b"LC\x01\x04" + bytes(8 + 9 + 16), ADDR, 0.0)
+    assert len(server.datagrams_to_send()) == 3
+    assert server.stats.resets_sent == 3 and server.stats.resets_rate_limited == 7
+
+
+# -- migration ------------------------------------------------------------------------------------
+
+
+def test_address_migration_needs_a_valid_aead() -> None:
+    server, client, session_id = established_pair()
+    moved: Address = ("127.0.0.1", 60000)
+    got = server.receive_datagram(client.seal(b"from wifi", 1.0), moved, 1.0)
+    assert got == ChannelData(session_id, moved, b"from wifi")
+    assert server.seal(session_id, b"x", 1.0)[1] == moved
+    # A forged datagram (right session id, junk ciphertext) from a third address is dropped.
+    attacker: Address = ("10.6.6.6", 666)
+    forged = b"LC\x01\x04" + session_id + b"\x00" + (99).to_bytes(8, "big") + bytes(30)
+    assert server.receive_datagram(forged, attacker, 1.1) is None
+    # ...and so is a replay of a genuine one.
+    genuine = client.seal(b"y", 1.2)
+    assert server.receive_datagram(genuine, moved, 1.2) is not None
+    assert server.receive_datagram(genuine, attacker, 1.3) is None
+    assert server.seal(session_id, b"x", 1.4)[1] == moved
+    # A reordered older datagram from the old address does not move the session back.
+    older, newer = client.seal(b"1", 2.0), client.seal(b"2", 2.0)
+    server.receive_datagram(newer, moved, 2.0)
+    assert server.receive_datagram(older, ADDR, 2.0) is not None
+    assert server.seal(session_id, b"x", 2.0)[1] == moved
+
+
+# -- rekeying -------------------------------------------------------------------------------------
+
+
+def test_rekey_after_n_messages_with_epochs() -> None:
+    config = ChannelConfig(rekey_after_messages=3)
+    server, client, session_id = established_pair(config)  # the confirm DATA was message 0
+    ups = [client.seal(bytes([i]), 1.0) for i in range(8)]
+    assert [d[12] for d in ups] == [0, 0, 1, 1, 1, 2, 2, 2]
+    assert [int.from_bytes(d[13:21], "big") for d in ups] == list(range(1, 9))  # never resets
+    for index, datagram in enumerate(ups):
+        got = server.receive_datagram(datagram, ADDR, 1.0)
+        assert got is not None and got.payload == bytes([index])
+    downs = [server.seal(session_id, bytes([i]), 1.0)[0] for i in range(7)]
+    assert [d[12] for d in downs] == [0, 0, 0, 1, 1, 1, 2]
+    assert [client.receive_datagram(d, 1.0) for d in downs] == [bytes([i]) for i in range(7)]
+
+
+def test_rekey_stragglers_within_grace_and_after() -> None:
+    config = ChannelConfig(rekey_after_messages=2, rekey_grace_s=10.0)
+    server, client, _ = established_pair(config)
+    a, b, c = (client.seal(x, 1.0) for x in (b"a", b"b", b"c"))
+    assert (a[12], b[12], c[12]) == (0, 1, 1)
+    assert server.receive_datagram(b, ADDR, 1.0) is not None  # moves the receiver to epoch 1
+    assert server.receive_datagram(a, ADDR, 2.0) is not None  # previous key, within grace
+    d, e = client.seal(b"d", 3.0), client.seal(b"e", 3.0)  # epochs 2, 2
+    assert server.receive_datagram(e, ADDR, 3.0) is not None  # epoch 2 now, epoch 1 is previous
+    assert server.receive_datagram(c, ADDR, 20.0) is None  # epoch 1 straggler after the grace
+    assert server.stats.bad_epoch == 1
+    assert server.receive_datagram(d, ADDR, 20.0) is not None
+
+
+def test_epochs_wrap_mod_256_and_lost_epochs_are_skipped() -> None:
+    config = ChannelConfig(rekey_after_messages=1)
+    server, client, _ = established_pair(config)
+    for index in range(300):
+        datagram = client.seal(b"m", 1.0)
+        assert datagram[12] == (index + 1) % 256
+        if index % 4 == 3:
+            continue  # lose some: the receiver must jump ahead more than one epoch
+        assert server.receive_datagram(datagram, ADDR, 1.0) is not None
+
+
+def test_rekey_after_time() -> None:
+    config = ChannelConfig(rekey_after_s=60.0)
+    server, client, _ = established_pair(config)
+    assert client.seal(b"x", 59.0)[12] == 0
+    late = client.seal(b"y", 61.0)
+    assert late[12] == 1
+    assert server.receive_datagram(late, ADDR, 61.0) is not None
+
+
+def test_far_future_epoch_is_dropped() -> None:
+    config = ChannelConfig(rekey_after_messages=1)
+    server, client, _ = established_pair(config)
+    datagrams = [client.seal(b"m", 1.0) for _ in range(10)]
+    assert server.receive_datagram(datagrams[-1], ADDR, 1.0) is None  # 10 epochs ahead
+    assert server.stats.bad_epoch == 1
+
+
+# -- replay window model --------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.integers(0, 5000), max_size=300))
+def test_replay_window_matches_a_set_model(counters: list[int]) -> None:
+    window, seen, top = ReplayWindow(), set(), -1
+    for counter in counters:
+        expected_ok = counter not in seen and (counter > top or top - counter < REPLAY_WINDOW_SIZE)
+        try:
+            window.check(counter)
+            ok = True
+        except Exception:
+            ok = False
+        assert ok == expected_ok
+        if ok:
+            window.mark(counter)
+            seen.add(counter)
+            top = max(top, counter)
