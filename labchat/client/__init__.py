@@ -1,0 +1,1 @@
+"""The client core shared by line mode and the Textual app, and the `labchat` command line."""

@@ -1,0 +1,119 @@
+"""`labchat <server-ip> <server-port> <client-port>`: the full-screen app, or line mode with --plain.
+
+Every mistake is one line on stderr and a non-zero exit; nothing here prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .. import __version__
+from ..protocol.errors import LocalProtocolError
+from ..protocol.messages import NAME_RULE, is_valid_name
+from .core import ChatClient, ClientError, resolve
+from .known_servers import KnownServers, default_known_servers_path
+
+PASSWORD_ENV = "LABCHAT_PASSWORD"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        self.exit(2, f"labchat: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="labchat", description="Chat with everyone on the LAN through a labchat server.")
+    p.add_argument("server_ip", help="the server's address")
+    p.add_argument("server_port", type=int, help="the server's UDP port (usually 8080)")
+    p.add_argument("client_port", type=int, help="local UDP port to use (labs open 5000-5010; 0 = any free)")
+    p.add_argument("--user", "-u", metavar="NAME", help=f"user name ({NAME_RULE})")
+    p.add_argument("--plain", action="store_true", help="line mode: stdin lines in, one line per event out")
+    p.add_argument("--json", action="store_true", help="line mode with one JSON object per event")
+    p.add_argument("--no-bell", action="store_true", help="do not ring the terminal bell on mentions")
+    p.add_argument("--accept-new-server-key", action="store_true",
+                   help="trust the server's key even if it changed since last time (after checking it!)")
+    p.add_argument("--known-servers", type=Path, default=None,
+                   help=f"pinned server keys file (default {default_known_servers_path()})")
+    p.add_argument("--version", action="version", version=f"labchat {__version__}")
+    return p
+
+
+def _read_password(user: str) -> str | None:
+    env = os.environ.get(PASSWORD_ENV)
+    if env is not None:
+        return env
+    if sys.stdin.isatty():
+        try:
+            return getpass.getpass(f"Password for {user}: ")
+        except (EOFError, KeyboardInterrupt):
+            return None
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    plain = args.plain or args.json
+    try:
+        resolve(args.server_ip, args.server_port)
+        if not 0 <= args.client_port < 65536:
+            raise ClientError(f"invalid client port {args.client_port}: use 0-65535 (0 picks a free one)")
+    except ClientError as exc:
+        print(f"labchat: {exc}", file=sys.stderr)
+        return 2
+    if args.user is not None and not is_valid_name(args.user):
+        print(f"labchat: invalid user name {args.user!r}: {NAME_RULE}", file=sys.stderr)
+        return 2
+    known = KnownServers(args.known_servers or default_known_servers_path())
+    if args.accept_new_server_key:
+        known.forget(args.server_ip, args.server_port)
+    if not plain:
+        from ..tui.app import run_app  # imported here: line mode must not pay for Textual
+
+        return run_app(args, known)
+    if args.user is None:
+        print("labchat: --plain needs --user NAME", file=sys.stderr)
+        return 2
+    password = _read_password(args.user)
+    if password is None:
+        print(f"labchat: no password: set {PASSWORD_ENV} or run on a terminal", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_plain(args, password, known))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _plain(args: argparse.Namespace, password: str, known: KnownServers) -> int:
+    from .plain import run_plain
+
+    try:
+        client = ChatClient(args.server_ip, args.server_port, args.user, password,
+                            local_port=args.client_port, known_servers=known)
+        await client.start()
+    except (ClientError, LocalProtocolError) as exc:
+        print(f"labchat: {exc}", file=sys.stderr)
+        return 1
+    loop = asyncio.get_running_loop()
+    interrupted = 0
+
+    def on_signal() -> None:
+        nonlocal interrupted
+        interrupted += 1
+        if interrupted == 1:
+            client.quit()  # leave politely: the room sees us go at once
+        else:
+            client.conn.close("interrupted")
+            client._pump()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        return await run_plain(client, as_json=args.json)
+    finally:
+        client._shutdown()

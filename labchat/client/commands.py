@@ -1,0 +1,98 @@
+"""Typed input: a chat line or a command. Parsed here once, so line mode and the Textual app agree.
+
+The commands are IRC's, as WeeChat and irssi users expect them:
+
+    QUIT, /quit [why]   leave the room
+    /who                list who is online
+    /me text            an action ("* alice waves")
+    /msg NAME text      a private message (also /query, /w)
+    /help               list the commands
+    //text              send "/text" literally
+
+Commands are case-insensitive. `QUIT` alone on a line is the classic way to leave and stays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Me:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Msg:
+    to: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """Input that sends nothing: an unknown command or a command missing its arguments."""
+
+    error: str
+
+
+Command = Say | Me | Msg | Who | Quit | Help | Invalid
+
+HELP_LINES = (
+    "Commands:",
+    "  /msg NAME text   private message to NAME (only you and NAME see it)",
+    "  /me text         action, shown as '* you text'",
+    "  /who             who is online",
+    "  /help            this list",
+    "  /quit or QUIT    leave the room",
+    "  //text           send a line that starts with '/'",
+)
+
+
+def parse(line: str) -> Command | None:
+    """Parse one typed line; None for a blank line (nothing to do)."""
+    stripped = line.strip()
+    if not stripped:
+        return None
+    if stripped == "QUIT":
+        return Quit()
+    if not stripped.startswith("/"):
+        return Say(line.rstrip("\r\n"))
+    if stripped.startswith("//"):
+        return Say(stripped[1:])
+    name, _, rest = stripped[1:].partition(" ")
+    name = name.lower()
+    rest = rest.strip()
+    if name in ("quit", "exit", "part"):
+        return Quit()
+    if name in ("who", "names", "users"):
+        return Who()
+    if name in ("help", "?"):
+        return Help()
+    if name == "me":
+        return Me(rest) if rest else Invalid("usage: /me text")
+    if name in ("msg", "query", "w", "whisper", "tell"):
+        to, _, text = rest.partition(" ")
+        if not to or not text.strip():
+            return Invalid("usage: /msg NAME text")
+        return Msg(to, text.strip())
+    return Invalid(f"unknown command /{name}: type /help for the list")

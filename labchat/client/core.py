@@ -1,0 +1,269 @@
+"""The client core: a `ClientConnection` driven by an asyncio UDP socket.
+
+This is the only client module that touches a socket. Line mode (plain.py), the Textual app (tui/) and
+the benchmark all use `ChatClient` and see the same events (protocol/events.py), so typed commands,
+reconnects and key pinning behave the same everywhere.
+
+The loop is aioquic's: feed the datagram, drain events, transmit, re-arm one timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from ..protocol import events as ev
+from ..protocol.client import ClientConfig, ClientConnection
+from ..protocol.errors import LocalProtocolError
+from . import commands
+from .known_servers import KnownServers
+
+
+class ClientError(Exception):
+    """A problem the user must fix (bad address, port in use); the message is one line for them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What `ChatClient.submit` did with a typed line, for the UI to show locally."""
+
+    #: Lines to show the user right away (help text, usage errors); empty if the line was sent.
+    local_lines: tuple[str, ...] = ()
+    #: True when the line was a quit command.
+    quit: bool = False
+    #: True when the line was refused (unknown command, bad name): nothing was sent.
+    error: bool = False
+
+
+def resolve(host: str, port: int) -> tuple[str, int, socket.AddressFamily]:
+    """Resolve the server address once, up front, so a typo fails now in one clear line."""
+    if not 0 < port < 65536:
+        raise ClientError(f"invalid server port {port}: use 1-65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ClientError(f"cannot resolve server address {host!r}: {exc}") from None
+    family, _, _, _, sockaddr = infos[0]
+    return str(sockaddr[0]), int(sockaddr[1]), socket.AddressFamily(family)
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, client: ChatClient) -> None:
+        self.client = client
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
+        self.client._on_datagram(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP "port unreachable" while the server is down: the timers already handle silence.
+        pass
+
+
+class ChatClient:
+    """One user's chat connection. Create, `await start()`, read `events()`, call `submit()`."""
+
+    def __init__(
+        self,
+        server_host: str,
+        server_port: int,
+        user: str,
+        password: str,
+        *,
+        local_port: int = 0,
+        config: ClientConfig | None = None,
+        known_servers: KnownServers | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Raises LocalProtocolError for an invalid user name (message says the rule)."""
+        self.server_host = server_host
+        self.server_port = server_port
+        self.local_port = local_port
+        self.known_servers = known_servers
+        self._clock = clock
+        pinned = known_servers.lookup(server_host, server_port) if known_servers else None
+        self.conn = ClientConnection(user, password, server_key=pinned, config=config)
+        self._transport: asyncio.DatagramTransport | None = None
+        self._server_addr: tuple[str, int] | None = None
+        self._queue: asyncio.Queue[ev.Event] = asyncio.Queue()
+        self._timer: asyncio.TimerHandle | None = None
+        self._flush_scheduled = False
+        self.closed = asyncio.Event()
+        self._progress = asyncio.Event()  # set whenever a message is confirmed or refused
+
+    @property
+    def user(self) -> str:
+        return self.conn.user
+
+    @property
+    def state(self) -> ev.ConnectionState:
+        return self.conn.state
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        if self._transport is None:
+            return None
+        sockname = self._transport.get_extra_info("sockname")
+        return (sockname[0], sockname[1]) if sockname else None
+
+    async def start(self) -> None:
+        """Bind the local UDP port and start connecting.
+
+        Raises:
+            ClientError: the server address does not resolve or the local port cannot be bound.
+        """
+        host, port, family = resolve(self.server_host, self.server_port)
+        self._server_addr = (host, port)
+        local_host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        if host in ("127.0.0.1", "::1"):
+            local_host = host  # a loopback server: stay on loopback
+        if not 0 <= self.local_port < 65536:
+            raise ClientError(f"invalid client port {self.local_port}: use 0-65535 (0 picks a free one)")
+        loop = asyncio.get_running_loop()
+        try:
+            self._transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self), local_addr=(local_host, self.local_port), family=family
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ClientError(
+                    f"client port {self.local_port} is already in use: choose another "
+                    f"(labs open 5000-5010) or 0 for any free port"
+                ) from None
+            if exc.errno == errno.EACCES:
+                raise ClientError(f"no permission to use client port {self.local_port}: use 1024 or above") from None
+            raise ClientError(f"cannot bind client port {self.local_port}: {exc.strerror}") from None
+        self.conn.connect(self._clock())
+        self._pump()
+
+    # ------------------------------------------------------------ user actions
+
+    def submit(self, line: str) -> Submitted:
+        """Handle one typed line: a chat message or a command (commands.py)."""
+        cmd = commands.parse(line)
+        now = self._clock()
+        try:
+            if cmd is None:
+                return Submitted()
+            if isinstance(cmd, commands.Say):
+                self.conn.say(cmd.text, now)
+            elif isinstance(cmd, commands.Me):
+                self.conn.say(cmd.text, now, action=True)
+            elif isinstance(cmd, commands.Msg):
+                self.conn.whisper(cmd.to, cmd.text, now)
+            elif isinstance(cmd, commands.Who):
+                self.conn.who(now)
+            elif isinstance(cmd, commands.Help):
+                return Submitted(commands.HELP_LINES)
+            elif isinstance(cmd, commands.Quit):
+                self.conn.quit(now)
+                self._pump()
+                return Submitted(quit=True)
+            elif isinstance(cmd, commands.Invalid):
+                return Submitted((cmd.error,), error=True)
+        except LocalProtocolError as exc:
+            return Submitted((str(exc),), error=True)
+        self._pump()
+        return Submitted()
+
+    def trust_server_key(self) -> None:
+        """The user accepted a first-contact server's fingerprint: pin it and log in."""
+        key = self.conn.server_key
+        if key is not None and self.known_servers is not None:
+            self.known_servers.remember(self.server_host, self.server_port, key)
+        self.conn.trust_server_key(self._clock())
+        self._pump()
+
+    def quit(self) -> None:
+        self.conn.quit(self._clock())
+        self._pump()
+
+    async def wait_drained(self) -> None:
+        """Wait until every message typed so far is confirmed by the server (or the client closed)."""
+        while self.conn.pending and not self.closed.is_set():
+            self._progress.clear()
+            await self._progress.wait()
+
+    async def close(self) -> None:
+        """Leave politely (BYE) if still connected, wait briefly for that, and release the socket."""
+        if not self.closed.is_set():
+            self.quit()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.closed.wait(), self.conn.config.quit_drain_s + 2)
+        self._shutdown()
+
+    # ------------------------------------------------------------ events
+
+    async def events(self) -> AsyncIterator[ev.Event]:
+        """Every event in order, ending after `Closed`."""
+        while True:
+            event = await self._queue.get()
+            yield event
+            if isinstance(event, ev.Closed):
+                return
+
+    async def next_event(self) -> ev.Event:
+        return await self._queue.get()
+
+    # ------------------------------------------------------------ the loop
+
+    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        if addr != self._server_addr:
+            return  # only the server may speak to us; anything else is noise or an attack
+        self.conn.receive_datagram(data, self._clock())
+        self._schedule_flush()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.conn.handle_timer(self._clock())
+        self._pump()
+
+    def _schedule_flush(self) -> None:
+        # Coalesce: a burst of datagrams read in one loop iteration is answered by one flush (one ACK).
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._pump)
+
+    def _pump(self) -> None:
+        self._flush_scheduled = False
+        now = self._clock()
+        if self._transport is not None and self._server_addr is not None:
+            for datagram in self.conn.datagrams_to_send(now):
+                self._transport.sendto(datagram, self._server_addr)
+        for event in self.conn.events():
+            self._on_event(event)
+        self._rearm(now)
+
+    def _on_event(self, event: ev.Event) -> None:
+        if isinstance(event, ev.ServerKeyTrusted) and event.first_contact:
+            key = self.conn.server_key
+            if key is not None and self.known_servers is not None and not self.conn.config.confirm_new_key:
+                self.known_servers.remember(self.server_host, self.server_port, key)
+        self._queue.put_nowait(event)
+        if isinstance(event, (ev.MessageDelivered, ev.MessageFailed, ev.Closed)):
+            self._progress.set()
+        if isinstance(event, ev.Closed):
+            self.closed.set()
+
+    def _rearm(self, now: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.closed.is_set():
+            return
+        deadline = self.conn.next_timer()
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(max(0.0, deadline - now), self._on_timer)
+
+    def _shutdown(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None

@@ -1,0 +1,503 @@
+"""The client's side of a labchat connection, sans-I/O.
+
+`ClientConnection` is everything a client does, except touching a socket or a clock:
+
+    conn.connect(now)                       start the handshake
+    conn.receive_datagram(data, now)        feed every datagram from the server
+    conn.say(text, now) / whisper / who / quit
+    for d in conn.datagrams_to_send(now):   send them
+    conn.next_timer() / conn.handle_timer(now)
+    for ev in conn.events(): ...            see events.py
+
+Layers inside, top to bottom: the login state machine and the outbox (here), the reliable link
+(reliability.py), the secure channel (channel.py). The line-mode client, the Textual app and the
+benchmark all drive this same object through `labchat.client.core`.
+
+State machine (docs/protocol.md has the diagram):
+
+    IDLE --connect--> HANDSHAKE --channel up--> [TRUST?] --> LOGIN --LoginOk--> ONLINE
+    ONLINE --server silent > stall_s--> ONLINE (shown as RECONNECTING)
+           --silent > rehandshake_s, or RESET--> HANDSHAKE (resume) --> LOGIN --> ONLINE
+    any --LoginFailed / Closed(replaced) / key changed / quit acknowledged--> CLOSED
+
+Nothing typed is lost across a reconnect: messages not yet confirmed by the server stay in the outbox
+with their `msg_id` and are sent again on the new session; the server recognises the id and relays each
+message once. The room's sequence numbers make the receive side exactly-once and ordered too: the client
+asks the server for everything after the last `seq` it showed and drops anything at or below it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum, auto
+
+from . import channel as ch
+from . import events as ev
+from . import messages as m
+from .errors import DecodeError, ErrorCode, LocalProtocolError
+from .reliability import LinkConfig, ReliableLink
+from .text import neutralize, split_text
+from .wire import decode_message, encode_message
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Timers of a client connection. Tests shrink them; docs/protocol.md documents the defaults."""
+
+    #: Reliable-link knobs (retransmission timeouts and windows).
+    link: LinkConfig = field(default_factory=LinkConfig)
+    #: Give up on a server that never completed a login within this long (first connection only).
+    connect_timeout_s: float = 5.0
+    #: Send a PING when nothing has been sent for this long, so both ends know the path is alive.
+    keepalive_s: float = 4.0
+    #: Nothing heard from the server for this long while waiting for it: show "reconnecting".
+    stall_s: float = 3.0
+    #: Nothing heard for this long: start a fresh handshake (the server restarted or our address
+    #: changed in a way the old session cannot follow).
+    rehandshake_s: float = 6.0
+    #: After QUIT, wait at most this long for messages still in the outbox to be confirmed...
+    quit_drain_s: float = 5.0
+    #: ...and then at most this long for the server to acknowledge the BYE.
+    quit_linger_s: float = 1.0
+    #: Unconfirmed messages in flight at once; the rest wait in the outbox. This is the client's half
+    #: of rate limiting: a script piping thousands of lines is paced by the server's confirmations.
+    max_unconfirmed: int = 256
+    #: Ask the owner before logging in to a server whose key was never seen (the Textual app does;
+    #: line mode pins on first contact, as `ssh -o StrictHostKeyChecking=accept-new`).
+    confirm_new_key: bool = False
+    #: The channel's own knobs, or None for its defaults.
+    channel: ch.ChannelConfig | None = None
+
+
+class Phase(Enum):
+    IDLE = auto()
+    HANDSHAKE = auto()
+    AWAIT_TRUST = auto()
+    LOGIN = auto()
+    ONLINE = auto()
+    CLOSING = auto()
+    CLOSED = auto()
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    msg_id: int
+    text: str
+    room: str
+    action: bool
+    to: str | None
+    sent: bool = False
+
+    def message(self) -> m.Message:
+        flags = m.FLAG_ACTION if self.action else 0
+        if self.to is not None:
+            return m.Whisper(self.msg_id, self.to, self.text, flags)
+        return m.Say(self.msg_id, self.room, self.text, flags)
+
+
+class ClientConnection:
+    """One user's connection to one server, across any number of reconnects. See the module docstring."""
+
+    def __init__(
+        self,
+        user: str,
+        password: str,
+        *,
+        room: str = m.DEFAULT_ROOM,
+        server_key: bytes | None = None,
+        config: ClientConfig | None = None,
+        rng: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        """Args:
+            user, password: the account; checked against the name rule at once (LocalProtocolError).
+            server_key: the pinned public key of this server, or None on first contact.
+        """
+        m.Login(user, password, room)  # validates name and password size now, not on the wire
+        self.user = user
+        self.room = room
+        self.config = config or ClientConfig()
+        self._password = password
+        self._rng = rng
+        self._pinned = server_key
+        self._channel = ch.ClientChannel(server_key, rng=rng, config=self.config.channel)
+        self._link = ReliableLink(self.config.link)
+        self._phase = Phase.IDLE
+        self._state = ev.ConnectionState.CONNECTING
+        self._events: deque[ev.Event] = deque()
+        self._outbox: dict[int, _Outgoing] = {}
+        self._msg_base = int.from_bytes(rng(4), "big") << 32
+        self._msg_counter = 0
+        self._last_seq = 0
+        self._logged_in_once = False
+        self._connect_deadline: float | None = None
+        self._quit_deadline: float | None = None
+        self._last_heard: float = 0.0
+        self._rehandshaking = False
+        self._quit_requested = False
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def state(self) -> ev.ConnectionState:
+        return self._state
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    @property
+    def rtt_s(self) -> float | None:
+        return self._link.rtt.srtt
+
+    @property
+    def server_key(self) -> bytes | None:
+        return self._channel.server_key
+
+    @property
+    def last_seq(self) -> int:
+        """The highest room sequence number shown so far."""
+        return self._last_seq
+
+    @property
+    def pending(self) -> int:
+        """Messages typed but not yet confirmed by the server."""
+        return len(self._outbox)
+
+    # ------------------------------------------------------------ API
+
+    def connect(self, now: float) -> None:
+        """Begin: handshake, then login. `ConnectFailed` follows if nothing answers in time."""
+        if self._phase is not Phase.IDLE:
+            raise LocalProtocolError(f"connect() in phase {self._phase.name}")
+        self._phase = Phase.HANDSHAKE
+        self._connect_deadline = now + self.config.connect_timeout_s
+        self._last_heard = now
+        self._channel.start(now)
+
+    def trust_server_key(self, now: float) -> None:
+        """The user accepted the fingerprint of a first-contact server: log in."""
+        if self._phase is Phase.AWAIT_TRUST:
+            self._start_login(now)
+
+    def say(self, text: str, now: float, *, action: bool = False) -> list[int]:
+        """Queue a room message, split into several if long. Returns their ids (see `MessageQueued`)."""
+        return self._queue_text(text, now, action=action, to=None)
+
+    def whisper(self, to: str, text: str, now: float, *, action: bool = False) -> list[int]:
+        """Queue a private message to `to`."""
+        if not m.is_valid_name(to):
+            raise LocalProtocolError(f"no such user name {to!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME)
+        return self._queue_text(text, now, action=action, to=to)
+
+    def who(self, now: float) -> None:
+        """Ask for the online list; answered by `PresenceUpdated(requested=True)`."""
+        if self._phase is Phase.ONLINE:
+            self._send(m.Who(self.room))
+
+    def quit(self, now: float) -> None:
+        """Leave: tell the server (so the room sees it at once), then close."""
+        if self._phase in (Phase.CLOSING, Phase.CLOSED):
+            return
+        if self._phase is Phase.ONLINE or (self._logged_in_once and self._outbox):
+            # Typed-ahead messages go first: BYE leaves once the outbox is confirmed, or the drain
+            # time is up, so "hello" followed at once by QUIT still reaches the room.
+            self._quit_requested = True
+            self._quit_deadline = now + self.config.quit_drain_s
+            self._maybe_send_bye(now)
+        else:
+            self._close("quit", 0)
+
+    def _maybe_send_bye(self, now: float) -> None:
+        if not self._quit_requested or self._phase is not Phase.ONLINE:
+            return
+        if self._outbox and self._quit_deadline is not None and now < self._quit_deadline:
+            return
+        self._send(m.Bye())
+        self._phase = Phase.CLOSING
+        self._quit_deadline = now + self.config.quit_linger_s
+
+    def close(self, reason: str = "closed") -> None:
+        """Stop at once, without telling the server (it will time us out)."""
+        if self._phase is not Phase.CLOSED:
+            self._close(reason, 0)
+
+    # ------------------------------------------------------------ I/O surface
+
+    def receive_datagram(self, data: bytes, now: float) -> None:
+        """Feed one datagram from the server. Hostile or broken input is dropped, never raised."""
+        if self._phase in (Phase.IDLE, Phase.CLOSED):
+            return
+        payload = self._channel.receive_datagram(data, now)
+        self._drain_channel_events(now)
+        if payload is None:
+            return
+        try:
+            frames = self._link.receive_packet(payload, now)
+        except DecodeError:
+            return
+        self._heard(now)
+        for frame in frames:
+            try:
+                message = decode_message(frame.kind, frame.body)
+            except DecodeError:
+                continue
+            self._handle(message, now)
+        if self._phase is Phase.CLOSING and self._link.idle:
+            self._close("quit", 0)
+
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        out = self._channel.datagrams_to_send()
+        if self._channel.established and self._phase in (Phase.LOGIN, Phase.ONLINE, Phase.CLOSING):
+            if self._phase is Phase.ONLINE:
+                self._fill_window()
+                self._maybe_send_bye(now)
+            if self._phase is Phase.ONLINE:
+                if self._link.idle and (
+                    self._link.last_sent_at is None
+                    or now - self._link.last_sent_at >= self.config.keepalive_s
+                ):
+                    self._send(m.Ping())
+            for packet in self._link.packets_to_send(now):
+                out.append(self._channel.seal(packet, now))
+        return out
+
+    def next_timer(self) -> float | None:
+        deadlines = [self._channel.next_timer(), self._link.next_timer()]
+        if self._phase in (Phase.HANDSHAKE, Phase.LOGIN) and not self._logged_in_once:
+            deadlines.append(self._connect_deadline)
+        if self._phase is Phase.ONLINE:
+            base = self._link.last_sent_at if self._link.last_sent_at is not None else self._last_heard
+            deadlines.append(base + self.config.keepalive_s)
+            if not self._link.idle:
+                deadlines.append(self._last_heard + self.config.stall_s)
+                deadlines.append(self._last_heard + self.config.rehandshake_s)
+        if self._phase is Phase.CLOSING or self._quit_requested:
+            deadlines.append(self._quit_deadline)
+        live = [d for d in deadlines if d is not None]
+        return min(live) if live else None
+
+    def handle_timer(self, now: float) -> None:
+        if self._phase is Phase.CLOSED:
+            return
+        self._channel.handle_timer(now)
+        self._link.handle_timer(now)
+        self._drain_channel_events(now)
+        if self._phase is Phase.CLOSING and self._quit_deadline is not None:
+            if now >= self._quit_deadline:
+                self._close("quit", 0)
+            return
+        if self._quit_requested and self._quit_deadline is not None and now >= self._quit_deadline:
+            if self._phase is Phase.ONLINE:
+                self._maybe_send_bye(now)
+            else:
+                self._close("quit", 0)
+            return
+        if not self._logged_in_once and self._phase in (Phase.HANDSHAKE, Phase.LOGIN):
+            if self._connect_deadline is not None and now >= self._connect_deadline:
+                self._events.append(
+                    ev.ConnectFailed(f"no answer from the server within {self.config.connect_timeout_s:g} s")
+                )
+                self._close("server not answering", 0)
+            return
+        if self._phase is Phase.ONLINE and not self._link.idle:
+            silent = now - self._last_heard
+            if silent >= self.config.stall_s and self._state is ev.ConnectionState.CONNECTED:
+                self._set_state(ev.ConnectionState.RECONNECTING, "server not answering")
+            if silent >= self.config.rehandshake_s and not self._rehandshaking:
+                self._rehandshake(now)
+
+    def events(self) -> Iterator[ev.Event]:
+        while self._events:
+            yield self._events.popleft()
+
+    # ------------------------------------------------------------ internals
+
+    def _queue_text(self, text: str, now: float, *, action: bool, to: str | None) -> list[int]:
+        if self._phase is Phase.CLOSED:
+            raise LocalProtocolError("the connection is closed")
+        pieces = split_text(text)
+        if not pieces:
+            raise LocalProtocolError("empty message", ErrorCode.BAD_MESSAGE)
+        ids = []
+        for piece in pieces:
+            self._msg_counter += 1
+            msg_id = self._msg_base | (self._msg_counter & 0xFFFF_FFFF)
+            out = _Outgoing(msg_id, piece, self.room, action, to)
+            out.message()  # validate now
+            self._outbox[msg_id] = out
+            ids.append(msg_id)
+            self._events.append(ev.MessageQueued(msg_id, self.room, piece, action, to))
+        return ids
+
+    def _fill_window(self) -> None:
+        """Send outbox entries while fewer than `max_unconfirmed` are awaiting confirmation."""
+        in_flight = sum(1 for o in self._outbox.values() if o.sent)
+        if in_flight >= self.config.max_unconfirmed:
+            return
+        for out in self._outbox.values():
+            if not out.sent:
+                self._send(out.message())
+                out.sent = True
+                in_flight += 1
+                if in_flight >= self.config.max_unconfirmed:
+                    break
+
+    def _send(self, message: m.Message) -> None:
+        self._link.send(message.KIND, encode_message(message))
+
+    def _heard(self, now: float) -> None:
+        self._last_heard = now
+        if self._phase is Phase.ONLINE and self._state is ev.ConnectionState.RECONNECTING:
+            if not self._rehandshaking:
+                self._set_state(ev.ConnectionState.CONNECTED, "", self.rtt_s)
+
+    def _set_state(self, state: ev.ConnectionState, detail: str = "", rtt: float | None = None) -> None:
+        if state is self._state and state is not ev.ConnectionState.CONNECTED:
+            return
+        self._state = state
+        self._events.append(ev.StateChanged(state, detail, rtt))
+
+    def _close(self, reason: str, code: int) -> None:
+        self._phase = Phase.CLOSED
+        self._set_state(ev.ConnectionState.CLOSED, reason)
+        self._events.append(ev.Closed(reason, code))
+
+    def _rehandshake(self, now: float) -> None:
+        """Start a new secure session; the outbox and `last_seq` carry the conversation across."""
+        self._rehandshaking = True
+        self._set_state(ev.ConnectionState.RECONNECTING, "reconnecting")
+        self._channel.start(now)
+
+    def _drain_channel_events(self, now: float) -> None:
+        for event in self._channel.events():
+            if isinstance(event, ch.HandshakeCompleted):
+                self._on_handshake(event, now)
+            elif isinstance(event, ch.ServerKeyChanged):
+                self._events.append(ev.ServerKeyChanged(event.expected_fingerprint, event.actual_fingerprint))
+                self._close("the server's key has changed", ErrorCode.PROTOCOL_VIOLATION)
+            elif isinstance(event, ch.ResetReceived):
+                if self._phase in (Phase.ONLINE, Phase.LOGIN) and not self._rehandshaking:
+                    self._rehandshake(now)
+
+    def _on_handshake(self, event: ch.HandshakeCompleted, now: float) -> None:
+        self._last_heard = now
+        if self._pinned is None:
+            self._pinned = event.server_key
+            self._events.append(ev.ServerKeyTrusted(event.fingerprint, event.first_contact))
+            if self.config.confirm_new_key and event.first_contact and not self._logged_in_once:
+                self._phase = Phase.AWAIT_TRUST
+                return
+        self._start_login(now)
+
+    def _start_login(self, now: float) -> None:
+        """(Re)start the session: a fresh link, LOGIN first, then every unconfirmed message in order."""
+        self._link = ReliableLink(self.config.link)
+        self._phase = Phase.LOGIN
+        self._send(m.Login(self.user, self._password, self.room, self._last_seq))
+        for out in self._outbox.values():
+            out.sent = False
+
+    def _handle(self, message: m.Message, now: float) -> None:
+        handler = _HANDLERS.get(type(message))
+        if handler is not None:
+            handler(self, message, now)
+
+    def _on_login_ok(self, msg: m.LoginOk, now: float) -> None:
+        if self._phase is not Phase.LOGIN:
+            return
+        resumed = self._logged_in_once
+        self.user = msg.user
+        self._phase = Phase.ONLINE
+        self._logged_in_once = True
+        self._rehandshaking = False
+        self._events.append(ev.LoggedIn(msg.user, msg.room, msg.server_name, bool(msg.registered), resumed))
+        self._set_state(ev.ConnectionState.CONNECTED, "", self.rtt_s)
+
+    def _on_login_failed(self, msg: m.LoginFailed, now: float) -> None:
+        self._events.append(ev.LoginRefused(msg.code, neutralize(msg.text)))
+        self._close(neutralize(msg.text), msg.code)
+
+    def _on_accepted(self, msg: m.Accepted, now: float) -> None:
+        out = self._outbox.pop(msg.msg_id, None)
+        if out is None:
+            return
+        if msg.seq > self._last_seq:
+            self._last_seq = msg.seq
+        self._events.append(
+            ev.MessageDelivered(out.msg_id, out.room, msg.seq, msg.ts_ms / 1000, out.text, out.action, out.to)
+        )
+
+    def _on_rejected(self, msg: m.Rejected, now: float) -> None:
+        out = self._outbox.pop(msg.msg_id, None)
+        if out is not None:
+            self._events.append(ev.MessageFailed(out.msg_id, neutralize(msg.text), out.text, out.to))
+
+    def _on_room_message(self, msg: m.RoomMessage, now: float) -> None:
+        if msg.seq <= self._last_seq:
+            return  # seen already (a replay after reconnecting): exactly once
+        self._last_seq = msg.seq
+        own = m.name_key(msg.user) == m.name_key(self.user)
+        action = bool(msg.flags & m.FLAG_ACTION)
+        if own and msg.msg_id in self._outbox:
+            # Our own message, committed before a reconnect cut off its confirmation.
+            out = self._outbox.pop(msg.msg_id)
+            self._events.append(
+                ev.MessageDelivered(out.msg_id, out.room, msg.seq, msg.ts_ms / 1000, out.text, action, None)
+            )
+            return
+        self._events.append(
+            ev.MessageReceived(
+                msg.room, msg.seq, msg.ts_ms / 1000, neutralize(msg.user), neutralize(msg.text),
+                action, bool(msg.flags & m.FLAG_HISTORY), own,
+            )
+        )  # fmt: skip
+
+    def _on_private(self, msg: m.Private, now: float) -> None:
+        self._events.append(
+            ev.PrivateReceived(
+                neutralize(msg.sender), neutralize(msg.to), msg.ts_ms / 1000, neutralize(msg.text),
+                bool(msg.flags & m.FLAG_ACTION),
+            )
+        )  # fmt: skip
+
+    def _on_joined(self, msg: m.Joined, now: float) -> None:
+        self._events.append(ev.UserJoined(msg.room, neutralize(msg.user), msg.ts_ms / 1000))
+
+    def _on_left(self, msg: m.Left, now: float) -> None:
+        self._events.append(
+            ev.UserLeft(msg.room, neutralize(msg.user), msg.ts_ms / 1000, neutralize(msg.reason))
+        )
+
+    def _on_presence(self, msg: m.Presence, now: float) -> None:
+        users = tuple(neutralize(u) for u in msg.users)
+        self._events.append(ev.PresenceUpdated(msg.room, users, requested=msg.requested != 0))
+
+    def _on_notice(self, msg: m.Notice, now: float) -> None:
+        self._events.append(ev.ServerNotice(neutralize(msg.text), msg.code))
+
+    def _on_closed(self, msg: m.Closed, now: float) -> None:
+        text = neutralize(msg.text)
+        if msg.code == ErrorCode.SERVER_SHUTDOWN:
+            # The server may well come back (a restart): say so, and keep trying by ourselves.
+            self._events.append(ev.ServerNotice(text, msg.code))
+            self._rehandshake(now)
+            return
+        self._close(text, msg.code)
+
+
+_HANDLERS: dict[type[m.Message], Callable[[ClientConnection, m.Message, float], None]] = {
+    m.LoginOk: ClientConnection._on_login_ok,  # type: ignore[dict-item]
+    m.LoginFailed: ClientConnection._on_login_failed,  # type: ignore[dict-item]
+    m.Accepted: ClientConnection._on_accepted,  # type: ignore[dict-item]
+    m.Rejected: ClientConnection._on_rejected,  # type: ignore[dict-item]
+    m.RoomMessage: ClientConnection._on_room_message,  # type: ignore[dict-item]
+    m.Private: ClientConnection._on_private,  # type: ignore[dict-item]
+    m.Joined: ClientConnection._on_joined,  # type: ignore[dict-item]
+    m.Left: ClientConnection._on_left,  # type: ignore[dict-item]
+    m.Presence: ClientConnection._on_presence,  # type: ignore[dict-item]
+    m.Notice: ClientConnection._on_notice,  # type: ignore[dict-item]
+    m.Closed: ClientConnection._on_closed,  # type: ignore[dict-item]
+}

@@ -1,0 +1,64 @@
+"""One small error hierarchy for the whole protocol package.
+
+The strategy is h11's: code inside the protocol raises `LocalProtocolError` when *we* were asked to do
+something illegal (a caller bug, or a user typing something that cannot be sent), and `DecodeError` or
+`RemoteProtocolError` when the *peer* sent something we cannot accept. Transports catch only these types:
+a datagram that raises is counted and dropped, never allowed to reach the event loop.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ErrorCode(IntEnum):
+    """Codes carried on the wire in `LoginFailed`, `Error` and `Closed` messages (see docs/protocol.md)."""
+
+    #: Unspecified failure; the text says more.
+    INTERNAL = 1
+    #: The password did not match the account.
+    INVALID_PASSWORD = 2
+    #: The user name breaks the name rule (length, characters).
+    INVALID_NAME = 3
+    #: The name is unknown and the server does not register new accounts.
+    REGISTRATION_CLOSED = 4
+    #: Too many failed logins; retry after the delay given in the text.
+    LOGIN_THROTTLED = 5
+    #: A message broke a limit (too long, empty, bad room name).
+    BAD_MESSAGE = 6
+    #: The sender is over its message rate; the client should hold its queue back.
+    RATE_LIMITED = 7
+    #: A private message named a user who is not online.
+    NO_SUCH_USER = 8
+    #: The same account logged in elsewhere; this session is over.
+    REPLACED = 9
+    #: The server is shutting down.
+    SERVER_SHUTDOWN = 10
+    #: The peer broke the protocol (a message that is illegal in the session's state).
+    PROTOCOL_VIOLATION = 11
+    #: The session was idle past the timeout.
+    TIMED_OUT = 12
+    #: The room does not exist.
+    NO_SUCH_ROOM = 13
+    #: The peer speaks a protocol version we do not.
+    UNSUPPORTED_VERSION = 14
+
+
+class ProtocolError(Exception):
+    """Base of every error the protocol layer raises on purpose."""
+
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.PROTOCOL_VIOLATION) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to do something illegal: a caller bug or unsendable user input."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something legal on the wire but illegal in the session's state."""
+
+
+class DecodeError(ProtocolError):
+    """Bytes that are not a valid datagram or message: truncated, oversized, unknown kind, bad UTF-8."""

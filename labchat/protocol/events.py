@@ -1,0 +1,179 @@
+"""Events a client connection reports to its owner (line mode, the Textual app, the benchmark).
+
+Past-tense facts, one frozen dataclass each. Times are Unix seconds (float) as the server stamped them.
+The UI layers turn these into printed lines or Textual messages; nothing here knows how they look.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class ConnectionState(Enum):
+    """What the user should be told about the link to the server."""
+
+    #: Handshake and login in progress for the first time.
+    CONNECTING = "connecting"
+    #: Logged in and the server answers.
+    CONNECTED = "connected"
+    #: Logged in before, but the server has gone quiet or away: retrying by itself.
+    RECONNECTING = "reconnecting"
+    #: Over for good (quit, refused login, replaced, key mismatch). Nothing more will happen.
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of client events."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged(Event):
+    """The connection state changed; `rtt_s` is the smoothed round-trip time when connected."""
+
+    state: ConnectionState
+    detail: str = ""
+    rtt_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerKeyTrusted(Event):
+    """The secure channel is up. `first_contact`: the key was not known before and is now pinned."""
+
+    fingerprint: str
+    first_contact: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServerKeyChanged(Event):
+    """The server's key is not the pinned one: we refused to log in. Shown with both fingerprints."""
+
+    expected: str
+    actual: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedIn(Event):
+    """Login accepted (first time or after a reconnect)."""
+
+    user: str
+    room: str
+    server_name: str
+    registered: bool
+    resumed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRefused(Event):
+    """Login refused; `code` is an `ErrorCode`, `reason` is for the user. The connection is closed."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectFailed(Event):
+    """The server never answered (or the port could not be used). The connection is closed."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived(Event):
+    """A room message from someone else (or from us, seen again in history after a reconnect)."""
+
+    room: str
+    seq: int
+    ts: float
+    user: str
+    text: str
+    action: bool = False
+    history: bool = False
+    own: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQueued(Event):
+    """Our message is on its way: show it at once, marked pending. `local_id` ties later events to it."""
+
+    local_id: int
+    room: str
+    text: str
+    action: bool = False
+    to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDelivered(Event):
+    """The server stored and relayed our message `local_id`, as room `seq` (0 for private messages)."""
+
+    local_id: int
+    room: str
+    seq: int
+    ts: float
+    text: str
+    action: bool = False
+    to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFailed(Event):
+    """The server refused our message `local_id` for good; its text is kept so it can be resent."""
+
+    local_id: int
+    reason: str
+    text: str
+    to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateReceived(Event):
+    """A private message to us."""
+
+    sender: str
+    to: str
+    ts: float
+    text: str
+    action: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UserJoined(Event):
+    room: str
+    user: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserLeft(Event):
+    room: str
+    user: str
+    ts: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceUpdated(Event):
+    """The full online list of `room` (on login, after a reconnect, and in answer to /who)."""
+
+    room: str
+    users: tuple[str, ...]
+    requested: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ServerNotice(Event):
+    """Words from the server itself, or from the client core about itself (`local`)."""
+
+    text: str
+    code: int = 0
+    local: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Closed(Event):
+    """The session is over; `reason` for the user. The last event a connection emits."""
+
+    reason: str
+    code: int = 0

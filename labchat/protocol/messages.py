@@ -1,0 +1,402 @@
+"""Typed application messages: what a client and the server say to each other.
+
+Every message is a frozen, slotted dataclass that checks itself when it is built, so an invalid message
+never exists in memory: a name that breaks the name rule, an empty or over-long text, a room name that is
+not a room name. Decoding goes through the same constructors, so whatever `wire.decode_message` returns
+has passed the same checks as what we send.
+
+Each class declares its wire `KIND` and its `FIELDS` in order; `wire.py` turns that table into bytes, and
+docs/protocol.md lists the same tables. Receivers ignore bytes after the last field they know, which is
+how a later version adds a field without a new message kind.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import ClassVar
+
+from .errors import ErrorCode, LocalProtocolError
+
+#: Longest chat text in one message, in UTF-8 bytes. Chosen so that the largest message frame, with every
+#: header of the secure channel and the reliability layer, still fits one 1200-byte datagram with room to
+#: spare for acknowledgements; the client splits longer input into consecutive messages.
+MAX_TEXT_BYTES = 900
+#: Longest password accepted, in UTF-8 bytes (scrypt does not care; the datagram budget does).
+MAX_PASSWORD_BYTES = 256
+#: Shortest password a new account may register with.
+MIN_NEW_PASSWORD_CHARS = 4
+#: Longest server notice or error text, in UTF-8 bytes.
+MAX_NOTICE_BYTES = 600
+#: The room every client joins; rooms are objects on the server so that more can come later.
+DEFAULT_ROOM = "lobby"
+
+NAME_RULE = "1-20 characters: letters, digits, '_' or '-', starting with a letter (case-insensitive)"
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,19}")
+_ROOM_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def is_valid_name(name: str) -> bool:
+    """Names are ASCII so that two users can never look alike on screen (no homoglyphs)."""
+    return _NAME_RE.fullmatch(name) is not None
+
+
+def name_key(name: str) -> str:
+    """Names are unique regardless of case: 'Alice' and 'alice' are the same account."""
+    return name.casefold()
+
+
+def _check_name(name: str, what: str = "name") -> None:
+    if not is_valid_name(name):
+        raise LocalProtocolError(f"invalid {what} {name!r}: {NAME_RULE}", ErrorCode.INVALID_NAME)
+
+
+def _check_room(room: str) -> None:
+    if _ROOM_RE.fullmatch(room) is None:
+        raise LocalProtocolError(f"invalid room name {room!r}", ErrorCode.NO_SUCH_ROOM)
+
+
+def _check_text(text: str, limit: int = MAX_TEXT_BYTES, *, allow_empty: bool = False) -> None:
+    if not text and not allow_empty:
+        raise LocalProtocolError("empty message", ErrorCode.BAD_MESSAGE)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise LocalProtocolError(f"text is {size} bytes, the limit is {limit}", ErrorCode.BAD_MESSAGE)
+
+
+class Kind(IntEnum):
+    """Message kinds on the wire. 1-31 go from client to server, 32-63 from server to client."""
+
+    LOGIN = 1
+    SAY = 2
+    WHISPER = 3
+    WHO = 4
+    BYE = 5
+    PING = 6
+
+    LOGIN_OK = 32
+    LOGIN_FAILED = 33
+    ACCEPTED = 34
+    REJECTED = 35
+    MESSAGE = 36
+    JOINED = 37
+    LEFT = 38
+    PRESENCE = 39
+    PRIVATE = 40
+    NOTICE = 41
+    CLOSED = 42
+
+
+class Field(IntEnum):
+    """Field encodings (see wire.py): fixed-width big-endian integers, or length-prefixed UTF-8."""
+
+    U8 = 1
+    U16 = 2
+    U32 = 3
+    U64 = 4
+    STR = 5  #: u16 byte length, then UTF-8
+    STRS = 6  #: u16 count, then that many STR
+
+
+#: Message flags (a u8 bit set) carried by MESSAGE and PRIVATE.
+FLAG_ACTION = 0x01  #: "/me waves": shown as an action, not a quote.
+FLAG_HISTORY = 0x02  #: replayed from the room's history to a newcomer, not live.
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Base of every application message."""
+
+    KIND: ClassVar[Kind]
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]]
+
+
+# ---------------------------------------------------------------- client -> server
+
+
+@dataclass(frozen=True, slots=True)
+class Login(Message):
+    """Log in (registering the name when the server allows it) and join `room`.
+
+    `resume_seq` is the last room sequence number the client has shown; the server replays everything
+    after it, so a reconnecting client misses nothing. 0 asks for the newcomer's view (recent history).
+    """
+
+    KIND: ClassVar[Kind] = Kind.LOGIN
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("user", Field.STR),
+        ("password", Field.STR),
+        ("room", Field.STR),
+        ("resume_seq", Field.U64),
+    )
+    user: str
+    password: str = field(repr=False)
+    room: str = DEFAULT_ROOM
+    resume_seq: int = 0
+
+    def __post_init__(self) -> None:
+        _check_name(self.user)
+        _check_room(self.room)
+        if len(self.password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+            raise LocalProtocolError("password too long", ErrorCode.INVALID_PASSWORD)
+
+
+@dataclass(frozen=True, slots=True)
+class Say(Message):
+    """A chat line for the room. `msg_id` is chosen by the client and makes resending idempotent."""
+
+    KIND: ClassVar[Kind] = Kind.SAY
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("msg_id", Field.U64),
+        ("room", Field.STR),
+        ("text", Field.STR),
+        ("flags", Field.U8),
+    )
+    msg_id: int
+    room: str
+    text: str
+    flags: int = 0
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+        _check_text(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class Whisper(Message):
+    """A private message that only `to` (and the sender) sees."""
+
+    KIND: ClassVar[Kind] = Kind.WHISPER
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("msg_id", Field.U64),
+        ("to", Field.STR),
+        ("text", Field.STR),
+        ("flags", Field.U8),
+    )
+    msg_id: int
+    to: str
+    text: str
+    flags: int = 0
+
+    def __post_init__(self) -> None:
+        _check_name(self.to, "recipient")
+        _check_text(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class Who(Message):
+    """Ask for the room's online list; answered with PRESENCE."""
+
+    KIND: ClassVar[Kind] = Kind.WHO
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("room", Field.STR),)
+    room: str = DEFAULT_ROOM
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+
+
+@dataclass(frozen=True, slots=True)
+class Bye(Message):
+    """Leave on purpose: the room is told at once, instead of after a timeout."""
+
+    KIND: ClassVar[Kind] = Kind.BYE
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(Message):
+    """Keepalive. It is reliable, so its acknowledgement proves the path works and measures the RTT."""
+
+    KIND: ClassVar[Kind] = Kind.PING
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = ()
+
+
+# ---------------------------------------------------------------- server -> client
+
+
+@dataclass(frozen=True, slots=True)
+class LoginOk(Message):
+    """Logged in. `user` is the account's own spelling; `registered` says a new account was made."""
+
+    KIND: ClassVar[Kind] = Kind.LOGIN_OK
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("user", Field.STR),
+        ("room", Field.STR),
+        ("server_name", Field.STR),
+        ("registered", Field.U8),
+    )
+    user: str
+    room: str
+    server_name: str = "labchat"
+    registered: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LoginFailed(Message):
+    """Login refused; `code` says why in a way a program can act on, `text` in words for the user."""
+
+    KIND: ClassVar[Kind] = Kind.LOGIN_FAILED
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("code", Field.U8), ("text", Field.STR))
+    code: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted(Message):
+    """The server has stored (committed) and relayed the sender's message `msg_id` as room `seq`.
+
+    A private message is confirmed with `seq` 0 and an empty room.
+    """
+
+    KIND: ClassVar[Kind] = Kind.ACCEPTED
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("msg_id", Field.U64),
+        ("room", Field.STR),
+        ("seq", Field.U64),
+        ("ts_ms", Field.U64),
+    )
+    msg_id: int
+    room: str
+    seq: int
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected(Message):
+    """The server refused message `msg_id`. With RATE_LIMITED the client resends it after `retry_after_ms`."""
+
+    KIND: ClassVar[Kind] = Kind.REJECTED
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("msg_id", Field.U64),
+        ("code", Field.U8),
+        ("retry_after_ms", Field.U32),
+        ("text", Field.STR),
+    )
+    msg_id: int
+    code: int
+    retry_after_ms: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMessage(Message):
+    """A chat line in a room, numbered by the server: `seq` orders the room and never repeats."""
+
+    KIND: ClassVar[Kind] = Kind.MESSAGE
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("room", Field.STR),
+        ("seq", Field.U64),
+        ("ts_ms", Field.U64),
+        ("user", Field.STR),
+        ("text", Field.STR),
+        ("flags", Field.U8),
+        ("msg_id", Field.U64),
+    )
+    room: str
+    seq: int
+    ts_ms: int
+    user: str
+    text: str
+    flags: int = 0
+    #: The author's id for the message, so the author recognises its own message after a reconnect.
+    msg_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Joined(Message):
+    """`user` joined `room`."""
+
+    KIND: ClassVar[Kind] = Kind.JOINED
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("room", Field.STR),
+        ("user", Field.STR),
+        ("ts_ms", Field.U64),
+    )
+    room: str
+    user: str
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Left(Message):
+    """`user` left `room`; `reason` is words such as "quit" or "timed out"."""
+
+    KIND: ClassVar[Kind] = Kind.LEFT
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("room", Field.STR),
+        ("user", Field.STR),
+        ("ts_ms", Field.U64),
+        ("reason", Field.STR),
+    )
+    room: str
+    user: str
+    ts_ms: int
+    reason: str = "quit"
+
+
+@dataclass(frozen=True, slots=True)
+class Presence(Message):
+    """Who is in `room` now: sent to a newcomer and in answer to WHO."""
+
+    KIND: ClassVar[Kind] = Kind.PRESENCE
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("room", Field.STR),
+        ("users", Field.STRS),
+        ("requested", Field.U8),
+    )
+    room: str
+    users: tuple[str, ...]
+    #: 1 when this answers a WHO, 0 when sent on login.
+    requested: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Private(Message):
+    """A private message from `sender` to `to`, delivered only to `to`."""
+
+    KIND: ClassVar[Kind] = Kind.PRIVATE
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("sender", Field.STR),
+        ("to", Field.STR),
+        ("ts_ms", Field.U64),
+        ("text", Field.STR),
+        ("flags", Field.U8),
+    )
+    sender: str
+    to: str
+    ts_ms: int
+    text: str
+    flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(Message):
+    """A line from the server itself (not from a user): shown differently from chat."""
+
+    KIND: ClassVar[Kind] = Kind.NOTICE
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("code", Field.U8), ("text", Field.STR))
+    code: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed(Message):
+    """The server ends this session (replaced elsewhere, shutting down, timed out, kicked)."""
+
+    KIND: ClassVar[Kind] = Kind.CLOSED
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("code", Field.U8), ("text", Field.STR))
+    code: int
+    text: str
+
+
+MESSAGE_TYPES: dict[int, type[Message]] = {
+    cls.KIND: cls
+    for cls in (
+        Login, Say, Whisper, Who, Bye, Ping,
+        LoginOk, LoginFailed, Accepted, Rejected, RoomMessage, Joined, Left, Presence, Private,
+        Notice, Closed,
+    )
+}  # fmt: skip
+CLIENT_KINDS = frozenset(k for k in MESSAGE_TYPES if k < 32)
+SERVER_KINDS = frozenset(k for k in MESSAGE_TYPES if k >= 32)

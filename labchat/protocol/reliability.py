@@ -1,0 +1,373 @@
+"""Reliable, ordered, duplicate-free delivery of frames over a lossy datagram path.
+
+Each side of a session owns one `ReliableLink`. It numbers the frames it sends (1, 2, 3, ...), keeps each
+one until the peer acknowledges it, and retransmits what the peer is missing. On the receive side it
+delivers frames to its owner exactly once and in order, holding early arrivals in a bounded reorder
+buffer and reporting them back as SACK ranges, so one lost datagram costs one retransmission, not the
+resending of everything after it.
+
+Loss is detected two ways, as in QUIC (RFC 9002):
+  * packet threshold: a frame is lost when one sent `PACKET_THRESHOLD` later has been acknowledged and at
+    least 9/8 of an RTT has passed since it was sent ("fast retransmit");
+  * timeout: a frame still unacknowledged `rto` after it was sent is sent again, and the timeout doubles
+    for each consecutive expiry (exponential back-off) until an acknowledgement makes progress.
+
+The retransmission timeout follows RFC 6298 (smoothed RTT and variance, Karn's rule for samples) with
+bounds chosen for a LAN (see `LinkConfig`). Time is always a parameter: nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from .errors import DecodeError
+from .wire import (
+    FRAME_HEADER_BYTES,
+    MAX_ACK_RANGES,
+    MAX_FRAME_BODY_BYTES,
+    MAX_PACKET_BYTES,
+    Ack,
+    Frame,
+    ack_block_size,
+    decode_packet,
+    encode_ack,
+    encode_frame_header,
+)
+
+#: RFC 9002's kPacketThreshold: reordering tolerated before a gap counts as loss.
+PACKET_THRESHOLD = 3
+#: RFC 9002's kTimeThreshold: a frame must be this many RTTs old before the packet rule declares it lost.
+TIME_THRESHOLD = 9 / 8
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    """Knobs of one reliable link. The defaults suit a LAN; tests shrink them to run fast."""
+
+    #: Retransmission timeout before any RTT sample (RFC 6298 says 1 s; a LAN answers far faster).
+    rto_initial_s: float = 0.5
+    #: Floor of the timeout. RFC 6298's 1 s floor is for the Internet; on a LAN 100 ms still leaves
+    #: room for a busy event loop while recovering a loss quickly.
+    rto_min_s: float = 0.1
+    #: Ceiling of the timeout after back-off, so a link recovers within seconds once the path returns.
+    rto_max_s: float = 2.0
+    #: Clock granularity G of RFC 6298.
+    granularity_s: float = 0.005
+    #: Frames in flight (sent, unacknowledged) at most; the rest wait in the send queue.
+    max_in_flight: int = 512
+    #: How far above the cumulative point the receiver buffers early frames; later ones are dropped
+    #: (the sender will resend them), which bounds the reorder buffer's memory.
+    receive_window: int = 1024
+
+
+@dataclass(slots=True)
+class RttEstimator:
+    """RFC 6298 section 2: SRTT, RTTVAR and RTO."""
+
+    config: LinkConfig
+    srtt: float | None = None
+    rttvar: float = 0.0
+    latest: float | None = None
+
+    @property
+    def rto(self) -> float:
+        cfg = self.config
+        if self.srtt is None:
+            return cfg.rto_initial_s
+        rto = self.srtt + max(cfg.granularity_s, 4 * self.rttvar)
+        return min(max(rto, cfg.rto_min_s), cfg.rto_max_s)
+
+    def update(self, sample: float) -> None:
+        """Feed one RTT measurement (seconds), taken only from a frame sent exactly once (Karn)."""
+        sample = max(sample, 0.0)
+        self.latest = sample
+        if self.srtt is None:
+            self.srtt = sample
+            self.rttvar = sample / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - sample)
+            self.srtt = 0.875 * self.srtt + 0.125 * sample
+
+
+@dataclass(slots=True)
+class _Sent:
+    frame: Frame
+    header: bytes
+    sent_at: float
+    retransmitted: bool = False
+
+
+@dataclass(slots=True)
+class LinkStats:
+    """Counters for logs and benchmarks."""
+
+    frames_sent: int = 0
+    frames_retransmitted: int = 0
+    frames_received: int = 0
+    duplicates_received: int = 0
+    beyond_window_dropped: int = 0
+    packets_sent: int = 0
+    packets_received: int = 0
+
+
+@dataclass
+class ReliableLink:
+    """One direction pair of reliable frame delivery. See the module docstring for the rules.
+
+    Input:  `send(kind, body)`, `receive_packet(data, now)`, `handle_timer(now)`.
+    Output: `packets_to_send(now)`, `next_timer()`, and the frames returned by `receive_packet`.
+    """
+
+    config: LinkConfig = field(default_factory=LinkConfig)
+
+    def __post_init__(self) -> None:
+        self.rtt = RttEstimator(self.config)
+        self.stats = LinkStats()
+        self._next_seq = 1
+        self._queue: deque[Frame] = deque()
+        self._unacked: dict[int, _Sent] = {}
+        self._lost: set[int] = set()
+        self._largest_acked = 0
+        self._backoff = 0
+        self._rto_deadline: float | None = None
+        self._loss_deadline: float | None = None
+        self._recv_cum = 0
+        self._recv_buffer: dict[int, Frame] = {}
+        self._ack_wanted = False
+        self._ack_since: float = 0.0
+        self.last_received_at: float | None = None
+        self.last_sent_at: float | None = None
+
+    # ------------------------------------------------------------ sending
+
+    def send(self, kind: int, body: bytes) -> int:
+        """Queue one reliable frame and return its sequence number.
+
+        Raises:
+            ValueError: the body cannot fit one packet; callers split text long before this.
+        """
+        if len(body) > MAX_FRAME_BODY_BYTES:
+            raise ValueError(f"frame body of {len(body)} bytes exceeds {MAX_FRAME_BODY_BYTES}")
+        seq = self._next_seq
+        self._next_seq += 1
+        self._queue.append(Frame(kind, seq, body))
+        return seq
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._unacked)
+
+    @property
+    def backlog(self) -> int:
+        """Frames not yet acknowledged, sent or not: what a slow peer costs us in memory."""
+        return len(self._unacked) + len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        return not self._unacked and not self._queue
+
+    def oldest_unacked_sent_at(self) -> float | None:
+        """When the oldest outstanding frame was (last) sent: how long the peer has been silent to us."""
+        for sent in self._unacked.values():
+            return sent.sent_at
+        return None
+
+    def packets_to_send(self, now: float) -> list[bytes]:
+        """Everything due now: an ACK if one is owed, lost frames, then new frames while the window allows.
+
+        Frames are packed several to a packet (one datagram, one encryption, one system call for many
+        messages to the same peer), and every packet carries the current ACK.
+        """
+        ack_bytes = b""
+        if self._ack_wanted or self._recv_cum or self._recv_buffer:
+            ack = self._current_ack(now)
+            ack_bytes = b"\x01" + encode_ack(ack)
+        budget = MAX_PACKET_BYTES - max(len(ack_bytes), 1)
+        packets: list[bytes] = []
+        parts: list[bytes] = []
+        used = 0
+
+        def flush() -> None:
+            nonlocal parts, used
+            packets.append((ack_bytes or b"\x00") + b"".join(parts))
+            parts = []
+            used = 0
+
+        def add(sent: _Sent) -> None:
+            nonlocal used
+            size = len(sent.header) + len(sent.frame.body)
+            if used + size > budget:
+                flush()
+            parts.append(sent.header)
+            parts.append(sent.frame.body)
+            used += size
+
+        if self._lost:
+            for seq in sorted(self._lost):
+                sent = self._unacked.get(seq)
+                if sent is None:
+                    continue
+                sent.sent_at = now
+                sent.retransmitted = True
+                self.stats.frames_retransmitted += 1
+                add(sent)
+            self._lost.clear()
+        while self._queue and len(self._unacked) < self.config.max_in_flight:
+            frame = self._queue.popleft()
+            header = encode_frame_header(frame.kind, frame.seq, len(frame.body))
+            sent = _Sent(frame, header, now)
+            self._unacked[frame.seq] = sent
+            self.stats.frames_sent += 1
+            add(sent)
+        if parts or (self._ack_wanted and ack_bytes):
+            flush()
+        if packets:
+            self._ack_wanted = False
+            self.last_sent_at = now
+            self.stats.packets_sent += len(packets)
+        if self._unacked and self._rto_deadline is None:
+            self._arm_rto(now)
+        return packets
+
+    def _arm_rto(self, now: float) -> None:
+        timeout = min(self.rtt.rto * (2**self._backoff), self.config.rto_max_s)
+        oldest = self.oldest_unacked_sent_at()
+        self._rto_deadline = None if oldest is None else max(oldest + timeout, now)
+
+    # ------------------------------------------------------------ receiving
+
+    def receive_packet(self, data: bytes, now: float) -> list[Frame]:
+        """Take one decrypted packet; return the frames that became deliverable, in order.
+
+        Raises:
+            DecodeError: the packet does not parse. Nothing in the link has changed in that case.
+        """
+        packet = decode_packet(data)
+        self.last_received_at = now
+        self.stats.packets_received += 1
+        if packet.ack is not None:
+            self._on_ack(packet.ack, now)
+        delivered: list[Frame] = []
+        for frame in packet.frames:
+            self._ack_wanted = True
+            if frame.seq <= self._recv_cum or frame.seq in self._recv_buffer:
+                self.stats.duplicates_received += 1
+                continue
+            if frame.seq > self._recv_cum + self.config.receive_window:
+                self.stats.beyond_window_dropped += 1
+                continue
+            if not self._recv_buffer:
+                self._ack_since = now
+            self._recv_buffer[frame.seq] = frame
+        while (nxt := self._recv_buffer.pop(self._recv_cum + 1, None)) is not None:
+            self._recv_cum += 1
+            delivered.append(nxt)
+        self.stats.frames_received += len(delivered)
+        return delivered
+
+    def _current_ack(self, now: float) -> Ack:
+        ranges: list[tuple[int, int]] = []
+        if self._recv_buffer:
+            for seq in sorted(self._recv_buffer):
+                if ranges and seq == ranges[-1][1] + 1:
+                    ranges[-1] = (ranges[-1][0], seq)
+                else:
+                    if len(ranges) == MAX_ACK_RANGES:
+                        break
+                    ranges.append((seq, seq))
+        delay_ms = 0
+        return Ack(self._recv_cum, tuple(ranges), delay_ms)
+
+    def _on_ack(self, ack: Ack, now: float) -> None:
+        if ack.cumulative >= self._next_seq:
+            raise DecodeError("ACK for a frame never sent")
+        newly: list[_Sent] = []
+        for seq in [s for s in self._unacked if s <= ack.cumulative]:
+            newly.append(self._unacked.pop(seq))
+        for first, last in ack.ranges:
+            if last >= self._next_seq:
+                raise DecodeError("ACK range for a frame never sent")
+            if last - first < 64:
+                seqs: list[int] | range = range(first, last + 1)
+            else:
+                seqs = [s for s in self._unacked if first <= s <= last]
+            for seq in seqs:
+                sent = self._unacked.pop(seq, None)
+                if sent is not None:
+                    newly.append(sent)
+        if not newly:
+            return
+        largest = max(newly, key=lambda s: s.frame.seq)
+        if largest.frame.seq > self._largest_acked:
+            self._largest_acked = largest.frame.seq
+            if not largest.retransmitted:
+                self.rtt.update(now - largest.sent_at - ack.delay_ms / 1000)
+        self._backoff = 0
+        self._detect_lost(now)
+        self._rto_deadline = None
+        if self._unacked:
+            self._arm_rto(now)
+
+    def _detect_lost(self, now: float) -> None:
+        """RFC 9002 section 6.1: packet threshold, gated by the time threshold; arms the loss timer
+        for frames that pass the first test but are not yet old enough for the second."""
+        srtt = self.rtt.srtt if self.rtt.srtt is not None else self.config.rto_initial_s
+        delay = max(TIME_THRESHOLD * max(srtt, self.rtt.latest or 0.0), self.config.granularity_s)
+        threshold = self._largest_acked - PACKET_THRESHOLD
+        self._loss_deadline = None
+        for seq, sent in self._unacked.items():
+            if seq > threshold:
+                break
+            if seq in self._lost:
+                continue
+            if sent.sent_at + delay <= now:
+                self._lost.add(seq)
+            elif self._loss_deadline is None or sent.sent_at + delay < self._loss_deadline:
+                self._loss_deadline = sent.sent_at + delay
+
+    # ------------------------------------------------------------ timers
+
+    def next_timer(self) -> float | None:
+        """When `handle_timer` must run next: the loss or retransmission deadline, if any."""
+        if self._loss_deadline is not None and (
+            self._rto_deadline is None or self._loss_deadline < self._rto_deadline
+        ):
+            return self._loss_deadline
+        return self._rto_deadline
+
+    def handle_timer(self, now: float) -> None:
+        """Declare losses whose time has come; on a retransmission timeout resend and back off."""
+        if self._loss_deadline is not None and now >= self._loss_deadline:
+            self._detect_lost(now)
+        if self._rto_deadline is None or now < self._rto_deadline:
+            return
+        timeout = min(self.rtt.rto * (2**self._backoff), self.config.rto_max_s)
+        for seq, sent in self._unacked.items():
+            if sent.sent_at + timeout <= now + 1e-9:
+                self._lost.add(seq)
+        if self._unacked and not self._lost:
+            # The estimate grew since the timer was armed: still resend the oldest (RFC 6298 5.4).
+            self._lost.add(next(iter(self._unacked)))
+        self._backoff = min(self._backoff + 1, 16)
+        self._rto_deadline = None if not self._unacked else now + min(
+            self.rtt.rto * (2**self._backoff), self.config.rto_max_s
+        )
+
+    @property
+    def wants_to_send(self) -> bool:
+        """True when `packets_to_send` would produce something: an owed ACK, a loss, or queued frames."""
+        return bool(
+            self._ack_wanted
+            or self._lost
+            or (self._queue and len(self._unacked) < self.config.max_in_flight)
+        )
+
+
+__all__ = [
+    "FRAME_HEADER_BYTES",
+    "LinkConfig",
+    "LinkStats",
+    "ReliableLink",
+    "RttEstimator",
+]

@@ -1,0 +1,69 @@
+"""Text rules shared by both ends: splitting long input, and making network text safe for a terminal.
+
+A message is at most `MAX_TEXT_BYTES` of UTF-8. Longer input is split into consecutive messages, as IRC
+clients do, preferring to break at a space and never inside a character.
+
+Anything that arrives from the network is shown only after `neutralize`: a terminal acts on control
+characters (ESC starts a sequence that can move the cursor, rewrite the title, or worse), so every C0/C1
+control and DEL is replaced by a visible stand-in before it reaches a screen.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .messages import MAX_TEXT_BYTES
+
+# C0 controls, DEL, C1 controls, and the bidirectional overrides that can make text read backwards.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return "^" + chr(code + 0x40)
+    if code == 0x7F:
+        return "^?"
+    return "\ufffd"
+
+
+def neutralize(text: str) -> str:
+    """Replace every control character with a visible stand-in (caret notation for C0, e.g. ESC -> ^[)."""
+    if _CONTROL_RE.search(text) is None:
+        return text
+    return _CONTROL_RE.sub(_visible, text)
+
+
+def utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def split_text(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
+    """Split `text` into pieces of at most `limit` UTF-8 bytes, breaking at the last space when it can.
+
+    Joining the pieces with the spaces they were split at gives back the original text.
+    """
+    if utf8_len(text) <= limit:
+        return [text] if text else []
+    pieces: list[str] = []
+    rest = text
+    while utf8_len(rest) > limit:
+        # Longest prefix (in characters) that fits the byte limit.
+        lo, hi = 0, len(rest)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if utf8_len(rest[:mid]) <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        cut = lo
+        space = rest.rfind(" ", 0, cut + 1)
+        if space > cut // 2:
+            pieces.append(rest[:space])
+            rest = rest[space + 1 :]
+        else:
+            pieces.append(rest[:cut])
+            rest = rest[cut:]
+    if rest:
+        pieces.append(rest)
+    return pieces

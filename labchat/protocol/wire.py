@@ -1,0 +1,229 @@
+"""Byte layouts of the session layer: the plaintext inside one encrypted DATA datagram.
+
+The secure channel (channel.py) gives us authenticated, decrypted payloads. Each payload is a *packet*:
+
+    u8   flags            bit 0: an ACK block follows
+    [ACK block]           u32 cumulative  every frame seq <= this has arrived (0: none yet)
+                          u16 ack_delay_ms how long the receiver held this ack (for the RTT estimate)
+                          u8  n_ranges    then n x (u32 first, u32 last): frames received above the
+                                          cumulative point, ascending, at most MAX_ACK_RANGES
+    frames...             until the end of the payload, each:
+                          u8 kind, u32 seq, u16 length, body (length bytes)
+
+Every frame is reliable: it carries a sequence number (per session and direction, from 1) that the other
+side acknowledges. A frame body is one application message (messages.py), its fields in declared order:
+integers big-endian, strings as u16 byte length + UTF-8, string lists as u16 count + strings. Bytes after
+the last known field are ignored, so fields can be appended in later versions.
+
+Everything here is pure and total: `decode_packet` and `decode_message` either return a value or raise
+`DecodeError`, whatever bytes they are given (tests/protocol/test_wire.py checks that with hypothesis).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .errors import DecodeError, LocalProtocolError, ProtocolError
+from .messages import MESSAGE_TYPES, Field, Message
+
+#: The largest plaintext packet the session layer may hand to the channel. 1200-byte datagrams keep
+#: clear of IP fragmentation on any LAN (QUIC's reasoning); the channel adds 37 bytes of header and tag.
+MAX_PACKET_BYTES = 1200 - 37
+#: SACK ranges carried in one ACK block; more gaps than this are reported on later acks.
+MAX_ACK_RANGES = 16
+#: Frame header: kind, seq, body length.
+FRAME_HEADER_BYTES = 7
+#: The largest frame body that still fits a packet that also carries a full ACK block.
+MAX_FRAME_BODY_BYTES = MAX_PACKET_BYTES - 1 - (4 + 2 + 1 + 8 * MAX_ACK_RANGES) - FRAME_HEADER_BYTES
+
+_FLAG_ACK = 0x01
+_U8 = struct.Struct(">B")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_ACK_HEAD = struct.Struct(">IHB")
+_RANGE = struct.Struct(">II")
+_FRAME_HEAD = struct.Struct(">BIH")
+_INT_LIMITS = {Field.U8: 0xFF, Field.U16: 0xFFFF, Field.U32: 0xFFFF_FFFF, Field.U64: 2**64 - 1}
+_INT_STRUCTS = {Field.U8: _U8, Field.U16: _U16, Field.U32: _U32, Field.U64: _U64}
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """What a receiver has: everything up to `cumulative`, plus the `ranges` above it."""
+
+    cumulative: int
+    ranges: tuple[tuple[int, int], ...] = ()
+    delay_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One reliable frame: an encoded message body with its kind and sequence number."""
+
+    kind: int
+    seq: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """A decoded packet: an optional ACK and zero or more frames."""
+
+    ack: Ack | None
+    frames: tuple[Frame, ...]
+
+
+# ---------------------------------------------------------------- messages
+
+
+def encode_message(message: Message) -> bytes:
+    """Encode a message body (without the frame header)."""
+    out = bytearray()
+    for name, kind in message.FIELDS:
+        value = getattr(message, name)
+        if kind is Field.STR:
+            _put_str(out, value)
+        elif kind is Field.STRS:
+            out += _U16.pack(len(value))
+            for item in value:
+                _put_str(out, item)
+        else:
+            if not 0 <= value <= _INT_LIMITS[kind]:
+                raise LocalProtocolError(f"{type(message).__name__}.{name}={value} out of range")
+            out += _INT_STRUCTS[kind].pack(value)
+    return bytes(out)
+
+
+def _put_str(out: bytearray, value: str) -> None:
+    data = value.encode("utf-8")
+    if len(data) > 0xFFFF:
+        raise LocalProtocolError("string too long for the wire")
+    out += _U16.pack(len(data))
+    out += data
+
+
+def decode_message(kind: int, body: bytes) -> Message:
+    """Decode a frame body into its message.
+
+    Raises:
+        DecodeError: unknown kind, truncated body, invalid UTF-8, or a value the message's own checks
+            refuse (a bad name, an over-long text). The peer sent it, so it is the peer's error.
+    """
+    cls = MESSAGE_TYPES.get(kind)
+    if cls is None:
+        raise DecodeError(f"unknown message kind {kind}")
+    view = memoryview(body)
+    pos = 0
+    values: dict[str, object] = {}
+    try:
+        for name, ftype in cls.FIELDS:
+            if ftype is Field.STR:
+                values[name], pos = _get_str(view, pos)
+            elif ftype is Field.STRS:
+                (count,) = _U16.unpack_from(view, pos)
+                pos += 2
+                items = []
+                for _ in range(count):
+                    item, pos = _get_str(view, pos)
+                    items.append(item)
+                values[name] = tuple(items)
+            else:
+                st = _INT_STRUCTS[ftype]
+                (values[name],) = st.unpack_from(view, pos)
+                pos += st.size
+        return cls(**values)
+    except struct.error as exc:
+        raise DecodeError(f"truncated {cls.__name__}") from exc
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"invalid UTF-8 in {cls.__name__}") from exc
+    except ProtocolError as exc:
+        raise DecodeError(f"invalid {cls.__name__}: {exc}", exc.code) from exc
+
+
+def _get_str(view: memoryview, pos: int) -> tuple[str, int]:
+    (length,) = _U16.unpack_from(view, pos)
+    pos += 2
+    end = pos + length
+    if end > len(view):
+        raise struct.error("string runs past the end")
+    return bytes(view[pos:end]).decode("utf-8"), end
+
+
+# ---------------------------------------------------------------- packets
+
+
+def encode_ack(ack: Ack) -> bytes:
+    """The ACK block alone; `PacketBuilder` places it first in a packet."""
+    ranges = ack.ranges[:MAX_ACK_RANGES]
+    out = bytearray(_ACK_HEAD.pack(ack.cumulative, min(ack.delay_ms, 0xFFFF), len(ranges)))
+    for first, last in ranges:
+        out += _RANGE.pack(first, last)
+    return bytes(out)
+
+
+def encode_frame_header(kind: int, seq: int, body_len: int) -> bytes:
+    """Frames are built once per message and re-headed per recipient, so the header is separate."""
+    return _FRAME_HEAD.pack(kind, seq, body_len)
+
+
+def encode_packet(ack: Ack | None, frames: list[Frame] | tuple[Frame, ...]) -> bytes:
+    """Lay out a packet. The caller (reliability.py) has already checked that it fits."""
+    parts = [b"\x01" + encode_ack(ack) if ack is not None else b"\x00"]
+    for frame in frames:
+        parts.append(_FRAME_HEAD.pack(frame.kind, frame.seq, len(frame.body)))
+        parts.append(frame.body)
+    return b"".join(parts)
+
+
+def ack_block_size(ack: Ack) -> int:
+    return _ACK_HEAD.size + _RANGE.size * min(len(ack.ranges), MAX_ACK_RANGES)
+
+
+def decode_packet(data: bytes) -> Packet:
+    """Split a packet into its ACK and frames. Frame bodies are left encoded (see `decode_message`).
+
+    Raises:
+        DecodeError: empty, truncated, unknown flag bits, a frame running past the end, seq 0, or
+            ACK ranges that are not ascending and above the cumulative point.
+    """
+    if not data:
+        raise DecodeError("empty packet")
+    if len(data) > MAX_PACKET_BYTES:
+        raise DecodeError(f"packet of {len(data)} bytes exceeds {MAX_PACKET_BYTES}")
+    flags = data[0]
+    if flags & ~_FLAG_ACK:
+        raise DecodeError(f"unknown packet flags {flags:#x}")
+    pos = 1
+    ack = None
+    try:
+        if flags & _FLAG_ACK:
+            cumulative, delay_ms, n_ranges = _ACK_HEAD.unpack_from(data, pos)
+            pos += _ACK_HEAD.size
+            if n_ranges > MAX_ACK_RANGES:
+                raise DecodeError(f"{n_ranges} ACK ranges exceed {MAX_ACK_RANGES}")
+            ranges = []
+            floor = cumulative + 1
+            for _ in range(n_ranges):
+                first, last = _RANGE.unpack_from(data, pos)
+                pos += _RANGE.size
+                if first <= floor or last < first:
+                    raise DecodeError("ACK ranges must ascend above the cumulative point")
+                ranges.append((first, last))
+                floor = last + 1
+            ack = Ack(cumulative, tuple(ranges), delay_ms)
+        frames = []
+        end = len(data)
+        while pos < end:
+            kind, seq, length = _FRAME_HEAD.unpack_from(data, pos)
+            pos += _FRAME_HEAD.size
+            if seq == 0:
+                raise DecodeError("frame seq 0 is reserved")
+            if pos + length > end:
+                raise DecodeError("frame runs past the end of the packet")
+            frames.append(Frame(kind, seq, data[pos : pos + length]))
+            pos += length
+    except struct.error as exc:
+        raise DecodeError("truncated packet") from exc
+    return Packet(ack, tuple(frames))

@@ -1,0 +1,1 @@
+"""The relay server: room logic, storage, the asyncio transport and the command line."""

@@ -1,0 +1,110 @@
+"""`labchat-server <ip> -p <port>`: run the relay, logging to the terminal with Rich.
+
+The only module of the server that knows about the terminal: it installs the Rich log handler, parses
+flags, opens the store and key, and turns every failure into one line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from .. import __version__
+from ..protocol.channel import ServerChannel, fingerprint
+from .keys import KeyFileError, load_or_create_server_key, public_key_of
+from .relay import Relay, RelayConfig
+from .store import Store, StoreError, default_db_path
+from .transport import ServerError, serve
+
+log = logging.getLogger("labchat.server")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as every labchat command does
+        self.exit(2, f"labchat-server: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="labchat-server",
+        description="Relay server for labchat: one chat room for everyone on the LAN.",
+    )
+    p.add_argument("ip", help="address to listen on (0.0.0.0 for every interface, 127.0.0.1 for this machine)")
+    p.add_argument("-p", "--port", type=int, default=8080, help="UDP port (default 8080)")
+    p.add_argument("--db", type=Path, default=None, help=f"SQLite database (default {default_db_path()})")
+    p.add_argument("--registration", choices=("open", "closed"), default="open",
+                   help="open: unknown names register on first login (default); closed: existing accounts only")
+    p.add_argument("--history", type=int, default=50, metavar="N", help="messages shown to a newcomer (default 50)")
+    p.add_argument("--client-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds of silence before a client is dropped (default 30)")
+    p.add_argument("--rate", type=float, default=100.0, metavar="N",
+                   help="messages per second per user before the server holds them back (default 100)")
+    p.add_argument("--burst", type=int, default=500, metavar="N", help="burst allowed above --rate (default 500)")
+    p.add_argument("--name", default="labchat", help="server name shown to clients")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    p.add_argument("--quiet", action="store_true", help="log only warnings and errors (no per-message lines)")
+    p.add_argument("--version", action="version", version=f"labchat {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=False, highlight=False)
+    level = logging.WARNING if args.quiet else getattr(logging, args.log_level.upper())
+    handler = RichHandler(console=console, show_path=False, markup=True, rich_tracebacks=False,
+                          log_time_format="%H:%M:%S")
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
+    if not 0 <= args.port < 65536:
+        print(f"labchat-server: invalid port {args.port}: use 1-65535", file=sys.stderr)
+        return 2
+    if args.history < 0 or args.rate <= 0 or args.burst < 1 or args.client_timeout <= 0:
+        print("labchat-server: --history, --rate, --burst and --client-timeout must be positive", file=sys.stderr)
+        return 2
+    db_path = args.db or default_db_path()
+    try:
+        store = Store(db_path)
+        key = load_or_create_server_key(db_path.with_name(db_path.stem + ".key"))
+    except (StoreError, KeyFileError) as exc:
+        print(f"labchat-server: {exc}", file=sys.stderr)
+        return 1
+    config = RelayConfig(
+        client_timeout_s=args.client_timeout,
+        history_on_join=args.history,
+        registration_open=args.registration == "open",
+        server_name=args.name,
+        rate_per_s=args.rate,
+        rate_burst=args.burst,
+    )
+    relay = Relay(store, ServerChannel(key), config)
+    try:
+        return asyncio.run(_run(args.ip, args.port, relay, db_path, fingerprint(public_key_of(key))))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str) -> int:
+    try:
+        server = await serve(host, port, relay)
+    except ServerError as exc:
+        print(f"labchat-server: {exc}", file=sys.stderr)
+        relay.store.close()
+        return 1
+    bound_host, bound_port = server.address
+    log.warning("[bold]labchat server[/] listening on UDP %s:%d", bound_host, bound_port)
+    log.warning("database %s (registration %s)", db_path, "open" if relay.config.registration_open else "closed")
+    log.warning("server key fingerprint [bold]%s[/]", fp)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.warning("shutting down: telling %d client(s)", relay.online())
+    await server.stop()
+    return 0

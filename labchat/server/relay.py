@@ -1,0 +1,585 @@
+"""The relay server's core: sessions, logins, fan-out, rate limits and timers, without sockets.
+
+`Relay` has the same surface as the client connection (aioquic's shape):
+
+    relay.receive_datagram(data, addr, now)
+    for check in relay.password_checks(): ...run it (off the event loop)... relay.complete_login(check, now)
+    for datagram, addr in relay.datagrams_to_send(now): sock.sendto(datagram, addr)
+    relay.next_timer() / relay.handle_timer(now)
+
+It does call the SQLite store, which is fast local I/O, but never a socket or the clock. Order of work in
+`datagrams_to_send`: commit the messages that arrived since the last call in one transaction (group
+commit), then fan them out and confirm them to their senders, then pack each touched session's frames
+into as few datagrams as possible. Nobody, not even the sender, hears of a message before it is on disk,
+so a confirmed message survives `kill -9` and a seq number is never handed out twice.
+
+A stalled client never holds the others back: fan-out stops queueing for a session whose backlog passes
+`max_backlog_frames`; that session is fed from history (memory ring, then the store) as it drains.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ..protocol import messages as m
+from ..protocol.channel import Address, ServerChannel
+from ..protocol.errors import DecodeError, ErrorCode
+from ..protocol.reliability import LinkConfig, ReliableLink
+from ..protocol.wire import decode_message, encode_message
+from .accounts import LoginThrottle, PasswordCheck
+from .room import Room
+from .store import Store, StoredMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    """Server policy. Every field has a command-line flag or a documented default (docs/protocol.md)."""
+
+    #: Reliable-link knobs for every session.
+    link: LinkConfig = field(default_factory=LinkConfig)
+    #: A session silent for this long is gone: the room is told "X left (timed out)".
+    client_timeout_s: float = 30.0
+    #: Messages a newcomer is shown from history before live ones.
+    history_on_join: int = 50
+    #: Register unknown names on first login (True), or admit only existing accounts.
+    registration_open: bool = True
+    #: Shown to clients on login.
+    server_name: str = "labchat"
+    #: Token bucket per user: sustained messages per second...
+    rate_per_s: float = 100.0
+    #: ...and burst size. Over it, messages are held (in order) and released as tokens return.
+    rate_burst: int = 500
+    #: Messages held for a user over the rate before new ones are refused outright.
+    max_held: int = 1024
+    #: Frames queued for one session before it is switched to catch-up from history.
+    max_backlog_frames: int = 2048
+    #: Room messages kept in memory for catch-up.
+    ring_size: int = 4096
+    #: A session that said BYE is kept this long to acknowledge a retransmitted BYE.
+    linger_s: float = 2.0
+
+
+@dataclass(eq=False)
+class Session:
+    """One client's session on the server (keyed by the channel's session id)."""
+
+    sid: bytes
+    addr: Address
+    link: ReliableLink
+    last_heard: float
+    user: str | None = None
+    room: Room | None = None
+    login_pending: bool = False
+    closing_at: float | None = None
+    timer_at: float | None = None
+    timeout_check_at: float = 0.0
+    tokens: float = 0.0
+    tokens_at: float = 0.0
+    held: deque[m.Message] = field(default_factory=deque)
+    held_until: float | None = None
+    lagging_after: int | None = None  # catching up: the last room seq this session was given
+    fresh_says: int = 0  # SAYs since login that may be resends: checked against the store
+
+    def __rich_repr__(self):  # type: ignore[no-untyped-def]
+        yield "user", self.user
+        yield "addr", self.addr
+
+
+@dataclass(slots=True)
+class _PendingMessage:
+    sender: Session
+    say: m.Say
+    stored: StoredMessage
+
+
+@dataclass(slots=True)
+class RelayStats:
+    datagrams_received: int = 0
+    datagrams_sent: int = 0
+    messages_relayed: int = 0
+    deliveries: int = 0
+    bad_packets: int = 0
+    bad_messages: int = 0
+    protocol_violations: int = 0
+    logins: int = 0
+    failed_logins: int = 0
+
+
+class Relay:
+    """The whole server, minus sockets. See the module docstring."""
+
+    def __init__(self, store: Store, channel: ServerChannel, config: RelayConfig | None = None) -> None:
+        self.store = store
+        self.channel = channel
+        self.config = config or RelayConfig()
+        self.stats = RelayStats()
+        self.sessions: dict[bytes, Session] = {}
+        self.rooms: dict[str, Room] = {}
+        self.throttle = LoginThrottle()
+        self._checks: list[PasswordCheck] = []
+        self._pending: list[_PendingMessage] = []
+        self._dirty: set[Session] = set()
+        self._timers: list[tuple[float, int, bytes]] = []
+        self._timer_tiebreak = 0
+        self._recent_ids: OrderedDict[tuple[str, int], tuple[str, int, int]] = OrderedDict()
+        self.room(m.DEFAULT_ROOM)
+
+    # ------------------------------------------------------------ rooms
+
+    def room(self, name: str) -> Room:
+        room = self.rooms.get(name)
+        if room is None:
+            room = Room(name, next_seq=self.store.last_seq(name) + 1, ring_size=self.config.ring_size)
+            for stored in self.store.last_messages(name, min(self.config.ring_size, 1000)):
+                room.remember(stored)
+            self.rooms[name] = room
+        return room
+
+    def online(self) -> int:
+        return sum(len(r.members) for r in self.rooms.values())
+
+    # ------------------------------------------------------------ input
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        """Feed one datagram. Never raises on hostile input: it is counted and dropped."""
+        self.stats.datagrams_received += 1
+        got = self.channel.receive_datagram(data, addr, now)
+        if got is None:
+            return
+        sess = self.sessions.get(got.session_id)
+        if sess is None:
+            sess = Session(got.session_id, got.addr, ReliableLink(self.config.link), now)
+            sess.timeout_check_at = now + self.config.client_timeout_s
+            self.sessions[sess.sid] = sess
+            self._schedule(sess)
+        elif got.addr != sess.addr:
+            log.info("%s moved from %s to %s", sess.user or "session", _fmt(sess.addr), _fmt(got.addr))
+            sess.addr = got.addr
+        try:
+            frames = sess.link.receive_packet(got.payload, now)
+        except DecodeError as exc:
+            self.stats.bad_packets += 1
+            log.debug("%s: bad packet: %s", _fmt(addr), exc)
+            return
+        sess.last_heard = now
+        if sess.link.wants_to_send:
+            self._dirty.add(sess)
+        for frame in frames:
+            if sess.sid not in self.sessions:
+                break
+            try:
+                message = decode_message(frame.kind, frame.body)
+            except DecodeError as exc:
+                self._on_bad_message(sess, frame.kind, exc, now)
+                continue
+            self._dispatch(sess, message, now)
+        if sess.lagging_after is not None:
+            self._catch_up(sess)
+
+    def _on_bad_message(self, sess: Session, kind: int, exc: DecodeError, now: float) -> None:
+        self.stats.bad_messages += 1
+        if kind == m.Kind.LOGIN and sess.user is None:
+            code = exc.code if exc.code in (ErrorCode.INVALID_NAME, ErrorCode.INVALID_PASSWORD) else (
+                ErrorCode.PROTOCOL_VIOLATION
+            )
+            text = str(exc).removeprefix("invalid Login: ")
+            self._send(sess, m.LoginFailed(code, text[: m.MAX_NOTICE_BYTES]))
+        elif kind in (m.Kind.SAY, m.Kind.WHISPER) and sess.user is not None:
+            self._send(sess, m.Notice(exc.code, f"message refused: {exc}"[: m.MAX_NOTICE_BYTES]))
+
+    def _dispatch(self, sess: Session, message: m.Message, now: float) -> None:
+        if sess.closing_at is not None:
+            return
+        if sess.user is None and not isinstance(message, (m.Login, m.Ping, m.Bye)):
+            self.stats.protocol_violations += 1
+            return
+        if isinstance(message, m.Login):
+            self._on_login(sess, message, now)
+        elif isinstance(message, (m.Say, m.Whisper)):
+            if sess.held or not self._take_token(sess, now):
+                self._hold(sess, message, now)
+            else:
+                self._process_chat(sess, message, now)
+        elif isinstance(message, m.Who):
+            room = self.rooms.get(message.room)
+            if room is not None:
+                self._send(sess, m.Presence(room.name, room.users(), requested=1))
+        elif isinstance(message, m.Bye):
+            self._end_session(sess, "quit", now)
+        elif isinstance(message, m.Ping):
+            pass  # its acknowledgement is the answer
+        else:
+            self.stats.protocol_violations += 1  # a server-to-client kind sent to us
+
+    # ------------------------------------------------------------ login
+
+    def _on_login(self, sess: Session, login: m.Login, now: float) -> None:
+        if sess.user is not None or sess.login_pending:
+            return
+        wait = self.throttle.delay(login.user, sess.addr[0], now)
+        if wait > 0:
+            self._send(sess, m.LoginFailed(
+                ErrorCode.LOGIN_THROTTLED,
+                f"too many failed logins: try again in {wait:.0f} s",
+            ))  # fmt: skip
+            return
+        record = self.store.password_record(login.user)
+        if record is None:
+            if not self.config.registration_open:
+                self._login_failed(sess, login, ErrorCode.REGISTRATION_CLOSED,
+                                   "Registration is closed: ask the server's admin for an account", now)
+                return
+            if len(login.password) < m.MIN_NEW_PASSWORD_CHARS:
+                self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD,
+                                   f"New accounts need a password of at least {m.MIN_NEW_PASSWORD_CHARS} characters", now)  # noqa: E501
+                return
+        sess.login_pending = True
+        self._checks.append(PasswordCheck(sess.sid, login, record, self.store.scrypt_n))
+
+    def password_checks(self) -> list[PasswordCheck]:
+        """scrypt work for the transport to run off the event loop, then hand to `complete_login`."""
+        checks, self._checks = self._checks, []
+        return checks
+
+    def complete_login(self, check: PasswordCheck, now: float) -> None:
+        """Finish a login once its password check has run (`check.ok` and, for new accounts, the hash)."""
+        sess = self.sessions.get(check.session_id)
+        if sess is None or not sess.login_pending:
+            return
+        sess.login_pending = False
+        login = check.login
+        registered = False
+        if check.record is None:
+            assert check.new_hash is not None
+            if self.store.get_account(login.user) is None:
+                salt, digest = check.new_hash
+                self.store.insert_account(login.user, salt, digest, check.scrypt_n)
+                registered = True
+            elif not self.store.check_password(login.user, login.password):
+                self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD, "Invalid password", now)
+                return
+        elif not check.ok:
+            self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD, "Invalid password", now)
+            return
+        self.throttle.succeeded(login.user, sess.addr[0])
+        account = self.store.get_account(login.user)
+        user = account.name if account else login.user
+        room = self.room(login.room)
+        sess.user, sess.room = user, room
+        sess.tokens, sess.tokens_at = float(self.config.rate_burst), now
+        sess.fresh_says = 2 * 256
+        previous = room.add_member(user, sess.sid)
+        self.stats.logins += 1
+        self._send(sess, m.LoginOk(user, room.name, self.config.server_name, int(registered)))
+        old = self.sessions.get(previous) if previous is not None else None
+        if old is not None and old is not sess:
+            # One live session per name: the newer login wins, and the old client is told why.
+            log.info("%s logged in again from %s; replacing the session from %s",
+                     user, _fmt(sess.addr), _fmt(old.addr))
+            self._send(old, m.Closed(ErrorCode.REPLACED, f"logged in again from {_fmt(sess.addr)}"))
+            old.user, old.room = None, None
+            old.closing_at = now + self.config.linger_s
+            self._schedule(old)
+        else:
+            log.info("[bold green]%s joined[/] from %s (%d online)", user, _fmt(sess.addr), len(room.members))
+            self._broadcast(room, m.Joined(room.name, user, _ms(now)), exclude=sess)
+        self._replay_history(sess, room, login.resume_seq)
+        self._send(sess, m.Presence(room.name, room.users()))
+
+    def _login_failed(self, sess: Session, login: m.Login, code: ErrorCode, text: str, now: float) -> None:
+        self.stats.failed_logins += 1
+        if code is ErrorCode.INVALID_PASSWORD:
+            self.throttle.failed(login.user, sess.addr[0], now)
+        log.info("login as %s from %s refused: %s", login.user, _fmt(sess.addr), text)
+        self._send(sess, m.LoginFailed(code, text))
+
+    def _replay_history(self, sess: Session, room: Room, resume_seq: int) -> None:
+        if resume_seq == 0:
+            history = self.store.last_messages(room.name, self.config.history_on_join)
+            flags = m.FLAG_HISTORY
+        else:
+            history = room.recent_after(resume_seq, self.config.max_backlog_frames) or []
+            if not history and resume_seq < room.next_seq - 1:
+                history = self.store.messages_after(room.name, resume_seq, self.config.max_backlog_frames)
+            flags = 0
+        for stored in history:
+            self._send(sess, _room_message(stored, extra_flags=flags))
+        last = history[-1].seq if history else max(resume_seq, room.next_seq - 1)
+        if last < room.next_seq - 1:
+            sess.lagging_after = last
+
+    # ------------------------------------------------------------ chat
+
+    def _take_token(self, sess: Session, now: float) -> bool:
+        cfg = self.config
+        sess.tokens = min(float(cfg.rate_burst), sess.tokens + (now - sess.tokens_at) * cfg.rate_per_s)
+        sess.tokens_at = now
+        if sess.tokens >= 1.0:
+            sess.tokens -= 1.0
+            return True
+        return False
+
+    def _hold(self, sess: Session, message: m.Message, now: float) -> None:
+        msg_id = getattr(message, "msg_id", 0)
+        if len(sess.held) >= self.config.max_held:
+            self._send(sess, m.Rejected(msg_id, ErrorCode.RATE_LIMITED, 1000, "too many messages: slow down"))
+            return
+        if not sess.held:
+            self._send(sess, m.Notice(
+                ErrorCode.RATE_LIMITED,
+                f"slow down: over {self.config.rate_per_s:g} messages/s, the rest are queued",
+            ))  # fmt: skip
+        sess.held.append(message)
+        if sess.held_until is None:
+            sess.held_until = now + 1.0 / self.config.rate_per_s
+            self._schedule(sess)
+
+    def _release_held(self, sess: Session, now: float) -> None:
+        while sess.held and self._take_token(sess, now):
+            message = sess.held.popleft()
+            assert isinstance(message, (m.Say, m.Whisper))
+            self._process_chat(sess, message, now)
+        sess.held_until = now + 1.0 / self.config.rate_per_s if sess.held else None
+
+    def _process_chat(self, sess: Session, message: m.Say | m.Whisper, now: float) -> None:
+        assert sess.user is not None and sess.room is not None
+        if isinstance(message, m.Whisper):
+            self._whisper(sess, message, now)
+            return
+        room = self.rooms.get(message.room)
+        if room is None or room.session_of(sess.user) != sess.sid:
+            self._send(sess, m.Rejected(message.msg_id, ErrorCode.NO_SUCH_ROOM, 0,
+                                        f"you are not in room {message.room}"))
+            return
+        known = self._known_message(sess, message.msg_id)
+        if known is not None:
+            room_name, seq, ts_ms = known
+            self._send(sess, m.Accepted(message.msg_id, room_name, seq, ts_ms))
+            return
+        stored = StoredMessage(room.name, room.allocate_seq(), _ms(now), sess.user, message.text,
+                               message.flags & m.FLAG_ACTION, message.msg_id)
+        self._pending.append(_PendingMessage(sess, message, stored))
+        self._recent_ids[(m.name_key(sess.user), message.msg_id)] = (room.name, stored.seq, stored.ts_ms)
+        if len(self._recent_ids) > 100_000:
+            self._recent_ids.popitem(last=False)
+
+    def _known_message(self, sess: Session, msg_id: int) -> tuple[str, int, int] | None:
+        assert sess.user is not None
+        known = self._recent_ids.get((m.name_key(sess.user), msg_id))
+        if known is None and sess.fresh_says > 0:
+            sess.fresh_says -= 1
+            stored = self.store.find_message(sess.user, msg_id)
+            if stored is not None:
+                known = (stored.room, stored.seq, stored.ts_ms)
+        return known
+
+    def _whisper(self, sess: Session, message: m.Whisper, now: float) -> None:
+        assert sess.user is not None and sess.room is not None
+        target_sid = sess.room.session_of(message.to)
+        target = self.sessions.get(target_sid) if target_sid is not None else None
+        if target is None or target.user is None:
+            self._send(sess, m.Rejected(message.msg_id, ErrorCode.NO_SUCH_USER, 0,
+                                        f"{message.to} is not online"))
+            return
+        ts = _ms(now)
+        self._send(target, m.Private(sess.user, target.user, ts, message.text, message.flags & m.FLAG_ACTION))
+        self._send(sess, m.Accepted(message.msg_id, "", 0, ts))
+        log.info("private message %s -> %s", sess.user, target.user)
+
+    def _commit_pending(self) -> None:
+        """Group commit, then fan-out: one transaction for everything that arrived in this batch."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        self.store.append_messages(
+            (p.stored for p in pending), (m.name_key(p.stored.user) for p in pending)
+        )
+        for p in pending:
+            room = self.rooms[p.stored.room]
+            room.remember(p.stored)
+            body = encode_message(_room_message(p.stored))
+            count = self._fan_out(room, m.Kind.MESSAGE, body, p.sender, seq=p.stored.seq)
+            self._send(p.sender, m.Accepted(p.say.msg_id, room.name, p.stored.seq, p.stored.ts_ms))
+            self.stats.messages_relayed += 1
+            self.stats.deliveries += count
+            if log.isEnabledFor(logging.INFO):
+                log.info("<%s> %s  [dim](#%d, forwarded to %d)[/]",
+                         p.stored.user, _escape(p.stored.text), p.stored.seq, count)
+
+    def _fan_out(
+        self, room: Room, kind: int, body: bytes, exclude: Session | None, seq: int | None = None
+    ) -> int:
+        """Queue one encoded body for every member but `exclude`; returns how many it was meant for.
+
+        The body is encoded once for the whole room; each session only adds its own frame header.
+        """
+        count = 0
+        limit = self.config.max_backlog_frames
+        for sid in room.members.values():
+            sess = self.sessions.get(sid)
+            if sess is None or sess is exclude:
+                continue
+            count += 1
+            if sess.lagging_after is not None:
+                continue
+            if seq is not None and sess.link.backlog >= limit:
+                sess.lagging_after = seq - 1  # it will be fed from history as it drains
+                continue
+            sess.link.send(kind, body)
+            self._dirty.add(sess)
+        return count
+
+    def _catch_up(self, sess: Session) -> None:
+        """Feed a session that fell behind from the ring or the store, as far as its window allows."""
+        room = sess.room
+        if room is None or sess.lagging_after is None:
+            return
+        room_after = sess.lagging_after
+        room_last = room.next_seq - 1
+        budget = self.config.max_backlog_frames // 2 - sess.link.backlog
+        if budget <= 0:
+            return
+        batch = room.recent_after(room_after, budget)
+        if batch is None:
+            batch = self.store.messages_after(room.name, room_after, budget)
+        for stored in batch:
+            self._send(sess, _room_message(stored))
+            room_after = stored.seq
+        if room_after >= room_last:
+            sess.lagging_after = None
+            self._send(sess, m.Presence(room.name, room.users()))
+        else:
+            sess.lagging_after = room_after
+
+    # ------------------------------------------------------------ leaving
+
+    def _end_session(self, sess: Session, reason: str, now: float) -> None:
+        user, room = sess.user, sess.room
+        sess.user, sess.room = None, None
+        sess.held.clear()
+        if user is not None and room is not None and room.remove_member(user, sess.sid):
+            log.info("[bold red]%s left[/] (%s) from %s (%d online)",
+                     user, reason, _fmt(sess.addr), len(room.members))
+            self._broadcast(room, m.Left(room.name, user, _ms(now), reason), exclude=sess)
+        if reason == "timed out":
+            self._drop(sess)
+        else:
+            sess.closing_at = now + self.config.linger_s
+            self._schedule(sess)
+
+    def _drop(self, sess: Session) -> None:
+        self.sessions.pop(sess.sid, None)
+        self.channel.close(sess.sid)
+        self._dirty.discard(sess)
+
+    def shutdown(self, now: float) -> None:
+        """Tell every client the server is going away (they will retry by themselves)."""
+        for sess in list(self.sessions.values()):
+            if sess.user is not None:
+                self._send(sess, m.Closed(ErrorCode.SERVER_SHUTDOWN, "the server is shutting down"))
+
+    # ------------------------------------------------------------ output and timers
+
+    def _send(self, sess: Session, message: m.Message) -> None:
+        sess.link.send(message.KIND, encode_message(message))
+        self._dirty.add(sess)
+
+    def _broadcast(self, room: Room, message: m.Message, exclude: Session | None = None) -> int:
+        if not room.members:
+            return 0
+        return self._fan_out(room, message.KIND, encode_message(message), exclude)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        self._commit_pending()
+        out = self.channel.datagrams_to_send()
+        dirty, self._dirty = self._dirty, set()
+        for sess in dirty:
+            if sess.sid not in self.sessions:
+                continue
+            for packet in sess.link.packets_to_send(now):
+                out.append(self.channel.seal(sess.sid, packet, now))
+            self._schedule(sess)
+        self.stats.datagrams_sent += len(out)
+        return out
+
+    def _schedule(self, sess: Session) -> None:
+        candidates = [sess.link.next_timer(), sess.held_until, sess.closing_at]
+        if sess.closing_at is None:
+            candidates.append(sess.timeout_check_at)
+        deadline = min(d for d in candidates if d is not None)
+        if deadline != sess.timer_at:
+            sess.timer_at = deadline
+            self._timer_tiebreak += 1
+            heapq.heappush(self._timers, (deadline, self._timer_tiebreak, sess.sid))
+
+    def next_timer(self) -> float | None:
+        deadlines = [self.channel.next_timer()]
+        while self._timers:
+            deadline, _, sid = self._timers[0]
+            sess = self.sessions.get(sid)
+            if sess is None or sess.timer_at != deadline:
+                heapq.heappop(self._timers)  # stale
+                continue
+            deadlines.append(deadline)
+            break
+        live = [d for d in deadlines if d is not None]
+        return min(live) if live else None
+
+    def handle_timer(self, now: float) -> None:
+        self.channel.handle_timer(now)
+        while self._timers and self._timers[0][0] <= now:
+            deadline, _, sid = heapq.heappop(self._timers)
+            sess = self.sessions.get(sid)
+            if sess is None or sess.timer_at != deadline:
+                continue
+            sess.timer_at = None
+            self._on_session_timer(sess, now)
+
+    def _on_session_timer(self, sess: Session, now: float) -> None:
+        if sess.closing_at is not None and now >= sess.closing_at:
+            self._drop(sess)
+            return
+        if sess.closing_at is None and now >= sess.timeout_check_at:
+            if now - sess.last_heard >= self.config.client_timeout_s:
+                if sess.user is not None:
+                    self._end_session(sess, "timed out", now)
+                else:
+                    self._drop(sess)
+                return
+            sess.timeout_check_at = sess.last_heard + self.config.client_timeout_s
+        sess.link.handle_timer(now)
+        if sess.held_until is not None and now >= sess.held_until:
+            self._release_held(sess, now)
+        if sess.link.wants_to_send:
+            self._dirty.add(sess)
+        self._schedule(sess)
+
+    def events(self) -> Iterator[None]:  # pragma: no cover - reserved for a structured log stream
+        return iter(())
+
+
+def _room_message(stored: StoredMessage, extra_flags: int = 0) -> m.RoomMessage:
+    return m.RoomMessage(stored.room, stored.seq, stored.ts_ms, stored.user, stored.text,
+                         stored.flags | extra_flags, stored.msg_id)
+
+
+def _ms(now: float) -> int:
+    return int(now * 1000)
+
+
+def _fmt(addr: Address) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _escape(text: str) -> str:
+    """Log lines go through Rich markup: user text must not be able to style (or hide) itself."""
+    from ..protocol.text import neutralize
+
+    return neutralize(text).replace("[", "\\[")

@@ -1,0 +1,245 @@
+"""The server's SQLite database: accounts and room history.
+
+Why SQLite in WAL mode with `synchronous=NORMAL`: a commit is durable against a crash of the server
+process (`kill -9`) as soon as `commit()` returns, which is the promise labchat makes when it confirms a
+message to its sender, and it costs no fsync per message. (Against power loss the last few commits may
+be lost; `durable=True` switches to FULL for those who need it.)
+
+Passwords are stored only as salted scrypt hashes (RFC 7914), with their parameters beside them so the
+cost can be raised later without breaking old accounts.
+
+The schema carries a version (`PRAGMA user_version`); `_MIGRATIONS` upgrades any older database in
+order, so a newer labchat always opens an older file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..protocol.messages import name_key
+
+#: scrypt cost (RFC 7914 parameters): N=2^14, r=8 costs about 16 MiB and some tens of milliseconds,
+#: the interactive-login setting the scrypt paper recommends.
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+SCHEMA_VERSION = 2
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+        CREATE TABLE accounts (
+            key        TEXT PRIMARY KEY,          -- casefolded name: names are unique regardless of case
+            name       TEXT NOT NULL,             -- as first registered
+            salt       BLOB NOT NULL,
+            hash       BLOB NOT NULL,
+            scrypt_n   INTEGER NOT NULL,
+            scrypt_r   INTEGER NOT NULL,
+            scrypt_p   INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL
+        );
+        CREATE TABLE messages (
+            room    TEXT NOT NULL,
+            seq     INTEGER NOT NULL,
+            ts_ms   INTEGER NOT NULL,
+            user    TEXT NOT NULL,
+            text    TEXT NOT NULL,
+            flags   INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (room, seq)
+        );
+    """,
+    2: """
+        ALTER TABLE messages ADD COLUMN user_key TEXT NOT NULL DEFAULT '';
+        ALTER TABLE messages ADD COLUMN msg_id INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX messages_by_msg_id ON messages (user_key, msg_id);
+    """,
+}
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used; the message says which file and why, in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    name: str
+    key: str
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    room: str
+    seq: int
+    ts_ms: int
+    user: str
+    text: str
+    flags: int
+    msg_id: int
+
+
+def default_db_path() -> Path:
+    """The user's data directory (XDG), so that a server started anywhere finds its accounts again."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "labchat" / "server.db"
+
+
+def hash_password(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r, dklen=32
+    )
+
+
+class Store:
+    """One SQLite file. Not thread-safe: the server uses it from its event loop only."""
+
+    def __init__(self, path: Path | str, *, durable: bool = False, scrypt_n: int = SCRYPT_N) -> None:
+        self.path = Path(path)
+        self.scrypt_n = scrypt_n
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._db.execute("PRAGMA busy_timeout=2000")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"database {self.path} has schema {version}, newer than this labchat ({SCHEMA_VERSION})"
+            )
+        # A quick integrity probe: a file that is not a database fails here, not in the middle of a chat.
+        self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            self._db.execute("BEGIN IMMEDIATE")
+            for statement in _MIGRATIONS[target].split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version={target}")
+            self._db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        return int(version)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------ accounts
+
+    def get_account(self, name: str) -> Account | None:
+        row = self._db.execute(
+            "SELECT name, key, created_ms FROM accounts WHERE key = ?", (name_key(name),)
+        ).fetchone()
+        return Account(*row) if row else None
+
+    def create_account(self, name: str, password: str) -> Account:
+        salt = os.urandom(16)
+        digest = hash_password(password, salt, self.scrypt_n, SCRYPT_R, SCRYPT_P)
+        return self.insert_account(name, salt, digest, self.scrypt_n)
+
+    def insert_account(self, name: str, salt: bytes, digest: bytes, scrypt_n: int) -> Account:
+        """Store an account whose hash was computed elsewhere (off the server's event loop)."""
+        created = int(time.time() * 1000)
+        try:
+            self._db.execute(
+                "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (name_key(name), name, salt, digest, scrypt_n, SCRYPT_R, SCRYPT_P, created),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"account {name!r} exists already") from exc
+        return Account(name, name_key(name), created)
+
+    def check_password(self, name: str, password: str) -> bool:
+        """Constant-time comparison of scrypt hashes; False for an unknown name as well."""
+        row = self._db.execute(
+            "SELECT salt, hash, scrypt_n, scrypt_r, scrypt_p FROM accounts WHERE key = ?",
+            (name_key(name),),
+        ).fetchone()
+        if row is None:
+            return False
+        salt, digest, n, r, p = row
+        return hmac.compare_digest(hash_password(password, salt, n, r, p), digest)
+
+    def password_record(self, name: str) -> tuple[bytes, bytes, int, int, int] | None:
+        """The stored salt, hash and scrypt parameters, so the expensive check can run off the loop."""
+        row = self._db.execute(
+            "SELECT salt, hash, scrypt_n, scrypt_r, scrypt_p FROM accounts WHERE key = ?",
+            (name_key(name),),
+        ).fetchone()
+        return None if row is None else (bytes(row[0]), bytes(row[1]), row[2], row[3], row[4])
+
+    def set_password(self, name: str, password: str) -> bool:
+        salt = os.urandom(16)
+        digest = hash_password(password, salt, self.scrypt_n, SCRYPT_R, SCRYPT_P)
+        cur = self._db.execute(
+            "UPDATE accounts SET salt = ?, hash = ?, scrypt_n = ?, scrypt_r = ?, scrypt_p = ? WHERE key = ?",
+            (salt, digest, self.scrypt_n, SCRYPT_R, SCRYPT_P, name_key(name)),
+        )
+        return cur.rowcount > 0
+
+    def remove_account(self, name: str) -> bool:
+        return self._db.execute("DELETE FROM accounts WHERE key = ?", (name_key(name),)).rowcount > 0
+
+    def list_accounts(self) -> list[Account]:
+        rows = self._db.execute("SELECT name, key, created_ms FROM accounts ORDER BY key").fetchall()
+        return [Account(*row) for row in rows]
+
+    # ------------------------------------------------------------ messages
+
+    def append_messages(self, messages: Iterable[StoredMessage], user_keys: Iterable[str]) -> None:
+        """Store a batch in one transaction: one commit (and one WAL write) for many messages."""
+        rows = [
+            (msg.room, msg.seq, msg.ts_ms, msg.user, msg.text, msg.flags, key, msg.msg_id)
+            for msg, key in zip(messages, user_keys, strict=True)
+        ]
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO messages (room, seq, ts_ms, user, text, flags, user_key, msg_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def find_message(self, user: str, msg_id: int) -> StoredMessage | None:
+        """The message a client sent with `msg_id`, if it was stored: makes resending idempotent."""
+        row = self._db.execute(
+            "SELECT room, seq, ts_ms, user, text, flags, msg_id FROM messages"
+            " WHERE user_key = ? AND msg_id = ? LIMIT 1",
+            (name_key(user), msg_id),
+        ).fetchone()
+        return StoredMessage(*row) if row else None
+
+    def messages_after(self, room: str, seq: int, limit: int) -> list[StoredMessage]:
+        rows = self._db.execute(
+            "SELECT room, seq, ts_ms, user, text, flags, msg_id FROM messages"
+            " WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (room, seq, limit),
+        ).fetchall()
+        return [StoredMessage(*row) for row in rows]
+
+    def last_messages(self, room: str, count: int) -> list[StoredMessage]:
+        rows = self._db.execute(
+            "SELECT room, seq, ts_ms, user, text, flags, msg_id FROM messages"
+            " WHERE room = ? ORDER BY seq DESC LIMIT ?",
+            (room, count),
+        ).fetchall()
+        return [StoredMessage(*row) for row in reversed(rows)]
+
+    def last_seq(self, room: str) -> int:
+        (seq,) = self._db.execute(
+            "SELECT coalesce(max(seq), 0) FROM messages WHERE room = ?", (room,)
+        ).fetchone()
+        return int(seq)

@@ -1,0 +1,1 @@
+"""labchat.tui.screens."""

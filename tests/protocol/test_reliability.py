@@ -1,0 +1,189 @@
+"""The reliable link under loss, duplication and reordering, with a fake clock (no sockets, no sleeps)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from labchat.protocol.errors import DecodeError
+from labchat.protocol.reliability import LinkConfig, ReliableLink, RttEstimator
+from labchat.protocol.wire import Ack, encode_packet
+
+
+class LossyPipe:
+    """Two links joined by a path that drops, duplicates and reorders, driven by a seeded RNG."""
+
+    def __init__(self, *, loss: float = 0.0, dup: float = 0.0, reorder: float = 0.0, seed: int = 1,
+                 delay: float = 0.001) -> None:
+        self.a = ReliableLink(LinkConfig())
+        self.b = ReliableLink(LinkConfig())
+        self.rng = random.Random(seed)
+        self.loss, self.dup, self.reorder, self.delay = loss, dup, reorder, delay
+        self.in_flight: list[tuple[float, str, bytes]] = []
+        self.now = 0.0
+        self.got = {"a": [], "b": []}  # type: dict[str, list[bytes]]
+
+    def _ship(self, src: str, packets: list[bytes]) -> None:
+        dst = "b" if src == "a" else "a"
+        for p in packets:
+            if self.rng.random() < self.loss:
+                continue
+            copies = 2 if self.rng.random() < self.dup else 1
+            for _ in range(copies):
+                extra = self.delay * 5 if self.rng.random() < self.reorder else 0.0
+                self.in_flight.append((self.now + self.delay + extra, dst, p))
+
+    def step(self) -> None:
+        """Advance to the next arrival or timer, deliver, and let both sides send."""
+        times = [t for t, _, _ in self.in_flight]
+        for link in (self.a, self.b):
+            t = link.next_timer()
+            if t is not None:
+                times.append(t)
+        assert times, "stalled: frames outstanding but no timer armed"
+        self.now = max(self.now, min(times))
+        due = [x for x in self.in_flight if x[0] <= self.now]
+        self.in_flight = [x for x in self.in_flight if x[0] > self.now]
+        for _, dst, packet in due:
+            link = self.a if dst == "a" else self.b
+            for frame in link.receive_packet(packet, self.now):
+                self.got[dst].append(frame.body)
+        for name, link in (("a", self.a), ("b", self.b)):
+            link.handle_timer(self.now)
+            self._ship(name, link.packets_to_send(self.now))
+
+    def run(self, until: float = 120.0) -> None:
+        for name, link in (("a", self.a), ("b", self.b)):
+            self._ship(name, link.packets_to_send(self.now))
+        while self.now < until and (not self.a.idle or not self.b.idle or self.in_flight):
+            self.step()
+
+
+def test_perfect_path_delivers_in_order_and_packs_frames() -> None:
+    pipe = LossyPipe()
+    bodies = [f"m{i}".encode() for i in range(100)]
+    for body in bodies:
+        pipe.a.send(2, body)
+    pipe.run()
+    assert pipe.got["b"] == bodies
+    assert pipe.a.stats.packets_sent < 10  # many frames per datagram
+    assert pipe.a.stats.frames_retransmitted == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_heavy_loss_dup_reorder_exactly_once_in_order(seed: int) -> None:
+    pipe = LossyPipe(loss=0.3, dup=0.1, reorder=0.2, seed=seed)
+    a_bodies = [f"a{i}".encode() for i in range(300)]
+    b_bodies = [f"b{i}".encode() for i in range(300)]
+    for x, y in zip(a_bodies, b_bodies, strict=True):
+        pipe.a.send(2, x)
+        pipe.b.send(2, y)
+    pipe.run()
+    assert pipe.got["b"] == a_bodies
+    assert pipe.got["a"] == b_bodies
+    assert pipe.a.idle and pipe.b.idle
+
+
+def test_one_lost_packet_is_retransmitted_once_by_fast_retransmit() -> None:
+    a, b = ReliableLink(), ReliableLink()
+    now = 0.0
+    for i in range(5):
+        a.send(2, b"x" * 1000 + bytes([i]))  # one frame per packet
+    packets = a.packets_to_send(now)
+    assert len(packets) == 5
+    now = 0.01
+    # The first packet is lost; the other four arrive and are SACKed.
+    for p in packets[1:]:
+        assert b.receive_packet(p, now) == []
+    (ack,) = b.packets_to_send(now)
+    now = 0.2
+    a.receive_packet(ack, now)
+    assert a.packets_to_send(now) == []  # not yet 9/8 RTT old: reordering is still possible
+    loss_timer = a.next_timer()
+    assert loss_timer is not None and loss_timer < 0.5  # before the retransmission timeout
+    now = loss_timer
+    a.handle_timer(now)
+    resent = a.packets_to_send(now)
+    assert len(resent) == 1
+    assert len(b.receive_packet(resent[0], now)) == 5
+    assert a.stats.frames_retransmitted == 1
+
+
+def test_timeout_backs_off_exponentially_up_to_the_cap() -> None:
+    cfg = LinkConfig(rto_initial_s=0.5, rto_max_s=2.0)
+    a = ReliableLink(cfg)
+    a.send(2, b"hello")
+    now = 0.0
+    a.packets_to_send(now)
+    gaps = []
+    for _ in range(5):
+        deadline = a.next_timer()
+        assert deadline is not None
+        gaps.append(round(deadline - now, 6))
+        now = deadline
+        a.handle_timer(now)
+        assert len(a.packets_to_send(now)) == 1
+    assert gaps == [0.5, 1.0, 2.0, 2.0, 2.0]
+
+
+def test_rtt_estimator_follows_rfc6298() -> None:
+    est = RttEstimator(LinkConfig(rto_min_s=0.0, granularity_s=0.0))
+    assert est.rto == 0.5
+    est.update(0.1)
+    assert est.srtt == pytest.approx(0.1)
+    assert est.rttvar == pytest.approx(0.05)
+    assert est.rto == pytest.approx(0.3)
+    est.update(0.2)
+    assert est.rttvar == pytest.approx(0.75 * 0.05 + 0.25 * 0.1)
+    assert est.srtt == pytest.approx(0.875 * 0.1 + 0.125 * 0.2)
+
+
+def test_rto_is_clamped() -> None:
+    est = RttEstimator(LinkConfig(rto_min_s=0.1, rto_max_s=2.0))
+    est.update(0.0001)
+    assert est.rto == 0.1
+    est.update(10.0)
+    assert est.rto == 2.0
+
+
+def test_duplicates_are_counted_and_acknowledged_again() -> None:
+    a, b = ReliableLink(), ReliableLink()
+    a.send(2, b"x")
+    (p,) = a.packets_to_send(0.0)
+    assert len(b.receive_packet(p, 0.0)) == 1
+    b.packets_to_send(0.0)
+    assert b.receive_packet(p, 0.1) == []
+    assert b.stats.duplicates_received == 1
+    assert b.wants_to_send  # the duplicate means our ACK was lost: acknowledge again
+
+
+def test_window_limits_frames_in_flight() -> None:
+    a = ReliableLink(LinkConfig(max_in_flight=10))
+    for i in range(50):
+        a.send(2, bytes([i]))
+    a.packets_to_send(0.0)
+    assert a.in_flight == 10
+    assert a.backlog == 50
+
+
+def test_frames_beyond_the_receive_window_are_dropped() -> None:
+    a = ReliableLink(LinkConfig(max_in_flight=100))
+    b = ReliableLink(LinkConfig(receive_window=8))
+    for i in range(20):
+        a.send(2, b"y" * 1000 + bytes([i]))
+    packets = a.packets_to_send(0.0)
+    for p in packets[1:]:
+        b.receive_packet(p, 0.0)
+    assert b.stats.beyond_window_dropped == 20 - 1 - 7  # seqs 2..8 fit the window
+
+
+def test_ack_for_unsent_frames_is_a_decode_error() -> None:
+    a = ReliableLink()
+    with pytest.raises(DecodeError):
+        a.receive_packet(encode_packet(Ack(3), []), 0.0)
+
+
+def test_oversized_frame_is_refused_locally() -> None:
+    with pytest.raises(ValueError):
+        ReliableLink().send(2, b"x" * 2000)

@@ -1,0 +1,165 @@
+"""Wire format: every message round-trips, and any bytes either decode or raise DecodeError."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from labchat.protocol import messages as m
+from labchat.protocol.errors import DecodeError, ErrorCode, LocalProtocolError
+from labchat.protocol.wire import (
+    MAX_ACK_RANGES,
+    MAX_FRAME_BODY_BYTES,
+    MAX_PACKET_BYTES,
+    Ack,
+    Frame,
+    decode_message,
+    decode_packet,
+    encode_message,
+    encode_packet,
+)
+
+SAMPLES: list[m.Message] = [
+    m.Login("alice", "secret", "lobby", 0),
+    m.Login("Bob_2", "pässwörd 🔑", "lobby", 2**63),
+    m.Say(1, "lobby", "hello"),
+    m.Say(2**64 - 1, "lobby", "Selamat pagi semuanya! 🇮🇩", m.FLAG_ACTION),
+    m.Whisper(7, "bob", "psst"),
+    m.Who("lobby"),
+    m.Bye(),
+    m.Ping(),
+    m.LoginOk("alice", "lobby", "lab 3", 1),
+    m.LoginFailed(ErrorCode.INVALID_PASSWORD, "Invalid password"),
+    m.Accepted(9, "lobby", 12, 1_700_000_000_000),
+    m.Rejected(9, ErrorCode.RATE_LIMITED, 250, "slow down"),
+    m.RoomMessage("lobby", 12, 1_700_000_000_000, "alice", "hi 👋", m.FLAG_HISTORY, 99),
+    m.Joined("lobby", "bob", 5),
+    m.Left("lobby", "bob", 6, "timed out"),
+    m.Presence("lobby", ("alice", "bob"), 1),
+    m.Presence("lobby", ()),
+    m.Private("alice", "bob", 5, "secret plans"),
+    m.Notice(0, "welcome"),
+    m.Closed(ErrorCode.REPLACED, "logged in elsewhere"),
+]
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda msg: type(msg).__name__)
+def test_every_message_round_trips(message: m.Message) -> None:
+    assert decode_message(message.KIND, encode_message(message)) == message
+
+
+def test_every_kind_has_a_sample() -> None:
+    assert {type(s) for s in SAMPLES} == set(m.MESSAGE_TYPES.values())
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda msg: type(msg).__name__)
+def test_truncated_bodies_raise_decode_error(message: m.Message) -> None:
+    body = encode_message(message)
+    for cut in range(len(body)):
+        try:
+            decode_message(message.KIND, body[:cut])
+        except DecodeError:
+            continue
+        # A shorter body may still decode when trailing fields are strings that happen to fit;
+        # it must never decode into something else than a valid message of that kind.
+
+
+def test_trailing_bytes_are_ignored_for_forward_compatibility() -> None:
+    body = encode_message(m.Say(1, "lobby", "x")) + b"future field"
+    assert decode_message(m.Kind.SAY, body) == m.Say(1, "lobby", "x")
+
+
+def test_unknown_kind() -> None:
+    with pytest.raises(DecodeError, match="unknown message kind"):
+        decode_message(250, b"")
+
+
+@pytest.mark.parametrize(
+    ("factory", "code"),
+    [
+        (lambda: m.Login("1abc", "pw"), ErrorCode.INVALID_NAME),
+        (lambda: m.Login("a" * 21, "pw"), ErrorCode.INVALID_NAME),
+        (lambda: m.Login("al ice", "pw"), ErrorCode.INVALID_NAME),
+        (lambda: m.Login("alice", "x" * 300), ErrorCode.INVALID_PASSWORD),
+        (lambda: m.Say(1, "lobby", ""), ErrorCode.BAD_MESSAGE),
+        (lambda: m.Say(1, "lobby", "é" * 451), ErrorCode.BAD_MESSAGE),
+        (lambda: m.Say(1, "Lobby!", "hi"), ErrorCode.NO_SUCH_ROOM),
+        (lambda: m.Whisper(1, "no body", "hi"), ErrorCode.INVALID_NAME),
+    ],
+)
+def test_invalid_messages_never_exist(factory, code) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(LocalProtocolError) as info:
+        factory()
+    assert info.value.code == code
+
+
+def test_invalid_message_from_the_wire_is_a_decode_error_with_its_code() -> None:
+    body = encode_message(m.Say(1, "lobby", "hi")).replace(b"hi", b"\xff\xfe")
+    with pytest.raises(DecodeError):
+        decode_message(m.Kind.SAY, body)
+    good = encode_message(m.Login("alice", "pw"))
+    bad = good.replace(b"alice", b"9lice")
+    with pytest.raises(DecodeError) as info:
+        decode_message(m.Kind.LOGIN, bad)
+    assert info.value.code == ErrorCode.INVALID_NAME
+
+
+def test_largest_message_fits_a_frame() -> None:
+    biggest = m.RoomMessage("r" * 32, 2**64 - 1, 2**64 - 1, "u" * 20, "€" * 300, 3, 2**64 - 1)
+    assert len(encode_message(biggest)) <= MAX_FRAME_BODY_BYTES
+
+
+def test_packet_round_trip() -> None:
+    frames = [Frame(m.Kind.SAY, 1, b"abc"), Frame(m.Kind.PING, 2, b"")]
+    ack = Ack(5, ((7, 9), (12, 12)), 3)
+    packet = decode_packet(encode_packet(ack, frames))
+    assert packet.ack == ack
+    assert packet.frames == tuple(frames)
+    assert decode_packet(encode_packet(None, [])).frames == ()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x02",  # unknown flag
+        b"\x01\x00",  # truncated ack
+        b"\x01" + (5).to_bytes(4, "big") + b"\x00\x00" + bytes([MAX_ACK_RANGES + 1]),
+        b"\x01" + (5).to_bytes(4, "big") + b"\x00\x00\x01" + (3).to_bytes(4, "big") + (4).to_bytes(4, "big"),
+        b"\x00\x01\x00\x00\x00\x00\x00\x00",  # frame seq 0
+        b"\x00\x01\x00\x00\x00\x01\x00\x09abc",  # frame longer than packet
+        b"\x00" * (MAX_PACKET_BYTES + 1),
+    ],
+)
+def test_bad_packets(data: bytes) -> None:
+    with pytest.raises(DecodeError):
+        decode_packet(data)
+
+
+@given(st.binary(max_size=1300))
+def test_decode_packet_is_total(data: bytes) -> None:
+    try:
+        decode_packet(data)
+    except DecodeError:
+        pass
+
+
+@given(st.integers(min_value=0, max_value=255), st.binary(max_size=1200))
+def test_decode_message_is_total(kind: int, body: bytes) -> None:
+    try:
+        decode_message(kind, body)
+    except DecodeError:
+        pass
+
+
+@given(st.sampled_from(SAMPLES), st.data())
+def test_bit_flips_decode_or_raise(message: m.Message, data: st.DataObject) -> None:
+    body = bytearray(encode_message(message))
+    if body:
+        i = data.draw(st.integers(0, len(body) - 1))
+        body[i] ^= 1 << data.draw(st.integers(0, 7))
+    try:
+        decode_message(message.KIND, bytes(body))
+    except DecodeError:
+        pass
