@@ -29,7 +29,6 @@ from .wire import (
     MAX_PACKET_BYTES,
     Ack,
     Frame,
-    ack_block_size,
     decode_packet,
     encode_ack,
     encode_frame_header,

@@ -84,6 +84,17 @@ class StoredMessage:
     msg_id: int
 
 
+def _to_i64(value: int) -> int:
+    """SQLite integers are signed 64-bit; client message ids are unsigned 64-bit."""
+    return value - 2**64 if value >= 2**63 else value
+
+
+def _from_row(row: tuple[object, ...]) -> StoredMessage:
+    room, seq, ts_ms, user, text, flags, msg_id = row
+    assert isinstance(msg_id, int)
+    return StoredMessage(room, seq, ts_ms, user, text, flags, msg_id % 2**64)  # type: ignore[arg-type]
+
+
 def default_db_path() -> Path:
     """The user's data directory (XDG), so that a server started anywhere finds its accounts again."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -202,7 +213,7 @@ class Store:
     def append_messages(self, messages: Iterable[StoredMessage], user_keys: Iterable[str]) -> None:
         """Store a batch in one transaction: one commit (and one WAL write) for many messages."""
         rows = [
-            (msg.room, msg.seq, msg.ts_ms, msg.user, msg.text, msg.flags, key, msg.msg_id)
+            (msg.room, msg.seq, msg.ts_ms, msg.user, msg.text, msg.flags, key, _to_i64(msg.msg_id))
             for msg, key in zip(messages, user_keys, strict=True)
         ]
         with self._db:
@@ -218,9 +229,9 @@ class Store:
         row = self._db.execute(
             "SELECT room, seq, ts_ms, user, text, flags, msg_id FROM messages"
             " WHERE user_key = ? AND msg_id = ? LIMIT 1",
-            (name_key(user), msg_id),
+            (name_key(user), _to_i64(msg_id)),
         ).fetchone()
-        return StoredMessage(*row) if row else None
+        return _from_row(row) if row else None
 
     def messages_after(self, room: str, seq: int, limit: int) -> list[StoredMessage]:
         rows = self._db.execute(
@@ -228,7 +239,7 @@ class Store:
             " WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
             (room, seq, limit),
         ).fetchall()
-        return [StoredMessage(*row) for row in rows]
+        return [_from_row(row) for row in rows]
 
     def last_messages(self, room: str, count: int) -> list[StoredMessage]:
         rows = self._db.execute(
@@ -236,7 +247,7 @@ class Store:
             " WHERE room = ? ORDER BY seq DESC LIMIT ?",
             (room, count),
         ).fetchall()
-        return [StoredMessage(*row) for row in reversed(rows)]
+        return [_from_row(row) for row in reversed(rows)]
 
     def last_seq(self, room: str) -> int:
         (seq,) = self._db.execute(

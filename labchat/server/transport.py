@@ -45,14 +45,20 @@ class RelayProtocol(asyncio.DatagramProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scrypt")
         self._summary_task: asyncio.Task[None] | None = None
+        self.internal_errors = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
         self._summary_task = self._loop.create_task(self._summarise_drops())
 
     def datagram_received(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
-        self.relay.receive_datagram(data, (addr[0], addr[1]), self.clock())
+        try:
+            self.relay.receive_datagram(data, (addr[0], addr[1]), self.clock())
+        except Exception:
+            # A bug, not bad input (bad input is dropped inside the relay). Log it loudly, keep serving
+            # everyone else: one datagram must never take the room down.
+            self.internal_errors += 1
+            log.exception("internal error while handling a datagram from %s", addr[0])
         self.schedule_flush()
 
     def error_received(self, exc: Exception) -> None:
