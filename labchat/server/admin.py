@@ -86,3 +86,7 @@ def _run(store: Store, args: argparse.Namespace) -> int:
         store.set_password(name, password)
         print(f"password of {name} changed")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

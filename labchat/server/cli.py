@@ -84,12 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     relay = Relay(store, ServerChannel(key), config)
     try:
-        return asyncio.run(_run(args.ip, args.port, relay, db_path, fingerprint(public_key_of(key))))
+        return asyncio.run(_run(args.ip, args.port, relay, db_path, fingerprint(public_key_of(key)), console))
     except KeyboardInterrupt:
         return 0
 
 
-async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str) -> int:
+async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str, console: Console) -> int:
     try:
         server = await serve(host, port, relay)
     except ServerError as exc:
@@ -97,14 +97,17 @@ async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str) -> in
         relay.store.close()
         return 1
     bound_host, bound_port = server.address
-    log.warning("[bold]labchat server[/] listening on UDP %s:%d", bound_host, bound_port)
-    log.warning("database %s (registration %s)", db_path, "open" if relay.config.registration_open else "closed")
-    log.warning("server key fingerprint [bold]%s[/]", fp)
+    # The banner is printed even with --quiet: it is what the operator needs to tell the users.
+    registration = "open" if relay.config.registration_open else "closed"
+    console.print(f"[bold]labchat server[/] listening on UDP [bold cyan]{bound_host}:{bound_port}[/]", soft_wrap=True)
+    console.print(f"database {db_path} (registration {registration})", soft_wrap=True, markup=False)
+    console.print(f"server key fingerprint [bold]{fp}[/]", soft_wrap=True)
+    console.print(f"clients connect with: labchat {bound_host} {bound_port} 5000", soft_wrap=True, markup=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.warning("shutting down: telling %d client(s)", relay.online())
+    console.print(f"shutting down: telling {relay.online()} client(s)")
     await server.stop()
     return 0

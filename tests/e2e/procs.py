@@ -1,0 +1,123 @@
+"""Run labchat's real commands as processes, as a user or a script would, with bounded waits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+PYTHON = sys.executable
+
+
+def env_for(tmp_path: Path, password: str | None = "secret") -> dict[str, str]:
+    env = dict(os.environ)
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["COLUMNS"] = "200"
+    env.pop("LABCHAT_PASSWORD", None)
+    if password is not None:
+        env["LABCHAT_PASSWORD"] = password
+    return env
+
+
+class Proc:
+    """A child process whose stdout lines we can await."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._new = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            self.lines.append(line.decode("utf-8", "replace").rstrip("\n"))
+            self._new.set()
+        self._new.set()
+
+    async def expect(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        """Wait for a stdout line matching `pattern` (a regex searched in each line)."""
+        regex = re.compile(pattern)
+
+        async def scan() -> re.Match[str]:
+            start = 0
+            while True:
+                for i in range(start, len(self.lines)):
+                    if match := regex.search(self.lines[i]):
+                        return match
+                start = len(self.lines)
+                if self._reader.done():
+                    raise AssertionError(f"process ended without {pattern!r}; output: {self.lines}")
+                self._new.clear()
+                await self._new.wait()
+
+        return await asyncio.wait_for(scan(), timeout)
+
+    async def expect_json(self, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
+        async def scan() -> dict[str, Any]:
+            seen = 0
+            while True:
+                for line in self.lines[seen:]:
+                    seen += 1
+                    try:
+                        obj = json.loads(line)
+                    except ValueError:
+                        continue
+                    if all(obj.get(k) == v for k, v in fields.items()):
+                        return obj
+                if self._reader.done():
+                    raise AssertionError(f"no JSON event with {fields}; output: {self.lines}")
+                self._new.clear()
+                await self._new.wait()
+
+        return await asyncio.wait_for(scan(), timeout)
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((line + "\n").encode())
+
+    def close_stdin(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+
+    async def wait(self, timeout: float = 10.0) -> int:
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        await asyncio.wait_for(self._reader, timeout)
+        return code
+
+    async def stderr(self) -> str:
+        assert self.proc.stderr is not None
+        return (await self.proc.stderr.read()).decode()
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def spawn(*args: str, env: dict[str, str]) -> Proc:
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env,
+    )
+    return Proc(proc)
+
+
+async def start_server_proc(tmp_path: Path, *extra: str, db: Path | None = None) -> tuple[Proc, int]:
+    """`labchat-server 127.0.0.1 -p 0`; returns the process and the port it reports."""
+    db = db or tmp_path / "server.db"
+    server = await spawn(PYTHON, "-m", "labchat.server", "127.0.0.1", "-p", "0", "--db", str(db), *extra,
+                         env=env_for(tmp_path, None))
+    match = await server.expect(r"listening on UDP 127\.0\.0\.1:(\d+)")
+    return server, int(match.group(1))
+
+
+async def start_client_proc(tmp_path: Path, port: int, user: str, *extra: str,
+                            password: str | None = "secret") -> Proc:
+    return await spawn(PYTHON, "-m", "labchat.client", "127.0.0.1", str(port), "0", "--plain",
+                       "--user", user, *extra, env=env_for(tmp_path, password))

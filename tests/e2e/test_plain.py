@@ -1,0 +1,186 @@
+"""The installed commands as processes: a server and `--plain` clients chatting on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from .procs import PYTHON, env_for, spawn, start_client_proc, start_server_proc
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_chat_between_plain_clients(tmp_path: Path) -> None:
+    server, port = await start_server_proc(tmp_path)
+    alice = await start_client_proc(tmp_path, port, "alice")
+    await alice.expect(r"logged in as alice")
+    bob = await start_client_proc(tmp_path, port, "bob")
+    await bob.expect(r"-!- 2 online: alice, bob")
+    await alice.expect(r"^\d\d:\d\d:\d\d \* bob joined$")
+    carol = await start_client_proc(tmp_path, port, "carol")
+    await carol.expect(r"3 online")
+
+    alice.send("Selamat pagi semuanya 👋")
+    for other in (bob, carol):
+        await other.expect(r"^\d\d:\d\d:\d\d <alice> Selamat pagi semuanya 👋$")
+    await alice.expect(r"<alice> Selamat pagi semuanya 👋")  # confirmed by the server
+    await server.expect(r"forwarded to 2")
+
+    bob.send("QUIT")
+    assert await bob.wait() == 0
+    await alice.expect(r"\* bob left$")
+    await carol.expect(r"\* bob left$")
+    await server.expect(r"bob left")
+
+    carol.close_stdin()  # end of input leaves too
+    assert await carol.wait() == 0
+    await alice.expect(r"\* carol left$")
+    alice.send("/quit")
+    assert await alice.wait() == 0
+    server.proc.terminate()
+    assert await server.wait() == 0
+
+
+async def test_json_events(tmp_path: Path) -> None:
+    server, port = await start_server_proc(tmp_path)
+    alice = await start_client_proc(tmp_path, port, "alice", "--json")
+    presence = await alice.expect_json(type="presence")
+    assert presence["users"] == ["alice"]
+    bob = await start_client_proc(tmp_path, port, "bob", "--json")
+    joined = await alice.expect_json(type="join", user="bob")
+    assert joined["text"] == "bob joined" and "T" in joined["ts"]
+    bob.send("hi alice")
+    msg = await alice.expect_json(type="message", user="bob")
+    assert msg["text"] == "hi alice" and msg["seq"] >= 1
+    bob.send("/msg alice secret")
+    private = await alice.expect_json(type="private")
+    assert (private["user"], private["to"], private["text"]) == ("bob", "alice", "secret")
+    bob.send("/me waves")
+    action = await alice.expect_json(type="message", action=True)
+    assert action["text"] == "waves"
+    bob.send("/bogus")
+    err = await bob.expect_json(type="error")
+    assert "unknown command" in err["text"]
+    for p in (alice, bob):
+        p.send("QUIT")
+        assert await p.wait() == 0
+    await server.kill()
+
+
+async def test_wrong_password_and_closed_registration(tmp_path: Path) -> None:
+    server, port = await start_server_proc(tmp_path, "--registration", "closed")
+    stranger = await start_client_proc(tmp_path, port, "mallory")
+    await stranger.expect(r"error: Registration is closed")
+    assert await stranger.wait() == 1
+    await server.kill()
+    admin_env = env_for(tmp_path, "rightpass")
+    add = await spawn(PYTHON, "-m", "labchat.server.admin", "--db", str(tmp_path / "server.db"),
+                      "add", "alice", env=admin_env)
+    assert await add.wait() == 0
+    server, port = await start_server_proc(tmp_path, "--registration", "closed")
+    wrong = await start_client_proc(tmp_path, port, "alice", password="wrongpass")
+    await wrong.expect(r"error: Invalid password")
+    assert await wrong.wait() == 1
+    right = await start_client_proc(tmp_path, port, "alice", password="rightpass")
+    await right.expect(r"logged in as alice")
+    right.send("QUIT")
+    assert await right.wait() == 0
+    await server.kill()
+
+
+async def test_garbage_datagrams_do_not_stop_the_chat(tmp_path: Path) -> None:
+    server, port = await start_server_proc(tmp_path)
+    alice = await start_client_proc(tmp_path, port, "alice")
+    await alice.expect(r"logged in as alice")
+    bob = await start_client_proc(tmp_path, port, "bob")
+    await alice.expect(r"bob joined")
+    junk = [b"", b"LC", b"LC\x01\x04" + b"\x00" * 40, b"\xff" * 1500, os.urandom(300), b"LC\x09\x01hello"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for i in range(500):
+            sock.sendto(junk[i % len(junk)] + os.urandom(i % 7), ("127.0.0.1", port))
+            if i == 250:
+                alice.send("still here")
+    await bob.expect(r"<alice> still here")
+    bob.send("me too")
+    await alice.expect(r"<bob> me too")
+    await server.expect(r"dropped datagrams in the last", timeout=15)
+    for p in (alice, bob):
+        p.send("QUIT")
+        assert await p.wait() == 0
+    server.proc.terminate()
+    assert await server.wait() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["not-an-ip.invalid", "8080", "0"], "cannot resolve server address"),
+        (["127.0.0.1", "70000", "0"], "invalid server port"),
+        (["127.0.0.1", "8080", "-1"], "invalid client port"),
+        (["127.0.0.1", "8080", "0", "--plain", "--user", "9bad"], "invalid user name"),
+        (["127.0.0.1", "8080", "0", "--plain"], "--plain needs --user"),
+        (["127.0.0.1", "eighty", "0"], "invalid int value"),
+    ],
+)
+async def test_bad_client_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = await spawn(PYTHON, "-m", "labchat.client", *args, env=env_for(tmp_path))
+    code = await proc.wait()
+    err = await proc.stderr()
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+async def test_client_port_in_use(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        busy = taken.getsockname()[1]
+        proc = await spawn(PYTHON, "-m", "labchat.client", "127.0.0.1", "9", str(busy), "--plain",
+                           "--user", "alice", env=env_for(tmp_path))
+        assert await proc.wait() == 1
+        err = await proc.stderr()
+    assert f"client port {busy} is already in use" in err and "Traceback" not in err
+
+
+async def test_server_not_answering(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        proc = await start_client_proc(tmp_path, port, "alice")
+        await proc.expect(r"error: no answer from the server within", timeout=15)
+        assert await proc.wait() == 1
+
+
+async def test_server_bad_database_and_port_in_use(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()
+    proc = await spawn(PYTHON, "-m", "labchat.server", "127.0.0.1", "-p", "0", "--db",
+                       str(tmp_path / "dir.db"), env=env_for(tmp_path))
+    assert await proc.wait() == 1
+    err = await proc.stderr()
+    assert "cannot open database" in err and "Traceback" not in err
+    (tmp_path / "junk.db").write_bytes(b"this is not a database" * 100)
+    proc = await spawn(PYTHON, "-m", "labchat.server", "127.0.0.1", "-p", "0", "--db",
+                       str(tmp_path / "junk.db"), env=env_for(tmp_path))
+    assert await proc.wait() == 1
+    assert "cannot open database" in await proc.stderr()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        proc = await spawn(PYTHON, "-m", "labchat.server", "127.0.0.1", "-p", str(taken.getsockname()[1]),
+                           "--db", str(tmp_path / "ok.db"), env=env_for(tmp_path))
+        assert await proc.wait() == 1
+        assert "already in use" in await proc.stderr()
+
+
+async def test_sigterm_tells_clients(tmp_path: Path) -> None:
+    server, port = await start_server_proc(tmp_path)
+    alice = await start_client_proc(tmp_path, port, "alice")
+    await alice.expect(r"logged in as alice")
+    server.proc.terminate()
+    assert await server.wait() == 0
+    await alice.expect(r"server is shutting down")
+    alice.send("QUIT")
+    assert await asyncio.wait_for(alice.wait(), 15) in (0, 1)
