@@ -269,11 +269,15 @@ class ClientConnection:
         if self._phase in (Phase.HANDSHAKE, Phase.LOGIN) and not self._logged_in_once:
             deadlines.append(self._connect_deadline)
         if self._phase is Phase.ONLINE:
-            base = self._link.last_sent_at if self._link.last_sent_at is not None else self._last_heard
-            deadlines.append(base + self.config.keepalive_s)
-            if not self._link.idle:
-                deadlines.append(self._last_heard + self.config.stall_s)
-                deadlines.append(self._last_heard + self.config.rehandshake_s)
+            # Each deadline only while it can still act, or the owner would spin on a past time.
+            if self._link.idle:
+                base = self._link.last_sent_at if self._link.last_sent_at is not None else self._last_heard
+                deadlines.append(base + self.config.keepalive_s)
+            else:
+                if self._state is ev.ConnectionState.CONNECTED:
+                    deadlines.append(self._last_heard + self.config.stall_s)
+                if not self._rehandshaking:
+                    deadlines.append(self._last_heard + self.config.rehandshake_s)
         if self._phase is Phase.CLOSING or self._quit_requested:
             deadlines.append(self._quit_deadline)
         live = [d for d in deadlines if d is not None]
