@@ -137,6 +137,7 @@ class ClientConnection:
         self._last_heard: float = 0.0
         self._rehandshaking = False
         self._quit_requested = False
+        self._keepalive_s = self.config.keepalive_s
 
     # ------------------------------------------------------------ properties
 
@@ -257,7 +258,7 @@ class ClientConnection:
             if self._phase is Phase.ONLINE:
                 if self._link.idle and (
                     self._link.last_sent_at is None
-                    or now - self._link.last_sent_at >= self.config.keepalive_s
+                    or now - self._link.last_sent_at >= self._keepalive_s
                 ):
                     self._send(m.Ping())
             for packet in self._link.packets_to_send(now):
@@ -272,7 +273,7 @@ class ClientConnection:
             # Each deadline only while it can still act, or the owner would spin on a past time.
             if self._link.idle:
                 base = self._link.last_sent_at if self._link.last_sent_at is not None else self._last_heard
-                deadlines.append(base + self.config.keepalive_s)
+                deadlines.append(base + self._keepalive_s)
             else:
                 if self._state is ev.ConnectionState.CONNECTED:
                     deadlines.append(self._last_heard + self.config.stall_s)
@@ -413,6 +414,9 @@ class ClientConnection:
         if self._phase is not Phase.LOGIN:
             return
         resumed = self._logged_in_once
+        if msg.client_timeout_ms:
+            # Stay well inside the server's idle timeout, whatever our own default says.
+            self._keepalive_s = min(self.config.keepalive_s, msg.client_timeout_ms / 3000)
         self.user = msg.user
         self._phase = Phase.ONLINE
         self._logged_in_once = True

@@ -225,11 +225,14 @@ class LoginOk(Message):
         ("room", Field.STR),
         ("server_name", Field.STR),
         ("registered", Field.U8),
+        ("client_timeout_ms", Field.U32),
     )
     user: str
     room: str
     server_name: str = "labchat"
     registered: int = 0
+    #: The server drops a session silent this long; clients keep alive at a third of it at most.
+    client_timeout_ms: int = 30_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -276,7 +276,8 @@ class Relay:
         sess.fresh_says = 2 * 256
         previous = room.add_member(user, sess.sid)
         self.stats.logins += 1
-        self._send(sess, m.LoginOk(user, room.name, self.config.server_name, int(registered)))
+        self._send(sess, m.LoginOk(user, room.name, self.config.server_name, int(registered),
+                                   int(self.config.client_timeout_s * 1000)))
         old = self.sessions.get(previous) if previous is not None else None
         if old is not None and old is not sess:
             # One live session per name: the newer login wins, and the old client is told why.
