@@ -1,4 +1,4 @@
-"""labchat-netem: the pure impairment model, the asyncio proxy on real loopback sockets, and the CLI.
+"""labchat-netem: the pure impairment model, the asyncio proxy on loopback sockets, and the CLI.
 
 Every socket is bound to 127.0.0.1 port 0 and every wait is bounded by `asyncio.wait_for`. Waits are
 on events (a datagram arrived, the proxy reported a datagram), never on sleeps.
@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from labchat.netem import (
     PERFECT_PIPE,
     DatagramEvent,
+    Direction,
     Fate,
     Impairment,
     ImpairmentConfig,
@@ -40,7 +41,7 @@ from labchat.netem.cli import _config, build_parser
 TIMEOUT = 5.0
 LOCALHOST = "127.0.0.1"
 
-# -- the pure model ----------------------------------------------------------------------------------
+# -- the pure model ----------
 
 
 def fates(config: ImpairmentConfig, seed: int, n: int, step: float = 0.001) -> list[Fate]:
@@ -87,9 +88,7 @@ def test_duplicate_gives_two_deliveries() -> None:
 
 
 def test_loss_of_one_drops_everything() -> None:
-    assert all(
-        f == Fate(()) and f.label() == "dropped" for f in fates(ImpairmentConfig(loss=1.0), 1, 200)
-    )
+    assert all(f == Fate(()) and f.label() == "dropped" for f in fates(ImpairmentConfig(loss=1.0), 1, 200))
 
 
 def test_reorder_lets_a_later_datagram_overtake() -> None:
@@ -102,7 +101,8 @@ def test_reorder_lets_a_later_datagram_overtake() -> None:
             assert nxt.deliveries[0] < fate.deliveries[0]  # sent later, delivered earlier
             overtaken += 1
         if not fate.reordered:
-            assert fate.deliveries == (pytest.approx(i * 0.001 + 0.01),)
+            (when,) = fate.deliveries
+            assert when == pytest.approx(i * 0.001 + 0.01)
     assert overtaken > 20
 
 
@@ -157,11 +157,13 @@ def test_impossible_settings_are_refused(kwargs: dict[str, float]) -> None:
 
 
 def test_each_direction_has_its_own_reproducible_stream() -> None:
-    assert direction_rng(5, "up").random() == direction_rng(5, "up").random()
-    assert direction_rng(5, "up").random() != direction_rng(5, "down").random()
+    up, down = Direction.UP, Direction.DOWN
+    assert direction_rng(5, up).random() == direction_rng(5, up).random()
+    assert direction_rng(5, up).random() != direction_rng(5, down).random()
+    assert direction_rng(5, up).random() == random.Random("labchat-netem:5:up").random()
 
 
-# -- the proxy, on real loopback sockets --------------------------------------------------------------
+# -- the proxy, on real loopback sockets ----------
 
 
 class Inbox(asyncio.DatagramProtocol):
@@ -202,16 +204,18 @@ class EchoServer(Inbox):
         super().datagram_received(data, addr)
 
 
-async def endpoint(
-    factory: Callable[[], Inbox], **kwargs: Any
-) -> tuple[asyncio.DatagramTransport, Inbox]:
+async def endpoint(factory: Callable[[], Inbox], **kwargs: Any) -> tuple[asyncio.DatagramTransport, Inbox]:
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(factory, **kwargs)
     return transport, protocol
 
 
+#: The `echo` fixture: the echo server's address and protocol.
+Echo = tuple[tuple[str, int], EchoServer]
+
+
 @pytest.fixture
-async def echo() -> AsyncIterator[tuple[tuple[str, int], EchoServer]]:
+async def echo() -> AsyncIterator[Echo]:
     transport, server = await endpoint(EchoServer, local_addr=(LOCALHOST, 0))
     assert isinstance(server, EchoServer)
     yield transport.get_extra_info("sockname")[:2], server
@@ -229,8 +233,12 @@ class Client:
         self.transport.sendto(data)
 
 
+#: The `make_client` fixture: opens a client socket aimed at a proxy.
+MakeClient = Callable[[NetemProxy], Awaitable["Client"]]
+
+
 @pytest.fixture
-async def make_client() -> AsyncIterator[Callable[[NetemProxy], Any]]:
+async def make_client() -> AsyncIterator[MakeClient]:
     transports: list[asyncio.DatagramTransport] = []
 
     async def make(proxy: NetemProxy) -> Client:
@@ -273,7 +281,7 @@ def assert_balanced(proxy: NetemProxy) -> None:
         assert s.received - s.dropped + s.duplicated == s.forwarded + s.rejected + s.in_flight
 
 
-async def test_datagrams_are_relayed_both_ways(echo, make_client) -> None:
+async def test_datagrams_are_relayed_both_ways(echo: Echo, make_client: MakeClient) -> None:
     server_addr, server = echo
     async with await start_proxy((LOCALHOST, 0), server_addr, seed=1) as proxy:
         assert proxy.address[0] == LOCALHOST and proxy.address[1] != 0
@@ -286,7 +294,7 @@ async def test_datagrams_are_relayed_both_ways(echo, make_client) -> None:
         assert_balanced(proxy)
 
 
-async def test_perfect_pipe_keeps_order_and_odd_sizes(echo, make_client) -> None:
+async def test_perfect_pipe_keeps_order_and_odd_sizes(echo: Echo, make_client: MakeClient) -> None:
     server_addr, server = echo
     payloads = [b"x" * 65_000, b"\x00" * 3, *(b"%d" % i for i in range(50))]
     async with await start_proxy((LOCALHOST, 0), server_addr) as proxy:
@@ -297,8 +305,8 @@ async def test_perfect_pipe_keeps_order_and_odd_sizes(echo, make_client) -> None
         assert await client.inbox.wait_for(len(payloads)) == [b"echo:" + p for p in payloads]
 
 
-async def test_delay_holds_datagrams_back_in_order(echo, make_client) -> None:
-    server_addr, server = echo
+async def test_delay_holds_datagrams_back_in_order(echo: Echo, make_client: MakeClient) -> None:
+    server_addr, _ = echo
     config = ImpairmentConfig(delay=0.03)
     async with await start_proxy((LOCALHOST, 0), server_addr, config, config) as proxy:
         client = await make_client(proxy)
@@ -310,13 +318,11 @@ async def test_delay_holds_datagrams_back_in_order(echo, make_client) -> None:
         assert loop.time() - sent_at >= 0.06 - 0.005  # delayed up and down
 
 
-async def test_loss_of_one_lets_nothing_through(echo, make_client) -> None:
+async def test_loss_of_one_lets_nothing_through(echo: Echo, make_client: MakeClient) -> None:
     server_addr, server = echo
     log = EventLog()
     lossy = ImpairmentConfig(loss=1.0)
-    async with await start_proxy(
-        (LOCALHOST, 0), server_addr, lossy, seed=1, on_datagram=log
-    ) as proxy:
+    async with await start_proxy((LOCALHOST, 0), server_addr, lossy, seed=1, on_datagram=log) as proxy:
         client = await make_client(proxy)
         for i in range(20):
             client.send(b"%d" % i)
@@ -328,7 +334,7 @@ async def test_loss_of_one_lets_nothing_through(echo, make_client) -> None:
         assert_balanced(proxy)
 
 
-async def test_duplicates_reach_the_server_twice(echo, make_client) -> None:
+async def test_duplicates_reach_the_server_twice(echo: Echo, make_client: MakeClient) -> None:
     server_addr, server = echo
     up = ImpairmentConfig(duplicate=1.0)
     async with await start_proxy((LOCALHOST, 0), server_addr, up) as proxy:
@@ -340,7 +346,9 @@ async def test_duplicates_reach_the_server_twice(echo, make_client) -> None:
         assert proxy.stats.up.duplicated == 2 and proxy.stats.down.duplicated == 0
 
 
-async def test_server_sees_datagrams_in_the_order_the_model_decided(echo, make_client) -> None:
+async def test_server_sees_datagrams_in_the_order_the_model_decided(
+    echo: Echo, make_client: MakeClient
+) -> None:
     server_addr, server = echo
     log = EventLog()
     up = ImpairmentConfig(reorder=0.4, duplicate=0.2, reorder_delay=0.02)
@@ -350,26 +358,22 @@ async def test_server_sees_datagrams_in_the_order_the_model_decided(echo, make_c
         for i in range(n):
             client.send(b"%d" % i)
         await log.wait_for(n, "up")
-        ups = log.of("up")
-        expected = [
-            e.data
-            for _, _, e in sorted((w, i, e) for i, e in enumerate(ups) for w in e.fate.deliveries)
-        ]
+        ups = [(e.fate.deliveries, e.data) for e in log.of("up") if e.fate is not None]
+        copies = [(when, i, data) for i, (times, data) in enumerate(ups) for when in times]
+        expected = [data for _, _, data in sorted(copies)]  # by delivery time, then arrival
         assert await server.wait_for(len(expected)) == expected
         assert expected != sorted(expected, key=int)  # something really was reordered
         assert proxy.stats.up.reordered > 0
         assert_balanced(proxy)
 
 
-async def test_same_seed_same_fates_through_the_proxy(echo, make_client) -> None:
+async def test_same_seed_same_fates_through_the_proxy(echo: Echo, make_client: MakeClient) -> None:
     server_addr, _ = echo
     up = ImpairmentConfig(loss=0.3, duplicate=0.2, reorder=0.2)
     labels: list[list[str]] = []
     for _ in range(2):
         log = EventLog()
-        async with await start_proxy(
-            (LOCALHOST, 0), server_addr, up, seed=77, on_datagram=log
-        ) as p:
+        async with await start_proxy((LOCALHOST, 0), server_addr, up, seed=77, on_datagram=log) as p:
             client = await make_client(p)
             for i in range(40):
                 client.send(b"%d" % i)
@@ -380,11 +384,13 @@ async def test_same_seed_same_fates_through_the_proxy(echo, make_client) -> None
 
 
 def expected_labels(config: ImpairmentConfig, seed: int, n: int) -> list[str]:
-    model = Impairment(config, direction_rng(seed, "up"))
+    model = Impairment(config, direction_rng(seed, Direction.UP))
     return [model.decide(0.0).label() for _ in range(n)]
 
 
-async def test_each_client_gets_its_own_upstream_and_its_own_replies(echo, make_client) -> None:
+async def test_each_client_gets_its_own_upstream_and_its_own_replies(
+    echo: Echo, make_client: MakeClient
+) -> None:
     server_addr, server = echo
     async with await start_proxy((LOCALHOST, 0), server_addr) as proxy:
         alice, bob = await make_client(proxy), await make_client(proxy)
@@ -401,7 +407,7 @@ async def test_each_client_gets_its_own_upstream_and_its_own_replies(echo, make_
         assert bob.inbox.payloads == [b"echo:from bob"]
 
 
-async def test_idle_mappings_expire_and_come_back(echo, make_client) -> None:
+async def test_idle_mappings_expire_and_come_back(echo: Echo, make_client: MakeClient) -> None:
     server_addr, server = echo
     async with await start_proxy((LOCALHOST, 0), server_addr, idle_timeout=30) as proxy:
         client = await make_client(proxy)
@@ -417,12 +423,10 @@ async def test_idle_mappings_expire_and_come_back(echo, make_client) -> None:
         assert proxy.clients == 1
 
 
-async def test_client_table_is_capped(echo, make_client) -> None:
+async def test_client_table_is_capped(echo: Echo, make_client: MakeClient) -> None:
     server_addr, server = echo
     log = EventLog()
-    async with await start_proxy(
-        (LOCALHOST, 0), server_addr, max_clients=1, on_datagram=log
-    ) as proxy:
+    async with await start_proxy((LOCALHOST, 0), server_addr, max_clients=1, on_datagram=log) as proxy:
         first, second = await make_client(proxy), await make_client(proxy)
         first.send(b"first")
         await first.inbox.wait_for(1)
@@ -436,7 +440,9 @@ async def test_client_table_is_capped(echo, make_client) -> None:
         assert_balanced(proxy)
 
 
-async def test_capture_records_every_datagram_both_ways(echo, make_client, tmp_path: Path) -> None:
+async def test_capture_records_every_datagram_both_ways(
+    echo: Echo, make_client: MakeClient, tmp_path: Path
+) -> None:
     server_addr, _ = echo
     capture = tmp_path / "wire.jsonl"
     proxy = await start_proxy((LOCALHOST, 0), server_addr, capture=capture)
@@ -461,7 +467,9 @@ async def test_capture_records_every_datagram_both_ways(echo, make_client, tmp_p
     assert records[0]["t"] <= records[1]["t"]
 
 
-async def test_capture_includes_dropped_datagrams(echo, make_client, tmp_path: Path) -> None:
+async def test_capture_includes_dropped_datagrams(
+    echo: Echo, make_client: MakeClient, tmp_path: Path
+) -> None:
     server_addr, _ = echo
     capture, log = tmp_path / "wire.jsonl", EventLog()
     lossy = ImpairmentConfig(loss=1.0)
@@ -475,7 +483,7 @@ async def test_capture_includes_dropped_datagrams(echo, make_client, tmp_path: P
     assert (record["fate"], bytes.fromhex(record["hex"])) == ("dropped", b"lost")
 
 
-async def test_close_is_idempotent_and_discards_the_delay_line(echo, make_client) -> None:
+async def test_close_is_idempotent_and_discards_the_delay_line(echo: Echo, make_client: MakeClient) -> None:
     server_addr, server = echo
     log = EventLog()
     slow = ImpairmentConfig(delay=30.0)
@@ -498,7 +506,7 @@ async def test_pointing_the_proxy_at_itself_is_refused() -> None:
         await start_proxy((LOCALHOST, port), (LOCALHOST, port))
 
 
-# -- the command line --------------------------------------------------------------------------------
+# -- the command line ----------
 
 SERVER = ["--server", f"{LOCALHOST}:9"]  # never contacted: no client sends in these tests
 
@@ -522,9 +530,7 @@ SERVER = ["--server", f"{LOCALHOST}:9"]  # never contacted: no client sends in t
         ["--listen", f"{LOCALHOST}:0", *SERVER, "--bogus"],
     ],
 )
-def test_bad_flags_exit_2_with_one_line(
-    argv: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_flags_exit_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     out, err = capsys.readouterr()
     assert out == ""
@@ -553,13 +559,11 @@ def test_per_direction_flags_override_shared_ones() -> None:
             "4",
         ]
     )
-    assert _config(args, "up") == ImpairmentConfig(loss=0.1, delay=0.02, jitter=0.004)
-    assert _config(args, "down") == ImpairmentConfig(loss=0.5, delay=0.02)
+    assert _config(args, Direction.UP) == ImpairmentConfig(loss=0.1, delay=0.02, jitter=0.004)
+    assert _config(args, Direction.DOWN) == ImpairmentConfig(loss=0.5, delay=0.02)
 
 
-def test_duration_runs_and_prints_a_summary(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_duration_runs_and_prints_a_summary(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     capture = tmp_path / "c.jsonl"
     argv = [
         "--listen",
@@ -620,7 +624,7 @@ def test_interrupt_exits_cleanly_with_a_summary(sig: signal.Signals) -> None:
     assert "summary up" in out and "summary down" in out
 
 
-async def test_empty_datagrams_are_refused_not_silently_lost(echo, make_client) -> None:
+async def test_empty_datagrams_are_refused_not_silently_lost(echo: Echo, make_client: MakeClient) -> None:
     server_addr, server = echo
     log = EventLog()
     async with await start_proxy((LOCALHOST, 0), server_addr, on_datagram=log) as proxy:
@@ -637,7 +641,7 @@ async def test_empty_datagrams_are_refused_not_silently_lost(echo, make_client) 
 
 
 async def test_cli_relays_and_logs_each_datagram(
-    echo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    echo: Echo, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     server_addr, _ = echo
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
@@ -671,3 +675,28 @@ async def test_cli_relays_and_logs_each_datagram(
     me = f"{LOCALHOST}:{transport.get_extra_info('sockname')[1]}"
     assert f"up   {me}" in out and f"down {me}" in out and "forwarded" in out
     assert "summary up" in out and "summary down" in out
+
+
+async def test_a_failing_observer_breaks_neither_relay_nor_capture(
+    echo: Echo, make_client: MakeClient, tmp_path: Path
+) -> None:
+    server_addr, _ = echo
+    capture = tmp_path / "wire.jsonl"
+
+    def broken(event: DatagramEvent) -> None:
+        raise RuntimeError("observer bug")
+
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        async with await start_proxy(
+            (LOCALHOST, 0), server_addr, capture=capture, on_datagram=broken
+        ) as proxy:
+            client = await make_client(proxy)
+            client.send(b"still works")
+            assert await client.inbox.wait_for(1) == [b"echo:still works"]
+    finally:
+        loop.set_exception_handler(None)
+    assert len(capture.read_text().splitlines()) == 2
+    assert errors and all(isinstance(e.get("exception"), RuntimeError) for e in errors)

@@ -20,7 +20,7 @@ from typing import NoReturn
 from rich.console import Console
 from rich.markup import escape
 
-from .model import Direction, ImpairmentConfig
+from .model import DEFAULT_REORDER_DELAY, Direction, ImpairmentConfig
 from .proxy import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CLIENTS,
@@ -33,15 +33,20 @@ from .proxy import (
 )
 
 PROG = "labchat-netem"
-_ARROWS = {"up": "client→server", "down": "server→client"}
-# (flag suffix, config field, parser, help) for the settings that exist per direction.
+_ARROWS = {Direction.UP: "client→server", Direction.DOWN: "server→client"}
+# (flag, config field, P = probability or MS = milliseconds, help): each also exists per direction.
 _SETTINGS = [
     ("loss", "loss", "P", "probability a datagram is dropped (0.2 or 20%%)"),
     ("duplicate", "duplicate", "P", "probability a datagram is delivered twice"),
     ("reorder", "reorder", "P", "probability a datagram is held back so later ones overtake it"),
     ("delay", "delay", "MS", "milliseconds added to every datagram"),
     ("jitter", "jitter", "MS", "each datagram's delay varies by up to ± this many milliseconds"),
-    ("reorder-delay", "reorder_delay", "MS", "extra hold-back of a reordered datagram"),
+    (
+        "reorder-delay",
+        "reorder_delay",
+        "MS",
+        f"extra hold-back of a reordered datagram (default {DEFAULT_REORDER_DELAY * 1000:g})",
+    ),
 ]
 
 
@@ -61,9 +66,7 @@ def _probability(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a probability: {text!r}") from None
     if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(
-            f"a probability is between 0 and 1 (or 0% and 100%): {text!r}"
-        )
+        raise argparse.ArgumentTypeError(f"a probability is between 0 and 1 (or 0% and 100%): {text!r}")
     return value
 
 
@@ -145,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(
             f"--{flag}", dest=dest, type=convert, metavar=kind, help=f"{text}, both directions"
         )
-        for direction in ("up", "down"):
+        for direction in Direction:
             parser.add_argument(
                 f"--{direction}-{flag}",
                 dest=f"{direction}_{dest}",
@@ -153,9 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar=kind,
                 help=f"override for {_ARROWS[direction]} only",
             )
-    parser.add_argument(
-        "--seed", type=int, help="seed for the random fates (default: random, printed)"
-    )
+    parser.add_argument("--seed", type=int, help="seed for the random fates (default: random, printed)")
     parser.add_argument(
         "--duration",
         type=_positive_seconds,
@@ -235,7 +236,7 @@ def _describe_stats(s: DirectionStats) -> str:
 
 def _print_stats(console: Console, proxy: NetemProxy, title: str) -> None:
     """One self-contained line per direction, so `grep summary` or `grep up` finds what you need."""
-    for direction in ("up", "down"):
+    for direction in Direction:
         label = f"{direction:<4} ({_ARROWS[direction]})"
         stats = _describe_stats(proxy.stats.of(direction))
         console.print(f"[bold]{escape(title)}[/] {label}: {stats}")
@@ -275,7 +276,7 @@ async def _report_periodically(console: Console, proxy: NetemProxy, interval: fl
 
 async def _run(args: argparse.Namespace, console: Console) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
-    up, down = _config(args, "up"), _config(args, "down")
+    up, down = _config(args, Direction.UP), _config(args, Direction.DOWN)
 
     def show(event: DatagramEvent) -> None:
         console.print(_event_line(event))
@@ -295,14 +296,13 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
     except (OSError, ValueError) as exc:
         return _fail(f"cannot start: {exc}", 1)
     stop = asyncio.Event()
-    _install_stop_handlers(
-        asyncio.get_running_loop(), stop
-    )  # before the banner: scripts wait for it
+    # Before the banner: scripts wait for "listening on", then may send SIGTERM straight away.
+    _install_stop_handlers(asyncio.get_running_loop(), stop)
     console.print(
         f"[bold green]{PROG}[/] listening on [bold]{escape(format_address(proxy.address))}[/]"
         f" → server {escape(format_address(proxy.server))}  (seed {seed})"
     )
-    for direction, cfg in (("up", up), ("down", down)):
+    for direction, cfg in ((Direction.UP, up), (Direction.DOWN, down)):
         console.print(f"  {direction:<4} ({_ARROWS[direction]}): {_describe_config(cfg)}")
 
     reporter = None
@@ -315,6 +315,7 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
     finally:
         if reporter is not None:
             reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
         await proxy.close()
     console.print(f"[bold]{PROG}[/] stopped after {proxy.elapsed:.1f} s")
     _print_stats(console, proxy, "summary")

@@ -15,10 +15,20 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
-#: The two directions through the proxy. "up" is client → server, "down" is server → client.
-Direction = Literal["up", "down"]
+
+class Direction(StrEnum):
+    """The two directions through the proxy.
+
+    A `StrEnum`, so `Direction.UP == "up"` and it prints, formats and serialises as plain "up".
+    """
+
+    #: Client → server.
+    UP = "up"
+    #: Server → client.
+    DOWN = "down"
+
 
 #: How long a reordered datagram is held back by default, on top of its normal delay. Long enough
 #: for the next datagram of a chatty exchange (acks, retransmissions) to overtake it on a LAN.
@@ -82,9 +92,7 @@ class Fate:
         """A short word for logs and captures: dropped, forwarded, duplicated, reordered or both."""
         if self.dropped:
             return "dropped"
-        words = [
-            w for w, on in (("duplicated", self.duplicated), ("reordered", self.reordered)) if on
-        ]
+        words = [w for w, on in (("duplicated", self.duplicated), ("reordered", self.reordered)) if on]
         return "+".join(words) or "forwarded"
 
 

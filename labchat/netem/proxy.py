@@ -72,7 +72,7 @@ class ProxyStats:
 
     def of(self, direction: Direction) -> DirectionStats:
         """The counters for `direction`."""
-        return self.up if direction == "up" else self.down
+        return self.up if direction == Direction.UP else self.down
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,8 +230,8 @@ class NetemProxy:
         self.up_config, self.down_config = up, down
         self.stats = ProxyStats()
         self._impair = {
-            "up": Impairment(up, direction_rng(seed, "up")),
-            "down": Impairment(down, direction_rng(seed, "down")),
+            Direction.UP: Impairment(up, direction_rng(seed, Direction.UP)),
+            Direction.DOWN: Impairment(down, direction_rng(seed, Direction.DOWN)),
         }
         self._max_clients = max_clients
         self._idle_timeout = idle_timeout
@@ -290,9 +290,7 @@ class NetemProxy:
         self.address = (str(sockname[0]), int(sockname[1]))
         if self.address[1] == self.server[1] and _same_host(self.address[0], self.server[0]):
             self._listen.close()
-            raise ValueError(
-                f"the server address {format_address(self.server)} is the proxy itself"
-            )
+            raise ValueError(f"the server address {format_address(self.server)} is the proxy itself")
         self._schedule_sweep()
 
     def _schedule_sweep(self) -> None:
@@ -315,24 +313,24 @@ class NetemProxy:
         self.stats.up.received += 1
         client = self._clients.get(addr)
         if not data:
-            self._refuse("up", format_address(addr), data, now)
+            self._refuse(Direction.UP, format_address(addr), data, now)
             return
         if client is None:
             if len(self._clients) >= self._max_clients and not self._sweep(now):
-                self._refuse("up", format_address(addr), data, now)
+                self._refuse(Direction.UP, format_address(addr), data, now)
                 return
             client = self._open(addr, now)
         client.last_active = now
-        self._impaired("up", client, data, now, partial(self._send_up, client, data))
+        self._impaired(Direction.UP, client, data, now, partial(self._send_up, client, data))
 
     def _from_server(self, client: _Client, data: bytes) -> None:
         now = self._loop.time()
         self.stats.down.received += 1
         client.last_active = now
         if not data:
-            self._refuse("down", client.name, data, now)
+            self._refuse(Direction.DOWN, client.name, data, now)
             return
-        self._impaired("down", client, data, now, partial(self._send_down, client.addr, data))
+        self._impaired(Direction.DOWN, client, data, now, partial(self._send_down, client.addr, data))
 
     def _refuse(self, direction: Direction, client: str, data: bytes, now: float) -> None:
         """Count and report a datagram the proxy will not forward at all, before impairment.
@@ -461,12 +459,11 @@ async def start_proxy(
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(server[0], server[1], type=socket.SOCK_DGRAM)
     family, _, _, _, sockaddr = infos[0]
-    observers: list[Callable[[DatagramEvent], None]] = []
+    # The capture goes first, so a caller's observer that raises cannot leave a hole in it.
+    writer = _CaptureWriter(capture) if capture is not None else None
+    observers: list[Callable[[DatagramEvent], None]] = [writer] if writer is not None else []
     if on_datagram is not None:
         observers.append(on_datagram)
-    writer = _CaptureWriter(capture) if capture is not None else None
-    if writer is not None:
-        observers.append(writer)
     proxy = NetemProxy(
         sockaddr,
         family,
