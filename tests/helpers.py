@@ -50,8 +50,9 @@ class ClientUnderTest:
             self._changed.set()
         self._changed.set()
 
-    async def wait_for(self, kind: type[E], pred: Callable[[E], bool] = lambda e: True,
-                       timeout: float = 5.0) -> E:
+    async def wait_for(
+        self, kind: type[E], pred: Callable[[E], bool] = lambda e: True, timeout: float = 5.0
+    ) -> E:
         async def scan() -> E:
             while True:
                 for event in self.seen:
@@ -71,8 +72,15 @@ class ClientUnderTest:
             self._task.cancel()
 
 
-async def connect(server: RelayServer, user: str, password: str = "secret", *, tmp_path: Path,
-                  config: ClientConfig | None = None, login: bool = True) -> ClientUnderTest:
+async def connect(
+    server: RelayServer,
+    user: str,
+    password: str = "secret",
+    *,
+    tmp_path: Path,
+    config: ClientConfig | None = None,
+    login: bool = True,
+) -> ClientUnderTest:
     host, port = server.address
     known = KnownServers(tmp_path / f"known-{user}")
     cut = await ClientUnderTest(

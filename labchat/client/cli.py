@@ -28,18 +28,33 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="labchat", description="Chat with everyone on the LAN through a labchat server.")
+    p = _Parser(
+        prog="labchat", description="Chat with everyone on the LAN through a labchat server."
+    )
     p.add_argument("server_ip", help="the server's address")
     p.add_argument("server_port", type=int, help="the server's UDP port (usually 8080)")
-    p.add_argument("client_port", type=int, help="local UDP port to use (labs open 5000-5010; 0 = any free)")
+    p.add_argument(
+        "client_port", type=int, help="local UDP port to use (labs open 5000-5010; 0 = any free)"
+    )
     p.add_argument("--user", "-u", metavar="NAME", help=f"user name ({NAME_RULE})")
-    p.add_argument("--plain", action="store_true", help="line mode: stdin lines in, one line per event out")
+    p.add_argument(
+        "--plain", action="store_true", help="line mode: stdin lines in, one line per event out"
+    )
     p.add_argument("--json", action="store_true", help="line mode with one JSON object per event")
-    p.add_argument("--no-bell", action="store_true", help="do not ring the terminal bell on mentions")
-    p.add_argument("--accept-new-server-key", action="store_true",
-                   help="trust the server's key even if it changed since last time (after checking it!)")
-    p.add_argument("--known-servers", type=Path, default=None,
-                   help=f"pinned server keys file (default {default_known_servers_path()})")
+    p.add_argument(
+        "--no-bell", action="store_true", help="do not ring the terminal bell on mentions"
+    )
+    p.add_argument(
+        "--accept-new-server-key",
+        action="store_true",
+        help="trust the server's key even if it changed since last time (after checking it!)",
+    )
+    p.add_argument(
+        "--known-servers",
+        type=Path,
+        default=None,
+        help=f"pinned server keys file (default {default_known_servers_path()})",
+    )
     p.add_argument("--version", action="version", version=f"labchat {__version__}")
     return p
 
@@ -62,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         resolve(args.server_ip, args.server_port)
         if not 0 <= args.client_port < 65536:
-            raise ClientError(f"invalid client port {args.client_port}: use 0-65535 (0 picks a free one)")
+            raise ClientError(
+                f"invalid client port {args.client_port}: use 0-65535 (0 picks a free one)"
+            )
     except ClientError as exc:
         print(f"labchat: {exc}", file=sys.stderr)
         return 2
@@ -93,8 +110,14 @@ async def _plain(args: argparse.Namespace, password: str, known: KnownServers) -
     from .plain import run_plain
 
     try:
-        client = ChatClient(args.server_ip, args.server_port, args.user, password,
-                            local_port=args.client_port, known_servers=known)
+        client = ChatClient(
+            args.server_ip,
+            args.server_port,
+            args.user,
+            password,
+            local_port=args.client_port,
+            known_servers=known,
+        )
         await client.start()
     except (ClientError, LocalProtocolError) as exc:
         print(f"labchat: {exc}", file=sys.stderr)

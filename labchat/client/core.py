@@ -56,7 +56,9 @@ class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, client: ChatClient) -> None:
         self.client = client
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
+    def datagram_received(
+        self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]
+    ) -> None:
         self.client._on_datagram(data, (addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
@@ -122,7 +124,9 @@ class ChatClient:
         if host in ("127.0.0.1", "::1"):
             local_host = host  # a loopback server: stay on loopback
         if not 0 <= self.local_port < 65536:
-            raise ClientError(f"invalid client port {self.local_port}: use 0-65535 (0 picks a free one)")
+            raise ClientError(
+                f"invalid client port {self.local_port}: use 0-65535 (0 picks a free one)"
+            )
         loop = asyncio.get_running_loop()
         try:
             self._transport, _ = await loop.create_datagram_endpoint(
@@ -135,8 +139,12 @@ class ChatClient:
                     f"(labs open 5000-5010) or 0 for any free port"
                 ) from None
             if exc.errno == errno.EACCES:
-                raise ClientError(f"no permission to use client port {self.local_port}: use 1024 or above") from None
-            raise ClientError(f"cannot bind client port {self.local_port}: {exc.strerror}") from None
+                raise ClientError(
+                    f"no permission to use client port {self.local_port}: use 1024 or above"
+                ) from None
+            raise ClientError(
+                f"cannot bind client port {self.local_port}: {exc.strerror}"
+            ) from None
         self.conn.connect(self._clock())
         self._pump()
 
@@ -241,7 +249,11 @@ class ChatClient:
     def _on_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.ServerKeyTrusted) and event.first_contact:
             key = self.conn.server_key
-            if key is not None and self.known_servers is not None and not self.conn.config.confirm_new_key:
+            if (
+                key is not None
+                and self.known_servers is not None
+                and not self.conn.config.confirm_new_key
+            ):
                 self.known_servers.remember(self.server_host, self.server_port, key)
         self._queue.put_nowait(event)
         if isinstance(event, (ev.MessageDelivered, ev.MessageFailed, ev.Closed)):

@@ -31,58 +31,143 @@ def event_record(event: ev.Event, now: float) -> dict[str, Any] | None:
     """The JSON object for an event (None for events line mode does not show)."""
     match event:
         case ev.MessageReceived():
-            return {"type": "message", "user": event.user, "text": event.text, "ts": _iso(event.ts),
-                    "seq": event.seq, "room": event.room, "action": event.action,
-                    "history": event.history, "own": event.own}
+            return {
+                "type": "message",
+                "user": event.user,
+                "text": event.text,
+                "ts": _iso(event.ts),
+                "seq": event.seq,
+                "room": event.room,
+                "action": event.action,
+                "history": event.history,
+                "own": event.own,
+            }
         case ev.MessageDelivered(to=None):
-            return {"type": "message", "user": None, "text": event.text, "ts": _iso(event.ts),
-                    "seq": event.seq, "room": event.room, "action": event.action, "history": False,
-                    "own": True}
+            return {
+                "type": "message",
+                "user": None,
+                "text": event.text,
+                "ts": _iso(event.ts),
+                "seq": event.seq,
+                "room": event.room,
+                "action": event.action,
+                "history": False,
+                "own": True,
+            }
         case ev.MessageDelivered():
-            return {"type": "private", "user": None, "to": event.to, "text": event.text,
-                    "ts": _iso(event.ts), "action": event.action, "own": True}
+            return {
+                "type": "private",
+                "user": None,
+                "to": event.to,
+                "text": event.text,
+                "ts": _iso(event.ts),
+                "action": event.action,
+                "own": True,
+            }
         case ev.PrivateReceived():
-            return {"type": "private", "user": event.sender, "to": event.to, "text": event.text,
-                    "ts": _iso(event.ts), "action": event.action, "own": False}
+            return {
+                "type": "private",
+                "user": event.sender,
+                "to": event.to,
+                "text": event.text,
+                "ts": _iso(event.ts),
+                "action": event.action,
+                "own": False,
+            }
         case ev.UserJoined():
-            return {"type": "join", "user": event.user, "text": f"{event.user} joined",
-                    "ts": _iso(event.ts), "room": event.room}
+            return {
+                "type": "join",
+                "user": event.user,
+                "text": f"{event.user} joined",
+                "ts": _iso(event.ts),
+                "room": event.room,
+            }
         case ev.UserLeft():
             reason = "" if event.reason == "quit" else f" ({event.reason})"
-            return {"type": "leave", "user": event.user, "text": f"{event.user} left{reason}",
-                    "ts": _iso(event.ts), "room": event.room, "reason": event.reason}
+            return {
+                "type": "leave",
+                "user": event.user,
+                "text": f"{event.user} left{reason}",
+                "ts": _iso(event.ts),
+                "room": event.room,
+                "reason": event.reason,
+            }
         case ev.PresenceUpdated():
-            return {"type": "presence", "user": None, "users": list(event.users), "room": event.room,
-                    "text": f"{len(event.users)} online: {', '.join(event.users)}", "ts": _iso(now)}
+            return {
+                "type": "presence",
+                "user": None,
+                "users": list(event.users),
+                "room": event.room,
+                "text": f"{len(event.users)} online: {', '.join(event.users)}",
+                "ts": _iso(now),
+            }
         case ev.MessageFailed():
-            return {"type": "error", "user": None, "text": f"not delivered: {event.reason}: {event.text}",
-                    "ts": _iso(now), "to": event.to}
+            return {
+                "type": "error",
+                "user": None,
+                "text": f"not delivered: {event.reason}: {event.text}",
+                "ts": _iso(now),
+                "to": event.to,
+            }
         case ev.LoginRefused():
-            return {"type": "error", "user": None, "text": event.reason, "code": event.code, "ts": _iso(now)}
+            return {
+                "type": "error",
+                "user": None,
+                "text": event.reason,
+                "code": event.code,
+                "ts": _iso(now),
+            }
         case ev.ConnectFailed():
             return {"type": "error", "user": None, "text": event.reason, "ts": _iso(now)}
         case ev.ServerKeyChanged():
-            return {"type": "error", "user": None, "ts": _iso(now), "expected": event.expected,
-                    "actual": event.actual, "text": (
-                        f"the server's key has changed: expected {event.expected}, got {event.actual}. "
-                        "Refusing to send the password. If the server's key was replaced on purpose, "
-                        "run again with --accept-new-server-key")}
+            return {
+                "type": "error",
+                "user": None,
+                "ts": _iso(now),
+                "expected": event.expected,
+                "actual": event.actual,
+                "text": (
+                    f"the server's key has changed: expected {event.expected}, got {event.actual}. "
+                    "Refusing to send the password. If the server's key was replaced on purpose, "
+                    "run again with --accept-new-server-key"
+                ),
+            }
         case ev.ServerKeyTrusted(first_contact=True):
-            return {"type": "system", "user": None, "ts": _iso(now), "fingerprint": event.fingerprint,
-                    "text": f"new server key {event.fingerprint} pinned on first contact"}
+            return {
+                "type": "system",
+                "user": None,
+                "ts": _iso(now),
+                "fingerprint": event.fingerprint,
+                "text": f"new server key {event.fingerprint} pinned on first contact",
+            }
         case ev.LoggedIn():
             what = "reconnected" if event.resumed else "logged in"
             extra = " (new account registered)" if event.registered else ""
-            return {"type": "system", "user": event.user, "ts": _iso(now), "room": event.room,
-                    "text": f"{what} as {event.user} to {event.server_name}, room {event.room}{extra}"}
+            return {
+                "type": "system",
+                "user": event.user,
+                "ts": _iso(now),
+                "room": event.room,
+                "text": f"{what} as {event.user} to {event.server_name}, room {event.room}{extra}",
+            }
         case ev.StateChanged(state=ev.ConnectionState.RECONNECTING):
-            return {"type": "system", "user": None, "ts": _iso(now), "state": "reconnecting",
-                    "text": f"connection lost ({event.detail}); reconnecting"}
+            return {
+                "type": "system",
+                "user": None,
+                "ts": _iso(now),
+                "state": "reconnecting",
+                "text": f"connection lost ({event.detail}); reconnecting",
+            }
         case ev.ServerNotice():
             return {"type": "system", "user": None, "ts": _iso(now), "text": event.text}
         case ev.Closed():
-            return {"type": "system", "user": None, "ts": _iso(now), "state": "closed",
-                    "text": f"disconnected: {event.reason}"}
+            return {
+                "type": "system",
+                "user": None,
+                "ts": _iso(now),
+                "state": "closed",
+                "text": f"disconnected: {event.reason}",
+            }
     return None
 
 
@@ -113,8 +198,9 @@ def event_line(event: ev.Event, now: float, me: str) -> str | None:
 FATAL = (ev.LoginRefused, ev.ConnectFailed, ev.ServerKeyChanged)
 
 
-async def run_plain(client: ChatClient, *, as_json: bool, out: TextIO = sys.stdout,
-                    stdin: TextIO = sys.stdin) -> int:
+async def run_plain(
+    client: ChatClient, *, as_json: bool, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin
+) -> int:
     """Run line mode until QUIT, end of input, or a fatal event. Returns the exit code."""
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str | None] = asyncio.Queue()
@@ -141,7 +227,12 @@ async def run_plain(client: ChatClient, *, as_json: bool, out: TextIO = sys.stdo
     def local(text: str, *, error: bool = False) -> None:
         now = client._clock()
         if as_json:
-            rec = {"type": "error" if error else "system", "user": None, "text": text, "ts": _iso(now)}
+            rec = {
+                "type": "error" if error else "system",
+                "user": None,
+                "text": text,
+                "ts": _iso(now),
+            }
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
         else:
             out.write(f"{_hms(now)} -!- {'error: ' if error else ''}{text}\n")

@@ -112,8 +112,8 @@ class ClientConnection:
         rng: Callable[[int], bytes] = os.urandom,
     ) -> None:
         """Args:
-            user, password: the account; checked against the name rule at once (LocalProtocolError).
-            server_key: the pinned public key of this server, or None on first contact.
+        user, password: the account; checked against the name rule at once (LocalProtocolError).
+        server_key: the pinned public key of this server, or None on first contact.
         """
         m.Login(user, password, room)  # validates name and password size now, not on the wire
         self.user = user
@@ -190,7 +190,9 @@ class ClientConnection:
     def whisper(self, to: str, text: str, now: float, *, action: bool = False) -> list[int]:
         """Queue a private message to `to`."""
         if not m.is_valid_name(to):
-            raise LocalProtocolError(f"no such user name {to!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME)
+            raise LocalProtocolError(
+                f"no such user name {to!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME
+            )
         return self._queue_text(text, now, action=action, to=to)
 
     def who(self, now: float) -> None:
@@ -255,12 +257,12 @@ class ClientConnection:
             if self._phase is Phase.ONLINE:
                 self._fill_window()
                 self._maybe_send_bye(now)
-            if self._phase is Phase.ONLINE:
-                if self._link.idle and (
-                    self._link.last_sent_at is None
-                    or now - self._link.last_sent_at >= self._keepalive_s
-                ):
-                    self._send(m.Ping())
+            if (
+                self._phase is Phase.ONLINE
+                and self._link.idle
+                and (self._link.last_sent_at is None or now >= self._link.last_sent_at + self._keepalive_s)
+            ):
+                self._send(m.Ping())
             for packet in self._link.packets_to_send(now):
                 out.append(self._channel.seal(packet, now))
         return out
@@ -272,7 +274,11 @@ class ClientConnection:
         if self._phase is Phase.ONLINE:
             # Each deadline only while it can still act, or the owner would spin on a past time.
             if self._link.idle:
-                base = self._link.last_sent_at if self._link.last_sent_at is not None else self._last_heard
+                base = (
+                    self._link.last_sent_at
+                    if self._link.last_sent_at is not None
+                    else self._last_heard
+                )
                 deadlines.append(base + self._keepalive_s)
             else:
                 if self._state is ev.ConnectionState.CONNECTED:
@@ -303,15 +309,18 @@ class ClientConnection:
         if not self._logged_in_once and self._phase in (Phase.HANDSHAKE, Phase.LOGIN):
             if self._connect_deadline is not None and now >= self._connect_deadline:
                 self._events.append(
-                    ev.ConnectFailed(f"no answer from the server within {self.config.connect_timeout_s:g} s")
+                    ev.ConnectFailed(
+                        f"no answer from the server within {self.config.connect_timeout_s:g} s"
+                    )
                 )
                 self._close("server not answering", 0)
             return
         if self._phase is Phase.ONLINE and not self._link.idle:
-            silent = now - self._last_heard
-            if silent >= self.config.stall_s and self._state is ev.ConnectionState.CONNECTED:
+            # Compare against the same sums next_timer() returned, or float rounding could leave
+            # a deadline that has come but never fires.
+            if now >= self._last_heard + self.config.stall_s and self._state is ev.ConnectionState.CONNECTED:
                 self._set_state(ev.ConnectionState.RECONNECTING, "server not answering")
-            if silent >= self.config.rehandshake_s and not self._rehandshaking:
+            if now >= self._last_heard + self.config.rehandshake_s and not self._rehandshaking:
                 self._rehandshake(now)
 
     def events(self) -> Iterator[ev.Event]:
@@ -355,11 +364,16 @@ class ClientConnection:
 
     def _heard(self, now: float) -> None:
         self._last_heard = now
-        if self._phase is Phase.ONLINE and self._state is ev.ConnectionState.RECONNECTING:
-            if not self._rehandshaking:
-                self._set_state(ev.ConnectionState.CONNECTED, "", self.rtt_s)
+        if (
+            self._phase is Phase.ONLINE
+            and self._state is ev.ConnectionState.RECONNECTING
+            and not self._rehandshaking
+        ):
+            self._set_state(ev.ConnectionState.CONNECTED, "", self.rtt_s)
 
-    def _set_state(self, state: ev.ConnectionState, detail: str = "", rtt: float | None = None) -> None:
+    def _set_state(
+        self, state: ev.ConnectionState, detail: str = "", rtt: float | None = None
+    ) -> None:
         if state is self._state and state is not ev.ConnectionState.CONNECTED:
             return
         self._state = state
@@ -381,11 +395,16 @@ class ClientConnection:
             if isinstance(event, ch.HandshakeCompleted):
                 self._on_handshake(event, now)
             elif isinstance(event, ch.ServerKeyChanged):
-                self._events.append(ev.ServerKeyChanged(event.expected_fingerprint, event.actual_fingerprint))
+                self._events.append(
+                    ev.ServerKeyChanged(event.expected_fingerprint, event.actual_fingerprint)
+                )
                 self._close("the server's key has changed", ErrorCode.PROTOCOL_VIOLATION)
-            elif isinstance(event, ch.ResetReceived):
-                if self._phase in (Phase.ONLINE, Phase.LOGIN) and not self._rehandshaking:
-                    self._rehandshake(now)
+            elif (
+                isinstance(event, ch.ResetReceived)
+                and self._phase in (Phase.ONLINE, Phase.LOGIN)
+                and not self._rehandshaking
+            ):
+                self._rehandshake(now)
 
     def _on_handshake(self, event: ch.HandshakeCompleted, now: float) -> None:
         self._last_heard = now
@@ -421,7 +440,9 @@ class ClientConnection:
         self._phase = Phase.ONLINE
         self._logged_in_once = True
         self._rehandshaking = False
-        self._events.append(ev.LoggedIn(msg.user, msg.room, msg.server_name, bool(msg.registered), resumed))
+        self._events.append(
+            ev.LoggedIn(msg.user, msg.room, msg.server_name, bool(msg.registered), resumed)
+        )
         self._set_state(ev.ConnectionState.CONNECTED, "", self.rtt_s)
 
     def _on_login_failed(self, msg: m.LoginFailed, now: float) -> None:
@@ -435,13 +456,17 @@ class ClientConnection:
         if msg.seq > self._last_seq:
             self._last_seq = msg.seq
         self._events.append(
-            ev.MessageDelivered(out.msg_id, out.room, msg.seq, msg.ts_ms / 1000, out.text, out.action, out.to)
+            ev.MessageDelivered(
+                out.msg_id, out.room, msg.seq, msg.ts_ms / 1000, out.text, out.action, out.to
+            )
         )
 
     def _on_rejected(self, msg: m.Rejected, now: float) -> None:
         out = self._outbox.pop(msg.msg_id, None)
         if out is not None:
-            self._events.append(ev.MessageFailed(out.msg_id, neutralize(msg.text), out.text, out.to))
+            self._events.append(
+                ev.MessageFailed(out.msg_id, neutralize(msg.text), out.text, out.to)
+            )
 
     def _on_room_message(self, msg: m.RoomMessage, now: float) -> None:
         if msg.seq <= self._last_seq:
@@ -453,7 +478,9 @@ class ClientConnection:
             # Our own message, committed before a reconnect cut off its confirmation.
             out = self._outbox.pop(msg.msg_id)
             self._events.append(
-                ev.MessageDelivered(out.msg_id, out.room, msg.seq, msg.ts_ms / 1000, out.text, action, None)
+                ev.MessageDelivered(
+                    out.msg_id, out.room, msg.seq, msg.ts_ms / 1000, out.text, action, None
+                )
             )
             return
         self._events.append(

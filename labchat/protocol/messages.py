@@ -32,7 +32,9 @@ MAX_NOTICE_BYTES = 600
 #: The room every client joins; rooms are objects on the server so that more can come later.
 DEFAULT_ROOM = "lobby"
 
-NAME_RULE = "1-20 characters: letters, digits, '_' or '-', starting with a letter (case-insensitive)"
+NAME_RULE = (
+    "1-20 characters: letters, digits, '_' or '-', starting with a letter (case-insensitive)"
+)
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,19}")
 _ROOM_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
@@ -62,7 +64,9 @@ def _check_text(text: str, limit: int = MAX_TEXT_BYTES, *, allow_empty: bool = F
         raise LocalProtocolError("empty message", ErrorCode.BAD_MESSAGE)
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limit:
-        raise LocalProtocolError(f"text is {size} bytes, the limit is {limit}", ErrorCode.BAD_MESSAGE)
+        raise LocalProtocolError(
+            f"text is {size} bytes, the limit is {limit}", ErrorCode.BAD_MESSAGE
+        )
 
 
 class Kind(IntEnum):

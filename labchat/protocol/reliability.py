@@ -349,8 +349,10 @@ class ReliableLink:
             # The estimate grew since the timer was armed: still resend the oldest (RFC 6298 5.4).
             self._lost.add(next(iter(self._unacked)))
         self._backoff = min(self._backoff + 1, 16)
-        self._rto_deadline = None if not self._unacked else now + min(
-            self.rtt.rto * (2**self._backoff), self.config.rto_max_s
+        self._rto_deadline = (
+            None
+            if not self._unacked
+            else now + min(self.rtt.rto * (2**self._backoff), self.config.rto_max_s)
         )
 
     @property

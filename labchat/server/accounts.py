@@ -42,7 +42,10 @@ class PasswordCheck:
         """The expensive part; safe to call from a worker thread (touches nothing shared)."""
         if self.record is None:
             salt = os.urandom(16)
-            self.new_hash = (salt, hash_password(self.login.password, salt, self.scrypt_n, SCRYPT_R, SCRYPT_P))
+            self.new_hash = (
+                salt,
+                hash_password(self.login.password, salt, self.scrypt_n, SCRYPT_R, SCRYPT_P),
+            )
             self.ok = True
         else:
             salt, digest, n, r, p = self.record

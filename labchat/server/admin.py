@@ -36,11 +36,16 @@ def _password(prompt: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = _Parser(prog="labchat-admin", description="Manage labchat accounts.")
-    p.add_argument("--db", type=Path, default=None, help=f"server database (default {default_db_path()})")
+    p.add_argument(
+        "--db", type=Path, default=None, help=f"server database (default {default_db_path()})"
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="list accounts")
-    for name, text in (("add", "create an account"), ("remove", "delete an account"),
-                       ("passwd", "set a new password")):
+    for name, text in (
+        ("add", "create an account"),
+        ("remove", "delete an account"),
+        ("passwd", "set a new password"),
+    ):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("name")
     args = p.parse_args(argv)

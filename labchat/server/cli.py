@@ -36,20 +36,52 @@ def build_parser() -> argparse.ArgumentParser:
         prog="labchat-server",
         description="Relay server for labchat: one chat room for everyone on the LAN.",
     )
-    p.add_argument("ip", help="address to listen on (0.0.0.0 for every interface, 127.0.0.1 for this machine)")
+    p.add_argument(
+        "ip", help="address to listen on (0.0.0.0 for every interface, 127.0.0.1 for this machine)"
+    )
     p.add_argument("-p", "--port", type=int, default=8080, help="UDP port (default 8080)")
-    p.add_argument("--db", type=Path, default=None, help=f"SQLite database (default {default_db_path()})")
-    p.add_argument("--registration", choices=("open", "closed"), default="open",
-                   help="open: unknown names register on first login (default); closed: existing accounts only")
-    p.add_argument("--history", type=int, default=50, metavar="N", help="messages shown to a newcomer (default 50)")
-    p.add_argument("--client-timeout", type=float, default=30.0, metavar="S",
-                   help="seconds of silence before a client is dropped (default 30)")
-    p.add_argument("--rate", type=float, default=100.0, metavar="N",
-                   help="messages per second per user before the server holds them back (default 100)")
-    p.add_argument("--burst", type=int, default=500, metavar="N", help="burst allowed above --rate (default 500)")
+    p.add_argument(
+        "--db", type=Path, default=None, help=f"SQLite database (default {default_db_path()})"
+    )
+    p.add_argument(
+        "--registration",
+        choices=("open", "closed"),
+        default="open",
+        help="open: unknown names register on first login (default); closed: existing accounts only",
+    )
+    p.add_argument(
+        "--history",
+        type=int,
+        default=50,
+        metavar="N",
+        help="messages shown to a newcomer (default 50)",
+    )
+    p.add_argument(
+        "--client-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds of silence before a client is dropped (default 30)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=100.0,
+        metavar="N",
+        help="messages per second per user before the server holds them back (default 100)",
+    )
+    p.add_argument(
+        "--burst",
+        type=int,
+        default=500,
+        metavar="N",
+        help="burst allowed above --rate (default 500)",
+    )
     p.add_argument("--name", default="labchat", help="server name shown to clients")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
-    p.add_argument("--quiet", action="store_true", help="log only warnings and errors (no per-message lines)")
+    p.add_argument(
+        "--quiet", action="store_true", help="log only warnings and errors (no per-message lines)"
+    )
     p.add_argument("--version", action="version", version=f"labchat {__version__}")
     return p
 
@@ -58,14 +90,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=False, highlight=False)
     level = logging.WARNING if args.quiet else getattr(logging, args.log_level.upper())
-    handler = RichHandler(console=console, show_path=False, markup=True, rich_tracebacks=False,
-                          log_time_format="%H:%M:%S")
+    handler = RichHandler(
+        console=console,
+        show_path=False,
+        markup=True,
+        rich_tracebacks=False,
+        log_time_format="%H:%M:%S",
+    )
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     if not 0 <= args.port < 65536:
         print(f"labchat-server: invalid port {args.port}: use 1-65535", file=sys.stderr)
         return 2
     if args.history < 0 or args.rate <= 0 or args.burst < 1 or args.client_timeout <= 0:
-        print("labchat-server: --history, --rate, --burst and --client-timeout must be positive", file=sys.stderr)
+        print(
+            "labchat-server: --history, --rate, --burst and --client-timeout must be positive",
+            file=sys.stderr,
+        )
         return 2
     db_path = args.db or default_db_path()
     try:
@@ -84,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     relay = Relay(store, ServerChannel(key), config)
     try:
-        return asyncio.run(_run(args.ip, args.port, relay, db_path, fingerprint(public_key_of(key)), console))
+        return asyncio.run(
+            _run(args.ip, args.port, relay, db_path, fingerprint(public_key_of(key)), console)
+        )
     except KeyboardInterrupt:
         return 0
 
@@ -99,10 +141,17 @@ async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str, conso
     bound_host, bound_port = server.address
     # The banner is printed even with --quiet: it is what the operator needs to tell the users.
     registration = "open" if relay.config.registration_open else "closed"
-    console.print(f"[bold]labchat server[/] listening on UDP [bold cyan]{bound_host}:{bound_port}[/]", soft_wrap=True)
+    console.print(
+        f"[bold]labchat server[/] listening on UDP [bold cyan]{bound_host}:{bound_port}[/]",
+        soft_wrap=True,
+    )
     console.print(f"database {db_path} (registration {registration})", soft_wrap=True, markup=False)
     console.print(f"server key fingerprint [bold]{fp}[/]", soft_wrap=True)
-    console.print(f"clients connect with: labchat {bound_host} {bound_port} 5000", soft_wrap=True, markup=False)
+    console.print(
+        f"clients connect with: labchat {bound_host} {bound_port} 5000",
+        soft_wrap=True,
+        markup=False,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

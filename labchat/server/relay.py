@@ -114,7 +114,9 @@ class RelayStats:
 class Relay:
     """The whole server, minus sockets. See the module docstring."""
 
-    def __init__(self, store: Store, channel: ServerChannel, config: RelayConfig | None = None) -> None:
+    def __init__(
+        self, store: Store, channel: ServerChannel, config: RelayConfig | None = None
+    ) -> None:
         self.store = store
         self.channel = channel
         self.config = config or RelayConfig()
@@ -135,7 +137,9 @@ class Relay:
     def room(self, name: str) -> Room:
         room = self.rooms.get(name)
         if room is None:
-            room = Room(name, next_seq=self.store.last_seq(name) + 1, ring_size=self.config.ring_size)
+            room = Room(
+                name, next_seq=self.store.last_seq(name) + 1, ring_size=self.config.ring_size
+            )
             for stored in self.store.last_messages(name, min(self.config.ring_size, 1000)):
                 room.remember(stored)
             self.rooms[name] = room
@@ -159,7 +163,9 @@ class Relay:
             self.sessions[sess.sid] = sess
             self._schedule(sess)
         elif got.addr != sess.addr:
-            log.info("%s moved from %s to %s", sess.user or "session", _fmt(sess.addr), _fmt(got.addr))
+            log.info(
+                "%s moved from %s to %s", sess.user or "session", _fmt(sess.addr), _fmt(got.addr)
+            )
             sess.addr = got.addr
         try:
             frames = sess.link.receive_packet(got.payload, now)
@@ -185,8 +191,10 @@ class Relay:
     def _on_bad_message(self, sess: Session, kind: int, exc: DecodeError, now: float) -> None:
         self.stats.bad_messages += 1
         if kind == m.Kind.LOGIN and sess.user is None:
-            code = exc.code if exc.code in (ErrorCode.INVALID_NAME, ErrorCode.INVALID_PASSWORD) else (
-                ErrorCode.PROTOCOL_VIOLATION
+            code = (
+                exc.code
+                if exc.code in (ErrorCode.INVALID_NAME, ErrorCode.INVALID_PASSWORD)
+                else (ErrorCode.PROTOCOL_VIOLATION)
             )
             text = str(exc).removeprefix("invalid Login: ")
             self._send(sess, m.LoginFailed(code, text[: m.MAX_NOTICE_BYTES]))
@@ -232,12 +240,22 @@ class Relay:
         record = self.store.password_record(login.user)
         if record is None:
             if not self.config.registration_open:
-                self._login_failed(sess, login, ErrorCode.REGISTRATION_CLOSED,
-                                   "Registration is closed: ask the server's admin for an account", now)
+                self._login_failed(
+                    sess,
+                    login,
+                    ErrorCode.REGISTRATION_CLOSED,
+                    "Registration is closed: ask the server's admin for an account",
+                    now,
+                )
                 return
             if len(login.password) < m.MIN_NEW_PASSWORD_CHARS:
-                self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD,
-                                   f"New accounts need a password of at least {m.MIN_NEW_PASSWORD_CHARS} characters", now)  # noqa: E501
+                self._login_failed(
+                    sess,
+                    login,
+                    ErrorCode.INVALID_PASSWORD,
+                    f"New accounts need a password of at least {m.MIN_NEW_PASSWORD_CHARS} characters",
+                    now,
+                )
                 return
         sess.login_pending = True
         self._checks.append(PasswordCheck(sess.sid, login, record, self.store.scrypt_n))
@@ -276,24 +294,43 @@ class Relay:
         sess.fresh_says = 2 * 256
         previous = room.add_member(user, sess.sid)
         self.stats.logins += 1
-        self._send(sess, m.LoginOk(user, room.name, self.config.server_name, int(registered),
-                                   int(self.config.client_timeout_s * 1000)))
+        self._send(
+            sess,
+            m.LoginOk(
+                user,
+                room.name,
+                self.config.server_name,
+                int(registered),
+                int(self.config.client_timeout_s * 1000),
+            ),
+        )
         old = self.sessions.get(previous) if previous is not None else None
         if old is not None and old is not sess:
             # One live session per name: the newer login wins, and the old client is told why.
-            log.info("%s logged in again from %s; replacing the session from %s",
-                     user, _fmt(sess.addr), _fmt(old.addr))
+            log.info(
+                "%s logged in again from %s; replacing the session from %s",
+                user,
+                _fmt(sess.addr),
+                _fmt(old.addr),
+            )
             self._send(old, m.Closed(ErrorCode.REPLACED, f"logged in again from {_fmt(sess.addr)}"))
             old.user, old.room = None, None
             old.closing_at = now + self.config.linger_s
             self._schedule(old)
         else:
-            log.info("[bold green]%s joined[/] from %s (%d online)", user, _fmt(sess.addr), len(room.members))
+            log.info(
+                "[bold green]%s joined[/] from %s (%d online)",
+                user,
+                _fmt(sess.addr),
+                len(room.members),
+            )
             self._broadcast(room, m.Joined(room.name, user, _ms(now)), exclude=sess)
         self._replay_history(sess, room, login.resume_seq)
         self._send(sess, m.Presence(room.name, room.users()))
 
-    def _login_failed(self, sess: Session, login: m.Login, code: ErrorCode, text: str, now: float) -> None:
+    def _login_failed(
+        self, sess: Session, login: m.Login, code: ErrorCode, text: str, now: float
+    ) -> None:
         self.stats.failed_logins += 1
         if code is ErrorCode.INVALID_PASSWORD:
             self.throttle.failed(login.user, sess.addr[0], now)
@@ -307,7 +344,9 @@ class Relay:
         else:
             history = room.recent_after(resume_seq, self.config.max_backlog_frames) or []
             if not history and resume_seq < room.next_seq - 1:
-                history = self.store.messages_after(room.name, resume_seq, self.config.max_backlog_frames)
+                history = self.store.messages_after(
+                    room.name, resume_seq, self.config.max_backlog_frames
+                )
             flags = 0
         for stored in history:
             self._send(sess, _room_message(stored, extra_flags=flags))
@@ -319,7 +358,9 @@ class Relay:
 
     def _take_token(self, sess: Session, now: float) -> bool:
         cfg = self.config
-        sess.tokens = min(float(cfg.rate_burst), sess.tokens + (now - sess.tokens_at) * cfg.rate_per_s)
+        sess.tokens = min(
+            float(cfg.rate_burst), sess.tokens + (now - sess.tokens_at) * cfg.rate_per_s
+        )
         sess.tokens_at = now
         if sess.tokens >= 1.0:
             sess.tokens -= 1.0
@@ -329,7 +370,10 @@ class Relay:
     def _hold(self, sess: Session, message: m.Message, now: float) -> None:
         msg_id = getattr(message, "msg_id", 0)
         if len(sess.held) >= self.config.max_held:
-            self._send(sess, m.Rejected(msg_id, ErrorCode.RATE_LIMITED, 1000, "too many messages: slow down"))
+            self._send(
+                sess,
+                m.Rejected(msg_id, ErrorCode.RATE_LIMITED, 1000, "too many messages: slow down"),
+            )
             return
         if not sess.held:
             self._send(sess, m.Notice(
@@ -355,18 +399,33 @@ class Relay:
             return
         room = self.rooms.get(message.room)
         if room is None or room.session_of(sess.user) != sess.sid:
-            self._send(sess, m.Rejected(message.msg_id, ErrorCode.NO_SUCH_ROOM, 0,
-                                        f"you are not in room {message.room}"))
+            self._send(
+                sess,
+                m.Rejected(
+                    message.msg_id, ErrorCode.NO_SUCH_ROOM, 0, f"you are not in room {message.room}"
+                ),
+            )
             return
         known = self._known_message(sess, message.msg_id)
         if known is not None:
             room_name, seq, ts_ms = known
             self._send(sess, m.Accepted(message.msg_id, room_name, seq, ts_ms))
             return
-        stored = StoredMessage(room.name, room.allocate_seq(), _ms(now), sess.user, message.text,
-                               message.flags & m.FLAG_ACTION, message.msg_id)
+        stored = StoredMessage(
+            room.name,
+            room.allocate_seq(),
+            _ms(now),
+            sess.user,
+            message.text,
+            message.flags & m.FLAG_ACTION,
+            message.msg_id,
+        )
         self._pending.append(_PendingMessage(sess, message, stored))
-        self._recent_ids[(m.name_key(sess.user), message.msg_id)] = (room.name, stored.seq, stored.ts_ms)
+        self._recent_ids[(m.name_key(sess.user), message.msg_id)] = (
+            room.name,
+            stored.seq,
+            stored.ts_ms,
+        )
         if len(self._recent_ids) > 100_000:
             self._recent_ids.popitem(last=False)
 
@@ -385,11 +444,18 @@ class Relay:
         target_sid = sess.room.session_of(message.to)
         target = self.sessions.get(target_sid) if target_sid is not None else None
         if target is None or target.user is None:
-            self._send(sess, m.Rejected(message.msg_id, ErrorCode.NO_SUCH_USER, 0,
-                                        f"{message.to} is not online"))
+            self._send(
+                sess,
+                m.Rejected(
+                    message.msg_id, ErrorCode.NO_SUCH_USER, 0, f"{message.to} is not online"
+                ),
+            )
             return
         ts = _ms(now)
-        self._send(target, m.Private(sess.user, target.user, ts, message.text, message.flags & m.FLAG_ACTION))
+        self._send(
+            target,
+            m.Private(sess.user, target.user, ts, message.text, message.flags & m.FLAG_ACTION),
+        )
         self._send(sess, m.Accepted(message.msg_id, "", 0, ts))
         log.info("private message %s -> %s", sess.user, target.user)
 
@@ -410,8 +476,13 @@ class Relay:
             self.stats.messages_relayed += 1
             self.stats.deliveries += count
             if log.isEnabledFor(logging.INFO):
-                log.info("<%s> %s  [dim](#%d, forwarded to %d)[/]",
-                         p.stored.user, _escape(p.stored.text), p.stored.seq, count)
+                log.info(
+                    "<%s> %s  [dim](#%d, forwarded to %d)[/]",
+                    p.stored.user,
+                    _escape(p.stored.text),
+                    p.stored.seq,
+                    count,
+                )
 
     def _fan_out(
         self, room: Room, kind: int, body: bytes, exclude: Session | None, seq: int | None = None
@@ -465,8 +536,13 @@ class Relay:
         sess.user, sess.room = None, None
         sess.held.clear()
         if user is not None and room is not None and room.remove_member(user, sess.sid):
-            log.info("[bold red]%s left[/] (%s) from %s (%d online)",
-                     user, reason, _fmt(sess.addr), len(room.members))
+            log.info(
+                "[bold red]%s left[/] (%s) from %s (%d online)",
+                user,
+                reason,
+                _fmt(sess.addr),
+                len(room.members),
+            )
             self._broadcast(room, m.Left(room.name, user, _ms(now), reason), exclude=sess)
         if reason == "timed out":
             self._drop(sess)
@@ -547,7 +623,7 @@ class Relay:
             self._drop(sess)
             return
         if sess.closing_at is None and now >= sess.timeout_check_at:
-            if now - sess.last_heard >= self.config.client_timeout_s:
+            if now >= sess.last_heard + self.config.client_timeout_s:
                 if sess.user is not None:
                     self._end_session(sess, "timed out", now)
                 else:
@@ -566,8 +642,15 @@ class Relay:
 
 
 def _room_message(stored: StoredMessage, extra_flags: int = 0) -> m.RoomMessage:
-    return m.RoomMessage(stored.room, stored.seq, stored.ts_ms, stored.user, stored.text,
-                         stored.flags | extra_flags, stored.msg_id)
+    return m.RoomMessage(
+        stored.room,
+        stored.seq,
+        stored.ts_ms,
+        stored.user,
+        stored.text,
+        stored.flags | extra_flags,
+        stored.msg_id,
+    )
 
 
 def _ms(now: float) -> int:

@@ -103,14 +103,22 @@ def default_db_path() -> Path:
 
 def hash_password(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(
-        password.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r, dklen=32
+        password.encode("utf-8", "surrogatepass"),
+        salt=salt,
+        n=n,
+        r=r,
+        p=p,
+        maxmem=256 * n * r,
+        dklen=32,
     )
 
 
 class Store:
     """One SQLite file. Not thread-safe: the server uses it from its event loop only."""
 
-    def __init__(self, path: Path | str, *, durable: bool = False, scrypt_n: int = SCRYPT_N) -> None:
+    def __init__(
+        self, path: Path | str, *, durable: bool = False, scrypt_n: int = SCRYPT_N
+    ) -> None:
         self.path = Path(path)
         self.scrypt_n = scrypt_n
         try:
@@ -202,10 +210,14 @@ class Store:
         return cur.rowcount > 0
 
     def remove_account(self, name: str) -> bool:
-        return self._db.execute("DELETE FROM accounts WHERE key = ?", (name_key(name),)).rowcount > 0
+        return (
+            self._db.execute("DELETE FROM accounts WHERE key = ?", (name_key(name),)).rowcount > 0
+        )
 
     def list_accounts(self) -> list[Account]:
-        rows = self._db.execute("SELECT name, key, created_ms FROM accounts ORDER BY key").fetchall()
+        rows = self._db.execute(
+            "SELECT name, key, created_ms FROM accounts ORDER BY key"
+        ).fetchall()
         return [Account(*row) for row in rows]
 
     # ------------------------------------------------------------ messages

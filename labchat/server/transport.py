@@ -51,7 +51,9 @@ class RelayProtocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
         self._summary_task = self._loop.create_task(self._summarise_drops())
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
+    def datagram_received(
+        self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]
+    ) -> None:
         try:
             self.relay.receive_datagram(data, (addr[0], addr[1]), self.clock())
         except Exception:
@@ -90,7 +92,10 @@ class RelayProtocol(asyncio.DatagramProtocol):
     def _rearm(self, now: float) -> None:
         deadline = self.relay.next_timer()
         if self._timer is not None:
-            if deadline is not None and abs(self._timer.when() - (self._loop.time() + deadline - now)) < 1e-3:
+            if (
+                deadline is not None
+                and abs(self._timer.when() - (self._loop.time() + deadline - now)) < 1e-3
+            ):
                 return
             self._timer.cancel()
             self._timer = None
@@ -118,7 +123,9 @@ class RelayProtocol(asyncio.DatagramProtocol):
                 deltas["bad_packets"] = bad - last_bad
             if deltas:
                 summary = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(deltas.items()))
-                log.warning("dropped datagrams in the last %.0f s: %s", DROP_SUMMARY_INTERVAL_S, summary)
+                log.warning(
+                    "dropped datagrams in the last %.0f s: %s", DROP_SUMMARY_INTERVAL_S, summary
+                )
             last, last_bad = now_stats, bad
 
     def close(self) -> None:
@@ -149,7 +156,9 @@ class RelayServer:
         self.relay.shutdown(self.protocol.clock())
         self.protocol.flush()
         if self.relay.sessions and grace_s > 0:
-            await asyncio.sleep(grace_s)  # a bounded grace period for retransmissions, not a test sleep
+            await asyncio.sleep(
+                grace_s
+            )  # a bounded grace period for retransmissions, not a test sleep
             self.protocol.flush()
         self.protocol.close()
         self.relay.store.close()
@@ -168,7 +177,9 @@ async def serve(host: str, port: int, relay: Relay) -> RelayServer:
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise ServerError(f"UDP port {port} on {host} is already in use: is another server running?") from None
+            raise ServerError(
+                f"UDP port {port} on {host} is already in use: is another server running?"
+            ) from None
         if exc.errno == errno.EADDRNOTAVAIL:
             raise ServerError(f"{host} is not an address of this machine") from None
         if exc.errno == errno.EACCES:

@@ -102,22 +102,49 @@ class Proc:
 
 async def spawn(*args: str, env: dict[str, str]) -> Proc:
     proc = await asyncio.create_subprocess_exec(
-        *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=env,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
     return Proc(proc)
 
 
-async def start_server_proc(tmp_path: Path, *extra: str, db: Path | None = None) -> tuple[Proc, int]:
+async def start_server_proc(
+    tmp_path: Path, *extra: str, db: Path | None = None
+) -> tuple[Proc, int]:
     """`labchat-server 127.0.0.1 -p 0`; returns the process and the port it reports."""
     db = db or tmp_path / "server.db"
-    server = await spawn(PYTHON, "-m", "labchat.server", "127.0.0.1", "-p", "0", "--db", str(db), *extra,
-                         env=env_for(tmp_path, None))
+    server = await spawn(
+        PYTHON,
+        "-m",
+        "labchat.server",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "--db",
+        str(db),
+        *extra,
+        env=env_for(tmp_path, None),
+    )
     match = await server.expect(r"listening on UDP 127\.0\.0\.1:(\d+)")
     return server, int(match.group(1))
 
 
-async def start_client_proc(tmp_path: Path, port: int, user: str, *extra: str,
-                            password: str | None = "secret") -> Proc:
-    return await spawn(PYTHON, "-m", "labchat.client", "127.0.0.1", str(port), "0", "--plain",
-                       "--user", user, *extra, env=env_for(tmp_path, password))
+async def start_client_proc(
+    tmp_path: Path, port: int, user: str, *extra: str, password: str | None = "secret"
+) -> Proc:
+    return await spawn(
+        PYTHON,
+        "-m",
+        "labchat.client",
+        "127.0.0.1",
+        str(port),
+        "0",
+        "--plain",
+        "--user",
+        user,
+        *extra,
+        env=env_for(tmp_path, password),
+    )

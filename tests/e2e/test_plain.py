@@ -78,8 +78,16 @@ async def test_wrong_password_and_closed_registration(tmp_path: Path) -> None:
     assert await stranger.wait() == 1
     await server.kill()
     admin_env = env_for(tmp_path, "rightpass")
-    add = await spawn(PYTHON, "-m", "labchat.server.admin", "--db", str(tmp_path / "server.db"),
-                      "add", "alice", env=admin_env)
+    add = await spawn(
+        PYTHON,
+        "-m",
+        "labchat.server.admin",
+        "--db",
+        str(tmp_path / "server.db"),
+        "add",
+        "alice",
+        env=admin_env,
+    )
     assert await add.wait() == 0
     server, port = await start_server_proc(tmp_path, "--registration", "closed")
     wrong = await start_client_proc(tmp_path, port, "alice", password="wrongpass")
@@ -98,7 +106,14 @@ async def test_garbage_datagrams_do_not_stop_the_chat(tmp_path: Path) -> None:
     await alice.expect(r"logged in as alice")
     bob = await start_client_proc(tmp_path, port, "bob")
     await alice.expect(r"bob joined")
-    junk = [b"", b"LC", b"LC\x01\x04" + b"\x00" * 40, b"\xff" * 1500, os.urandom(300), b"LC\x09\x01hello"]
+    junk = [
+        b"",
+        b"LC",
+        b"LC\x01\x04" + b"\x00" * 40,
+        b"\xff" * 1500,
+        os.urandom(300),
+        b"LC\x09\x01hello",
+    ]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for i in range(500):
             sock.sendto(junk[i % len(junk)] + os.urandom(i % 7), ("127.0.0.1", port))
@@ -139,8 +154,18 @@ async def test_client_port_in_use(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         busy = taken.getsockname()[1]
-        proc = await spawn(PYTHON, "-m", "labchat.client", "127.0.0.1", "9", str(busy), "--plain",
-                           "--user", "alice", env=env_for(tmp_path))
+        proc = await spawn(
+            PYTHON,
+            "-m",
+            "labchat.client",
+            "127.0.0.1",
+            "9",
+            str(busy),
+            "--plain",
+            "--user",
+            "alice",
+            env=env_for(tmp_path),
+        )
         assert await proc.wait() == 1
         err = await proc.stderr()
     assert f"client port {busy} is already in use" in err and "Traceback" not in err
@@ -157,20 +182,47 @@ async def test_server_not_answering(tmp_path: Path) -> None:
 
 async def test_server_bad_database_and_port_in_use(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
-    proc = await spawn(PYTHON, "-m", "labchat.server", "127.0.0.1", "-p", "0", "--db",
-                       str(tmp_path / "dir.db"), env=env_for(tmp_path))
+    proc = await spawn(
+        PYTHON,
+        "-m",
+        "labchat.server",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "--db",
+        str(tmp_path / "dir.db"),
+        env=env_for(tmp_path),
+    )
     assert await proc.wait() == 1
     err = await proc.stderr()
     assert "cannot open database" in err and "Traceback" not in err
     (tmp_path / "junk.db").write_bytes(b"this is not a database" * 100)
-    proc = await spawn(PYTHON, "-m", "labchat.server", "127.0.0.1", "-p", "0", "--db",
-                       str(tmp_path / "junk.db"), env=env_for(tmp_path))
+    proc = await spawn(
+        PYTHON,
+        "-m",
+        "labchat.server",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "--db",
+        str(tmp_path / "junk.db"),
+        env=env_for(tmp_path),
+    )
     assert await proc.wait() == 1
     assert "cannot open database" in await proc.stderr()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
-        proc = await spawn(PYTHON, "-m", "labchat.server", "127.0.0.1", "-p", str(taken.getsockname()[1]),
-                           "--db", str(tmp_path / "ok.db"), env=env_for(tmp_path))
+        proc = await spawn(
+            PYTHON,
+            "-m",
+            "labchat.server",
+            "127.0.0.1",
+            "-p",
+            str(taken.getsockname()[1]),
+            "--db",
+            str(tmp_path / "ok.db"),
+            env=env_for(tmp_path),
+        )
         assert await proc.wait() == 1
         assert "already in use" in await proc.stderr()
 

@@ -55,7 +55,9 @@ async def test_three_clients_through_a_bad_network(tmp_path: Path) -> None:
                 clients[u].send(f"{u} {i}")
         for u in users:
             await wait_count(clients[u], 600, timeout=90)
-        logs = {u: [(m["seq"], m["user"] or u, m["text"]) for m in messages(clients[u])] for u in users}
+        logs = {
+            u: [(m["seq"], m["user"] or u, m["text"]) for m in messages(clients[u])] for u in users
+        }
         assert logs["ana"] == logs["budi"] == logs["citra"]
         seqs = [s for s, _, _ in logs["ana"]]
         assert len(seqs) == 600 == len(set(seqs)) and seqs == sorted(seqs)
@@ -109,8 +111,18 @@ async def test_server_killed_and_restarted(tmp_path: Path) -> None:
 async def start_server_proc_on(tmp_path: Path, port: int, db: Path) -> tuple[Proc, int]:
     from .procs import PYTHON, env_for, spawn
 
-    proc = await spawn(PYTHON, "-m", "labchat.server", "127.0.0.1", "-p", str(port), "--db", str(db),
-                       "--quiet", env=env_for(tmp_path, None))
+    proc = await spawn(
+        PYTHON,
+        "-m",
+        "labchat.server",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--db",
+        str(db),
+        "--quiet",
+        env=env_for(tmp_path, None),
+    )
     await proc.expect(r"listening on UDP")
     return proc, port
 

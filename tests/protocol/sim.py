@@ -42,8 +42,14 @@ class SimClient:
 
 
 class SimNet:
-    def __init__(self, tmp_path: Path, *, seed: int = 1, path: PathModel | None = None,
-                 relay_config: RelayConfig | None = None) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        seed: int = 1,
+        path: PathModel | None = None,
+        relay_config: RelayConfig | None = None,
+    ) -> None:
         self.tmp_path = tmp_path
         self.rng = random.Random(seed)
         self.path = path or PathModel()
@@ -66,8 +72,13 @@ class SimNet:
         self.relay = None
         self._queue = [q for q in self._queue if q[2] != SERVER]
 
-    def add_client(self, user: str, password: str = "secret", config: ClientConfig | None = None,
-                   port: int | None = None) -> SimClient:
+    def add_client(
+        self,
+        user: str,
+        password: str = "secret",
+        config: ClientConfig | None = None,
+        port: int | None = None,
+    ) -> SimClient:
         addr = (f"10.0.1.{len(self.clients) + 1}", port or 5000)
         conn = ClientConnection(user, password, config=config or ClientConfig())
         client = SimClient(conn, addr)

@@ -18,15 +18,15 @@ def room_texts(client) -> list[str]:  # type: ignore[no-untyped-def]
     """What a user's log shows, in order: others' messages and own confirmed ones."""
     out = []
     for e in client.seen:
-        if isinstance(e, ev.MessageReceived):
-            out.append((e.seq, e.text))
-        elif isinstance(e, ev.MessageDelivered) and e.to is None:
+        if isinstance(e, ev.MessageReceived) or (isinstance(e, ev.MessageDelivered) and e.to is None):
             out.append((e.seq, e.text))
     return out
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_lossy_network_everyone_sees_everything_once_in_one_order(tmp_path: Path, seed: int) -> None:
+def test_lossy_network_everyone_sees_everything_once_in_one_order(
+    tmp_path: Path, seed: int
+) -> None:
     net = SimNet(tmp_path, seed=seed, path=PathModel(loss=0.2, duplicate=0.05, reorder=0.05))
     users = ["ana", "budi", "citra"]
     for u in users:
@@ -73,7 +73,9 @@ def test_client_notices_silent_server_and_reconnects_after_restart(tmp_path: Pat
     assert net.now - crash <= 5.0  # noticed within seconds
     net.run_for(3.0)
     net.start_relay()  # same database
-    net.run_until(lambda: any(e.text == "during outage" for e in b.of(ev.MessageReceived)), limit_s=60)
+    net.run_until(
+        lambda: any(e.text == "during outage" for e in b.of(ev.MessageReceived)), limit_s=60
+    )
     assert a.conn.state is ev.ConnectionState.CONNECTED
     assert [e.text for e in b.of(ev.MessageReceived)] == ["before", "during outage"]
     assert a.of(ev.LoggedIn)[-1].resumed

@@ -14,8 +14,15 @@ from labchat.protocol.wire import Ack, encode_packet
 class LossyPipe:
     """Two links joined by a path that drops, duplicates and reorders, driven by a seeded RNG."""
 
-    def __init__(self, *, loss: float = 0.0, dup: float = 0.0, reorder: float = 0.0, seed: int = 1,
-                 delay: float = 0.001) -> None:
+    def __init__(
+        self,
+        *,
+        loss: float = 0.0,
+        dup: float = 0.0,
+        reorder: float = 0.0,
+        seed: int = 1,
+        delay: float = 0.001,
+    ) -> None:
         self.a = ReliableLink(LinkConfig())
         self.b = ReliableLink(LinkConfig())
         self.rng = random.Random(seed)
