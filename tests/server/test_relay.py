@@ -1,0 +1,138 @@
+"""Relay policy on the simulated network: throttling, hostile logged-in peers, stalled clients."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from pathlib import Path
+
+from labchat.protocol import events as ev
+from labchat.protocol import messages as m
+from labchat.protocol.channel import ClientChannel
+from labchat.protocol.errors import ErrorCode
+from labchat.protocol.reliability import ReliableLink
+from labchat.protocol.wire import decode_message, encode_message
+from labchat.server.relay import RelayConfig
+
+from ..protocol.sim import SimNet
+
+
+def test_failed_logins_are_throttled_with_growing_delays(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    net.add_client("ana", "right")
+    net.run_until(lambda: net.logged_in("ana"))
+    codes = []
+    for i in range(6):
+        c = net.add_client(f"ana{i}x", "x")  # placeholder to get a fresh address
+        del net.clients[f"ana{i}x"]
+        wrong = net.add_client("ana", "wrong")
+        wrong.addr = c.addr
+        net.run_until(lambda w=wrong: bool(w.of(ev.LoginRefused)))
+        codes.append(wrong.of(ev.LoginRefused)[0].code)
+    assert codes[:4] == [ErrorCode.INVALID_PASSWORD] * 4
+    assert ErrorCode.LOGIN_THROTTLED in codes[4:]
+
+
+def test_new_password_too_short(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    c = net.add_client("ana", "ab")
+    net.run_until(lambda: bool(c.of(ev.LoginRefused)))
+    assert "at least 4 characters" in c.of(ev.LoginRefused)[0].reason
+
+
+def test_registration_closed(tmp_path: Path) -> None:
+    net = SimNet(tmp_path, relay_config=replace(RelayConfig(), registration_open=False))
+    c = net.add_client("ana")
+    net.run_until(lambda: bool(c.of(ev.LoginRefused)))
+    assert c.of(ev.LoginRefused)[0].code == ErrorCode.REGISTRATION_CLOSED
+
+
+class RawPeer:
+    """A logged-in attacker: a real channel and link, sending whatever frames it likes."""
+
+    def __init__(self, net: SimNet, addr: tuple[str, int]) -> None:
+        assert net.relay is not None
+        self.net, self.addr = net, addr
+        self.channel = ClientChannel(None)
+        self.link = ReliableLink()
+        self.channel.start(net.now)
+        self.received: list[bytes] = []
+
+    def pump(self) -> None:
+        relay = self.net.relay
+        assert relay is not None
+        for _ in range(50):
+            moved = False
+            for d in self.channel.datagrams_to_send():
+                relay.receive_datagram(d, self.addr, self.net.now)
+                moved = True
+            if self.channel.established:
+                for p in self.link.packets_to_send(self.net.now):
+                    relay.receive_datagram(self.channel.seal(p, self.net.now), self.addr, self.net.now)
+                    moved = True
+            for check in relay.password_checks():
+                relay.complete_login(check.run(), self.net.now)
+            for data, addr in relay.datagrams_to_send(self.net.now):
+                if addr == self.addr:
+                    payload = self.channel.receive_datagram(data, self.net.now)
+                    if payload is not None:
+                        self.received.extend(f.body for f in self.link.receive_packet(payload, self.net.now))
+                    moved = True
+            if not moved:
+                return
+
+
+def test_hostile_logged_in_peer_cannot_crash_the_relay(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    ana = net.add_client("ana")
+    net.run_until(lambda: net.logged_in("ana"))
+    peer = RawPeer(net, ("10.6.6.6", 666))
+    peer.pump()
+    peer.link.send(m.Kind.LOGIN, encode_message(m.Login("mallory", "secret")))
+    peer.pump()
+    rng = random.Random(3)
+    for i in range(400):
+        kind = rng.choice([*range(0, 70), m.Kind.SAY, m.Kind.LOGIN, m.Kind.WHISPER])
+        body = rng.randbytes(rng.randrange(0, 200))
+        if i % 5 == 0:  # plausible frames with hostile values
+            good = encode_message(m.Say(i, "lobby", "x" * rng.randrange(1, 50)))
+            body = bytearray(good)
+            body[rng.randrange(len(body))] = rng.randrange(256)
+            body = bytes(body)
+        peer.link.send(kind, body)
+        if i % 50 == 0:
+            peer.pump()
+    peer.pump()
+    # Server-to-client kinds from a client, a second LOGIN, junk: all dropped; the room still works.
+    ana.conn.say("room still works", net.now)
+    net.run_until(lambda: bool(ana.of(ev.MessageDelivered)))
+    assert net.relay is not None and net.relay.stats.bad_messages > 0
+
+
+def test_invalid_name_from_a_third_party_client_gets_the_rule(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    peer = RawPeer(net, ("10.6.6.7", 667))
+    peer.pump()
+    body = encode_message(m.Login("alice", "secret")).replace(b"alice", b"9lice")
+    peer.link.send(m.Kind.LOGIN, body)
+    peer.pump()
+    replies = [decode_message(m.Kind.LOGIN_FAILED, b) for b in peer.received]
+    assert replies and replies[0].code == ErrorCode.INVALID_NAME  # type: ignore[attr-defined]
+    assert "starting with a letter" in replies[0].text  # type: ignore[attr-defined]
+
+
+def test_stalled_client_does_not_hold_others_back_and_catches_up(tmp_path: Path) -> None:
+    cfg = replace(RelayConfig(), max_backlog_frames=64, rate_per_s=10_000, rate_burst=10_000)
+    net = SimNet(tmp_path, relay_config=cfg)
+    ana, budi, citra = net.add_client("ana"), net.add_client("budi"), net.add_client("citra")
+    net.run_until(lambda: net.logged_in("ana", "budi", "citra"))
+    citra.online = False  # stalled: receives nothing for a while (but less than the timeout)
+    for i in range(500):
+        ana.conn.say(f"x{i}", net.now)
+    net.run_until(lambda: len(budi.of(ev.MessageReceived)) == 500)
+    assert net.relay is not None
+    stalled = next(s for s in net.relay.sessions.values() if s.user == "citra")
+    assert stalled.link.backlog <= 64 + 8  # bounded while stalled
+    citra.online = True
+    net.run_until(lambda: len(citra.of(ev.MessageReceived)) == 500, limit_s=60)
+    assert [e.text for e in citra.of(ev.MessageReceived)] == [f"x{i}" for i in range(500)]

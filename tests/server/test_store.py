@@ -1,0 +1,91 @@
+"""The SQLite store: accounts, scrypt, history, idempotent ids, schema versions, bad files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from labchat.server.store import SCHEMA_VERSION, Store, StoredMessage, StoreError
+
+
+def make(tmp_path: Path) -> Store:
+    return Store(tmp_path / "s.db", scrypt_n=2**10)
+
+
+def test_accounts(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    store.create_account("Alice", "pw1234")
+    assert store.get_account("ALICE") is not None and store.get_account("alice").name == "Alice"  # type: ignore[union-attr]
+    assert store.check_password("alice", "pw1234")
+    assert not store.check_password("alice", "nope")
+    assert not store.check_password("nobody", "pw1234")
+    with pytest.raises(StoreError, match="exists already"):
+        store.create_account("ALICE", "other")
+    assert store.set_password("alice", "new-one")
+    assert store.check_password("alice", "new-one")
+    assert [a.name for a in store.list_accounts()] == ["Alice"]
+    assert store.remove_account("alice") and store.get_account("alice") is None
+
+
+def test_passwords_are_only_stored_as_salted_hashes(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    store.create_account("a", "same password")
+    store.create_account("b", "same password")
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("s.db"))
+    assert b"same password" not in raw
+    db = sqlite3.connect(tmp_path / "s.db")
+    hashes = [row[0] for row in db.execute("SELECT hash FROM accounts")]
+    assert len(set(hashes)) == 2  # salted: equal passwords, different hashes
+
+
+def test_messages_and_ids(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    msgs = [StoredMessage("lobby", i, 1000 + i, "alice", f"m{i}", 0, 2**64 - i) for i in range(1, 6)]
+    store.append_messages(msgs, ["alice"] * 5)
+    assert store.last_seq("lobby") == 5
+    assert [m.text for m in store.last_messages("lobby", 2)] == ["m4", "m5"]
+    assert [m.seq for m in store.messages_after("lobby", 2, 10)] == [3, 4, 5]
+    found = store.find_message("Alice", 2**64 - 3)
+    assert found is not None and found.seq == 3 and found.msg_id == 2**64 - 3
+    assert store.find_message("bob", 2**64 - 3) is None
+
+
+def test_older_schema_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE accounts (key TEXT PRIMARY KEY, name TEXT NOT NULL, salt BLOB NOT NULL,
+            hash BLOB NOT NULL, scrypt_n INTEGER NOT NULL, scrypt_r INTEGER NOT NULL,
+            scrypt_p INTEGER NOT NULL, created_ms INTEGER NOT NULL);
+        CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, ts_ms INTEGER NOT NULL,
+            user TEXT NOT NULL, text TEXT NOT NULL, flags INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (room, seq));
+        INSERT INTO messages VALUES ('lobby', 1, 5, 'alice', 'from version 1', 0);
+        PRAGMA user_version = 1;
+        """
+    )
+    db.close()
+    store = Store(path)
+    assert store.schema_version == SCHEMA_VERSION
+    assert [m.text for m in store.last_messages("lobby", 10)] == ["from version 1"]
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer than this labchat"):
+        Store(path)
+
+
+@pytest.mark.parametrize("content", [b"not a database at all" * 50, b"SQLite format 3\x00" + b"\xff" * 2000])
+def test_corrupt_file_is_one_clear_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.db"
+    path.write_bytes(content)
+    with pytest.raises(StoreError, match="cannot open database"):
+        Store(path)
