@@ -1,0 +1,223 @@
+"""`labchat-bench`: start a server (or target one), simulate clients, print a table (or --json).
+
+    labchat-bench                                  fixed load: 100 clients, 1000 msg/s, 10 s
+    labchat-bench --mode ramp                      highest load whose p99 stays under 50 ms
+    labchat-bench --mode idle --clients 1000       memory per client and keepalive CPU
+    labchat-bench --mode curve                     cost at 10, 100 and 1000 clients
+    labchat-bench --mode tui                       key-to-screen delay of the Textual app under load
+
+Everything runs on 127.0.0.1 and stops by itself within --max-time seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .runner import Bench, Report, Settings
+
+MODES = ("fixed", "ramp", "idle", "tui", "curve")
+DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
+    "fixed": (100, 1000.0, 10.0),
+    "ramp": (100, 200.0, 3.0),
+    "idle": (1000, 0.0, 10.0),
+    "curve": (0, 0.0, 5.0),
+    "tui": (1, 1000.0, 5.0),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        self.exit(2, f"labchat-bench: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="labchat-bench", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="\n".join(__doc__.split("\n\n")[1:]))
+    p.add_argument("--mode", choices=MODES, default="fixed")
+    p.add_argument("--clients", type=int, default=None, metavar="N", help="simulated clients")
+    p.add_argument("--rate", type=float, default=None, metavar="MSG_S",
+                   help="messages per second into the room, all senders together (ramp: first step)")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="seconds of load per step (idle: the idle window)")
+    p.add_argument("--processes", type=int, default=0, metavar="P",
+                   help="client worker processes (default: 1 up to 50 clients, else 2)")
+    p.add_argument("--server", default=None, metavar="HOST:PORT",
+                   help="load an existing server instead of starting one (no server CPU/memory then)")
+    p.add_argument("--sizes", default="10,100,1000", metavar="N,N,..", help="curve: client counts")
+    p.add_argument("--deliveries", type=float, default=20_000.0, metavar="D_S",
+                   help="curve: target deliveries per second at every size (default 20000)")
+    p.add_argument("--ramp-steps", type=int, default=12, metavar="K", help="ramp: at most K steps")
+    p.add_argument("--ramp-factor", type=float, default=1.5, metavar="F",
+                   help="ramp: each step offers F times the previous rate (default 1.5)")
+    p.add_argument("--ceiling-seconds", type=float, default=1.0, metavar="S",
+                   help="how long the raw sendto ceiling is measured (default 1 s)")
+    p.add_argument("--login-pace", type=float, default=250.0, metavar="N_S", help="logins per second")
+    p.add_argument("--profile", action="store_true",
+                   help="run the server under cProfile and print its top functions (slows it down)")
+    p.add_argument("--profile-clients", action="store_true",
+                   help="run the client workers under cProfile; their top functions go to stderr")
+    p.add_argument("--uvloop", action="store_true", help="run server and clients on uvloop (labchat[fast])")
+    p.add_argument("--max-time", type=float, default=300.0, metavar="S",
+                   help="hard bound on the whole run (default 300 s)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    return p
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    clients, rate, duration = DEFAULTS[args.mode]
+    s = Settings(mode=args.mode)
+    s.clients = args.clients if args.clients is not None else clients
+    s.rate = args.rate if args.rate is not None else rate
+    s.duration = args.duration if args.duration is not None else duration
+    s.processes = args.processes
+    s.profile = args.profile
+    s.profile_clients = args.profile_clients
+    s.uvloop = args.uvloop
+    s.max_time = args.max_time
+    s.login_pace = args.login_pace
+    s.curve_deliveries = args.deliveries
+    s.ramp_max_steps = args.ramp_steps
+    s.ramp_factor = args.ramp_factor
+    s.ceiling_s = args.ceiling_seconds
+    if s.ramp_max_steps < 1 or s.ramp_factor <= 1 or s.ceiling_s <= 0:
+        raise ValueError("--ramp-steps must be at least 1, --ramp-factor above 1, --ceiling-seconds positive")
+    s.idle_window = s.duration
+    if args.server:
+        host, _, port = args.server.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"--server wants HOST:PORT, not {args.server!r}")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("--server must be on this machine (127.0.0.1): the bench never leaves it")
+        s.server = (host.strip("[]"), int(port))
+    try:
+        s.curve_sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"--sizes wants numbers separated by commas, not {args.sizes!r}") from None
+    if args.mode != "curve" and s.clients < (1 if args.mode in ("idle", "tui") else 2):
+        raise ValueError("--clients must be at least 2 (a message needs someone to receive it)")
+    if s.duration <= 0 or s.max_time <= 0 or s.rate < 0 or s.login_pace <= 0:
+        raise ValueError("--duration, --max-time and --login-pace must be positive, --rate not negative")
+    if args.mode in ("fixed", "ramp") and s.rate <= 0:
+        raise ValueError(f"--mode {args.mode} needs --rate above 0")
+    if args.mode == "curve" and (not s.curve_sizes or min(s.curve_sizes) < 2):
+        raise ValueError("--sizes: every size must be at least 2")
+    if s.uvloop:
+        try:
+            import uvloop  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError:
+            raise ValueError("--uvloop needs uvloop: pip install 'labchat[fast]'") from None
+    return s
+
+
+def _fmt(value: Any, spec: str = ",.0f", none: str = "n/a") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return none
+    return format(value, spec)
+
+
+def render(report: Report, console: Console) -> None:
+    table = Table(title=f"labchat-bench --mode {report.mode}", title_justify="left")
+    columns = ["step", "clients", "offered msg/s", "delivered msg/s", "deliveries/s",
+               "p50 ms", "p95 ms", "p99 ms", "max ms", "lost", "dup",
+               "server CPU", "server peak MB", "KB/client", "of ceiling"]
+    for c in columns:
+        table.add_column(c, justify="left" if c == "step" else "right")
+    for row in report.rows:
+        lat = row.get("latency_ms") or {}
+        cpu = row.get("server_cpu")
+        frac = row.get("ceiling_fraction")
+        table.add_row(
+            str(row.get("label", "")) + ("" if row.get("passed", True) else " ✗"),
+            _fmt(row.get("clients"), "d"),
+            _fmt(row.get("offered_msg_s")), _fmt(row.get("delivered_msg_s")), _fmt(row.get("deliveries_s")),
+            _fmt(lat.get("p50"), ".2f"), _fmt(lat.get("p95"), ".2f"), _fmt(lat.get("p99"), ".2f"),
+            _fmt(lat.get("max"), ".2f"),
+            _fmt(row.get("lost"), "d"), _fmt(row.get("duplicated"), "d"),
+            _fmt(None if cpu is None else cpu * 100, ".1f") + ("" if cpu is None else " %"),
+            _fmt(row.get("server_peak_mb"), ".1f"), _fmt(row.get("server_kb_per_client"), ".1f"),
+            _fmt(None if frac is None else frac * 100, ".1f") + ("" if frac is None else " %"),
+        )
+    console.print(table)
+    if report.ceiling_sendto_s:
+        console.print(f"raw ceiling (blocking 200-byte sendto loop on loopback): "
+                      f"{report.ceiling_sendto_s:,.0f} datagrams/s")
+    if report.best is not None:
+        b = report.best
+        console.print(f"best passing step: {b['label']}: {b['deliveries_s']:,.0f} deliveries/s, "
+                      f"p99 {b['latency_ms']['p99']:.2f} ms")
+    for row in report.rows:
+        extra = []
+        if row.get("server_us_per_delivery") is not None:
+            extra.append(f"server {row['server_us_per_delivery']:.1f} µs CPU per delivery")
+        if row.get("server_datagrams_in") is not None and row.get("duration_s"):
+            d = row["duration_s"]
+            extra.append(f"server datagrams in/out {row['server_datagrams_in'] / d:,.0f}/"
+                         f"{row['server_datagrams_out'] / d:,.0f} per s")
+        if row.get("clients_cpu") is not None:
+            extra.append(f"clients {row['clients_cpu'] * 100:.0f} % of a core")
+        if row.get("tui"):
+            extra.append(", ".join(f"{k} {v}" for k, v in row["tui"].items()))
+        if extra:
+            console.print(f"{row.get('label')}: " + "; ".join(extra), soft_wrap=True)
+    errors = max((r.get("server_logged_errors") or 0 for r in report.rows), default=0)
+    if errors:
+        first = next(r.get("server_first_error") for r in report.rows if r.get("server_logged_errors"))
+        console.print(f"note: the server logged {errors} error(s); first: {first}", soft_wrap=True,
+                      markup=False, highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", soft_wrap=True, markup=False, highlight=False)
+    if report.profile:
+        console.print("server profile (cProfile, by own time):", markup=False)
+        console.print(report.profile, markup=False, highlight=False)
+    console.print(f"took {report.elapsed_s:.1f} s", markup=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"labchat-bench: {exc}", file=sys.stderr)
+        return 2
+    # Wide enough for the table when piped to a file (Rich assumes 80 columns there).
+    console = Console(stderr=args.json, highlight=False,
+                      width=None if sys.stdout.isatty() else 170)
+
+    def log(line: str) -> None:
+        if not args.json:
+            console.print(f"[dim]{line}[/]")
+
+    def out_of_time(signum: int, frame: object) -> None:
+        raise TimeoutError(f"the run passed --max-time {settings.max_time:g} s")
+
+    # The hard bound: every wait inside is bounded too; this catches anything that is not.
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.alarm(math.ceil(settings.max_time + 30))
+    bench = Bench(settings, log)
+    try:
+        report = bench.run()
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        print(f"labchat-bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        signal.alarm(0)
+    if args.json:
+        print(json.dumps({"mode": report.mode, "settings": report.settings,
+                          "ceiling_sendto_s": report.ceiling_sendto_s, "rows": report.rows,
+                          "best": report.best, "notes": report.notes, "profile": report.profile,
+                          "elapsed_s": report.elapsed_s, "cpus": os.cpu_count()}, default=str))
+    else:
+        render(report, console)
+    return 0

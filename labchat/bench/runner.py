@@ -1,0 +1,280 @@
+"""The modes, as sequences of steps against one server process and a pool of client workers.
+
+Every mode returns a `Report`: a list of rows (one per step or size) plus notes. Server CPU is the
+server process's user+system time over the step's wall time (1.0 = one core busy); memory is its
+resident set (VmRSS / VmHWM). Both are None when the server is not ours (--server).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .ceiling import raw_sendto_rate
+from .load import WorkerPool, merge_step
+from .server_proc import BenchServer, RemoteServer, ServerOptions, settings_note
+
+#: A step fails the ramp when its p99 passes this (the issue's target).
+RAMP_P99_LIMIT_MS = 50.0
+
+
+class OutOfTime(Exception):
+    """The overall time bound would be passed by the next step."""
+
+
+@dataclass
+class Settings:
+    mode: str = "fixed"
+    clients: int = 100
+    rate: float = 1000.0
+    duration: float = 10.0
+    processes: int = 0  # 0: automatic
+    server: tuple[str, int] | None = None
+    profile: bool = False
+    profile_clients: bool = False
+    uvloop: bool = False
+    max_time: float = 300.0
+    login_pace: float = 250.0
+    ramp_factor: float = 1.5
+    ramp_max_steps: int = 12
+    idle_window: float = 10.0
+    curve_sizes: tuple[int, ...] = (10, 100, 1000)
+    curve_deliveries: float = 20_000.0
+    drain_max: float = 10.0
+    ceiling_s: float = 1.0
+
+
+@dataclass
+class Report:
+    mode: str
+    settings: dict[str, Any]
+    ceiling_sendto_s: float | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    profile: str | None = None
+    elapsed_s: float = 0.0
+
+
+class Bench:
+    def __init__(self, settings: Settings, log: Callable[[str], None] = lambda s: None) -> None:
+        self.s = settings
+        self.log = log
+        self.t0 = time.monotonic()
+        self.report = Report(settings.mode, {k: v for k, v in vars(settings).items()})
+
+    # ------------------------------------------------------------ time
+
+    def left(self) -> float:
+        return self.s.max_time - (time.monotonic() - self.t0)
+
+    def need(self, seconds: float, what: str) -> None:
+        if seconds > self.left():
+            raise OutOfTime(f"{what} needs ~{seconds:.0f} s but only {self.left():.0f} s are left "
+                            f"(--max-time {self.s.max_time:g})")
+
+    # ------------------------------------------------------------ pieces
+
+    def processes_for(self, clients: int) -> int:
+        if self.s.processes > 0:
+            return self.s.processes
+        # One worker keeps up with ~100 chatty clients; more processes only help while cores are free,
+        # and this machine's cores are shared with the server.
+        return 1 if clients <= 50 else 2
+
+    def start_server(self) -> BenchServer | RemoteServer:
+        if self.s.server is not None:
+            self.report.notes.append(
+                f"target {self.s.server[0]}:{self.s.server[1]} is not ours: server CPU and memory "
+                "are not available, and its rate limit (default 100 msg/s per user) applies")
+            return RemoteServer(*self.s.server)
+        server = BenchServer(ServerOptions(profile=self.s.profile, uvloop=self.s.uvloop,
+                                           max_s=self.s.max_time + 60))
+        note = settings_note()
+        if note not in self.report.notes:
+            self.report.notes.append(note)
+        return server
+
+    def stop_server(self, server: BenchServer | RemoteServer) -> None:
+        final = server.stop()
+        if final and final.get("profile"):
+            self.report.profile = final["profile"]
+
+    def ceiling(self) -> float:
+        if self.report.ceiling_sendto_s is None:
+            self.log(f"raw ceiling: blocking 200-byte sendto loop for {self.s.ceiling_s:g} s")
+            self.report.ceiling_sendto_s = raw_sendto_rate(self.s.ceiling_s)
+        return self.report.ceiling_sendto_s
+
+    def login(self, pool: WorkerPool, clients: int) -> dict[str, Any]:
+        timeout = 20.0 + clients / self.s.login_pace * 3
+        self.need(timeout, f"logging in {clients} clients")
+        self.log(f"logging in {clients} clients at {self.s.login_pace:g}/s")
+        got = pool.login(self.s.login_pace, timeout)
+        if got["error_count"]:
+            raise RuntimeError(f"{got['error_count']} of {clients} clients could not log in: "
+                               + "; ".join(got["errors"][:3]))
+        return got
+
+    def step(self, server: BenchServer | RemoteServer, pool: WorkerPool, step: int, clients: int,
+             rate: float, duration: float) -> dict[str, Any]:
+        self.need(duration + self.s.drain_max + 5, f"a {duration:g} s step")
+        self.log(f"step {step}: {clients} clients, {rate:g} msg/s for {duration:g} s")
+        before = server.stats()
+        wall0 = time.monotonic()
+        results = pool.run(step, rate, duration, self.s.drain_max)
+        wall1 = time.monotonic()
+        after = server.stats()
+        row = merge_step(results, clients)
+        row.update({"clients": clients, "rate": rate, "duration_s": duration})
+        row["clients_cpu"] = row.pop("clients_cpu_s") / max(1e-9, wall1 - wall0)
+        self._server_figures(row, before, after)
+        ceiling = self.ceiling()
+        row["ceiling_fraction"] = row["deliveries_s"] / ceiling if ceiling else None
+        return row
+
+    @staticmethod
+    def _server_figures(row: dict[str, Any], before: dict[str, Any] | None,
+                        after: dict[str, Any] | None) -> None:
+        if before is None or after is None or before.get("cpu_s") is None:
+            row.update(server_cpu=None, server_peak_mb=None, server_rss_mb=None)
+            return
+        wall = after["time"] - before["time"]
+        row["server_cpu"] = (after["cpu_s"] - before["cpu_s"]) / max(1e-9, wall)
+        row["server_peak_mb"] = after["hwm_bytes"] / 2**20
+        row["server_rss_mb"] = after["rss_bytes"] / 2**20
+        relay0, relay1 = before["relay"], after["relay"]
+        row["server_relayed"] = relay1["messages_relayed"] - relay0["messages_relayed"]
+        row["server_datagrams_in"] = relay1["datagrams_received"] - relay0["datagrams_received"]
+        row["server_datagrams_out"] = relay1["datagrams_sent"] - relay0["datagrams_sent"]
+        deliveries = relay1["deliveries"] - relay0["deliveries"]
+        row["server_us_per_delivery"] = (
+            (after["cpu_s"] - before["cpu_s"]) / deliveries * 1e6 if deliveries else None)
+        row["internal_errors"] = after.get("internal_errors", 0)
+        row["server_logged_errors"] = after.get("logged_errors", 0)
+        row["server_first_error"] = after.get("first_error")
+
+    def session(self, clients: int) -> tuple[BenchServer | RemoteServer, WorkerPool, dict[str, Any]]:
+        """A server, a pool of logged-in clients, and the server's memory cost per client."""
+        server = self.start_server()
+        pool: WorkerPool | None = None
+        try:
+            before = server.stats()
+            pool = WorkerPool(server.host, server.port, clients, self.processes_for(clients),
+                              uvloop=self.s.uvloop, max_s=self.s.max_time + 60,
+                              profile=self.s.profile_clients)
+            got = self.login(pool, clients)
+            time.sleep(min(2.0, 0.5 + clients / 1000))  # let the login fan-out settle
+            after = server.stats()
+        except BaseException:
+            if pool is not None:
+                pool.stop()
+            self.stop_server(server)
+            raise
+        info: dict[str, Any] = {"login_s": got["elapsed_s"], "processes": self.processes_for(clients)}
+        if before is not None and after is not None and before.get("rss_bytes") is not None:
+            info["server_kb_per_client"] = (after["rss_bytes"] - before["rss_bytes"]) / clients / 1024
+            info["server_rss_idle_mb"] = after["rss_bytes"] / 2**20
+        else:
+            info["server_kb_per_client"] = None
+        return server, pool, info
+
+    # ------------------------------------------------------------ modes
+
+    def run(self) -> Report:
+        if self.s.mode == "tui":
+            from .tui_latency import _factory
+
+            _factory()  # fail in one line, now, if the app is not there
+        self.ceiling()  # first, while nothing else of ours is running
+        mode = getattr(self, f"mode_{self.s.mode}")
+        try:
+            mode()
+        except OutOfTime as exc:
+            self.report.notes.append(f"stopped early: {exc}")
+        self.report.elapsed_s = time.monotonic() - self.t0
+        return self.report
+
+    def mode_fixed(self) -> None:
+        server, pool, info = self.session(self.s.clients)
+        try:
+            row = self.step(server, pool, 1, self.s.clients, self.s.rate, self.s.duration)
+            row.update(info, label="fixed")
+            self.report.rows.append(row)
+        finally:
+            pool.stop()
+            self.stop_server(server)
+
+    def mode_ramp(self) -> None:
+        server, pool, info = self.session(self.s.clients)
+        rate = self.s.rate
+        try:
+            for step in range(1, self.s.ramp_max_steps + 1):
+                if self.left() < self.s.duration + self.s.drain_max + 10:
+                    self.report.notes.append("ramp stopped by the time bound")
+                    break
+                row = self.step(server, pool, step, self.s.clients, rate, self.s.duration)
+                row.update(info, label=f"ramp {step}")
+                p99 = row["latency_ms"]["p99"]
+                ok = (row["lost"] == 0 and row["duplicated"] == 0 and row["drained"]
+                      and p99 is not None and p99 <= RAMP_P99_LIMIT_MS
+                      and row["offered_msg_s"] >= 0.9 * rate)
+                row["passed"] = ok
+                self.report.rows.append(row)
+                if not ok:
+                    break
+                if self.report.best is None or row["deliveries_s"] > self.report.best["deliveries_s"]:
+                    self.report.best = row
+                rate *= self.s.ramp_factor
+        finally:
+            pool.stop()
+            self.stop_server(server)
+        if self.report.best is None:
+            self.report.notes.append(f"no step kept p99 under {RAMP_P99_LIMIT_MS:g} ms without loss")
+
+    def mode_idle(self) -> None:
+        server, pool, info = self.session(self.s.clients)
+        try:
+            self.need(self.s.idle_window + 5, "the idle window")
+            self.log(f"idle window: {self.s.idle_window:g} s of keepalives only")
+            before = server.stats()
+            cpu0 = pool.cpu()
+            time.sleep(self.s.idle_window)
+            after = server.stats()
+            cpu1 = pool.cpu()
+            row: dict[str, Any] = {"label": "idle", "clients": self.s.clients, "rate": 0.0,
+                                   "duration_s": self.s.idle_window, "lost": 0, "duplicated": 0}
+            row.update(info)
+            self._server_figures(row, before, after)
+            row["clients_cpu"] = (cpu1 - cpu0) / self.s.idle_window
+            if before is not None and after is not None:
+                row["server_online"] = after["online"]
+            self.report.rows.append(row)
+            self.report.notes.append("keepalive: clients PING after 4 s without sending "
+                                     "(ClientConfig.keepalive_s), so ~N/4 datagrams/s each way")
+        finally:
+            pool.stop()
+            self.stop_server(server)
+
+    def mode_curve(self) -> None:
+        for clients in self.s.curve_sizes:
+            rate = max(1.0, self.s.curve_deliveries / max(1, clients - 1))
+            self.need(self.s.duration + clients / self.s.login_pace * 2 + 20, f"the {clients}-client point")
+            server, pool, info = self.session(clients)
+            try:
+                row = self.step(server, pool, 1, clients, rate, self.s.duration)
+                row.update(info, label=f"curve {clients}")
+                self.report.rows.append(row)
+            finally:
+                pool.stop()
+                self.stop_server(server)
+        self.report.notes.append(
+            f"curve: offered rate chosen per size for ~{self.s.curve_deliveries:g} deliveries/s, "
+            "so server µs per delivery and KB per client compare across sizes")
+
+    def mode_tui(self) -> None:
+        from .tui_latency import run_tui_mode
+
+        run_tui_mode(self)

@@ -1,0 +1,235 @@
+"""The relay server under test, in its own process, so its CPU and memory are measured apart.
+
+It is the real server (`Relay` + `serve`), configured for measuring instead of for a lab:
+
+- a temporary database and cheap scrypt (N=2^10; the cost is stored per account, no code path changes);
+- per-user rate limit raised to 10^6 msg/s, so the bench measures the server and not its throttle;
+- the channel's per-host HELLO bucket raised (all simulated clients share 127.0.0.1, and the default
+  50/s, burst 200, would stall 1000 logins), and the cookie thresholds with it.
+
+The parent talks to it over a pipe: ("stats",) -> a dict of relay counters and /proc figures;
+("stop",) -> a final dict (with the profile when asked). It stops by itself when the pipe closes or
+its time limit passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import cProfile
+import io
+import logging
+import multiprocessing
+import os
+import pstats
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from . import procinfo
+
+#: Bench-wide channel limits (reported in the output, since they differ from the defaults).
+HELLO_RATE_PER_S = 10_000.0
+HELLO_BURST = 10_000.0
+RATE_PER_S = 1_000_000.0
+RATE_BURST = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 0
+    profile: bool = False
+    uvloop: bool = False
+    max_s: float = 600.0
+
+
+def settings_note() -> str:
+    return (f"bench server: rate limit {RATE_PER_S:g} msg/s per user, HELLO bucket "
+            f"{HELLO_RATE_PER_S:g}/s burst {HELLO_BURST:g} per host, scrypt N=2^10, temp db")
+
+
+class _ErrorCounter(logging.Handler):
+    """Counts errors the server logs (tracebacks in callbacks) instead of printing hundreds of them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+        self.first: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        if self.first is None:
+            exc = record.exc_info[1] if record.exc_info else None
+            where = ""
+            if exc is not None and exc.__traceback__ is not None:
+                tb = exc.__traceback__
+                frames = []
+                while tb is not None:
+                    frames.append(f"{Path(tb.tb_frame.f_code.co_filename).name}:"
+                                  f"{tb.tb_frame.f_code.co_name}")
+                    tb = tb.tb_next
+                where = " at " + " > ".join(frames[-3:])
+            self.first = f"{record.getMessage()[:80]}: {exc!r}{where}"
+
+
+ERRORS = _ErrorCounter()
+
+
+def _server_main(conn: Connection, options: ServerOptions) -> None:
+    logging.basicConfig(level=logging.ERROR, handlers=[ERRORS], force=True)
+    logging.getLogger("labchat").setLevel(logging.ERROR)
+    profiler = cProfile.Profile() if options.profile else None
+    with tempfile.TemporaryDirectory(prefix="labchat-bench-") as tmp:
+        if options.uvloop:
+            import uvloop  # type: ignore[import-not-found]
+
+            runner: Any = uvloop.run
+        else:
+            runner = asyncio.run
+        final: dict[str, Any] = {}
+        try:
+            if profiler is not None:
+                profiler.enable()
+            final = runner(_serve(conn, options, Path(tmp)))
+        finally:
+            if profiler is not None:
+                profiler.disable()
+                final["profile"] = _profile_text(profiler)
+            with contextlib.suppress(OSError):
+                conn.send(("final", final))
+
+
+def _profile_text(profiler: cProfile.Profile, top: int = 30) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+async def _serve(conn: Connection, options: ServerOptions, tmp: Path) -> dict[str, Any]:
+    from ..protocol.channel import ChannelConfig, ServerChannel
+    from ..server.keys import load_or_create_server_key
+    from ..server.relay import Relay, RelayConfig
+    from ..server.store import Store
+    from ..server.transport import serve
+
+    store = Store(tmp / "bench.db", scrypt_n=2**10)
+    key = load_or_create_server_key(tmp / "bench.key")
+    channel_config = ChannelConfig(
+        hello_rate_per_s=HELLO_RATE_PER_S, hello_burst=HELLO_BURST,
+        cookie_half_open_threshold=4096, cookie_hello_rate_per_s=HELLO_RATE_PER_S,
+        cookie_hello_burst=HELLO_BURST, max_half_open=4096,
+    )  # fmt: skip
+    relay = Relay(store, ServerChannel(key, channel_config),
+                  RelayConfig(rate_per_s=RATE_PER_S, rate_burst=RATE_BURST))
+    server = await serve(options.host, options.port, relay)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def snapshot() -> dict[str, Any]:
+        s = procinfo.sample(os.getpid())
+        return {
+            "relay": asdict(relay.stats),
+            "online": relay.online(),
+            "sessions": len(relay.sessions),
+            "internal_errors": server.protocol.internal_errors,
+            "logged_errors": ERRORS.count,
+            "first_error": ERRORS.first,
+            "cpu_s": s.cpu_s if s else None,
+            "rss_bytes": s.rss_bytes if s else None,
+            "hwm_bytes": s.hwm_bytes if s else None,
+            "time": time.monotonic(),
+        }
+
+    def on_command(command: tuple[Any, ...]) -> None:
+        if command[0] == "stats":
+            conn.send(("stats", snapshot()))
+        elif command[0] == "stop":
+            stop.set()
+
+    def reader() -> None:
+        # A thread, because Connection.recv blocks; commands are handed to the loop thread.
+        try:
+            while True:
+                command = conn.recv()
+                loop.call_soon_threadsafe(on_command, command)
+                if command[0] == "stop":
+                    return
+        except (EOFError, OSError):
+            loop.call_soon_threadsafe(stop.set)  # the parent is gone: stop too
+
+    threading.Thread(target=reader, daemon=True, name="bench-control").start()
+    host, port = server.address
+    conn.send(("ready", host, port, os.getpid()))
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), options.max_s)
+    final = snapshot()
+    await server.stop(grace_s=0.0)
+    return final
+
+
+class BenchServer:
+    """Parent-side handle of the server process."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_server_main, args=(child, options), name="labchat-bench-server",
+                                 daemon=True)
+        self._proc.start()
+        child.close()
+        reply = self._recv("ready", 30.0)
+        _, self.host, self.port, self.pid = reply
+        self.local = True
+        self.final: dict[str, Any] | None = None
+
+    def _recv(self, kind: str, timeout: float) -> tuple[Any, ...]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._conn.poll(left):
+                raise TimeoutError(f"the bench server did not answer {kind!r} within {timeout:g} s")
+            reply = self._conn.recv()
+            if reply[0] == kind:
+                return reply  # type: ignore[no-any-return]
+
+    def stats(self) -> dict[str, Any]:
+        self._conn.send(("stats",))
+        return self._recv("stats", 30.0)[1]  # type: ignore[no-any-return]
+
+    def stop(self) -> dict[str, Any] | None:
+        if self.final is not None or not self._proc.is_alive():
+            return self.final
+        try:
+            self._conn.send(("stop",))
+            self.final = self._recv("final", 30.0)[1]
+        except (OSError, EOFError, TimeoutError):
+            self.final = None
+        self._proc.join(10.0)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(5.0)
+        self._conn.close()
+        return self.final
+
+
+class RemoteServer:
+    """A server given with --server: we can load it but not see its CPU or memory."""
+
+    local = False
+    pid = None
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.final: dict[str, Any] | None = None
+
+    def stats(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None

@@ -1,0 +1,86 @@
+"""Smoke tests of `labchat-bench`: tiny loads for a second or two, asserting behaviour, not speed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labchat.bench import cli
+from labchat.bench.stats import Histogram
+
+pytestmark = pytest.mark.timeout(60)
+FAST = ["--ceiling-seconds", "0.1", "--login-pace", "1000", "--max-time", "45", "--json"]
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    assert cli.main([*args, *FAST]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_fixed_mode_delivers_everything_exactly_once(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, "--mode", "fixed", "--clients", "3", "--rate", "30", "--duration", "1")
+    assert out["mode"] == "fixed" and out["ceiling_sendto_s"] > 0
+    (row,) = out["rows"]
+    assert row["messages_sent"] >= 20
+    assert row["messages_confirmed"] == row["messages_sent"]
+    assert row["deliveries"] == row["deliveries_expected"] == 2 * row["messages_sent"]
+    assert row["lost"] == 0 and row["duplicated"] == 0
+    for key in ("p50", "p95", "p99", "max"):
+        assert row["latency_ms"][key] is not None and row["latency_ms"][key] > 0
+    for key in ("offered_msg_s", "delivered_msg_s", "deliveries_s", "server_cpu", "server_peak_mb",
+                "server_kb_per_client", "ceiling_fraction"):
+        assert row[key] is not None, key
+
+
+def test_ramp_steps_up_and_reports_the_best(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, "--mode", "ramp", "--clients", "3", "--rate", "20", "--duration", "0.5",
+                   "--ramp-steps", "2")
+    rates = [r["rate"] for r in out["rows"]]
+    assert rates == [20, 30]
+    assert all(r["lost"] == 0 for r in out["rows"])
+    assert out["best"] is not None and out["best"]["passed"]
+
+
+def test_idle_mode_measures_memory_and_keepalive_cpu(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, "--mode", "idle", "--clients", "3", "--duration", "1")
+    (row,) = out["rows"]
+    assert row["server_online"] == 3
+    assert row["server_kb_per_client"] is not None and row["server_cpu"] is not None
+
+
+def test_curve_runs_each_size(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, "--mode", "curve", "--sizes", "2,4", "--deliveries", "40",
+                   "--duration", "0.5")
+    assert [r["clients"] for r in out["rows"]] == [2, 4]
+    assert all(r["lost"] == 0 and r["duplicated"] == 0 for r in out["rows"])
+
+
+def test_tui_mode_runs_or_says_why_not(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["--mode", "tui", "--duration", "1", "--rate", "50", *FAST])
+    captured = capsys.readouterr()
+    if code == 0:
+        row = json.loads(captured.out)["rows"][0]
+        assert row["tui"]["keys"] > 0
+    else:
+        assert code == 1
+        assert "make_app" in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_bad_arguments_fail_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--clients", "1"]) == 2
+    assert cli.main(["--server", "10.0.0.1:8080"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("labchat-bench: ") for line in err)
+
+
+def test_histogram_percentiles_and_merge() -> None:
+    a, b = Histogram(), Histogram()
+    for ms in range(1, 101):
+        a.add(ms / 1000)
+    b.add(0.5)
+    p50, p99 = a.percentile(50), a.percentile(99)
+    assert p50 is not None and p99 is not None
+    assert 0.049 <= p50 <= 0.0515 and 0.098 <= p99 <= 0.101
+    a.merge(Histogram.from_state(b.to_state()))
+    assert a.n == 101 and a.max == 0.5 and a.percentile(100) == 0.5
