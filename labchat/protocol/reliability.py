@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 
 from .errors import DecodeError
 from .wire import (
-    FRAME_HEADER_BYTES,
     MAX_ACK_RANGES,
     MAX_FRAME_BODY_BYTES,
     MAX_PACKET_BYTES,
@@ -134,7 +133,6 @@ class ReliableLink:
         self._recv_cum = 0
         self._recv_buffer: dict[int, Frame] = {}
         self._ack_wanted = False
-        self._ack_since: float = 0.0
         self.last_received_at: float | None = None
         self.last_sent_at: float | None = None
 
@@ -256,8 +254,6 @@ class ReliableLink:
             if frame.seq > self._recv_cum + self.config.receive_window:
                 self.stats.beyond_window_dropped += 1
                 continue
-            if not self._recv_buffer:
-                self._ack_since = now
             self._recv_buffer[frame.seq] = frame
         while (nxt := self._recv_buffer.pop(self._recv_cum + 1, None)) is not None:
             self._recv_cum += 1
@@ -364,11 +360,3 @@ class ReliableLink:
             or (self._queue and len(self._unacked) < self.config.max_in_flight)
         )
 
-
-__all__ = [
-    "FRAME_HEADER_BYTES",
-    "LinkConfig",
-    "LinkStats",
-    "ReliableLink",
-    "RttEstimator",
-]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..protocol import messages as m
@@ -637,8 +636,6 @@ class Relay:
             self._dirty.add(sess)
         self._schedule(sess)
 
-    def events(self) -> Iterator[None]:  # pragma: no cover - reserved for a structured log stream
-        return iter(())
 
 
 def _room_message(stored: StoredMessage, extra_flags: int = 0) -> m.RoomMessage:
