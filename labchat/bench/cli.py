@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                 epilog="\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("--mode", choices=MODES, default="fixed")
     p.add_argument("--clients", type=int, default=None, metavar="N", help="simulated clients")
+    p.add_argument("--senders", type=int, default=None, metavar="K",
+                   help="only the first K clients send (default: all); every client receives")
     p.add_argument("--rate", type=float, default=None, metavar="MSG_S",
                    help="messages per second into the room, all senders together (ramp: first step)")
     p.add_argument("--duration", type=float, default=None, metavar="S",
@@ -80,6 +82,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     s.rate = args.rate if args.rate is not None else rate
     s.duration = args.duration if args.duration is not None else duration
     s.processes = args.processes
+    s.senders = args.senders
+    if s.senders is not None and s.senders < 1:
+        raise ValueError("--senders must be at least 1")
     s.profile = args.profile
     s.profile_clients = args.profile_clients
     s.uvloop = args.uvloop
@@ -163,6 +168,9 @@ def render(report: Report, console: Console) -> None:
             d = row["duration_s"]
             extra.append(f"server datagrams in/out {row['server_datagrams_in'] / d:,.0f}/"
                          f"{row['server_datagrams_out'] / d:,.0f} per s")
+        if row.get("udp_rcvbuf_drops") is not None:
+            extra.append(f"kernel UDP buffer drops {row['udp_rcvbuf_drops']:,}, "
+                         f"server retransmitted {row.get('server_retransmitted', 0):,} frames")
         if row.get("clients_cpu") is not None:
             extra.append(f"clients {row['clients_cpu'] * 100:.0f} % of a core")
         if row.get("tui"):

@@ -27,12 +27,17 @@ from typing import Any
 
 from ..client.core import ChatClient
 from ..protocol import events as ev
+from ..protocol.client import ClientConfig
 from .stats import Histogram
 
 PASSWORD = "bench-password"
 #: Room text padded to this many characters: a typical chat line, not a tiny probe.
 TEXT_CHARS = 80
 PREFIX = "b|"
+#: Logins in progress at once per worker process.
+LOGIN_WINDOW = 16
+#: The bench measures steady state, not first contact: a login may wait this long for a busy server.
+CLIENT_CONFIG = ClientConfig(connect_timeout_s=30.0)
 
 
 def user_name(index: int) -> str:
@@ -66,35 +71,40 @@ class Recorder:
         self.last_confirm = 0.0
         self.confirmed = 0
         self.failed = 0
+        self.resumed_logins = 0  # reconnects during the step (the server went quiet for a client)
 
-    def received(self, text: str, now: float) -> None:
+    def received(self, text: str, now: float) -> bool:
+        """Record one room message; True if it belongs to the current step."""
         if not text.startswith(PREFIX):
             self.foreign += 1
-            return
+            return False
         parts = text.split("|", 5)
         try:
             step, sender, number, stamp = int(parts[1]), int(parts[2]), int(parts[3]), float(parts[4])
         except (IndexError, ValueError):
             self.foreign += 1
-            return
+            return False
         if step != self.step:
             self.stale += 1
-            return
+            return False
         self.hist.add(now - stamp)
         self.counts[message_key(sender, number)] += 1
         self.last_recv = now
+        return True
 
 
 class BenchClient(ChatClient):
     """A `ChatClient` whose event hook records into a `Recorder` (see the module docstring)."""
 
     def __init__(self, host: str, port: int, index: int, recorder: Recorder) -> None:
-        super().__init__(host, port, user_name(index), PASSWORD)
+        super().__init__(host, port, user_name(index), PASSWORD, config=CLIENT_CONFIG)
         self.index = index
         self.recorder = recorder
         self.login: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self.last_room_seq = 0
         self.sent = 0
+        self.step_received = 0
+        self.sent_before = 0
         self.error: str | None = None
 
     def _on_event(self, event: ev.Event) -> None:  # the one override; see the module docstring
@@ -102,8 +112,8 @@ class BenchClient(ChatClient):
             if event.seq <= self.last_room_seq:
                 self.recorder.duplicates += 1
             self.last_room_seq = max(self.last_room_seq, event.seq)
-            if not event.history:
-                self.recorder.received(event.text, time.monotonic())
+            if not event.history and self.recorder.received(event.text, time.monotonic()):
+                self.step_received += 1
         elif isinstance(event, ev.MessageDelivered):
             self.last_room_seq = max(self.last_room_seq, event.seq)
             self.recorder.confirmed += 1
@@ -113,6 +123,8 @@ class BenchClient(ChatClient):
             self.recorder.failed += 1
             self._progress.set()
         elif isinstance(event, ev.LoggedIn):
+            if event.resumed:
+                self.recorder.resumed_logins += 1
             if not self.login.done():
                 self.login.set_result(None)
         elif isinstance(event, (ev.LoginRefused, ev.ConnectFailed, ev.Closed)):
@@ -153,6 +165,9 @@ class StepResult:
     cpu_s: float = 0.0
     closed_clients: int = 0
     drained: bool = True
+    reconnecting: int = 0
+    resumed_logins: int = 0
+    per_client: list[tuple[int, int, int]] = field(default_factory=list)  # (index, sent, received)
 
 
 def _cpu_self() -> float:
@@ -170,14 +185,29 @@ class Worker:
     async def login(self, pace_per_s: float, timeout_s: float) -> dict[str, Any]:
         start = time.monotonic()
         deadline = start + timeout_s
+        # Paced, and at most LOGIN_WINDOW logins in progress: every login is announced to every
+        # member (O(N) each, O(N²) for the room), so a fixed pace would outrun the server at 1000.
+        window = asyncio.Semaphore(LOGIN_WINDOW)
+
+        def release(_: object) -> None:
+            window.release()
+
         for i, index in enumerate(self.spec.indices):
             due = start + i / pace_per_s
             if due > time.monotonic():
                 await asyncio.sleep(due - time.monotonic())
+            try:
+                await asyncio.wait_for(window.acquire(), max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                break
             client = BenchClient(self.spec.host, self.spec.port, index, self.recorder)
+            client.login.add_done_callback(release)
             self.clients.append(client)
             await client.start()
         errors: list[str] = []
+        if len(self.clients) < len(self.spec.indices):
+            errors.append(f"only {len(self.clients)} of {len(self.spec.indices)} logins started "
+                          f"within {timeout_s:g} s")
         for client in self.clients:
             try:
                 outcome = await asyncio.wait_for(asyncio.shield(client.login),
@@ -190,12 +220,18 @@ class Worker:
                 "error_count": len(errors), "elapsed_s": time.monotonic() - start}
 
     async def run(self, step: int, rate: float, start_at: float, duration: float,
-                  drain_max_s: float) -> StepResult:
+                  drain_max_s: float, sender_below: int | None = None) -> StepResult:
+        """Send `rate` msg/s for `duration` s from this worker's clients (those with an index below
+        `sender_below`, or all), then drain; every client receives."""
         rec = self.recorder
         rec.reset(step)
         cpu0 = _cpu_self()
-        senders = [c for c in self.clients if not c.closed.is_set()]
+        senders = [c for c in self.clients if not c.closed.is_set()
+                   and (sender_below is None or c.index < sender_below)]
         result = StepResult()
+        for c in self.clients:
+            c.step_received = 0
+            c.sent_before = c.sent
         if start_at > time.monotonic():
             await asyncio.sleep(start_at - time.monotonic())
         end = start_at + duration
@@ -234,14 +270,22 @@ class Worker:
             except TimeoutError:
                 result.drained = False
                 break
-        quiet_s = 0.3
+        # Then wait until every client has every message the others sent: the parent adds up what
+        # all workers sent and tells us (bounded by drain_max_s; what is missing then counts as lost).
+        loop = asyncio.get_running_loop()
+        self.conn.send(("sent", sent))
+        total = (await loop.run_in_executor(None, self.conn.recv))[1]
+        sent_now = {c.index: c.sent - c.sent_before for c in self.clients}
         while time.monotonic() < drain_end:
-            last = max(rec.last_recv, rec.last_confirm, result.last_send)
-            if time.monotonic() - last >= quiet_s:
+            if all(c.step_received >= total - sent_now[c.index]
+                   for c in self.clients if not c.closed.is_set()):
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
         else:
             result.drained = False
+        result.reconnecting = sum(1 for c in self.clients
+                                  if not c.closed.is_set() and c.state is not ev.ConnectionState.CONNECTED)
+        result.resumed_logins = rec.resumed_logins
         result.confirmed, result.failed = rec.confirmed, rec.failed
         result.counts = dict(rec.counts)
         result.hist = rec.hist.to_state()
@@ -249,6 +293,8 @@ class Worker:
         result.last_confirm, result.last_recv = rec.last_confirm, rec.last_recv
         result.cpu_s = _cpu_self() - cpu0
         result.closed_clients = sum(1 for c in self.clients if c.closed.is_set())
+        result.per_client = [(c.index, c.sent - c.sent_before, c.step_received)
+                             for c in self.clients]
         rec.reset(-1)
         return result
 
@@ -321,6 +367,7 @@ class WorkerPool:
         ctx = multiprocessing.get_context("spawn")
         processes = max(1, min(processes, clients))
         self.clients = clients
+        self.first_index = first_index
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         for p in range(processes):
@@ -361,15 +408,19 @@ class WorkerPool:
                 "error_count": sum(r["error_count"] for r in replies), "errors": errors[:5],
                 "elapsed_s": max(r["elapsed_s"] for r in replies)}
 
-    def run(self, step: int, rate: float, duration: float, drain_max_s: float) -> list[StepResult]:
+    def run(self, step: int, rate: float, duration: float, drain_max_s: float,
+            senders: int | None = None) -> list[StepResult]:
+        """One step: `senders` clients (default all) send `rate` msg/s in total; all receive."""
+        senders = self.clients if senders is None else max(1, min(senders, self.clients))
         start_at = time.monotonic() + 0.2
-        for conn, proc_clients in zip(self._conns, self._shares(), strict=True):
-            conn.send(("run", step, rate * proc_clients / self.clients, start_at, duration, drain_max_s))
-        return self._gather("run", duration + drain_max_s + 30.0)
-
-    def _shares(self) -> list[int]:
         n = len(self._conns)
-        return [len(range(p, self.clients, n)) for p in range(n)]
+        for p, conn in enumerate(self._conns):
+            share = len(range(p, senders, n)) / senders
+            conn.send(("run", step, rate * share, start_at, duration, drain_max_s,
+                       self.first_index + senders))
+        total = sum(self._gather("sent", duration + drain_max_s + 30.0))
+        self._send(("expect", total))
+        return self._gather("run", drain_max_s + 30.0)
 
     def cpu(self) -> float:
         self._send(("cpu",))
@@ -419,7 +470,19 @@ def merge_step(results: list[StepResult], members: int) -> dict[str, Any]:
     recv_end = max((r.last_recv for r in results), default=start)
     send_window = max(1e-9, send_end - start)
     confirmed = sum(r.confirmed for r in results)
+    # Who is missing messages: clients that sent in this step, or clients that only listened?
+    per_client = [pc for r in results for pc in r.per_client]
+    lost_at_senders = lost_at_listeners = 0
+    if members > 0:
+        for _, own_sent, got in per_client:
+            missing = max(0, sent - own_sent - got)
+            if own_sent:
+                lost_at_senders += missing
+            else:
+                lost_at_listeners += missing
     return {
+        "lost_at_senders": lost_at_senders,
+        "lost_at_listeners": lost_at_listeners,
         "messages_sent": sent,
         "messages_confirmed": confirmed,
         "messages_failed": sum(r.failed for r in results),
@@ -436,4 +499,6 @@ def merge_step(results: list[StepResult], members: int) -> dict[str, Any]:
         "send_window_s": send_window,
         "drained": all(r.drained for r in results),
         "closed_clients": sum(r.closed_clients for r in results),
+        "reconnecting_at_end": sum(r.reconnecting for r in results),
+        "reconnects": sum(r.resumed_logins for r in results),
     }

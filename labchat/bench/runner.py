@@ -28,6 +28,7 @@ class OutOfTime(Exception):
 class Settings:
     mode: str = "fixed"
     clients: int = 100
+    senders: int | None = None  # None: every client sends
     rate: float = 1000.0
     duration: float = 10.0
     processes: int = 0  # 0: automatic
@@ -124,11 +125,12 @@ class Bench:
         self.log(f"step {step}: {clients} clients, {rate:g} msg/s for {duration:g} s")
         before = server.stats()
         wall0 = time.monotonic()
-        results = pool.run(step, rate, duration, self.s.drain_max)
+        results = pool.run(step, rate, duration, self.s.drain_max, self.s.senders)
         wall1 = time.monotonic()
         after = server.stats()
         row = merge_step(results, clients)
-        row.update({"clients": clients, "rate": rate, "duration_s": duration})
+        row.update({"clients": clients, "rate": rate, "duration_s": duration,
+                    "senders": min(self.s.senders or clients, clients)})
         row["clients_cpu"] = row.pop("clients_cpu_s") / max(1e-9, wall1 - wall0)
         self._server_figures(row, before, after)
         ceiling = self.ceiling()
@@ -152,6 +154,10 @@ class Bench:
         deliveries = relay1["deliveries"] - relay0["deliveries"]
         row["server_us_per_delivery"] = (
             (after["cpu_s"] - before["cpu_s"]) / deliveries * 1e6 if deliveries else None)
+        if before.get("udp_rcvbuf_errors") is not None and after.get("udp_rcvbuf_errors") is not None:
+            row["udp_rcvbuf_drops"] = after["udp_rcvbuf_errors"] - before["udp_rcvbuf_errors"]
+        row["server_retransmitted"] = after.get("frames_retransmitted", 0) - before.get(
+            "frames_retransmitted", 0)  # sessions that left take their counts with them
         row["internal_errors"] = after.get("internal_errors", 0)
         row["server_logged_errors"] = after.get("logged_errors", 0)
         row["server_first_error"] = after.get("first_error")

@@ -48,6 +48,16 @@ class ServerOptions:
     max_s: float = 600.0
 
 
+def udp_rcvbuf_errors() -> int | None:
+    """Datagrams the kernel dropped, machine-wide, because a UDP receive buffer was full (Linux)."""
+    try:
+        with open("/proc/net/snmp", encoding="ascii") as f:
+            rows = [line.split() for line in f if line.startswith("Udp:")]
+        return int(rows[1][rows[0].index("RcvbufErrors")])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def settings_note() -> str:
     return (f"bench server: rate limit {RATE_PER_S:g} msg/s per user, HELLO bucket "
             f"{HELLO_RATE_PER_S:g}/s burst {HELLO_BURST:g} per host, scrypt N=2^10, temp db")
@@ -144,6 +154,9 @@ async def _serve(conn: Connection, options: ServerOptions, tmp: Path) -> dict[st
             "rss_bytes": s.rss_bytes if s else None,
             "hwm_bytes": s.hwm_bytes if s else None,
             "time": time.monotonic(),
+            "frames_retransmitted": sum(
+                sess.link.stats.frames_retransmitted for sess in relay.sessions.values()),
+            "udp_rcvbuf_errors": udp_rcvbuf_errors(),
         }
 
     def on_command(command: tuple[Any, ...]) -> None:
