@@ -17,7 +17,8 @@ State machine (docs/protocol.md has the diagram):
 
     IDLE --connect--> HANDSHAKE --channel up--> [TRUST?] --> LOGIN --LoginOk--> ONLINE
     ONLINE --server silent > stall_s--> ONLINE (shown as RECONNECTING)
-           --silent > rehandshake_s, or RESET--> HANDSHAKE (resume) --> LOGIN --> ONLINE
+           --silent > rehandshake_s, or RESET--> ONLINE + new handshake in the background
+                                                 --> LOGIN (resume) --> ONLINE
     any --LoginFailed / Closed(replaced) / key changed / quit acknowledged--> CLOSED
 
 Nothing typed is lost across a reconnect: messages not yet confirmed by the server stay in the outbox
@@ -138,6 +139,7 @@ class ClientConnection:
         self._rehandshaking = False
         self._quit_requested = False
         self._keepalive_s = self.config.keepalive_s
+        self._paused_until: float | None = None
 
     # ------------------------------------------------------------ properties
 
@@ -190,9 +192,7 @@ class ClientConnection:
     def whisper(self, to: str, text: str, now: float, *, action: bool = False) -> list[int]:
         """Queue a private message to `to`."""
         if not m.is_valid_name(to):
-            raise LocalProtocolError(
-                f"no such user name {to!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME
-            )
+            raise LocalProtocolError(f"no such user name {to!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME)
         return self._queue_text(text, now, action=action, to=to)
 
     def who(self, now: float) -> None:
@@ -255,7 +255,7 @@ class ClientConnection:
         out = self._channel.datagrams_to_send()
         if self._channel.established and self._phase in (Phase.LOGIN, Phase.ONLINE, Phase.CLOSING):
             if self._phase is Phase.ONLINE:
-                self._fill_window()
+                self._fill_window(now)
                 self._maybe_send_bye(now)
             if (
                 self._phase is Phase.ONLINE
@@ -271,20 +271,20 @@ class ClientConnection:
         deadlines = [self._channel.next_timer(), self._link.next_timer()]
         if self._phase in (Phase.HANDSHAKE, Phase.LOGIN) and not self._logged_in_once:
             deadlines.append(self._connect_deadline)
+        if self._phase is Phase.LOGIN and self._logged_in_once and not self._rehandshaking:
+            deadlines.append(self._last_heard + self.config.rehandshake_s)
         if self._phase is Phase.ONLINE:
             # Each deadline only while it can still act, or the owner would spin on a past time.
             if self._link.idle:
-                base = (
-                    self._link.last_sent_at
-                    if self._link.last_sent_at is not None
-                    else self._last_heard
-                )
+                base = self._link.last_sent_at if self._link.last_sent_at is not None else self._last_heard
                 deadlines.append(base + self._keepalive_s)
             else:
                 if self._state is ev.ConnectionState.CONNECTED:
                     deadlines.append(self._last_heard + self.config.stall_s)
                 if not self._rehandshaking:
                     deadlines.append(self._last_heard + self.config.rehandshake_s)
+        if self._paused_until is not None and self._phase is Phase.ONLINE:
+            deadlines.append(self._paused_until)
         if self._phase is Phase.CLOSING or self._quit_requested:
             deadlines.append(self._quit_deadline)
         live = [d for d in deadlines if d is not None]
@@ -309,13 +309,12 @@ class ClientConnection:
         if not self._logged_in_once and self._phase in (Phase.HANDSHAKE, Phase.LOGIN):
             if self._connect_deadline is not None and now >= self._connect_deadline:
                 self._events.append(
-                    ev.ConnectFailed(
-                        f"no answer from the server within {self.config.connect_timeout_s:g} s"
-                    )
+                    ev.ConnectFailed(f"no answer from the server within {self.config.connect_timeout_s:g} s")
                 )
                 self._close("server not answering", 0)
             return
-        if self._phase is Phase.ONLINE and not self._link.idle:
+        # After the first login: ONLINE with something unanswered, or a LOGIN (re-login) unanswered.
+        if self._phase is Phase.LOGIN or (self._phase is Phase.ONLINE and not self._link.idle):
             # Compare against the same sums next_timer() returned, or float rounding could leave
             # a deadline that has come but never fires.
             if now >= self._last_heard + self.config.stall_s and self._state is ev.ConnectionState.CONNECTED:
@@ -346,8 +345,12 @@ class ClientConnection:
             self._events.append(ev.MessageQueued(msg_id, self.room, piece, action, to))
         return ids
 
-    def _fill_window(self) -> None:
+    def _fill_window(self, now: float) -> None:
         """Send outbox entries while fewer than `max_unconfirmed` are awaiting confirmation."""
+        if self._paused_until is not None:
+            if now < self._paused_until:
+                return
+            self._paused_until = None
         in_flight = sum(1 for o in self._outbox.values() if o.sent)
         if in_flight >= self.config.max_unconfirmed:
             return
@@ -371,9 +374,7 @@ class ClientConnection:
         ):
             self._set_state(ev.ConnectionState.CONNECTED, "", self.rtt_s)
 
-    def _set_state(
-        self, state: ev.ConnectionState, detail: str = "", rtt: float | None = None
-    ) -> None:
+    def _set_state(self, state: ev.ConnectionState, detail: str = "", rtt: float | None = None) -> None:
         if state is self._state and state is not ev.ConnectionState.CONNECTED:
             return
         self._state = state
@@ -395,9 +396,7 @@ class ClientConnection:
             if isinstance(event, ch.HandshakeCompleted):
                 self._on_handshake(event, now)
             elif isinstance(event, ch.ServerKeyChanged):
-                self._events.append(
-                    ev.ServerKeyChanged(event.expected_fingerprint, event.actual_fingerprint)
-                )
+                self._events.append(ev.ServerKeyChanged(event.expected_fingerprint, event.actual_fingerprint))
                 self._close("the server's key has changed", ErrorCode.PROTOCOL_VIOLATION)
             elif (
                 isinstance(event, ch.ResetReceived)
@@ -420,6 +419,7 @@ class ClientConnection:
         """(Re)start the session: a fresh link, LOGIN first, then every unconfirmed message in order."""
         self._link = ReliableLink(self.config.link)
         self._phase = Phase.LOGIN
+        self._rehandshaking = False  # the new session is up; if it goes quiet too, start over
         self._send(m.Login(self.user, self._password, self.room, self._last_seq))
         for out in self._outbox.values():
             out.sent = False
@@ -440,9 +440,7 @@ class ClientConnection:
         self._phase = Phase.ONLINE
         self._logged_in_once = True
         self._rehandshaking = False
-        self._events.append(
-            ev.LoggedIn(msg.user, msg.room, msg.server_name, bool(msg.registered), resumed)
-        )
+        self._events.append(ev.LoggedIn(msg.user, msg.room, msg.server_name, bool(msg.registered), resumed))
         self._set_state(ev.ConnectionState.CONNECTED, "", self.rtt_s)
 
     def _on_login_failed(self, msg: m.LoginFailed, now: float) -> None:
@@ -456,17 +454,18 @@ class ClientConnection:
         if msg.seq > self._last_seq:
             self._last_seq = msg.seq
         self._events.append(
-            ev.MessageDelivered(
-                out.msg_id, out.room, msg.seq, msg.ts_ms / 1000, out.text, out.action, out.to
-            )
+            ev.MessageDelivered(out.msg_id, out.room, msg.seq, msg.ts_ms / 1000, out.text, out.action, out.to)
         )
 
     def _on_rejected(self, msg: m.Rejected, now: float) -> None:
+        if msg.code == ErrorCode.RATE_LIMITED and msg.msg_id in self._outbox:
+            # Not refused for good: hold the outbox back and send it again when the server says.
+            self._outbox[msg.msg_id].sent = False
+            self._paused_until = now + msg.retry_after_ms / 1000
+            return
         out = self._outbox.pop(msg.msg_id, None)
         if out is not None:
-            self._events.append(
-                ev.MessageFailed(out.msg_id, neutralize(msg.text), out.text, out.to)
-            )
+            self._events.append(ev.MessageFailed(out.msg_id, neutralize(msg.text), out.text, out.to))
 
     def _on_room_message(self, msg: m.RoomMessage, now: float) -> None:
         if msg.seq <= self._last_seq:
@@ -478,9 +477,7 @@ class ClientConnection:
             # Our own message, committed before a reconnect cut off its confirmation.
             out = self._outbox.pop(msg.msg_id)
             self._events.append(
-                ev.MessageDelivered(
-                    out.msg_id, out.room, msg.seq, msg.ts_ms / 1000, out.text, action, None
-                )
+                ev.MessageDelivered(out.msg_id, out.room, msg.seq, msg.ts_ms / 1000, out.text, action, None)
             )
             return
         self._events.append(

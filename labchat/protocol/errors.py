@@ -12,7 +12,7 @@ from enum import IntEnum
 
 
 class ErrorCode(IntEnum):
-    """Codes carried on the wire in `LoginFailed`, `Error` and `Closed` messages (see docs/protocol.md)."""
+    """Codes carried on the wire in LOGIN_FAILED, REJECTED, NOTICE and CLOSED (see docs/protocol.md)."""
 
     #: Unspecified failure; the text says more.
     INTERNAL = 1

@@ -62,7 +62,10 @@ def _check_room(room: str) -> None:
 def _check_text(text: str, limit: int = MAX_TEXT_BYTES, *, allow_empty: bool = False) -> None:
     if not text and not allow_empty:
         raise LocalProtocolError("empty message", ErrorCode.BAD_MESSAGE)
-    size = len(text.encode("utf-8", "surrogatepass"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise LocalProtocolError("text is not valid Unicode", ErrorCode.BAD_MESSAGE) from None
     if size > limit:
         raise LocalProtocolError(
             f"text is {size} bytes, the limit is {limit}", ErrorCode.BAD_MESSAGE
@@ -142,7 +145,11 @@ class Login(Message):
     def __post_init__(self) -> None:
         _check_name(self.user)
         _check_room(self.room)
-        if len(self.password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+        try:
+            too_long = len(self.password.encode("utf-8")) > MAX_PASSWORD_BYTES
+        except UnicodeEncodeError:
+            raise LocalProtocolError("password is not valid Unicode", ErrorCode.INVALID_PASSWORD) from None
+        if too_long:
             raise LocalProtocolError("password too long", ErrorCode.INVALID_PASSWORD)
 
 

@@ -241,6 +241,10 @@ class ReliableLink:
             DecodeError: the packet does not parse. Nothing in the link has changed in that case.
         """
         packet = decode_packet(data)
+        if packet.ack is not None:
+            top = packet.ack.ranges[-1][1] if packet.ack.ranges else packet.ack.cumulative
+            if top >= self._next_seq:  # checked before anything changes: a bad packet changes nothing
+                raise DecodeError("ACK for a frame never sent")
         self.last_received_at = now
         self.stats.packets_received += 1
         if packet.ack is not None:
@@ -346,17 +350,12 @@ class ReliableLink:
             self._lost.add(next(iter(self._unacked)))
         self._backoff = min(self._backoff + 1, 16)
         self._rto_deadline = (
-            None
-            if not self._unacked
-            else now + min(self.rtt.rto * (2**self._backoff), self.config.rto_max_s)
+            None if not self._unacked else now + min(self.rtt.rto * (2**self._backoff), self.config.rto_max_s)
         )
 
     @property
     def wants_to_send(self) -> bool:
         """True when `packets_to_send` would produce something: an owed ACK, a loss, or queued frames."""
         return bool(
-            self._ack_wanted
-            or self._lost
-            or (self._queue and len(self._unacked) < self.config.max_in_flight)
+            self._ack_wanted or self._lost or (self._queue and len(self._unacked) < self.config.max_in_flight)
         )
-

@@ -67,3 +67,11 @@ def split_text(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
     if rest:
         pieces.append(rest)
     return pieces
+
+
+def truncate_utf8(text: str, limit: int) -> str:
+    """At most `limit` UTF-8 bytes of `text`, cut on a character boundary."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore")

@@ -40,9 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "ip", help="address to listen on (0.0.0.0 for every interface, 127.0.0.1 for this machine)"
     )
     p.add_argument("-p", "--port", type=int, default=8080, help="UDP port (default 8080)")
-    p.add_argument(
-        "--db", type=Path, default=None, help=f"SQLite database (default {default_db_path()})"
-    )
+    p.add_argument("--db", type=Path, default=None, help=f"SQLite database (default {default_db_path()})")
     p.add_argument(
         "--registration",
         choices=("open", "closed"),
@@ -79,9 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", default="labchat", help="server name shown to clients")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
-    p.add_argument(
-        "--quiet", action="store_true", help="log only warnings and errors (no per-message lines)"
-    )
+    p.add_argument("--quiet", action="store_true", help="log only warnings and errors (no per-message lines)")
     p.add_argument("--version", action="version", version=f"labchat {__version__}")
     return p
 
@@ -99,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     if not 0 <= args.port < 65536:
-        print(f"labchat-server: invalid port {args.port}: use 1-65535", file=sys.stderr)
+        print(
+            f"labchat-server: invalid port {args.port}: use 1-65535 (or 0 for any free port)", file=sys.stderr
+        )
         return 2
     if args.history < 0 or args.rate <= 0 or args.burst < 1 or args.client_timeout <= 0:
         print(
@@ -124,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     relay = Relay(store, ServerChannel(key), config)
     try:
-        return asyncio.run(
-            _run(args.ip, args.port, relay, db_path, fingerprint(public_key_of(key)), console)
-        )
+        return asyncio.run(_run(args.ip, args.port, relay, db_path, fingerprint(public_key_of(key)), console))
     except KeyboardInterrupt:
         return 0
 

@@ -28,12 +28,19 @@ from ..protocol import messages as m
 from ..protocol.channel import Address, ServerChannel
 from ..protocol.errors import DecodeError, ErrorCode
 from ..protocol.reliability import LinkConfig, ReliableLink
+from ..protocol.text import truncate_utf8
 from ..protocol.wire import decode_message, encode_message
 from .accounts import LoginThrottle, PasswordCheck
 from .room import Room
 from .store import Store, StoredMessage
 
 log = logging.getLogger(__name__)
+
+#: After a login, this many SAYs are checked against the store for a msg_id already stored: a client
+#: resends its unconfirmed messages first thing after reconnecting (ours keeps at most 256 in flight).
+RESEND_CHECK_SAYS = 1024
+#: Message ids remembered in memory for deduplication (older ones are found in the store).
+RECENT_IDS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +120,7 @@ class RelayStats:
 class Relay:
     """The whole server, minus sockets. See the module docstring."""
 
-    def __init__(
-        self, store: Store, channel: ServerChannel, config: RelayConfig | None = None
-    ) -> None:
+    def __init__(self, store: Store, channel: ServerChannel, config: RelayConfig | None = None) -> None:
         self.store = store
         self.channel = channel
         self.config = config or RelayConfig()
@@ -136,9 +141,7 @@ class Relay:
     def room(self, name: str) -> Room:
         room = self.rooms.get(name)
         if room is None:
-            room = Room(
-                name, next_seq=self.store.last_seq(name) + 1, ring_size=self.config.ring_size
-            )
+            room = Room(name, next_seq=self.store.last_seq(name) + 1, ring_size=self.config.ring_size)
             for stored in self.store.last_messages(name, min(self.config.ring_size, 1000)):
                 room.remember(stored)
             self.rooms[name] = room
@@ -162,9 +165,7 @@ class Relay:
             self.sessions[sess.sid] = sess
             self._schedule(sess)
         elif got.addr != sess.addr:
-            log.info(
-                "%s moved from %s to %s", sess.user or "session", _fmt(sess.addr), _fmt(got.addr)
-            )
+            log.info("%s moved from %s to %s", sess.user or "session", _fmt(sess.addr), _fmt(got.addr))
             sess.addr = got.addr
         try:
             frames = sess.link.receive_packet(got.payload, now)
@@ -196,9 +197,9 @@ class Relay:
                 else (ErrorCode.PROTOCOL_VIOLATION)
             )
             text = str(exc).removeprefix("invalid Login: ")
-            self._send(sess, m.LoginFailed(code, text[: m.MAX_NOTICE_BYTES]))
+            self._send(sess, m.LoginFailed(code, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
         elif kind in (m.Kind.SAY, m.Kind.WHISPER) and sess.user is not None:
-            self._send(sess, m.Notice(exc.code, f"message refused: {exc}"[: m.MAX_NOTICE_BYTES]))
+            self._send(sess, m.Notice(exc.code, truncate_utf8(f"message refused: {exc}", m.MAX_NOTICE_BYTES)))
 
     def _dispatch(self, sess: Session, message: m.Message, now: float) -> None:
         if sess.closing_at is not None:
@@ -236,6 +237,10 @@ class Relay:
                 f"too many failed logins: try again in {wait:.0f} s",
             ))  # fmt: skip
             return
+        if login.room not in self.rooms:
+            # Rooms are the server's to create: a client naming any room must not grow memory.
+            self._login_failed(sess, login, ErrorCode.NO_SUCH_ROOM, f"no room named {login.room}", now)
+            return
         record = self.store.password_record(login.user)
         if record is None:
             if not self.config.registration_open:
@@ -254,6 +259,7 @@ class Relay:
                     ErrorCode.INVALID_PASSWORD,
                     f"New accounts need a password of at least {m.MIN_NEW_PASSWORD_CHARS} characters",
                     now,
+                    guess=False,
                 )
                 return
         sess.login_pending = True
@@ -287,10 +293,10 @@ class Relay:
         self.throttle.succeeded(login.user, sess.addr[0])
         account = self.store.get_account(login.user)
         user = account.name if account else login.user
-        room = self.room(login.room)
+        room = self.rooms[login.room]
         sess.user, sess.room = user, room
         sess.tokens, sess.tokens_at = float(self.config.rate_burst), now
-        sess.fresh_says = 2 * 256
+        sess.fresh_says = RESEND_CHECK_SAYS
         previous = room.add_member(user, sess.sid)
         self.stats.logins += 1
         self._send(
@@ -314,6 +320,8 @@ class Relay:
             )
             self._send(old, m.Closed(ErrorCode.REPLACED, f"logged in again from {_fmt(sess.addr)}"))
             old.user, old.room = None, None
+            old.held.clear()
+            old.held_until = None
             old.closing_at = now + self.config.linger_s
             self._schedule(old)
         else:
@@ -328,10 +336,11 @@ class Relay:
         self._send(sess, m.Presence(room.name, room.users()))
 
     def _login_failed(
-        self, sess: Session, login: m.Login, code: ErrorCode, text: str, now: float
+        self, sess: Session, login: m.Login, code: ErrorCode, text: str, now: float, *, guess: bool = True
     ) -> None:
+        """Refuse a login; a wrong password (`guess`) also counts towards the growing delays."""
         self.stats.failed_logins += 1
-        if code is ErrorCode.INVALID_PASSWORD:
+        if code is ErrorCode.INVALID_PASSWORD and guess:
             self.throttle.failed(login.user, sess.addr[0], now)
         log.info("login as %s from %s refused: %s", login.user, _fmt(sess.addr), text)
         self._send(sess, m.LoginFailed(code, text))
@@ -343,9 +352,7 @@ class Relay:
         else:
             history = room.recent_after(resume_seq, self.config.max_backlog_frames) or []
             if not history and resume_seq < room.next_seq - 1:
-                history = self.store.messages_after(
-                    room.name, resume_seq, self.config.max_backlog_frames
-                )
+                history = self.store.messages_after(room.name, resume_seq, self.config.max_backlog_frames)
             flags = 0
         for stored in history:
             self._send(sess, _room_message(stored, extra_flags=flags))
@@ -357,9 +364,7 @@ class Relay:
 
     def _take_token(self, sess: Session, now: float) -> bool:
         cfg = self.config
-        sess.tokens = min(
-            float(cfg.rate_burst), sess.tokens + (now - sess.tokens_at) * cfg.rate_per_s
-        )
+        sess.tokens = min(float(cfg.rate_burst), sess.tokens + (now - sess.tokens_at) * cfg.rate_per_s)
         sess.tokens_at = now
         if sess.tokens >= 1.0:
             sess.tokens -= 1.0
@@ -385,6 +390,10 @@ class Relay:
             self._schedule(sess)
 
     def _release_held(self, sess: Session, now: float) -> None:
+        if sess.user is None:  # ended or replaced while messages were held
+            sess.held.clear()
+            sess.held_until = None
+            return
         while sess.held and self._take_token(sess, now):
             message = sess.held.popleft()
             assert isinstance(message, (m.Say, m.Whisper))
@@ -400,15 +409,13 @@ class Relay:
         if room is None or room.session_of(sess.user) != sess.sid:
             self._send(
                 sess,
-                m.Rejected(
-                    message.msg_id, ErrorCode.NO_SUCH_ROOM, 0, f"you are not in room {message.room}"
-                ),
+                m.Rejected(message.msg_id, ErrorCode.NO_SUCH_ROOM, 0, f"you are not in room {message.room}"),
             )
             return
         known = self._known_message(sess, message.msg_id)
         if known is not None:
             room_name, seq, ts_ms = known
-            self._send(sess, m.Accepted(message.msg_id, room_name, seq, ts_ms))
+            self._confirm(sess, message.msg_id, room_name, seq, ts_ms)
             return
         stored = StoredMessage(
             room.name,
@@ -420,12 +427,12 @@ class Relay:
             message.msg_id,
         )
         self._pending.append(_PendingMessage(sess, message, stored))
-        self._recent_ids[(m.name_key(sess.user), message.msg_id)] = (
-            room.name,
-            stored.seq,
-            stored.ts_ms,
-        )
-        if len(self._recent_ids) > 100_000:
+        self._remember_id((m.name_key(sess.user), message.msg_id), (room.name, stored.seq, stored.ts_ms))
+
+    def _remember_id(self, key: tuple[str, int], value: tuple[str, int, int]) -> None:
+        """Recent (user, msg_id) pairs, so a resent message is confirmed, not relayed again."""
+        self._recent_ids[key] = value
+        if len(self._recent_ids) > RECENT_IDS:
             self._recent_ids.popitem(last=False)
 
     def _known_message(self, sess: Session, msg_id: int) -> tuple[str, int, int] | None:
@@ -438,16 +445,26 @@ class Relay:
                 known = (stored.room, stored.seq, stored.ts_ms)
         return known
 
+    def _confirm(self, sess: Session, msg_id: int, room: str, seq: int, ts_ms: int) -> None:
+        """ACCEPTED, in stream order. A session still catching up gets its own message through the
+        catch-up instead (as a MESSAGE carrying its msg_id): an ACCEPTED for a seq ahead of the
+        messages it has not been sent yet would make it skip them."""
+        if sess.lagging_after is not None and seq > sess.lagging_after:
+            return
+        self._send(sess, m.Accepted(msg_id, room, seq, ts_ms))
+
     def _whisper(self, sess: Session, message: m.Whisper, now: float) -> None:
         assert sess.user is not None and sess.room is not None
+        key = (m.name_key(sess.user), message.msg_id)
+        if (known := self._recent_ids.get(key)) is not None:
+            self._send(sess, m.Accepted(message.msg_id, "", 0, known[2]))  # a resend: relay once
+            return
         target_sid = sess.room.session_of(message.to)
         target = self.sessions.get(target_sid) if target_sid is not None else None
         if target is None or target.user is None:
             self._send(
                 sess,
-                m.Rejected(
-                    message.msg_id, ErrorCode.NO_SUCH_USER, 0, f"{message.to} is not online"
-                ),
+                m.Rejected(message.msg_id, ErrorCode.NO_SUCH_USER, 0, f"{message.to} is not online"),
             )
             return
         ts = _ms(now)
@@ -456,6 +473,7 @@ class Relay:
             m.Private(sess.user, target.user, ts, message.text, message.flags & m.FLAG_ACTION),
         )
         self._send(sess, m.Accepted(message.msg_id, "", 0, ts))
+        self._remember_id(key, ("", 0, ts))
         log.info("private message %s -> %s", sess.user, target.user)
 
     def _commit_pending(self) -> None:
@@ -463,15 +481,13 @@ class Relay:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        self.store.append_messages(
-            (p.stored for p in pending), (m.name_key(p.stored.user) for p in pending)
-        )
+        self.store.append_messages((p.stored for p in pending), (m.name_key(p.stored.user) for p in pending))
         for p in pending:
             room = self.rooms[p.stored.room]
             room.remember(p.stored)
             body = encode_message(_room_message(p.stored))
             count = self._fan_out(room, m.Kind.MESSAGE, body, p.sender, seq=p.stored.seq)
-            self._send(p.sender, m.Accepted(p.say.msg_id, room.name, p.stored.seq, p.stored.ts_ms))
+            self._confirm(p.sender, p.say.msg_id, room.name, p.stored.seq, p.stored.ts_ms)
             self.stats.messages_relayed += 1
             self.stats.deliveries += count
             if log.isEnabledFor(logging.INFO):
@@ -635,7 +651,6 @@ class Relay:
         if sess.link.wants_to_send:
             self._dirty.add(sess)
         self._schedule(sess)
-
 
 
 def _room_message(stored: StoredMessage, extra_flags: int = 0) -> m.RoomMessage:

@@ -11,7 +11,6 @@ Password hashing (scrypt) runs in a thread pool so that a login never stalls the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import time
@@ -85,9 +84,14 @@ class RelayProtocol(asyncio.DatagramProtocol):
         self._rearm(now)
 
     def _login_checked(self, future: asyncio.Future[PasswordCheck]) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             self.relay.complete_login(future.result(), self.clock())
-            self.schedule_flush()
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            self.internal_errors += 1
+            log.exception("internal error while completing a login")
+        self.schedule_flush()
 
     def _rearm(self, now: float) -> None:
         deadline = self.relay.next_timer()
@@ -104,7 +108,11 @@ class RelayProtocol(asyncio.DatagramProtocol):
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.relay.handle_timer(self.clock())
+        try:
+            self.relay.handle_timer(self.clock())
+        except Exception:
+            self.internal_errors += 1
+            log.exception("internal error in a timer")
         self.flush()
 
     async def _summarise_drops(self) -> None:

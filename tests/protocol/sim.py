@@ -36,6 +36,7 @@ class SimClient:
     addr: Address
     seen: list[ev.Event] = field(default_factory=list)
     online: bool = True  # False: unplugged, datagrams to and from it vanish
+    deaf: bool = False  # True: datagrams to it vanish, its own still go out
 
     def of(self, kind: type) -> list:  # type: ignore[type-arg]
         return [e for e in self.seen if isinstance(e, kind)]
@@ -82,7 +83,7 @@ class SimNet:
         addr = (f"10.0.1.{len(self.clients) + 1}", port or 5000)
         conn = ClientConnection(user, password, config=config or ClientConfig())
         client = SimClient(conn, addr)
-        self.clients[user] = client
+        self.clients[user if user not in self.clients else f"{user}#{len(self.clients)}"] = client
         conn.connect(self.now)
         self._flush()
         return client
@@ -133,7 +134,7 @@ class SimNet:
                     self.relay.receive_datagram(data, src, self.now)
             else:
                 for c in self.clients.values():
-                    if c.addr == dst and c.online:
+                    if c.addr == dst and c.online and not c.deaf:
                         c.conn.receive_datagram(data, self.now)
         if self.relay is not None:
             self.relay.handle_timer(self.now)

@@ -152,3 +152,53 @@ def test_quit_is_announced_at_once(tmp_path: Path) -> None:
     assert [e.text for e in b.of(ev.MessageReceived)] == ["bye all"]
     assert b.of(ev.UserLeft)[0].reason == "quit"
     assert a.conn.state is ev.ConnectionState.CLOSED
+
+
+def test_relogin_that_goes_unanswered_starts_over(tmp_path: Path) -> None:
+    """The server restarts again while the client is logging back in: it must not wait forever."""
+    net = SimNet(tmp_path)
+    a = net.add_client("ana")
+    net.run_until(lambda: net.logged_in("ana"))
+    net.crash_relay()
+    net.run_until(lambda: a.conn.state is ev.ConnectionState.RECONNECTING)
+    net.start_relay()
+    # Let the new handshake finish, then crash again before the LOGIN is answered.
+    from labchat.protocol.client import Phase
+
+    net.run_until(lambda: a.conn.phase is Phase.LOGIN)
+    net.crash_relay()
+    net.run_for(2.0)
+    net.start_relay()
+    net.run_until(lambda: len(a.of(ev.LoggedIn)) == 2, limit_s=60)
+
+
+def test_sender_catching_up_sees_everything_in_order(tmp_path: Path) -> None:
+    """A sender whose downlink is stalled gets its own confirmation in room order, skipping nothing."""
+    cfg = replace(RelayConfig(), max_backlog_frames=64, rate_per_s=10_000, rate_burst=10_000)
+    net = SimNet(tmp_path, relay_config=cfg)
+    a, b = net.add_client("ana"), net.add_client("budi")
+    net.run_until(lambda: net.logged_in("ana", "budi"))
+    a.deaf = True
+    for i in range(200):
+        b.conn.say(f"b{i}", net.now)
+    net.run_until(lambda: len(b.of(ev.MessageDelivered)) == 200)
+    a.conn.say("mine", net.now)
+    net.run_for(0.5)
+    a.deaf = False
+    net.run_until(lambda: not a.conn.pending and len(a.of(ev.MessageReceived)) == 200, limit_s=60)
+    assert [t for _, t in room_texts(a)] == [f"b{i}" for i in range(200)] + ["mine"]
+    assert [t for _, t in room_texts(b)] == [f"b{i}" for i in range(200)] + ["mine"]
+
+
+def test_replaced_while_rate_limited(tmp_path: Path) -> None:
+    net = SimNet(tmp_path, relay_config=replace(RelayConfig(), rate_per_s=5, rate_burst=2))
+    a, b = net.add_client("ana"), net.add_client("budi")
+    net.run_until(lambda: net.logged_in("ana", "budi"))
+    for i in range(10):
+        a.conn.say(f"r{i}", net.now)
+    net.run_for(0.05)
+    again = net.add_client("ana", port=5999)  # the same user logs in elsewhere while messages are held
+    net.run_until(lambda: bool(again.of(ev.LoggedIn)) and bool(a.of(ev.Closed)))
+    net.run_for(5.0)
+    again.conn.say("still fine", net.now)
+    net.run_until(lambda: any(e.text == "still fine" for e in b.of(ev.MessageReceived)))

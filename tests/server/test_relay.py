@@ -136,3 +136,44 @@ def test_stalled_client_does_not_hold_others_back_and_catches_up(tmp_path: Path)
     citra.online = True
     net.run_until(lambda: len(citra.of(ev.MessageReceived)) == 500, limit_s=60)
     assert [e.text for e in citra.of(ev.MessageReceived)] == [f"x{i}" for i in range(500)]
+
+
+def test_login_to_an_unknown_room_is_refused(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    peer = RawPeer(net, ("10.6.6.8", 668))
+    peer.pump()
+    peer.link.send(m.Kind.LOGIN, encode_message(m.Login("alice", "secret", "another-room")))
+    peer.pump()
+    (reply,) = [decode_message(m.Kind.LOGIN_FAILED, b) for b in peer.received]
+    assert reply.code == ErrorCode.NO_SUCH_ROOM  # type: ignore[attr-defined]
+    assert net.relay is not None and list(net.relay.rooms) == ["lobby"]
+
+
+def test_long_non_ascii_invalid_name_gets_a_short_answer(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    peer = RawPeer(net, ("10.6.6.9", 669))
+    peer.pump()
+    good = encode_message(m.Login("a", "secret"))
+    name = ("é" * 400).encode()
+    body = len(name).to_bytes(2, "big") + name + good[3:]
+    peer.link.send(m.Kind.LOGIN, body)
+    peer.pump()
+    (reply,) = [decode_message(m.Kind.LOGIN_FAILED, b) for b in peer.received]
+    assert reply.code == ErrorCode.INVALID_NAME  # type: ignore[attr-defined]
+    assert len(reply.text.encode()) <= m.MAX_NOTICE_BYTES  # type: ignore[attr-defined]
+
+
+def test_resent_private_message_is_relayed_once(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    budi = net.add_client("budi")
+    net.run_until(lambda: net.logged_in("budi"))
+    peer = RawPeer(net, ("10.6.6.10", 670))
+    peer.pump()
+    peer.link.send(m.Kind.LOGIN, encode_message(m.Login("ana", "secret")))
+    peer.pump()
+    whisper = encode_message(m.Whisper(77, "budi", "once"))
+    peer.link.send(m.Kind.WHISPER, whisper)
+    peer.link.send(m.Kind.WHISPER, whisper)  # a resend after a reconnect carries the same id
+    peer.pump()
+    net.run_for(1.0)
+    assert [e.text for e in budi.of(ev.PrivateReceived)] == ["once"]
