@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", default=None, metavar="HOST:PORT",
                    help="load an existing server instead of starting one (no server CPU/memory then)")
     p.add_argument("--sizes", default="10,100,1000", metavar="N,N,..", help="curve: client counts")
-    p.add_argument("--deliveries", type=float, default=20_000.0, metavar="D_S",
-                   help="curve: target deliveries per second at every size (default 20000)")
+    p.add_argument("--deliveries", type=float, default=5_000.0, metavar="D_S",
+                   help="curve: target deliveries per second at every size (default 5000)")
     p.add_argument("--ramp-steps", type=int, default=12, metavar="K", help="ramp: at most K steps")
     p.add_argument("--ramp-factor", type=float, default=1.5, metavar="F",
                    help="ramp: each step offers F times the previous rate (default 1.5)")
