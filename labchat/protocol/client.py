@@ -140,6 +140,7 @@ class ClientConnection:
         self._quit_requested = False
         self._keepalive_s = self.config.keepalive_s
         self._paused_until: float | None = None
+        self._presence_parts: list[str] = []
 
     # ------------------------------------------------------------ properties
 
@@ -268,7 +269,11 @@ class ClientConnection:
         return out
 
     def next_timer(self) -> float | None:
-        deadlines = [self._channel.next_timer(), self._link.next_timer()]
+        if self._phase in (Phase.IDLE, Phase.CLOSED):
+            return None
+        deadlines = [self._channel.next_timer()]
+        if self._channel.established and self._phase in (Phase.LOGIN, Phase.ONLINE, Phase.CLOSING):
+            deadlines.append(self._link.next_timer())  # only while packets can actually go out
         if self._phase in (Phase.HANDSHAKE, Phase.LOGIN) and not self._logged_in_once:
             deadlines.append(self._connect_deadline)
         if self._phase is Phase.LOGIN and self._logged_in_once and not self._rehandshaking:
@@ -504,7 +509,10 @@ class ClientConnection:
         )
 
     def _on_presence(self, msg: m.Presence, now: float) -> None:
-        users = tuple(neutralize(u) for u in msg.users)
+        self._presence_parts.extend(neutralize(u) for u in msg.users)
+        if msg.more:
+            return  # the list continues in the next PRESENCE
+        users, self._presence_parts = tuple(self._presence_parts), []
         self._events.append(ev.PresenceUpdated(msg.room, users, requested=msg.requested != 0))
 
     def _on_notice(self, msg: m.Notice, now: float) -> None:

@@ -32,11 +32,20 @@ MAX_NOTICE_BYTES = 600
 #: The room every client joins; rooms are objects on the server so that more can come later.
 DEFAULT_ROOM = "lobby"
 
-NAME_RULE = (
-    "1-20 characters: letters, digits, '_' or '-', starting with a letter (case-insensitive)"
-)
+NAME_RULE = "1-20 characters: letters, digits, '_' or '-', starting with a letter (case-insensitive)"
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,19}")
 _ROOM_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+#: Names per PRESENCE part: 40 names of at most 20 bytes keep a part well inside one frame.
+PRESENCE_NAMES_PER_PART = 40
+
+
+def presence_parts(room: str, users: tuple[str, ...], requested: int = 0) -> list[Presence]:
+    """The online list as one or more PRESENCE messages (all but the last say `more`)."""
+    chunks = [users[i : i + PRESENCE_NAMES_PER_PART] for i in range(0, len(users), PRESENCE_NAMES_PER_PART)]
+    chunks = chunks or [()]
+    return [Presence(room, chunk, requested, int(i < len(chunks) - 1)) for i, chunk in enumerate(chunks)]
 
 
 def is_valid_name(name: str) -> bool:
@@ -67,9 +76,7 @@ def _check_text(text: str, limit: int = MAX_TEXT_BYTES, *, allow_empty: bool = F
     except UnicodeEncodeError:
         raise LocalProtocolError("text is not valid Unicode", ErrorCode.BAD_MESSAGE) from None
     if size > limit:
-        raise LocalProtocolError(
-            f"text is {size} bytes, the limit is {limit}", ErrorCode.BAD_MESSAGE
-        )
+        raise LocalProtocolError(f"text is {size} bytes, the limit is {limit}", ErrorCode.BAD_MESSAGE)
 
 
 class Kind(IntEnum):
@@ -351,18 +358,21 @@ class Left(Message):
 
 @dataclass(frozen=True, slots=True)
 class Presence(Message):
-    """Who is in `room` now: sent to a newcomer and in answer to WHO."""
+    """Who is in `room` now: sent to a newcomer and in answer to WHO, in parts for a big room."""
 
     KIND: ClassVar[Kind] = Kind.PRESENCE
     FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
         ("room", Field.STR),
         ("users", Field.STRS),
         ("requested", Field.U8),
+        ("more", Field.U8),
     )
     room: str
     users: tuple[str, ...]
     #: 1 when this answers a WHO, 0 when sent on login.
     requested: int = 0
+    #: 1 when another PRESENCE continues the list: a big room does not fit one frame.
+    more: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ bounds chosen for a LAN (see `LinkConfig`). Time is always a parameter: nothing 
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from .errors import DecodeError
@@ -57,6 +57,10 @@ class LinkConfig:
     #: How far above the cumulative point the receiver buffers early frames; later ones are dropped
     #: (the sender will resend them), which bounds the reorder buffer's memory.
     receive_window: int = 1024
+    #: Longest an ACK may wait for something to ride on (RFC 9000's max_ack_delay). A second packet,
+    #: a gap or a duplicate is acknowledged at once, as TCP and QUIC do; a lone packet waits this
+    #: long, so a burst is acknowledged once instead of once per datagram.
+    max_ack_delay_s: float = 0.005
 
 
 @dataclass(slots=True)
@@ -124,7 +128,7 @@ class ReliableLink:
         self.stats = LinkStats()
         self._next_seq = 1
         self._queue: deque[Frame] = deque()
-        self._unacked: dict[int, _Sent] = {}
+        self._unacked: OrderedDict[int, _Sent] = OrderedDict()  # by seq: popped from the front
         self._lost: set[int] = set()
         self._largest_acked = 0
         self._backoff = 0
@@ -133,6 +137,9 @@ class ReliableLink:
         self._recv_cum = 0
         self._recv_buffer: dict[int, Frame] = {}
         self._ack_wanted = False
+        self._ack_due: float | None = None
+        self._ack_owed_since = 0.0
+        self._ack_eliciting = 0
         self.last_received_at: float | None = None
         self.last_sent_at: float | None = None
 
@@ -177,6 +184,7 @@ class ReliableLink:
         messages to the same peer), and every packet carries the current ACK.
         """
         ack_bytes = b""
+        ack_due = self._ack_wanted and self._ack_due is not None and now >= self._ack_due
         if self._ack_wanted or self._recv_cum or self._recv_buffer:
             ack = self._current_ack(now)
             ack_bytes = b"\x01" + encode_ack(ack)
@@ -217,10 +225,12 @@ class ReliableLink:
             self._unacked[frame.seq] = sent
             self.stats.frames_sent += 1
             add(sent)
-        if parts or (self._ack_wanted and ack_bytes):
+        if parts or (ack_due and ack_bytes):
             flush()
         if packets:
             self._ack_wanted = False
+            self._ack_due = None
+            self._ack_eliciting = 0
             self.last_sent_at = now
             self.stats.packets_sent += len(packets)
         if self._unacked and self._rto_deadline is None:
@@ -250,10 +260,11 @@ class ReliableLink:
         if packet.ack is not None:
             self._on_ack(packet.ack, now)
         delivered: list[Frame] = []
+        urgent = False
         for frame in packet.frames:
-            self._ack_wanted = True
             if frame.seq <= self._recv_cum or frame.seq in self._recv_buffer:
                 self.stats.duplicates_received += 1
+                urgent = True  # our ACK was lost: say it again now
                 continue
             if frame.seq > self._recv_cum + self.config.receive_window:
                 self.stats.beyond_window_dropped += 1
@@ -262,6 +273,15 @@ class ReliableLink:
         while (nxt := self._recv_buffer.pop(self._recv_cum + 1, None)) is not None:
             self._recv_cum += 1
             delivered.append(nxt)
+        if packet.frames:
+            if not self._ack_wanted:
+                self._ack_wanted = True
+                self._ack_owed_since = now
+            self._ack_eliciting += 1
+            if urgent or self._recv_buffer or self._ack_eliciting >= 2:
+                self._ack_due = now  # a gap, a duplicate, or a second packet: acknowledge at once
+            elif self._ack_due is None:
+                self._ack_due = now + self.config.max_ack_delay_s
         self.stats.frames_received += len(delivered)
         return delivered
 
@@ -275,15 +295,16 @@ class ReliableLink:
                     if len(ranges) == MAX_ACK_RANGES:
                         break
                     ranges.append((seq, seq))
-        delay_ms = 0
-        return Ack(self._recv_cum, tuple(ranges), delay_ms)
+        delay_ms = int((now - self._ack_owed_since) * 1000) if self._ack_wanted else 0
+        return Ack(self._recv_cum, tuple(ranges), max(delay_ms, 0))
 
     def _on_ack(self, ack: Ack, now: float) -> None:
         if ack.cumulative >= self._next_seq:
             raise DecodeError("ACK for a frame never sent")
         newly: list[_Sent] = []
-        for seq in [s for s in self._unacked if s <= ack.cumulative]:
-            newly.append(self._unacked.pop(seq))
+        unacked = self._unacked
+        while unacked and next(iter(unacked)) <= ack.cumulative:
+            newly.append(unacked.popitem(last=False)[1])
         for first, last in ack.ranges:
             if last >= self._next_seq:
                 raise DecodeError("ACK range for a frame never sent")
@@ -328,12 +349,13 @@ class ReliableLink:
     # ------------------------------------------------------------ timers
 
     def next_timer(self) -> float | None:
-        """When `handle_timer` must run next: the loss or retransmission deadline, if any."""
-        if self._loss_deadline is not None and (
-            self._rto_deadline is None or self._loss_deadline < self._rto_deadline
-        ):
-            return self._loss_deadline
-        return self._rto_deadline
+        """When `handle_timer` (then `packets_to_send`) must run next: a delayed ACK, a loss or a
+        retransmission deadline, if any."""
+        deadline = self._rto_deadline
+        for other in (self._loss_deadline, self._ack_due if self._ack_wanted else None):
+            if other is not None and (deadline is None or other < deadline):
+                deadline = other
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         """Declare losses whose time has come; on a retransmission timeout resend and back off."""

@@ -217,7 +217,7 @@ class Relay:
         elif isinstance(message, m.Who):
             room = self.rooms.get(message.room)
             if room is not None:
-                self._send(sess, m.Presence(room.name, room.users(), requested=1))
+                self._send_presence(sess, room, requested=1)
         elif isinstance(message, m.Bye):
             self._end_session(sess, "quit", now)
         elif isinstance(message, m.Ping):
@@ -333,7 +333,7 @@ class Relay:
             )
             self._broadcast(room, m.Joined(room.name, user, _ms(now)), exclude=sess)
         self._replay_history(sess, room, login.resume_seq)
-        self._send(sess, m.Presence(room.name, room.users()))
+        self._send_presence(sess, room)
 
     def _login_failed(
         self, sess: Session, login: m.Login, code: ErrorCode, text: str, now: float, *, guess: bool = True
@@ -540,7 +540,7 @@ class Relay:
             room_after = stored.seq
         if room_after >= room_last:
             sess.lagging_after = None
-            self._send(sess, m.Presence(room.name, room.users()))
+            self._send_presence(sess, room)
         else:
             sess.lagging_after = room_after
 
@@ -581,6 +581,10 @@ class Relay:
     def _send(self, sess: Session, message: m.Message) -> None:
         sess.link.send(message.KIND, encode_message(message))
         self._dirty.add(sess)
+
+    def _send_presence(self, sess: Session, room: Room, requested: int = 0) -> None:
+        for part in m.presence_parts(room.name, room.users(), requested):
+            self._send(sess, part)
 
     def _broadcast(self, room: Room, message: m.Message, exclude: Session | None = None) -> int:
         if not room.members:
@@ -625,13 +629,19 @@ class Relay:
 
     def handle_timer(self, now: float) -> None:
         self.channel.handle_timer(now)
+        # Collect first, then handle: handling may schedule a deadline that is already due (an ACK
+        # that goes out with the next flush), which must not be popped again in this same call.
+        due: list[Session] = []
         while self._timers and self._timers[0][0] <= now:
             deadline, _, sid = heapq.heappop(self._timers)
             sess = self.sessions.get(sid)
             if sess is None or sess.timer_at != deadline:
                 continue
             sess.timer_at = None
-            self._on_session_timer(sess, now)
+            due.append(sess)
+        for sess in due:
+            if sess.sid in self.sessions:
+                self._on_session_timer(sess, now)
 
     def _on_session_timer(self, sess: Session, now: float) -> None:
         if sess.closing_at is not None and now >= sess.closing_at:

@@ -62,6 +62,7 @@ class SimNet:
         self.clients: dict[str, SimClient] = {}
         self._queue: list[tuple[float, int, Address, Address, bytes]] = []
         self._n = 0
+        self._stuck = 0
 
     def start_relay(self) -> None:
         store = Store(self.tmp_path / "server.db", scrypt_n=2**10)
@@ -126,6 +127,13 @@ class SimNet:
         t = self._next_time()
         if t is None:
             return False
+        if t <= self.now:
+            self._stuck += 1
+            # A deadline that has come but whose handling changes nothing would spin a real event
+            # loop at 100% CPU: fail loudly instead of hanging.
+            assert self._stuck < 1000, "timer spin: a deadline in the past that never clears"
+        else:
+            self._stuck = 0
         self.now = max(self.now, t)
         while self._queue and self._queue[0][0] <= self.now:
             _, _, src, dst, data = heapq.heappop(self._queue)

@@ -71,9 +71,7 @@ def pump(
     return delivered
 
 
-def connect(
-    server: ServerChannel, client: ClientChannel, addr: Address = ADDR, now: float = 0.0
-) -> bytes:
+def connect(server: ServerChannel, client: ClientChannel, addr: Address = ADDR, now: float = 0.0) -> bytes:
     """Handshake, then one DATA so the server confirms the session. Returns the session id."""
     client.start(now)
     pump(server, client, addr, now)
@@ -158,9 +156,7 @@ def test_reordered_within_window_are_accepted_and_too_old_dropped() -> None:
     server, client, _ = established_pair()
     datagrams = [client.seal(str(i).encode(), 1.0) for i in range(200)]
     got = [server.receive_datagram(d, ADDR, 1.0) for d in reversed(datagrams)]
-    assert [g.payload for g in got if g is not None] == [
-        str(i).encode() for i in reversed(range(200))
-    ]
+    assert [g.payload for g in got if g is not None] == [str(i).encode() for i in reversed(range(200))]
     old = client.seal(b"old", 1.0)
     for _ in range(REPLAY_WINDOW_SIZE):
         client.seal(b"", 1.0)
@@ -317,9 +313,7 @@ def test_pinned_key_mismatch_aborts() -> None:
     server, client = new_server(), new_client(expected=other)
     client.start(0.0)
     pump(server, client)
-    assert list(client.events()) == [
-        ServerKeyChanged(fingerprint(other), fingerprint(SERVER_PUBLIC))
-    ]
+    assert list(client.events()) == [ServerKeyChanged(fingerprint(other), fingerprint(SERVER_PUBLIC))]
     assert not client.established and client.session_id is None
     assert client.next_timer() is None and client.datagrams_to_send() == []
     with pytest.raises(LocalProtocolError):
@@ -487,9 +481,7 @@ def test_half_open_cap_evicts_oldest_and_session_cap_refuses() -> None:
     assert not server.is_open(first_sid) and server.stats.unknown_session == 1
     server.datagrams_to_send()  # the RESET for the evicted session
     for index in (1, 2):
-        assert server.receive_datagram(
-            clients[index].seal(b"x", 0.1), ("127.0.0.1", 7000 + index), 0.1
-        )
+        assert server.receive_datagram(clients[index].seal(b"x", 0.1), ("127.0.0.1", 7000 + index), 0.1)
     late = new_client(seed=400)
     late.start(0.2)
     pump(server, late, ("127.0.0.1", 7100), 0.2)

@@ -24,9 +24,7 @@ def room_texts(client) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_lossy_network_everyone_sees_everything_once_in_one_order(
-    tmp_path: Path, seed: int
-) -> None:
+def test_lossy_network_everyone_sees_everything_once_in_one_order(tmp_path: Path, seed: int) -> None:
     net = SimNet(tmp_path, seed=seed, path=PathModel(loss=0.2, duplicate=0.05, reorder=0.05))
     users = ["ana", "budi", "citra"]
     for u in users:
@@ -73,9 +71,7 @@ def test_client_notices_silent_server_and_reconnects_after_restart(tmp_path: Pat
     assert net.now - crash <= 5.0  # noticed within seconds
     net.run_for(3.0)
     net.start_relay()  # same database
-    net.run_until(
-        lambda: any(e.text == "during outage" for e in b.of(ev.MessageReceived)), limit_s=60
-    )
+    net.run_until(lambda: any(e.text == "during outage" for e in b.of(ev.MessageReceived)), limit_s=60)
     assert a.conn.state is ev.ConnectionState.CONNECTED
     assert [e.text for e in b.of(ev.MessageReceived)] == ["before", "during outage"]
     assert a.of(ev.LoggedIn)[-1].resumed
@@ -151,7 +147,7 @@ def test_quit_is_announced_at_once(tmp_path: Path) -> None:
     net.run_until(lambda: bool(b.of(ev.UserLeft)))
     assert [e.text for e in b.of(ev.MessageReceived)] == ["bye all"]
     assert b.of(ev.UserLeft)[0].reason == "quit"
-    assert a.conn.state is ev.ConnectionState.CLOSED
+    net.run_until(lambda: a.conn.state is ev.ConnectionState.CLOSED, limit_s=0.1)  # BYE acknowledged
 
 
 def test_relogin_that_goes_unanswered_starts_over(tmp_path: Path) -> None:
@@ -202,3 +198,18 @@ def test_replaced_while_rate_limited(tmp_path: Path) -> None:
     net.run_for(5.0)
     again.conn.say("still fine", net.now)
     net.run_until(lambda: any(e.text == "still fine" for e in b.of(ev.MessageReceived)))
+
+
+def test_big_room_online_list_comes_in_parts(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    users = [f"student{i:02d}" for i in range(90)]
+    for u in users:
+        net.add_client(u)
+    net.run_until(lambda: net.logged_in(*users), limit_s=60)
+    last = net.clients[users[-1]]
+    net.run_until(lambda: bool(last.of(ev.PresenceUpdated)))
+    (presence,) = last.of(ev.PresenceUpdated)
+    assert presence.users == tuple(sorted(users))
+    last.conn.who(net.now)
+    net.run_until(lambda: len(last.of(ev.PresenceUpdated)) == 2)
+    assert last.of(ev.PresenceUpdated)[1].requested and len(last.of(ev.PresenceUpdated)[1].users) == 90

@@ -42,9 +42,7 @@ def _pair(vector: dict[str, Any], key: str) -> KeyPair | None:
 def test_the_copy_holds_all_eight_vectors() -> None:
     names = sorted(v["protocol_name"] for v in VECTORS)
     expected = sorted(
-        f"Noise_{p}_25519_ChaChaPoly_{h}"
-        for p in ("NN", "NK", "XX", "IK")
-        for h in ("SHA256", "BLAKE2s")
+        f"Noise_{p}_25519_ChaChaPoly_{h}" for p in ("NN", "NK", "XX", "IK") for h in ("SHA256", "BLAKE2s")
     )
     assert names == expected
     assert "cacophony" in json.loads(VECTORS_PATH.read_text())["_source"]
@@ -135,9 +133,7 @@ def test_nx_handshake_transfers_the_server_static_key() -> None:
     assert server_split is not None and client_split is not None
     up = client_split[0].encrypt_with_ad(b"ad", b"up")
     assert server_split[0].decrypt_with_ad(b"ad", up) == b"up"
-    assert (
-        client_split[1].decrypt_with_ad(b"", server_split[1].encrypt_with_ad(b"", b"dn")) == b"dn"
-    )
+    assert client_split[1].decrypt_with_ad(b"", server_split[1].encrypt_with_ad(b"", b"dn")) == b"dn"
 
 
 def test_nx_tampered_message_two_fails_and_copy_survives() -> None:
@@ -180,9 +176,7 @@ def test_rekey_matches_the_spec_definition_and_keeps_the_nonce() -> None:
     cipher.rekey()
     assert cipher.n == 1
     # REKEY(k) = ENCRYPT(k, maxnonce, zerolen, zeros) truncated to 32 bytes (section 4.2).
-    expected = ChaCha20Poly1305(key).encrypt(
-        b"\0" * 4 + MAX_NONCE.to_bytes(8, "little"), bytes(32), b""
-    )
+    expected = ChaCha20Poly1305(key).encrypt(b"\0" * 4 + MAX_NONCE.to_bytes(8, "little"), bytes(32), b"")
     assert cipher.k == expected[:32]
     # Both ends rekeying in step keep talking; a side that did not rekey cannot read.
     sender, receiver, stale = CipherState(key), CipherState(key), CipherState(key)

@@ -128,11 +128,7 @@ def test_packet_round_trip() -> None:
         b"\x02",  # unknown flag
         b"\x01\x00",  # truncated ack
         b"\x01" + (5).to_bytes(4, "big") + b"\x00\x00" + bytes([MAX_ACK_RANGES + 1]),
-        b"\x01"
-        + (5).to_bytes(4, "big")
-        + b"\x00\x00\x01"
-        + (3).to_bytes(4, "big")
-        + (4).to_bytes(4, "big"),
+        b"\x01" + (5).to_bytes(4, "big") + b"\x00\x00\x01" + (3).to_bytes(4, "big") + (4).to_bytes(4, "big"),
         b"\x00\x01\x00\x00\x00\x00\x00\x00",  # frame seq 0
         b"\x00\x01\x00\x00\x00\x01\x00\x09abc",  # frame longer than packet
         b"\x00" * (MAX_PACKET_BYTES + 1),
