@@ -1,0 +1,388 @@
+"""The full-screen app: it owns the client core, runs it in a worker and routes what it reports.
+
+Shape (as toolong and posting do it): the App owns one `ChatClient` per login attempt. The network
+worker starts it and turns each client-core event into a message from `messages.py`, posted to the App.
+`_route` does the login-flow part (unlock the form with an error, ask to trust a new key, leave the
+login screen) and forwards every message to the room screen, whose handlers update the widgets.
+Typed lines go back through `submit`, which is `ChatClient.submit`. No UI code touches a socket.
+
+The room screen is the default screen, underneath the login screen from the start, so it has seen
+every event in order by the time the login screen goes away.
+
+`make_app` builds the app for the command line and for the tests alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import tzinfo
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from ..client.core import ChatClient, ClientError, Submitted
+from ..client.known_servers import KnownServers
+from ..protocol.client import ClientConfig
+from ..protocol.errors import ErrorCode, LocalProtocolError
+from . import messages as msg
+from .screens.login import LoginScreen
+from .screens.room import RoomScreen
+from .screens.trust import TrustScreen
+from .widgets.message_log import DEFAULT_MAX_ENTRIES
+
+#: How often the header's round-trip time is refreshed while connected.
+RTT_REFRESH_S = 2.0
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Everything the app is told at start; tests pass fixed clocks and zones for stable snapshots."""
+
+    server_host: str
+    server_port: int
+    #: Local UDP port (0 picks a free one).
+    client_port: int = 0
+    #: Pre-filled user name (`--user`).
+    user: str = ""
+    #: Ring the terminal bell on mentions and private messages (`--no-bell` turns it off).
+    bell: bool = True
+    #: Pinned server keys; None pins nothing (tests that do not care about trust).
+    known_servers: KnownServers | None = None
+    #: The client core's timers; the app always asks before trusting a new server key.
+    config: ClientConfig = field(default_factory=ClientConfig)
+    #: Time for lines the app stamps itself (its own messages before the server confirms them).
+    clock: Callable[[], float] = time.time
+    #: Zone for displayed times; None is the local zone.
+    tz: tzinfo | None = None
+    #: Log entries kept.
+    max_entries: int = DEFAULT_MAX_ENTRIES
+
+    @property
+    def server_label(self) -> str:
+        host = f"[{self.server_host}]" if ":" in self.server_host else self.server_host
+        return f"{host}:{self.server_port}"
+
+
+class LabchatApp(App[int]):
+    """The labchat client. See the module docstring for how the parts talk."""
+
+    CSS_PATH = "labchat.tcss"
+    TITLE = "labchat"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+q", "quit", "Quit", priority=True)]
+
+    def __init__(self, settings: AppSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.client: ChatClient | None = None
+        self.bells = 0
+        self._attempt = 0
+        self._attempt_over = False  # this attempt's failure is on screen already
+        #: (user, password, client port) of the attempt under way; kept only until logged in.
+        self._credentials: tuple[str, str, int] | None = None
+        self._logged_in = False
+        self._leaving = False
+        self._hung_up = False
+        self._room: RoomScreen | None = None
+
+    # ------------------------------------------------------------ screens
+
+    def get_default_screen(self) -> Screen[None]:
+        self._room = RoomScreen(
+            self.settings.server_label,
+            submit=self.submit,
+            leave=self.action_quit,
+            bell=self.bell,
+            tz=self.settings.tz,
+            clock=self.settings.clock,
+            max_entries=self.settings.max_entries,
+        )
+        return self._room
+
+    @property
+    def room(self) -> RoomScreen:
+        """The room screen (the default screen, there from the start)."""
+        assert self._room is not None, "the app is not running"
+        return self._room
+
+    @property
+    def attempt(self) -> int:
+        """The number of the current login attempt; messages from older ones are ignored."""
+        return self._attempt
+
+    @property
+    def login_screen(self) -> LoginScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, LoginScreen):
+                return screen
+        return None
+
+    def on_mount(self) -> None:
+        settings = self.settings
+        self.push_screen(LoginScreen(settings.server_label, settings.client_port, settings.user))
+        self.set_interval(RTT_REFRESH_S, self._refresh_rtt)
+        if not self.is_headless:
+            # The terminal closing (SIGHUP), a `kill` (SIGTERM) or a SIGINT from outside: leave as
+            # politely as Ctrl+Q does, so the room sees us go at once, and with no traceback.
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+                    loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: int) -> None:
+        if sig == signal.SIGHUP:
+            self._hung_up = True
+        if self._leaving:
+            self._finish(1)  # a second signal: do not wait any longer
+        else:
+            self.action_quit()
+
+    def _finish(self, code: int) -> None:
+        if self._hung_up:
+            # The terminal is gone: nothing to restore, and Textual's shutdown would block for ever
+            # on its output thread, which died writing to the vanished tty (textual 8.2). We have
+            # said goodbye to the server already; end the process here.
+            os._exit(code)
+        self.exit(code)
+
+    def bell(self) -> None:
+        """Ring the terminal bell, unless --no-bell. Counted so tests can see it rang."""
+        if self.settings.bell:
+            self.bells += 1
+            super().bell()
+
+    # ------------------------------------------------------------ logging in
+
+    @on(LoginScreen.Submitted)
+    async def _login(self, event: LoginScreen.Submitted) -> None:
+        await self._start_attempt(event.user, event.password, event.client_port)
+
+    async def _start_attempt(self, user: str, password: str, client_port: int) -> None:
+        login = self.login_screen
+        await self._drop_client()
+        settings = self.settings
+        try:
+            client = ChatClient(
+                settings.server_host, settings.server_port, user, password,
+                local_port=client_port,
+                config=replace(settings.config, confirm_new_key=True),
+                known_servers=settings.known_servers,
+            )  # fmt: skip
+        except LocalProtocolError as exc:
+            if login is not None:
+                login.show_error(f"Cannot log in: {exc}.", focus="user")
+            return
+        self._attempt += 1
+        self._attempt_over = False
+        self._credentials = (user, password, client_port)
+        self.client = client
+        if login is not None:
+            login.show_busy(
+                f"Connecting to {settings.server_label} as {user}…  (Esc cancels; gives up "
+                f"after {settings.config.connect_timeout_s:g} s)"
+            )
+        self._network(client, self._attempt)
+
+    @work(group="network", exclusive=True)
+    async def _network(self, client: ChatClient, attempt: int) -> None:
+        """The network worker: start the client core and post everything it reports."""
+        try:
+            await client.start()
+        except ClientError as exc:
+            self.post_message(msg.StartFailed(attempt, str(exc)))
+            return
+        async for event in client.events():
+            message = msg.from_event(event, attempt)
+            if message is not None:
+                self.post_message(message)
+
+    async def _drop_client(self) -> None:
+        """Forget the current attempt's client (closing it if it is still open)."""
+        client, self.client = self.client, None
+        self._attempt += 1  # anything still queued from it is now stale
+        if client is not None:
+            await client.close()
+
+    @on(LoginScreen.Cancelled)
+    async def _cancel_login(self) -> None:
+        await self._drop_client()
+        login = self.login_screen
+        if login is not None:
+            login.show_info("Cancelled. Press Enter to try again.")
+
+    def _login_failed(self, text: str | Text, focus: str = "user") -> None:
+        """Show this attempt's failure once (a refusal is followed by the close, say only the first)."""
+        if self._attempt_over or self._logged_in:
+            return
+        self._attempt_over = True
+        login = self.login_screen
+        if login is not None:
+            login.show_error(text, focus=focus)
+
+    def _ask_trust(self, fingerprint: str) -> None:
+        def decided(trusted: bool | None) -> None:
+            self.run_worker(self._trust_decided(bool(trusted)), group="trust")
+
+        self.push_screen(TrustScreen(self.settings.server_label, fingerprint), decided)
+
+    async def _trust_decided(self, trusted: bool) -> None:
+        client = self.client
+        if client is None:
+            return
+        if not trusted:
+            await self._drop_client()
+            self._login_failed("Not logged in: you did not trust the server's key.")
+            return
+        key = client.conn.server_key
+        known = self.settings.known_servers
+        if known is None or key is None or self._credentials is None:
+            client.trust_server_key()
+            return
+        # Pin the key and log in on a fresh connection. Resuming the paused one would hit the
+        # core's connect deadline, which keeps running while the user reads the fingerprint.
+        known.remember(self.settings.server_host, self.settings.server_port, key)
+        await self._start_attempt(*self._credentials)
+
+    # ------------------------------------------------------------ routing
+
+    @on(msg.NetworkMessage)
+    def _route(self, message: msg.NetworkMessage) -> None:
+        if message.attempt != self._attempt:
+            return  # from an abandoned attempt
+        match message:
+            case msg.ServerKeySeen(first_contact=True) if not self._logged_in:
+                self._ask_trust(message.fingerprint)
+            case msg.ServerKeyChanged():
+                port = self._credentials[2] if self._credentials else self.settings.client_port
+                self._login_failed(_key_changed_text(message, self.settings, port))
+            case msg.LoginRefused():
+                focus = "password" if message.code == ErrorCode.INVALID_PASSWORD else "user"
+                self._login_failed(_refusal_text(message), focus=focus)
+            case msg.StartFailed():
+                self._login_failed(f"Cannot start: {message.reason}.", focus="port")
+            case msg.ConnectFailed():
+                self._login_failed(
+                    f"Server {self.settings.server_label} is not answering: {message.reason}. "
+                    "Check the address and port, and that labchat-server is running there."
+                )
+            case msg.SessionClosed() if not self._logged_in:
+                self._login_failed(f"Not logged in: {message.reason}.")
+            case msg.LoggedIn() if not self._logged_in:
+                self._logged_in = True
+                self._credentials = None
+                if self.login_screen is not None and isinstance(self.screen, LoginScreen):
+                    self.pop_screen()
+        self.room.post_message(message)
+
+    def _refresh_rtt(self) -> None:
+        client = self.client
+        if self._logged_in and client is not None and client.conn.rtt_s is not None:
+            self.room.set_rtt(client.conn.rtt_s)
+
+    # ------------------------------------------------------------ the room's actions
+
+    def submit(self, line: str) -> Submitted:
+        """Send a typed line through the client core (the one way the UI sends anything)."""
+        if self.client is None:
+            return Submitted(("not connected",), error=True)
+        return self.client.submit(line)
+
+    def action_quit(self) -> None:  # type: ignore[override]
+        """Leave politely: tell the server (others see the leave at once), then exit."""
+        if not self._leaving:
+            self._leaving = True
+            self.run_worker(self._leave(), group="leave")
+
+    async def _leave(self) -> None:
+        client = self.client
+        if client is not None and not client.closed.is_set():
+            self.room.status.detail = "leaving"
+            await client.close()
+        self._finish(0)
+
+    async def on_unmount(self) -> None:
+        # Exiting by any other path: still say goodbye (bounded by the core's quit timers).
+        if self.client is not None:
+            await self.client.close()
+
+
+def _refusal_text(message: msg.LoginRefused) -> str:
+    hints = {
+        ErrorCode.INVALID_PASSWORD: "Wrong password for this name. Type it again.",
+        ErrorCode.INVALID_NAME: "That user name is not allowed.",
+        ErrorCode.REGISTRATION_CLOSED: (
+            "No account with this name, and this server does not register new ones. "
+            "Check the spelling, or ask the server's admin for an account."
+        ),
+        ErrorCode.LOGIN_THROTTLED: "Too many failed logins: wait a little, then try again.",
+    }
+    hint = hints.get(message.code)  # type: ignore[call-overload]  # IntEnum keys match ints
+    return f"Login refused: {message.reason}." + (f" {hint}" if hint else "")
+
+
+def _key_changed_text(message: msg.ServerKeyChanged, settings: AppSettings, port: int) -> Text:
+    return Text.assemble(
+        ("The server's key has CHANGED. ", "bold"),
+        "Not logged in; your password was not sent.\n",
+        f"  pinned:  {message.expected}\n",
+        f"  now:     {message.actual}\n",
+        "Someone may be pretending to be the server. If its admin replaced the key on purpose, "
+        "check the new fingerprint with them, then run:\n",
+        (
+            f"  labchat {settings.server_host} {settings.server_port} {port} --accept-new-server-key",
+            "bold",
+        ),
+    )
+
+
+def make_app(
+    server_host: str,
+    server_port: int,
+    client_port: int = 0,
+    *,
+    user: str = "",
+    bell: bool = True,
+    known_servers: KnownServers | None = None,
+    config: ClientConfig | None = None,
+    clock: Callable[[], float] = time.time,
+    tz: tzinfo | None = None,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> LabchatApp:
+    """Build the app (the command line and the tests both come through here)."""
+    return LabchatApp(
+        AppSettings(
+            server_host, server_port, client_port, user or "", bell, known_servers,
+            config or ClientConfig(), clock, tz, max_entries,
+        )
+    )  # fmt: skip
+
+
+def run_app(args: argparse.Namespace, known: KnownServers) -> int:
+    """Run the app for `labchat HOST PORT CLIENT_PORT`; returns the process exit status."""
+    app = make_app(
+        args.server_ip,
+        args.server_port,
+        args.client_port,
+        user=args.user or "",
+        bell=not args.no_bell,
+        known_servers=known,
+    )
+    try:
+        code = app.run()
+    except KeyboardInterrupt:  # SIGINT from outside the terminal (Ctrl+C itself is a key here)
+        return 130
+    return code if code is not None else 0
+
+
+__all__ = ["AppSettings", "LabchatApp", "make_app", "run_app"]

@@ -1,0 +1,159 @@
+"""The login screen: server address, name, masked password, a Log in button and inline feedback.
+
+The screen only collects and shows; the App does the logging in. Every failure comes back through
+`show_error`, which unlocks the form and puts the cursor where the fix goes, so the user corrects and
+retries without restarting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, Static
+
+
+class LoginScreen(Screen[None]):
+    """Who you are and where you connect. Posts `LoginScreen.Submitted`; see the module docstring."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", show=False)]
+
+    @dataclass
+    class Submitted(Message):
+        """The user asked to log in with these credentials."""
+
+        user: str
+        password: str
+        client_port: int
+
+    class Cancelled(Message):
+        """The user pressed Escape while connecting: give up this attempt."""
+
+    def __init__(self, server_label: str, client_port: int, user: str = "") -> None:
+        super().__init__()
+        self.server_label = server_label
+        self.client_port = client_port
+        self.initial_user = user
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="login-box") as box:
+            box.border_title = "labchat · log in"
+            yield Static(Text.assemble(("Server    ", "bold"), self.server_label), id="login-server")
+            with Horizontal(classes="login-row"):
+                yield Label("Name", classes="login-label")
+                yield Input(
+                    value=self.initial_user,
+                    placeholder="your user name",
+                    id="user",
+                    max_length=20,
+                    compact=True,
+                )
+            with Horizontal(classes="login-row"):
+                yield Label("Password", classes="login-label")
+                yield Input(placeholder="password", password=True, id="password", compact=True)
+            with Horizontal(classes="login-row"):
+                yield Label("Your port", classes="login-label")
+                yield Input(
+                    value=str(self.client_port), type="integer", max_length=5, id="port",
+                    compact=True,
+                )  # fmt: skip
+                yield Label("UDP port on this computer; 0 = any free one", id="port-hint")
+            with Horizontal(id="login-actions"):
+                yield Button("Log in", id="login", variant="primary", compact=True)
+            yield Static("New name? Logging in with it registers it with this password.", id="login-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        # A name from --user: the next thing to type is the password.
+        self.query_one("#password" if self.initial_user else "#user", Input).focus()
+
+    # ------------------------------------------------------------ form
+
+    @property
+    def user_input(self) -> Input:
+        return self.query_one("#user", Input)
+
+    @property
+    def password_input(self) -> Input:
+        return self.query_one("#password", Input)
+
+    @property
+    def port_input(self) -> Input:
+        return self.query_one("#port", Input)
+
+    @on(Input.Submitted, "#user")
+    def _user_entered(self, event: Input.Submitted) -> None:
+        event.stop()
+        if not self.password_input.value:
+            self.password_input.focus()
+        else:
+            self._submit()
+
+    @on(Input.Submitted, "#password")
+    @on(Input.Submitted, "#port")
+    @on(Button.Pressed, "#login")
+    def _password_entered(self, event: Message) -> None:
+        event.stop()
+        self._submit()
+
+    def _submit(self) -> None:
+        if self.busy:
+            return
+        user = self.user_input.value.strip()
+        password = self.password_input.value
+        if not user:
+            self.show_error("Type your user name.", focus="user")
+            return
+        if not password:
+            self.show_error("Type your password.", focus="password")
+            return
+        port_text = self.port_input.value.strip() or "0"
+        if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+            self.show_error("Your port must be a number from 0 to 65535 (0: any free port).", "port")
+            return
+        self.post_message(self.Submitted(user, password, int(port_text)))
+
+    def action_cancel(self) -> None:
+        if self.busy:
+            self.post_message(self.Cancelled())
+
+    # ------------------------------------------------------------ feedback
+
+    def _set_status(self, text: str | Text, kind: str) -> None:
+        status = self.query_one("#login-status", Static)
+        status.update(text)
+        for name in ("-busy", "-error", "-info"):
+            status.set_class(name == kind, name)
+
+    def _lock(self, locked: bool) -> None:
+        self.busy = locked
+        login = self.query_one("#login", Button)
+        for widget in (self.user_input, self.password_input, self.port_input, login):
+            widget.disabled = locked
+
+    def show_busy(self, text: str) -> None:
+        """Connecting: lock the form and say what is happening."""
+        self._lock(True)
+        self._set_status(text, "-busy")
+
+    def show_error(self, text: str | Text, focus: str = "user") -> None:
+        """A failure, in words; the form unlocks with the cursor in the field to fix."""
+        self._lock(False)
+        self._set_status(text, "-error")
+        target = {"password": self.password_input, "port": self.port_input}.get(focus, self.user_input)
+        target.focus()
+        if focus == "password":
+            target.value = ""
+
+    def show_info(self, text: str) -> None:
+        """A neutral remark, with the form unlocked."""
+        self._lock(False)
+        self._set_status(text, "-info")

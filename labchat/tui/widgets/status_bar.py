@@ -1,0 +1,70 @@
+"""The header line: the room, the server, and the state of the link to it."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from ...protocol.events import ConnectionState
+from ..formatting import format_rtt
+
+_STATE_WORDS = {
+    ConnectionState.CONNECTING: "connecting…",
+    ConnectionState.CONNECTED: "connected",
+    ConnectionState.RECONNECTING: "reconnecting…",
+    ConnectionState.CLOSED: "disconnected",
+}
+
+
+class StatusBar(Widget):
+    """`#lobby · labchat at 10.0.0.5:8080 · ● connected 2 ms` on the left, your name on the right."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "status-bar--room",
+        "status-bar--server",
+        "status-bar--user",
+        "status-bar--connecting",
+        "status-bar--connected",
+        "status-bar--reconnecting",
+        "status-bar--closed",
+    }
+
+    room: reactive[str] = reactive("")
+    server: reactive[str] = reactive("")
+    user: reactive[str] = reactive("")
+    state: reactive[ConnectionState] = reactive(ConnectionState.CONNECTING)
+    rtt_s: reactive[float | None] = reactive(None)
+    detail: reactive[str] = reactive("")
+
+    def watch_state(self, state: ConnectionState) -> None:
+        # The whole bar changes colour too, so a lost link is noticed from the corner of an eye.
+        for other in ConnectionState:
+            self.set_class(other is state, f"-{other.value}")
+
+    def render(self) -> Text:
+        def style(name: str) -> Style:
+            return self.get_component_rich_style(f"status-bar--{name}", partial=True)
+
+        state_text = _STATE_WORDS[self.state]
+        if self.state is ConnectionState.CONNECTED and self.rtt_s is not None:
+            state_text += f" · {format_rtt(self.rtt_s)}"
+        elif self.state is not ConnectionState.CONNECTED and self.detail not in ("", "reconnecting"):
+            state_text += f" ({self.detail})"
+        left = Text.assemble(
+            (f"#{self.room}" if self.room else "labchat", style("room")),
+            "  ",
+            (self.server, style("server")),
+            "  ",
+            ("● " + state_text, style(self.state.value)),
+        )
+        right = Text(self.user, style=style("user"))
+        width = self.size.width
+        gap = width - left.cell_len - right.cell_len - 1
+        if gap < 1:
+            left.truncate(max(0, width - 1), overflow="ellipsis")
+            return left
+        return Text.assemble(left, " " * gap, right)

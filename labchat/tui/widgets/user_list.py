@@ -1,0 +1,86 @@
+"""The sidebar: who is online, and how many. Selecting a name starts a private message to them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
+
+from ..formatting import NICK_COLOURS, nick_colour
+
+
+class UserList(Vertical):
+    """Online users, sorted case-insensitively, each in their sender colour; yourself marked."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "user-list--you",
+        *(f"user-list--nick-{i}" for i in range(NICK_COLOURS)),
+    }
+
+    @dataclass
+    class Selected(Message):
+        """The user picked a name (Enter or click): the room offers a /msg to them."""
+
+        name: str
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._users: dict[str, str] = {}  # casefolded name -> name as the server spells it
+        self.own_name = ""
+
+    def compose(self) -> ComposeResult:
+        yield Label("Online", id="user-count")
+        yield OptionList(id="users")
+
+    @property
+    def users(self) -> list[str]:
+        """The names shown, in display order."""
+        return [self._users[key] for key in sorted(self._users)]
+
+    def set_users(self, names: tuple[str, ...] | list[str]) -> None:
+        """Replace the whole list (a presence update from the server)."""
+        self._users = {name.casefold(): name for name in names}
+        self._refresh_list()
+
+    def add_user(self, name: str) -> None:
+        self._users[name.casefold()] = name
+        self._refresh_list()
+
+    def remove_user(self, name: str) -> None:
+        self._users.pop(name.casefold(), None)
+        self._refresh_list()
+
+    def _refresh_list(self) -> None:
+        option_list = self.query_one("#users", OptionList)
+        highlighted = option_list.highlighted_option
+        keep = highlighted.id if highlighted is not None else None
+        options = []
+        for name in self.users:
+            own = name.casefold() == self.own_name.casefold()
+            label = Text(name, style=self._nick_style(name))
+            if own:
+                label.append(" (you)", style=self.get_component_rich_style("user-list--you", partial=True))
+            options.append(Option(label, id=name.casefold()))
+        option_list.set_options(options)
+        if keep is not None and keep in self._users:
+            option_list.highlighted = option_list.get_option_index(keep)
+        self.query_one("#user-count", Label).update(f"Online · {len(self._users)}")
+
+    def _nick_style(self, name: str) -> Style:
+        # labchat.tcss styles these together with the log's sender colours: one colour per name.
+        return self.get_component_rich_style(f"user-list--nick-{nick_colour(name)}", partial=True)
+
+    @on(OptionList.OptionSelected, "#users")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        key = event.option.id
+        if key is not None and key in self._users:
+            self.post_message(self.Selected(self._users[key]))

@@ -1,0 +1,69 @@
+"""Fixed scenes for snapshots and screenshots: the app with no network, fed a scripted conversation.
+
+Every name, time and fingerprint is fixed (times in UTC from a fixed clock), so the pictures are the
+same on every machine and every run.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from textual.pilot import Pilot
+
+from labchat.protocol import events as ev
+from labchat.tui import messages as msg
+from labchat.tui.app import LabchatApp, make_app
+
+#: 2024-03-05 09:41:00 UTC.
+T0 = 1_709_631_660.0
+FINGERPRINT = "SHA256:q9Jk7w1pXbA0mHc4tV2yLr8eZs6NfUo3iGd5KxWlTjE"
+OTHER_FINGERPRINT = "SHA256:Zr4Ue8tYw2QbN1cV7xLm0Hs9Kd3Fj6Pg5Ao8Ti2WnBy"
+
+
+def scene_app(**kwargs: object) -> LabchatApp:
+    """The app as `labchat 192.0.2.10 8080 5000` would build it, frozen in time."""
+    return make_app("192.0.2.10", 8080, 5000, tz=UTC, clock=lambda: T0 + 300, **kwargs)  # type: ignore[arg-type]
+
+
+def conversation(app: LabchatApp) -> list[msg.NetworkMessage]:
+    """A few minutes of a lab room, as the network worker would post it."""
+    a = app.attempt
+    room = "lobby"
+
+    def said(seq: int, minute: float, user: str, text: str, **flags: bool) -> msg.ChatReceived:
+        return msg.ChatReceived(a, ev.MessageReceived(room, seq, T0 + minute * 60, user, text, **flags))
+
+    return [
+        msg.ConnectionStateChanged(a, ev.ConnectionState.CONNECTED),
+        msg.LoggedIn(a, "alice", room, "physics-lab", False, False),
+        said(41, 0, "bob", "morning! is the printer on the 2nd floor working?", history=True),
+        said(42, 0.5, "carol", "it jammed again 🙃 use the one by the stairs", history=True),
+        msg.PresenceUpdated(a, ev.PresenceUpdated(room, ("alice", "bob", "carol", "dave"))),
+        msg.UserJoined(a, ev.UserJoined(room, "erin", T0 + 120)),
+        said(43, 2.2, "erin", "hi all — 你好 — can someone review my plot script?"),
+        said(44, 2.5, "bob", "alice wrote most of it, ask her"),
+        said(45, 2.6, "dave", "waves at erin", action=True),
+        msg.OwnMessageQueued(a, ev.MessageQueued(1, room, "sure, send it over [after lunch]")),
+        msg.OwnMessageDelivered(
+            a, ev.MessageDelivered(1, room, 46, T0 + 170, "sure, send it over [after lunch]")
+        ),
+        msg.PrivateReceived(a, ev.PrivateReceived("erin", "alice", T0 + 200, "thanks! it's plot_v3.py")),
+        msg.UserLeft(a, ev.UserLeft(room, "dave", T0 + 230, "timeout")),
+        msg.ServerNotice(a, ev.ServerNotice("Server restarts at 18:00 for updates")),
+        msg.OwnMessageQueued(a, ev.MessageQueued(2, room, "got it, looking now", to="erin")),
+        msg.OwnMessageFailed(a, ev.MessageFailed(2, "erin is not online", "got it, looking now", "erin")),
+        msg.OwnMessageQueued(a, ev.MessageQueued(3, room, "anyone up for coffee?")),
+    ]
+
+
+async def play(pilot: Pilot[object], messages: list[msg.NetworkMessage]) -> None:
+    """Post the messages as the network worker would, and let the log draw them."""
+    app = pilot.app
+    for message in messages:
+        app.post_message(message)
+    await pilot.pause()
+    assert isinstance(app, LabchatApp)
+    log = app.room.log_view
+    while log._unrendered:
+        await pilot.pause(0.02)
+    await pilot.pause()

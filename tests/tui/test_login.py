@@ -1,0 +1,185 @@
+"""The login screen against a real server: success, every failure inline, correcting and retrying."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from textual.widgets import Input, Static
+
+from labchat.client.known_servers import KnownServers
+from labchat.protocol.client import ClientConfig
+from labchat.protocol.messages import NAME_RULE
+from labchat.server.keys import load_or_create_server_key, public_key_of
+from labchat.server.transport import RelayServer
+from labchat.tui.app import make_app
+from labchat.tui.screens.login import LoginScreen
+from labchat.tui.screens.trust import TrustScreen
+
+from ..helpers import connect, start_server
+from .util import app_for, fill_login, log_in, log_lines, wait_until
+
+
+def status_text(app: object) -> str:
+    login = app.login_screen  # type: ignore[attr-defined]
+    assert isinstance(login, LoginScreen)
+    return str(login.query_one("#login-status", Static).render())
+
+
+async def wait_for_error(pilot, app) -> str:  # type: ignore[no-untyped-def]
+    await wait_until(
+        pilot,
+        lambda: (
+            app.login_screen is not None and app.login_screen.query_one("#login-status").has_class("-error")
+        ),
+    )
+    return status_text(app)
+
+
+async def test_login_success_shows_the_room(server: RelayServer, tmp_path: Path) -> None:
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, LoginScreen)
+        assert app.focused is not None and app.focused.id == "user"
+        await pilot.press(*"alice")
+        await pilot.press("tab")
+        assert app.focused is not None and app.focused.id == "password"
+        password = app.screen.query_one("#password", Input)
+        assert password.password  # masked
+        await pilot.press(*"secret", "enter")
+        await wait_until(pilot, lambda: app.room.logged_in)
+        await wait_until(pilot, lambda: app.login_screen is None)
+        assert app.room.status.user == "alice"
+        assert app.room.user_list.users == ["alice"]
+        assert any("Logged in as alice" in line for line in log_lines(app))
+        assert app.focused is not None and app.focused.id == "composer-input"
+
+
+async def test_user_option_fills_the_name(server: RelayServer, tmp_path: Path) -> None:
+    app = app_for(server, tmp_path, user="bob")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.screen.query_one("#user", Input).value == "bob"
+        assert app.focused is not None and app.focused.id == "password"
+        await pilot.press(*"secret", "enter")
+        await wait_until(pilot, lambda: app.room.logged_in)
+
+
+async def test_wrong_password_then_retry(server: RelayServer, tmp_path: Path) -> None:
+    owner = await connect(server, "alice", "right", tmp_path=tmp_path)
+    await owner.close()
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fill_login(pilot, "alice", "wrong")
+        text = await wait_for_error(pilot, app)
+        assert "Wrong password" in text
+        # The form is unlocked, the password cleared and focused: type it again.
+        assert app.focused is not None and app.focused.id == "password"
+        assert app.screen.query_one("#password", Input).value == ""
+        await pilot.press(*"right", "enter")
+        await wait_until(pilot, lambda: app.room.logged_in)
+
+
+async def test_invalid_name_says_the_rule(server: RelayServer, tmp_path: Path) -> None:
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fill_login(pilot, "9lives", "secret")
+        text = await wait_for_error(pilot, app)
+        assert "invalid name" in text and NAME_RULE in " ".join(text.split())
+        assert app.focused is not None and app.focused.id == "user"
+        await log_in(pilot, app, "lives9")
+
+
+async def test_registration_closed(tmp_path: Path) -> None:
+    server = await start_server(tmp_path, registration_open=False)
+    try:
+        app = app_for(server, tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await fill_login(pilot, "newcomer", "secret")
+            text = await wait_for_error(pilot, app)
+            assert "does not register new" in " ".join(text.split())
+    finally:
+        await server.stop(grace_s=0)
+
+
+async def test_server_not_answering(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        app = make_app(
+            "127.0.0.1", port, 0,
+            known_servers=KnownServers(tmp_path / "known"),
+            config=ClientConfig(connect_timeout_s=0.3),
+        )  # fmt: skip
+        async with app.run_test(size=(80, 24)) as pilot:
+            await fill_login(pilot, "alice", "secret")
+            await wait_until(pilot, lambda: "Connecting" in status_text(app))
+            text = await wait_for_error(pilot, app)
+            assert "not answering" in text
+            # Still on the login screen, ready for another try.
+            assert not app.screen.query_one("#user", Input).disabled
+
+
+async def test_client_port_taken_then_fixed(server: RelayServer, tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        busy_port = taken.getsockname()[1]
+        app = app_for(server, tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            app.screen.query_one("#port", Input).value = str(busy_port)
+            await fill_login(pilot, "alice", "secret")
+            text = await wait_for_error(pilot, app)
+            assert f"client port {busy_port} is already in use" in text
+            assert app.focused is not None and app.focused.id == "port"
+            # Correct the port in the form and retry, without restarting.
+            app.screen.query_one("#port", Input).value = "0"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.room.logged_in)
+
+
+async def test_first_contact_asks_to_trust(server: RelayServer, tmp_path: Path) -> None:
+    app = app_for(server, tmp_path, trusted=False)
+    known = app.settings.known_servers
+    assert known is not None
+    host, port = server.address
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fill_login(pilot, "alice", "secret")
+        await wait_until(pilot, lambda: isinstance(app.screen, TrustScreen))
+        prompt = app.screen
+        assert isinstance(prompt, TrustScreen)
+        assert prompt.fingerprint.startswith("SHA256:")
+        assert known.lookup(host, port) is None  # nothing pinned before the user says so
+        await pilot.press("enter")  # Enter trusts: the default
+        await wait_until(pilot, lambda: app.room.logged_in)
+        assert known.lookup(host, port) is not None
+
+
+async def test_first_contact_escape_cancels(server: RelayServer, tmp_path: Path) -> None:
+    app = app_for(server, tmp_path, trusted=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fill_login(pilot, "alice", "secret")
+        await wait_until(pilot, lambda: isinstance(app.screen, TrustScreen))
+        await pilot.press("escape")
+        text = await wait_for_error(pilot, app)
+        assert "did not trust" in text
+        host, port = server.address
+        assert app.settings.known_servers is not None
+        assert app.settings.known_servers.lookup(host, port) is None
+
+
+async def test_changed_key_shows_both_fingerprints(server: RelayServer, tmp_path: Path) -> None:
+    app = app_for(server, tmp_path, trusted=False)
+    host, port = server.address
+    assert app.settings.known_servers is not None
+    app.settings.known_servers.remember(host, port, bytes(32))  # some other key
+    real = public_key_of(load_or_create_server_key(tmp_path / "server.key"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fill_login(pilot, "alice", "secret")
+        text = " ".join((await wait_for_error(pilot, app)).split())
+        assert "CHANGED" in text
+        assert "--accept-new-server-key" in text
+        from labchat.protocol.channel import fingerprint
+
+        assert fingerprint(bytes(32)) in text and fingerprint(real) in text

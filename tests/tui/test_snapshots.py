@@ -1,0 +1,74 @@
+"""SVG snapshots of the app at 80x24, with fixed names, times and fingerprints (see scenes.py).
+
+Regenerate after an intended change with `pytest tests/tui/test_snapshots.py --snapshot-update` and
+look at the pictures before committing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from labchat.protocol import events as ev
+from labchat.tui import messages as msg
+
+from .scenes import FINGERPRINT, OTHER_FINGERPRINT, conversation, play, scene_app
+
+SIZE = (80, 24)
+Compare = Callable[..., bool]
+
+
+def test_login_screen(snap_compare: Compare) -> None:
+    assert snap_compare(scene_app(), terminal_size=SIZE)
+
+
+def test_login_invalid_name(snap_compare: Compare) -> None:
+    async def type_bad_name(pilot: Pilot[object]) -> None:
+        await pilot.pause()
+        pilot.app.screen.query_one("#user", Input).value = "9lives"
+        pilot.app.screen.query_one("#password", Input).value = "hunter22"
+        await pilot.click("#login")
+
+    assert snap_compare(scene_app(), terminal_size=SIZE, run_before=type_bad_name)
+
+
+def test_trust_prompt(snap_compare: Compare) -> None:
+    async def first_contact(pilot: Pilot[object]) -> None:
+        await pilot.pause()
+        pilot.app.post_message(msg.ServerKeySeen(0, FINGERPRINT, first_contact=True))
+
+    assert snap_compare(scene_app(user="alice"), terminal_size=SIZE, run_before=first_contact)
+
+
+def test_key_changed(snap_compare: Compare) -> None:
+    async def key_changed(pilot: Pilot[object]) -> None:
+        await pilot.pause()
+        pilot.app.post_message(msg.ServerKeyChanged(0, FINGERPRINT, OTHER_FINGERPRINT))
+
+    assert snap_compare(scene_app(user="alice"), terminal_size=SIZE, run_before=key_changed)
+
+
+def test_room(snap_compare: Compare) -> None:
+    async def chat(pilot: Pilot[object]) -> None:
+        await pilot.pause()
+        await play(pilot, conversation(pilot.app))  # type: ignore[arg-type]
+
+    assert snap_compare(scene_app(), terminal_size=SIZE, run_before=chat)
+
+
+def test_room_disconnected(snap_compare: Compare) -> None:
+    async def lost(pilot: Pilot[object]) -> None:
+        await pilot.pause()
+        app = pilot.app
+        await play(pilot, conversation(app))  # type: ignore[arg-type]
+        await play(
+            pilot,
+            [
+                msg.ConnectionStateChanged(0, ev.ConnectionState.CLOSED, "replaced"),
+                msg.SessionClosed(0, "you logged in from another place", 9),
+            ],
+        )
+
+    assert snap_compare(scene_app(), terminal_size=SIZE, run_before=lost)

@@ -1,0 +1,84 @@
+"""Helpers for the Textual app tests: build the app the way the CLI does, against a real local server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from labchat.client.known_servers import KnownServers
+from labchat.protocol.client import ClientConfig
+from labchat.server.keys import load_or_create_server_key, public_key_of
+from labchat.server.transport import RelayServer
+from labchat.tui.app import LabchatApp, make_app
+
+#: Every wait in these tests is bounded by this (seconds).
+WAIT_S = 5.0
+
+
+def pinned(server: RelayServer, server_dir: Path, path: Path) -> KnownServers:
+    """A known-servers file that already trusts `server` (its key lives in `server_dir`)."""
+    known = KnownServers(path)
+    host, port = server.address
+    known.remember(host, port, public_key_of(load_or_create_server_key(server_dir / "server.key")))
+    return known
+
+
+def app_for(
+    server: RelayServer,
+    tmp_path: Path,
+    *,
+    trusted: bool = True,
+    config: ClientConfig | None = None,
+    **kwargs: object,
+) -> LabchatApp:
+    """The app from the CLI's factory, pointed at `server`, in UTC with times fixed by the server."""
+    host, port = server.address
+    known_path = tmp_path / f"known-app-{len(list(tmp_path.glob('known-app-*')))}"
+    known = pinned(server, tmp_path, known_path) if trusted else KnownServers(known_path)
+    return make_app(
+        host,
+        port,
+        0,
+        known_servers=known,
+        config=config,
+        tz=UTC,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def wait_until(pilot: Pilot[object], predicate: Callable[[], bool], timeout: float = WAIT_S) -> None:
+    """Let the app run until `predicate()` holds (the network answers in its own time)."""
+
+    async def poll() -> None:
+        while not predicate():
+            await pilot.pause(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def log_in(pilot: Pilot[object], app: LabchatApp, user: str, password: str = "secret") -> None:
+    """Type a name and a password on the login screen and wait for the room."""
+    await fill_login(pilot, user, password)
+    await wait_until(pilot, lambda: app.room.logged_in and app.login_screen is None)
+
+
+async def fill_login(pilot: Pilot[object], user: str, password: str) -> None:
+    """Fill the form and press Enter in the password field (typing it key by key is one test's job:
+    Pilot spends tens of milliseconds per key)."""
+    await pilot.pause()
+    screen = pilot.app.screen
+    screen.query_one("#user", Input).value = user
+    field = screen.query_one("#password", Input)
+    field.value = password
+    field.focus()
+    await pilot.press("enter")
+
+
+def log_lines(app: LabchatApp) -> list[str]:
+    """What the room's log holds, as plain text."""
+    return app.room.log_view.plain_lines()
