@@ -59,6 +59,9 @@ class ClientConfig:
     #: Nothing heard for this long: start a fresh handshake (the server restarted or our address
     #: changed in a way the old session cannot follow).
     rehandshake_s: float = 6.0
+    #: After the server announces a shutdown, wait this long before reconnecting, so that we reach
+    #: the restarted server rather than the one that is going away.
+    shutdown_retry_s: float = 1.0
     #: After QUIT, wait at most this long for messages still in the outbox to be confirmed...
     quit_drain_s: float = 5.0
     #: ...and then at most this long for the server to acknowledge the BYE.
@@ -141,6 +144,7 @@ class ClientConnection:
         self._keepalive_s = self.config.keepalive_s
         self._paused_until: float | None = None
         self._presence_parts: list[str] = []
+        self._reconnect_at: float | None = None
 
     # ------------------------------------------------------------ properties
 
@@ -288,6 +292,8 @@ class ClientConnection:
                     deadlines.append(self._last_heard + self.config.stall_s)
                 if not self._rehandshaking:
                     deadlines.append(self._last_heard + self.config.rehandshake_s)
+        if self._reconnect_at is not None:
+            deadlines.append(self._reconnect_at)
         if self._paused_until is not None and self._phase is Phase.ONLINE:
             deadlines.append(self._paused_until)
         if self._phase is Phase.CLOSING or self._quit_requested:
@@ -298,6 +304,9 @@ class ClientConnection:
     def handle_timer(self, now: float) -> None:
         if self._phase is Phase.CLOSED:
             return
+        if self._reconnect_at is not None and now >= self._reconnect_at:
+            self._reconnect_at = None
+            self._channel.start(now)
         self._channel.handle_timer(now)
         self._link.handle_timer(now)
         self._drain_channel_events(now)
@@ -390,11 +399,15 @@ class ClientConnection:
         self._set_state(ev.ConnectionState.CLOSED, reason)
         self._events.append(ev.Closed(reason, code))
 
-    def _rehandshake(self, now: float) -> None:
-        """Start a new secure session; the outbox and `last_seq` carry the conversation across."""
+    def _rehandshake(self, now: float, delay_s: float = 0.0) -> None:
+        """Start a new secure session (now, or after `delay_s`); the outbox and `last_seq` carry the
+        conversation across."""
         self._rehandshaking = True
         self._set_state(ev.ConnectionState.RECONNECTING, "reconnecting")
-        self._channel.start(now)
+        if delay_s > 0:
+            self._reconnect_at = now + delay_s
+        else:
+            self._channel.start(now)
 
     def _drain_channel_events(self, now: float) -> None:
         for event in self._channel.events():
@@ -523,7 +536,7 @@ class ClientConnection:
         if msg.code == ErrorCode.SERVER_SHUTDOWN:
             # The server may well come back (a restart): say so, and keep trying by ourselves.
             self._events.append(ev.ServerNotice(text, msg.code))
-            self._rehandshake(now)
+            self._rehandshake(now, self.config.shutdown_retry_s)
             return
         self._close(text, msg.code)
 

@@ -133,6 +133,7 @@ class Relay:
         self._dirty: set[Session] = set()
         self._timers: list[tuple[float, int, bytes]] = []
         self._timer_tiebreak = 0
+        self.shutting_down = False
         self._recent_ids: OrderedDict[tuple[str, int], tuple[str, int, int]] = OrderedDict()
         self.room(m.DEFAULT_ROOM)
 
@@ -229,6 +230,9 @@ class Relay:
 
     def _on_login(self, sess: Session, login: m.Login, now: float) -> None:
         if sess.user is not None or sess.login_pending:
+            return
+        if self.shutting_down:
+            self._send(sess, m.Closed(ErrorCode.SERVER_SHUTDOWN, "the server is shutting down"))
             return
         wait = self.throttle.delay(login.user, sess.addr[0], now)
         if wait > 0:
@@ -572,6 +576,7 @@ class Relay:
 
     def shutdown(self, now: float) -> None:
         """Tell every client the server is going away (they will retry by themselves)."""
+        self.shutting_down = True
         for sess in list(self.sessions.values()):
             if sess.user is not None:
                 self._send(sess, m.Closed(ErrorCode.SERVER_SHUTDOWN, "the server is shutting down"))

@@ -213,3 +213,20 @@ def test_big_room_online_list_comes_in_parts(tmp_path: Path) -> None:
     last.conn.who(net.now)
     net.run_until(lambda: len(last.of(ev.PresenceUpdated)) == 2)
     assert last.of(ev.PresenceUpdated)[1].requested and len(last.of(ev.PresenceUpdated)[1].users) == 90
+
+
+def test_clean_shutdown_then_restart(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    a = net.add_client("ana")
+    net.run_until(lambda: net.logged_in("ana"))
+    assert net.relay is not None
+    net.relay.shutdown(net.now)
+    net.run_for(0.5)  # the grace period: the old server still answers, but takes no new logins
+    assert any("shutting down" in n.text for n in a.of(ev.ServerNotice))
+    assert a.conn.state is ev.ConnectionState.RECONNECTING
+    assert len(a.of(ev.LoggedIn)) == 1
+    net.crash_relay()
+    net.run_for(1.0)
+    net.start_relay()
+    net.run_until(lambda: len(a.of(ev.LoggedIn)) == 2, limit_s=30)
+    assert a.conn.state is ev.ConnectionState.CONNECTED
