@@ -183,3 +183,21 @@ async def test_changed_key_shows_both_fingerprints(server: RelayServer, tmp_path
         from labchat.protocol.channel import fingerprint
 
         assert fingerprint(bytes(32)) in text and fingerprint(real) in text
+
+
+async def test_escape_gives_up_connecting(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        app = make_app(
+            "127.0.0.1", silent.getsockname()[1], 0,
+            known_servers=KnownServers(tmp_path / "known"),
+            config=ClientConfig(connect_timeout_s=30),
+        )  # fmt: skip
+        async with app.run_test(size=(80, 24)) as pilot:
+            await fill_login(pilot, "alice", "secret")
+            await wait_until(pilot, lambda: "Connecting" in status_text(app))
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: "Cancelled" in status_text(app))
+            assert app.client is None
+            assert not app.screen.query_one("#user", Input).disabled
+            assert app.focused is not None and app.focused.id == "password"

@@ -148,3 +148,14 @@ async def test_resizing_rewraps() -> None:
         await pilot.pause(0.05)
         assert log.entries[-1].rows > wide_rows
         assert all(row.cell_length == log.scrollable_content_region.width for row in log._rows)
+
+
+async def test_a_refusal_reason_is_shown_as_text_not_markup() -> None:
+    app = offline_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.post_message(msg.LoginRefused(app.attempt, 1, "no [bold]entry[/ for [red]you"))
+        await pilot.pause()
+        login = app.login_screen
+        assert login is not None
+        assert "no [bold]entry[/ for [red]you" in str(login.query_one("#login-status").render())

@@ -129,7 +129,8 @@ class LoginScreen(Screen[None]):
 
     def _set_status(self, text: str | Text, kind: str) -> None:
         status = self.query_one("#login-status", Static)
-        status.update(text)
+        # Words from the server are text, never markup: a reason with "[" must show as typed.
+        status.update(Text(text) if isinstance(text, str) else text)
         for name in ("-busy", "-error", "-info"):
             status.set_class(name == kind, name)
 
@@ -157,3 +158,4 @@ class LoginScreen(Screen[None]):
         """A neutral remark, with the form unlocked."""
         self._lock(False)
         self._set_status(text, "-info")
+        self.password_input.focus()  # Enter there tries again at once

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -49,7 +50,7 @@ class Composer(Horizontal):
         return self.query_one("#composer-input", Input)
 
     def set_prompt(self, name: str) -> None:
-        self.query_one("#prompt", Label).update(f"{name} ›" if name else "›")
+        self.query_one("#prompt", Label).update(Text(f"{name} ›" if name else "›"))
 
     def focus_input(self, text: str | None = None) -> None:
         """Focus the line, optionally replacing what it holds (cursor at the end)."""
