@@ -145,6 +145,7 @@ class ClientConnection:
         self._paused_until: float | None = None
         self._presence_parts: list[str] = []
         self._reconnect_at: float | None = None
+        self._waiting_since = 0.0
 
     # ------------------------------------------------------------ properties
 
@@ -188,7 +189,12 @@ class ClientConnection:
     def trust_server_key(self, now: float) -> None:
         """The user accepted the fingerprint of a first-contact server: log in."""
         if self._phase is Phase.AWAIT_TRUST:
-            self._start_login(now)
+            # The user may have read the fingerprint for longer than the server keeps a half-open
+            # handshake: shake hands again (the key is pinned now, so no second prompt) and give
+            # the login its own time.
+            self._phase = Phase.HANDSHAKE
+            self._connect_deadline = now + self.config.connect_timeout_s
+            self._channel.start(now)
 
     def say(self, text: str, now: float, *, action: bool = False) -> list[int]:
         """Queue a room message, split into several if long. Returns their ids (see `MessageQueued`)."""
@@ -268,8 +274,11 @@ class ClientConnection:
                 and (self._link.last_sent_at is None or now >= self._link.last_sent_at + self._keepalive_s)
             ):
                 self._send(m.Ping())
+            idle_before = self._link.in_flight == 0
             for packet in self._link.packets_to_send(now):
                 out.append(self._channel.seal(packet, now))
+            if idle_before and self._link.in_flight:
+                self._waiting_since = now  # from now on, silence from the server means something
         return out
 
     def next_timer(self) -> float | None:
@@ -281,7 +290,7 @@ class ClientConnection:
         if self._phase in (Phase.HANDSHAKE, Phase.LOGIN) and not self._logged_in_once:
             deadlines.append(self._connect_deadline)
         if self._phase is Phase.LOGIN and self._logged_in_once and not self._rehandshaking:
-            deadlines.append(self._last_heard + self.config.rehandshake_s)
+            deadlines.append(self._quiet_since() + self.config.rehandshake_s)
         if self._phase is Phase.ONLINE:
             # Each deadline only while it can still act, or the owner would spin on a past time.
             if self._link.idle:
@@ -289,9 +298,9 @@ class ClientConnection:
                 deadlines.append(base + self._keepalive_s)
             else:
                 if self._state is ev.ConnectionState.CONNECTED:
-                    deadlines.append(self._last_heard + self.config.stall_s)
+                    deadlines.append(self._quiet_since() + self.config.stall_s)
                 if not self._rehandshaking:
-                    deadlines.append(self._last_heard + self.config.rehandshake_s)
+                    deadlines.append(self._quiet_since() + self.config.rehandshake_s)
         if self._reconnect_at is not None:
             deadlines.append(self._reconnect_at)
         if self._paused_until is not None and self._phase is Phase.ONLINE:
@@ -331,9 +340,12 @@ class ClientConnection:
         if self._phase is Phase.LOGIN or (self._phase is Phase.ONLINE and not self._link.idle):
             # Compare against the same sums next_timer() returned, or float rounding could leave
             # a deadline that has come but never fires.
-            if now >= self._last_heard + self.config.stall_s and self._state is ev.ConnectionState.CONNECTED:
+            if (
+                now >= self._quiet_since() + self.config.stall_s
+                and self._state is ev.ConnectionState.CONNECTED
+            ):
                 self._set_state(ev.ConnectionState.RECONNECTING, "server not answering")
-            if now >= self._last_heard + self.config.rehandshake_s and not self._rehandshaking:
+            if now >= self._quiet_since() + self.config.rehandshake_s and not self._rehandshaking:
                 self._rehandshake(now)
 
     def events(self) -> Iterator[ev.Event]:
@@ -378,6 +390,11 @@ class ClientConnection:
 
     def _send(self, message: m.Message) -> None:
         self._link.send(message.KIND, encode_message(message))
+
+    def _quiet_since(self) -> float:
+        """Since when the server owes us an answer and has said nothing: a quiet link while we had
+        nothing outstanding is not a silent server."""
+        return max(self._last_heard, self._waiting_since)
 
     def _heard(self, now: float) -> None:
         self._last_heard = now

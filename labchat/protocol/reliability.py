@@ -19,7 +19,7 @@ bounds chosen for a LAN (see `LinkConfig`). Time is always a parameter: nothing 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import DecodeError
 from .wire import (
@@ -113,7 +113,6 @@ class LinkStats:
     packets_received: int = 0
 
 
-@dataclass
 class ReliableLink:
     """One direction pair of reliable frame delivery. See the module docstring for the rules.
 
@@ -121,9 +120,15 @@ class ReliableLink:
     Output: `packets_to_send(now)`, `next_timer()`, and the frames returned by `receive_packet`.
     """
 
-    config: LinkConfig = field(default_factory=LinkConfig)
+    # One per session on the server: slots keep a thousand idle sessions small.
+    __slots__ = (
+        "_ack_due", "_ack_eliciting", "_ack_owed_since", "_ack_wanted", "_backoff", "_largest_acked",
+        "_loss_deadline", "_lost", "_next_seq", "_queue", "_recv_buffer", "_recv_cum", "_rto_deadline",
+        "_unacked", "config", "last_received_at", "last_sent_at", "rtt", "stats",
+    )  # fmt: skip
 
-    def __post_init__(self) -> None:
+    def __init__(self, config: LinkConfig | None = None) -> None:
+        self.config = config or LinkConfig()
         self.rtt = RttEstimator(self.config)
         self.stats = LinkStats()
         self._next_seq = 1

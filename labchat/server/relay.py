@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from ..protocol import messages as m
@@ -71,7 +71,7 @@ class RelayConfig:
     linger_s: float = 2.0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Session:
     """One client's session on the server (keyed by the channel's session id)."""
 
@@ -87,7 +87,7 @@ class Session:
     timeout_check_at: float = 0.0
     tokens: float = 0.0
     tokens_at: float = 0.0
-    held: deque[m.Message] = field(default_factory=deque)
+    held: list[m.Message] = field(default_factory=list)  # a list: an empty deque costs 600 bytes
     held_until: float | None = None
     lagging_after: int | None = None  # catching up: the last room seq this session was given
     fresh_says: int = 0  # SAYs since login that may be resends: checked against the store
@@ -399,7 +399,7 @@ class Relay:
             sess.held_until = None
             return
         while sess.held and self._take_token(sess, now):
-            message = sess.held.popleft()
+            message = sess.held.pop(0)
             assert isinstance(message, (m.Say, m.Whisper))
             self._process_chat(sess, message, now)
         sess.held_until = now + 1.0 / self.config.rate_per_s if sess.held else None

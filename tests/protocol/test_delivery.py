@@ -11,7 +11,7 @@ from labchat.protocol import events as ev
 from labchat.protocol.errors import ErrorCode
 from labchat.server.relay import RelayConfig
 
-from .sim import PathModel, SimNet
+from .sim import PathModel, SimNet, fast_config
 
 
 def room_texts(client) -> list[str]:  # type: ignore[no-untyped-def]
@@ -230,3 +230,23 @@ def test_clean_shutdown_then_restart(tmp_path: Path) -> None:
     net.start_relay()
     net.run_until(lambda: len(a.of(ev.LoggedIn)) == 2, limit_s=30)
     assert a.conn.state is ev.ConnectionState.CONNECTED
+
+
+def test_idle_connection_never_looks_lost(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    a = net.add_client("ana")
+    net.run_until(lambda: net.logged_in("ana"))
+    net.run_for(60.0)  # a quiet minute: only keepalives
+    states = [e.state for e in a.of(ev.StateChanged)]
+    assert ev.ConnectionState.RECONNECTING not in states
+    assert a.conn.state is ev.ConnectionState.CONNECTED
+
+
+def test_slow_trust_decision_does_not_time_out(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    a = net.add_client("ana", config=fast_config(confirm_new_key=True))
+    net.run_until(lambda: bool(a.of(ev.ServerKeyTrusted)))
+    net.run_for(30.0)  # the user reads the fingerprint slowly
+    assert not a.of(ev.ConnectFailed)
+    a.conn.trust_server_key(net.now)
+    net.run_until(lambda: net.logged_in("ana"))
