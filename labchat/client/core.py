@@ -217,6 +217,13 @@ class ChatClient:
     async def next_event(self) -> ev.Event:
         return await self._queue.get()
 
+    def drain_events(self) -> list[ev.Event]:
+        """Every event already waiting, without waiting: lets a UI take a burst in one go."""
+        out: list[ev.Event] = []
+        while not self._queue.empty():
+            out.append(self._queue.get_nowait())
+        return out
+
     # ------------------------------------------------------------ the loop
 
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:

@@ -33,6 +33,7 @@ from textual.screen import Screen
 
 from ..client.core import ChatClient, ClientError, Submitted
 from ..client.known_servers import KnownServers
+from ..protocol import events as ev
 from ..protocol.client import ClientConfig
 from ..protocol.errors import ErrorCode, LocalProtocolError
 from . import messages as msg
@@ -202,10 +203,15 @@ class LabchatApp(App[int]):
         except ClientError as exc:
             self.post_message(msg.StartFailed(attempt, str(exc)))
             return
-        async for event in client.events():
-            message = msg.from_event(event, attempt)
-            if message is not None:
-                self.post_message(message)
+        while True:
+            events = [await client.next_event(), *client.drain_events()]
+            messages = [m for e in events if (m := msg.from_event(e, attempt)) is not None]
+            if messages:
+                handled = asyncio.Event()
+                self.post_message(msg.NetworkBatch(messages, handled))
+                await handled.wait()  # one batch in the queue at a time: keys never wait behind a flood
+            if any(isinstance(e, ev.Closed) for e in events):
+                return
 
     async def _drop_client(self) -> None:
         """Forget the current attempt's client (closing it if it is still open)."""
@@ -256,6 +262,14 @@ class LabchatApp(App[int]):
 
     # ------------------------------------------------------------ routing
 
+    @on(msg.NetworkBatch)
+    def _route_batch(self, batch: msg.NetworkBatch) -> None:
+        try:
+            for message in batch.messages:
+                self._route(message)
+        finally:
+            batch.handled.set()
+
     @on(msg.NetworkMessage)
     def _route(self, message: msg.NetworkMessage) -> None:
         if message.attempt != self._attempt:
@@ -283,7 +297,12 @@ class LabchatApp(App[int]):
                 self._credentials = None
                 if self.login_screen is not None and isinstance(self.screen, LoginScreen):
                     self.pop_screen()
-        self.room.post_message(message)
+        room = self.room
+        handler = getattr(room, message.handler_name, None) if room.is_attached else None
+        if handler is not None:
+            handler(message)  # directly: a batch must not turn back into N queued messages
+        else:
+            room.post_message(message)
 
     def _refresh_rtt(self) -> None:
         client = self.client

@@ -11,6 +11,7 @@ would deliver them twice.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,18 @@ class NetworkMessage(Message, bubble=False):
     def __init_subclass__(cls, bubble: bool | None = False, **kwargs: Any) -> None:
         # Textual resets `bubble` to True for every subclass unless told otherwise.
         super().__init_subclass__(bubble=bubble, **kwargs)
+
+
+@dataclass
+class NetworkBatch(Message, bubble=False):
+    """Everything the client core reported since the last batch, in order, as one message.
+
+    At a thousand chat lines a second, one Textual message per line would queue up in front of the
+    user's key presses; one batch at a time (the worker waits for `handled`) keeps typing instant.
+    """
+
+    messages: list[NetworkMessage]
+    handled: asyncio.Event
 
 
 @dataclass

@@ -30,7 +30,9 @@ from ..log_entry import Entry, render_entry
 #: Entries kept; a day of a busy lab room, and still instant to re-wrap on resize.
 DEFAULT_MAX_ENTRIES = 5000
 #: Seconds between batched renders (about one frame).
-FLUSH_INTERVAL_S = 1 / 60
+#: At most 20 repaints of the log a second: a full repaint costs milliseconds, and under a stream of
+#: messages the keys the user types must win the event loop over redrawing the log.
+FLUSH_INTERVAL_S = 1 / 20
 #: Entries rendered per batch; the rest wait for the next one, so a huge burst never blocks input.
 FLUSH_BATCH = 400
 #: `Entry.first_row` of an entry not drawn yet, and of one dropped from the log.
