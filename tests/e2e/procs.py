@@ -111,23 +111,17 @@ async def spawn(*args: str, env: dict[str, str]) -> Proc:
     return Proc(proc)
 
 
+async def spawn_server(tmp_path: Path, db: Path, *extra: str, port: int = 0) -> Proc:
+    """`labchat-server 127.0.0.1 -p PORT --db DB ...` as a process (not waited for)."""
+    return await spawn(PYTHON, "-m", "labchat.server", "127.0.0.1", "-p", str(port), "--db", str(db),
+                       *extra, env=env_for(tmp_path, None))  # fmt: skip
+
+
 async def start_server_proc(
-    tmp_path: Path, *extra: str, db: Path | None = None
+    tmp_path: Path, *extra: str, db: Path | None = None, port: int = 0
 ) -> tuple[Proc, int]:
-    """`labchat-server 127.0.0.1 -p 0`; returns the process and the port it reports."""
-    db = db or tmp_path / "server.db"
-    server = await spawn(
-        PYTHON,
-        "-m",
-        "labchat.server",
-        "127.0.0.1",
-        "-p",
-        "0",
-        "--db",
-        str(db),
-        *extra,
-        env=env_for(tmp_path, None),
-    )
+    """Start a server (port 0: any free one) and wait for its banner; returns it and its port."""
+    server = await spawn_server(tmp_path, db or tmp_path / "server.db", *extra, port=port)
     match = await server.expect(r"listening on UDP 127\.0\.0\.1:(\d+)")
     return server, int(match.group(1))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .procs import PYTHON, env_for, spawn, start_client_proc, start_server_proc
+from .procs import PYTHON, env_for, spawn, spawn_server, start_client_proc, start_server_proc
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -182,47 +182,17 @@ async def test_server_not_answering(tmp_path: Path) -> None:
 
 async def test_server_bad_database_and_port_in_use(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
-    proc = await spawn(
-        PYTHON,
-        "-m",
-        "labchat.server",
-        "127.0.0.1",
-        "-p",
-        "0",
-        "--db",
-        str(tmp_path / "dir.db"),
-        env=env_for(tmp_path),
-    )
+    proc = await spawn_server(tmp_path, tmp_path / "dir.db")
     assert await proc.wait() == 1
     err = await proc.stderr()
     assert "cannot open database" in err and "Traceback" not in err
     (tmp_path / "junk.db").write_bytes(b"this is not a database" * 100)
-    proc = await spawn(
-        PYTHON,
-        "-m",
-        "labchat.server",
-        "127.0.0.1",
-        "-p",
-        "0",
-        "--db",
-        str(tmp_path / "junk.db"),
-        env=env_for(tmp_path),
-    )
+    proc = await spawn_server(tmp_path, tmp_path / "junk.db")
     assert await proc.wait() == 1
     assert "cannot open database" in await proc.stderr()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
-        proc = await spawn(
-            PYTHON,
-            "-m",
-            "labchat.server",
-            "127.0.0.1",
-            "-p",
-            str(taken.getsockname()[1]),
-            "--db",
-            str(tmp_path / "ok.db"),
-            env=env_for(tmp_path),
-        )
+        proc = await spawn_server(tmp_path, tmp_path / "ok.db", port=taken.getsockname()[1])
         assert await proc.wait() == 1
         assert "already in use" in await proc.stderr()
 

@@ -91,7 +91,7 @@ async def test_server_killed_and_restarted(tmp_path: Path) -> None:
         await ana.expect_json(type="system", state="reconnecting", timeout=15)
         ana.send("during the outage")
         budi.send("me too")
-        restarted, _ = await start_server_proc_on(tmp_path, port, db)
+        restarted, _ = await start_server_proc(tmp_path, "--quiet", db=db, port=port)
         await wait_count(budi, 22, 30)
         await wait_count(ana, 22, 30)
         texts = [m["text"] for m in messages(budi)]
@@ -106,25 +106,6 @@ async def test_server_killed_and_restarted(tmp_path: Path) -> None:
     finally:
         for p in (ana, budi):
             await p.kill()
-
-
-async def start_server_proc_on(tmp_path: Path, port: int, db: Path) -> tuple[Proc, int]:
-    from .procs import PYTHON, env_for, spawn
-
-    proc = await spawn(
-        PYTHON,
-        "-m",
-        "labchat.server",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "--db",
-        str(db),
-        "--quiet",
-        env=env_for(tmp_path, None),
-    )
-    await proc.expect(r"listening on UDP")
-    return proc, port
 
 
 async def test_vanished_client_leaves_within_the_timeout(tmp_path: Path) -> None:

@@ -122,7 +122,7 @@ async def test_changed_server_key_stops_the_login(tmp_path: Path) -> None:
     await ana.wait()
     await server.kill()
     (tmp_path / "server.key").unlink()
-    server, port3 = await start_server_proc_on(tmp_path, port2, db)
+    server, port3 = await start_server_proc(tmp_path, db=db, port=port2)
     ana = await start_client_proc(tmp_path, port3, "ana")
     warning = await ana.expect(
         r"error: the server's key has changed: expected (SHA256:\S+), got (SHA256:\S+)"
@@ -136,22 +136,6 @@ async def test_changed_server_key_stops_the_login(tmp_path: Path) -> None:
     again.send("QUIT")
     await again.wait()
     await server.kill()
-
-
-async def start_server_proc_on(tmp_path: Path, port: int, db: Path):  # type: ignore[no-untyped-def]
-    proc = await spawn(
-        PYTHON,
-        "-m",
-        "labchat.server",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "--db",
-        str(db),
-        env=env_for(tmp_path, None),
-    )
-    await proc.expect("listening on UDP")
-    return proc, port
 
 
 def _rss_kib(pid: int) -> int:
