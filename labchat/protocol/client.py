@@ -215,11 +215,14 @@ class ClientConnection:
         """Leave: tell the server (so the room sees it at once), then close."""
         if self._phase in (Phase.CLOSING, Phase.CLOSED):
             return
-        if self._phase is Phase.ONLINE or (self._logged_in_once and self._outbox):
+        connecting = self._phase in (Phase.HANDSHAKE, Phase.LOGIN) and bool(self._outbox)
+        if self._phase is Phase.ONLINE or (self._logged_in_once and self._outbox) or connecting:
             # Typed-ahead messages go first: BYE leaves once the outbox is confirmed, or the drain
             # time is up, so "hello" followed at once by QUIT still reaches the room.
             self._quit_requested = True
-            self._quit_deadline = now + self.config.quit_drain_s
+            # Typed before the login finished ("hello", then QUIT at once): log in first.
+            wait_login = 0.0 if self._logged_in_once else self.config.connect_timeout_s
+            self._quit_deadline = now + self.config.quit_drain_s + wait_login
             self._maybe_send_bye(now)
         else:
             self._close("quit", 0)

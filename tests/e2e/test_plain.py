@@ -206,3 +206,19 @@ async def test_sigterm_tells_clients(tmp_path: Path) -> None:
     await alice.expect(r"server is shutting down")
     alice.send("QUIT")
     assert await asyncio.wait_for(alice.wait(), 15) in (0, 1)
+
+
+async def test_piped_script(tmp_path: Path) -> None:
+    """`printf 'hello\\nQUIT\\n' | labchat ... --plain`: the line arrives, then the leave."""
+    server, port = await start_server_proc(tmp_path)
+    watcher = await start_client_proc(tmp_path, port, "watcher")
+    await watcher.expect("logged in")
+    bot = await start_client_proc(tmp_path, port, "bot")
+    bot.send("hello from a script")
+    bot.send("QUIT")
+    assert await bot.wait() == 0
+    await watcher.expect(r"<bot> hello from a script")
+    await watcher.expect(r"\* bot left$")
+    watcher.send("QUIT")
+    await watcher.wait()
+    await server.kill()

@@ -250,3 +250,15 @@ def test_slow_trust_decision_does_not_time_out(tmp_path: Path) -> None:
     assert not a.of(ev.ConnectFailed)
     a.conn.trust_server_key(net.now)
     net.run_until(lambda: net.logged_in("ana"))
+
+
+def test_quit_typed_before_login_still_sends_what_came_first(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    b = net.add_client("budi")
+    net.run_until(lambda: net.logged_in("budi"))
+    a = net.add_client("ana")
+    a.conn.say("hello", net.now)  # a script piping "hello\nQUIT\n": both arrive before the login
+    a.conn.quit(net.now)
+    net.run_until(lambda: a.conn.state is ev.ConnectionState.CLOSED and bool(b.of(ev.UserLeft)))
+    assert [e.text for e in b.of(ev.MessageReceived)] == ["hello"]
+    assert b.of(ev.UserLeft)[0].reason == "quit"
