@@ -269,14 +269,14 @@ class ChatClient:
             self.closed.set()
 
     def _rearm(self, now: float) -> None:
+        deadline = None if self.closed.is_set() else self.conn.next_timer()
+        loop = asyncio.get_running_loop()
         if self._timer is not None:
+            if deadline is not None and abs(self._timer.when() - (loop.time() + deadline - now)) < 1e-3:
+                return  # the same deadline: keep the timer (this runs for every datagram)
             self._timer.cancel()
             self._timer = None
-        if self.closed.is_set():
-            return
-        deadline = self.conn.next_timer()
         if deadline is not None:
-            loop = asyncio.get_running_loop()
             self._timer = loop.call_later(max(0.0, deadline - now), self._on_timer)
 
     def _shutdown(self) -> None:
