@@ -1,0 +1,309 @@
+"""The server end of the labchat channel: every session of one server, created only for a
+well-formed HELLO, bounded in number, with cookies under load and the 3x anti-amplification rule.
+
+The datagram layout and the shared pieces (config, stats, events, replay window) are in channel.py.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import constant_time, hashes, hmac
+
+from labchat.protocol.channel_common import (
+    ANTI_AMPLIFICATION_FACTOR,
+    COOKIE_BYTES,
+    COOKIE_MAC_BYTES,
+    DATA_OVERHEAD_BYTES,
+    EPHEMERAL_PREFIX_BYTES,
+    HEADER_BYTES,
+    HELLO_MIN_BYTES,
+    MAX_QUEUED_DATAGRAMS,
+    PROLOGUE,
+    PROTOCOL_NAME,
+    SESSION_ID_BYTES,
+    WELCOME_BYTES,
+    Address,
+    ChannelConfig,
+    ChannelData,
+    ChannelStats,
+    Kind,
+    _count,
+    _Drop,
+    _header,
+    _parse_header,
+    _Receiver,
+    _Sender,
+)
+from labchat.protocol.errors import DecodeError, LocalProtocolError
+from labchat.protocol.noise import (
+    DH_LEN_BYTES,
+    HandshakeState,
+    KeyPair,
+    Rng,
+)
+
+
+@dataclass(slots=True)
+class _TokenBucket:
+    rate_per_s: float
+    burst: float
+    tokens: float
+    updated_at: float | None = None
+
+    def take(self, now: float) -> bool:
+        if self.updated_at is not None:
+            elapsed = max(0.0, now - self.updated_at)
+            self.tokens = min(self.burst, self.tokens + elapsed * self.rate_per_s)
+        self.updated_at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass(slots=True)
+class _AddressState:
+    """Per source host: rate buckets and the anti-amplification budget until it is proven."""
+
+    hello_bucket: _TokenBucket
+    reset_bucket: _TokenBucket
+    received_bytes: int = 0
+    sent_bytes: int = 0
+    validated: bool = False
+
+
+@dataclass(slots=True)
+class _Session:
+    session_id: bytes
+    addr: Address
+    hello_key: tuple[Address, bytes]
+    welcome: bytes
+    sender: _Sender
+    receiver: _Receiver
+    deadline: float
+    confirmed: bool = False
+
+
+class ServerChannel:
+    """All sessions of one server. State is created only for a well-formed HELLO, and bounded."""
+
+    def __init__(
+        self, static_private_key: bytes, config: ChannelConfig | None = None, rng: Rng = os.urandom
+    ) -> None:
+        self._static = KeyPair.from_private(static_private_key)
+        self.config = config if config is not None else ChannelConfig()
+        self._rng = rng
+        self._cookie_secret = rng(32)
+        self._sessions: dict[bytes, _Session] = {}
+        self._half_open: OrderedDict[bytes, None] = OrderedDict()  # creation order = deadline order
+        self._hello_index: dict[tuple[Address, bytes], bytes] = {}
+        self._addresses: OrderedDict[str, _AddressState] = OrderedDict()
+        burst = self.config.cookie_hello_burst
+        self._load_bucket = _TokenBucket(self.config.cookie_hello_rate_per_s, burst, burst)
+        self._outbox: list[tuple[bytes, Address]] = []
+        self.stats = ChannelStats()
+
+    @property
+    def public_key(self) -> bytes:
+        return self._static.public
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> ChannelData | None:
+        """Process one datagram. Never raises on hostile bytes: drops are counted in `stats`."""
+        try:
+            kind = _parse_header(data)
+            if kind is Kind.HELLO:
+                self._on_hello(data, addr, now)
+                return None
+            if kind is Kind.DATA:
+                return self._on_data(data, addr, now)
+            raise _Drop("unexpected")
+        except _Drop as drop:
+            _count(self.stats, drop.reason)
+        except DecodeError:  # e.g. a low-order ephemeral key in a HELLO
+            self.stats.malformed += 1
+        return None
+
+    def seal(self, session_id: bytes, payload: bytes, now: float) -> tuple[bytes, Address]:
+        """A DATA datagram for a confirmed session, and the address to send it to."""
+        session = self._sessions.get(session_id)
+        if session is None or not session.confirmed:
+            raise LocalProtocolError("unknown session")
+        return session.sender.seal(session_id, payload, now, self.config), session.addr
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def close(self, session_id: bytes) -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            self._half_open.pop(session_id, None)
+            self._hello_index.pop(session.hello_key, None)
+
+    def is_open(self, session_id: bytes) -> bool:
+        """True for a confirmed session, i.e. exactly when seal() would accept it."""
+        session = self._sessions.get(session_id)
+        return session is not None and session.confirmed
+
+    def next_timer(self) -> float | None:
+        for session_id in self._half_open:
+            return self._sessions[session_id].deadline
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        """Forget half-open sessions past their deadline (a spoofed HELLO never sends DATA)."""
+        while self._half_open:
+            session_id = next(iter(self._half_open))
+            if self._sessions[session_id].deadline > now:
+                break
+            self.close(session_id)
+            self.stats.handshakes_expired += 1
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _address(self, addr: Address) -> _AddressState:
+        # Keyed by host, not host:port: changing source port must not buy a fresh budget.
+        host = addr[0]
+        state = self._addresses.get(host)
+        if state is None:
+            cfg = self.config
+            state = _AddressState(
+                _TokenBucket(cfg.hello_rate_per_s, cfg.hello_burst, cfg.hello_burst),
+                _TokenBucket(cfg.reset_rate_per_s, cfg.reset_burst, cfg.reset_burst),
+            )
+            self._addresses[host] = state
+            while len(self._addresses) > cfg.max_tracked_addresses:
+                self._addresses.popitem(last=False)
+        else:
+            self._addresses.move_to_end(host)
+        return state
+
+    def _can_send(self, state: _AddressState, size: int) -> bool:
+        if state.validated or state.sent_bytes + size <= ANTI_AMPLIFICATION_FACTOR * state.received_bytes:
+            return True
+        self.stats.amplification_limited += 1
+        return False
+
+    def _send(self, datagram: bytes, addr: Address, state: _AddressState) -> bool:
+        if not self._can_send(state, len(datagram)):
+            return False
+        state.sent_bytes += len(datagram)
+        self._outbox.append((datagram, addr))
+        del self._outbox[:-MAX_QUEUED_DATAGRAMS]
+        return True
+
+    def _cookie_mac(self, bucket: int, addr: Address, client_ephemeral: bytes) -> bytes:
+        host = addr[0].encode("utf-8", "replace")
+        mac = hmac.HMAC(self._cookie_secret, hashes.SHA256())
+        mac.update(struct.pack(">IH", bucket, len(host)) + host)
+        mac.update(struct.pack(">I", addr[1] & 0xFFFFFFFF) + client_ephemeral)
+        return mac.finalize()[:COOKIE_MAC_BYTES]
+
+    def _bucket(self, now: float) -> int:
+        return int(now // self.config.cookie_bucket_s) & 0xFFFFFFFF
+
+    def _make_cookie(self, addr: Address, client_ephemeral: bytes, now: float) -> bytes:
+        bucket = self._bucket(now)
+        return struct.pack(">I", bucket) + self._cookie_mac(bucket, addr, client_ephemeral)
+
+    def _cookie_valid(self, cookie: bytes, addr: Address, client_ephemeral: bytes, now: float) -> bool:
+        (bucket,) = struct.unpack_from(">I", cookie)
+        current = self._bucket(now)
+        if bucket not in (current, (current - 1) & 0xFFFFFFFF):
+            return False
+        expected = self._cookie_mac(bucket, addr, client_ephemeral)
+        return constant_time.bytes_eq(cookie[4:], expected)
+
+    def _on_hello(self, data: bytes, addr: Address, now: float) -> None:
+        if len(data) < HELLO_MIN_BYTES or data[HEADER_BYTES] not in (0, COOKIE_BYTES):
+            raise _Drop("malformed")
+        start = HEADER_BYTES + 1 + data[HEADER_BYTES]
+        cookie, message = data[HEADER_BYTES + 1 : start], data[start:]
+        client_ephemeral = message[:DH_LEN_BYTES]
+        state = self._address(addr)
+        state.received_bytes += len(data)
+        if not state.hello_bucket.take(now):
+            raise _Drop("handshake_rate_limited")
+        existing = self._hello_index.get((addr, client_ephemeral))
+        if existing is not None:  # a retransmitted HELLO: same answer, no second session
+            session = self._sessions[existing]
+            if session.confirmed:
+                raise _Drop("unexpected")
+            self._send(session.welcome, addr, state)
+            return
+        rate_exceeded = not self._load_bucket.take(now)
+        if not (cookie and self._cookie_valid(cookie, addr, client_ephemeral, now)) and (
+            rate_exceeded or len(self._half_open) >= self.config.cookie_half_open_threshold
+        ):
+            reply = _header(Kind.COOKIE) + client_ephemeral[:EPHEMERAL_PREFIX_BYTES]
+            if self._send(reply + self._make_cookie(addr, client_ephemeral, now), addr, state):
+                self.stats.cookies_sent += 1
+            return
+        if not self._can_send(state, WELCOME_BYTES):
+            return
+        self._make_room()
+        handshake = HandshakeState(
+            PROTOCOL_NAME, initiator=False, prologue=PROLOGUE, s=self._static, rng=self._rng
+        )
+        handshake.read_message(message)
+        session_id = self._new_session_id()
+        reply_message, split = handshake.write_message(session_id)
+        if split is None:  # cannot happen for NX; keeps the type checker honest
+            raise _Drop("malformed")
+        welcome = _header(Kind.WELCOME) + session_id + reply_message
+        hello_key = (addr, client_ephemeral)
+        self._sessions[session_id] = _Session(
+            session_id=session_id,
+            addr=addr,
+            hello_key=hello_key,
+            welcome=welcome,
+            sender=_Sender(split[1], now),
+            receiver=_Receiver(split[0]),
+            deadline=now + self.config.handshake_timeout_s,
+        )
+        self._half_open[session_id] = None
+        self._hello_index[hello_key] = session_id
+        self.stats.handshakes += 1
+        self._send(welcome, addr, state)
+
+    def _make_room(self) -> None:
+        if len(self._half_open) >= self.config.max_half_open:
+            self.close(next(iter(self._half_open)))
+        if len(self._sessions) >= self.config.max_sessions:
+            if not self._half_open:
+                raise _Drop("session_table_full")
+            self.close(next(iter(self._half_open)))
+
+    def _new_session_id(self) -> bytes:
+        for _ in range(16):
+            session_id = self._rng(SESSION_ID_BYTES)
+            if session_id not in self._sessions:
+                return session_id
+        raise LocalProtocolError("the random source keeps repeating session ids")
+
+    def _on_data(self, data: bytes, addr: Address, now: float) -> ChannelData:
+        if len(data) < DATA_OVERHEAD_BYTES:
+            raise _Drop("malformed")
+        session_id = data[HEADER_BYTES : HEADER_BYTES + SESSION_ID_BYTES]
+        session = self._sessions.get(session_id)
+        if session is None:
+            state = self._address(addr)
+            state.received_bytes += len(data)
+            if state.reset_bucket.take(now):
+                if self._send(_header(Kind.RESET) + session_id, addr, state):
+                    self.stats.resets_sent += 1
+            else:
+                self.stats.resets_rate_limited += 1
+            raise _Drop("unknown_session")
+        payload, newest = session.receiver.open(data, now, self.config)
+        if not session.confirmed:
+            session.confirmed = True
+            self._half_open.pop(session_id, None)
+        self._address(addr).validated = True
+        if newest:
+            session.addr = addr
+        return ChannelData(session_id, addr, payload)
