@@ -278,6 +278,8 @@ class ReliableLink:
         while (nxt := self._recv_buffer.pop(self._recv_cum + 1, None)) is not None:
             self._recv_cum += 1
             delivered.append(nxt)
+        if delivered and not self._recv_buffer:
+            self._recv_buffer = {}  # as for `_unacked`: do not keep the size of a past burst
         if packet.frames:
             if not self._ack_wanted:
                 self._ack_wanted = True
@@ -323,6 +325,10 @@ class ReliableLink:
                     newly.append(sent)
         if not newly:
             return
+        if not unacked:
+            # Dicts never shrink: after a burst (a thousand JOINEDs while a room fills up) an
+            # emptied table would keep its size for the life of the session. Start a small one.
+            self._unacked = OrderedDict()
         largest = max(newly, key=lambda s: s.frame.seq)
         if largest.frame.seq > self._largest_acked:
             self._largest_acked = largest.frame.seq
