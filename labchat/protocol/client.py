@@ -77,12 +77,21 @@ class ClientConfig:
 
 
 class Phase(Enum):
+    """Where the connection is in the state machine of the module docstring."""
+
+    #: Created; `connect()` not called yet.
     IDLE = auto()
+    #: Secure-channel handshake under way (the first one; later ones run behind ONLINE).
     HANDSHAKE = auto()
+    #: First contact: waiting for the user to trust the server's fingerprint.
     AWAIT_TRUST = auto()
+    #: LOGIN sent, waiting for LOGIN_OK (after a re-handshake too).
     LOGIN = auto()
+    #: Logged in: chatting.
     ONLINE = auto()
+    #: BYE sent, waiting for its acknowledgement.
     CLOSING = auto()
+    #: Over for good.
     CLOSED = auto()
 
 
