@@ -217,7 +217,9 @@ class Relay:
                 self._process_chat(sess, message, now)
         elif isinstance(message, m.Who):
             room = self.rooms.get(message.room)
-            if room is not None:
+            # An answer is many frames in a big room: WHO spends from the same bucket as messages,
+            # so a client asking in a loop cannot make us queue without bound.
+            if room is not None and self._take_token(sess, now):
                 self._send_presence(sess, room, requested=1)
         elif isinstance(message, m.Bye):
             self._end_session(sess, "quit", now)

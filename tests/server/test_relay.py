@@ -177,3 +177,17 @@ def test_resent_private_message_is_relayed_once(tmp_path: Path) -> None:
     peer.pump()
     net.run_for(1.0)
     assert [e.text for e in budi.of(ev.PrivateReceived)] == ["once"]
+
+
+def test_who_in_a_loop_is_rate_limited(tmp_path: Path) -> None:
+    net = SimNet(tmp_path, relay_config=replace(RelayConfig(), rate_per_s=10, rate_burst=20))
+    peer = RawPeer(net, ("10.6.6.11", 671))
+    peer.pump()
+    peer.link.send(m.Kind.LOGIN, encode_message(m.Login("ana", "secret")))
+    peer.pump()
+    before = len(peer.received)
+    for _ in range(500):
+        peer.link.send(m.Kind.WHO, encode_message(m.Who()))
+    peer.pump()
+    answers = len(peer.received) - before
+    assert 0 < answers <= 25  # the burst, not five hundred answers
