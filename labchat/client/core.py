@@ -52,18 +52,9 @@ def resolve(host: str, port: int) -> tuple[str, int, socket.AddressFamily]:
     return str(sockaddr[0]), int(sockaddr[1]), socket.AddressFamily(family)
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, client: ChatClient) -> None:
-        self.client = client
-
-    def datagram_received(
-        self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]
-    ) -> None:
-        self.client._on_datagram(data, (addr[0], addr[1]))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP "port unreachable" while the server is down: the timers already handle silence.
-        pass
+#: Datagrams read per wake-up before answering: a burst is acknowledged once.
+MAX_READ_BATCH = 64
+_RECV_BYTES = 2048
 
 
 class ChatClient:
@@ -89,11 +80,10 @@ class ChatClient:
         self._clock = clock
         pinned = known_servers.lookup(server_host, server_port) if known_servers else None
         self.conn = ClientConnection(user, password, server_key=pinned, config=config)
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
         self._server_addr: tuple[str, int] | None = None
         self._queue: asyncio.Queue[ev.Event] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
-        self._flush_scheduled = False
         self.closed = asyncio.Event()
         self._progress = asyncio.Event()  # set whenever a message is confirmed or refused
 
@@ -107,10 +97,10 @@ class ChatClient:
 
     @property
     def local_address(self) -> tuple[str, int] | None:
-        if self._transport is None:
+        if self._sock is None:
             return None
-        sockname = self._transport.get_extra_info("sockname")
-        return (sockname[0], sockname[1]) if sockname else None
+        sockname = self._sock.getsockname()
+        return (sockname[0], sockname[1])
 
     async def start(self) -> None:
         """Bind the local UDP port and start connecting.
@@ -128,11 +118,11 @@ class ChatClient:
                 f"invalid client port {self.local_port}: use 0-65535 (0 picks a free one)"
             )
         loop = asyncio.get_running_loop()
+        sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            self._transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Protocol(self), local_addr=(local_host, self.local_port), family=family
-            )
+            sock.bind((local_host, self.local_port))
         except OSError as exc:
+            sock.close()
             if exc.errno == errno.EADDRINUSE:
                 raise ClientError(
                     f"client port {self.local_port} is already in use: choose another "
@@ -145,6 +135,11 @@ class ChatClient:
             raise ClientError(
                 f"cannot bind client port {self.local_port}: {exc.strerror}"
             ) from None
+        # Our own non-blocking socket, read dry on each wake-up: one pass of the event loop and
+        # one answer for a burst, instead of a callback and a flush per datagram.
+        sock.setblocking(False)
+        self._sock = sock
+        loop.add_reader(sock.fileno(), self._on_readable)
         self.conn.connect(self._clock())
         self._pump()
 
@@ -226,29 +221,36 @@ class ChatClient:
 
     # ------------------------------------------------------------ the loop
 
-    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
-        if addr != self._server_addr:
-            return  # only the server may speak to us; anything else is noise or an attack
-        self.conn.receive_datagram(data, self._clock())
-        self._schedule_flush()
+    def _on_readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        now = self._clock()
+        server = self._server_addr
+        for _ in range(MAX_READ_BATCH):
+            try:
+                data, addr = sock.recvfrom(_RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue  # ICMP "port unreachable" while the server is down: timers handle silence
+            if (addr[0], addr[1]) != server:
+                continue  # only the server may speak to us; anything else is noise or an attack
+            self.conn.receive_datagram(data, now)
+        self._pump()
 
     def _on_timer(self) -> None:
         self._timer = None
         self.conn.handle_timer(self._clock())
         self._pump()
 
-    def _schedule_flush(self) -> None:
-        # Coalesce: a burst of datagrams read in one loop iteration is answered by one flush (one ACK).
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._pump)
-
     def _pump(self) -> None:
-        self._flush_scheduled = False
         now = self._clock()
-        if self._transport is not None and self._server_addr is not None:
+        if self._sock is not None and self._server_addr is not None:
             for datagram in self.conn.datagrams_to_send(now):
-                self._transport.sendto(datagram, self._server_addr)
+                # A full buffer or an unreachable network loses the datagram: the link resends it.
+                with contextlib.suppress(OSError):
+                    self._sock.sendto(datagram, self._server_addr)
         for event in self.conn.events():
             self._on_event(event)
         self._rearm(now)
@@ -283,6 +285,8 @@ class ChatClient:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._sock is not None:
+            with contextlib.suppress(ValueError, OSError, RuntimeError):
+                asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
