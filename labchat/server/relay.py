@@ -28,7 +28,7 @@ from ..protocol import messages as m
 from ..protocol.channel import Address, ServerChannel
 from ..protocol.errors import DecodeError, ErrorCode
 from ..protocol.reliability import LinkConfig, ReliableLink
-from ..protocol.text import truncate_utf8
+from ..protocol.text import neutralize, truncate_utf8
 from ..protocol.wire import decode_message, encode_message
 from .accounts import LoginThrottle, PasswordCheck
 from .room import Room
@@ -693,6 +693,4 @@ def _fmt(addr: Address) -> str:
 
 def _escape(text: str) -> str:
     """Log lines go through Rich markup: user text must not be able to style (or hide) itself."""
-    from ..protocol.text import neutralize
-
     return neutralize(text).replace("[", "\\[")

@@ -91,7 +91,7 @@ class LabchatApp(App[int]):
         self._attempt = 0
         self._attempt_over = False  # this attempt's failure is on screen already
         #: (user, password, client port) of the attempt under way; kept only until logged in.
-        self._credentials: tuple[str, str, int] | None = None
+        self._attempt_port: int | None = None  # the client port of the login under way
         self._logged_in = False
         self._leaving = False
         self._hung_up = False
@@ -186,7 +186,7 @@ class LabchatApp(App[int]):
             return
         self._attempt += 1
         self._attempt_over = False
-        self._credentials = (user, password, client_port)
+        self._attempt_port = client_port
         self.client = client
         if login is not None:
             login.show_busy(
@@ -250,15 +250,7 @@ class LabchatApp(App[int]):
             await self._drop_client()
             self._login_failed("Not logged in: you did not trust the server's key.")
             return
-        key = client.conn.server_key
-        known = self.settings.known_servers
-        if known is None or key is None or self._credentials is None:
-            client.trust_server_key()
-            return
-        # Pin the key and log in on a fresh connection. Resuming the paused one would hit the
-        # core's connect deadline, which keeps running while the user reads the fingerprint.
-        known.remember(self.settings.server_host, self.settings.server_port, key)
-        await self._start_attempt(*self._credentials)
+        client.trust_server_key()  # pins the key; the core shakes hands again and logs in
 
     # ------------------------------------------------------------ routing
 
@@ -278,7 +270,7 @@ class LabchatApp(App[int]):
             case msg.ServerKeySeen(first_contact=True) if not self._logged_in:
                 self._ask_trust(message.fingerprint)
             case msg.ServerKeyChanged():
-                port = self._credentials[2] if self._credentials else self.settings.client_port
+                port = self._attempt_port if self._attempt_port is not None else self.settings.client_port
                 self._login_failed(_key_changed_text(message, self.settings, port))
             case msg.LoginRefused():
                 focus = "password" if message.code == ErrorCode.INVALID_PASSWORD else "user"
@@ -294,7 +286,7 @@ class LabchatApp(App[int]):
                 self._login_failed(f"Not logged in: {message.reason}.")
             case msg.LoggedIn() if not self._logged_in:
                 self._logged_in = True
-                self._credentials = None
+                self._attempt_port = None
                 if self.login_screen is not None and isinstance(self.screen, LoginScreen):
                     self.pop_screen()
         room = self.room

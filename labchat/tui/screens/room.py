@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import tzinfo
-from functools import partial
 from typing import ClassVar
 
 from textual import events, on
@@ -19,7 +18,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer
 
 from ...client import commands
@@ -32,11 +30,6 @@ from ..widgets.composer import Composer
 from ..widgets.message_log import DEFAULT_MAX_ENTRIES, MessageLog
 from ..widgets.status_bar import StatusBar
 from ..widgets.user_list import UserList
-
-#: A "reconnecting" state must last this long to be shown. The core reports a stall when an answer is
-#: late by its `stall_s`; it also reports (and at once clears) one each time an idle link sends its
-#: keepalive (see the report on protocol/client.py), which must not flash "connection lost".
-RECONNECTING_GRACE_S = 1.0
 
 #: Below this many columns the online list is hidden, leaving the width to the messages.
 NARROW_WIDTH = 64
@@ -99,7 +92,6 @@ class RoomScreen(Screen[None]):
         self._own: dict[int, Entry] = {}  # local_id -> our pending message's entry
         self._queued: dict[int, _Unsent] = {}  # local_id -> how it was typed (for a resend)
         self.unsent: list[_Unsent] = []  # failed messages, newest last
-        self._stall_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -175,18 +167,8 @@ class RoomScreen(Screen[None]):
     # ------------------------------------------------------------ the network
 
     def on_connection_state_changed(self, message: msg.ConnectionStateChanged) -> None:
-        if message.state is ConnectionState.RECONNECTING and self.logged_in:
-            # A stall is shown only if it lasts: a blip that heals within the grace time is noise.
-            if self._stall_timer is None:
-                self._stall_timer = self.set_timer(RECONNECTING_GRACE_S, partial(self._show_state, message))
-            return
-        if self._stall_timer is not None:
-            self._stall_timer.stop()
-            self._stall_timer = None
-        self._show_state(message)
-
-    def _show_state(self, message: msg.ConnectionStateChanged) -> None:
-        self._stall_timer = None
+        # Shown as reported: the core only reports "reconnecting" once the server has owed an answer
+        # for its `stall_s`, so a blip is already filtered out there.
         self.status.state = message.state
         self.status.detail = message.detail
         if message.rtt_s is not None:
