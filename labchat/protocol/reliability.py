@@ -57,10 +57,16 @@ class LinkConfig:
     #: How far above the cumulative point the receiver buffers early frames; later ones are dropped
     #: (the sender will resend them), which bounds the reorder buffer's memory.
     receive_window: int = 1024
-    #: Longest an ACK may wait for something to ride on (RFC 9000's max_ack_delay). A second packet,
-    #: a gap or a duplicate is acknowledged at once, as TCP and QUIC do; a lone packet waits this
-    #: long, so a burst is acknowledged once instead of once per datagram.
-    max_ack_delay_s: float = 0.005
+    #: Longest an ACK may wait for something to ride on (RFC 9000's max_ack_delay, 25 ms there too).
+    #: A gap or a duplicate is acknowledged at once; otherwise a stream of packets is acknowledged
+    #: once per `ack_every` packets or per `max_ack_delay_s`, whichever comes first (the ACK-frequency
+    #: extension of QUIC). Without congestion control there is nothing to clock by ACKs; each ACK
+    #: costs a datagram, a seal and a wake-up at both ends, so a room of 100 busy members must not
+    #: answer every fan-out datagram. It stays well under `rto_min_s`, so a delayed ACK never looks
+    #: like a loss.
+    max_ack_delay_s: float = 0.025
+    #: Packets carrying frames that make an ACK go out at once (see `max_ack_delay_s`).
+    ack_every: int = 16
 
 
 @dataclass(slots=True)
@@ -188,31 +194,20 @@ class ReliableLink:
         Frames are packed several to a packet (one datagram, one encryption, one system call for many
         messages to the same peer), and every packet carries the current ACK.
         """
-        ack_bytes = b""
+        sendable = self._queue and len(self._unacked) < self.config.max_in_flight
         ack_due = self._ack_wanted and self._ack_due is not None and now >= self._ack_due
+        if not (sendable or self._lost or ack_due):
+            # The common call after a received datagram whose ACK may wait: nothing to build.
+            if self._unacked and self._rto_deadline is None:
+                self._arm_rto(now)
+            return []
+        ack_bytes = b"\x00"
         if self._ack_wanted or self._recv_cum or self._recv_buffer:
-            ack = self._current_ack(now)
-            ack_bytes = b"\x01" + encode_ack(ack)
-        budget = MAX_PACKET_BYTES - max(len(ack_bytes), 1)
+            ack_bytes = b"\x01" + encode_ack(self._current_ack(now))
+        budget = MAX_PACKET_BYTES - len(ack_bytes)
         packets: list[bytes] = []
-        parts: list[bytes] = []
+        parts: list[bytes] = [ack_bytes]
         used = 0
-
-        def flush() -> None:
-            nonlocal parts, used
-            packets.append((ack_bytes or b"\x00") + b"".join(parts))
-            parts = []
-            used = 0
-
-        def add(sent: _Sent) -> None:
-            nonlocal used
-            size = len(sent.header) + len(sent.frame.body)
-            if used + size > budget:
-                flush()
-            parts.append(sent.header)
-            parts.append(sent.frame.body)
-            used += size
-
         if self._lost:
             for seq in sorted(self._lost):
                 sent = self._unacked.get(seq)
@@ -221,17 +216,32 @@ class ReliableLink:
                 sent.sent_at = now
                 sent.retransmitted = True
                 self.stats.frames_retransmitted += 1
-                add(sent)
+                size = len(sent.header) + len(sent.frame.body)
+                if used + size > budget:
+                    packets.append(b"".join(parts))
+                    parts, used = [ack_bytes], 0
+                parts.append(sent.header)
+                parts.append(sent.frame.body)
+                used += size
             self._lost.clear()
-        while self._queue and len(self._unacked) < self.config.max_in_flight:
-            frame = self._queue.popleft()
-            header = encode_frame_header(frame.kind, frame.seq, len(frame.body))
-            sent = _Sent(frame, header, now)
-            self._unacked[frame.seq] = sent
-            self.stats.frames_sent += 1
-            add(sent)
-        if parts or (ack_due and ack_bytes):
-            flush()
+        if sendable:
+            queue, unacked, limit = self._queue, self._unacked, self.config.max_in_flight
+            sent_count = 0
+            while queue and len(unacked) < limit:
+                frame = queue.popleft()
+                header = encode_frame_header(frame.kind, frame.seq, len(frame.body))
+                unacked[frame.seq] = _Sent(frame, header, now)
+                sent_count += 1
+                size = len(header) + len(frame.body)
+                if used + size > budget:
+                    packets.append(b"".join(parts))
+                    parts, used = [ack_bytes], 0
+                parts.append(header)
+                parts.append(frame.body)
+                used += size
+            self.stats.frames_sent += sent_count
+        if used or (ack_due and ack_bytes != b"\x00"):
+            packets.append(b"".join(parts))
         if packets:
             self._ack_wanted = False
             self._ack_due = None
@@ -265,7 +275,7 @@ class ReliableLink:
         if packet.ack is not None:
             self._on_ack(packet.ack, now)
         delivered: list[Frame] = []
-        urgent = False
+        urgent = bool(self._recv_buffer)  # a gap was open: whatever arrives, the sender wants to know
         for frame in packet.frames:
             if frame.seq <= self._recv_cum or frame.seq in self._recv_buffer:
                 self.stats.duplicates_received += 1
@@ -285,8 +295,9 @@ class ReliableLink:
                 self._ack_wanted = True
                 self._ack_owed_since = now
             self._ack_eliciting += 1
-            if urgent or self._recv_buffer or self._ack_eliciting >= 2:
-                self._ack_due = now  # a gap, a duplicate, or a second packet: acknowledge at once
+            if urgent or self._recv_buffer or self._ack_eliciting >= self.config.ack_every:
+                # A gap (open or just closed), a duplicate, or enough packets: acknowledge at once.
+                self._ack_due = now
             elif self._ack_due is None:
                 self._ack_due = now + self.config.max_ack_delay_s
         self.stats.frames_received += len(delivered)

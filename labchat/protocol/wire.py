@@ -21,6 +21,7 @@ Everything here is pure and total: `decode_packet` and `decode_message` either r
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from dataclasses import dataclass
 
@@ -111,29 +112,12 @@ def decode_message(kind: int, body: bytes) -> Message:
         DecodeError: unknown kind, truncated body, invalid UTF-8, or a value the message's own checks
             refuse (a bad name, an over-long text). The peer sent it, so it is the peer's error.
     """
-    cls = MESSAGE_TYPES.get(kind)
-    if cls is None:
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
         raise DecodeError(f"unknown message kind {kind}")
-    view = memoryview(body)
-    pos = 0
-    values: dict[str, object] = {}
+    cls = decoder.cls
     try:
-        for name, ftype in cls.FIELDS:
-            if ftype is Field.STR:
-                values[name], pos = _get_str(view, pos)
-            elif ftype is Field.STRS:
-                (count,) = _U16.unpack_from(view, pos)
-                pos += 2
-                items = []
-                for _ in range(count):
-                    item, pos = _get_str(view, pos)
-                    items.append(item)
-                values[name] = tuple(items)
-            else:
-                st = _INT_STRUCTS[ftype]
-                (values[name],) = st.unpack_from(view, pos)
-                pos += st.size
-        return cls(**values)
+        return decoder.decode(body)
     except struct.error as exc:
         raise DecodeError(f"truncated {cls.__name__}") from exc
     except UnicodeDecodeError as exc:
@@ -142,13 +126,72 @@ def decode_message(kind: int, body: bytes) -> Message:
         raise DecodeError(f"invalid {cls.__name__}: {exc}", exc.code) from exc
 
 
-def _get_str(view: memoryview, pos: int) -> tuple[str, int]:
-    (length,) = _U16.unpack_from(view, pos)
-    pos += 2
-    end = pos + length
-    if end > len(view):
-        raise struct.error("string runs past the end")
-    return bytes(view[pos:end]).decode("utf-8"), end
+_OP_INTS, _OP_STR, _OP_STRS = 0, 1, 2
+_INT_CODES = {Field.U8: "B", Field.U16: "H", Field.U32: "I", Field.U64: "Q"}
+
+
+class _Decoder:
+    """A message class's field list compiled once: runs of integers become one `struct` call.
+
+    Every received chat line goes through here once per recipient, so the general field-by-field loop
+    (a dict, a lookup and a call per field) is paid once at import instead.
+    """
+
+    __slots__ = ("cls", "ops", "positional")
+
+    def __init__(self, cls: type[Message]) -> None:
+        self.cls = cls
+        self.ops: list[tuple[int, struct.Struct | None]] = []
+        run = ""
+        for _, ftype in cls.FIELDS:
+            if ftype in _INT_CODES:
+                run += _INT_CODES[ftype]
+                continue
+            if run:
+                self.ops.append((_OP_INTS, struct.Struct(">" + run)))
+                run = ""
+            self.ops.append((_OP_STR if ftype is Field.STR else _OP_STRS, None))
+        if run:
+            self.ops.append((_OP_INTS, struct.Struct(">" + run)))
+        declared = [f.name for f in dataclasses.fields(cls)]
+        self.positional = declared[: len(cls.FIELDS)] == [name for name, _ in cls.FIELDS]
+
+    def decode(self, body: bytes) -> Message:
+        values: list[object] = []
+        pos = 0
+        end_of_body = len(body)
+        for op, st in self.ops:
+            if op == _OP_INTS:
+                assert st is not None
+                values.extend(st.unpack_from(body, pos))
+                pos += st.size
+            elif op == _OP_STR:
+                (length,) = _U16.unpack_from(body, pos)
+                pos += 2
+                end = pos + length
+                if end > end_of_body:
+                    raise struct.error("string runs past the end")
+                values.append(body[pos:end].decode("utf-8"))
+                pos = end
+            else:
+                (count,) = _U16.unpack_from(body, pos)
+                pos += 2
+                items = []
+                for _ in range(count):
+                    (length,) = _U16.unpack_from(body, pos)
+                    pos += 2
+                    end = pos + length
+                    if end > end_of_body:
+                        raise struct.error("string runs past the end")
+                    items.append(body[pos:end].decode("utf-8"))
+                    pos = end
+                values.append(tuple(items))
+        if self.positional:
+            return self.cls(*values)
+        return self.cls(**{name: v for (name, _), v in zip(self.cls.FIELDS, values, strict=True)})
+
+
+_DECODERS = {kind: _Decoder(cls) for kind, cls in MESSAGE_TYPES.items()}
 
 
 # ---------------------------------------------------------------- packets

@@ -194,3 +194,51 @@ def test_ack_for_unsent_frames_is_a_decode_error() -> None:
 def test_oversized_frame_is_refused_locally() -> None:
     with pytest.raises(ValueError):
         ReliableLink().send(2, b"x" * 2000)
+
+
+def _one_frame_packets(sender: ReliableLink, count: int, now: float) -> list[bytes]:
+    out = []
+    for i in range(count):
+        sender.send(2, bytes([i]))
+        out += sender.packets_to_send(now)
+    return out
+
+
+def test_a_lone_packet_is_acknowledged_after_max_ack_delay() -> None:
+    cfg = LinkConfig(max_ack_delay_s=0.025, ack_every=16)
+    a, b = ReliableLink(cfg), ReliableLink(cfg)
+    (p,) = _one_frame_packets(a, 1, 0.0)
+    b.receive_packet(p, 0.0)
+    assert b.packets_to_send(0.01) == []  # nothing to ride on yet, and the ACK may still wait
+    assert b.next_timer() == pytest.approx(0.025)
+    (ack,) = b.packets_to_send(0.025)
+    a.receive_packet(ack, 0.026)
+    assert a.idle
+    assert a.rtt.srtt == pytest.approx(0.001)  # the 25 ms the ACK was held is not path delay
+
+
+def test_a_stream_is_acknowledged_once_per_ack_every_packets() -> None:
+    cfg = LinkConfig(max_ack_delay_s=0.025, ack_every=4)
+    a, b = ReliableLink(cfg), ReliableLink(cfg)
+    acks = 0
+    for p in _one_frame_packets(a, 12, 0.0):
+        b.receive_packet(p, 0.0)
+        acks += len(b.packets_to_send(0.0))
+    assert acks == 3
+
+
+def test_a_gap_is_acknowledged_at_once() -> None:
+    cfg = LinkConfig(max_ack_delay_s=0.025, ack_every=16)
+    a, b = ReliableLink(cfg), ReliableLink(cfg)
+    first, second = _one_frame_packets(a, 2, 0.0)
+    b.receive_packet(second, 0.0)  # the first was lost or is late
+    (ack,) = b.packets_to_send(0.0)
+    assert b.receive_packet(first, 0.001)
+    assert b.packets_to_send(0.001)  # the gap closed: say so now, too
+    assert ack
+
+
+def test_nothing_owed_means_nothing_built() -> None:
+    a = ReliableLink()
+    assert a.packets_to_send(0.0) == []
+    assert not a.wants_to_send
