@@ -272,14 +272,22 @@ class ChatClient:
 
     def _rearm(self, now: float) -> None:
         deadline = None if self.closed.is_set() else self.conn.next_timer()
+        timer = self._timer
+        if deadline is None:
+            if timer is not None:
+                timer.cancel()
+                self._timer = None
+            return
         loop = asyncio.get_running_loop()
-        if self._timer is not None:
-            if deadline is not None and abs(self._timer.when() - (loop.time() + deadline - now)) < 1e-3:
-                return  # the same deadline: keep the timer (this runs for every datagram)
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None:
-            self._timer = loop.call_later(max(0.0, deadline - now), self._on_timer)
+        when = loop.time() + max(0.0, deadline - now)
+        if timer is not None:
+            if timer.when() <= when + 1e-3:
+                # This runs after every datagram. A timer due no later than needed is kept: if the
+                # deadline moved later, it fires early, `handle_timer` finds nothing due and we re-arm.
+                # That is one spare wake-up instead of a cancel and a new timer per datagram.
+                return
+            timer.cancel()
+        self._timer = loop.call_at(when, self._on_timer)
 
     def _shutdown(self) -> None:
         if self._timer is not None:

@@ -98,12 +98,21 @@ class RttEstimator:
             self.srtt = 0.875 * self.srtt + 0.125 * sample
 
 
-@dataclass(slots=True)
 class _Sent:
-    frame: Frame
-    header: bytes
-    sent_at: float
-    retransmitted: bool = False
+    """One frame from `send` until it is acknowledged: queued, then in flight (and maybe resent).
+
+    One object per frame for its whole life, header included, because the server makes one for every
+    delivery: a frame plus a wrapper would double the allocations on the busiest path.
+    """
+
+    __slots__ = ("body", "header", "retransmitted", "sent_at", "seq")
+
+    def __init__(self, seq: int, header: bytes, body: bytes) -> None:
+        self.seq = seq
+        self.header = header
+        self.body = body
+        self.sent_at = 0.0
+        self.retransmitted = False
 
 
 @dataclass(slots=True)
@@ -117,6 +126,10 @@ class LinkStats:
     beyond_window_dropped: int = 0
     packets_sent: int = 0
     packets_received: int = 0
+
+
+def _seq_of(sent: _Sent) -> int:
+    return sent.seq
 
 
 class ReliableLink:
@@ -138,7 +151,7 @@ class ReliableLink:
         self.rtt = RttEstimator(self.config)
         self.stats = LinkStats()
         self._next_seq = 1
-        self._queue: deque[Frame] = deque()
+        self._queue: deque[_Sent] = deque()
         self._unacked: OrderedDict[int, _Sent] = OrderedDict()  # by seq: popped from the front
         self._lost: set[int] = set()
         self._largest_acked = 0
@@ -166,7 +179,7 @@ class ReliableLink:
             raise ValueError(f"frame body of {len(body)} bytes exceeds {MAX_FRAME_BODY_BYTES}")
         seq = self._next_seq
         self._next_seq += 1
-        self._queue.append(Frame(kind, seq, body))
+        self._queue.append(_Sent(seq, encode_frame_header(kind, seq, len(body)), body))
         return seq
 
     @property
@@ -216,28 +229,28 @@ class ReliableLink:
                 sent.sent_at = now
                 sent.retransmitted = True
                 self.stats.frames_retransmitted += 1
-                size = len(sent.header) + len(sent.frame.body)
+                size = len(sent.header) + len(sent.body)
                 if used + size > budget:
                     packets.append(b"".join(parts))
                     parts, used = [ack_bytes], 0
                 parts.append(sent.header)
-                parts.append(sent.frame.body)
+                parts.append(sent.body)
                 used += size
             self._lost.clear()
         if sendable:
             queue, unacked, limit = self._queue, self._unacked, self.config.max_in_flight
             sent_count = 0
             while queue and len(unacked) < limit:
-                frame = queue.popleft()
-                header = encode_frame_header(frame.kind, frame.seq, len(frame.body))
-                unacked[frame.seq] = _Sent(frame, header, now)
+                sent = queue.popleft()
+                sent.sent_at = now
+                unacked[sent.seq] = sent
                 sent_count += 1
-                size = len(header) + len(frame.body)
+                size = len(sent.header) + len(sent.body)
                 if used + size > budget:
                     packets.append(b"".join(parts))
                     parts, used = [ack_bytes], 0
-                parts.append(header)
-                parts.append(frame.body)
+                parts.append(sent.header)
+                parts.append(sent.body)
                 used += size
             self.stats.frames_sent += sent_count
         if used or (ack_due and ack_bytes != b"\x00"):
@@ -340,9 +353,9 @@ class ReliableLink:
             # Dicts never shrink: after a burst (a thousand JOINEDs while a room fills up) an
             # emptied table would keep its size for the life of the session. Start a small one.
             self._unacked = OrderedDict()
-        largest = max(newly, key=lambda s: s.frame.seq)
-        if largest.frame.seq > self._largest_acked:
-            self._largest_acked = largest.frame.seq
+        largest = max(newly, key=_seq_of)
+        if largest.seq > self._largest_acked:
+            self._largest_acked = largest.seq
             if not largest.retransmitted:
                 self.rtt.update(now - largest.sent_at - ack.delay_ms / 1000)
         self._backoff = 0

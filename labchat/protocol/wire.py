@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import DecodeError, LocalProtocolError, ProtocolError
 from .messages import MESSAGE_TYPES, Field, Message
@@ -50,8 +50,11 @@ _INT_LIMITS = {Field.U8: 0xFF, Field.U16: 0xFFFF, Field.U32: 0xFFFF_FFFF, Field.
 _INT_STRUCTS = {Field.U8: _U8, Field.U16: _U16, Field.U32: _U32, Field.U64: _U64}
 
 
-@dataclass(frozen=True, slots=True)
-class Ack:
+# Ack, Frame and Packet are created for every datagram and every frame on both ends; as NamedTuples they
+# are as immutable as frozen dataclasses and about three times cheaper to build.
+
+
+class Ack(NamedTuple):
     """What a receiver has: everything up to `cumulative`, plus the `ranges` above it."""
 
     cumulative: int
@@ -59,8 +62,7 @@ class Ack:
     delay_ms: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
     """One reliable frame: an encoded message body with its kind and sequence number."""
 
     kind: int
@@ -68,8 +70,7 @@ class Frame:
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
+class Packet(NamedTuple):
     """A decoded packet: an optional ACK and zero or more frames."""
 
     ack: Ack | None

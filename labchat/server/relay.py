@@ -612,10 +612,13 @@ class Relay:
         return out
 
     def _schedule(self, sess: Session) -> None:
-        candidates = [sess.link.next_timer(), sess.held_until, sess.closing_at]
-        if sess.closing_at is None:
-            candidates.append(sess.timeout_check_at)
-        deadline = min(d for d in candidates if d is not None)
+        # Runs for every session touched by every flush: plain comparisons, no temporary list.
+        deadline = sess.closing_at if sess.closing_at is not None else sess.timeout_check_at
+        link_deadline = sess.link.next_timer()
+        if link_deadline is not None and link_deadline < deadline:
+            deadline = link_deadline
+        if sess.held_until is not None and sess.held_until < deadline:
+            deadline = sess.held_until
         if deadline != sess.timer_at:
             sess.timer_at = deadline
             self._timer_tiebreak += 1

@@ -118,13 +118,18 @@ class RelayProtocol:
 
     def _rearm(self, now: float) -> None:
         deadline = self.relay.next_timer()
-        if self._timer is not None:
-            if deadline is not None and abs(self._timer.when() - (self._loop.time() + deadline - now)) < 1e-3:
-                return
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None:
-            self._timer = self._loop.call_later(max(0.0, deadline - now), self._on_timer)
+        timer = self._timer
+        if deadline is None:
+            if timer is not None:
+                timer.cancel()
+                self._timer = None
+            return
+        when = self._loop.time() + max(0.0, deadline - now)
+        if timer is not None:
+            if timer.when() <= when + 1e-3:
+                return  # due no later than needed: if early, `handle_timer` finds nothing and we re-arm
+            timer.cancel()
+        self._timer = self._loop.call_at(when, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
