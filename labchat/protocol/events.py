@@ -1,7 +1,9 @@
 """Events a client connection reports to its owner (line mode, the Textual app, the benchmark).
 
-Past-tense facts, one frozen dataclass each. Times are Unix seconds (float) as the server stamped them.
-The UI layers turn these into printed lines or Textual messages; nothing here knows how they look.
+Past-tense facts, one slotted dataclass each, never changed once made (not `frozen`, for the reason
+given in messages.py: one is built per message received). Times are Unix seconds (float) as the server
+stamped them. The UI layers turn these into printed lines or Textual messages; nothing here knows
+how they look.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ class ConnectionState(Enum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """Base of client events."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StateChanged(Event):
     """The connection state changed; `rtt_s` is the smoothed round-trip time when connected."""
 
@@ -37,7 +39,7 @@ class StateChanged(Event):
     rtt_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ServerKeyTrusted(Event):
     """The secure channel is up. `first_contact`: the key was not known before and is now pinned."""
 
@@ -45,7 +47,7 @@ class ServerKeyTrusted(Event):
     first_contact: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ServerKeyChanged(Event):
     """The server's key is not the pinned one: we refused to log in. Shown with both fingerprints."""
 
@@ -53,7 +55,7 @@ class ServerKeyChanged(Event):
     actual: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LoggedIn(Event):
     """Login accepted (first time or after a reconnect)."""
 
@@ -64,7 +66,7 @@ class LoggedIn(Event):
     resumed: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LoginRefused(Event):
     """Login refused; `code` is an `ErrorCode`, `reason` is for the user. The connection is closed."""
 
@@ -72,14 +74,14 @@ class LoginRefused(Event):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectFailed(Event):
     """The server never answered (or the port could not be used). The connection is closed."""
 
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageReceived(Event):
     """A room message from someone else (or from us, seen again in history after a reconnect)."""
 
@@ -93,7 +95,7 @@ class MessageReceived(Event):
     own: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageQueued(Event):
     """Our message is on its way: show it at once, marked pending. `local_id` ties later events to it."""
 
@@ -104,7 +106,7 @@ class MessageQueued(Event):
     to: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageDelivered(Event):
     """The server stored and relayed our message `local_id`, as room `seq` (0 for private messages)."""
 
@@ -117,7 +119,7 @@ class MessageDelivered(Event):
     to: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageFailed(Event):
     """The server refused our message `local_id` for good; its text is kept so it can be resent."""
 
@@ -127,7 +129,7 @@ class MessageFailed(Event):
     to: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PrivateReceived(Event):
     """A private message to us."""
 
@@ -138,14 +140,14 @@ class PrivateReceived(Event):
     action: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UserJoined(Event):
     room: str
     user: str
     ts: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UserLeft(Event):
     room: str
     user: str
@@ -153,7 +155,7 @@ class UserLeft(Event):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PresenceUpdated(Event):
     """The full online list of `room` (on login, after a reconnect, and in answer to /who)."""
 
@@ -162,7 +164,7 @@ class PresenceUpdated(Event):
     requested: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ServerNotice(Event):
     """Words from the server itself, or from the client core about itself (`local`)."""
 
@@ -171,7 +173,7 @@ class ServerNotice(Event):
     local: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Closed(Event):
     """The session is over; `reason` for the user. The last event a connection emits."""
 
