@@ -389,6 +389,8 @@ class ClientConnection:
             if now < self._paused_until:
                 return
             self._paused_until = None
+        if not self._outbox:
+            return  # the usual case: this runs after every datagram received
         in_flight = sum(1 for o in self._outbox.values() if o.sent)
         if in_flight >= self.config.max_unconfirmed:
             return
@@ -518,7 +520,7 @@ class ClientConnection:
         if msg.seq <= self._last_seq:
             return  # seen already (a replay after reconnecting): exactly once
         self._last_seq = msg.seq
-        own = m.name_key(msg.user) == m.name_key(self.user)
+        own = msg.user == self.user or m.name_key(msg.user) == m.name_key(self.user)
         action = bool(msg.flags & m.FLAG_ACTION)
         if own and msg.msg_id in self._outbox:
             # Our own message, committed before a reconnect cut off its confirmation.

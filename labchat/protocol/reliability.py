@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from .errors import DecodeError
 from .wire import (
+    FLAG_ACK,
+    FLAG_ACK_NOW,
     MAX_ACK_RANGES,
     MAX_FRAME_BODY_BYTES,
     MAX_PACKET_BYTES,
@@ -67,6 +69,11 @@ class LinkConfig:
     max_ack_delay_s: float = 0.025
     #: Packets carrying frames that make an ACK go out at once (see `max_ack_delay_s`).
     ack_every: int = 16
+    #: Frames resent when the retransmission timer fires: the oldest few, flagged ACK_NOW, as a probe.
+    #: The answer tells what is really missing (SACK) and clocks out the rest, one round trip at a
+    #: time; resending everything outstanding would turn one stalled peer (or a paused server, whose
+    #: timers all fire at once) into a storm of duplicates that keeps the stall going.
+    rto_probe_frames: int = 16
 
 
 @dataclass(slots=True)
@@ -142,7 +149,8 @@ class ReliableLink:
     # One per session on the server: slots keep a thousand idle sessions small.
     __slots__ = (
         "_ack_due", "_ack_eliciting", "_ack_owed_since", "_ack_wanted", "_backoff", "_largest_acked",
-        "_loss_deadline", "_lost", "_next_seq", "_queue", "_recv_buffer", "_recv_cum", "_rto_deadline",
+        "_loss_deadline", "_lost", "_next_seq", "_probe", "_queue", "_recv_buffer", "_recv_cum",
+        "_rto_deadline",
         "_unacked", "config", "last_received_at", "last_sent_at", "rtt", "stats",
     )  # fmt: skip
 
@@ -164,6 +172,7 @@ class ReliableLink:
         self._ack_due: float | None = None
         self._ack_owed_since = 0.0
         self._ack_eliciting = 0
+        self._probe = False  # the next packets are a timeout probe: flag them ACK_NOW
         self.last_received_at: float | None = None
         self.last_sent_at: float | None = None
 
@@ -214,9 +223,12 @@ class ReliableLink:
             if self._unacked and self._rto_deadline is None:
                 self._arm_rto(now)
             return []
-        ack_bytes = b"\x00"
+        flags = FLAG_ACK_NOW if self._probe else 0
+        ack_block = b""
         if self._ack_wanted or self._recv_cum or self._recv_buffer:
-            ack_bytes = b"\x01" + encode_ack(self._current_ack(now))
+            flags |= FLAG_ACK
+            ack_block = encode_ack(self._current_ack(now))
+        ack_bytes = bytes((flags,)) + ack_block
         budget = MAX_PACKET_BYTES - len(ack_bytes)
         packets: list[bytes] = []
         parts: list[bytes] = [ack_bytes]
@@ -253,8 +265,10 @@ class ReliableLink:
                 parts.append(sent.body)
                 used += size
             self.stats.frames_sent += sent_count
-        if used or (ack_due and ack_bytes != b"\x00"):
+        if used or (ack_due and flags & FLAG_ACK):
             packets.append(b"".join(parts))
+        if used:
+            self._probe = False
         if packets:
             self._ack_wanted = False
             self._ack_due = None
@@ -288,7 +302,8 @@ class ReliableLink:
         if packet.ack is not None:
             self._on_ack(packet.ack, now)
         delivered: list[Frame] = []
-        urgent = bool(self._recv_buffer)  # a gap was open: whatever arrives, the sender wants to know
+        # A gap was open (whatever arrives, the sender wants to know), or the sender is probing.
+        urgent = packet.ack_now or bool(self._recv_buffer)
         for frame in packet.frames:
             if frame.seq <= self._recv_cum or frame.seq in self._recv_buffer:
                 self.stats.duplicates_received += 1
@@ -399,9 +414,13 @@ class ReliableLink:
         if self._rto_deadline is None or now < self._rto_deadline:
             return
         timeout = min(self.rtt.rto * (2**self._backoff), self.config.rto_max_s)
-        for seq, sent in self._unacked.items():
+        probe = self.config.rto_probe_frames
+        for seq, sent in self._unacked.items():  # oldest first
+            if len(self._lost) >= probe:
+                break
             if sent.sent_at + timeout <= now + 1e-9:
                 self._lost.add(seq)
+        self._probe = True
         if self._unacked and not self._lost:
             # The estimate grew since the timer was armed: still resend the oldest (RFC 6298 5.4).
             self._lost.add(next(iter(self._unacked)))

@@ -3,6 +3,7 @@
 The secure channel (channel.py) gives us authenticated, decrypted payloads. Each payload is a *packet*:
 
     u8   flags            bit 0: an ACK block follows
+                          bit 1: ACK_NOW, acknowledge this packet without delay (a timeout probe)
     [ACK block]           u32 cumulative  every frame seq <= this has arrived (0: none yet)
                           u16 ack_delay_ms how long the receiver held this ack (for the RTT estimate)
                           u8  n_ranges    then n x (u32 first, u32 last): frames received above the
@@ -38,7 +39,9 @@ FRAME_HEADER_BYTES = 7
 #: The largest frame body that still fits a packet that also carries a full ACK block.
 MAX_FRAME_BODY_BYTES = MAX_PACKET_BYTES - 1 - (4 + 2 + 1 + 8 * MAX_ACK_RANGES) - FRAME_HEADER_BYTES
 
-_FLAG_ACK = 0x01
+FLAG_ACK = 0x01
+FLAG_ACK_NOW = 0x02
+_KNOWN_FLAGS = FLAG_ACK | FLAG_ACK_NOW
 _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
@@ -71,10 +74,11 @@ class Frame(NamedTuple):
 
 
 class Packet(NamedTuple):
-    """A decoded packet: an optional ACK and zero or more frames."""
+    """A decoded packet: an optional ACK, zero or more frames, and whether the sender asks for an ACK now."""
 
     ack: Ack | None
     frames: tuple[Frame, ...]
+    ack_now: bool = False
 
 
 # ---------------------------------------------------------------- messages
@@ -212,9 +216,12 @@ def encode_frame_header(kind: int, seq: int, body_len: int) -> bytes:
     return _FRAME_HEAD.pack(kind, seq, body_len)
 
 
-def encode_packet(ack: Ack | None, frames: list[Frame] | tuple[Frame, ...]) -> bytes:
+def encode_packet(
+    ack: Ack | None, frames: list[Frame] | tuple[Frame, ...], *, ack_now: bool = False
+) -> bytes:
     """Lay out a packet. The caller (reliability.py) has already checked that it fits."""
-    parts = [b"\x01" + encode_ack(ack) if ack is not None else b"\x00"]
+    flags = (FLAG_ACK if ack is not None else 0) | (FLAG_ACK_NOW if ack_now else 0)
+    parts = [bytes((flags,)) + (encode_ack(ack) if ack is not None else b"")]
     for frame in frames:
         parts.append(_FRAME_HEAD.pack(frame.kind, frame.seq, len(frame.body)))
         parts.append(frame.body)
@@ -237,12 +244,12 @@ def decode_packet(data: bytes) -> Packet:
     if len(data) > MAX_PACKET_BYTES:
         raise DecodeError(f"packet of {len(data)} bytes exceeds {MAX_PACKET_BYTES}")
     flags = data[0]
-    if flags & ~_FLAG_ACK:
+    if flags & ~_KNOWN_FLAGS:
         raise DecodeError(f"unknown packet flags {flags:#x}")
     pos = 1
     ack = None
     try:
-        if flags & _FLAG_ACK:
+        if flags & FLAG_ACK:
             cumulative, delay_ms, n_ranges = _ACK_HEAD.unpack_from(data, pos)
             pos += _ACK_HEAD.size
             if n_ranges > MAX_ACK_RANGES:
@@ -270,4 +277,4 @@ def decode_packet(data: bytes) -> Packet:
             pos += length
     except struct.error as exc:
         raise DecodeError("truncated packet") from exc
-    return Packet(ack, tuple(frames))
+    return Packet(ack, tuple(frames), bool(flags & FLAG_ACK_NOW))

@@ -242,3 +242,48 @@ def test_nothing_owed_means_nothing_built() -> None:
     a = ReliableLink()
     assert a.packets_to_send(0.0) == []
     assert not a.wants_to_send
+
+
+def test_a_timeout_resends_a_bounded_probe_flagged_ack_now() -> None:
+    cfg = LinkConfig(rto_probe_frames=4, max_in_flight=100)
+    a, b = ReliableLink(cfg), ReliableLink(cfg)
+    for i in range(40):
+        a.send(2, b"p" * 200 + bytes([i]))  # five frames per packet: eight packets
+    first = a.packets_to_send(0.0)
+    deadline = a.next_timer()
+    assert deadline == pytest.approx(cfg.rto_initial_s)
+    a.handle_timer(deadline)
+    probe = a.packets_to_send(deadline)
+    assert a.stats.frames_retransmitted == 4  # the oldest four, not all forty
+    assert len(probe) == 1 and probe[0][0] & 0x02  # ACK_NOW
+    # The peer was only slow: everything arrives, the probe last. It answers at once.
+    for p in first:
+        b.receive_packet(p, deadline)
+    b.packets_to_send(deadline + 0.001)  # maybe an ACK (every 16 packets), maybe not yet
+    b.receive_packet(probe[0], deadline + 0.002)
+    (ack,) = b.packets_to_send(deadline + 0.002)  # a duplicate probe: acknowledged without delay
+    a.receive_packet(ack, deadline + 0.003)
+    assert a.idle
+
+
+def test_after_an_outage_the_probe_answers_clock_out_the_rest() -> None:
+    cfg = LinkConfig(rto_probe_frames=4, max_in_flight=100)
+    a, b = ReliableLink(cfg), ReliableLink(cfg)
+    for i in range(40):
+        a.send(2, b"q" * 200 + bytes([i]))
+    a.packets_to_send(0.0)  # all lost
+    now, got, rounds = 0.0, 0, 0
+    while not a.idle:
+        rounds += 1
+        assert rounds < 50
+        deadline = a.next_timer()
+        assert deadline is not None
+        now = max(now, deadline)
+        a.handle_timer(now)
+        for p in a.packets_to_send(now):
+            got += len(b.receive_packet(p, now + 0.001))
+        for p in b.packets_to_send(now + 0.001):  # probes are answered at once, not after 25 ms
+            a.receive_packet(p, now + 0.002)
+        now += 0.002
+    assert got == 40
+    assert now < cfg.rto_initial_s + 0.1  # one timeout, then a round trip per probe

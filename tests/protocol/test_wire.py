@@ -118,14 +118,17 @@ def test_packet_round_trip() -> None:
     packet = decode_packet(encode_packet(ack, frames))
     assert packet.ack == ack
     assert packet.frames == tuple(frames)
+    assert not packet.ack_now
     assert decode_packet(encode_packet(None, [])).frames == ()
+    probe = decode_packet(encode_packet(ack, frames, ack_now=True))
+    assert probe.ack_now and probe.ack == ack and probe.frames == tuple(frames)
 
 
 @pytest.mark.parametrize(
     "data",
     [
         b"",
-        b"\x02",  # unknown flag
+        b"\x04",  # unknown flag
         b"\x01\x00",  # truncated ack
         b"\x01" + (5).to_bytes(4, "big") + b"\x00\x00" + bytes([MAX_ACK_RANGES + 1]),
         b"\x01" + (5).to_bytes(4, "big") + b"\x00\x00\x01" + (3).to_bytes(4, "big") + (4).to_bytes(4, "big"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC
 
 from rich.console import Console
@@ -108,7 +107,6 @@ async def test_a_burst_does_not_freeze_typing() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         app.post_message(msg.LoggedIn(app.attempt, "alice", "lobby", "labchat", False, False))
         await pilot.pause()
-        started = time.monotonic()
         for i in range(1, 1001):
             app.post_message(chat(app, i))
         await pilot.press("h", "i")
@@ -116,7 +114,7 @@ async def test_a_burst_does_not_freeze_typing() -> None:
         log = app.room.log_view
         while len(log.entries) < 1001 or log._unrendered:
             await pilot.pause(0.01)
-        assert time.monotonic() - started < 5  # about half a second on a laptop
+        # How fast it catches up is measured by `labchat-bench --mode tui`, not asserted here.
         # The view followed the newest message.
         assert log.scroll_y == log.max_scroll_y > 0
 
