@@ -61,6 +61,8 @@ ANTI_AMPLIFICATION_FACTOR = 3
 #: Ring of 64-bit words for the replay bitmap (RFC 6479); one word is kept as slack for the sliding.
 REPLAY_WINDOW_WORDS = 32
 REPLAY_WINDOW_SIZE = (REPLAY_WINDOW_WORDS - 1) * 64
+_RING_BYTES = REPLAY_WINDOW_WORDS * 8
+_ZERO_WORD = bytes(8)
 #: Nonce 2^64-1 is reserved by Noise for Rekey(), so the last usable counter is one below it.
 MAX_COUNTER = 2**64 - 2
 #: How many epochs ahead a receiver will derive keys, in case every datagram of an epoch was lost.
@@ -117,14 +119,28 @@ class ChannelConfig:
     """Server: cap on all sessions; when full of confirmed sessions, new HELLOs are dropped."""
     max_tracked_addresses: int = 4096
     """Server: cap on per-host state (rate buckets, amplification budget); oldest evicted."""
+    cipher_keep_sessions: int = 64
+    """Server: this many sessions keep their AEAD contexts however idle they are, so a small server
+    never rebuilds one and never wakes up to free one. A context is about 2.3 KB of OpenSSL memory
+    (one per direction): for an idle session, most of what it costs."""
+    cipher_idle_s: float = 0.5
+    """Server: beyond `cipher_keep_sessions`, a session's contexts are freed once it has been this
+    long without a datagram (in batches: a little earlier for some), and rebuilt (about 1 µs each)
+    on its next one. A busy session never pays; an idle one pays once per keepalive."""
+    max_cipher_sessions: int = 256
+    """Server: at most this many sessions hold AEAD contexts at once (least recently used freed
+    first), so even a server whose sessions are all busy holds a bounded amount of OpenSSL memory."""
 
     def __post_init__(self) -> None:
         if self.hello_retry_initial_s <= 0 or self.hello_retry_max_s < self.hello_retry_initial_s:
             raise LocalProtocolError("HELLO retry delays must be positive and max >= initial")
         if self.rekey_after_messages < 1 or self.rekey_after_s <= 0 or self.cookie_bucket_s <= 0:
             raise LocalProtocolError("rekey thresholds and the cookie bucket must be positive")
-        if min(self.max_half_open, self.max_sessions, self.max_tracked_addresses) < 1:
+        if min(self.max_half_open, self.max_sessions, self.max_tracked_addresses,
+               self.max_cipher_sessions) < 1:
             raise LocalProtocolError("table caps must be at least 1")
+        if self.cipher_idle_s <= 0 or self.cipher_keep_sessions < 0:
+            raise LocalProtocolError("cipher_idle_s must be positive, cipher_keep_sessions not negative")
 
 
 @dataclass(slots=True)
@@ -225,12 +241,16 @@ class ReplayWindow:
 
     `check` runs before decryption and `mark` only after it succeeds, so a forged datagram cannot
     poison the window (as in WireGuard).
+
+    The ring is one bytearray (the 32 words, byte by byte) rather than a list of Python ints: every
+    session on a server has one, and a list kept a separate int object for each non-zero word (up to
+    32 x 36 bytes on a busy session, on top of the list), allocated anew on every datagram.
     """
 
     __slots__ = ("_ring", "_top")
 
     def __init__(self) -> None:
-        self._ring = [0] * REPLAY_WINDOW_WORDS
+        self._ring = bytearray(_RING_BYTES)
         self._top = -1
 
     def check(self, counter: int) -> None:
@@ -239,18 +259,20 @@ class ReplayWindow:
             return
         if self._top - counter >= REPLAY_WINDOW_SIZE:
             raise _Drop("too_old")
-        if self._ring[(counter >> 6) % REPLAY_WINDOW_WORDS] >> (counter & 63) & 1:
+        if self._ring[(counter >> 3) % _RING_BYTES] >> (counter & 7) & 1:
             raise _Drop("replayed")
 
     def mark(self, counter: int) -> bool:
         """Record `counter`; True if it is the new highest (the sender's current address)."""
         advanced = counter > self._top
         if advanced:
+            ring = self._ring
             top_word, new_word = self._top >> 6, counter >> 6
             for step in range(1, min(new_word - top_word, REPLAY_WINDOW_WORDS) + 1):
-                self._ring[(top_word + step) % REPLAY_WINDOW_WORDS] = 0
+                start = (top_word + step) % REPLAY_WINDOW_WORDS * 8
+                ring[start : start + 8] = _ZERO_WORD
             self._top = counter
-        self._ring[(counter >> 6) % REPLAY_WINDOW_WORDS] |= 1 << (counter & 63)
+        self._ring[(counter >> 3) % _RING_BYTES] |= 1 << (counter & 7)
         return advanced
 
 
@@ -281,6 +303,10 @@ class _Sender:
         self.counter += 1
         self.epoch_messages += 1
         return header + ciphertext
+
+    def release_contexts(self) -> None:
+        """Free the AEAD context while the session is idle (see CipherState.release_context)."""
+        self.cipher.release_context()
 
 
 class _Receiver:
@@ -321,3 +347,9 @@ class _Receiver:
             self.previous_until = now + config.rekey_grace_s
             self.cipher, self.epoch = candidate, epoch
         return payload, self.window.mark(counter)
+
+    def release_contexts(self) -> None:
+        """Free the AEAD contexts while the session is idle (see CipherState.release_context)."""
+        self.cipher.release_context()
+        if self.previous is not None:
+            self.previous.release_context()

@@ -102,6 +102,9 @@ class ServerChannel:
         self._half_open: OrderedDict[bytes, None] = OrderedDict()  # creation order = deadline order
         self._hello_index: dict[tuple[Address, bytes], bytes] = {}
         self._addresses: OrderedDict[str, _AddressState] = OrderedDict()
+        # Sessions whose AEAD contexts may be built, least recently used first, with the time of that
+        # use; the timer frees the idle ones beyond `cipher_keep_sessions` (see ChannelConfig).
+        self._hot: OrderedDict[bytes, float] = OrderedDict()
         burst = self.config.cookie_hello_burst
         self._load_bucket = _TokenBucket(self.config.cookie_hello_rate_per_s, burst, burst)
         self._outbox: list[tuple[bytes, Address]] = []
@@ -132,6 +135,7 @@ class ServerChannel:
         session = self._sessions.get(session_id)
         if session is None or not session.confirmed:
             raise LocalProtocolError("unknown session")
+        self._touch(session_id, now)
         return session.sender.seal(session_id, payload, now, self.config), session.addr
 
     def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
@@ -142,6 +146,7 @@ class ServerChannel:
         session = self._sessions.pop(session_id, None)
         if session is not None:
             self._half_open.pop(session_id, None)
+            self._hot.pop(session_id, None)
             self._hello_index.pop(session.hello_key, None)
 
     def is_open(self, session_id: bytes) -> bool:
@@ -150,12 +155,22 @@ class ServerChannel:
         return session is not None and session.confirmed
 
     def next_timer(self) -> float | None:
+        """The first half-open deadline, or when idle AEAD contexts are due to be freed."""
+        deadline = None
         for session_id in self._half_open:
-            return self._sessions[session_id].deadline
-        return None
+            deadline = self._sessions[session_id].deadline
+            break
+        if len(self._hot) > self.config.cipher_keep_sessions:
+            for used_at in self._hot.values():
+                free_at = used_at + self.config.cipher_idle_s
+                deadline = free_at if deadline is None else min(deadline, free_at)
+                break
+        return deadline
 
     def handle_timer(self, now: float) -> None:
-        """Forget half-open sessions past their deadline (a spoofed HELLO never sends DATA)."""
+        """Forget half-open sessions past their deadline (a spoofed HELLO never sends DATA), and free
+        the AEAD contexts of sessions gone idle."""
+        self._release_idle_contexts(now)
         while self._half_open:
             session_id = next(iter(self._half_open))
             if self._sessions[session_id].deadline > now:
@@ -164,6 +179,34 @@ class ServerChannel:
             self.stats.handshakes_expired += 1
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _touch(self, session_id: bytes, now: float) -> None:
+        """Record a use of the session's AEAD contexts (called before every seal and open, so every
+        built context is in `_hot` and will be freed); past `max_cipher_sessions`, free the oldest."""
+        hot = self._hot
+        hot.pop(session_id, None)
+        hot[session_id] = now
+        if len(hot) > self.config.max_cipher_sessions:
+            self._release_contexts(next(iter(hot)))
+
+    def _release_contexts(self, session_id: bytes) -> None:
+        del self._hot[session_id]
+        session = self._sessions.get(session_id)
+        if session is not None:
+            session.sender.release_contexts()
+            session.receiver.release_contexts()
+
+    def _release_idle_contexts(self, now: float) -> None:
+        """Free the contexts of sessions idle for `cipher_idle_s`, and of those that will be within a
+        quarter of it: one wake-up frees a batch, so a server of idle clients wakes up at most about
+        four times per `cipher_idle_s` for this, not once per keepalive."""
+        hot, keep = self._hot, self.config.cipher_keep_sessions
+        idle_before = now - 0.75 * self.config.cipher_idle_s
+        while len(hot) > keep:
+            session_id, used_at = next(iter(hot.items()))
+            if used_at > idle_before:
+                break
+            self._release_contexts(session_id)
 
     def _address(self, addr: Address) -> _AddressState:
         # Keyed by host, not host:port: changing source port must not buy a fresh budget.
@@ -299,9 +342,11 @@ class ServerChannel:
             else:
                 self.stats.resets_rate_limited += 1
             raise _Drop("unknown_session")
+        self._touch(session_id, now)
         payload, newest = session.receiver.open(data, now, self.config)
         if not session.confirmed:
             session.confirmed = True
+            session.welcome = b""  # only ever resent to an unconfirmed session's HELLO
             self._half_open.pop(session_id, None)
         self._address(addr).validated = True
         if newest:

@@ -160,15 +160,34 @@ class CipherState:
         self.initialize_key(key)
 
     def initialize_key(self, key: bytes | None) -> None:
-        """Set `k` and reset `n`. The AEAD object is cached: building one per message is slow."""
+        """Set `k` and reset `n`. The AEAD object is built on first use (see `_context`)."""
         if key is not None and len(key) != KEY_LEN_BYTES:
             raise LocalProtocolError("a ChaChaPoly key is 32 bytes")
         self.k = key
         self.n = 0
-        self._aead = ChaCha20Poly1305(key) if key is not None else None
+        self._aead = None
 
     def has_key(self) -> bool:
         return self.k is not None
+
+    def _context(self) -> ChaCha20Poly1305 | None:
+        """The AEAD object for `k` (None without a key), built on first use and then cached.
+
+        Cached because it is used for every message; built lazily because it is big: pyca keeps two
+        initialised OpenSSL cipher contexts in it, about 2.3 KB outside the Python heap, and a handshake
+        mixes keys it never encrypts with, while a server holds two CipherStates per idle session.
+        """
+        aead = self._aead
+        if aead is None and self.k is not None:
+            aead = self._aead = ChaCha20Poly1305(self.k)
+        return aead
+
+    def release_context(self) -> None:
+        """Free the cached AEAD object; the key stays, and the next use rebuilds it (about 1 µs).
+
+        For a server with many idle sessions: their contexts would be most of their memory.
+        """
+        self._aead = None
 
     def set_nonce(self, nonce: int) -> None:
         """SetNonce(): used by labchat's datagram layer, where the nonce travels in the clear."""
@@ -182,22 +201,24 @@ class CipherState:
         return clone
 
     def encrypt_with_ad(self, ad: bytes, plaintext: bytes) -> bytes:
-        if self._aead is None:
+        aead = self._aead or self._context()
+        if aead is None:
             return plaintext
         if self.n >= MAX_NONCE:
             raise LocalProtocolError("nonce exhausted: rekey or start a new session")
-        ciphertext = self._aead.encrypt(_nonce_bytes(self.n), plaintext, ad)
+        ciphertext = aead.encrypt(_nonce_bytes(self.n), plaintext, ad)
         self.n += 1
         return ciphertext
 
     def decrypt_with_ad(self, ad: bytes, ciphertext: bytes) -> bytes:
         """Decrypt; on failure raise DecodeError and leave `n` unchanged, as the spec requires."""
-        if self._aead is None:
+        aead = self._aead or self._context()
+        if aead is None:
             return ciphertext
         if self.n >= MAX_NONCE:
             raise DecodeError("nonce exhausted")
         try:
-            plaintext = self._aead.decrypt(_nonce_bytes(self.n), ciphertext, ad)
+            plaintext = aead.decrypt(_nonce_bytes(self.n), ciphertext, ad)
         except InvalidTag as exc:
             raise DecodeError("authentication failed") from exc
         self.n += 1
@@ -208,9 +229,10 @@ class CipherState:
 
         A one-way function of the old key, so a key captured later cannot decrypt older traffic.
         """
-        if self._aead is None:
+        aead = self._aead or self._context()
+        if aead is None:
             raise LocalProtocolError("cannot rekey a CipherState without a key")
-        block = self._aead.encrypt(_nonce_bytes(MAX_NONCE), bytes(KEY_LEN_BYTES), b"")
+        block = aead.encrypt(_nonce_bytes(MAX_NONCE), bytes(KEY_LEN_BYTES), b"")
         new_key = block[:KEY_LEN_BYTES]
         n = self.n
         self.initialize_key(new_key)

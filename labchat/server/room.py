@@ -33,6 +33,8 @@ class Room:
     def add_member(self, user: str, session_id: bytes) -> bytes | None:
         """Add or replace; returns the session id this name had before (one live session per name)."""
         key = name_key(user)
+        if key == user:
+            key = user  # most names are their own key: keep one string per member, not two
         previous = self.members.get(key)
         self.members[key] = session_id
         self.display[key] = user

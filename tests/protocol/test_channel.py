@@ -631,3 +631,33 @@ def test_replay_window_matches_a_set_model(counters: list[int]) -> None:
             window.mark(counter)
             seen.add(counter)
             top = max(top, counter)
+
+
+def test_idle_sessions_give_back_their_cipher_contexts_and_still_work() -> None:
+    """A server frees the AEAD contexts of idle sessions (most of their memory) beyond a few it keeps,
+    holds at most `max_cipher_sessions` at once, and rebuilds one on the session's next datagram."""
+    cfg = ChannelConfig(cipher_keep_sessions=4, cipher_idle_s=0.5, max_cipher_sessions=10)
+    server = new_server(cfg)
+    pairs = []
+    for i in range(20):
+        client = new_client(seed=100 + i)
+        addr = ("127.0.0.1", 40000 + i)
+        pairs.append((client, addr, connect(server, client, addr=addr, now=0.0)))
+    assert len(server._hot) <= 10
+    for client, addr, sid in pairs:  # everybody talks at t=1
+        got = server.receive_datagram(client.seal(b"hi", 1.0), addr, 1.0)
+        assert got is not None and got.payload == b"hi"
+        server.seal(sid, b"yo", 1.0)
+    assert len(server._hot) == 10
+    deadline = server.next_timer()
+    assert deadline is not None
+    server.handle_timer(deadline)
+    assert len(server._hot) == 4
+    assert server.next_timer() is None  # a small, idle server never wakes up for this
+    client, addr, sid = pairs[0]  # its contexts were freed: both directions still work
+    got = server.receive_datagram(client.seal(b"again", 5.0), addr, 5.0)
+    assert got is not None and got.payload == b"again"
+    datagram, _ = server.seal(sid, b"back", 5.0)
+    assert client.receive_datagram(datagram, 5.0) == b"back"
+    server.close(sid)
+    assert sid not in server._hot
