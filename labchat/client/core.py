@@ -84,6 +84,7 @@ class ChatClient:
         self._server_addr: tuple[str, int] | None = None
         self._queue: asyncio.Queue[ev.Event] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self.closed = asyncio.Event()
         self._progress = asyncio.Event()  # set whenever a message is confirmed or refused
 
@@ -281,13 +282,14 @@ class ChatClient:
         loop = asyncio.get_running_loop()
         when = loop.time() + max(0.0, deadline - now)
         if timer is not None:
-            if timer.when() <= when + 1e-3:
+            if self._timer_at <= when + 1e-3:
                 # This runs after every datagram. A timer due no later than needed is kept: if the
                 # deadline moved later, it fires early, `handle_timer` finds nothing due and we re-arm.
                 # That is one spare wake-up instead of a cancel and a new timer per datagram.
                 return
             timer.cancel()
         self._timer = loop.call_at(when, self._on_timer)
+        self._timer_at = when  # uvloop's timer handles have no when()
 
     def _shutdown(self) -> None:
         if self._timer is not None:

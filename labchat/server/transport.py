@@ -55,6 +55,7 @@ class RelayProtocol:
         self._loop = asyncio.get_running_loop()
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scrypt")
         self.internal_errors = 0
         self.send_errors = 0
@@ -126,10 +127,11 @@ class RelayProtocol:
             return
         when = self._loop.time() + max(0.0, deadline - now)
         if timer is not None:
-            if timer.when() <= when + 1e-3:
+            if self._timer_at <= when + 1e-3:
                 return  # due no later than needed: if early, `handle_timer` finds nothing and we re-arm
             timer.cancel()
         self._timer = self._loop.call_at(when, self._on_timer)
+        self._timer_at = when  # uvloop's timer handles have no when()
 
     def _on_timer(self) -> None:
         self._timer = None
