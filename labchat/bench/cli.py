@@ -164,6 +164,12 @@ def render(report: Report, console: Console) -> None:
         extra = []
         if row.get("server_us_per_delivery") is not None:
             extra.append(f"server {row['server_us_per_delivery']:.1f} µs CPU per delivery")
+        wake = row.get("server_wakeup_ms")
+        wake_cpu = row.get("server_wakeup_cpu_ms")
+        if wake and wake.get("p99") is not None and wake_cpu:
+            extra.append(f"server busy per wake-up p50/p99/max {wake['p50']:.2f}/{wake['p99']:.2f}/"
+                         f"{wake['max']:.2f} ms (of it CPU {wake_cpu['p50']:.2f}/{wake_cpu['p99']:.2f}/"
+                         f"{wake_cpu['max']:.2f})")
         if row.get("server_datagrams_in") is not None and row.get("duration_s"):
             d = row["duration_s"]
             extra.append(f"server datagrams in/out {row['server_datagrams_in'] / d:,.0f}/"

@@ -15,6 +15,7 @@ from typing import Any
 from .ceiling import raw_sendto_rate
 from .load import WorkerPool, merge_step
 from .server_proc import BenchServer, RemoteServer, ServerOptions, settings_note
+from .stats import Histogram
 
 #: A step fails the ramp when its p99 passes this (the issue's target).
 RAMP_P99_LIMIT_MS = 50.0
@@ -167,6 +168,9 @@ class Bench:
             row["udp_rcvbuf_drops"] = after["udp_rcvbuf_errors"] - before["udp_rcvbuf_errors"]
         row["server_retransmitted"] = after.get("frames_retransmitted", 0) - before.get(
             "frames_retransmitted", 0)  # sessions that left take their counts with them
+        if after.get("wakeups") is not None:  # since `before`: each snapshot starts a new histogram
+            row["server_wakeup_ms"] = Histogram.from_state(after["wakeups"]).summary_ms()
+            row["server_wakeup_cpu_ms"] = Histogram.from_state(after["wakeups_cpu"]).summary_ms()
         row["internal_errors"] = after.get("internal_errors", 0)
         row["server_logged_errors"] = after.get("logged_errors", 0)
         row["server_first_error"] = after.get("first_error")

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import procinfo
+from .stats import Histogram
 
 #: Bench-wide channel limits (reported in the output, since they differ from the defaults).
 HELLO_RATE_PER_S = 10_000.0
@@ -140,10 +141,31 @@ async def _serve(conn: Connection, options: ServerOptions, tmp: Path) -> dict[st
     server = await serve(options.host, options.port, relay)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    # How long each wake-up for incoming datagrams keeps the server busy (read, commit, fan out, send):
+    # the server's own share of the latency, apart from the simulated clients sharing its cores.
+    # Wall time and CPU time: they differ by the time the server waited for a core.
+    wakeups, wakeups_cpu = Histogram(), Histogram()
+    handle_readable = server.protocol._on_readable
+    clock, cpu_clock = time.perf_counter, time.thread_time
+
+    def timed_readable() -> None:
+        started, started_cpu = clock(), cpu_clock()
+        handle_readable()
+        wakeups_cpu.add(cpu_clock() - started_cpu)
+        wakeups.add(clock() - started)
+
+    fd = server.protocol.sock.fileno()
+    loop.remove_reader(fd)
+    loop.add_reader(fd, timed_readable)
 
     def snapshot() -> dict[str, Any]:
+        nonlocal wakeups, wakeups_cpu
         s = procinfo.sample(os.getpid())
+        since_last, since_last_cpu = wakeups, wakeups_cpu
+        wakeups, wakeups_cpu = Histogram(), Histogram()
         return {
+            "wakeups": since_last.to_state(),
+            "wakeups_cpu": since_last_cpu.to_state(),
             "relay": asdict(relay.stats),
             "online": relay.online(),
             "sessions": len(relay.sessions),
