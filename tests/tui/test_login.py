@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from textual import events
 from textual.widgets import Input, Static
 
 from labchat.client.known_servers import KnownServers
@@ -54,6 +55,19 @@ async def test_login_success_shows_the_room(server: RelayServer, tmp_path: Path)
         assert app.room.user_list.users == ["alice"]
         assert any("Logged in as alice" in line for line in log_lines(app))
         assert app.focused is not None and app.focused.id == "composer-input"
+
+
+async def test_auto_typed_login_in_one_burst(server: RelayServer, tmp_path: Path) -> None:
+    """A password manager types "name<Tab>password<Enter>" faster than the app reads it: every key
+    must still land where it would if typed by hand."""
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        burst = [*"alice", "tab", *"secret", "enter"]
+        for key in burst:  # posted at once, as the terminal driver posts a burst of input
+            app.post_message(events.Key(key, key if len(key) == 1 else None))
+        await wait_until(pilot, lambda: app.login_screen is None)
+        assert app.room.status.user == "alice"
 
 
 async def test_user_option_fills_the_name(server: RelayServer, tmp_path: Path) -> None:

@@ -70,7 +70,8 @@ async def log_in(pilot: Pilot[object], app: LabchatApp, user: str, password: str
 async def fill_login(pilot: Pilot[object], user: str, password: str) -> None:
     """Fill the form and press Enter in the password field (typing it key by key is one test's job:
     Pilot spends tens of milliseconds per key)."""
-    await pilot.pause()
+    # The login screen is pushed as the app starts; on a loaded machine that can take more than a pause.
+    await wait_until(pilot, lambda: bool(pilot.app.screen.query("#user")))
     screen = pilot.app.screen
     screen.query_one("#user", Input).value = user
     field = screen.query_one("#password", Input)

@@ -23,7 +23,14 @@ from textual.widgets import Button, Footer, Input, Label, Static
 class LoginScreen(Screen[None]):
     """Who you are and where you connect. Posts `LoginScreen.Submitted`; see the module docstring."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", show=False),
+        # Priority: the app moves focus as it reads the Tab, before it hands on the keys after it.
+        # A password manager's auto-type sends "name<Tab>password<Enter>" in one burst; without
+        # this the Tab reaches the name field first and the password lands there too.
+        Binding("tab", "app.focus_next", show=False, priority=True),
+        Binding("shift+tab", "app.focus_previous", show=False, priority=True),
+    ]
 
     @dataclass
     class Submitted(Message):
