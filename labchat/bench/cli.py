@@ -24,13 +24,14 @@ from rich.table import Table
 
 from .runner import Bench, Report, Settings
 
-MODES = ("fixed", "ramp", "idle", "tui", "curve")
+MODES = ("fixed", "ramp", "idle", "tui", "curve", "core")
 DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
     "fixed": (100, 1000.0, 10.0),
     "ramp": (100, 200.0, 3.0),
     "idle": (1000, 0.0, 10.0),
     "curve": (0, 0.0, 5.0),
     "tui": (1, 1000.0, 5.0),
+    "core": (100, 0.0, 5.0),
 }
 
 
@@ -179,6 +180,10 @@ def render(report: Report, console: Console) -> None:
                          f"server retransmitted {row.get('server_retransmitted', 0):,} frames")
         if row.get("clients_cpu") is not None:
             extra.append(f"clients {row['clients_cpu'] * 100:.0f} % of a core")
+        if row.get("core_server_us_per_delivery") is not None:
+            extra.append(f"{row['batch']} message(s) per datagram: server "
+                         f"{row['core_server_us_per_delivery']:.2f} µs, client "
+                         f"{row['core_client_us_per_delivery']:.2f} µs CPU per delivery (sans-I/O)")
         if row.get("tui"):
             extra.append(", ".join(f"{k} {v}" for k, v in row["tui"].items()))
         if extra:

@@ -240,7 +240,8 @@ class Bench:
             from .tui_latency import _factory
 
             _factory()  # fail in one line, now, if the app is not there
-        self.ceiling()  # first, while nothing else of ours is running
+        if self.s.mode != "core":
+            self.ceiling()  # first, while nothing else of ours is running
         mode = getattr(self, f"mode_{self.s.mode}")
         try:
             mode()
@@ -325,6 +326,18 @@ class Bench:
         self.report.notes.append(
             f"curve: offered rate chosen per size for ~{self.s.curve_deliveries:g} deliveries/s, "
             "so server µs per delivery and KB per client compare across sizes")
+
+    def mode_core(self) -> None:
+        """The sans-I/O cores alone (core_cost.py): a quiet room, then a busy one."""
+        from .core_cost import measure_core
+
+        messages = max(20, int(self.s.duration * 40))
+        for batch in (1, 5):
+            self.need(30, f"the core measurement with batches of {batch}")
+            self.log(f"core: {self.s.clients} in-memory clients, {messages} batches of {batch}")
+            self.report.rows.append(measure_core(self.s.clients, messages, batch))
+        self.report.notes.append("core: CPU µs per delivery in Relay and ClientConnection alone, no "
+                                 "sockets or event loop; batch = messages per datagram to each member")
 
     def mode_tui(self) -> None:
         from .tui_latency import run_tui_mode

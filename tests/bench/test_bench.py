@@ -52,6 +52,15 @@ def test_idle_mode_measures_memory_and_keepalive_cpu(capsys: pytest.CaptureFixtu
     assert row["server_kb_per_client"] is not None and row["server_cpu"] is not None
 
 
+def test_core_mode_times_the_sans_io_cores(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, "--mode", "core", "--clients", "5", "--duration", "0.5")
+    quiet, busy = out["rows"]
+    assert (quiet["batch"], busy["batch"]) == (1, 5)
+    assert busy["deliveries"] == 5 * quiet["deliveries"] == 5 * 20 * 4
+    for row in (quiet, busy):
+        assert row["core_server_us_per_delivery"] > 0 and row["core_client_us_per_delivery"] > 0
+
+
 def test_curve_runs_each_size(capsys: pytest.CaptureFixture[str]) -> None:
     out = run_json(capsys, "--mode", "curve", "--sizes", "2,4", "--deliveries", "40",
                    "--duration", "0.5")
