@@ -29,7 +29,9 @@ def _visible(match: re.Match[str]) -> str:
 
 def neutralize(text: str) -> str:
     """Replace every control character with a visible stand-in (caret notation for C0, e.g. ESC -> ^[)."""
-    if _CONTROL_RE.search(text) is None:
+    if text.isprintable() or _CONTROL_RE.search(text) is None:
+        # isprintable() is False for every character the pattern matches (controls are category Cc,
+        # the bidi overrides Cf), and is the cheaper test: it runs twice per message received.
         return text
     return _CONTROL_RE.sub(_visible, text)
 
