@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from labchat.protocol.messages import MAX_TEXT_BYTES
-from labchat.protocol.text import neutralize, split_text, utf8_len
+from labchat.protocol.text import _CONTROL_RE, neutralize, split_text, utf8_len
 
 
 def test_escape_sequences_are_neutralised() -> None:
@@ -34,3 +34,12 @@ def test_split_respects_the_limit(text: str) -> None:
     joined = "".join(pieces)
     assert len(joined) <= len(text)
     assert joined.replace(" ", "") == text.replace(" ", "")
+
+
+def test_the_printable_fast_path_never_skips_a_control() -> None:
+    """`neutralize` returns printable text untouched without running its pattern: sound only if no
+    character the pattern replaces is printable."""
+    replaced = [c for c in map(chr, range(0x3000)) if _CONTROL_RE.fullmatch(c)]
+    assert len(replaced) == 32 + 33 + 5 + 4  # C0, DEL and C1, and the bidi embeddings/isolates
+    assert not any(c.isprintable() for c in replaced)
+    assert all(neutralize(f"a{c}b") != f"a{c}b" for c in replaced)
