@@ -153,7 +153,8 @@ def render(report: Report, console: Console) -> None:
             _fmt(row.get("server_peak_mb"), ".1f"), _fmt(row.get("server_kb_per_client"), ".1f"),
             _fmt(None if frac is None else frac * 100, ".1f") + ("" if frac is None else " %"),
         )
-    console.print(table)
+    if not all("core_server_us_per_delivery" in row for row in report.rows):
+        console.print(table)  # the core mode has none of its columns: its figures follow as text
     if report.ceiling_sendto_s:
         console.print(f"raw ceiling (blocking 200-byte sendto loop on loopback): "
                       f"{report.ceiling_sendto_s:,.0f} datagrams/s")

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from ..deadline_timer import DeadlineTimer
 from ..protocol import events as ev
 from ..protocol.client import ClientConfig, ClientConnection
 from ..protocol.errors import LocalProtocolError
@@ -83,8 +84,7 @@ class ChatClient:
         self._sock: socket.socket | None = None
         self._server_addr: tuple[str, int] | None = None
         self._queue: asyncio.Queue[ev.Event] = asyncio.Queue()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer: DeadlineTimer | None = None  # made on first use, on the running loop
         self.closed = asyncio.Event()
         self._progress = asyncio.Event()  # set whenever a message is confirmed or refused
 
@@ -241,7 +241,6 @@ class ChatClient:
         self._pump()
 
     def _on_timer(self) -> None:
-        self._timer = None
         self.conn.handle_timer(self._clock())
         self._pump()
 
@@ -272,29 +271,13 @@ class ChatClient:
             self.closed.set()
 
     def _rearm(self, now: float) -> None:
-        deadline = None if self.closed.is_set() else self.conn.next_timer()
-        timer = self._timer
-        if deadline is None:
-            if timer is not None:
-                timer.cancel()
-                self._timer = None
-            return
-        loop = asyncio.get_running_loop()
-        when = loop.time() + max(0.0, deadline - now)
-        if timer is not None:
-            if self._timer_at <= when + 1e-3:
-                # This runs after every datagram. A timer due no later than needed is kept: if the
-                # deadline moved later, it fires early, `handle_timer` finds nothing due and we re-arm.
-                # That is one spare wake-up instead of a cancel and a new timer per datagram.
-                return
-            timer.cancel()
-        self._timer = loop.call_at(when, self._on_timer)
-        self._timer_at = when  # uvloop's timer handles have no when()
+        if self._timer is None:
+            self._timer = DeadlineTimer(asyncio.get_running_loop(), self._on_timer)
+        self._timer.set(None if self.closed.is_set() else self.conn.next_timer(), now)
 
     def _shutdown(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         if self._sock is not None:
             with contextlib.suppress(ValueError, OSError, RuntimeError):
                 asyncio.get_running_loop().remove_reader(self._sock.fileno())

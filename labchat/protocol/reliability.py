@@ -233,38 +233,33 @@ class ReliableLink:
         packets: list[bytes] = []
         parts: list[bytes] = [ack_bytes]
         used = 0
+        batch: list[_Sent] = []  # lost frames first, then new ones while the window allows
         if self._lost:
             for seq in sorted(self._lost):
                 sent = self._unacked.get(seq)
                 if sent is None:
                     continue
-                sent.sent_at = now
                 sent.retransmitted = True
-                self.stats.frames_retransmitted += 1
-                size = len(sent.header) + len(sent.body)
-                if used + size > budget:
-                    packets.append(b"".join(parts))
-                    parts, used = [ack_bytes], 0
-                parts.append(sent.header)
-                parts.append(sent.body)
-                used += size
+                batch.append(sent)
+            self.stats.frames_retransmitted += len(batch)
             self._lost.clear()
         if sendable:
             queue, unacked, limit = self._queue, self._unacked, self.config.max_in_flight
-            sent_count = 0
+            first_new = len(batch)
             while queue and len(unacked) < limit:
                 sent = queue.popleft()
-                sent.sent_at = now
                 unacked[sent.seq] = sent
-                sent_count += 1
-                size = len(sent.header) + len(sent.body)
-                if used + size > budget:
-                    packets.append(b"".join(parts))
-                    parts, used = [ack_bytes], 0
-                parts.append(sent.header)
-                parts.append(sent.body)
-                used += size
-            self.stats.frames_sent += sent_count
+                batch.append(sent)
+            self.stats.frames_sent += len(batch) - first_new
+        for sent in batch:
+            sent.sent_at = now
+            size = len(sent.header) + len(sent.body)
+            if used + size > budget:
+                packets.append(b"".join(parts))
+                parts, used = [ack_bytes], 0
+            parts.append(sent.header)
+            parts.append(sent.body)
+            used += size
         if used or (ack_due and flags & FLAG_ACK):
             packets.append(b"".join(parts))
         if used:

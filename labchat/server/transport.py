@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
+from ..deadline_timer import DeadlineTimer
 from ..protocol.channel import Address
 from .accounts import PasswordCheck
 from .relay import Relay
@@ -54,8 +55,7 @@ class RelayProtocol:
         self.sock = sock
         self._loop = asyncio.get_running_loop()
         self._flush_scheduled = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer = DeadlineTimer(self._loop, self._on_timer)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scrypt")
         self.internal_errors = 0
         self.send_errors = 0
@@ -118,23 +118,9 @@ class RelayProtocol:
         self.schedule_flush()
 
     def _rearm(self, now: float) -> None:
-        deadline = self.relay.next_timer()
-        timer = self._timer
-        if deadline is None:
-            if timer is not None:
-                timer.cancel()
-                self._timer = None
-            return
-        when = self._loop.time() + max(0.0, deadline - now)
-        if timer is not None:
-            if self._timer_at <= when + 1e-3:
-                return  # due no later than needed: if early, `handle_timer` finds nothing and we re-arm
-            timer.cancel()
-        self._timer = self._loop.call_at(when, self._on_timer)
-        self._timer_at = when  # uvloop's timer handles have no when()
+        self._timer.set(self.relay.next_timer(), now)
 
     def _on_timer(self) -> None:
-        self._timer = None
         try:
             self.relay.handle_timer(self.clock())
         except Exception:
@@ -162,8 +148,7 @@ class RelayProtocol:
             last, last_bad = now_stats, bad
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timer.cancel()
         if self._summary_task is not None:
             self._summary_task.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
