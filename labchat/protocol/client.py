@@ -520,7 +520,8 @@ class ClientConnection:
         if msg.seq <= self._last_seq:
             return  # seen already (a replay after reconnecting): exactly once
         self._last_seq = msg.seq
-        own = msg.user == self.user or m.name_key(msg.user) == m.name_key(self.user)
+        user = self.user  # names are ASCII: equal keys mean equal lengths, a cheap first test
+        own = msg.user == user or (len(msg.user) == len(user) and m.name_key(msg.user) == m.name_key(user))
         action = bool(msg.flags & m.FLAG_ACTION)
         if own and msg.msg_id in self._outbox:
             # Our own message, committed before a reconnect cut off its confirmation.
