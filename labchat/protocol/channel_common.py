@@ -225,6 +225,9 @@ def _header(kind: Kind) -> bytes:
     return MAGIC + bytes((VERSION, kind))
 
 
+_DATA_HEADER = _header(Kind.DATA)  # every sealed datagram starts with it
+
+
 def _parse_header(data: bytes) -> Kind:
     if len(data) < HEADER_BYTES or len(data) > MAX_DATAGRAM_BYTES or data[:2] != MAGIC:
         raise _Drop("malformed")
@@ -297,7 +300,7 @@ class _Sender:
             self.cipher.rekey()
             self.epoch = (self.epoch + 1) & 0xFF
             self.epoch_messages, self.epoch_started_at = 0, now
-        header = _header(Kind.DATA) + _DATA_STRUCT.pack(session_id, self.epoch, self.counter)
+        header = _DATA_HEADER + _DATA_STRUCT.pack(session_id, self.epoch, self.counter)
         self.cipher.set_nonce(self.counter)
         ciphertext = self.cipher.encrypt_with_ad(header, payload)
         self.counter += 1
