@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -82,6 +84,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def addresses_for_clients(bound_host: str) -> list[str]:
+    """What to tell users to type: a server on every interface (0.0.0.0 or ::) is reached at this
+    machine's own addresses, not at the wildcard. Loopback only if there is nothing else."""
+    if bound_host not in ("0.0.0.0", "::"):
+        return [bound_host]
+    family = socket.AF_INET6 if bound_host == "::" else socket.AF_INET
+    found: set[str] = set()
+    with contextlib.suppress(OSError, UnicodeError):
+        for info in socket.getaddrinfo(socket.gethostname(), None, family, socket.SOCK_DGRAM):
+            found.add(str(info[4][0]))
+    with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as probe:
+        # Connecting a UDP socket sends nothing; it only asks the kernel which address it would use.
+        probe.connect(("2001:db8::1" if family == socket.AF_INET6 else "192.0.2.1", 9))
+        found.add(str(probe.getsockname()[0]))
+    local = ("127.", "::1", "fe80", "0.0.0.0")
+    usable = sorted(a for a in found if not a.startswith(local) and a != "::")
+    return usable or (["::1"] if family == socket.AF_INET6 else ["127.0.0.1"])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=False, highlight=False)
@@ -143,11 +164,12 @@ async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str, conso
     )
     console.print(f"database {db_path} (registration {registration})", soft_wrap=True, markup=False)
     console.print(f"server key fingerprint [bold]{fp}[/]", soft_wrap=True)
-    console.print(
-        f"clients connect with: labchat {bound_host} {bound_port} 5000",
-        soft_wrap=True,
-        markup=False,
-    )
+    for host in addresses_for_clients(bound_host):
+        console.print(
+            f"clients connect with: labchat {host} {bound_port} 5000",
+            soft_wrap=True,
+            markup=False,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
