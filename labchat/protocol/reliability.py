@@ -18,7 +18,7 @@ bounds chosen for a LAN (see `LinkConfig`). Time is always a parameter: nothing 
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from .errors import DecodeError
@@ -159,7 +159,9 @@ class ReliableLink:
         self.rtt = RttEstimator(self.config)
         self.stats = LinkStats()
         self._next_seq = 1
-        self._queue: deque[_Sent] = deque()
+        # A list, not a deque: it is usually empty, and an empty deque costs 760 bytes against 56;
+        # a thousand idle sessions on a server each have one.
+        self._queue: list[_Sent] = []
         self._unacked: OrderedDict[int, _Sent] = OrderedDict()  # by seq: popped from the front
         self._lost: set[int] = set()
         self._largest_acked = 0
@@ -244,13 +246,17 @@ class ReliableLink:
             self.stats.frames_retransmitted += len(batch)
             self._lost.clear()
         if sendable:
-            queue, unacked, limit = self._queue, self._unacked, self.config.max_in_flight
-            first_new = len(batch)
-            while queue and len(unacked) < limit:
-                sent = queue.popleft()
+            queue, unacked = self._queue, self._unacked
+            room = self.config.max_in_flight - len(unacked)
+            if room >= len(queue):
+                fresh, self._queue = queue, []
+            else:
+                fresh = queue[:room]
+                del queue[:room]
+            for sent in fresh:
                 unacked[sent.seq] = sent
-                batch.append(sent)
-            self.stats.frames_sent += len(batch) - first_new
+            batch.extend(fresh)
+            self.stats.frames_sent += len(fresh)
         for sent in batch:
             sent.sent_at = now
             size = len(sent.header) + len(sent.body)

@@ -623,6 +623,18 @@ class Relay:
             sess.timer_at = deadline
             self._timer_tiebreak += 1
             heapq.heappush(self._timers, (deadline, self._timer_tiebreak, sess.sid))
+            if len(self._timers) > 2 * len(self.sessions) + 64:
+                self._compact_timers()
+
+    def _compact_timers(self) -> None:
+        """Drop stale heap entries (a session's deadline moved; the old entry stays until popped).
+        A session whose deadline keeps moving later would otherwise leave one entry per move."""
+        live = [
+            entry for entry in self._timers
+            if (sess := self.sessions.get(entry[2])) is not None and sess.timer_at == entry[0]
+        ]  # fmt: skip
+        heapq.heapify(live)
+        self._timers = live
 
     def next_timer(self) -> float | None:
         deadlines = [self.channel.next_timer()]

@@ -191,3 +191,19 @@ def test_who_in_a_loop_is_rate_limited(tmp_path: Path) -> None:
     peer.pump()
     answers = len(peer.received) - before
     assert 0 < answers <= 25  # the burst, not five hundred answers
+
+
+def test_the_timer_heap_stays_proportional_to_the_sessions(tmp_path: Path) -> None:
+    """Every keepalive and ACK moves a session's deadline; the entries left behind are compacted."""
+    net = SimNet(tmp_path)
+    for i in range(5):
+        net.add_client(f"idle{i}", "secret")
+    net.run_until(lambda: net.logged_in(*(f"idle{i}" for i in range(5))))
+    talker = net.clients["idle0"].conn
+    for i in range(300):
+        talker.say(f"line {i}", net.now)
+        net.run_for(0.05)
+    relay = net.relay
+    assert relay is not None
+    assert len(relay._timers) <= 2 * len(relay.sessions) + 64
+    assert all(len(c.of(ev.MessageReceived)) == 300 for name, c in net.clients.items() if name != "idle0")
