@@ -57,7 +57,7 @@ def _build_app(make_app: Any, host: str, port: int, user: str, known_path: str) 
 def run_tui_mode(bench: Bench) -> None:
     make_app = _factory()
     s = bench.s
-    server, pool, info = bench.session(max(1, s.clients))  # the senders
+    server, pool, info = bench.session(max(1, s.clients), s.rate)  # the senders
     try:
         tui_user_index = 99_999
         with tempfile.TemporaryDirectory(prefix="labchat-bench-tui-") as tmp:

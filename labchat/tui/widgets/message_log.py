@@ -104,7 +104,7 @@ class MessageLog(ScrollView, can_focus=True):
         """Redraw an entry whose fields changed (delivered, failed)."""
         if entry.first_row < 0 or entry.first_row < self._dropped_rows:
             return  # not drawn yet (the next batch draws it as it is now) or already dropped
-        self._replace_rows(entry, self._render(entry))
+        self._replace_rows(entry, self._render_entry(entry))
         self.refresh()
 
     def plain_lines(self) -> list[str]:
@@ -132,14 +132,14 @@ class MessageLog(ScrollView, can_focus=True):
             )
         return style
 
-    def _render(self, entry: Entry) -> list[Strip]:
+    def _render_entry(self, entry: Entry) -> list[Strip]:
         return render_entry(
             entry, self._width, self.app.console, self._style, clock_time(entry.ts, self.tz),
             self._mention,
         )  # fmt: skip
 
     def _append_rows(self, entry: Entry) -> None:
-        strips = self._render(entry)
+        strips = self._render_entry(entry)
         entry.first_row = self._dropped_rows + len(self._rows)
         entry.rows = len(strips)
         self._rows.extend(strips)
