@@ -150,7 +150,10 @@ class ClientConnection:
         self._last_heard: float = 0.0
         self._rehandshaking = False
         self._quit_requested = False
-        self._keepalive_s = self.config.keepalive_s
+        # Each client pings after 80-100 % of keepalive_s, its own fraction: a class that logs in
+        # together would otherwise ping together forever, a burst at the server every few seconds.
+        self._keepalive_spread = 0.8 + 0.2 * rng(1)[0] / 255
+        self._keepalive_s = self.config.keepalive_s * self._keepalive_spread
         self._paused_until: float | None = None
         self._presence_parts: list[str] = []
         self._reconnect_at: float | None = None
@@ -484,7 +487,8 @@ class ClientConnection:
         resumed = self._logged_in_once
         if msg.client_timeout_ms:
             # Stay well inside the server's idle timeout, whatever our own default says.
-            self._keepalive_s = min(self.config.keepalive_s, msg.client_timeout_ms / 3000)
+            limit = min(self.config.keepalive_s, msg.client_timeout_ms / 3000)
+            self._keepalive_s = limit * self._keepalive_spread
         self.user = msg.user
         self._phase = Phase.ONLINE
         self._logged_in_once = True

@@ -262,3 +262,18 @@ def test_quit_typed_before_login_still_sends_what_came_first(tmp_path: Path) -> 
     net.run_until(lambda: a.conn.state is ev.ConnectionState.CLOSED and bool(b.of(ev.UserLeft)))
     assert [e.text for e in b.of(ev.MessageReceived)] == ["hello"]
     assert b.of(ev.UserLeft)[0].reason == "quit"
+
+
+def test_clients_that_log_in_together_do_not_ping_together(tmp_path: Path) -> None:
+    """Each client pings after its own 80-100 % of keepalive_s, so a class that logged in at once
+    does not hit the server with a burst of PINGs every few seconds for the rest of the lesson."""
+    net = SimNet(tmp_path)
+    names = [f"pupil{i}" for i in range(12)]
+    for name in names:
+        net.add_client(name)
+    net.run_until(lambda: net.logged_in(*names))
+    net.run_for(20.0)  # only keepalives from here on
+    deadlines = {round(t, 3) for c in net.clients.values() if (t := c.conn.next_timer()) is not None}
+    assert len(deadlines) > len(names) // 2  # spread out, not one instant for everybody
+    for c in net.clients.values():
+        assert c.conn.state is ev.ConnectionState.CONNECTED
