@@ -10,6 +10,7 @@ instead of timer churn on every datagram.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 
 #: A timer already set this close after the new deadline is kept rather than moved.
@@ -19,9 +20,16 @@ SLACK_S = 1e-3
 class DeadlineTimer:
     """Calls `callback` at the core's deadline. Deadlines are in the core's clock, given with `now`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None], *, grid_s: float = 0.0
+    ) -> None:
+        """`grid_s`: fire only on multiples of this (loop time), late by less than one step. A
+        server with a thousand sessions has a thousand unrelated deadlines (delayed ACKs, timeouts);
+        on a grid, one wake-up handles all that fall in the same step, as the kernel's timer slack
+        does for processes. 0: exactly on time."""
         self._loop = loop
         self._callback = callback
+        self._grid_s = grid_s
         self._handle: asyncio.Handle | None = None
         self._when = 0.0  # loop time of `_handle`: uvloop's handle for a time already past has no when()
 
@@ -31,6 +39,8 @@ class DeadlineTimer:
             self.cancel()
             return
         when = self._loop.time() + max(0.0, deadline - now)
+        if self._grid_s:
+            when = math.ceil(when / self._grid_s) * self._grid_s
         if self._handle is not None:
             if self._when <= when + SLACK_S:
                 return

@@ -313,8 +313,8 @@ class Bench:
             if before is not None and after is not None:
                 row["server_online"] = after["online"]
             self.report.rows.append(row)
-            self.report.notes.append("keepalive: clients PING after 3.2-4 s without sending "
-                                     "(ClientConfig.keepalive_s, spread per client), so ~N/3.6 "
+            self.report.notes.append("keepalive: clients PING after 6.4-8 s without sending "
+                                     "(ClientConfig.keepalive_s, spread per client), so ~N/7.2 "
                                      "datagrams/s each way")
         finally:
             pool.stop()

@@ -148,10 +148,9 @@ class ReliableLink:
 
     # One per session on the server: slots keep a thousand idle sessions small.
     __slots__ = (
-        "_ack_due", "_ack_eliciting", "_ack_owed_since", "_ack_wanted", "_backoff", "_largest_acked",
-        "_loss_deadline", "_lost", "_next_seq", "_probe", "_queue", "_recv_buffer", "_recv_cum",
-        "_rto_deadline",
-        "_unacked", "config", "last_received_at", "last_sent_at", "rtt", "stats",
+        "_ack_due", "_ack_eliciting", "_ack_now", "_ack_owed_since", "_ack_wanted", "_backoff",
+        "_largest_acked", "_loss_deadline", "_lost", "_next_seq", "_queue", "_recv_buffer", "_recv_cum",
+        "_rto_deadline", "_unacked", "config", "last_received_at", "last_sent_at", "rtt", "stats",
     )  # fmt: skip
 
     def __init__(self, config: LinkConfig | None = None) -> None:
@@ -174,7 +173,7 @@ class ReliableLink:
         self._ack_due: float | None = None
         self._ack_owed_since = 0.0
         self._ack_eliciting = 0
-        self._probe = False  # the next packets are a timeout probe: flag them ACK_NOW
+        self._ack_now = False  # flag the next packets ACK_NOW (a timeout probe, a keepalive)
         self.last_received_at: float | None = None
         self.last_sent_at: float | None = None
 
@@ -192,6 +191,12 @@ class ReliableLink:
         self._next_seq += 1
         self._queue.append(_Sent(seq, encode_frame_header(kind, seq, len(body)), body))
         return seq
+
+    def request_ack_now(self) -> None:
+        """Flag the next packet that carries frames ACK_NOW: its peer acknowledges it at once. For a
+        keepalive, whose only purpose is the answer: a delayed ACK would cost the peer a timer and a
+        wake-up of its own for every keepalive of every client."""
+        self._ack_now = True
 
     @property
     def in_flight(self) -> int:
@@ -225,7 +230,7 @@ class ReliableLink:
             if self._unacked and self._rto_deadline is None:
                 self._arm_rto(now)
             return []
-        flags = FLAG_ACK_NOW if self._probe else 0
+        flags = FLAG_ACK_NOW if self._ack_now else 0
         ack_block = b""
         if self._ack_wanted or self._recv_cum or self._recv_buffer:
             flags |= FLAG_ACK
@@ -269,7 +274,7 @@ class ReliableLink:
         if used or (ack_due and flags & FLAG_ACK):
             packets.append(b"".join(parts))
         if used:
-            self._probe = False
+            self._ack_now = False
         if packets:
             self._ack_wanted = False
             self._ack_due = None
@@ -421,7 +426,7 @@ class ReliableLink:
                 break
             if sent.sent_at + timeout <= now + 1e-9:
                 self._lost.add(seq)
-        self._probe = True
+        self._ack_now = True
         if self._unacked and not self._lost:
             # The estimate grew since the timer was armed: still resend the oldest (RFC 6298 5.4).
             self._lost.add(next(iter(self._unacked)))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -133,6 +134,7 @@ class Relay:
         self._dirty: set[Session] = set()
         self._timers: list[tuple[float, int, bytes]] = []
         self._timer_tiebreak = 0
+        self._timers_compact_at = 64
         self.shutting_down = False
         self._recent_ids: OrderedDict[tuple[str, int], tuple[str, int, int]] = OrderedDict()
         self.room(m.DEFAULT_ROOM)
@@ -623,7 +625,7 @@ class Relay:
             sess.timer_at = deadline
             self._timer_tiebreak += 1
             heapq.heappush(self._timers, (deadline, self._timer_tiebreak, sess.sid))
-            if len(self._timers) > 2 * len(self.sessions) + 64:
+            if len(self._timers) > self._timers_compact_at:
                 self._compact_timers()
 
     def _compact_timers(self) -> None:
@@ -635,6 +637,9 @@ class Relay:
         ]  # fmt: skip
         heapq.heapify(live)
         self._timers = live
+        # Next time when the heap has doubled: compaction stays O(1) per push, amortised, even when
+        # most entries are live (a session can hold two live entries for the same deadline).
+        self._timers_compact_at = 2 * len(live) + 64
 
     def next_timer(self) -> float | None:
         deadlines = [self.channel.next_timer()]
@@ -676,7 +681,9 @@ class Relay:
                 else:
                     self._drop(sess)
                 return
-            sess.timeout_check_at = sess.last_heard + self.config.client_timeout_s
+            # On whole seconds: the sessions due in the same second share one wake-up (a thousand
+            # idle sessions would otherwise wake the server 33 times a second, each for one check).
+            sess.timeout_check_at = math.ceil(sess.last_heard + self.config.client_timeout_s)
         sess.link.handle_timer(now)
         if sess.held_until is not None and now >= sess.held_until:
             self._release_held(sess, now)
