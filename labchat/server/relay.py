@@ -164,7 +164,7 @@ class Relay:
         sess = self.sessions.get(got.session_id)
         if sess is None:
             sess = Session(got.session_id, got.addr, ReliableLink(self.config.link), now)
-            sess.timeout_check_at = now + self.config.client_timeout_s
+            sess.timeout_check_at = self._timeout_check_after(now)
             self.sessions[sess.sid] = sess
             self._schedule(sess)
         elif got.addr != sess.addr:
@@ -628,6 +628,12 @@ class Relay:
             if len(self._timers) > self._timers_compact_at:
                 self._compact_timers()
 
+    def _timeout_check_after(self, heard: float) -> float:
+        """When to check a session last heard at `heard` for its timeout: on whole seconds, so the
+        sessions due in the same second share one wake-up (a thousand idle sessions would otherwise
+        wake the server 33 times a second, each for one check)."""
+        return math.ceil(heard + self.config.client_timeout_s)
+
     def _compact_timers(self) -> None:
         """Drop stale heap entries (a session's deadline moved; the old entry stays until popped).
         A session whose deadline keeps moving later would otherwise leave one entry per move."""
@@ -681,9 +687,7 @@ class Relay:
                 else:
                     self._drop(sess)
                 return
-            # On whole seconds: the sessions due in the same second share one wake-up (a thousand
-            # idle sessions would otherwise wake the server 33 times a second, each for one check).
-            sess.timeout_check_at = math.ceil(sess.last_heard + self.config.client_timeout_s)
+            sess.timeout_check_at = self._timeout_check_after(sess.last_heard)
         sess.link.handle_timer(now)
         if sess.held_until is not None and now >= sess.held_until:
             self._release_held(sess, now)
