@@ -4,14 +4,15 @@
 
     relay.receive_datagram(data, addr, now)
     for check in relay.password_checks(): ...run it (off the event loop)... relay.complete_login(check, now)
-    for datagram, addr in relay.datagrams_to_send(now): sock.sendto(datagram, addr)
+    for datagram, addr in relay.iter_datagrams_to_send(now): sock.sendto(datagram, addr)
     relay.next_timer() / relay.handle_timer(now)
 
 It does call the SQLite store, which is fast local I/O, but never a socket or the clock. Order of work in
-`datagrams_to_send`: commit the messages that arrived since the last call in one transaction (group
-commit), then fan them out and confirm them to their senders, then pack each touched session's frames
-into as few datagrams as possible. Nobody, not even the sender, hears of a message before it is on disk,
-so a confirmed message survives `kill -9` and a seq number is never handed out twice.
+`iter_datagrams_to_send` (`datagrams_to_send` is the same as a list): commit the messages that arrived
+since the last call in one transaction (group commit), then fan them out and confirm them to their
+senders, then pack each touched session's frames into as few datagrams as possible. Nobody, not even
+the sender, hears of a message before it is on disk, so a confirmed message survives `kill -9` and a
+seq number is never handed out twice.
 
 A stalled client never holds the others back: fan-out stops queueing for a session whose backlog passes
 `max_backlog_frames`; that session is fed from history (memory ring, then the store) as it drains.
@@ -23,6 +24,7 @@ import heapq
 import logging
 import math
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..protocol import messages as m
@@ -601,17 +603,29 @@ class Relay:
         return self._fan_out(room, message.KIND, encode_message(message), exclude)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        return list(self.iter_datagrams_to_send(now))
+
+    def iter_datagrams_to_send(self, now: float) -> Iterator[tuple[bytes, Address]]:
+        """`datagrams_to_send`, each datagram as soon as it is sealed.
+
+        A transport that sends while the relay seals lets the first members of a room start on a
+        message while the last copies are still being sealed, instead of all of them waiting for
+        the whole fan-out (≈7 µs per member here). Consume it to the end before feeding the relay
+        anything else: the sessions it has not reached yet keep their output until it resumes.
+        """
         self._commit_pending()
         out = self.channel.datagrams_to_send()
+        self.stats.datagrams_sent += len(out)
+        yield from out
         dirty, self._dirty = self._dirty, set()
+        stats, seal, sessions = self.stats, self.channel.seal, self.sessions
         for sess in dirty:
-            if sess.sid not in self.sessions:
+            if sess.sid not in sessions:
                 continue
             for packet in sess.link.packets_to_send(now):
-                out.append(self.channel.seal(sess.sid, packet, now))
+                stats.datagrams_sent += 1
+                yield seal(sess.sid, packet, now)
             self._schedule(sess)
-        self.stats.datagrams_sent += len(out)
-        return out
 
     def _schedule(self, sess: Session) -> None:
         # Runs for every session touched by every flush: plain comparisons, no temporary list.
