@@ -301,6 +301,37 @@ class ClientConnection:
         return out
 
     def next_timer(self) -> float | None:
+        if (
+            self._phase is Phase.ONLINE
+            and not self._quit_requested
+            and self._reconnect_at is None
+            and self._paused_until is None
+            and self._channel.established
+            and self._channel.next_timer() is None
+        ):
+            return self._online_deadline()
+        return self._any_deadline()
+
+    def _online_deadline(self) -> float | None:
+        """`_any_deadline` for the state a chatting client is in nearly all the time, without the
+        list: the owner asks after every datagram, so this is on the path of every message."""
+        link = self._link
+        deadline = link.next_timer()
+        if link.idle:
+            base = link.last_sent_at if link.last_sent_at is not None else self._last_heard
+            other: float | None = base + self._keepalive_s
+        else:
+            quiet = self._quiet_since()
+            other = None if self._rehandshaking else quiet + self.config.rehandshake_s
+            if self._state is ev.ConnectionState.CONNECTED:
+                stall = quiet + self.config.stall_s
+                if other is None or stall < other:
+                    other = stall
+        if deadline is None or (other is not None and other < deadline):
+            return other
+        return deadline
+
+    def _any_deadline(self) -> float | None:
         if self._phase in (Phase.IDLE, Phase.CLOSED):
             return None
         deadlines = [self._channel.next_timer()]

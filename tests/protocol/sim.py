@@ -119,7 +119,11 @@ class SimNet:
         if self.relay is not None and (t := self.relay.next_timer()) is not None:
             times.append(t)
         for c in self.clients.values():
-            if (t := c.conn.next_timer()) is not None:
+            t = c.conn.next_timer()
+            # The client's fast path for the chatting state must agree with the general rule in
+            # every state every scenario reaches (losses, reconnects, restarts, rate limits, quits).
+            assert t == c.conn._any_deadline(), "next_timer fast path disagrees"
+            if t is not None:
                 times.append(t)
         return min(times) if times else None
 
