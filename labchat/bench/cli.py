@@ -116,6 +116,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise ValueError("--duration, --max-time and --login-pace must be positive, --rate not negative")
     if args.mode in ("fixed", "ramp") and s.rate <= 0:
         raise ValueError(f"--mode {args.mode} needs --rate above 0")
+    if s.processes < 0:
+        raise ValueError("--processes must be 0 (chosen by the load) or more")
+    if s.curve_deliveries <= 0:
+        raise ValueError("--deliveries must be above 0")
     if args.mode == "curve" and (not s.curve_sizes or min(s.curve_sizes) < 2):
         raise ValueError("--sizes: every size must be at least 2")
     if s.uvloop:

@@ -23,6 +23,8 @@ RAMP_P99_LIMIT_MS = 50.0
 #: `Bench.warm_up`), and how long to wait for the server to forget their sessions.
 WARMUP_CLIENTS = 8
 WARMUP_WAIT_S = 5.0
+#: How long the first client may take to log in to a server given with --server.
+PROBE_TIMEOUT_S = 5.0
 
 
 MEMORY_NOTE = (f"KB/client: server VmRSS growth while the clients log in, divided by their number; "
@@ -83,7 +85,7 @@ class Bench:
 
     def need(self, seconds: float, what: str) -> None:
         if seconds > self.left():
-            raise OutOfTime(f"{what} needs ~{seconds:.0f} s but only {self.left():.0f} s are left "
+            raise OutOfTime(f"{what} needs ~{seconds:.0f} s but only {max(0.0, self.left()):.0f} s are left "
                             f"(--max-time {self.s.max_time:g})")
 
     # ------------------------------------------------------------ pieces
@@ -179,6 +181,24 @@ class Bench:
         row["server_logged_errors"] = after.get("logged_errors", 0)
         row["server_first_error"] = after.get("first_error")
 
+    def probe(self, server: BenchServer | RemoteServer, index: int) -> None:
+        """One client logs in to a server given with --server and leaves, before a hundred try: a
+        wrong port or a stopped server is then one clear line within seconds, not a login timeout
+        per client."""
+        pool = WorkerPool(server.host, server.port, 1, 1, uvloop=self.s.uvloop, max_s=30.0,
+                          first_index=index)
+        try:
+            got = pool.login(1000.0, PROBE_TIMEOUT_S)
+        finally:
+            pool.stop()
+        if got["logged_in"] == 1:
+            return
+        errors = got["errors"]
+        if not errors or "no login within" in errors[0]:
+            raise RuntimeError(f"no labchat server answered at {server.host}:{server.port} within "
+                               f"{PROBE_TIMEOUT_S:g} s: is it running, and is that its port?")
+        raise RuntimeError(f"{server.host}:{server.port} refused the bench's first client: {errors[0]}")
+
     def warm_up(self, server: BenchServer | RemoteServer, first_index: int) -> None:
         """Log a few clients in at once and out again, then wait until the server has dropped them.
 
@@ -191,6 +211,7 @@ class Bench:
         the measured ones and leave before the baseline, so the room is empty again when it is taken.
         """
         if not server.local:
+            self.probe(server, first_index)
             return
         pool = WorkerPool(server.host, server.port, WARMUP_CLIENTS, 1, uvloop=self.s.uvloop,
                           max_s=60.0, first_index=first_index)

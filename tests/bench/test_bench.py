@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -86,6 +87,27 @@ def test_bad_arguments_fail_in_one_line(capsys: pytest.CaptureFixture[str]) -> N
     assert cli.main(["--server", "10.0.0.1:8080"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("labchat-bench: ") for line in err)
+
+
+def test_bad_numbers_fail_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--processes", "-1"]) == 2
+    assert cli.main(["--mode", "curve", "--deliveries", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["labchat-bench: --processes must be 0 (chosen by the load) or more",
+                   "labchat-bench: --deliveries must be above 0"]
+
+
+def test_no_server_at_the_given_port_is_one_line_within_seconds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # free now, and nothing listens on it once closed
+    assert cli.main(["--server", f"127.0.0.1:{port}", "--clients", "3", "--rate", "10",
+                     "--duration", "1", "--ceiling-seconds", "0.1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"labchat-bench: no labchat server answered at 127.0.0.1:{port} within 5 s: "
+                   "is it running, and is that its port?"]
 
 
 def test_histogram_percentiles_and_merge() -> None:
