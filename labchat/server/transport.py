@@ -5,7 +5,8 @@ feed each datagram, and once per event-loop iteration flush (commit, fan out, se
 timer. Flushing once per iteration instead of once per datagram is what batches a burst: many messages
 are committed in one transaction and packed into one datagram per recipient.
 
-Password hashing (scrypt) runs in a thread pool so that a login never stalls the room.
+Password hashing (scrypt) runs in a thread pool so that a login never stalls the room, and so do the
+database's checkpoints (store.py says why).
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ from ..deadline_timer import DeadlineTimer
 from ..protocol.channel import Address
 from .accounts import PasswordCheck
 from .relay import Relay
+from .store import StoreError
 
 log = logging.getLogger(__name__)
 
 #: How often rejected-datagram counts are summarised in the log (a flood must not flood the log).
 DROP_SUMMARY_INTERVAL_S = 5.0
+#: How often the database's WAL is checkpointed, on a thread of its own (see store.py): often enough
+#: that the WAL stays a few MB even at thousands of messages per second.
+CHECKPOINT_INTERVAL_S = 1.0
 
 
 class ServerError(Exception):
@@ -63,11 +68,17 @@ class RelayProtocol:
         self._flush_scheduled = False
         self._timer = DeadlineTimer(self._loop, self._on_timer, grid_s=TIMER_GRID_S)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scrypt")
+        self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
+        self.checkpoints = 0
+        self.last_checkpoint = (0, 0)  # (frames in the WAL, frames copied), as Store.checkpoint says
+        self.checkpointed = asyncio.Event()  # set after each checkpoint: lets a test wait for one
         self.internal_errors = 0
         self.send_errors = 0
         sock.setblocking(False)
         self._loop.add_reader(sock.fileno(), self._on_readable)
         self._summary_task: asyncio.Task[None] | None = self._loop.create_task(self._summarise_drops())
+        relay.store.checkpoint_in_background()
+        self._checkpoint_task = self._loop.create_task(self._checkpoint_regularly())
 
     def _on_readable(self) -> None:
         recvfrom = self.sock.recvfrom
@@ -153,10 +164,34 @@ class RelayProtocol:
                 log.warning("dropped datagrams in the last %.0f s: %s", DROP_SUMMARY_INTERVAL_S, summary)
             last, last_bad = now_stats, bad
 
+    async def _checkpoint_regularly(self) -> None:
+        store = self.relay.store
+        failing = False
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            try:
+                result = await self._loop.run_in_executor(self._checkpointer, store.checkpoint)
+            except StoreError as exc:
+                # The room goes on (commits still work); the WAL grows until the disk recovers.
+                # Said once, not every second.
+                if not failing:
+                    log.warning("%s; retrying every %g s", exc, CHECKPOINT_INTERVAL_S)
+                failing = True
+                continue
+            if failing:
+                log.warning("database checkpoints work again")
+                failing = False
+            self.checkpoints += 1
+            self.last_checkpoint = result
+            self.checkpointed.set()
+
     def close(self) -> None:
         self._timer.cancel()
         if self._summary_task is not None:
             self._summary_task.cancel()
+        self._checkpoint_task.cancel()
+        # Wait for a checkpoint under way (milliseconds): the store closes its connection next.
+        self._checkpointer.shutdown(wait=True, cancel_futures=True)
         self._executor.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(self.sock.fileno())

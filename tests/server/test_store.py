@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,40 @@ def test_corrupt_file_is_one_clear_error(tmp_path: Path, content: bytes) -> None
     path.write_bytes(content)
     with pytest.raises(StoreError, match="cannot open database"):
         Store(path)
+
+
+def _batch(start: int, count: int = 50) -> list[StoredMessage]:
+    return [StoredMessage("lobby", i, 1000 + i, "alice", "x" * 200, 0, i)
+            for i in range(start, start + count)]
+
+
+def test_checkpoints_run_on_another_thread_while_commits_go_on(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    store.checkpoint_in_background()
+    store.append_messages(_batch(1), ["alice"] * 50)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(store.checkpoint)
+        store.append_messages(_batch(51), ["alice"] * 50)  # the writer does not wait for it
+        running.result(timeout=10)
+        log, copied = pool.submit(store.checkpoint).result(timeout=10)
+    assert log > 0 and copied == log  # everything committed is now in the database file
+    assert store.last_seq("lobby") == 100
+    store.close()
+    assert [m.seq for m in Store(tmp_path / "s.db").messages_after("lobby", 98, 10)] == [99, 100]
+
+
+def test_checkpointed_wal_is_reused_instead_of_growing(tmp_path: Path) -> None:
+    store = make(tmp_path)
+    store.checkpoint_in_background()
+    wal = tmp_path / "s.db-wal"
+    sizes = []
+    for cycle in range(10):
+        store.append_messages(_batch(1 + cycle * 50), ["alice"] * 50)
+        store.checkpoint()
+        sizes.append(wal.stat().st_size)
+    assert max(sizes) == sizes[0] > 0  # each commit after a full checkpoint starts the WAL over
+
+
+def test_checkpoint_of_a_memory_database_is_a_no_op() -> None:
+    store = Store(":memory:", scrypt_n=2**10)
+    assert store.checkpoint() == (0, 0)
