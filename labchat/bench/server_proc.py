@@ -128,8 +128,10 @@ async def _serve(conn: Connection, options: ServerOptions, tmp: Path) -> dict[st
     from ..server.relay import Relay, RelayConfig
     from ..server.store import Store
     from ..server.transport import serve
+    from ..startup_gc import freeze_startup_objects
 
     store = Store(tmp / "bench.db", scrypt_n=2**10)
+    freeze_startup_objects()  # as labchat-server does
     key = load_or_create_server_key(tmp / "bench.key")
     channel_config = ChannelConfig(
         hello_rate_per_s=HELLO_RATE_PER_S, hello_burst=HELLO_BURST,

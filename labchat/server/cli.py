@@ -20,6 +20,7 @@ from rich.logging import RichHandler
 
 from .. import __version__
 from ..protocol.channel import ServerChannel, fingerprint
+from ..startup_gc import freeze_startup_objects
 from .keys import KeyFileError, load_or_create_server_key, public_key_of
 from .relay import Relay, RelayConfig
 from .store import Store, StoreError, default_db_path
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_burst=args.burst,
     )
     relay = Relay(store, ServerChannel(key), config)
+    freeze_startup_objects()
     try:
         return asyncio.run(_run(args.ip, args.port, relay, db_path, fingerprint(public_key_of(key)), console))
     except KeyboardInterrupt:

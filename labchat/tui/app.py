@@ -36,6 +36,7 @@ from ..client.known_servers import KnownServers
 from ..protocol import events as ev
 from ..protocol.client import ClientConfig
 from ..protocol.errors import ErrorCode, LocalProtocolError
+from ..startup_gc import freeze_startup_objects
 from . import messages as msg
 from .screens.login import LoginScreen
 from .screens.room import RoomScreen
@@ -389,6 +390,7 @@ def run_app(args: argparse.Namespace, known: KnownServers) -> int:
         bell=not args.no_bell,
         known_servers=known,
     )
+    freeze_startup_objects()
     try:
         code = app.run()
     except KeyboardInterrupt:  # SIGINT from outside the terminal (Ctrl+C itself is a key here)
