@@ -6,7 +6,7 @@ HOST   ?= 0.0.0.0
 PORT   ?= 8080
 STAMP  := $(VENV)/.installed
 
-.PHONY: run client test lint bench clean
+.PHONY: run client test lint bench fast pure clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +31,12 @@ lint: $(STAMP)
 bench: $(STAMP)  ## measure throughput and latency (see docs/performance.md)
 	$(BIN)/labchat-bench
 
+fast: $(STAMP)  ## optional: compile the protocol core with mypyc (needs a C compiler; docs/performance.md)
+	$(BIN)/python -m labchat.compile
+
+pure: $(STAMP)  ## back to pure Python: remove what `make fast` built
+	$(BIN)/python -m labchat.compile --clean
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache .mypy_cache *.egg-info labchat/_compiled.json
+	find labchat -name '*.so' -delete

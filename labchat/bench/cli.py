@@ -242,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"mode": report.mode, "settings": report.settings,
                           "ceiling_sendto_s": report.ceiling_sendto_s, "rows": report.rows,
                           "best": report.best, "notes": report.notes, "profile": report.profile,
-                          "elapsed_s": report.elapsed_s, "cpus": os.cpu_count()}, default=str))
+                          "elapsed_s": report.elapsed_s, "cpus": os.cpu_count(),
+                          "build": report.build}, default=str))
     else:
         render(report, console)
     return 0

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..compile import status as compile_status
 from .ceiling import raw_sendto_rate
 from .load import WorkerPool, merge_step
 from .server_proc import BenchServer, RemoteServer, ServerOptions, settings_note
@@ -69,6 +70,8 @@ class Report:
     best: dict[str, Any] | None = None
     profile: str | None = None
     elapsed_s: float = 0.0
+    #: "pure Python" or "compiled (mypyc)" (`make fast`): the figures differ, so every report says.
+    build: str = field(default_factory=compile_status)
 
 
 class Bench:
@@ -77,6 +80,7 @@ class Bench:
         self.log = log
         self.t0 = time.monotonic()
         self.report = Report(settings.mode, {k: v for k, v in vars(settings).items()})
+        self.report.notes.append(f"labchat build: {self.report.build}")
 
     # ------------------------------------------------------------ time
 

@@ -491,7 +491,7 @@ class Relay:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        self.store.append_messages((p.stored for p in pending), (m.name_key(p.stored.user) for p in pending))
+        self.store.append_messages([p.stored for p in pending], [m.name_key(p.stored.user) for p in pending])
         for p in pending:
             room = self.rooms[p.stored.room]
             room.remember(p.stored)

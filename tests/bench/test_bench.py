@@ -60,6 +60,9 @@ def test_core_mode_times_the_sans_io_cores(capsys: pytest.CaptureFixture[str]) -
     assert busy["deliveries"] == 5 * quiet["deliveries"] == 5 * 20 * 4
     for row in (quiet, busy):
         assert row["core_server_us_per_delivery"] > 0 and row["core_client_us_per_delivery"] > 0
+    # Pure Python and the compiled build (make fast) give different figures: every report says which.
+    assert out["build"].startswith(("pure Python", "compiled (mypyc)"))
+    assert f"labchat build: {out['build']}" in out["notes"]
 
 
 def test_curve_runs_each_size(capsys: pytest.CaptureFixture[str]) -> None:
