@@ -117,7 +117,8 @@ def status() -> str:
     stale = [m for m, digest in recorded.items()
              if not (PACKAGE / m).exists() or _digest(PACKAGE / m) != digest]
     if stale:
-        return f"compiled (mypyc) but STALE, sources changed since: {', '.join(stale)}: run make fast again"
+        return (f"compiled (mypyc) but STALE, sources changed since: {', '.join(stale)}: "
+                "run make fast again, or make pure for pure Python")
     return "compiled (mypyc)"
 
 

@@ -5,9 +5,20 @@ from pathlib import Path
 
 import pytest
 
+from labchat.compile import status as build_status
 from labchat.server.transport import RelayServer
 
 from .helpers import start_server
+
+
+def pytest_report_header() -> str:
+    return f"labchat build: {build_status()}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Compiled modules (make fast) older than their sources would be tested instead of the edits.
+    if "STALE" in (build := build_status()):
+        pytest.exit(f"labchat build: {build}", returncode=2)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from .. import __version__
+from ..compile import status as compile_status
 from ..protocol.channel import ServerChannel, fingerprint
 from ..startup_gc import freeze_startup_objects
 from .keys import KeyFileError, load_or_create_server_key, public_key_of
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         rate_burst=args.burst,
     )
     relay = Relay(store, ServerChannel(key), config)
+    if "STALE" in (build := compile_status()):
+        logging.getLogger(__name__).warning("labchat build: %s", build)
     freeze_startup_objects()
     try:
         return asyncio.run(_run(args.ip, args.port, relay, db_path, fingerprint(public_key_of(key)), console))
