@@ -5,7 +5,7 @@ Why mypyc: these modules are fully typed already (mypy strict), and mypyc turns 
 extension modules without a line of C of ours to keep in step with the Python. Python imports a
 compiled module in preference to its `.py`, and falls back to the `.py` wherever there is none (a
 fresh clone, a machine without a C compiler), so the compiled build is an option, never a requirement.
-What it buys is in docs/performance.md ("Compiled core").
+What it buys is in docs/performance.md (item 17 and the compiled table under "Results").
 
 A compiled module does not follow later edits of its source. The build records a hash of each source
 it compiled; `status()` reports a compiled module whose source has changed since as stale, and the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -26,8 +27,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 #: The hot path of every delivery, in both directions. Left out: noise.py (the handshake, once per
-#: session; its `copy()` builds objects in a way compiled classes do not allow), messages.py and
-#: events.py (dataclasses with class-level constants, which mypyc does not compile yet).
+#: session; its `copy()` builds objects in a way compiled classes do not allow), messages.py
+#: (dataclasses with class-level constants, which mypyc does not compile yet), events.py (compiles,
+#: but measured no faster), client/core.py (mypyc does not compile async generators).
 MODULES = (
     "protocol/wire.py",
     "protocol/reliability.py",
@@ -57,16 +59,22 @@ def _built_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and p.name.endswith(tuple(EXTENSION_SUFFIXES))]
 
 
+def missing_toolchain() -> str | None:
+    """Why the compiled build cannot be made on this machine, or None if it can."""
+    if importlib.util.find_spec("mypyc") is None or importlib.util.find_spec("setuptools") is None:
+        return "the compiled build needs mypy and setuptools: pip install 'labchat[compile]'"
+    if shutil.which(os.environ.get("CC", "cc")) is None and shutil.which("gcc") is None:
+        return "the compiled build needs a C compiler (cc or gcc) on the PATH"
+    return None
+
+
 def build() -> list[str]:
     """Compile MODULES into the package; returns their names. Raises CompileError."""
-    try:
-        from mypyc.build import mypycify
-        from setuptools import setup
-    except ImportError:
-        raise CompileError("the compiled build needs mypy and setuptools: "
-                           "pip install 'labchat[compile]'") from None
-    if shutil.which(os.environ.get("CC", "cc")) is None and shutil.which("gcc") is None:
-        raise CompileError("the compiled build needs a C compiler (cc or gcc) on the PATH")
+    if (missing := missing_toolchain()) is not None:
+        raise CompileError(missing)
+    from mypyc.build import mypycify
+    from setuptools import setup
+
     clean()
     with tempfile.TemporaryDirectory(prefix="labchat-compile-") as tmp:
         # Built in a copy of the package: no project file of ours is read, nothing is left behind

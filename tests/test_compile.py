@@ -3,7 +3,6 @@ tests pass against it. Runs on a copy of the project, so the checkout stays as i
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -17,9 +16,7 @@ from labchat import compile as compiled
 ROOT = Path(__file__).resolve().parent.parent
 
 needs_toolchain = pytest.mark.skipif(
-    importlib.util.find_spec("mypyc") is None
-    or (shutil.which(os.environ.get("CC", "cc")) is None and shutil.which("gcc") is None),
-    reason="the compiled build needs mypy (mypyc) and a C compiler",
+    compiled.missing_toolchain() is not None, reason=str(compiled.missing_toolchain())
 )
 
 
