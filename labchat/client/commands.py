@@ -96,3 +96,13 @@ def parse(line: str) -> Command | None:
             return Invalid("usage: /msg NAME text")
         return Msg(to, text.strip())
     return Invalid(f"unknown command /{name}: type /help for the list")
+
+
+def command_names() -> tuple[str, ...]:
+    """The commands `/help` lists, without the slash: what Tab completes after a `/`."""
+    names = []
+    for line in HELP_LINES:
+        word = line.strip().split(" ", 1)[0]
+        if word.startswith("/") and not word.startswith("//"):
+            names.append(word[1:])
+    return tuple(names)

@@ -37,7 +37,9 @@ NARROW_WIDTH = 64
 #: Shown after the core's /help lines: what only the full-screen app adds.
 APP_HELP_LINES = (
     "  /retry           resend the last message that failed (or Ctrl+R)",
-    "Keys: Ctrl+Q quit · PgUp/PgDn scroll · Up/Down input history · Tab to the user list",
+    "Keys: Enter send · Shift+Enter, Alt+Enter or Ctrl+J new line · Tab complete names and /commands",
+    "      Up/Down history · PgUp/PgDn scroll · Ctrl+P command palette · Ctrl+Q quit",
+    "Copy: select text in the log with the mouse (Shift+drag where the terminal grabs the mouse).",
 )
 
 
@@ -98,7 +100,11 @@ class RoomScreen(Screen[None]):
         with Horizontal(id="room-body"):
             yield MessageLog(id="log", tz=self._tz, max_entries=self._max_entries)
             yield UserList(id="sidebar")
-        yield Composer(id="composer")
+        yield Composer(
+            id="composer",
+            names=lambda: self.user_list.users,
+            commands=(*commands.command_names(), "retry"),
+        )
         yield Footer()
 
     def on_mount(self) -> None:
@@ -147,9 +153,19 @@ class RoomScreen(Screen[None]):
         if result.quit:
             self._leave()
 
+    def on_key(self, event: events.Key) -> None:
+        # A key that nothing focused wanted (the log or the online list had the focus after a click
+        # or a Tab): a printable one belongs to the draft, as in Slack, and is never lost.
+        if event.is_printable and event.character is not None and not self.composer.input.has_focus:
+            event.stop()
+            self.composer.type_key(event.character)
+
     @on(UserList.Selected)
     def _user_selected(self, event: UserList.Selected) -> None:
-        self.composer.focus_input(f"/msg {event.name} ")
+        # Into the draft at the cursor, keeping what was written: "name: " at the start of an
+        # empty draft (as Tab completion does), the name and a space anywhere else.
+        draft = self.composer.text
+        self.composer.insert(f"{event.name}: " if not draft else f"{event.name} ")
 
     def action_resend(self) -> None:
         """Send the newest failed message again."""
