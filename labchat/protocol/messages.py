@@ -37,7 +37,10 @@ MAX_NOTICE_BYTES = 600
 #: The room every client joins; rooms are objects on the server so that more can come later.
 DEFAULT_ROOM = "lobby"
 
-NAME_RULE = "1-20 characters: letters, digits, '_' or '-', starting with a letter (case-insensitive)"
+NAME_RULE = (
+    "1-20 characters: ASCII letters (a-z, A-Z), digits, '_' or '-', starting with a letter "
+    "(case-insensitive)"
+)
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,19}")
 _ROOM_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 

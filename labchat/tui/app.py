@@ -274,7 +274,10 @@ class LabchatApp(App[int]):
                 port = self._attempt_port if self._attempt_port is not None else self.settings.client_port
                 self._login_failed(_key_changed_text(message, self.settings, port))
             case msg.LoginRefused():
-                focus = "password" if message.code == ErrorCode.INVALID_PASSWORD else "user"
+                # A refusal about the password or a throttle: the cursor goes to the (cleared)
+                # password field, never to the name, where a retyped password would become a name.
+                about_password = message.code in (ErrorCode.INVALID_PASSWORD, ErrorCode.LOGIN_THROTTLED)
+                focus = "password" if about_password else "user"
                 self._login_failed(_refusal_text(message), focus=focus)
             case msg.StartFailed():
                 self._login_failed(f"Cannot start: {message.reason}.", focus="port")
@@ -337,10 +340,11 @@ def _refusal_text(message: msg.LoginRefused) -> str:
             "No account with this name, and this server does not register new ones. "
             "Check the spelling, or ask the server's admin for an account."
         ),
-        ErrorCode.LOGIN_THROTTLED: "Too many failed logins: wait a little, then try again.",
     }
     hint = hints.get(message.code)  # type: ignore[call-overload]  # IntEnum keys match ints
-    return f"Login refused: {message.reason}." + (f" {hint}" if hint else "")
+    # The server's words already say why (a throttle says how long to wait): say it once.
+    reason = message.reason.rstrip(".")
+    return f"Login refused: {reason}." + (f" {hint}" if hint else "")
 
 
 def _key_changed_text(message: msg.ServerKeyChanged, settings: AppSettings, port: int) -> Text:

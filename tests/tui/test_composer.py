@@ -7,51 +7,21 @@ Textual 8.2.8's `Input` merged and repeated lines in exactly these cases (see co
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual import events
-from textual.message import Message
 
-from labchat.tui import messages as msg
-from labchat.tui.app import LabchatApp, make_app
+from labchat.protocol import events as ev
+from labchat.server.transport import RelayServer
 from labchat.tui.widgets.completion import Completer
-from labchat.tui.widgets.composer import Composer
 
-from .util import wait_until
-
-
-def offline_app(submitted: list[str]) -> LabchatApp:
-    """An app whose room is shown (a fake login) and whose sends are recorded instead of sent."""
-    app = make_app("127.0.0.1", 9, 0)
-
-    def record(line: str):  # type: ignore[no-untyped-def]
-        submitted.append(line)
-        from labchat.client.core import Submitted
-
-        return Submitted()
-
-    app.submit = record  # type: ignore[method-assign]
-    return app
-
-
-def burst(app: LabchatApp, text: str) -> None:
-    """Post every key of `text` at once, as a terminal does: "\\n" is the Enter key."""
-    for ch in text:
-        if ch == "\n":
-            app.post_message(events.Key("enter", "\r"))
-        elif ch == " ":
-            app.post_message(events.Key("space", " "))
-        else:
-            app.post_message(events.Key(ch, ch))
-
-
-async def enter_room(app: LabchatApp, pilot) -> None:  # type: ignore[no-untyped-def]
-    app.post_message(msg.LoggedIn(app.attempt, "alice", "lobby", "labchat", False, False))
-    await wait_until(pilot, lambda: app.login_screen is None)
-    await wait_until(pilot, lambda: app.room.composer.input.has_focus)
+from ..helpers import connect
+from .util import app_for, burst, enter_room, log_in, recording_app, wait_until
 
 
 async def test_keys_arriving_together_are_separate_lines_once_each() -> None:
     sent: list[str] = []
-    app = offline_app(sent)
+    app = recording_app(sent)
     async with app.run_test(size=(80, 24)) as pilot:
         await enter_room(app, pilot)
         burst(app, "fast one\nfast two\nfast three\n")
@@ -63,7 +33,7 @@ async def test_keys_arriving_together_are_separate_lines_once_each() -> None:
 
 async def test_unbracketed_paste_of_200_lines_is_200_messages_in_order() -> None:
     sent: list[str] = []
-    app = offline_app(sent)
+    app = recording_app(sent)
     lines = [f"line {i}" for i in range(200)]
     async with app.run_test(size=(80, 24)) as pilot:
         await enter_room(app, pilot)
@@ -75,7 +45,7 @@ async def test_unbracketed_paste_of_200_lines_is_200_messages_in_order() -> None
 
 async def test_bracketed_paste_of_several_lines_is_one_draft_sent_on_enter() -> None:
     sent: list[str] = []
-    app = offline_app(sent)
+    app = recording_app(sent)
     async with app.run_test(size=(80, 24)) as pilot:
         await enter_room(app, pilot)
         app.post_message(events.Paste("first\r\nsecond\rthird"))
@@ -88,7 +58,7 @@ async def test_bracketed_paste_of_several_lines_is_one_draft_sent_on_enter() -> 
 
 async def test_newline_keys_add_a_line_and_enter_sends() -> None:
     sent: list[str] = []
-    app = offline_app(sent)
+    app = recording_app(sent)
     async with app.run_test(size=(80, 24)) as pilot:
         await enter_room(app, pilot)
         await pilot.press("a", "shift+enter", "b", "ctrl+j", "c", "alt+enter", "d")
@@ -100,7 +70,7 @@ async def test_newline_keys_add_a_line_and_enter_sends() -> None:
 
 async def test_a_line_of_spaces_is_cleared_not_sent() -> None:
     sent: list[str] = []
-    app = offline_app(sent)
+    app = recording_app(sent)
     async with app.run_test(size=(80, 24)) as pilot:
         await enter_room(app, pilot)
         await pilot.press("space", "space", "space", "enter", *"quit", "enter")
@@ -110,7 +80,7 @@ async def test_a_line_of_spaces_is_cleared_not_sent() -> None:
 
 async def test_keys_typed_outside_the_composer_reach_it() -> None:
     sent: list[str] = []
-    app = offline_app(sent)
+    app = recording_app(sent)
     async with app.run_test(size=(80, 24)) as pilot:
         await enter_room(app, pilot)
         await pilot.press(*"hel")
@@ -125,7 +95,7 @@ async def test_keys_typed_outside_the_composer_reach_it() -> None:
 
 async def test_clicking_a_name_inserts_it_without_losing_the_draft() -> None:
     sent: list[str] = []
-    app = offline_app(sent)
+    app = recording_app(sent)
     async with app.run_test(size=(100, 24)) as pilot:
         await enter_room(app, pilot)
         room = app.room
@@ -139,7 +109,7 @@ async def test_clicking_a_name_inserts_it_without_losing_the_draft() -> None:
 
 async def test_history_walks_on_the_edges_only() -> None:
     sent: list[str] = []
-    app = offline_app(sent)
+    app = recording_app(sent)
     async with app.run_test(size=(80, 24)) as pilot:
         await enter_room(app, pilot)
         composer = app.room.composer
@@ -154,7 +124,7 @@ async def test_history_walks_on_the_edges_only() -> None:
 
 async def test_tab_completes_names_and_commands_cycling() -> None:
     sent: list[str] = []
-    app = offline_app(sent)
+    app = recording_app(sent)
     async with app.run_test(size=(100, 24)) as pilot:
         await enter_room(app, pilot)
         room = app.room
@@ -189,4 +159,22 @@ def test_completer_logic() -> None:
     assert c.complete("x /w", 4) is None  # a slash inside a line is not a command
 
 
-def _unused(_: Message, __: Composer) -> None: ...
+
+async def test_200_lines_typed_at_once_reach_another_client_exactly_once_in_order(
+    server: RelayServer, tmp_path: Path
+) -> None:
+    bob = await connect(server, "bob", tmp_path=tmp_path)
+    app = app_for(server, tmp_path)
+    lines = [f"burst {i:03d}" for i in range(200)]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await log_in(pilot, app, "alice")
+        # Typed as fast as a terminal delivers an unbracketed paste: every newline an Enter key.
+        burst(app, "\n".join(lines) + "\n")
+
+        def received() -> list[str]:
+            return [e.text for e in bob.of(ev.MessageReceived) if e.user == "alice"]
+
+        await wait_until(pilot, lambda: len(received()) >= 200, timeout=30)
+        await pilot.pause(0.2)
+        assert received() == lines
+    await bob.close()

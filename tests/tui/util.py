@@ -7,13 +7,16 @@ from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from labchat.client.core import Submitted
 from labchat.client.known_servers import KnownServers
 from labchat.protocol.client import ClientConfig
 from labchat.server.keys import load_or_create_server_key, public_key_of
 from labchat.server.transport import RelayServer
+from labchat.tui import messages as msg
 from labchat.tui.app import LabchatApp, make_app
 
 #: Every wait in these tests is bounded by this (seconds).
@@ -83,3 +86,33 @@ async def fill_login(pilot: Pilot[object], user: str, password: str) -> None:
 def log_lines(app: LabchatApp) -> list[str]:
     """What the room's log holds, as plain text."""
     return app.room.log_view.plain_lines()
+
+
+def recording_app(submitted: list[str]) -> LabchatApp:
+    """An app whose room is shown (a fake login) and whose sends are recorded instead of sent."""
+    app = make_app("127.0.0.1", 9, 0)
+
+    def record(line: str) -> Submitted:
+        submitted.append(line)
+        return Submitted()
+
+    app.submit = record  # type: ignore[method-assign]
+    return app
+
+
+def burst(app: LabchatApp, text: str) -> None:
+    """Post every key of `text` at once, as a terminal does: "\\n" is the Enter key."""
+    for ch in text:
+        if ch == "\n":
+            app.post_message(events.Key("enter", "\r"))
+        elif ch == " ":
+            app.post_message(events.Key("space", " "))
+        else:
+            app.post_message(events.Key(ch, ch))
+
+
+async def enter_room(app: LabchatApp, pilot: Pilot[object]) -> None:
+    """A fake login: the room screen shows, its composer focused."""
+    app.post_message(msg.LoggedIn(app.attempt, "alice", "lobby", "labchat", False, False))
+    await wait_until(pilot, lambda: app.login_screen is None)
+    await wait_until(pilot, lambda: app.room.composer.input.has_focus)

@@ -19,6 +19,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
+from ...protocol.messages import NAME_RULE, is_valid_name
+
 
 class LoginScreen(Screen[None]):
     """Who you are and where you connect. Posts `LoginScreen.Submitted`; see the module docstring."""
@@ -60,8 +62,9 @@ class LoginScreen(Screen[None]):
                     value=self.initial_user,
                     placeholder="your user name",
                     id="user",
-                    max_length=20,
                     compact=True,
+                    # Focus must not select the name: a password typed next would replace it.
+                    select_on_focus=False,
                 )
             with Horizontal(classes="login-row"):
                 yield Label("Password", classes="login-label")
@@ -118,6 +121,10 @@ class LoginScreen(Screen[None]):
         password = self.password_input.value
         if not user:
             self.show_error("Type your user name.", focus="user")
+            return
+        if not is_valid_name(user):
+            # Said here, in full, instead of cutting a long name short without a word.
+            self.show_error(f"Invalid user name {user!r}: {NAME_RULE}.", focus="user")
             return
         if not password:
             self.show_error("Type your password.", focus="password")

@@ -231,7 +231,7 @@ class RoomScreen(Screen[None]):
             kind = EntryKind.PRIVATE_OUT
         else:
             kind = EntryKind.ACTION if event.action else EntryKind.CHAT
-        user = event.to if event.to is not None else self.user
+        user = self.user_list.canonical(event.to) if event.to is not None else self.user
         entry = Entry(kind, self._clock(), event.text, user=user, own=True, delivery=Delivery.PENDING)
         self._own[event.local_id] = self.log_view.add(entry)
         self._queued[event.local_id] = _Unsent(event.text, event.action, event.to)
@@ -240,8 +240,9 @@ class RoomScreen(Screen[None]):
         self._queued.pop(message.event.local_id, None)
         entry = self._own.pop(message.event.local_id, None)
         if entry is not None:
+            # The time it was typed stays: a line written while offline and delivered a minute
+            # later is shown when it was written, as every chat client does.
             entry.delivery = Delivery.DELIVERED
-            entry.ts = message.event.ts
             self.log_view.update(entry)
 
     def on_own_message_failed(self, message: msg.OwnMessageFailed) -> None:
@@ -282,6 +283,8 @@ class RoomScreen(Screen[None]):
 
     def on_session_closed(self, message: msg.SessionClosed) -> None:
         self.composer.connected = False
+        if self.logged_in:
+            self.user_list.set_offline()
         if self.logged_in and message.reason != "quit":
             self.info(
                 f"Disconnected: {message.reason}. Nothing more will arrive; Ctrl+Q quits.",

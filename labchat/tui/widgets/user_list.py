@@ -65,7 +65,8 @@ class UserList(Vertical):
         options = []
         for name in self.users:
             own = name.casefold() == self.own_name.casefold()
-            label = Text(name, style=self._nick_style(name))
+            # One line each, whatever the name's length: a long name ends in "…", never wraps.
+            label = Text(name, style=self._nick_style(name), no_wrap=True, overflow="ellipsis")
             if own:
                 label.append(" (you)", style=self.get_component_rich_style("user-list--you", partial=True))
             options.append(Option(label, id=name.casefold()))
@@ -73,6 +74,16 @@ class UserList(Vertical):
         if keep is not None and keep in self._users:
             option_list.highlighted = option_list.get_option_index(keep)
         self.query_one("#user-count", Label).update(f"Online · {len(self._users)}")
+
+    def set_offline(self) -> None:
+        """The session is over: nobody is known to be online any more, so show nobody."""
+        self._users = {}
+        self._refresh_list()
+        self.query_one("#user-count", Label).update("Offline")
+
+    def canonical(self, name: str) -> str:
+        """`name` as the server spells it when that user is in the list (`/msg BOB` → `bob`)."""
+        return self._users.get(name.casefold(), name)
 
     def _nick_style(self, name: str) -> Style:
         # labchat.tcss styles these together with the log's sender colours: one colour per name.
