@@ -20,14 +20,15 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
@@ -38,13 +39,23 @@ from ..protocol.client import ClientConfig
 from ..protocol.errors import ErrorCode, LocalProtocolError
 from ..startup_gc import freeze_startup_objects
 from . import messages as msg
+from .notifications import desktop_notification
 from .screens.login import LoginScreen
 from .screens.room import RoomScreen
 from .screens.trust import TrustScreen
+from .ui_settings import UiSettings
 from .widgets.message_log import DEFAULT_MAX_ENTRIES
 
 #: How often the header's round-trip time is refreshed while connected.
 RTT_REFRESH_S = 2.0
+
+#: What the command palette offers besides Textual's own entries: (title, help, line to run).
+PALETTE_COMMANDS = (
+    ("Who is online", "List who is in the room (/who)", "/who"),
+    ("Help", "The commands and keys (/help)", "/help"),
+    ("Clear the log", "Empty the message log on this screen (/clear)", "/clear"),
+    ("Resend failed message", "Send the last refused message again (/retry)", "/retry"),
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,10 @@ class AppSettings:
     user: str = ""
     #: Ring the terminal bell on mentions and private messages (`--no-bell` turns it off).
     bell: bool = True
+    #: A desktop notification (OSC 777 / OSC 9) for those while the terminal is not focused.
+    notify: bool = True
+    #: Where the app keeps its own settings (the chosen theme); None keeps nothing.
+    settings_path: Path | None = None
     #: Pinned server keys; None pins nothing (tests that do not care about trust).
     known_servers: KnownServers | None = None
     #: The client core's timers; the app always asks before trusting a new server key.
@@ -81,7 +96,7 @@ class LabchatApp(App[int]):
 
     CSS_PATH = "labchat.tcss"
     TITLE = "labchat"
-    ENABLE_COMMAND_PALETTE = False
+    ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 
     def __init__(self, settings: AppSettings) -> None:
@@ -97,6 +112,9 @@ class LabchatApp(App[int]):
         self._leaving = False
         self._hung_up = False
         self._room: RoomScreen | None = None
+        self.ui_settings = UiSettings(settings.settings_path)
+        #: Desktop notifications written to the terminal (counted so tests can see them).
+        self.notifications: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------ screens
 
@@ -105,7 +123,7 @@ class LabchatApp(App[int]):
             self.settings.server_label,
             submit=self.submit,
             leave=self.action_quit,
-            bell=self.bell,
+            alert=self.alert,
             tz=self.settings.tz,
             clock=self.settings.clock,
             max_entries=self.settings.max_entries,
@@ -132,6 +150,10 @@ class LabchatApp(App[int]):
 
     def on_mount(self) -> None:
         settings = self.settings
+        theme = self.ui_settings.theme
+        if theme is not None and theme in self.available_themes:
+            self.theme = theme
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.push_screen(LoginScreen(settings.server_label, settings.client_port, settings.user))
         self.set_interval(RTT_REFRESH_S, self._refresh_rtt)
         if not self.is_headless:
@@ -163,6 +185,25 @@ class LabchatApp(App[int]):
         if self.settings.bell:
             self.bells += 1
             super().bell()
+
+    def alert(self, title: str, body: str) -> None:
+        """Someone wants this user's attention (a mention, a private message): the bell, and a
+        desktop notification when the terminal is not the focused window (`--no-notify` stops it)."""
+        self.bell()
+        if self.settings.notify and not self.app_focus:
+            self.notifications.append((title, body))
+            if self._driver is not None:
+                self._driver.write(desktop_notification(title, body, os.environ))
+
+    def _theme_changed(self, theme: object) -> None:
+        self.ui_settings.theme = self.theme  # remembered for the next start
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:  # type: ignore[type-arg]
+        """The command palette (Ctrl+P): labchat's commands first, then Textual's (themes, keys)."""
+        if self._logged_in:
+            for title, help_text, line in PALETTE_COMMANDS:
+                yield SystemCommand(title, help_text, lambda line=line: self.room.run_line(line))
+        yield from super().get_system_commands(screen)
 
     # ------------------------------------------------------------ logging in
 
@@ -369,6 +410,8 @@ def make_app(
     *,
     user: str = "",
     bell: bool = True,
+    notify: bool = True,
+    settings_path: Path | None = None,
     known_servers: KnownServers | None = None,
     config: ClientConfig | None = None,
     clock: Callable[[], float] = time.time,
@@ -378,8 +421,8 @@ def make_app(
     """Build the app (the command line and the tests both come through here)."""
     return LabchatApp(
         AppSettings(
-            server_host, server_port, client_port, user or "", bell, known_servers,
-            config or ClientConfig(), clock, tz, max_entries,
+            server_host, server_port, client_port, user or "", bell, notify, settings_path,
+            known_servers, config or ClientConfig(), clock, tz, max_entries,
         )
     )  # fmt: skip
 

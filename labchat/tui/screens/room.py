@@ -37,6 +37,7 @@ NARROW_WIDTH = 64
 #: Shown after the core's /help lines: what only the full-screen app adds.
 APP_HELP_LINES = (
     "  /retry           resend the last message that failed (or Ctrl+R)",
+    "  /clear           empty the log on this screen (the server keeps the history)",
     "Keys: Enter send · Shift+Enter, Alt+Enter or Ctrl+J new line · Tab complete names and /commands",
     "      Up/Down history · PgUp/PgDn scroll · Ctrl+P command palette · Ctrl+Q quit",
     "Copy: select text in the log with the mouse (Shift+drag where the terminal grabs the mouse).",
@@ -76,7 +77,7 @@ class RoomScreen(Screen[None]):
         *,
         submit: Callable[[str], Submitted],
         leave: Callable[[], None],
-        bell: Callable[[], None],
+        alert: Callable[[str, str], None],
         tz: tzinfo | None = None,
         clock: Callable[[], float] = time.time,
         max_entries: int = DEFAULT_MAX_ENTRIES,
@@ -85,7 +86,7 @@ class RoomScreen(Screen[None]):
         self.server_label = server_label
         self._submit = submit
         self._leave = leave
-        self._bell = bell
+        self._alert = alert
         self._tz = tz
         self._clock = clock
         self._max_entries = max_entries
@@ -103,7 +104,7 @@ class RoomScreen(Screen[None]):
         yield Composer(
             id="composer",
             names=lambda: self.user_list.users,
-            commands=(*commands.command_names(), "retry"),
+            commands=(*commands.command_names(), "retry", "clear"),
         )
         yield Footer()
 
@@ -141,13 +142,21 @@ class RoomScreen(Screen[None]):
 
     @on(Composer.Submitted)
     def _line_entered(self, event: Composer.Submitted) -> None:
-        if event.text.strip().lower() == "/retry":
+        self.run_line(event.text)
+
+    def run_line(self, text: str) -> None:
+        """Act on a line as if typed: the app's own commands here, everything else to the core."""
+        local = text.strip().lower()
+        if local == "/retry":
             self.action_resend()
             return
-        result = self._submit(event.text)
+        if local == "/clear":
+            self.log_view.clear()  # this screen only: the room's history stays on the server
+            return
+        result = self._submit(text)
         for line in result.local_lines:
             self.info(line, EntryKind.ERROR if result.error else EntryKind.INFO)
-        if isinstance(commands.parse(event.text), commands.Help):
+        if isinstance(commands.parse(text), commands.Help):
             for line in APP_HELP_LINES:
                 self.info(line)
         if result.quit:
@@ -223,7 +232,7 @@ class RoomScreen(Screen[None]):
             )
         )  # fmt: skip
         if mentioned and not event.history:
-            self._bell()
+            self._alert(f"{event.user} mentioned you", event.text)
 
     def on_own_message_queued(self, message: msg.OwnMessageQueued) -> None:
         event = message.event
@@ -258,7 +267,7 @@ class RoomScreen(Screen[None]):
     def on_private_received(self, message: msg.PrivateReceived) -> None:
         event = message.event
         self.log_view.add(Entry(EntryKind.PRIVATE_IN, event.ts, event.text, user=event.sender))
-        self._bell()
+        self._alert(f"{event.sender} (private)", event.text)
 
     def on_user_joined(self, message: msg.UserJoined) -> None:
         event = message.event
