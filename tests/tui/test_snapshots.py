@@ -72,3 +72,12 @@ def test_room_disconnected(snap_compare: Compare) -> None:
         )
 
     assert snap_compare(scene_app(), terminal_size=SIZE, run_before=lost)
+
+
+def test_completion(snap_compare: Compare) -> None:
+    async def complete(pilot: Pilot[object]) -> None:
+        await pilot.pause()
+        await play(pilot, conversation(pilot.app))  # type: ignore[arg-type]
+        await pilot.press(*"thanks", "space", "@", "tab", "tab")
+
+    assert snap_compare(scene_app(), terminal_size=SIZE, run_before=complete)
