@@ -153,14 +153,16 @@ async def test_racing_copies_neither_black_out_the_client_nor_amplify(tmp_path: 
             _arrival_times(budi, "from ana", LINES, timeout=60),
         )
         gaps = [b - a for a, b in zip([start, *ana_times], ana_times, strict=False)]
+        sent_gaps = [b - a for a, b in zip([start, *budi_times], budi_times, strict=False)]
         counts = forwarder.counts
         print(
             f"\ncopies sent by the attacker: {counts.copies_sent} ({counts.copy_bytes_sent} B); "
             f"server -> attacker: {counts.attacker_datagrams_received} datagrams "
-            f"({counts.attacker_bytes_received} B, kinds {counts.received_kinds}); "
-            f"ana's largest gap between budi's lines: {max(gaps):.3f} s"
+            f"({counts.attacker_bytes_received} B, kinds {counts.received_kinds}); largest gap "
+            f"between lines: {max(gaps):.3f} s received by ana, {max(sent_gaps):.3f} s sent by ana"
         )
         assert max(gaps) < 1.0, gaps
+        assert max(sent_gaps) < 1.0, sent_gaps
         assert counts.copies_sent > LINES
         assert counts.attacker_bytes_received <= 3 * counts.copy_bytes_sent
         assert set(counts.received_kinds) <= {6}  # challenges only, never chat traffic
