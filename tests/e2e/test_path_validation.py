@@ -52,10 +52,12 @@ class _Socket(asyncio.DatagramProtocol):
 
 
 class CopyingForwarder:
-    """Client <-> front | back <-> server, plus an attacker socket that resends copies."""
+    """Client <-> front | back <-> server, plus an attacker socket that resends copies (unless
+    `copying` is off)."""
 
-    def __init__(self, server: tuple[str, int]) -> None:
+    def __init__(self, server: tuple[str, int], *, copying: bool = True) -> None:
         self.server = server
+        self.copying = copying
         self.client_addr: tuple[str, int] | None = None
         self.counts = _Counts()
         self.front = _Socket(self._from_client)
@@ -69,6 +71,17 @@ class CopyingForwarder:
         assert self.front.transport is not None
         return int(self.front.transport.get_extra_info("sockname")[1])
 
+    async def rebind(self) -> None:
+        """Send to the server from a new socket and close the old one: a NAT rebinding or a
+        new network, as far as the server can tell (the client itself notices nothing)."""
+        old = self.back
+        self.back = _Socket(self._from_server)
+        await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: self.back, local_addr=("127.0.0.1", 0)
+        )
+        if old.transport is not None:
+            old.transport.close()
+
     def close(self) -> None:
         for sock in (self.front, self.back, self.attacker):
             if sock.transport is not None:
@@ -77,7 +90,7 @@ class CopyingForwarder:
     def _from_client(self, data: bytes, addr: tuple[str, int]) -> None:
         self.client_addr = addr
         assert self.attacker.transport is not None and self.back.transport is not None
-        if len(data) >= 4 and data[3] != 1:  # not a HELLO: a copy of a session datagram races it
+        if self.copying and len(data) >= 4 and data[3] != 1:  # a copy of a session datagram races it
             self.attacker.transport.sendto(data, self.server)
             self.counts.copies_sent += 1
             self.counts.copy_bytes_sent += len(data)
@@ -167,6 +180,45 @@ async def test_racing_copies_neither_black_out_the_client_nor_amplify(tmp_path: 
         assert counts.attacker_bytes_received <= 3 * counts.copy_bytes_sent
         assert set(counts.received_kinds) <= {6}  # challenges only, never chat traffic
         assert sorted(_texts(ana).count(f"from budi {i}") for i in range(LINES)) == [1] * LINES
+        for proc in (ana, budi):
+            proc.send("QUIT")
+            await proc.wait(timeout=20)
+    finally:
+        forwarder.close()
+        await server.kill()
+
+
+async def test_a_client_whose_address_changes_moves_after_one_round_trip(tmp_path: Path) -> None:
+    server, port = await start_server_proc(tmp_path, "--quiet")
+    forwarder = CopyingForwarder(("127.0.0.1", port), copying=False)
+    front_port = await forwarder.start()
+    try:
+        ana = await start_client_proc(tmp_path, front_port, "ana", "--json")  # behind the forwarder
+        await ana.expect_json(type="presence", timeout=30)
+        budi = await start_client_proc(tmp_path, port, "budi", "--json")
+        await budi.expect_json(type="presence", timeout=30)
+
+        async def talk(proc: Proc, prefix: str) -> float:
+            start = time.monotonic()
+            for i in range(LINES // 2):
+                if i == LINES // 4 and proc is ana:
+                    await forwarder.rebind()
+                proc.send(f"{prefix} {i}")
+                await asyncio.sleep(LINE_INTERVAL_S)
+            return start
+
+        start, _, ana_times, budi_times = await asyncio.gather(
+            talk(budi, "from budi"),
+            talk(ana, "from ana"),
+            _arrival_times(ana, "from budi", LINES // 2, timeout=60),
+            _arrival_times(budi, "from ana", LINES // 2, timeout=60),
+        )
+        gaps = [b - a for a, b in zip([start, *ana_times], ana_times, strict=False)]
+        sent_gaps = [b - a for a, b in zip([start, *budi_times], budi_times, strict=False)]
+        print(f"\nafter the move: largest gap {max(gaps):.3f} s received, {max(sent_gaps):.3f} s sent")
+        assert max(gaps) < 1.0 and max(sent_gaps) < 1.0, (gaps, sent_gaps)
+        # The same session moved: no stall shown, no second login.
+        assert not any("reconnect" in line for line in ana.lines), ana.lines
         for proc in (ana, budi):
             proc.send("QUIT")
             await proc.wait(timeout=20)
