@@ -720,6 +720,19 @@ def test_any_bit_flip_in_a_path_datagram_is_dropped(data: st.DataObject) -> None
     assert server.address(session_id) == moved
 
 
+@_path_settings
+@given(tail=st.lists(st.binary(min_size=0, max_size=60), max_size=6), kind=st.sampled_from([6, 7]))
+def test_path_datagrams_with_the_right_session_id_and_junk_never_raise(tail: list[bytes], kind: int) -> None:
+    server, client, session_id = established_pair()
+    other: Address = ("10.0.0.9", 9)
+    for rest in tail:
+        datagram = b"LC\x01" + bytes([kind]) + session_id + rest
+        assert server.receive_datagram(datagram, other, 1.0) is None
+        assert client.receive_datagram(datagram, 1.0) is None
+    assert client.datagrams_to_send() == [] and server.address(session_id) == ADDR
+    assert server.receive_datagram(client.seal(b"alive", 1.0), ADDR, 1.0) is not None
+
+
 # -- sessions before login ------------------------------------------------------------------------
 
 
