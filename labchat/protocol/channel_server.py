@@ -512,7 +512,6 @@ class ServerChannel:
         if paths is None or path is None or not constant_time.bytes_eq(token, path.token):
             self.stats.path_response_mismatch += 1
             return
-        path.received_bytes += len(data)
         self.stats.path_validated += 1
         if session.newest != session.addr:
             session.addr = addr
