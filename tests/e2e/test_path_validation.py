@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -40,7 +41,7 @@ class _Counts:
 class _Socket(asyncio.DatagramProtocol):
     """A UDP socket whose datagrams go to a callback."""
 
-    def __init__(self, on_datagram: object) -> None:
+    def __init__(self, on_datagram: Callable[[bytes, tuple[str, int]], None]) -> None:
         self.on_datagram = on_datagram
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -48,7 +49,7 @@ class _Socket(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.on_datagram(data, addr)  # type: ignore[operator]
+        self.on_datagram(data, addr)
 
 
 class CopyingForwarder:
