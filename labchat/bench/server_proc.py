@@ -137,6 +137,7 @@ async def _serve(conn: Connection, options: ServerOptions, tmp: Path) -> dict[st
         hello_rate_per_s=HELLO_RATE_PER_S, hello_burst=HELLO_BURST,
         cookie_half_open_threshold=4096, cookie_hello_rate_per_s=HELLO_RATE_PER_S,
         cookie_hello_burst=HELLO_BURST, max_half_open=4096,
+        max_prelogin_per_host=4096,  # every simulated client is on 127.0.0.1: one host to the server
     )  # fmt: skip
     relay = Relay(store, ServerChannel(key, channel_config),
                   RelayConfig(rate_per_s=RATE_PER_S, rate_burst=RATE_BURST))

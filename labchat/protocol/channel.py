@@ -14,6 +14,7 @@ Datagram layout (integers big-endian); every datagram starts with magic b"LC", v
     WELCOME s->c  hdr | session_id 8 | NX msg 2 (e, ee, s, es, encrypted payload = session_id)
     DATA    both  hdr | session_id 8 | key_epoch u8 | counter u64 | AEAD(payload), AD = first 21
     RESET   s->c  hdr | session_id 8
+    PATH_CHALLENGE s->c, PATH_RESPONSE c->s: sealed like DATA around an 8-byte token (path validation)
 
 docs/security.md explains the threat model behind each rule.
 
@@ -43,7 +44,13 @@ from labchat.protocol.channel_common import (
     MAX_DATAGRAM_BYTES,
     MAX_EPOCH_SKIP,
     MAX_PAYLOAD_BYTES,
+    MAX_PENDING_PATHS,
+    MAX_PRELOGIN_PER_HOST,
     MAX_QUEUED_DATAGRAMS,
+    PATH_CHALLENGE_INTERVAL_S,
+    PATH_DATAGRAM_BYTES,
+    PATH_TOKEN_BYTES,
+    PRELOGIN_TIMEOUT_S,
     PROLOGUE,
     PROTOCOL_NAME,
     REKEY_AFTER_MESSAGES,
@@ -89,7 +96,13 @@ __all__ = [
     "MAX_DATAGRAM_BYTES",
     "MAX_EPOCH_SKIP",
     "MAX_PAYLOAD_BYTES",
+    "MAX_PENDING_PATHS",
+    "MAX_PRELOGIN_PER_HOST",
     "MAX_QUEUED_DATAGRAMS",
+    "PATH_CHALLENGE_INTERVAL_S",
+    "PATH_DATAGRAM_BYTES",
+    "PATH_TOKEN_BYTES",
+    "PRELOGIN_TIMEOUT_S",
     "PROLOGUE",
     "PROTOCOL_NAME",
     "REKEY_AFTER_MESSAGES",

@@ -1,5 +1,5 @@
 """The client end of the labchat channel: the handshake with one server, key pinning, DATA,
-HELLO retransmits and RESET handling.
+HELLO retransmits, RESET handling and answers to the server's path challenges.
 
 The datagram layout and the shared pieces (config, stats, events, replay window) are in channel.py.
 """
@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import constant_time
 
 from labchat.protocol.channel_common import (
+    _PATH_RESPONSE_HEADER,
     COOKIE_DATAGRAM_BYTES,
     DATA_OVERHEAD_BYTES,
     EPHEMERAL_PREFIX_BYTES,
     HEADER_BYTES,
     HELLO_PADDING_BYTES,
     MAX_QUEUED_DATAGRAMS,
+    PATH_DATAGRAM_BYTES,
     PROLOGUE,
     PROTOCOL_NAME,
     RESET_BYTES,
@@ -117,6 +119,8 @@ class ClientChannel:
                 self._on_cookie(data, now)
             elif kind is Kind.RESET:
                 self._on_reset(data)
+            elif kind is Kind.PATH_CHALLENGE:
+                self._on_path_challenge(data, now)
             else:
                 raise _Drop("unexpected")
         except _Drop as drop:
@@ -205,6 +209,20 @@ class ClientChannel:
             raise _Drop("unknown_session")
         payload, _ = session.receiver.open(data, now, self.config)
         return payload
+
+    def _on_path_challenge(self, data: bytes, now: float) -> None:
+        """Echo the token at once, sealed, from our socket: that is what proves to the server that
+        we receive at the address it challenged (docs/protocol.md 4.6). No state is kept: a copy of
+        our datagram sent from elsewhere gets a challenge there, and we never see it."""
+        if len(data) != PATH_DATAGRAM_BYTES:
+            raise _Drop("malformed")
+        session = self._session
+        if session is None or data[HEADER_BYTES : HEADER_BYTES + SESSION_ID_BYTES] != session.session_id:
+            raise _Drop("unknown_session")
+        token, _ = session.receiver.open(data, now, self.config)
+        self.stats.path_challenges_received += 1
+        self._queue(session.sender.seal(session.session_id, token, now, self.config, _PATH_RESPONSE_HEADER))
+        self.stats.path_responses_sent += 1
 
     def _on_reset(self, data: bytes) -> None:
         if len(data) != RESET_BYTES:

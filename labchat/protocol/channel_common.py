@@ -35,6 +35,8 @@ class Kind(IntEnum):
     WELCOME = 3
     DATA = 4
     RESET = 5
+    PATH_CHALLENGE = 6
+    PATH_RESPONSE = 7
 
 
 #: Largest datagram either side sends or accepts: fits the IPv6 minimum MTU with room for headers.
@@ -56,6 +58,10 @@ COOKIE_DATAGRAM_BYTES = HEADER_BYTES + EPHEMERAL_PREFIX_BYTES + COOKIE_BYTES
 #: e (32) + encrypted s (32 + 16) + encrypted session_id (8 + 16).
 WELCOME_BYTES = HEADER_BYTES + SESSION_ID_BYTES + DH_LEN_BYTES * 2 + TAG_LEN_BYTES * 2 + SESSION_ID_BYTES
 RESET_BYTES = HEADER_BYTES + SESSION_ID_BYTES
+#: The random value a PATH_CHALLENGE carries and its PATH_RESPONSE echoes (docs/protocol.md 4.6).
+PATH_TOKEN_BYTES = 8
+#: PATH_CHALLENGE and PATH_RESPONSE are sealed like DATA around exactly one token.
+PATH_DATAGRAM_BYTES = DATA_OVERHEAD_BYTES + PATH_TOKEN_BYTES
 #: Before an address is proven (authenticated DATA from it) we send it at most 3x what it sent us.
 ANTI_AMPLIFICATION_FACTOR = 3
 #: Ring of 64-bit words for the replay bitmap (RFC 6479); one word is kept as slack for the sliding.
@@ -77,6 +83,14 @@ REKEY_AFTER_MESSAGES = 2**20
 REKEY_AFTER_S = 600.0
 REKEY_GRACE_S = 30.0
 COOKIE_BUCKET_S = 30.0
+#: A session that has not logged in this long after its WELCOME is forgotten (PINGs do not help).
+PRELOGIN_TIMEOUT_S = 10.0
+#: Confirmed sessions that have not logged in, per host: one host cannot fill the session table.
+MAX_PRELOGIN_PER_HOST = 16
+#: Addresses of one session being validated at once; the oldest is forgotten beyond this.
+MAX_PENDING_PATHS = 4
+#: A pending path is challenged again at most this often (a lost challenge is retried on later DATA).
+PATH_CHALLENGE_INTERVAL_S = 0.2
 
 _DATA_STRUCT = struct.Struct(">8sBQ")
 
@@ -119,6 +133,16 @@ class ChannelConfig:
     """Server: cap on all sessions; when full of confirmed sessions, new HELLOs are dropped."""
     max_tracked_addresses: int = 4096
     """Server: cap on per-host state (rate buckets, amplification budget); oldest evicted."""
+    prelogin_timeout_s: float = PRELOGIN_TIMEOUT_S
+    """Server: a session not marked authenticated this long after its WELCOME is forgotten, so
+    sessions that never log in cannot be held open with PINGs."""
+    max_prelogin_per_host: int = MAX_PRELOGIN_PER_HOST
+    """Server: confirmed sessions not yet authenticated, per host of their HELLO; beyond it, HELLOs
+    get no WELCOME and confirming DATA is dropped. Half-open sessions do not count (spoofable)."""
+    max_pending_paths: int = MAX_PENDING_PATHS
+    """Server: addresses of one session under path validation at once, oldest forgotten."""
+    path_challenge_interval_s: float = PATH_CHALLENGE_INTERVAL_S
+    """Server: the least time between two PATH_CHALLENGEs to the same pending address."""
     cipher_keep_sessions: int = 64
     """Server: this many sessions keep their AEAD contexts however idle they are, so a small server
     never rebuilds one and never wakes up to free one. A context is about 2.3 KB of OpenSSL memory
@@ -137,10 +161,12 @@ class ChannelConfig:
         if self.rekey_after_messages < 1 or self.rekey_after_s <= 0 or self.cookie_bucket_s <= 0:
             raise LocalProtocolError("rekey thresholds and the cookie bucket must be positive")
         if min(self.max_half_open, self.max_sessions, self.max_tracked_addresses,
-               self.max_cipher_sessions) < 1:
+               self.max_cipher_sessions, self.max_prelogin_per_host, self.max_pending_paths) < 1:
             raise LocalProtocolError("table caps must be at least 1")
         if self.cipher_idle_s <= 0 or self.cipher_keep_sessions < 0:
             raise LocalProtocolError("cipher_idle_s must be positive, cipher_keep_sessions not negative")
+        if self.prelogin_timeout_s <= 0 or self.path_challenge_interval_s < 0:
+            raise LocalProtocolError("prelogin_timeout_s must be positive, path_challenge_interval_s >= 0")
 
 
 @dataclass(slots=True)
@@ -166,6 +192,16 @@ class ChannelStats:
     amplification_limited: int = 0
     handshake_rate_limited: int = 0
     session_table_full: int = 0
+    path_challenges_sent: int = 0
+    path_challenges_received: int = 0
+    path_responses_sent: int = 0
+    path_validated: int = 0
+    """PATH_RESPONSEs that proved their address (whether or not the session moved there)."""
+    path_response_mismatch: int = 0
+    """PATH_RESPONSEs with an unknown token or from another address than the one challenged."""
+    migrations: int = 0
+    prelogin_expired: int = 0
+    prelogin_limited: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +210,9 @@ class ChannelData:
 
     session_id: bytes
     addr: Address
-    """Where it came from now: may differ from before (migration, proved by the AEAD)."""
+    """The session's validated address, where its replies go: the HELLO's address at first, and a
+    new one only after path validation (docs/protocol.md 4.6). The datagram itself may have come
+    from elsewhere (a copy, or a client that is moving): its payload is authentic either way."""
     payload: bytes
 
 
@@ -225,7 +263,9 @@ def _header(kind: Kind) -> bytes:
     return MAGIC + bytes((VERSION, kind))
 
 
-_DATA_HEADER = _header(Kind.DATA)  # every sealed datagram starts with it
+_DATA_HEADER = _header(Kind.DATA)  # every sealed datagram but the path ones starts with it
+_PATH_CHALLENGE_HEADER = _header(Kind.PATH_CHALLENGE)
+_PATH_RESPONSE_HEADER = _header(Kind.PATH_RESPONSE)
 
 
 def _parse_header(data: bytes) -> Kind:
@@ -288,7 +328,15 @@ class _Sender:
         self.cipher, self.epoch, self.counter = cipher, 0, 0
         self.epoch_messages, self.epoch_started_at = 0, now
 
-    def seal(self, session_id: bytes, payload: bytes, now: float, config: ChannelConfig) -> bytes:
+    def seal(
+        self,
+        session_id: bytes,
+        payload: bytes,
+        now: float,
+        config: ChannelConfig,
+        prefix: bytes = _DATA_HEADER,
+    ) -> bytes:
+        """One sealed datagram: DATA by default; `prefix` = the header of another sealed kind."""
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise LocalProtocolError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
         if self.counter > MAX_COUNTER:
@@ -300,7 +348,7 @@ class _Sender:
             self.cipher.rekey()
             self.epoch = (self.epoch + 1) & 0xFF
             self.epoch_messages, self.epoch_started_at = 0, now
-        header = _DATA_HEADER + _DATA_STRUCT.pack(session_id, self.epoch, self.counter)
+        header = prefix + _DATA_STRUCT.pack(session_id, self.epoch, self.counter)
         self.cipher.set_nonce(self.counter)
         ciphertext = self.cipher.encrypt_with_ad(header, payload)
         self.counter += 1
@@ -324,7 +372,8 @@ class _Receiver:
         self.window = ReplayWindow()
 
     def open(self, data: bytes, now: float, config: ChannelConfig) -> tuple[bytes, bool]:
-        """Decrypt a DATA datagram of the right session: (payload, counter is the new highest)."""
+        """Decrypt a sealed datagram (DATA, PATH_*) of the right session: (payload, counter is the
+        new highest). The kind byte is in the associated data, so kinds cannot be swapped."""
         _, epoch, counter = _DATA_STRUCT.unpack_from(data, HEADER_BYTES)
         self.window.check(counter)
         candidate: CipherState | None = None

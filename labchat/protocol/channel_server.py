@@ -1,11 +1,18 @@
 """The server end of the labchat channel: every session of one server, created only for a
 well-formed HELLO, bounded in number, with cookies under load and the 3x anti-amplification rule.
 
+A session sends only to its validated address and moves only after path validation (a sealed
+PATH_CHALLENGE answered from the new address, docs/protocol.md 4.6): a datagram copied or sent from
+elsewhere is processed but moves nothing, and its source gets at most 3x what it sent. Sessions
+that do not log in are bounded in time and per host (4.7); the layer above reports logins through
+`mark_authenticated` and collects the sessions the channel forgot through `expired_sessions`.
+
 The datagram layout and the shared pieces (config, stats, events, replay window) are in channel.py.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import struct
 from collections import OrderedDict
@@ -14,6 +21,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import constant_time, hashes, hmac
 
 from labchat.protocol.channel_common import (
+    _PATH_CHALLENGE_HEADER,
     ANTI_AMPLIFICATION_FACTOR,
     COOKIE_BYTES,
     COOKIE_MAC_BYTES,
@@ -22,6 +30,8 @@ from labchat.protocol.channel_common import (
     HEADER_BYTES,
     HELLO_MIN_BYTES,
     MAX_QUEUED_DATAGRAMS,
+    PATH_DATAGRAM_BYTES,
+    PATH_TOKEN_BYTES,
     PROLOGUE,
     PROTOCOL_NAME,
     SESSION_ID_BYTES,
@@ -77,15 +87,35 @@ class _AddressState:
 
 
 @dataclass(slots=True)
+class _Path:
+    """An address a session's client may have moved to, until it answers our challenge."""
+
+    token: bytes
+    received_bytes: int = 0
+    """From this address for this session: the 3x budget for what we may send it."""
+    sent_bytes: int = 0
+    challenged_at: float | None = None
+
+
+@dataclass(slots=True)
 class _Session:
     session_id: bytes
     addr: Address
+    """The validated address: everything for the session goes here (docs/protocol.md 4.6)."""
     hello_key: tuple[Address, bytes]
     welcome: bytes
     sender: _Sender
     receiver: _Receiver
     deadline: float
+    """Half-open: forgotten at this time unless confirmed by a DATA."""
+    prelogin_deadline: float
+    """Confirmed but not authenticated: forgotten at this time (4.7)."""
+    newest: Address
+    """Source of the DATA with the highest counter so far: where the client seems to be now."""
+    paths: dict[Address, _Path] | None = None
+    """Addresses under validation, oldest first; None when there are none (the usual case)."""
     confirmed: bool = False
+    authenticated: bool = False
 
 
 class ServerChannel:
@@ -108,6 +138,11 @@ class ServerChannel:
         burst = self.config.cookie_hello_burst
         self._load_bucket = _TokenBucket(self.config.cookie_hello_rate_per_s, burst, burst)
         self._outbox: list[tuple[bytes, Address]] = []
+        # Confirmed sessions not yet authenticated: how many per host of their HELLO, and their
+        # deadlines (a heap: sessions are confirmed in another order than they were created).
+        self._prelogin_hosts: dict[str, int] = {}
+        self._prelogin_deadlines: list[tuple[float, bytes]] = []
+        self._expired: list[bytes] = []
         self.stats = ChannelStats()
 
     @property
@@ -123,6 +158,9 @@ class ServerChannel:
                 return None
             if kind is Kind.DATA:
                 return self._on_data(data, addr, now)
+            if kind is Kind.PATH_RESPONSE:
+                self._on_path_response(data, addr, now)
+                return None
             raise _Drop("unexpected")
         except _Drop as drop:
             _count(self.stats, drop.reason)
@@ -148,6 +186,27 @@ class ServerChannel:
             self._half_open.pop(session_id, None)
             self._hot.pop(session_id, None)
             self._hello_index.pop(session.hello_key, None)
+            self._leave_prelogin(session)
+
+    def mark_authenticated(self, session_id: bytes) -> None:
+        """The layer above logged this session in: it is no longer bound by the pre-login limits
+        (10 s after WELCOME, 16 per host; docs/protocol.md 4.7), which the channel cannot judge
+        by itself because it never reads a payload. Unknown sessions are ignored."""
+        session = self._sessions.get(session_id)
+        if session is not None and not session.authenticated:
+            self._leave_prelogin(session)
+            session.authenticated = True
+
+    def expired_sessions(self) -> list[bytes]:
+        """Confirmed sessions that `handle_timer` forgot because they never logged in, since the
+        last call: the layer above drops its own state for them (their DATA now gets a RESET)."""
+        out, self._expired = self._expired, []
+        return out
+
+    def address(self, session_id: bytes) -> Address | None:
+        """The session's validated address (where seal() sends), or None for an unknown session."""
+        session = self._sessions.get(session_id)
+        return session.addr if session is not None else None
 
     def is_open(self, session_id: bytes) -> bool:
         """True for a confirmed session, i.e. exactly when seal() would accept it."""
@@ -155,11 +214,16 @@ class ServerChannel:
         return session is not None and session.confirmed
 
     def next_timer(self) -> float | None:
-        """The first half-open deadline, or when idle AEAD contexts are due to be freed."""
+        """The first half-open or pre-login deadline, or when idle AEAD contexts are due to be freed."""
         deadline = None
         for session_id in self._half_open:
             deadline = self._sessions[session_id].deadline
             break
+        heap = self._prelogin_deadlines
+        while heap and not self._prelogin_due(*heap[0]):
+            heapq.heappop(heap)  # logged in or closed since: nothing to do at that time
+        if heap:
+            deadline = heap[0][0] if deadline is None else min(deadline, heap[0][0])
         if len(self._hot) > self.config.cipher_keep_sessions:
             for used_at in self._hot.values():
                 free_at = used_at + self.config.cipher_idle_s
@@ -177,8 +241,35 @@ class ServerChannel:
                 break
             self.close(session_id)
             self.stats.handshakes_expired += 1
+        heap = self._prelogin_deadlines
+        while heap and heap[0][0] <= now:
+            deadline, session_id = heapq.heappop(heap)
+            if self._prelogin_due(deadline, session_id):
+                self.close(session_id)
+                self.stats.prelogin_expired += 1
+                self._expired.append(session_id)
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _prelogin_due(self, deadline: float, session_id: bytes) -> bool:
+        """True if this heap entry still stands for a confirmed session that has not logged in."""
+        session = self._sessions.get(session_id)
+        return (
+            session is not None
+            and not session.authenticated
+            and session.confirmed
+            and session.prelogin_deadline == deadline
+        )
+
+    def _leave_prelogin(self, session: _Session) -> None:
+        """Stop counting a confirmed, unauthenticated session against its host's allowance."""
+        if session.confirmed and not session.authenticated:
+            host = session.hello_key[0][0]
+            left = self._prelogin_hosts.get(host, 1) - 1
+            if left > 0:
+                self._prelogin_hosts[host] = left
+            else:
+                self._prelogin_hosts.pop(host, None)
 
     def _touch(self, session_id: bytes, now: float) -> None:
         """Record a use of the session's AEAD contexts (called before every seal and open, so every
@@ -278,6 +369,8 @@ class ServerChannel:
                 raise _Drop("unexpected")
             self._send(session.welcome, addr, state)
             return
+        if self._prelogin_hosts.get(addr[0], 0) >= self.config.max_prelogin_per_host:
+            raise _Drop("prelogin_limited")
         rate_exceeded = not self._load_bucket.take(now)
         if not (cookie and self._cookie_valid(cookie, addr, client_ephemeral, now)) and (
             rate_exceeded or len(self._half_open) >= self.config.cookie_half_open_threshold
@@ -307,6 +400,8 @@ class ServerChannel:
             sender=_Sender(split[1], now),
             receiver=_Receiver(split[0]),
             deadline=now + self.config.handshake_timeout_s,
+            prelogin_deadline=now + self.config.prelogin_timeout_s,
+            newest=addr,
         )
         self._half_open[session_id] = None
         self._hello_index[hello_key] = session_id
@@ -345,10 +440,85 @@ class ServerChannel:
         self._touch(session_id, now)
         payload, newest = session.receiver.open(data, now, self.config)
         if not session.confirmed:
-            session.confirmed = True
-            session.welcome = b""  # only ever resent to an unconfirmed session's HELLO
-            self._half_open.pop(session_id, None)
-        self._address(addr).validated = True
-        if newest:
+            self._confirm(session)
+        if addr != session.addr:
+            self._on_other_path(session, len(data), addr, newest, now)
+        elif newest:
+            session.newest = addr
+        return ChannelData(session_id, session.addr, payload)
+
+    def _confirm(self, session: _Session) -> None:
+        """The first authenticated DATA: its sender holds the keys the WELCOME carried, so the
+        HELLO's address (where the WELCOME went) is validated, whatever this DATA's source."""
+        host = session.hello_key[0][0]
+        if not session.authenticated:
+            count = self._prelogin_hosts.get(host, 0)
+            if count >= self.config.max_prelogin_per_host:
+                self.close(session.session_id)
+                raise _Drop("prelogin_limited")
+            self._prelogin_hosts[host] = count + 1
+            heapq.heappush(self._prelogin_deadlines, (session.prelogin_deadline, session.session_id))
+        session.confirmed = True
+        session.welcome = b""  # only ever resent to an unconfirmed session's HELLO
+        self._half_open.pop(session.session_id, None)
+        self._address(session.addr).validated = True
+
+    def _on_other_path(self, session: _Session, size: int, addr: Address, newest: bool, now: float) -> None:
+        """Authenticated DATA from an address other than the validated one: count it toward that
+        address's budget and, if it is the newest DATA, challenge the address (4.6, step 1)."""
+        paths = session.paths
+        path = paths.get(addr) if paths is not None else None
+        if path is None:
+            if not newest:
+                return  # an old datagram from a new address says nothing about where the client is
+            if paths is None:
+                paths = session.paths = {}
+            path = paths[addr] = _Path(self._rng(PATH_TOKEN_BYTES))
+            while len(paths) > self.config.max_pending_paths:
+                del paths[next(iter(paths))]
+        path.received_bytes += size
+        if not newest:
+            return
+        session.newest = addr
+        last = path.challenged_at
+        if last is not None and now - last < self.config.path_challenge_interval_s:
+            return
+        if path.sent_bytes + PATH_DATAGRAM_BYTES > ANTI_AMPLIFICATION_FACTOR * path.received_bytes:
+            self.stats.amplification_limited += 1
+            return
+        challenge = session.sender.seal(
+            session.session_id, path.token, now, self.config, _PATH_CHALLENGE_HEADER
+        )
+        path.sent_bytes += len(challenge)
+        path.challenged_at = now
+        self._outbox.append((challenge, addr))
+        del self._outbox[:-MAX_QUEUED_DATAGRAMS]
+        self.stats.path_challenges_sent += 1
+
+    def _on_path_response(self, data: bytes, addr: Address, now: float) -> None:
+        """A PATH_RESPONSE proves its source receives the session's datagrams if it carries the
+        token we sent to that very address; the session moves there unless its client is still
+        (newest DATA) at the validated address (4.6, step 3)."""
+        if len(data) != PATH_DATAGRAM_BYTES:
+            raise _Drop("malformed")
+        session_id = data[HEADER_BYTES : HEADER_BYTES + SESSION_ID_BYTES]
+        session = self._sessions.get(session_id)
+        if session is None or not session.confirmed:
+            raise _Drop("unknown_session")  # no RESET: only DATA earns one
+        self._touch(session_id, now)
+        token, _ = session.receiver.open(data, now, self.config)
+        paths = session.paths
+        path = paths.get(addr) if paths is not None else None
+        if paths is None or path is None or not constant_time.bytes_eq(token, path.token):
+            self.stats.path_response_mismatch += 1
+            return
+        self.stats.path_validated += 1
+        if session.newest != session.addr:
             session.addr = addr
-        return ChannelData(session_id, addr, payload)
+            session.paths = None
+            self._address(addr).validated = True
+            self.stats.migrations += 1
+        else:
+            del paths[addr]
+            if not paths:
+                session.paths = None

@@ -301,6 +301,7 @@ class Relay:
             self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD, "Invalid password", now)
             return
         self.throttle.succeeded(login.user, sess.addr[0])
+        self.channel.mark_authenticated(sess.sid)  # lifts the channel's pre-login limits
         account = self.store.get_account(login.user)
         user = account.name if account else login.user
         room = self.rooms[login.room]
@@ -676,6 +677,10 @@ class Relay:
 
     def handle_timer(self, now: float) -> None:
         self.channel.handle_timer(now)
+        for sid in self.channel.expired_sessions():  # never logged in: the channel forgot them
+            sess = self.sessions.get(sid)
+            if sess is not None:
+                self._drop(sess)
         # Collect first, then handle: handling may schedule a deadline that is already due (an ACK
         # that goes out with the next flush), which must not be popped again in this same call.
         due: list[Session] = []

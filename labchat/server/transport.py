@@ -46,6 +46,11 @@ class ServerError(Exception):
 #: of the changes that took the server from 4.7 % of a core to under 2 % (docs/performance.md).
 TIMER_GRID_S = 0.005
 
+#: Channel counters of normal work, left out of the drop summary (a client moving is no drop).
+_NOT_DROPS = frozenset(
+    ("handshakes", "path_challenges_sent", "path_challenges_received", "path_responses_sent",
+     "path_validated", "migrations")
+)  # fmt: skip
 #: Datagrams read per wake-up before flushing: enough to batch a burst (one commit, one datagram per
 #: recipient), few enough that timers and new sockets are never starved.
 MAX_READ_BATCH = 256
@@ -155,7 +160,7 @@ class RelayProtocol:
             deltas = {
                 k: v - last.get(k, 0)
                 for k, v in now_stats.items()
-                if isinstance(v, int) and k not in ("handshakes",) and v - last.get(k, 0) > 0
+                if isinstance(v, int) and k not in _NOT_DROPS and v - last.get(k, 0) > 0
             }
             if bad > last_bad:
                 deltas["bad_packets"] = bad - last_bad

@@ -14,6 +14,7 @@ from labchat.protocol.channel import (
     HELLO_MIN_BYTES,
     MAX_DATAGRAM_BYTES,
     MAX_PAYLOAD_BYTES,
+    PATH_DATAGRAM_BYTES,
     REPLAY_WINDOW_SIZE,
     RESET_BYTES,
     WELCOME_BYTES,
@@ -386,7 +387,7 @@ def test_many_local_clients_with_default_config() -> None:
     server = new_server()
     for port in range(60):
         client = new_client(seed=100 + port)
-        connect(server, client, ("127.0.0.1", 40000 + port))
+        server.mark_authenticated(connect(server, client, ("127.0.0.1", 40000 + port)))
     assert server.stats.handshakes == 60 and server.stats.handshake_rate_limited == 0
 
 
@@ -466,6 +467,8 @@ def test_hello_after_confirmation_is_not_a_new_session() -> None:
     server.receive_datagram(client.seal(b"x", 0.1), ADDR, 0.1)
     server.receive_datagram(hello, ADDR, 0.2)  # a late duplicate
     assert server.datagrams_to_send() == [] and server.stats.handshakes == 1
+    assert server.next_timer() == 10.0  # no half-open deadline left: only the pre-login one
+    server.mark_authenticated(client.session_id or b"")
     assert server.next_timer() is None
 
 
@@ -531,26 +534,253 @@ def test_resets_are_rate_limited() -> None:
 # -- migration ------------------------------------------------------------------------------------
 
 
-def test_address_migration_needs_a_valid_aead() -> None:
+def challenges_to(server: ServerChannel, addr: Address) -> list[bytes]:
+    """Drain the server's output; the PATH_CHALLENGEs in it that go to `addr`."""
+    out = server.datagrams_to_send()
+    return [d for d, to in out if to == addr and d[3] == Kind.PATH_CHALLENGE]
+
+
+def test_migration_moves_only_after_the_new_address_answers_a_challenge() -> None:
     server, client, session_id = established_pair()
     moved: Address = ("127.0.0.1", 60000)
     got = server.receive_datagram(client.seal(b"from wifi", 1.0), moved, 1.0)
-    assert got == ChannelData(session_id, moved, b"from wifi")
-    assert server.seal(session_id, b"x", 1.0)[1] == moved
-    # A forged datagram (right session id, junk ciphertext) from a third address is dropped.
+    assert got == ChannelData(session_id, ADDR, b"from wifi")  # authentic, but not yet moved
+    assert server.seal(session_id, b"x", 1.0)[1] == ADDR
+    [challenge] = challenges_to(server, moved)
+    assert len(challenge) == PATH_DATAGRAM_BYTES == 45 and challenge[4:12] == session_id
+    assert client.receive_datagram(challenge, 1.01) is None
+    [response] = client.datagrams_to_send()
+    assert response[3] == Kind.PATH_RESPONSE and len(response) == PATH_DATAGRAM_BYTES
+    assert server.receive_datagram(response, moved, 1.02) is None
+    assert server.address(session_id) == moved and server.seal(session_id, b"x", 1.02)[1] == moved
+    assert server.stats.migrations == 1 and client.stats.path_responses_sent == 1
+    got = server.receive_datagram(client.seal(b"settled", 1.1), moved, 1.1)
+    assert got == ChannelData(session_id, moved, b"settled")
+    assert server.datagrams_to_send() == []  # a validated address is not challenged again
+    # A replayed response, a forged datagram and a replayed DATA from elsewhere move nothing.
     attacker: Address = ("10.6.6.6", 666)
+    assert server.receive_datagram(response, moved, 1.2) is None
     forged = b"LC\x01\x04" + session_id + b"\x00" + (99).to_bytes(8, "big") + bytes(30)
-    assert server.receive_datagram(forged, attacker, 1.1) is None
-    # ...and so is a replay of a genuine one.
-    genuine = client.seal(b"y", 1.2)
-    assert server.receive_datagram(genuine, moved, 1.2) is not None
+    assert server.receive_datagram(forged, attacker, 1.2) is None
+    genuine = client.seal(b"y", 1.3)
+    assert server.receive_datagram(genuine, moved, 1.3) is not None
     assert server.receive_datagram(genuine, attacker, 1.3) is None
-    assert server.seal(session_id, b"x", 1.4)[1] == moved
-    # A reordered older datagram from the old address does not move the session back.
+    assert server.datagrams_to_send() == [] and server.address(session_id) == moved
+    # A reordered older datagram from the old address challenges nothing and moves nothing.
     older, newer = client.seal(b"1", 2.0), client.seal(b"2", 2.0)
     server.receive_datagram(newer, moved, 2.0)
-    assert server.receive_datagram(older, ADDR, 2.0) is not None
-    assert server.seal(session_id, b"x", 2.0)[1] == moved
+    assert server.receive_datagram(older, ADDR, 2.0) == ChannelData(session_id, moved, b"1")
+    assert server.datagrams_to_send() == [] and server.address(session_id) == moved
+
+
+def test_a_copy_that_arrives_first_only_challenges_the_copier() -> None:
+    server, client, session_id = established_pair()
+    copier: Address = ("10.6.6.6", 666)
+    datagram = client.seal(b"hi", 1.0)
+    assert server.receive_datagram(datagram, copier, 1.0) == ChannelData(session_id, ADDR, b"hi")
+    [challenge] = challenges_to(server, copier)
+    assert server.receive_datagram(datagram, ADDR, 1.001) is None  # the genuine one: a replay
+    assert server.stats.replayed == 1
+    # The server keeps sending to the client, which keeps talking from where it is.
+    for step in range(1, 20):
+        now = 1.0 + step * 0.05
+        down, to = server.seal(session_id, b"news %d" % step, now)
+        assert to == ADDR and client.receive_datagram(down, now) == b"news %d" % step
+        up = client.seal(b"ack %d" % step, now)
+        assert server.receive_datagram(up, copier, now) is not None  # the copy wins every race
+        server.receive_datagram(up, ADDR, now)
+    assert server.address(session_id) == ADDR
+    # The copier cannot read its challenges. Forwarded to the client, the answer comes from the
+    # client's own address, and validates nothing.
+    client.receive_datagram(challenge, 2.0)
+    [response] = client.datagrams_to_send()
+    assert server.receive_datagram(response, ADDR, 2.0) is None
+    assert server.stats.path_response_mismatch == 1 and server.address(session_id) == ADDR
+    # The client's latest DATA reached the server from its own address: a copied answer sent from
+    # the copier's address then proves the copier's address but does not move the session.
+    server.receive_datagram(client.seal(b"still here", 2.1), ADDR, 2.1)
+    assert server.receive_datagram(response, copier, 2.1) is None  # a replay by now
+    assert server.address(session_id) == ADDR
+
+
+def test_a_copy_that_arrives_second_is_a_replay_and_costs_nothing() -> None:
+    server, client, session_id = established_pair()
+    copier: Address = ("10.6.6.6", 666)
+    for step in range(10):
+        datagram = client.seal(b"m%d" % step, 1.0 + step)
+        assert server.receive_datagram(datagram, ADDR, 1.0 + step) is not None
+        assert server.receive_datagram(datagram, copier, 1.0 + step) is None
+    assert server.stats.replayed == 10
+    assert server.datagrams_to_send() == [] and server.address(session_id) == ADDR
+
+
+def test_an_attacker_relaying_both_ways_moves_the_session_only_until_the_client_speaks() -> None:
+    """The limit of path validation (docs/protocol.md 4.6): an attacker that forwards our
+    challenge to the client and copies its answer is on the path; the session follows it, and
+    comes back after the client's next DATA reaches the server first."""
+    server, client, session_id = established_pair()
+    relay: Address = ("10.6.6.6", 666)
+    copy = client.seal(b"a", 1.0)
+    server.receive_datagram(copy, relay, 1.0)
+    [challenge] = challenges_to(server, relay)
+    client.receive_datagram(challenge, 1.0)
+    [response] = client.datagrams_to_send()
+    server.receive_datagram(response, relay, 1.0)
+    assert server.address(session_id) == relay
+    # The client's next DATA from its own address: challenged there, answered, moved back.
+    server.receive_datagram(client.seal(b"b", 1.5), ADDR, 1.5)
+    [challenge] = challenges_to(server, ADDR)
+    client.receive_datagram(challenge, 1.5)
+    [response] = client.datagrams_to_send()
+    server.receive_datagram(response, ADDR, 1.5)
+    assert server.address(session_id) == ADDR and server.stats.migrations == 2
+
+
+@pytest.mark.parametrize("interval", [0.0, 0.2])
+def test_an_unvalidated_address_gets_at_most_three_times_what_it_sent(interval: float) -> None:
+    """The reflection of the issue: a client with keys sends DATA "from" a victim (a LOGIN with a
+    resume point, blind ACKs). Everything but the challenges goes to the validated address."""
+    config = ChannelConfig(path_challenge_interval_s=interval)
+    server, client, session_id = established_pair(config)
+    victim: Address = ("192.0.2.7", 4000)
+    rng = random.Random(3)
+    received = sent = 0
+    for step in range(300):
+        now = 1.0 + step * 0.01
+        datagram = client.seal(rng.randbytes(rng.choice([0, 0, 1, 8, 40, 200])), now)
+        received += len(datagram)
+        got = server.receive_datagram(datagram, victim, now)
+        assert got is not None and got.addr == ADDR
+        for _ in range(rng.randrange(4)):  # the catch-up the attacker asked for
+            assert server.seal(session_id, bytes(1000), now)[1] == ADDR
+        sent += sum(len(d) for d, to in server.datagrams_to_send() if to[0] == victim[0])
+        assert sent <= 3 * received
+    assert server.stats.path_challenges_sent > 0 and server.address(session_id) == ADDR
+    host = server._addresses.get(victim[0])  # white box: nor does the victim's host get exempted
+    assert host is None or not host.validated
+
+
+def test_login_from_another_address_than_the_handshake_is_validated_too() -> None:
+    server, client = new_server(), new_client()
+    client.start(0.0)
+    pump(server, client, ADDR, 0.0)
+    session_id = client.session_id or b""
+    other: Address = ("192.0.2.7", 4000)
+    got = server.receive_datagram(client.seal(b"LOGIN", 0.1), other, 0.1)
+    assert got == ChannelData(session_id, ADDR, b"LOGIN")  # the handshake address is validated
+    assert server.is_open(session_id) and len(challenges_to(server, other)) == 1
+
+
+def test_pending_paths_per_session_are_bounded() -> None:
+    server, client, session_id = established_pair(ChannelConfig(max_pending_paths=2))
+    for port in range(5):
+        server.receive_datagram(client.seal(b"x", 1.0), ("10.0.0.1", port + 1), 1.0)
+    assert len(server._sessions[session_id].paths or {}) == 2  # white box: the newest two
+
+
+def test_an_old_client_that_cannot_answer_keeps_its_session_where_it_was() -> None:
+    server, client, session_id = established_pair()
+    moved: Address = ("127.0.0.1", 60001)
+    server.receive_datagram(client.seal(b"moved", 1.0), moved, 1.0)
+    server.datagrams_to_send()  # the challenge is dropped by a client that does not know it
+    assert server.seal(session_id, b"x", 1.1)[1] == ADDR
+    # Its re-handshake from the new address is a new session, validated by that handshake.
+    client.start(7.0)
+    pump(server, client, moved, 7.0)
+    new_sid = client.session_id or b""
+    assert new_sid != session_id
+    assert server.receive_datagram(client.seal(b"LOGIN", 7.1), moved, 7.1) == ChannelData(
+        new_sid, moved, b"LOGIN"
+    )
+
+
+_path_settings = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_path_settings
+@given(data=st.data())
+def test_any_bit_flip_in_a_path_datagram_is_dropped(data: st.DataObject) -> None:
+    server, client, session_id = established_pair()
+    moved: Address = ("127.0.0.1", 60002)
+    server.receive_datagram(client.seal(b"x", 1.0), moved, 1.0)
+    [challenge] = challenges_to(server, moved)
+    flip = data.draw(st.integers(0, len(challenge) * 8 - 1))
+    bad = bytearray(challenge)
+    bad[flip // 8] ^= 1 << (flip % 8)
+    assert client.receive_datagram(bytes(bad), 1.0) is None and client.datagrams_to_send() == []
+    client.receive_datagram(challenge, 1.0)
+    [response] = client.datagrams_to_send()
+    flip = data.draw(st.integers(0, len(response) * 8 - 1))
+    bad = bytearray(response)
+    bad[flip // 8] ^= 1 << (flip % 8)
+    assert server.receive_datagram(bytes(bad), moved, 1.0) is None
+    assert server.address(session_id) == ADDR
+    server.datagrams_to_send()
+    assert server.receive_datagram(response, moved, 1.0) is None
+    assert server.address(session_id) == moved
+
+
+@_path_settings
+@given(tail=st.lists(st.binary(min_size=0, max_size=60), max_size=6), kind=st.sampled_from([6, 7]))
+def test_path_datagrams_with_the_right_session_id_and_junk_never_raise(tail: list[bytes], kind: int) -> None:
+    server, client, session_id = established_pair()
+    other: Address = ("10.0.0.9", 9)
+    for rest in tail:
+        datagram = b"LC\x01" + bytes([kind]) + session_id + rest
+        assert server.receive_datagram(datagram, other, 1.0) is None
+        assert client.receive_datagram(datagram, 1.0) is None
+    assert client.datagrams_to_send() == [] and server.address(session_id) == ADDR
+    assert server.receive_datagram(client.seal(b"alive", 1.0), ADDR, 1.0) is not None
+
+
+# -- sessions before login ------------------------------------------------------------------------
+
+
+def test_a_session_that_never_logs_in_expires_however_often_it_pings() -> None:
+    server, client, session_id = established_pair()  # WELCOME at 0.0
+    for step in range(1, 10):
+        assert server.receive_datagram(client.seal(b"PING", float(step)), ADDR, float(step))
+        server.handle_timer(float(step))
+    assert server.expired_sessions() == [] and server.next_timer() == 10.0
+    server.handle_timer(10.0)
+    assert not server.is_open(session_id) and server.expired_sessions() == [session_id]
+    assert server.expired_sessions() == [] and server.stats.prelogin_expired == 1
+    assert server.receive_datagram(client.seal(b"PING", 10.5), ADDR, 10.5) is None
+    [(reset, _)] = server.datagrams_to_send()
+    assert reset[3] == Kind.RESET
+
+
+def test_a_logged_in_session_does_not_expire() -> None:
+    server, _, session_id = established_pair()
+    server.mark_authenticated(session_id)
+    server.mark_authenticated(b"unknown!")  # ignored
+    assert server.next_timer() is None
+    server.handle_timer(100.0)
+    assert server.is_open(session_id) and server.expired_sessions() == []
+
+
+def test_sessions_without_login_are_bounded_per_host() -> None:
+    server = new_server(ChannelConfig(max_prelogin_per_host=3))
+    sids = [connect(server, new_client(seed=500 + i), ("192.0.2.1", 1000 + i)) for i in range(3)]
+    late = new_client(seed=600)
+    late.start(0.0)
+    pump(server, late, ("192.0.2.1", 2000))
+    assert not late.established and server.stats.prelogin_limited == 1  # no WELCOME for its HELLO
+    connect(server, new_client(seed=601), ("192.0.2.2", 1000))  # another host is not affected
+    server.mark_authenticated(sids[0])  # one logs in: room for one more
+    connect(server, new_client(seed=602), ("192.0.2.1", 3000))
+    # Half-open sessions do not count (a spoofer could fill them), but confirming beyond the bound
+    # forgets the session: its client gets a RESET next and starts over.
+    server.close(sids[1])
+    racing = [new_client(seed=700 + i) for i in range(2)]
+    for index, racer in enumerate(racing):
+        racer.start(0.0)
+        pump(server, racer, ("192.0.2.1", 4000 + index))
+        assert racer.established
+    ok, refused = (server.receive_datagram(r.seal(b"LOGIN", 0.1), ("192.0.2.1", 4000 + i), 0.1)
+                   for i, r in enumerate(racing))  # fmt: skip
+    assert ok is not None and refused is None and server.stats.prelogin_limited == 2
+    assert not server.is_open(racing[1].session_id or b"")
 
 
 # -- rekeying -------------------------------------------------------------------------------------
@@ -643,6 +873,7 @@ def test_idle_sessions_give_back_their_cipher_contexts_and_still_work() -> None:
         client = new_client(seed=100 + i)
         addr = ("127.0.0.1", 40000 + i)
         pairs.append((client, addr, connect(server, client, addr=addr, now=0.0)))
+        server.mark_authenticated(pairs[-1][2])
     assert len(server._hot) <= 10
     for client, addr, sid in pairs:  # everybody talks at t=1
         got = server.receive_datagram(client.seal(b"hi", 1.0), addr, 1.0)
