@@ -34,6 +34,7 @@ from ..protocol.reliability import LinkConfig, ReliableLink
 from ..protocol.text import neutralize, truncate_utf8
 from ..protocol.wire import decode_message, encode_message
 from .accounts import LoginThrottle, PasswordCheck
+from .retention import RetentionPolicy
 from .room import Room
 from .store import Store, StoredMessage
 
@@ -72,6 +73,8 @@ class RelayConfig:
     ring_size: int = 4096
     #: A session that said BYE is kept this long to acknowledge a retransmitted BYE.
     linger_s: float = 2.0
+    #: How much history the database keeps (`--history-days`, `--history-max-mb`; retention.py).
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
 
 @dataclass(eq=False, slots=True)

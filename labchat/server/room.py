@@ -63,6 +63,11 @@ class Room:
     def remember(self, message: StoredMessage) -> None:
         self.recent.append(message)
 
+    def forget_through(self, seq: int) -> None:
+        """Drop ring entries up to `seq`: history pruned from the store must not live on in memory."""
+        while self.recent and self.recent[0].seq <= seq:
+            self.recent.popleft()
+
     def recent_after(self, seq: int, limit: int) -> list[StoredMessage] | None:
         """Messages after `seq` from memory, or None when the ring no longer reaches back that far."""
         if not self.recent:
