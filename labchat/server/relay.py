@@ -35,7 +35,7 @@ from ..protocol.text import neutralize, truncate_utf8
 from ..protocol.wire import decode_message, encode_message
 from .accounts import LoginThrottle, PasswordCheck
 from .retention import RetentionPolicy
-from .room import Room
+from .room import MEMBERSHIP_EVENTS_BURST, MEMBERSHIP_EVENTS_PER_S, MembershipFlow, Room
 from .store import Store, StoredMessage
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,10 @@ class RelayConfig:
     linger_s: float = 2.0
     #: How much history the database keeps (`--history-days`, `--history-max-mb`; retention.py).
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    #: JOINED/LEFT one by one up to this many membership changes per second per room (sustained)...
+    membership_events_per_s: float = MEMBERSHIP_EVENTS_PER_S
+    #: ...and bursts of this many; faster, one PRESENCE refresh per interval instead (room.py).
+    membership_events_burst: int = MEMBERSHIP_EVENTS_BURST
 
 
 @dataclass(eq=False, slots=True)
@@ -142,6 +146,7 @@ class Relay:
         self._timers_compact_at = 64
         self.shutting_down = False
         self._recent_ids: OrderedDict[tuple[str, int], tuple[str, int, int]] = OrderedDict()
+        self._presence_due: dict[str, Room] = {}  # rooms with a PRESENCE refresh pending, by name
         self.room(m.DEFAULT_ROOM)
 
     # ------------------------------------------------------------ rooms
@@ -150,6 +155,8 @@ class Relay:
         room = self.rooms.get(name)
         if room is None:
             room = Room(name, next_seq=self.store.last_seq(name) + 1, ring_size=self.config.ring_size)
+            cfg = self.config
+            room.flow = MembershipFlow(cfg.membership_events_per_s, cfg.membership_events_burst)
             for stored in self.store.last_messages(name, min(self.config.ring_size, 1000)):
                 room.remember(stored)
             self.rooms[name] = room
@@ -345,7 +352,7 @@ class Relay:
                 _fmt(sess.addr),
                 len(room.members),
             )
-            self._broadcast(room, m.Joined(room.name, user, _ms(now)), exclude=sess)
+            self._announce_membership(room, m.Joined(room.name, user, _ms(now)), sess, now)
         self._replay_history(sess, room, login.resume_seq)
         self._send_presence(sess, room)
 
@@ -572,7 +579,7 @@ class Relay:
                 _fmt(sess.addr),
                 len(room.members),
             )
-            self._broadcast(room, m.Left(room.name, user, _ms(now), reason), exclude=sess)
+            self._announce_membership(room, m.Left(room.name, user, _ms(now), reason), sess, now)
         if reason == "timed out":
             self._drop(sess)
         else:
@@ -600,6 +607,25 @@ class Relay:
     def _send_presence(self, sess: Session, room: Room, requested: int = 0) -> None:
         for part in m.presence_parts(room.name, room.users(), requested):
             self._send(sess, part)
+
+    def _announce_membership(self, room: Room, change: m.Joined | m.Left, sess: Session, now: float) -> None:
+        """JOINED/LEFT to the others while the room is calm; during a flood, a PRESENCE refresh later
+        (room.py, `MembershipFlow`): fan-out that grows with members, not members x changes."""
+        if room.flow.announce_individually(now, len(room.members)):
+            self._broadcast(room, change, exclude=sess)
+        else:
+            self._presence_due[room.name] = room
+
+    def _refresh_presence(self, now: float) -> None:
+        """Send the PRESENCE refreshes that are due: each part encoded once for the whole room."""
+        due = [r for r in self._presence_due.values() if (r.flow.refresh_at or now) <= now]
+        for room in due:
+            del self._presence_due[room.name]
+            carried = room.flow.refreshed()
+            for part in m.presence_parts(room.name, room.users()):
+                self._fan_out(room, m.Kind.PRESENCE, encode_message(part), None)
+            log.info("%d joins and leaves in %s sent as one member list (%d online)", carried, room.name,
+                     len(room.members))  # fmt: skip
 
     def _broadcast(self, room: Room, message: m.Message, exclude: Session | None = None) -> int:
         if not room.members:
@@ -667,6 +693,7 @@ class Relay:
 
     def next_timer(self) -> float | None:
         deadlines = [self.channel.next_timer()]
+        deadlines.extend(room.flow.refresh_at for room in self._presence_due.values())
         while self._timers:
             deadline, _, sid = self._timers[0]
             sess = self.sessions.get(sid)
@@ -684,6 +711,8 @@ class Relay:
             sess = self.sessions.get(sid)
             if sess is not None:
                 self._drop(sess)
+        if self._presence_due:
+            self._refresh_presence(now)
         # Collect first, then handle: handling may schedule a deadline that is already due (an ACK
         # that goes out with the next flush), which must not be popped again in this same call.
         due: list[Session] = []
