@@ -559,7 +559,7 @@ class Relay:
         for stored in batch:
             self._send(sess, _room_message(stored))
             room_after = stored.seq
-        if room_after >= room_last:
+        if room_after >= room_last or not batch:  # nothing left: retention pruned the rest
             sess.lagging_after = None
             self._send_presence(sess, room)
         else:
