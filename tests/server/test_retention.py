@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
+from labchat.protocol import events as ev
 from labchat.server.retention import DAY_S, HistoryPruner, RetentionPolicy, prune_regularly
 from labchat.server.room import Room
 from labchat.server.store import Store, StoredMessage, StoreError
+
+from ..helpers import connect, start_server
 
 T0 = 1_800_000_000.0  # a fixed "now" for the fake clock, in seconds
 
@@ -148,3 +152,23 @@ async def test_pruning_runs_in_the_background_between_batches(tmp_path: Path) ->
     assert pruner.deleted == 1500
     assert ticks >= 15  # the loop ran between each two of the 15 batches
     assert store.messages_after("lobby", 0, 10) == []
+
+
+async def test_running_server_prunes_at_start_and_numbers_on(tmp_path: Path) -> None:
+    store = make(tmp_path / "server.db")
+    add(store, 1, 30, time.time() - 3 * DAY_S)  # all older than the server's retention
+    store.close()
+    server = await start_server(tmp_path, retention=RetentionPolicy(max_age_s=DAY_S))
+    try:
+        await asyncio.wait_for(server.protocol.pruned.wait(), 10)
+        assert server.protocol.pruner.deleted == 30
+        ana = await connect(server, "ana", tmp_path=tmp_path)
+        bob = await connect(server, "bob", tmp_path=tmp_path)
+        assert not ana.of(ev.MessageReceived)  # no history left to replay
+        ana.client.submit("after the pruning")
+        got = await bob.wait_for(ev.MessageReceived)
+        assert got.seq == 31  # numbering goes on from the last message ever stored
+        await ana.close()
+        await bob.close()
+    finally:
+        await server.stop(grace_s=0)
