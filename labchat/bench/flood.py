@@ -87,6 +87,7 @@ def flood_round(bench: Bench, label: str, relay: tuple[tuple[str, Any], ...]) ->
         "server_datagrams_out": after["relay"]["datagrams_sent"] - before["relay"]["datagrams_sent"],
         "server_rss_mb": before["rss_bytes"] / mb,
         "server_rss_joined_mb": joined["rss_bytes"] / mb,
+        "server_peak_joined_mb": joined["hwm_bytes"] / mb,
         "server_peak_mb": after["hwm_bytes"] / mb,
         "server_rss_after_mb": after["rss_bytes"] / mb,
         "db_mb": after["db_bytes"] / mb,
@@ -98,7 +99,8 @@ def flood_round(bench: Bench, label: str, relay: tuple[tuple[str, Any], ...]) ->
         f"{bots} bots ({got['logged_in']} logged in, {login_s:.1f} s) into {s.clients} members: "
         f"server CPU {row['server_cpu_s']:.1f} s, {row['server_datagrams_out']:,} datagrams out; "
         f"RSS {row['server_rss_mb']:.0f} MB -> {row['server_rss_joined_mb']:.0f} MB with the bots "
-        f"(peak {row['server_peak_mb']:.0f}) -> {row['server_rss_after_mb']:.0f} MB after; "
+        f"(peak {row['server_peak_joined_mb']:.0f}) -> {row['server_rss_after_mb']:.0f} MB after they "
+        f"left (peak {row['server_peak_mb']:.0f}); "
         f"database {row['db_mb']:.2f} MB ({row['db_used_mb']:.2f} MB in use)"
     )
     return row

@@ -199,7 +199,14 @@ async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str, conso
         f"[bold]labchat server[/] listening on UDP [bold cyan]{bound_host}:{bound_port}[/]",
         soft_wrap=True,
     )
-    console.print(f"database {db_path} (registration {registration})", soft_wrap=True, markup=False)
+    retention = relay.config.retention
+    days = "forever" if retention.max_age_s is None else f"{retention.max_age_s / DAY_S:g} days"
+    cap = "no size cap" if retention.max_bytes is None else f"at most {retention.max_bytes / MIB:g} MB"
+    console.print(
+        f"database {db_path} (registration {registration}; history kept {days}, {cap})",
+        soft_wrap=True,
+        markup=False,
+    )
     console.print(f"server key fingerprint [bold]{fp}[/]", soft_wrap=True)
     for host in addresses_for_clients(bound_host):
         console.print(
