@@ -49,7 +49,7 @@ def _settle(server: BenchServer) -> dict[str, Any]:
 def flood_round(bench: Bench, label: str, relay: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
     s = bench.s
     bots = max(1, round(s.rate * s.duration))
-    bench.need(s.clients / s.login_pace + bots / s.rate + 40, f"the {label} round")
+    bench.need(s.clients / s.login_pace + bots / s.rate + 15, f"the {label} round")
     bench.log(f"{label}: {s.clients} members, then {bots} bots at {s.rate:g}/s")
     server = BenchServer(ServerOptions(uvloop=s.uvloop, max_s=s.max_time + 60, relay=relay))
     pools: list[WorkerPool] = []
