@@ -47,6 +47,11 @@ def make_private_dir(path: Path) -> list[str]:
     if not _POSIX:
         return []
     mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & stat.S_ISVTX:  # /tmp and the like: shared on purpose, never to be chmod-ed
+        return [
+            f"directory {path} is shared with other users (mode {mode:o}); the files are private, "
+            "but keep the database in a directory of its own"
+        ]
     if mode & 0o077:
         return [
             f"directory {path} is open to other users (mode {mode:o}); "

@@ -67,3 +67,11 @@ def test_private_dir_and_file_helpers(tmp_path: Path) -> None:
     os.chmod(ok, 0o640)
     line = tighten_file(ok)
     assert line is not None and "mode 640" in line and mode(ok) == 0o600
+
+
+def test_a_shared_sticky_directory_is_not_told_to_chmod(tmp_path: Path) -> None:
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    (line,) = make_private_dir(shared)
+    assert "shared with other users" in line and "chmod" not in line
