@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from labchat.protocol import events as ev
 from labchat.server.room import MembershipFlow, refresh_interval
@@ -65,3 +69,26 @@ def test_login_flood_reaches_members_as_presence_refreshes_and_lists_stay_right(
     net.run_until(lambda: net.logged_in("late"))
     net.run_for(1.0)
     assert watcher.of(ev.UserJoined)[-1].user == "late"
+
+
+@given(
+    gaps=st.lists(st.floats(min_value=0.0, max_value=2.0), min_size=1, max_size=300),
+    members=st.integers(min_value=1, max_value=1000),
+)
+def test_flow_bounds_what_any_pattern_of_changes_costs(gaps: list[float], members: int) -> None:
+    flow = MembershipFlow(events_per_s=5.0, burst=20)
+    interval = refresh_interval(members)
+    t = 1000.0
+    individual = 0
+    refreshes: list[float] = []
+    for gap in gaps:
+        t += gap
+        if flow.refresh_at is not None and flow.refresh_at <= t:  # the relay's timer fires first
+            refreshes.append(flow.refresh_at)
+            flow.refreshed()
+        if flow.announce_individually(t, members):
+            individual += 1
+        else:  # a coalesced change always has a refresh coming, within one interval
+            assert flow.refresh_at is not None and t <= flow.refresh_at <= t + interval
+    assert individual <= 20 + 5.0 * (t - 1000.0 - gaps[0]) + 1
+    assert all(b - a >= interval - 1e-9 for a, b in pairwise(refreshes))
