@@ -154,9 +154,9 @@ class Relay:
     def room(self, name: str) -> Room:
         room = self.rooms.get(name)
         if room is None:
-            room = Room(name, next_seq=self.store.last_seq(name) + 1, ring_size=self.config.ring_size)
             cfg = self.config
-            room.flow = MembershipFlow(cfg.membership_events_per_s, cfg.membership_events_burst)
+            flow = MembershipFlow(cfg.membership_events_per_s, cfg.membership_events_burst)
+            room = Room(name, next_seq=self.store.last_seq(name) + 1, ring_size=cfg.ring_size, flow=flow)
             for stored in self.store.last_messages(name, min(self.config.ring_size, 1000)):
                 room.remember(stored)
             self.rooms[name] = room
