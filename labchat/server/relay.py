@@ -35,7 +35,14 @@ from ..protocol.text import neutralize, truncate_utf8
 from ..protocol.wire import decode_message, encode_message
 from .accounts import LoginThrottle, PasswordCheck
 from .retention import RetentionPolicy
-from .room import MEMBERSHIP_EVENTS_BURST, MEMBERSHIP_EVENTS_PER_S, MembershipFlow, Room
+from .room import (
+    MEMBERSHIP_EVENTS_BURST,
+    MEMBERSHIP_EVENTS_PER_S,
+    PRESENCE_REFRESH_CHUNK,
+    PRESENCE_REFRESH_STEP_S,
+    MembershipFlow,
+    Room,
+)
 from .store import Store, StoredMessage
 
 log = logging.getLogger(__name__)
@@ -115,6 +122,15 @@ class _PendingMessage:
 
 
 @dataclass(slots=True)
+class _PresenceRound:
+    """A PRESENCE refresh under way: the members still to receive it, and when the next step is."""
+
+    room: Room
+    sids: list[bytes]
+    next_at: float
+
+
+@dataclass(slots=True)
 class RelayStats:
     datagrams_received: int = 0
     datagrams_sent: int = 0
@@ -147,6 +163,7 @@ class Relay:
         self.shutting_down = False
         self._recent_ids: OrderedDict[tuple[str, int], tuple[str, int, int]] = OrderedDict()
         self._presence_due: dict[str, Room] = {}  # rooms with a PRESENCE refresh pending, by name
+        self._presence_rounds: dict[str, _PresenceRound] = {}  # refreshes under way, by room name
         self.room(m.DEFAULT_ROOM)
 
     # ------------------------------------------------------------ rooms
@@ -617,15 +634,37 @@ class Relay:
             self._presence_due[room.name] = room
 
     def _refresh_presence(self, now: float) -> None:
-        """Send the PRESENCE refreshes that are due: each part encoded once for the whole room."""
+        """Start the PRESENCE refreshes that are due (`handle_timer` then sends their first step)."""
         due = [r for r in self._presence_due.values() if (r.flow.refresh_at or now) <= now]
         for room in due:
             del self._presence_due[room.name]
             carried = room.flow.refreshed()
-            for part in m.presence_parts(room.name, room.users()):
-                self._fan_out(room, m.Kind.PRESENCE, encode_message(part), None)
+            # A round still under way is replaced: the new one carries the newer list to everyone.
+            self._presence_rounds[room.name] = _PresenceRound(room, list(room.members.values()), now)
             log.info("%d joins and leaves in %s sent as one member list (%d online)", carried, room.name,
                      len(room.members))  # fmt: skip
+
+    def _step_presence_rounds(self, now: float) -> None:
+        """Send each round's next members the room's list as it is *now*: a member who got a JOINED
+        or LEFT since the round began still ends with a list that agrees with it. Members who joined
+        during the round had their own PRESENCE at login; those who left are skipped."""
+        for name, rnd in list(self._presence_rounds.items()):
+            if rnd.next_at > now:
+                continue
+            room = rnd.room
+            batch, rnd.sids = rnd.sids[:PRESENCE_REFRESH_CHUNK], rnd.sids[PRESENCE_REFRESH_CHUNK:]
+            bodies = [encode_message(part) for part in m.presence_parts(room.name, room.users())]
+            for sid in batch:
+                sess = self.sessions.get(sid)
+                if sess is None or sess.room is not room or sess.lagging_after is not None:
+                    continue  # gone, or catching up (it gets PRESENCE when it has caught up)
+                for body in bodies:
+                    sess.link.send(m.Kind.PRESENCE, body)
+                self._dirty.add(sess)
+            if rnd.sids:
+                rnd.next_at = now + PRESENCE_REFRESH_STEP_S
+            else:
+                del self._presence_rounds[name]
 
     def _broadcast(self, room: Room, message: m.Message, exclude: Session | None = None) -> int:
         if not room.members:
@@ -694,6 +733,7 @@ class Relay:
     def next_timer(self) -> float | None:
         deadlines = [self.channel.next_timer()]
         deadlines.extend(room.flow.refresh_at for room in self._presence_due.values())
+        deadlines.extend(rnd.next_at for rnd in self._presence_rounds.values())
         while self._timers:
             deadline, _, sid = self._timers[0]
             sess = self.sessions.get(sid)
@@ -713,6 +753,8 @@ class Relay:
                 self._drop(sess)
         if self._presence_due:
             self._refresh_presence(now)
+        if self._presence_rounds:
+            self._step_presence_rounds(now)
         # Collect first, then handle: handling may schedule a deadline that is already due (an ACK
         # that goes out with the next flush), which must not be popped again in this same call.
         due: list[Session] = []

@@ -26,6 +26,11 @@ PRESENCE_REFRESH_MIN_S = 1.0
 #: ...and, in a big room, long enough that a member receives at most this many PRESENCE parts (of 40
 #: names each) per second: 300 members, 8 parts, every 2 s; 900 members, 23 parts, every 5.75 s.
 PRESENCE_PARTS_PER_S = 4.0
+#: A refresh goes out to this many members per step, one step every PRESENCE_REFRESH_STEP_S: 900
+#: members at once would be ~20 000 frames and ~11 000 datagrams sealed in one go (a stall of tens
+#: of milliseconds for the whole room, and a burst of memory); in steps each costs a few ms.
+PRESENCE_REFRESH_CHUNK = 64
+PRESENCE_REFRESH_STEP_S = 0.01
 
 
 @dataclass(slots=True)
