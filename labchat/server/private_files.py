@@ -49,13 +49,14 @@ def make_private_dir(path: Path) -> list[str]:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & stat.S_ISVTX:  # /tmp and the like: shared on purpose, never to be chmod-ed
         return [
-            f"directory {path} is shared with other users (mode {mode:o}); the files are private, "
-            "but keep the database in a directory of its own"
+            f"directory {path.resolve()} is shared with other users (mode {mode:o}); the files are "
+            "private, but keep the database in a directory of its own"
         ]
     if mode & 0o077:
+        shown = path.resolve()
         return [
-            f"directory {path} is open to other users (mode {mode:o}); "
-            f"run 'chmod 700 {path}' unless others must use it"
+            f"directory {shown} lets other users see the server's files (mode {mode:o}); their "
+            f"contents are private, but run 'chmod 700 {shown}' unless others must use it"
         ]
     return []
 
