@@ -5,6 +5,8 @@
     labchat-bench --mode idle --clients 1000       memory per client and keepalive CPU
     labchat-bench --mode curve                     cost at 10, 100 and 1000 clients
     labchat-bench --mode tui                       key-to-screen delay of the Textual app under load
+    labchat-bench --mode flood                     600 bots log in to a room of 300 and leave: server
+                                                   memory, CPU and database, JOINED one by one vs coalesced
 
 Everything runs on 127.0.0.1 and stops by itself within --max-time seconds.
 """
@@ -24,7 +26,7 @@ from rich.table import Table
 
 from .runner import Bench, Report, Settings
 
-MODES = ("fixed", "ramp", "idle", "tui", "curve", "core")
+MODES = ("fixed", "ramp", "idle", "tui", "curve", "core", "flood")
 DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
     "fixed": (100, 1000.0, 10.0),
     "ramp": (100, 200.0, 3.0),
@@ -32,6 +34,7 @@ DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
     "curve": (0, 0.0, 5.0),
     "tui": (1, 1000.0, 5.0),
     "core": (100, 0.0, 5.0),
+    "flood": (300, 20.0, 30.0),  # members; bot logins per second; seconds of bot logins
 }
 
 
@@ -49,9 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--senders", type=int, default=None, metavar="K",
                    help="only the first K clients send (default: all); every client receives")
     p.add_argument("--rate", type=float, default=None, metavar="MSG_S",
-                   help="messages per second into the room, all senders together (ramp: first step)")
+                   help="messages per second into the room, all senders together (ramp: first step; "
+                        "flood: bot logins per second)")
     p.add_argument("--duration", type=float, default=None, metavar="S",
-                   help="seconds of load per step (idle: the idle window)")
+                   help="seconds of load per step (idle: the idle window; flood: of bot logins)")
     p.add_argument("--processes", type=int, default=0, metavar="P",
                    help="client worker processes (default: 1 while the clients receive up to 20 000 "
                         "deliveries/s and number at most 200, else 2)")
@@ -114,7 +118,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise ValueError("--clients must be at least 2 (a message needs someone to receive it)")
     if s.duration <= 0 or s.max_time <= 0 or s.rate < 0 or s.login_pace <= 0:
         raise ValueError("--duration, --max-time and --login-pace must be positive, --rate not negative")
-    if args.mode in ("fixed", "ramp") and s.rate <= 0:
+    if args.mode in ("fixed", "ramp", "flood") and s.rate <= 0:
         raise ValueError(f"--mode {args.mode} needs --rate above 0")
     if s.processes < 0:
         raise ValueError("--processes must be 0 (chosen by the load) or more")
@@ -158,7 +162,7 @@ def render(report: Report, console: Console) -> None:
             _fmt(row.get("server_peak_mb"), ".1f"), _fmt(row.get("server_kb_per_client"), ".1f"),
             _fmt(None if frac is None else frac * 100, ".1f") + ("" if frac is None else " %"),
         )
-    if not all("core_server_us_per_delivery" in row for row in report.rows):
+    if not all("core_server_us_per_delivery" in row or "flood" in row for row in report.rows):
         console.print(table)  # the core mode has none of its columns: its figures follow as text
     if report.ceiling_sendto_s:
         console.print(f"raw ceiling (blocking 200-byte sendto loop on loopback): "
@@ -190,6 +194,8 @@ def render(report: Report, console: Console) -> None:
             extra.append(f"{row['batch']} message(s) per datagram: server "
                          f"{row['core_server_us_per_delivery']:.2f} µs, client "
                          f"{row['core_client_us_per_delivery']:.2f} µs CPU per delivery (sans-I/O)")
+        if row.get("flood"):
+            extra.append(row["flood"])
         if row.get("tui"):
             extra.append(", ".join(f"{k} {v}" for k, v in row["tui"].items()))
         if extra:

@@ -377,3 +377,8 @@ class Bench:
         from .tui_latency import run_tui_mode
 
         run_tui_mode(self)
+
+    def mode_flood(self) -> None:
+        from .flood import run_flood_mode
+
+        run_flood_mode(self)

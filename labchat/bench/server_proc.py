@@ -47,6 +47,8 @@ class ServerOptions:
     profile: bool = False
     uvloop: bool = False
     max_s: float = 600.0
+    #: RelayConfig fields to change, as (name, value) pairs (the flood mode compares policies).
+    relay: tuple[tuple[str, Any], ...] = ()
 
 
 def udp_rcvbuf_errors() -> int | None:
@@ -140,7 +142,7 @@ async def _serve(conn: Connection, options: ServerOptions, tmp: Path) -> dict[st
         max_prelogin_per_host=4096,  # every simulated client is on 127.0.0.1: one host to the server
     )  # fmt: skip
     relay = Relay(store, ServerChannel(key, channel_config),
-                  RelayConfig(rate_per_s=RATE_PER_S, rate_burst=RATE_BURST))
+                  RelayConfig(rate_per_s=RATE_PER_S, rate_burst=RATE_BURST, **dict(options.relay)))
     server = await serve(options.host, options.port, relay)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -182,6 +184,8 @@ async def _serve(conn: Connection, options: ServerOptions, tmp: Path) -> dict[st
             "frames_retransmitted": sum(
                 sess.link.stats.frames_retransmitted for sess in relay.sessions.values()),
             "udp_rcvbuf_errors": udp_rcvbuf_errors(),
+            "db_bytes": sum(p.stat().st_size for p in tmp.glob("bench.db*")),
+            "db_used_bytes": store.used_bytes(),
         }
 
     def on_command(command: tuple[Any, ...]) -> None:

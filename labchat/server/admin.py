@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         store = Store(args.db or default_db_path())
+        for warning in store.warnings:
+            print(f"labchat-admin: warning: {warning}", file=sys.stderr)
         try:
             return _run(store, args)
         finally:

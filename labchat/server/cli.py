@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ..protocol.channel import ServerChannel, fingerprint
 from ..startup_gc import freeze_startup_objects
 from .keys import KeyFileError, load_or_create_server_key, public_key_of
 from .relay import Relay, RelayConfig
+from .retention import DAY_S, MIB, RetentionPolicy
 from .store import Store, StoreError, default_db_path
 from .transport import ServerError, serve
 
@@ -79,6 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="burst allowed above --rate (default 500)",
     )
+    p.add_argument(
+        "--history-days",
+        type=float,
+        default=365.0,
+        metavar="DAYS",
+        help="delete room messages older than this (default 365; 0: keep them forever)",
+    )
+    p.add_argument(
+        "--history-max-mb",
+        type=float,
+        default=1024.0,
+        metavar="MB",
+        help="delete the oldest messages while the database is larger (default 1024; 0: no cap)",
+    )
     p.add_argument("--name", default="labchat", help="server name shown to clients")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.add_argument("--quiet", action="store_true", help="log only warnings and errors (no per-message lines)")
@@ -128,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if not (0 <= args.history_days < 1e6 and 0 <= args.history_max_mb < 1e9):
+        print(
+            "labchat-server: --history-days and --history-max-mb must be 0 (no limit) or more",
+            file=sys.stderr,
+        )
+        return 2
     db_path = args.db or default_db_path()
     try:
         store = Store(db_path)
@@ -135,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     except (StoreError, KeyFileError) as exc:
         print(f"labchat-server: {exc}", file=sys.stderr)
         return 1
+    for warning in store.warnings:
+        log.warning("%s", warning, extra={"markup": False})
     config = RelayConfig(
         client_timeout_s=args.client_timeout,
         history_on_join=args.history,
@@ -142,8 +166,16 @@ def main(argv: list[str] | None = None) -> int:
         server_name=args.name,
         rate_per_s=args.rate,
         rate_burst=args.burst,
+        retention=RetentionPolicy(
+            max_age_s=args.history_days * DAY_S or None,
+            max_bytes=int(args.history_max_mb * MIB) or None,
+        ),
     )
-    relay = Relay(store, ServerChannel(key), config)
+    try:
+        relay = Relay(store, ServerChannel(key), config)
+    except sqlite3.Error as exc:  # the store's start-up probe missed the damage; still one line
+        print(f"labchat-server: cannot read database {db_path}: {exc}", file=sys.stderr)
+        return 1
     if "STALE" in (build := compile_status()):
         logging.getLogger(__name__).warning("labchat build: %s", build)
     freeze_startup_objects()
@@ -167,7 +199,14 @@ async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str, conso
         f"[bold]labchat server[/] listening on UDP [bold cyan]{bound_host}:{bound_port}[/]",
         soft_wrap=True,
     )
-    console.print(f"database {db_path} (registration {registration})", soft_wrap=True, markup=False)
+    retention = relay.config.retention
+    days = "forever" if retention.max_age_s is None else f"{retention.max_age_s / DAY_S:g} days"
+    cap = "no size cap" if retention.max_bytes is None else f"at most {retention.max_bytes / MIB:g} MB"
+    console.print(
+        f"database {db_path} (registration {registration}; history kept {days}, {cap})",
+        soft_wrap=True,
+        markup=False,
+    )
     console.print(f"server key fingerprint [bold]{fp}[/]", soft_wrap=True)
     for host in addresses_for_clients(bound_host):
         console.print(

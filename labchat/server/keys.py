@@ -86,7 +86,7 @@ def load_or_create_server_key(path: Path, rng: Callable[[int], bytes] = os.urand
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # as the database's (private_files.py)
         if not path.exists():
             try:
                 return _create(path, rng)

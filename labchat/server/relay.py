@@ -34,7 +34,15 @@ from ..protocol.reliability import LinkConfig, ReliableLink
 from ..protocol.text import neutralize, truncate_utf8
 from ..protocol.wire import decode_message, encode_message
 from .accounts import LoginThrottle, PasswordCheck
-from .room import Room
+from .retention import RetentionPolicy
+from .room import (
+    MEMBERSHIP_EVENTS_BURST,
+    MEMBERSHIP_EVENTS_PER_S,
+    PRESENCE_REFRESH_CHUNK,
+    PRESENCE_REFRESH_STEP_S,
+    MembershipFlow,
+    Room,
+)
 from .store import Store, StoredMessage
 
 log = logging.getLogger(__name__)
@@ -72,6 +80,12 @@ class RelayConfig:
     ring_size: int = 4096
     #: A session that said BYE is kept this long to acknowledge a retransmitted BYE.
     linger_s: float = 2.0
+    #: How much history the database keeps (`--history-days`, `--history-max-mb`; retention.py).
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    #: JOINED/LEFT one by one up to this many membership changes per second per room (sustained)...
+    membership_events_per_s: float = MEMBERSHIP_EVENTS_PER_S
+    #: ...and bursts of this many; faster, one PRESENCE refresh per interval instead (room.py).
+    membership_events_burst: int = MEMBERSHIP_EVENTS_BURST
 
 
 @dataclass(eq=False, slots=True)
@@ -108,6 +122,15 @@ class _PendingMessage:
 
 
 @dataclass(slots=True)
+class _PresenceRound:
+    """A PRESENCE refresh under way: the members still to receive it, and when the next step is."""
+
+    room: Room
+    sids: list[bytes]
+    next_at: float
+
+
+@dataclass(slots=True)
 class RelayStats:
     datagrams_received: int = 0
     datagrams_sent: int = 0
@@ -139,6 +162,8 @@ class Relay:
         self._timers_compact_at = 64
         self.shutting_down = False
         self._recent_ids: OrderedDict[tuple[str, int], tuple[str, int, int]] = OrderedDict()
+        self._presence_due: dict[str, Room] = {}  # rooms with a PRESENCE refresh pending, by name
+        self._presence_rounds: dict[str, _PresenceRound] = {}  # refreshes under way, by room name
         self.room(m.DEFAULT_ROOM)
 
     # ------------------------------------------------------------ rooms
@@ -146,7 +171,9 @@ class Relay:
     def room(self, name: str) -> Room:
         room = self.rooms.get(name)
         if room is None:
-            room = Room(name, next_seq=self.store.last_seq(name) + 1, ring_size=self.config.ring_size)
+            cfg = self.config
+            flow = MembershipFlow(cfg.membership_events_per_s, cfg.membership_events_burst)
+            room = Room(name, next_seq=self.store.last_seq(name) + 1, ring_size=cfg.ring_size, flow=flow)
             for stored in self.store.last_messages(name, min(self.config.ring_size, 1000)):
                 room.remember(stored)
             self.rooms[name] = room
@@ -342,7 +369,7 @@ class Relay:
                 _fmt(sess.addr),
                 len(room.members),
             )
-            self._broadcast(room, m.Joined(room.name, user, _ms(now)), exclude=sess)
+            self._announce_membership(room, m.Joined(room.name, user, _ms(now)), sess, now)
         self._replay_history(sess, room, login.resume_seq)
         self._send_presence(sess, room)
 
@@ -549,7 +576,7 @@ class Relay:
         for stored in batch:
             self._send(sess, _room_message(stored))
             room_after = stored.seq
-        if room_after >= room_last:
+        if room_after >= room_last or not batch:  # nothing left: retention pruned the rest
             sess.lagging_after = None
             self._send_presence(sess, room)
         else:
@@ -569,7 +596,7 @@ class Relay:
                 _fmt(sess.addr),
                 len(room.members),
             )
-            self._broadcast(room, m.Left(room.name, user, _ms(now), reason), exclude=sess)
+            self._announce_membership(room, m.Left(room.name, user, _ms(now), reason), sess, now)
         if reason == "timed out":
             self._drop(sess)
         else:
@@ -597,6 +624,47 @@ class Relay:
     def _send_presence(self, sess: Session, room: Room, requested: int = 0) -> None:
         for part in m.presence_parts(room.name, room.users(), requested):
             self._send(sess, part)
+
+    def _announce_membership(self, room: Room, change: m.Joined | m.Left, sess: Session, now: float) -> None:
+        """JOINED/LEFT to the others while the room is calm; during a flood, a PRESENCE refresh later
+        (room.py, `MembershipFlow`): fan-out that grows with members, not members x changes."""
+        if room.flow.announce_individually(now, len(room.members)):
+            self._broadcast(room, change, exclude=sess)
+        else:
+            self._presence_due[room.name] = room
+
+    def _refresh_presence(self, now: float) -> None:
+        """Start the PRESENCE refreshes that are due (`handle_timer` then sends their first step)."""
+        due = [r for r in self._presence_due.values() if (r.flow.refresh_at or now) <= now]
+        for room in due:
+            del self._presence_due[room.name]
+            carried = room.flow.refreshed()
+            # A round still under way is replaced: the new one carries the newer list to everyone.
+            self._presence_rounds[room.name] = _PresenceRound(room, list(room.members.values()), now)
+            log.info("%d joins and leaves in %s sent as one member list (%d online)", carried, room.name,
+                     len(room.members))  # fmt: skip
+
+    def _step_presence_rounds(self, now: float) -> None:
+        """Send each round's next members the room's list as it is *now*: a member who got a JOINED
+        or LEFT since the round began still ends with a list that agrees with it. Members who joined
+        during the round had their own PRESENCE at login; those who left are skipped."""
+        for name, rnd in list(self._presence_rounds.items()):
+            if rnd.next_at > now:
+                continue
+            room = rnd.room
+            batch, rnd.sids = rnd.sids[:PRESENCE_REFRESH_CHUNK], rnd.sids[PRESENCE_REFRESH_CHUNK:]
+            bodies = [encode_message(part) for part in m.presence_parts(room.name, room.users())]
+            for sid in batch:
+                sess = self.sessions.get(sid)
+                if sess is None or sess.room is not room or sess.lagging_after is not None:
+                    continue  # gone, or catching up (it gets PRESENCE when it has caught up)
+                for body in bodies:
+                    sess.link.send(m.Kind.PRESENCE, body)
+                self._dirty.add(sess)
+            if rnd.sids:
+                rnd.next_at = now + PRESENCE_REFRESH_STEP_S
+            else:
+                del self._presence_rounds[name]
 
     def _broadcast(self, room: Room, message: m.Message, exclude: Session | None = None) -> int:
         if not room.members:
@@ -664,6 +732,8 @@ class Relay:
 
     def next_timer(self) -> float | None:
         deadlines = [self.channel.next_timer()]
+        deadlines.extend(room.flow.refresh_at for room in self._presence_due.values())
+        deadlines.extend(rnd.next_at for rnd in self._presence_rounds.values())
         while self._timers:
             deadline, _, sid = self._timers[0]
             sess = self.sessions.get(sid)
@@ -681,6 +751,10 @@ class Relay:
             sess = self.sessions.get(sid)
             if sess is not None:
                 self._drop(sess)
+        if self._presence_due:
+            self._refresh_presence(now)
+        if self._presence_rounds:
+            self._step_presence_rounds(now)
         # Collect first, then handle: handling may schedule a deadline that is already due (an ACK
         # that goes out with the next flush), which must not be popped again in this same call.
         due: list[Session] = []

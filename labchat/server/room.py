@@ -7,11 +7,78 @@ to the database; older history comes from the store.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from ..protocol.messages import name_key
+from ..protocol.messages import PRESENCE_NAMES_PER_PART, name_key
 from .store import StoredMessage
+
+#: JOINED and LEFT go to every member one by one while the room's membership changes at most this
+#: often (sustained, per second)...
+MEMBERSHIP_EVENTS_PER_S = 5.0
+#: ...after a burst of this many (a class logging in together after the bell).
+MEMBERSHIP_EVENTS_BURST = 20
+#: Faster than that (a bot flood), each change would cost one frame per member: N bots joining a room
+#: of N is N^2 frames. The room then sends one PRESENCE refresh per interval instead: at least this
+#: long apart...
+PRESENCE_REFRESH_MIN_S = 1.0
+#: ...and, in a big room, long enough that a member receives at most this many PRESENCE parts (of 40
+#: names each) per second: 300 members, 8 parts, every 2 s; 900 members, 23 parts, every 5.75 s.
+PRESENCE_PARTS_PER_S = 4.0
+#: A refresh goes out to this many members per step, one step every PRESENCE_REFRESH_STEP_S: 900
+#: members at once would be ~20 000 frames and ~11 000 datagrams sealed in one go (a stall of tens
+#: of milliseconds for the whole room, and a burst of memory); in steps each costs a few ms.
+PRESENCE_REFRESH_CHUNK = 64
+PRESENCE_REFRESH_STEP_S = 0.01
+
+
+@dataclass(slots=True)
+class MembershipFlow:
+    """Decides, per membership change, between one JOINED/LEFT to everyone and a later PRESENCE refresh.
+
+    A token bucket (like the chat rate limit) measures the rate of changes. While it has a token and
+    no refresh is pending, the change is announced on its own. Otherwise the change waits for a
+    refresh: one full PRESENCE to every member, `refresh_interval` after the first waiting change.
+    Coalesced changes keep draining the bucket (down to minus the burst), so announcements one by one
+    resume only once the room has been calm for a few seconds, not between two refreshes of a flood.
+    """
+
+    events_per_s: float = MEMBERSHIP_EVENTS_PER_S
+    burst: int = MEMBERSHIP_EVENTS_BURST
+    tokens: float = field(init=False)
+    tokens_at: float | None = field(default=None, init=False)
+    #: When the pending PRESENCE refresh is due; None while changes are announced one by one.
+    refresh_at: float | None = field(default=None, init=False)
+    #: Changes waiting for the refresh (for the log and the bench).
+    coalesced: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.burst)  # a room starts calm
+
+    def announce_individually(self, now: float, members: int) -> bool:
+        """Record one change at `now`; True: announce it on its own now, False: a refresh will."""
+        if self.tokens_at is not None:
+            self.tokens = min(float(self.burst), self.tokens + (now - self.tokens_at) * self.events_per_s)
+        self.tokens_at = now
+        individually = self.refresh_at is None and self.tokens >= 1.0
+        self.tokens = max(self.tokens - 1.0, -float(self.burst))
+        if not individually:
+            self.coalesced += 1
+            if self.refresh_at is None:
+                self.refresh_at = now + refresh_interval(members)
+        return individually
+
+    def refreshed(self) -> int:
+        """The refresh went out; how many changes it carried."""
+        carried, self.coalesced, self.refresh_at = self.coalesced, 0, None
+        return carried
+
+
+def refresh_interval(members: int) -> float:
+    """Seconds between PRESENCE refreshes for a room of `members` (see PRESENCE_PARTS_PER_S)."""
+    parts = max(1, math.ceil(members / PRESENCE_NAMES_PER_PART))
+    return max(PRESENCE_REFRESH_MIN_S, parts / PRESENCE_PARTS_PER_S)
 
 
 @dataclass
@@ -26,6 +93,8 @@ class Room:
     members: dict[str, bytes] = field(default_factory=dict)  # name key -> session id
     display: dict[str, str] = field(default_factory=dict)  # name key -> name as the user spells it
     recent: deque[StoredMessage] = field(init=False)
+    #: JOINED/LEFT one by one, or coalesced into PRESENCE refreshes during a flood.
+    flow: MembershipFlow = field(default_factory=MembershipFlow)
 
     def __post_init__(self) -> None:
         self.recent = deque(maxlen=self.ring_size)
@@ -62,6 +131,11 @@ class Room:
 
     def remember(self, message: StoredMessage) -> None:
         self.recent.append(message)
+
+    def forget_through(self, seq: int) -> None:
+        """Drop ring entries up to `seq`: history pruned from the store must not live on in memory."""
+        while self.recent and self.recent[0].seq <= seq:
+            self.recent.popleft()
 
     def recent_after(self, seq: int, limit: int) -> list[StoredMessage] | None:
         """Messages after `seq` from memory, or None when the ring no longer reaches back that far."""

@@ -16,6 +16,14 @@ normal running: by default the commit that fills the WAL to 1000 pages does it, 
 moves them off its event loop (`checkpoint_in_background`, then `checkpoint()` from a thread, on a
 connection of its own): at 1000 messages/s that took the slowest commits from 4-6 ms to well under
 1 ms, and on a slow disk it is the difference between a stall for everyone and none.
+
+History is bounded (`prune_batch`): by age and by the database's size, oldest first, a batch at a
+time so that the event loop is never held for long. A room's last `seq` is kept in a table of its
+own (`room_seq`), not derived from the messages, so that numbers never repeat even after pruning has
+deleted every message of a room.
+
+The database and its `-wal`/`-shm` files are created owner-only in an owner-only directory
+(private_files.py says why); `warnings` lists what was found too open at start.
 """
 
 from __future__ import annotations
@@ -30,13 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..protocol.messages import name_key
+from .private_files import create_private_file, make_private_dir, tighten_database_files
 
 #: scrypt cost (RFC 7914 parameters): N=2^14, r=8 costs about 16 MiB and some tens of milliseconds,
 #: the interactive-login setting the scrypt paper recommends.
 SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -64,6 +73,13 @@ _MIGRATIONS: dict[int, str] = {
         ALTER TABLE messages ADD COLUMN user_key TEXT NOT NULL DEFAULT '';
         ALTER TABLE messages ADD COLUMN msg_id INTEGER NOT NULL DEFAULT 0;
         CREATE INDEX messages_by_msg_id ON messages (user_key, msg_id);
+    """,
+    3: """
+        CREATE TABLE room_seq (
+            room     TEXT PRIMARY KEY,
+            last_seq INTEGER NOT NULL              -- highest seq ever stored, pruned or not
+        );
+        INSERT INTO room_seq (room, last_seq) SELECT room, max(seq) FROM messages GROUP BY room;
     """,
 }
 
@@ -119,6 +135,14 @@ def hash_password(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PruneBatch:
+    """What one `prune_batch` deleted: how many messages, and per room the highest `seq` deleted."""
+
+    deleted: int
+    through_seq: dict[str, int]
+
+
 class Store:
     """One SQLite file. Not thread-safe: the server uses it from its event loop only, apart from
     `checkpoint()`, which one other thread may run."""
@@ -128,16 +152,23 @@ class Store:
     ) -> None:
         self.path = Path(path)
         self.scrypt_n = scrypt_n
+        #: Lines for the operator about files or directories found open to other users at start.
+        self.warnings: list[str] = []
         try:
             if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.warnings += make_private_dir(self.path.parent)
+                create_private_file(self.path)
+                # Before SQLite opens it: it gives the `-wal` and `-shm` it creates the database's mode.
+                self.warnings += tighten_database_files(self.path)
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.execute("PRAGMA busy_timeout=2000")
             self._migrate()
+            if str(path) != ":memory:":
+                self.warnings += tighten_database_files(self.path)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+            raise StoreError(f"cannot open database {self.path}: {_one_line(exc)}") from exc
         self._checkpoint_db: sqlite3.Connection | None = None
 
     def checkpoint_in_background(self) -> None:
@@ -175,6 +206,8 @@ class Store:
             )
         # A quick integrity probe: a file that is not a database fails here, not in the middle of a chat.
         self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if version >= 1:
+            self._probe_tables()
         for target in range(version + 1, SCHEMA_VERSION + 1):
             self._db.execute("BEGIN IMMEDIATE")
             for statement in _MIGRATIONS[target].split(";"):
@@ -182,6 +215,15 @@ class Store:
                     self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version={target}")
             self._db.execute("COMMIT")
+
+    def _probe_tables(self) -> None:
+        """Read the first and the last page of every table and index the server reads at start, so
+        that a damaged file fails at start with one line, not later in the middle of a chat. (A full
+        `PRAGMA quick_check` reads the whole file: seconds for a large history.)"""
+        for table in ("accounts", "messages"):
+            self._db.execute(f"SELECT * FROM {table} ORDER BY rowid LIMIT 1").fetchall()
+            self._db.execute(f"SELECT * FROM {table} ORDER BY rowid DESC LIMIT 1").fetchall()
+        self._db.execute("SELECT room, max(seq) FROM messages GROUP BY room").fetchall()
 
     @property
     def schema_version(self) -> int:
@@ -265,12 +307,20 @@ class Store:
             (msg.room, msg.seq, msg.ts_ms, msg.user, msg.text, msg.flags, key, _to_i64(msg.msg_id))
             for msg, key in zip(messages, user_keys, strict=True)
         ]
+        last: dict[str, int] = {}
+        for row in rows:
+            last[row[0]] = max(last.get(row[0], 0), row[1])
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR IGNORE INTO messages (room, seq, ts_ms, user, text, flags, user_key, msg_id)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
+            )
+            self._db.executemany(
+                "INSERT INTO room_seq (room, last_seq) VALUES (?, ?) ON CONFLICT (room)"
+                " DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+                last.items(),
             )
 
     def find_message(self, user: str, msg_id: int) -> StoredMessage | None:
@@ -299,7 +349,65 @@ class Store:
         return [_from_row(row) for row in reversed(rows)]
 
     def last_seq(self, room: str) -> int:
+        """The highest `seq` the room ever stored, even if pruning has deleted it since."""
         (seq,) = self._db.execute(
-            "SELECT coalesce(max(seq), 0) FROM messages WHERE room = ?", (room,)
+            "SELECT max(coalesce((SELECT last_seq FROM room_seq WHERE room = ?), 0),"
+            " coalesce((SELECT max(seq) FROM messages WHERE room = ?), 0))",
+            (room, room),
         ).fetchone()
         return int(seq)
+
+    # ------------------------------------------------------------ retention
+
+    def used_bytes(self) -> int:
+        """Bytes of the database file in use (pages not on the free list): what history costs.
+
+        The file itself never shrinks (that would take a VACUUM, which rewrites it all); pages freed
+        by pruning are reused by new messages, so with a size cap the file stays near the cap.
+        """
+        (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
+        (pages,) = self._db.execute("PRAGMA page_count").fetchone()
+        (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
+        return int((pages - free) * page_size)
+
+    def prune_batch(self, *, before_ms: int | None, max_bytes: int | None, batch: int) -> PruneBatch:
+        """Delete at most `batch` of the oldest messages: those stored before `before_ms`, or the
+        oldest whatever their age while the database uses more than `max_bytes`.
+
+        Oldest means first inserted (rowid order), which is time order as long as the clock does
+        not jump back; the scan stops at the first message young enough to keep, so a call costs
+        O(batch) however big the history. Call it again while it deletes anything.
+
+        Raises:
+            StoreError: the database cannot be written.
+        """
+        try:
+            rows = self._db.execute(
+                "SELECT rowid, room, seq, ts_ms FROM messages ORDER BY rowid LIMIT ?", (batch,)
+            ).fetchall()
+            if not rows:
+                return PruneBatch(0, {})
+            if max_bytes is None or self.used_bytes() <= max_bytes:
+                if before_ms is None:
+                    return PruneBatch(0, {})
+                old = 0
+                while old < len(rows) and rows[old][3] < before_ms:
+                    old += 1
+                rows = rows[:old]
+                if not rows:
+                    return PruneBatch(0, {})
+            through: dict[str, int] = {}
+            for _rowid, room, seq, _ts in rows:
+                through[room] = max(through.get(room, 0), seq)
+            with self._db:
+                self._db.execute("BEGIN")
+                deleted = self._db.execute(
+                    "DELETE FROM messages WHERE rowid <= ?", (rows[-1][0],)
+                ).rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot prune history in {self.path}: {_one_line(exc)}") from exc
+        return PruneBatch(deleted, through)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -25,6 +25,7 @@ from ..deadline_timer import DeadlineTimer
 from ..protocol.channel import Address
 from .accounts import PasswordCheck
 from .relay import Relay
+from .retention import HistoryPruner, prune_regularly
 from .store import StoreError
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ class RelayProtocol:
         self._summary_task: asyncio.Task[None] | None = self._loop.create_task(self._summarise_drops())
         relay.store.checkpoint_in_background()
         self._checkpoint_task = self._loop.create_task(self._checkpoint_regularly())
+        self.pruner = HistoryPruner(relay.store, relay.rooms, relay.config.retention)
+        self.pruned = asyncio.Event()  # set after each round of pruning: lets a test wait for one
+        self._prune_task = self._loop.create_task(prune_regularly(self.pruner, self.clock, self.pruned))
 
     def _on_readable(self) -> None:
         recvfrom = self.sock.recvfrom
@@ -195,6 +199,7 @@ class RelayProtocol:
         if self._summary_task is not None:
             self._summary_task.cancel()
         self._checkpoint_task.cancel()
+        self._prune_task.cancel()
         # Wait for a checkpoint under way (milliseconds): the store closes its connection next.
         self._checkpointer.shutdown(wait=True, cancel_futures=True)
         self._executor.shutdown(wait=False, cancel_futures=True)

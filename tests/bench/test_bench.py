@@ -123,3 +123,14 @@ def test_histogram_percentiles_and_merge() -> None:
     assert 0.049 <= p50 <= 0.0515 and 0.098 <= p99 <= 0.101
     a.merge(Histogram.from_state(b.to_state()))
     assert a.n == 101 and a.max == 0.5 and a.percentile(100) == 0.5
+
+
+def test_flood_mode_measures_both_policies(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, "--mode", "flood", "--clients", "10", "--rate", "40", "--duration", "0.75")
+    one_by_one, coalesced = out["rows"]
+    assert (one_by_one["label"], coalesced["label"]) == ("one by one", "coalesced")
+    for row in (one_by_one, coalesced):
+        assert row["bots_logged_in"] == row["bots"] == 30
+        assert row["server_peak_mb"] > 0 and row["db_mb"] > 0 and row["server_cpu_s"] > 0
+    # 30 bots joining and leaving 10 members: one by one is ~2 x 30 x 25 frames; coalesced far fewer.
+    assert coalesced["server_datagrams_out"] < one_by_one["server_datagrams_out"]
