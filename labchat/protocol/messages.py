@@ -446,8 +446,8 @@ class Closed(Message):
 class Away(Message):
     """`user` in `room` went away (`away` 1, since `ts_ms`, for `reason`) or came back (`away` 0).
 
-    Sent to the whole room when the state changes, and for every away member just before each
-    PRESENCE: a listed user with no AWAY since the previous complete PRESENCE is not away.
+    Sent to the whole room when the state changes (`listing` 0), and for every away member just
+    before each PRESENCE (`listing` 1): a listed user without such an AWAY is not away.
     """
 
     KIND: ClassVar[Kind] = Kind.AWAY
@@ -457,12 +457,15 @@ class Away(Message):
         ("away", Field.U8),
         ("reason", Field.STR),
         ("ts_ms", Field.U64),
+        ("listing", Field.U8),
     )
     room: str
     user: str
     away: int
     reason: str
     ts_ms: int
+    #: 1: part of the listing before a PRESENCE (a state, not news); 0: a change as it happens.
+    listing: int = 0
 
 
 MESSAGE_TYPES: dict[int, type[Message]] = {

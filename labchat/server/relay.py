@@ -714,7 +714,7 @@ class Relay:
     def _send_presence(self, sess: Session, room: Room, requested: int = 0) -> None:
         # Every away member first: the PRESENCE that follows closes the listing (section 16.1).
         for user, state in room.away_listing() if room.away else ():
-            self._send(sess, m.Away(room.name, user, 1, state.reason, state.since_ms))
+            self._send(sess, m.Away(room.name, user, 1, state.reason, state.since_ms, listing=1))
         for part in m.presence_parts(room.name, room.users(), requested):
             self._send(sess, part)
 
