@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from labchat.client import commands
 from labchat.client.core import ChatClient
@@ -122,3 +124,14 @@ def test_ignore_list_errors_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "dir").mkdir()
     with pytest.raises(IgnoreListError, match="cannot read ignore list"):
         load_ignored(tmp_path / "dir")
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=50)
+@given(st.binary(max_size=400))
+def test_any_ignore_file_loads_as_valid_names(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "ignored"
+    path.write_bytes(data)
+    names = load_ignored(path)
+    assert all(commands.parse(f"/ignore {n}") == commands.Ignore(n) for n in names)
+    save_ignored(path, names)
+    assert load_ignored(path) == names
