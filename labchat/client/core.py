@@ -175,6 +175,8 @@ class ChatClient:
             elif isinstance(cmd, commands.Who):
                 self.conn.who(now)
             elif isinstance(cmd, commands.Away):
+                if cmd.reason is None and self.conn.away_reason is None:
+                    return Submitted(("you are not marked as away",))
                 self.conn.set_away(cmd.reason, now)
             elif isinstance(cmd, commands.Ignore):
                 return self._ignore(cmd.name)
@@ -215,6 +217,16 @@ class ChatClient:
         except IgnoreListError as exc:
             return Submitted((done, f"{exc} (kept for this session only)"), error=True)
         return Submitted((done,))
+
+    def set_away(self, reason: str | None) -> None:
+        """Away for `reason` ("" for none) or back (None), as /away and /back do: for an owner that
+        marks the user away by itself after a while without input.
+
+        Raises:
+            LocalProtocolError: the reason is too long.
+        """
+        self.conn.set_away(reason, self._clock())
+        self._pump()
 
     def trust_server_key(self) -> None:
         """The user accepted a first-contact server's fingerprint: pin it and log in."""

@@ -38,6 +38,11 @@ async def test_away_notice_and_held_private_over_real_sockets(server: RelayServe
     assert listing.away == {"bob": "lunch"}
     bob.client.submit("/back")
     await alice.wait_for(ev.UserAway, lambda e: not e.away)
+    assert bob.client.submit("/back").local_lines == ("you are not marked as away",)
+    bob.client.set_away("idle")  # what an app's idle timer calls
+    await alice.wait_for(ev.UserAway, lambda e: e.reason == "idle")
+    bob.client.set_away(None)
+    await alice.wait_for(ev.UserAway, lambda e: sum(not x.away for x in alice.of(ev.UserAway)) == 2)
 
     bob.client.submit("QUIT")
     await bob.client.closed.wait()
