@@ -559,8 +559,8 @@ class Relay:
         its original time. Rows are deleted only once the link has acknowledged them (`_settle_held`)."""
         assert sess.user is not None
         self._offline_notified.pop(m.name_key(sess.user), None)
-        self.store.expire_held(_ms(now) - HELD_TTL_S * 1000)
-        held = self.store.held_for(sess.user, MAX_HELD_PER_USER)
+        # Expired rows are left for the next hold to delete (it writes anyway): a login only reads.
+        held = self.store.held_for(sess.user, MAX_HELD_PER_USER, _ms(now) - HELD_TTL_S * 1000)
         if not held:
             return
         frames = []

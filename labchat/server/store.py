@@ -363,12 +363,13 @@ class Store:
         ).fetchone()
         return int(count)
 
-    def held_for(self, to: str, limit: int) -> list[HeldPrivate]:
-        """The messages held for `to`, oldest first."""
+    def held_for(self, to: str, limit: int, since_ms: int = 0) -> list[HeldPrivate]:
+        """The messages held for `to` and stored at or after `since_ms`, oldest first. A read only:
+        every login asks, and a write transaction per login would cost more than the question."""
         rows = self._db.execute(
             "SELECT id, to_name, sender, ts_ms, text, flags, msg_id FROM held_privates"
-            " WHERE to_key = ? ORDER BY id LIMIT ?",
-            (name_key(to), limit),
+            " WHERE to_key = ? AND ts_ms >= ? ORDER BY id LIMIT ?",
+            (name_key(to), since_ms, limit),
         ).fetchall()
         return [HeldPrivate(r[0], r[1], r[2], r[3], r[4], r[5], r[6] % 2**64) for r in rows]
 

@@ -133,6 +133,12 @@ def test_held_messages_expire_after_seven_days(tmp_path: Path) -> None:
     net.run_until(lambda: bool(bob.of(ev.PrivateReceived)))
     net.run_for(1.0)
     assert [p.text for p in bob.of(ev.PrivateReceived)] == ["six days and 23 hours"]
+    net.run_until(lambda: held_rows(net, "bob") == 1)  # the delivered one is gone
+    alice = login(net, "alice")
+    alice.conn.whisper("carol", "x", net.now)  # no account: refused, and nothing is held
+    registered_then_gone(net, "carol")
+    alice.conn.whisper("carol", "hello carol", net.now)  # holding one deletes the expired ones
+    net.run_until(lambda: held_rows(net, "carol") == 1)
     assert held_rows(net, "bob") == 0
 
 
