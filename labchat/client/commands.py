@@ -6,6 +6,10 @@ The commands are IRC's, as WeeChat and irssi users expect them:
     /who                list who is online
     /me text            an action ("* alice waves")
     /msg NAME text      a private message (also /query, /w)
+    /away [reason]      mark yourself away (IRC: with no reason it clears, as /back does)
+    /back               no longer away
+    /ignore [NAME]      hide NAME's messages on this client; alone: list who is ignored
+    /unignore NAME      show NAME's messages again
     /help               list the commands
     //text              send "/text" literally
 
@@ -39,6 +43,25 @@ class Who:
 
 
 @dataclass(frozen=True, slots=True)
+class Away:
+    """`/away reason` sets; `/away` alone and `/back` clear (reason None), as IRC has it."""
+
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    """`/ignore NAME` adds NAME; `/ignore` alone lists (name None)."""
+
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unignore:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Quit:
     pass
 
@@ -55,13 +78,17 @@ class Invalid:
     error: str
 
 
-Command = Say | Me | Msg | Who | Quit | Help | Invalid
+Command = Say | Me | Msg | Who | Away | Ignore | Unignore | Quit | Help | Invalid
 
 HELP_LINES = (
     "Commands:",
     "  /msg NAME text   private message to NAME (only you and NAME see it)",
     "  /me text         action, shown as '* you text'",
     "  /who             who is online",
+    "  /away [reason]   mark yourself away (/away alone: back again)",
+    "  /back            no longer away",
+    "  /ignore [NAME]   hide NAME's messages here (alone: list who is ignored)",
+    "  /unignore NAME   show NAME's messages again",
     "  /help            this list",
     "  /quit or QUIT    leave the room",
     "  //text           send a line that starts with '/'",
@@ -95,6 +122,18 @@ def parse(line: str) -> Command | None:
         if not to or not text.strip():
             return Invalid("usage: /msg NAME text")
         return Msg(to, text.strip())
+    if name == "away":
+        return Away(rest or None)
+    if name == "back":
+        return Away(None)
+    if name == "ignore":
+        if " " in rest:
+            return Invalid("usage: /ignore NAME (one name), or /ignore to list")
+        return Ignore(rest or None)
+    if name == "unignore":
+        if not rest or " " in rest:
+            return Invalid("usage: /unignore NAME")
+        return Unignore(rest)
     return Invalid(f"unknown command /{name}: type /help for the list")
 
 

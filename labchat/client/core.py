@@ -16,12 +16,14 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..deadline_timer import DeadlineTimer
 from ..protocol import events as ev
 from ..protocol.client import ClientConfig, ClientConnection
 from ..protocol.errors import LocalProtocolError
 from . import commands
+from .ignore_list import IgnoreListError, load_ignored, save_ignored
 from .known_servers import KnownServers
 
 
@@ -72,8 +74,12 @@ class ChatClient:
         config: ClientConfig | None = None,
         known_servers: KnownServers | None = None,
         clock: Callable[[], float] = time.time,
+        ignore_path: Path | None = None,
     ) -> None:
-        """Raises LocalProtocolError for an invalid user name (message says the rule)."""
+        """Raises LocalProtocolError for an invalid user name (message says the rule).
+
+        `ignore_path`: the file that keeps /ignore across runs (ignore_list.py); None keeps it in memory.
+        """
         self.server_host = server_host
         self.server_port = server_port
         self.local_port = local_port
@@ -87,6 +93,13 @@ class ChatClient:
         self._timer: DeadlineTimer | None = None  # made on first use, on the running loop
         self.closed = asyncio.Event()
         self._progress = asyncio.Event()  # set whenever a message is confirmed or refused
+        self.ignore_path = ignore_path
+        if ignore_path is not None:
+            try:
+                for name in load_ignored(ignore_path):
+                    self.conn.ignore(name)
+            except IgnoreListError as exc:
+                self._queue.put_nowait(ev.ServerNotice(str(exc), local=True))
 
     @property
     def user(self) -> str:
@@ -161,6 +174,14 @@ class ChatClient:
                 self.conn.whisper(cmd.to, cmd.text, now)
             elif isinstance(cmd, commands.Who):
                 self.conn.who(now)
+            elif isinstance(cmd, commands.Away):
+                if cmd.reason is None and self.conn.away_reason is None:
+                    return Submitted(("you are not marked as away",))
+                self.conn.set_away(cmd.reason, now)
+            elif isinstance(cmd, commands.Ignore):
+                return self._ignore(cmd.name)
+            elif isinstance(cmd, commands.Unignore):
+                return self._unignore(cmd.name)
             elif isinstance(cmd, commands.Help):
                 return Submitted(commands.HELP_LINES)
             elif isinstance(cmd, commands.Quit):
@@ -173,6 +194,39 @@ class ChatClient:
             return Submitted((str(exc),), error=True)
         self._pump()
         return Submitted()
+
+    def _ignore(self, name: str | None) -> Submitted:
+        """/ignore NAME, or /ignore alone to list. The filter itself is in the connection."""
+        if name is None:
+            names = self.conn.ignored
+            return Submitted((f"ignoring: {', '.join(names)}" if names else "ignoring nobody",))
+        if not self.conn.ignore(name):
+            return Submitted((f"already ignoring {name}",))
+        return self._save_ignored(f"ignoring {name}: their messages are hidden (/unignore {name} to undo)")
+
+    def _unignore(self, name: str) -> Submitted:
+        if not self.conn.unignore(name):
+            return Submitted((f"{name} is not ignored",), error=True)
+        return self._save_ignored(f"no longer ignoring {name}")
+
+    def _save_ignored(self, done: str) -> Submitted:
+        if self.ignore_path is None:
+            return Submitted((done,))
+        try:
+            save_ignored(self.ignore_path, self.conn.ignored)
+        except IgnoreListError as exc:
+            return Submitted((done, f"{exc} (kept for this session only)"), error=True)
+        return Submitted((done,))
+
+    def set_away(self, reason: str | None) -> None:
+        """Away for `reason` ("" for none) or back (None), as /away and /back do: for an owner that
+        marks the user away by itself after a while without input.
+
+        Raises:
+            LocalProtocolError: the reason is too long.
+        """
+        self.conn.set_away(reason, self._clock())
+        self._pump()
 
     def trust_server_key(self) -> None:
         """The user accepted a first-contact server's fingerprint: pin it and log in."""

@@ -27,6 +27,19 @@ def _hms(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
 
 
+def _with_away(users: tuple[str, ...], away: dict[str, str]) -> list[str]:
+    """Names for the online line, an away one followed by its reason: "bob (away: lunch)"."""
+    if not away:
+        return list(users)
+    out = []
+    for user in users:
+        if user not in away:
+            out.append(user)
+        else:
+            out.append(f"{user} (away: {away[user]})" if away[user] else f"{user} (away)")
+    return out
+
+
 def event_record(event: ev.Event, now: float) -> dict[str, Any] | None:
     """The JSON object for an event (None for events line mode does not show)."""
     match event:
@@ -73,6 +86,18 @@ def event_record(event: ev.Event, now: float) -> dict[str, Any] | None:
                 "ts": _iso(event.ts),
                 "action": event.action,
                 "own": False,
+                "held": event.held,
+            }
+        case ev.UserAway():
+            because = f": {event.reason}" if event.reason else ""
+            return {
+                "type": "away",
+                "user": event.user,
+                "away": event.away,
+                "reason": event.reason,
+                "text": f"{event.user} is away{because}" if event.away else f"{event.user} is back",
+                "ts": _iso(event.ts),
+                "room": event.room,
             }
         case ev.UserJoined():
             return {
@@ -97,8 +122,9 @@ def event_record(event: ev.Event, now: float) -> dict[str, Any] | None:
                 "type": "presence",
                 "user": None,
                 "users": list(event.users),
+                "away": dict(event.away),
                 "room": event.room,
-                "text": f"{len(event.users)} online: {', '.join(event.users)}",
+                "text": f"{len(event.users)} online: {', '.join(_with_away(event.users, event.away))}",
                 "ts": _iso(now),
             }
         case ev.MessageFailed():
@@ -187,8 +213,9 @@ def event_line(event: ev.Event, now: float, me: str) -> str | None:
     if kind == "private":
         if rec["own"]:
             return f"{ts} [private -> {rec['to']}] <{me}> {rec['text']}"
-        return f"{ts} [private] <{rec['user']}> {rec['text']}"
-    if kind in ("join", "leave"):
+        held = " (held while you were offline)" if rec.get("held") else ""
+        return f"{ts} [private] <{rec['user']}> {rec['text']}{held}"
+    if kind in ("join", "leave", "away"):
         return f"{ts} * {rec['text']}"
     if kind == "error":
         return f"{ts} -!- error: {rec['text']}"

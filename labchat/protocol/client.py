@@ -30,7 +30,7 @@ asks the server for everything after the last `seq` it showed and drops anything
 from __future__ import annotations
 
 import os
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum, auto
@@ -77,6 +77,10 @@ class ClientConfig:
     confirm_new_key: bool = False
     #: The channel's own knobs, or None for its defaults.
     channel: ch.ChannelConfig | None = None
+
+
+#: Held private messages remembered to drop a second delivery of the same one (docs/protocol.md 16.2).
+HELD_SEEN = 1000
 
 
 class Phase(Enum):
@@ -161,6 +165,10 @@ class ClientConnection:
         self._presence_parts: list[str] = []
         self._reconnect_at: float | None = None
         self._waiting_since = 0.0
+        self._away_reason: str | None = None  # ours: sent again after every login while set
+        self._away_listing: dict[str, str] = {}  # name -> reason, from AWAYs before the next PRESENCE
+        self._ignored: dict[str, str] = {}  # name key -> name as the user typed it
+        self._held_seen: OrderedDict[tuple[str, int, str], None] = OrderedDict()
 
     # ------------------------------------------------------------ properties
 
@@ -184,6 +192,16 @@ class ClientConnection:
     def last_seq(self) -> int:
         """The highest room sequence number shown so far."""
         return self._last_seq
+
+    @property
+    def away_reason(self) -> str | None:
+        """Our away reason ("" for away without one), or None while we are not away."""
+        return self._away_reason
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        """The names whose messages we hide, sorted case-insensitively."""
+        return tuple(sorted(self._ignored.values(), key=str.casefold))
 
     @property
     def pending(self) -> int:
@@ -225,6 +243,40 @@ class ClientConnection:
         """Ask for the online list; answered by `PresenceUpdated(requested=True)`."""
         if self._phase is Phase.ONLINE:
             self._send(m.Who(self.room))
+
+    def set_away(self, reason: str | None, now: float) -> None:
+        """Mark us away for `reason` ("" for none), or back with None (section 16.1 of the protocol).
+
+        The owner decides when: a typed /away, or its own idle timer. Kept across reconnects (sent
+        again after each login) but not beyond this connection. The room's AWAY echo confirms it.
+
+        Raises:
+            LocalProtocolError: the reason is longer than `MAX_AWAY_REASON_BYTES`.
+        """
+        message = m.SetAway(0) if reason is None else m.SetAway(1, reason)  # validates the reason
+        if reason == self._away_reason:
+            return
+        self._away_reason = reason
+        if self._phase is Phase.ONLINE:
+            self._send(message)
+
+    def ignore(self, name: str) -> bool:
+        """Hide room and private messages from `name` from now on; False if already ignored.
+
+        Raises:
+            LocalProtocolError: `name` breaks the name rule.
+        """
+        if not m.is_valid_name(name):
+            raise LocalProtocolError(f"invalid name {name!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME)
+        key = m.name_key(name)
+        if key in self._ignored:
+            return False
+        self._ignored[key] = name
+        return True
+
+    def unignore(self, name: str) -> bool:
+        """Show `name`'s messages again; False if they were not ignored."""
+        return self._ignored.pop(m.name_key(name), None) is not None
 
     def quit(self, now: float) -> None:
         """Leave: tell the server (so the room sees it at once), then close."""
@@ -530,6 +582,10 @@ class ClientConnection:
         self._rehandshaking = False
         self._events.append(ev.LoggedIn(msg.user, msg.room, msg.server_name, bool(msg.registered), resumed))
         self._set_state(ev.ConnectionState.CONNECTED, "", self.rtt_s)
+        if self._away_reason is not None:
+            self._send(m.SetAway(1, self._away_reason))  # away survives a reconnect
+        elif resumed:
+            self._send(m.SetAway(0))  # came back while disconnected: the server may have kept it
 
     def _on_login_failed(self, msg: m.LoginFailed, now: float) -> None:
         self._events.append(ev.LoginRefused(msg.code, neutralize(msg.text)))
@@ -562,6 +618,8 @@ class ClientConnection:
         user = self.user  # names are ASCII: equal keys mean equal lengths, a cheap first test
         own = msg.user == user or (len(msg.user) == len(user) and m.name_key(msg.user) == m.name_key(user))
         action = bool(msg.flags & m.FLAG_ACTION)
+        if self._ignored and not own and m.name_key(msg.user) in self._ignored:
+            return  # /ignore: counted as shown (last_seq), never reported
         if own and msg.msg_id in self._outbox:
             # Our own message, committed before a reconnect cut off its confirmation.
             out = self._outbox.pop(msg.msg_id)
@@ -577,12 +635,32 @@ class ClientConnection:
         )  # fmt: skip
 
     def _on_private(self, msg: m.Private, now: float) -> None:
+        held = bool(msg.flags & m.FLAG_HELD)
+        if held:
+            # Held messages are delivered at least once (a crash between sending and the ack sends
+            # them again): drop one we have shown in this run.
+            key = (m.name_key(msg.sender), msg.ts_ms, msg.text)
+            if key in self._held_seen:
+                return
+            self._held_seen[key] = None
+            if len(self._held_seen) > HELD_SEEN:
+                self._held_seen.popitem(last=False)
+        if self._ignored and m.name_key(msg.sender) in self._ignored:
+            return
         self._events.append(
             ev.PrivateReceived(
                 neutralize(msg.sender), neutralize(msg.to), msg.ts_ms / 1000, neutralize(msg.text),
-                bool(msg.flags & m.FLAG_ACTION),
+                bool(msg.flags & m.FLAG_ACTION), held,
             )
         )  # fmt: skip
+
+    def _on_away(self, msg: m.Away, now: float) -> None:
+        user, reason = neutralize(msg.user), neutralize(msg.reason)
+        if msg.listing:
+            if msg.away:
+                self._away_listing[user] = reason  # part of the online list that follows
+            return
+        self._events.append(ev.UserAway(msg.room, user, bool(msg.away), reason, msg.ts_ms / 1000))
 
     def _on_joined(self, msg: m.Joined, now: float) -> None:
         self._events.append(ev.UserJoined(msg.room, neutralize(msg.user), msg.ts_ms / 1000))
@@ -597,7 +675,10 @@ class ClientConnection:
         if msg.more:
             return  # the list continues in the next PRESENCE
         users, self._presence_parts = tuple(self._presence_parts), []
-        self._events.append(ev.PresenceUpdated(msg.room, users, requested=msg.requested != 0))
+        # The AWAYs listed since the previous PRESENCE are the whole truth about who is away.
+        away, self._away_listing = self._away_listing, {}
+        away = {u: away[u] for u in users if u in away}
+        self._events.append(ev.PresenceUpdated(msg.room, users, requested=msg.requested != 0, away=away))
 
     def _on_notice(self, msg: m.Notice, now: float) -> None:
         self._events.append(ev.ServerNotice(neutralize(msg.text), msg.code))
@@ -624,4 +705,5 @@ _HANDLERS: dict[type[m.Message], Callable[[ClientConnection, m.Message, float], 
     m.Presence: ClientConnection._on_presence,  # type: ignore[dict-item]
     m.Notice: ClientConnection._on_notice,  # type: ignore[dict-item]
     m.Closed: ClientConnection._on_closed,  # type: ignore[dict-item]
+    m.Away: ClientConnection._on_away,  # type: ignore[dict-item]
 }

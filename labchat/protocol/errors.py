@@ -42,6 +42,10 @@ class ErrorCode(IntEnum):
     NO_SUCH_ROOM = 13
     #: The peer speaks a protocol version we do not.
     UNSUPPORTED_VERSION = 14
+    #: NOTICE: a private message was delivered, but its recipient is away (the text gives the reason).
+    USER_AWAY = 18
+    #: NOTICE: a private message is held until its offline recipient logs in; REJECTED: no room to hold more.
+    RECIPIENT_OFFLINE = 19
 
 
 class ProtocolError(Exception):

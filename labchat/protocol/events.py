@@ -8,7 +8,7 @@ how they look.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -131,13 +131,15 @@ class MessageFailed(Event):
 
 @dataclass(slots=True)
 class PrivateReceived(Event):
-    """A private message to us."""
+    """A private message to us. `held`: the server kept it while we were offline; `ts` is when it
+    was sent."""
 
     sender: str
     to: str
     ts: float
     text: str
     action: bool = False
+    held: bool = False
 
 
 @dataclass(slots=True)
@@ -157,11 +159,25 @@ class UserLeft(Event):
 
 @dataclass(slots=True)
 class PresenceUpdated(Event):
-    """The full online list of `room` (on login, after a reconnect, and in answer to /who)."""
+    """The full online list of `room` (on login, after a reconnect, and in answer to /who).
+    `away` maps each away user (as in `users`) to their reason ("" if they gave none)."""
 
     room: str
     users: tuple[str, ...]
     requested: bool = False
+    away: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class UserAway(Event):
+    """`user` went away (`away`, for `reason`) or came back, at `ts`; ourselves included, which
+    confirms our own /away or /back."""
+
+    room: str
+    user: str
+    away: bool
+    reason: str
+    ts: float
 
 
 @dataclass(slots=True)

@@ -34,6 +34,8 @@ MAX_PASSWORD_BYTES = 256
 MIN_NEW_PASSWORD_CHARS = 4
 #: Longest server notice or error text, in UTF-8 bytes.
 MAX_NOTICE_BYTES = 600
+#: Longest away reason, in UTF-8 bytes: a status line, not a message (docs/protocol.md section 16.1).
+MAX_AWAY_REASON_BYTES = 200
 #: The room every client joins; rooms are objects on the server so that more can come later.
 DEFAULT_ROOM = "lobby"
 
@@ -96,6 +98,7 @@ class Kind(IntEnum):
     WHO = 4
     BYE = 5
     PING = 6
+    SET_AWAY = 11
 
     LOGIN_OK = 32
     LOGIN_FAILED = 33
@@ -108,6 +111,7 @@ class Kind(IntEnum):
     PRIVATE = 40
     NOTICE = 41
     CLOSED = 42
+    AWAY = 48
 
 
 class Field(IntEnum):
@@ -124,6 +128,7 @@ class Field(IntEnum):
 #: Message flags (a u8 bit set) carried by MESSAGE and PRIVATE.
 FLAG_ACTION = 0x01  #: "/me waves": shown as an action, not a quote.
 FLAG_HISTORY = 0x02  #: replayed from the room's history to a newcomer, not live.
+FLAG_HELD = 0x10  #: PRIVATE held by the server while its recipient was offline; ts_ms is when it was sent.
 
 
 @dataclass(slots=True)
@@ -236,6 +241,21 @@ class Ping(Message):
 
     KIND: ClassVar[Kind] = Kind.PING
     FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = ()
+
+
+@dataclass(slots=True)
+class SetAway(Message):
+    """Mark the sender away (`away` 1, with an optional `reason`) or back (`away` 0): section 16.1."""
+
+    KIND: ClassVar[Kind] = Kind.SET_AWAY
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("away", Field.U8), ("reason", Field.STR))
+    away: int
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.away not in (0, 1):
+            raise LocalProtocolError(f"away must be 0 or 1, not {self.away}", ErrorCode.BAD_MESSAGE)
+        _check_text(self.reason, MAX_AWAY_REASON_BYTES, allow_empty=True)
 
 
 # ---------------------------------------------------------------- server -> client
@@ -422,12 +442,38 @@ class Closed(Message):
     text: str
 
 
+@dataclass(slots=True)
+class Away(Message):
+    """`user` in `room` went away (`away` 1, since `ts_ms`, for `reason`) or came back (`away` 0).
+
+    Sent to the whole room when the state changes (`listing` 0), and for every away member just
+    before each PRESENCE (`listing` 1): a listed user without such an AWAY is not away.
+    """
+
+    KIND: ClassVar[Kind] = Kind.AWAY
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("room", Field.STR),
+        ("user", Field.STR),
+        ("away", Field.U8),
+        ("reason", Field.STR),
+        ("ts_ms", Field.U64),
+        ("listing", Field.U8),
+    )
+    room: str
+    user: str
+    away: int
+    reason: str
+    ts_ms: int
+    #: 1: part of the listing before a PRESENCE (a state, not news); 0: a change as it happens.
+    listing: int = 0
+
+
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.KIND: cls
     for cls in (
-        Login, Say, Whisper, Who, Bye, Ping,
+        Login, Say, Whisper, Who, Bye, Ping, SetAway,
         LoginOk, LoginFailed, Accepted, Rejected, RoomMessage, Joined, Left, Presence, Private,
-        Notice, Closed,
+        Notice, Closed, Away,
     )
 }  # fmt: skip
 CLIENT_KINDS = frozenset(k for k in MESSAGE_TYPES if k < 32)

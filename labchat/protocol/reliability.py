@@ -198,6 +198,13 @@ class ReliableLink:
         wake-up of its own for every keepalive of every client."""
         self._ack_now = True
 
+    def acked(self, seq: int) -> bool:
+        """True once frame `seq` (a number `send` returned) has been acknowledged by the peer: the
+        point where a sender may forget what the frame carried (the server's held private messages)."""
+        if seq >= self._next_seq or seq in self._unacked:
+            return False
+        return not (self._queue and self._queue[0].seq <= seq)  # the queue holds new frames in order
+
     @property
     def in_flight(self) -> int:
         return len(self._unacked)

@@ -52,6 +52,16 @@ log = logging.getLogger(__name__)
 RESEND_CHECK_SAYS = 1024
 #: Message ids remembered in memory for deduplication (older ones are found in the store).
 RECENT_IDS = 100_000
+#: Private messages held for one offline recipient (docs/protocol.md section 16.2): a mailbox for
+#: the absent, not an archive; more are refused so that nobody can fill the disk through one name.
+MAX_HELD_PER_USER = 100
+#: Held private messages older than this are deleted unread.
+HELD_TTL_S = 7 * 24 * 3600
+#: Recipients for whom "X is offline" notices are remembered before that memory starts over.
+OFFLINE_NOTIFIED_RECIPIENTS = 10_000
+#: Log lines show at most this much of a message, then how long it was: a 900-byte line, or a flood
+#: of them, must not drown the operator's terminal.
+LOG_TEXT_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +118,7 @@ class Session:
     held_until: float | None = None
     lagging_after: int | None = None  # catching up: the last room seq this session was given
     fresh_says: int = 0  # SAYs since login that may be resends: checked against the store
+    held_frames: list[tuple[int, int]] | None = None  # (frame seq, held id) sent, not yet acknowledged
 
     def __rich_repr__(self):  # type: ignore[no-untyped-def]
         yield "user", self.user
@@ -164,6 +175,8 @@ class Relay:
         self._recent_ids: OrderedDict[tuple[str, int], tuple[str, int, int]] = OrderedDict()
         self._presence_due: dict[str, Room] = {}  # rooms with a PRESENCE refresh pending, by name
         self._presence_rounds: dict[str, _PresenceRound] = {}  # refreshes under way, by room name
+        # recipient key -> sender keys told "X is offline" since X was last online: once, not per line
+        self._offline_notified: dict[str, set[str]] = {}
         self.room(m.DEFAULT_ROOM)
 
     # ------------------------------------------------------------ rooms
@@ -206,6 +219,8 @@ class Relay:
             log.debug("%s: bad packet: %s", _fmt(addr), exc)
             return
         sess.last_heard = now
+        if sess.held_frames is not None:
+            self._settle_held(sess)
         if sess.link.wants_to_send:
             self._dirty.add(sess)
         for frame in frames:
@@ -252,6 +267,8 @@ class Relay:
             # so a client asking in a loop cannot make us queue without bound.
             if room is not None and self._take_token(sess, now):
                 self._send_presence(sess, room, requested=1)
+        elif isinstance(message, m.SetAway):
+            self._on_set_away(sess, message, now)
         elif isinstance(message, m.Bye):
             self._end_session(sess, "quit", now)
         elif isinstance(message, m.Ping):
@@ -372,6 +389,7 @@ class Relay:
             self._announce_membership(room, m.Joined(room.name, user, _ms(now)), sess, now)
         self._replay_history(sess, room, login.resume_seq)
         self._send_presence(sess, room)
+        self._deliver_held(sess, now)
 
     def _login_failed(
         self, sess: Session, login: m.Login, code: ErrorCode, text: str, now: float, *, guess: bool = True
@@ -497,14 +515,11 @@ class Relay:
         if (known := self._recent_ids.get(key)) is not None:
             self._send(sess, m.Accepted(message.msg_id, "", 0, known[2]))  # a resend: relay once
             return
-        target_sid = sess.room.session_of(message.to)
-        target = self.sessions.get(target_sid) if target_sid is not None else None
-        if target is None or target.user is None:
-            self._send(
-                sess,
-                m.Rejected(message.msg_id, ErrorCode.NO_SUCH_USER, 0, f"{message.to} is not online"),
-            )
+        target = self._online_session(message.to)
+        if target is None:
+            self._hold_whisper(sess, message, now)
             return
+        assert target.user is not None and target.room is not None
         ts = _ms(now)
         self._send(
             target,
@@ -513,6 +528,108 @@ class Relay:
         self._send(sess, m.Accepted(message.msg_id, "", 0, ts))
         self._remember_id(key, ("", 0, ts))
         log.info("private message %s -> %s", sess.user, target.user)
+        away = target.room.away_of(target.user)
+        if away is not None and target is not sess and key[0] not in away.notified:
+            away.notified.add(key[0])
+            because = f": {away.reason}" if away.reason else ""
+            text = truncate_utf8(f"{target.user} is away{because}", m.MAX_NOTICE_BYTES)
+            self._send(sess, m.Notice(ErrorCode.USER_AWAY, text))
+
+    def _online_session(self, name: str) -> Session | None:
+        """The live, logged-in session of `name` in any room, or None."""
+        for room in self.rooms.values():
+            sid = room.session_of(name)
+            if sid is not None:
+                target = self.sessions.get(sid)
+                if target is not None and target.user is not None:
+                    return target
+        return None
+
+    def _hold_whisper(self, sess: Session, message: m.Whisper, now: float) -> None:
+        """A WHISPER to an account that is not online: keep it for its next login (section 16.2)."""
+        assert sess.user is not None
+        account = self.store.get_account(message.to)
+        if account is None:
+            self._send(
+                sess,
+                m.Rejected(message.msg_id, ErrorCode.NO_SUCH_USER, 0, f"{message.to} is not online"),
+            )
+            return
+        ts = _ms(now)
+        self.store.expire_held(ts - HELD_TTL_S * 1000)
+        held_ts = self.store.find_held(sess.user, message.msg_id)
+        if held_ts is None:
+            if self.store.held_count(account.name) >= MAX_HELD_PER_USER:
+                self._send(sess, m.Rejected(
+                    message.msg_id, ErrorCode.RECIPIENT_OFFLINE, 0,
+                    f"{account.name} is offline and has too many messages waiting",
+                ))  # fmt: skip
+                return
+            held_ts = self.store.hold_private(
+                sess.user, account.name, ts, message.text, message.flags & m.FLAG_ACTION, message.msg_id
+            )  # committed: the ACCEPTED below is a promise that survives a crash
+        self._send(sess, m.Accepted(message.msg_id, "", 0, held_ts))
+        self._remember_id((m.name_key(sess.user), message.msg_id), ("", 0, held_ts))
+        log.info("private message %s -> %s held: %s is offline", sess.user, account.name, account.name)
+        if len(self._offline_notified) >= OFFLINE_NOTIFIED_RECIPIENTS:
+            self._offline_notified.clear()  # at worst, a sender is told twice
+        told = self._offline_notified.setdefault(account.key, set())
+        if m.name_key(sess.user) not in told:
+            told.add(m.name_key(sess.user))
+            self._send(sess, m.Notice(
+                ErrorCode.RECIPIENT_OFFLINE,
+                f"{account.name} is offline: will be delivered when {account.name} returns",
+            ))  # fmt: skip
+
+    def _deliver_held(self, sess: Session, now: float) -> None:
+        """After a login: every private message held for this user, oldest first, flagged HELD with
+        its original time. Rows are deleted only once the link has acknowledged them (`_settle_held`)."""
+        assert sess.user is not None
+        self._offline_notified.pop(m.name_key(sess.user), None)
+        # Expired rows are left for the next hold to delete (it writes anyway): a login only reads.
+        held = self.store.held_for(sess.user, MAX_HELD_PER_USER, _ms(now) - HELD_TTL_S * 1000)
+        if not held:
+            return
+        frames = []
+        for h in held:
+            private = m.Private(h.sender, sess.user, h.ts_ms, h.text, (h.flags & m.FLAG_ACTION) | m.FLAG_HELD)
+            frames.append((sess.link.send(m.Kind.PRIVATE, encode_message(private)), h.id))
+        sess.held_frames = frames
+        self._dirty.add(sess)
+        log.info("%s: %d held private message(s) delivered", sess.user, len(held))
+
+    def _settle_held(self, sess: Session) -> None:
+        """Delete the held messages whose frames the recipient has acknowledged."""
+        assert sess.held_frames is not None
+        done = [held_id for seq, held_id in sess.held_frames if sess.link.acked(seq)]
+        if not done:
+            return
+        self.store.delete_held(done)
+        settled = set(done)
+        rest = [pair for pair in sess.held_frames if pair[1] not in settled]
+        sess.held_frames = rest or None
+
+    def _on_set_away(self, sess: Session, message: m.SetAway, now: float) -> None:
+        """Away or back (section 16.1): the whole room hears of a change, the user included."""
+        room, user = sess.room, sess.user
+        assert room is not None and user is not None
+        reason = message.reason if message.away else None
+        if room.away_of(user) is None and reason is None:
+            return  # back while not away: nothing to say, and no token spent
+        state = room.away_of(user)
+        if state is not None and state.reason == reason:
+            return
+        # A change is a broadcast to the room: it spends a token like a message, so flapping
+        # between away and back cannot flood the room. A legitimate client never runs out.
+        if not self._take_token(sess, now):
+            return
+        ts = _ms(now)
+        room.set_away(user, reason, ts)
+        if reason is None:
+            log.info("%s is back", user)
+        else:
+            log.info("%s is away: %s", user, _escape(_excerpt(reason)))
+        self._broadcast(room, m.Away(room.name, user, message.away, reason or "", ts))
 
     def _commit_pending(self) -> None:
         """Group commit, then fan-out: one transaction for everything that arrived in this batch."""
@@ -532,7 +649,7 @@ class Relay:
                 log.info(
                     "<%s> %s  [dim](#%d, forwarded to %d)[/]",
                     p.stored.user,
-                    _escape(p.stored.text),
+                    _escape(_excerpt(p.stored.text)),
                     p.stored.seq,
                     count,
                 )
@@ -622,6 +739,9 @@ class Relay:
         self._dirty.add(sess)
 
     def _send_presence(self, sess: Session, room: Room, requested: int = 0) -> None:
+        # Every away member first: the PRESENCE that follows closes the listing (section 16.1).
+        for user, state in room.away_listing() if room.away else ():
+            self._send(sess, m.Away(room.name, user, 1, state.reason, state.since_ms, listing=1))
         for part in m.presence_parts(room.name, room.users(), requested):
             self._send(sess, part)
 
@@ -653,13 +773,20 @@ class Relay:
                 continue
             room = rnd.room
             batch, rnd.sids = rnd.sids[:PRESENCE_REFRESH_CHUNK], rnd.sids[PRESENCE_REFRESH_CHUNK:]
-            bodies = [encode_message(part) for part in m.presence_parts(room.name, room.users())]
+            # The away listing first, as for every PRESENCE (section 16.1): a refresh without it
+            # would tell clients that nobody is away.
+            listing = room.away_listing() if room.away else ()
+            parts: list[m.Message] = [
+                m.Away(room.name, user, 1, state.reason, state.since_ms, listing=1) for user, state in listing
+            ]
+            parts += m.presence_parts(room.name, room.users())
+            bodies = [(part.KIND, encode_message(part)) for part in parts]
             for sid in batch:
                 sess = self.sessions.get(sid)
                 if sess is None or sess.room is not room or sess.lagging_after is not None:
                     continue  # gone, or catching up (it gets PRESENCE when it has caught up)
-                for body in bodies:
-                    sess.link.send(m.Kind.PRESENCE, body)
+                for kind, body in bodies:
+                    sess.link.send(kind, body)
                 self._dirty.add(sess)
             if rnd.sids:
                 rnd.next_at = now + PRESENCE_REFRESH_STEP_S
@@ -808,6 +935,13 @@ def _ms(now: float) -> int:
 def _fmt(addr: Address) -> str:
     host, port = addr[0], addr[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _excerpt(text: str) -> str:
+    """At most `LOG_TEXT_CHARS` of a user's text for the log, saying how long the whole was."""
+    if len(text) <= LOG_TEXT_CHARS:
+        return text
+    return f"{text[:LOG_TEXT_CHARS]}… ({len(text)} chars)"
 
 
 def _escape(text: str) -> str:

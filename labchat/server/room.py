@@ -81,6 +81,16 @@ def refresh_interval(members: int) -> float:
     return max(PRESENCE_REFRESH_MIN_S, parts / PRESENCE_PARTS_PER_S)
 
 
+@dataclass(slots=True)
+class AwayState:
+    """One member's away status (docs/protocol.md section 16.1)."""
+
+    reason: str
+    since_ms: int
+    #: Senders (name keys) already told "X is away" in this away period: told once, not per line.
+    notified: set[str] = field(default_factory=set)
+
+
 @dataclass
 class Room:
     """Members (by casefolded name, in join order) and the numbering of the room's messages."""
@@ -92,6 +102,7 @@ class Room:
     ring_size: int = 4096
     members: dict[str, bytes] = field(default_factory=dict)  # name key -> session id
     display: dict[str, str] = field(default_factory=dict)  # name key -> name as the user spells it
+    away: dict[str, AwayState] = field(default_factory=dict)  # name key -> status, members only
     recent: deque[StoredMessage] = field(init=False)
     #: JOINED/LEFT one by one, or coalesced into PRESENCE refreshes during a flood.
     flow: MembershipFlow = field(default_factory=MembershipFlow)
@@ -116,10 +127,32 @@ class Room:
             return False
         del self.members[key]
         del self.display[key]
+        self.away.pop(key, None)  # away belongs to being here: a logout ends it
         return True
 
     def session_of(self, user: str) -> bytes | None:
         return self.members.get(name_key(user))
+
+    def set_away(self, user: str, reason: str | None, ts_ms: int) -> bool:
+        """Mark `user` away for `reason` (None: back). Returns False when nothing changed, so a
+        repeated SET_AWAY (a client resending it after a reconnect) tells the room nothing."""
+        key = name_key(user)
+        if key not in self.members:
+            return False
+        current = self.away.get(key)
+        if reason is None:
+            return self.away.pop(key, None) is not None
+        if current is not None and current.reason == reason:
+            return False
+        self.away[key] = AwayState(reason, ts_ms)
+        return True
+
+    def away_of(self, user: str) -> AwayState | None:
+        return self.away.get(name_key(user))
+
+    def away_listing(self) -> list[tuple[str, AwayState]]:
+        """Every away member (own spelling) with their status, in the order PRESENCE lists names."""
+        return sorted(((self.display[k], s) for k, s in self.away.items()), key=lambda p: p[0].casefold())
 
     def users(self) -> tuple[str, ...]:
         return tuple(sorted(self.display.values(), key=str.casefold))

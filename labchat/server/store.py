@@ -45,7 +45,7 @@ from .private_files import create_private_file, make_private_dir, tighten_databa
 SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -81,6 +81,24 @@ _MIGRATIONS: dict[int, str] = {
         );
         INSERT INTO room_seq (room, last_seq) SELECT room, max(seq) FROM messages GROUP BY room;
     """,
+    # Private messages held for a recipient who was offline (docs/protocol.md section 16.2). A new
+    # table only: a database made by an older labchat keeps every row it had.
+    4: """
+        CREATE TABLE held_privates (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- delivery order, and the handle to delete
+            to_key     TEXT NOT NULL,                      -- casefolded recipient
+            to_name    TEXT NOT NULL,
+            sender     TEXT NOT NULL,
+            sender_key TEXT NOT NULL,
+            ts_ms      INTEGER NOT NULL,
+            text       TEXT NOT NULL,
+            flags      INTEGER NOT NULL DEFAULT 0,
+            msg_id     INTEGER NOT NULL,
+            UNIQUE (sender_key, msg_id)                        -- a resent WHISPER is held once
+        );
+        CREATE INDEX held_privates_by_recipient ON held_privates (to_key, id);
+        CREATE INDEX held_privates_by_age ON held_privates (ts_ms);
+    """,
 }
 
 
@@ -101,6 +119,19 @@ class StoredMessage:
     seq: int
     ts_ms: int
     user: str
+    text: str
+    flags: int
+    msg_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPrivate:
+    """A private message waiting in the database for its recipient to log in."""
+
+    id: int
+    to: str
+    sender: str
+    ts_ms: int
     text: str
     flags: int
     msg_id: int
@@ -407,6 +438,66 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prune history in {self.path}: {_one_line(exc)}") from exc
         return PruneBatch(deleted, through)
+
+
+    # ------------------------------------------------------------ held private messages
+
+    def hold_private(self, sender: str, to: str, ts_ms: int, text: str, flags: int, msg_id: int) -> int:
+        """Store a private message for an offline recipient and commit. Returns the `ts_ms` it is held
+        under: `ts_ms`, or the original one when this (sender, msg_id) is waiting already (a resend
+        after a server restart, when the relay's memory of recent ids is gone)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO held_privates"
+                " (to_key, to_name, sender, sender_key, ts_ms, text, flags, msg_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (name_key(to), to, sender, name_key(sender), ts_ms, text, flags, _to_i64(msg_id)),
+            )
+            if cur.rowcount:
+                return ts_ms
+            (held_ts,) = self._db.execute(
+                "SELECT ts_ms FROM held_privates WHERE sender_key = ? AND msg_id = ?",
+                (name_key(sender), _to_i64(msg_id)),
+            ).fetchone()
+        return int(held_ts)
+
+    def held_count(self, to: str) -> int:
+        (count,) = self._db.execute(
+            "SELECT count(*) FROM held_privates WHERE to_key = ?", (name_key(to),)
+        ).fetchone()
+        return int(count)
+
+    def held_for(self, to: str, limit: int, since_ms: int = 0) -> list[HeldPrivate]:
+        """The messages held for `to` and stored at or after `since_ms`, oldest first. A read only:
+        every login asks, and a write transaction per login would cost more than the question."""
+        rows = self._db.execute(
+            "SELECT id, to_name, sender, ts_ms, text, flags, msg_id FROM held_privates"
+            " WHERE to_key = ? AND ts_ms >= ? ORDER BY id LIMIT ?",
+            (name_key(to), since_ms, limit),
+        ).fetchall()
+        return [HeldPrivate(r[0], r[1], r[2], r[3], r[4], r[5], r[6] % 2**64) for r in rows]
+
+    def find_held(self, sender: str, msg_id: int) -> int | None:
+        """The `ts_ms` of the held message `sender` sent as `msg_id`, if it is still waiting."""
+        row = self._db.execute(
+            "SELECT ts_ms FROM held_privates WHERE sender_key = ? AND msg_id = ?",
+            (name_key(sender), _to_i64(msg_id)),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def delete_held(self, ids: Iterable[int]) -> None:
+        """Forget held messages the recipient has received (its link acknowledged them)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM held_privates WHERE id = ?", [(i,) for i in ids])
+
+    def expire_held(self, older_than_ms: int) -> int:
+        """Delete held messages stored before `older_than_ms`; returns how many went."""
+        with self._db:
+            self._db.execute("BEGIN")
+            cur = self._db.execute("DELETE FROM held_privates WHERE ts_ms < ?", (older_than_ms,))
+        return int(cur.rowcount)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -43,6 +43,10 @@ SAMPLES: list[m.Message] = [
     m.Private("alice", "bob", 5, "secret plans"),
     m.Notice(0, "welcome"),
     m.Closed(ErrorCode.REPLACED, "logged in elsewhere"),
+    m.SetAway(1, "lunch 🍜"),
+    m.SetAway(0),
+    m.Away("lobby", "bob", 1, "lunch", 1_700_000_000_000, 1),
+    m.Private("alice", "bob", 5, "while you were out", m.FLAG_HELD),
 ]
 
 
@@ -88,6 +92,8 @@ def test_unknown_kind() -> None:
         (lambda: m.Say(1, "lobby", "é" * 451), ErrorCode.BAD_MESSAGE),
         (lambda: m.Say(1, "Lobby!", "hi"), ErrorCode.NO_SUCH_ROOM),
         (lambda: m.Whisper(1, "no body", "hi"), ErrorCode.INVALID_NAME),
+        (lambda: m.SetAway(2, "x"), ErrorCode.BAD_MESSAGE),
+        (lambda: m.SetAway(1, "z" * (m.MAX_AWAY_REASON_BYTES + 1)), ErrorCode.BAD_MESSAGE),
     ],
 )
 def test_invalid_messages_never_exist(factory, code) -> None:  # type: ignore[no-untyped-def]

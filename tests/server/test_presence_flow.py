@@ -92,3 +92,21 @@ def test_flow_bounds_what_any_pattern_of_changes_costs(gaps: list[float], member
             assert flow.refresh_at is not None and t <= flow.refresh_at <= t + interval
     assert individual <= 20 + 5.0 * (t - 1000.0 - gaps[0]) + 1
     assert all(b - a >= interval - 1e-9 for a, b in pairwise(refreshes))
+
+
+def test_a_flood_refresh_keeps_who_is_away(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    members = ["m0", "m1"]
+    for name in members:
+        net.add_client(name)
+    net.run_until(lambda: net.logged_in(*members))
+    net.clients["m1"].conn.set_away("lunch", net.now)
+    net.run_for(1.0)
+    bots = [f"bot{i}" for i in range(40)]
+    for name in bots:
+        net.add_client(name)
+    net.run_until(lambda: net.logged_in(*bots))
+    net.run_for(3.0)
+    refreshed = net.clients["m0"].of(ev.PresenceUpdated)[-1]
+    assert len(refreshed.users) == 42 and not refreshed.requested
+    assert refreshed.away == {"m1": "lunch"}
