@@ -73,7 +73,10 @@ class RelayProtocol:
         self._loop = asyncio.get_running_loop()
         self._flush_scheduled = False
         self._timer = DeadlineTimer(self._loop, self._on_timer, grid_s=TIMER_GRID_S)
-        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scrypt")
+        # As many workers as the relay lets checks run at once: the rest wait in its login queue,
+        # where their clients are told their place, not in the pool's invisible one.
+        workers = max(1, relay.config.login.parallel_checks)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt")
         self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
         self.checkpoints = 0
         self.last_checkpoint = (0, 0)  # (frames in the WAL, frames copied), as Store.checkpoint says
