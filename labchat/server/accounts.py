@@ -115,7 +115,9 @@ class _Budget:
 
     def covers_one_more(self) -> bool:
         """Could one more check run now even if it and every running one failed?"""
-        return self.tokens >= self.running + 1
+        # The tolerance keeps float rounding of the refill from leaving a check that `ready_at`
+        # says may start as not quite covered: its deadline would have come and never clear.
+        return self.tokens + 1e-6 >= self.running + 1
 
     def ready_at(self, extra: int = 0) -> float:
         """When the budget will cover its running checks, `extra` others and one more."""
