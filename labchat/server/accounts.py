@@ -222,12 +222,11 @@ class LoginGate:
                 budget.refresh(now)
                 budget.tokens = max(0.0, budget.tokens - 1.0)
         check.charged = ()
-        if check.record is not None and check.ok:
-            self.succeeded(check.login.user, check.host, now)
 
     def succeeded(self, user: str, host: str, now: float) -> None:
-        """A login as `user` from `host` worked: its name's budget is whole again, and this address
-        is known for the name (exempt from the name's budget)."""
+        """A login as `user` from `host` worked (password, registration or ticket; the relay says
+        so once the session is in): its name's budget is whole again, and this address is known
+        for the name (exempt from the name's budget)."""
         name = name_key(user)
         budget = self._budgets.get(f"name:{name}")
         if budget is not None:

@@ -318,7 +318,6 @@ class Relay:
         if login.ticket:
             if record is not None and self.tickets.open(login.ticket, login.user, record[0], now):
                 self.stats.ticket_logins += 1
-                self.gate.succeeded(login.user, sess.addr[0], now)
                 self._logged_in(sess, login, record[0], registered=False, now=now)
                 return
             if not login.password:
@@ -448,6 +447,7 @@ class Relay:
     def _logged_in(self, sess: Session, login: m.Login, salt: bytes, *, registered: bool, now: float) -> None:
         """The password or the ticket was good: join the room, hand out a fresh ticket."""
         self.channel.mark_authenticated(sess.sid)  # lifts the channel's pre-login limits
+        self.gate.succeeded(login.user, sess.addr[0], now)
         account = self.store.get_account(login.user)
         user = account.name if account else login.user
         room = self.rooms[login.room]
