@@ -601,8 +601,6 @@ class ClientConnection:
             self._send(m.SetAway(0))  # came back while disconnected: the server may have kept it
 
     def _on_login_failed(self, msg: m.LoginFailed, now: float) -> None:
-        if self._phase is not Phase.LOGIN:
-            return
         text = neutralize(msg.text)
         if self._logged_in_once and msg.code in (ErrorCode.LOGIN_THROTTLED, ErrorCode.SERVER_BUSY):
             # "Not now", to a user who was in: a throttle must never log the rightful user out

@@ -836,7 +836,7 @@ class Relay:
         """Tell every client the server is going away (they will retry by themselves)."""
         self.shutting_down = True
         for sess in list(self.sessions.values()):
-            if sess.user is not None:
+            if sess.user is not None or sess.login_pending:  # waiting logins: try the next server
                 self._send(sess, m.Closed(ErrorCode.SERVER_SHUTDOWN, "the server is shutting down"))
 
     # ------------------------------------------------------------ output and timers
