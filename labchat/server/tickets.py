@@ -80,8 +80,7 @@ class TicketBook:
         """A ticket for account `user` (its own spelling) whose password salt is `salt`."""
         nonce = self._rng(_NONCE_BYTES)
         plaintext = _HEAD.pack(int(now) + self.lifetime_s, account_tag(salt)) + user.encode("ascii")
-        blob = bytes((_VERSION,)) + nonce + self._aead.encrypt(nonce, plaintext, self._ad)
-        return base64.urlsafe_b64encode(blob).rstrip(b"=").decode("ascii")
+        return _encode(bytes((_VERSION,)) + nonce + self._aead.encrypt(nonce, plaintext, self._ad))
 
     def open(self, ticket: str, user: str, salt: bytes, now: float) -> bool:
         """Is `ticket` this server's, unexpired, for `user` and for the password with this `salt`?
@@ -96,6 +95,8 @@ class TicketBook:
             return False
         if len(blob) < 1 + _NONCE_BYTES + _HEAD.size + 16 or blob[0] != _VERSION:
             return False
+        if _encode(blob) != ticket:
+            return False  # one spelling per ticket: base64 leaves spare bits in its last character
         nonce, sealed = blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :]
         try:
             plaintext = self._aead.decrypt(nonce, sealed, self._ad)
@@ -111,3 +112,7 @@ class TicketBook:
             and name_key(name) == name_key(user)
             and tag == account_tag(salt)
         )  # fmt: skip
+
+
+def _encode(blob: bytes) -> str:
+    return base64.urlsafe_b64encode(blob).rstrip(b"=").decode("ascii")
