@@ -318,7 +318,7 @@ class Relay:
         if login.ticket:
             if record is not None and self.tickets.open(login.ticket, login.user, record[0], now):
                 self.stats.ticket_logins += 1
-                self._logged_in(sess, login, record[0], registered=False, now=now)
+                self._logged_in(sess, login, record[0], registered=False, now=now, via_ticket=True)
                 return
             if not login.password:
                 self._login_failed(
@@ -444,7 +444,16 @@ class Relay:
             return
         self._logged_in(sess, login, salt, registered=registered, now=now)
 
-    def _logged_in(self, sess: Session, login: m.Login, salt: bytes, *, registered: bool, now: float) -> None:
+    def _logged_in(
+        self,
+        sess: Session,
+        login: m.Login,
+        salt: bytes,
+        *,
+        registered: bool,
+        now: float,
+        via_ticket: bool = False,
+    ) -> None:
         """The password or the ticket was good: join the room, hand out a fresh ticket."""
         self.channel.mark_authenticated(sess.sid)  # lifts the channel's pre-login limits
         self.gate.succeeded(login.user, sess.addr[0], now)
@@ -485,10 +494,11 @@ class Relay:
             self._schedule(old)
         else:
             log.info(
-                "[bold green]%s joined[/] from %s (%d online)",
+                "[bold green]%s joined[/] from %s (%d online)%s",
                 user,
                 _fmt(sess.addr),
                 len(room.members),
+                " with a resumption ticket" if via_ticket else "",
             )
             self._announce_membership(room, m.Joined(room.name, user, _ms(now)), sess, now)
         self._replay_history(sess, room, login.resume_seq)

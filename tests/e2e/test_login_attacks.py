@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
 import pytest
@@ -106,4 +107,27 @@ async def test_an_online_user_stays_online_through_guessing_and_forged_resets(tm
         for p in procs:
             if p.proc.returncode is None:
                 p.proc.kill()
+        await server.kill()
+
+
+async def test_kill_9_and_restart_resumes_with_the_ticket(tmp_path: Path) -> None:
+    """The ticket key is kept beside server.key (0600): after kill -9 and a restart the client is
+    back in with its ticket, without a password check."""
+    db = tmp_path / "server.db"
+    server, port = await start_server_proc(tmp_path, db=db)
+    ana = await start_client_proc(tmp_path, port, "ana")
+    try:
+        await ana.expect("logged in")
+        await server.expect(r"ana joined.* \(1 online\)")
+        assert (tmp_path / "server.ticket-key").stat().st_mode & 0o077 == 0
+        server.proc.send_signal(signal.SIGKILL)
+        await server.wait()
+        await ana.expect("reconnecting", timeout=15)
+        server, _ = await start_server_proc(tmp_path, db=db, port=port)
+        await ana.expect("reconnected", timeout=30)
+        await server.expect(r"ana joined.* with a resumption ticket", timeout=5)
+        ana.send("QUIT")
+        assert await ana.wait(15) == 0
+    finally:
+        await ana.kill()
         await server.kill()
