@@ -8,12 +8,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from labchat.protocol import events as ev
+from labchat.protocol import messages as m
 from labchat.protocol.client import ClientConfig
 from labchat.protocol.errors import ErrorCode
+from labchat.protocol.wire import encode_message
 from labchat.server.accounts import LoginPolicy, PasswordCheck
 from labchat.server.relay import RelayConfig
 
 from ..protocol.sim import SimNet, fast_config
+from .test_relay import RawPeer
 
 
 class SlowScryptNet(SimNet):
@@ -148,3 +151,18 @@ def test_the_owner_logs_in_from_her_own_address_while_her_name_is_guessed(tmp_pa
     net.run_until(lambda: sum(bool(w.of(ev.LoginRefused)) for w in wrongs) >= 10, limit_s=5)
     again = net.add_client("ana", "secret", host="10.0.5.5", port=5001, config=ClientConfig())
     net.run_until(lambda: bool(again.of(ev.LoggedIn)), limit_s=5)
+
+
+def test_a_first_version_client_still_registers_and_logs_in(tmp_path: Path) -> None:
+    """A LOGIN that ends after resume_seq (no flags, no ticket) means what it always meant; the new
+    TICKET is an extra frame such a client acknowledges and ignores."""
+    net = SimNet(tmp_path)
+    peer = RawPeer(net, ("10.7.7.7", 700))
+    peer.pump()
+    full = encode_message(m.Login("oldtimer", "secret", "lobby", 0))
+    peer.link.send(m.Kind.LOGIN, full[: -(4 + 2)])  # without the appended flags and ticket
+    peer.pump()
+    kinds = [type(msg) for msg in peer.messages]
+    assert kinds[:2] == [m.LoginOk, m.Ticket]
+    login_ok = peer.messages[0]
+    assert isinstance(login_ok, m.LoginOk) and login_ok.registered == 1

@@ -62,6 +62,7 @@ class RawPeer:
         self.link = ReliableLink()
         self.channel.start(net.now)
         self.received: list[bytes] = []
+        self.messages: list[m.Message] = []
 
     def pump(self) -> None:
         relay = self.net.relay
@@ -81,7 +82,9 @@ class RawPeer:
                 if addr == self.addr:
                     payload = self.channel.receive_datagram(data, self.net.now)
                     if payload is not None:
-                        self.received.extend(f.body for f in self.link.receive_packet(payload, self.net.now))
+                        frames = self.link.receive_packet(payload, self.net.now)
+                        self.received.extend(f.body for f in frames)
+                        self.messages.extend(decode_message(f.kind, f.body) for f in frames)
                     moved = True
             if not moved:
                 return
