@@ -9,7 +9,8 @@ it, every client hears its place in the queue (LOGIN_QUEUED) and waits.
 The server is the real `Relay` behind the real transport, in a process of its own, with its default
 login policy and scrypt cost. Two settings differ, because every simulated client shares 127.0.0.1
 where a class has one address per machine: registrations per address are not limited, and the
-channel's per-host HELLO bucket is raised (as in every bench mode). Each client registers its account
+channel's per-host HELLO bucket and its bound on sessions not yet logged in per host are raised (as
+in every bench mode). Each client registers its account
 on this first login: one scrypt each, as a password check costs.
 """
 
@@ -84,6 +85,7 @@ async def _serve(conn: Connection, workers: int) -> None:
             hello_rate_per_s=HELLO_RATE_PER_S, hello_burst=HELLO_BURST,
             cookie_half_open_threshold=4096, cookie_hello_rate_per_s=HELLO_RATE_PER_S,
             cookie_hello_burst=HELLO_BURST, max_half_open=4096,
+            max_prelogin_per_host=4096,  # one host here, one per student in a lab
         ))  # fmt: skip
         config = RelayConfig(login=LoginPolicy(parallel_checks=workers, registrations_per_hour=0))
         server = await serve("127.0.0.1", 0, Relay(store, channel, config))

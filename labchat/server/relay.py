@@ -345,6 +345,11 @@ class Relay:
             self._login_failed(sess, login, code, text, now, retry_after_s=wait)
             return
         sess.login_pending = True
+        # Admitted to a password check: the channel's pre-login bounds (10 s, 16 per host) are for
+        # sessions nobody has vouched for. This one waits in a queue bounded by the gate, and a
+        # class behind one address, or a long queue, must not be cut off while it waits. If the
+        # check fails, `_login_failed` ends the session, so it cannot be parked here.
+        self.channel.mark_authenticated(sess.sid)
         self._start_checks(now)
         if check in self.gate.waiting:
             self._tell_queued(sess, check, now)
@@ -508,10 +513,13 @@ class Relay:
     def _login_failed(
         self, sess: Session, login: m.Login, code: ErrorCode, text: str, now: float, *, retry_after_s: int = 0
     ) -> None:
-        """Refuse a login. Wrong passwords were charged to the throttle when their check was admitted."""
+        """Refuse a login and end the session: a client tries again on a new one (docs/protocol.md
+        8.2). Wrong passwords were charged to the throttle when their check was admitted."""
         self.stats.failed_logins += 1
         log.info("login as %s from %s refused: %s", login.user, _fmt(sess.addr), text)
         self._send(sess, m.LoginFailed(code, text, min(0xFFFF_FFFF, retry_after_s * 1000)))
+        sess.closing_at = now + self.config.linger_s  # long enough to retransmit the refusal
+        self._schedule(sess)
 
     def _replay_history(self, sess: Session, room: Room, resume_seq: int) -> None:
         if resume_seq == 0:

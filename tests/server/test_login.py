@@ -47,13 +47,17 @@ class SlowScryptNet(SimNet):
 
 
 def test_a_class_logging_in_at_once_waits_in_the_queue_and_gets_in(tmp_path: Path) -> None:
-    """60 logins at once, 0.2 s of scrypt each on 2 workers: 6 s of work against a 2 s connect
-    deadline. Every client hears its place and keeps waiting; all get in, none gives up."""
-    net = SlowScryptNet(tmp_path, 0.2)
+    """60 logins at once, 0.4 s of scrypt each on 2 workers: 12 s of work against a 2 s connect
+    deadline and the channel's 10 s limit on sessions that have not logged in. Every client hears
+    its place and keeps waiting; all get in, none gives up, no waiting session is forgotten."""
+    net = SlowScryptNet(tmp_path, 0.4)
     config = fast_config(connect_timeout_s=2.0)
+    started = net.now
     clients = [net.add_client(f"s{i:02d}", "secret", config=config) for i in range(60)]
     net.run_until(lambda: all(c.of(ev.LoggedIn) for c in clients), limit_s=30)
     assert not any(c.of(ev.ConnectFailed) for c in clients)
+    assert net.relay is not None and net.relay.channel.stats.prelogin_expired == 0
+    assert net.now - started > 11
     last = clients[-1].of(ev.LoginQueued)
     assert last and last[0].position >= 40
     assert max(q.eta_s for q in last) > 2  # once checks have been timed, the estimate is honest
@@ -166,3 +170,23 @@ def test_a_first_version_client_still_registers_and_logs_in(tmp_path: Path) -> N
     assert kinds[:2] == [m.LoginOk, m.Ticket]
     login_ok = peer.messages[0]
     assert isinstance(login_ok, m.LoginOk) and login_ok.registered == 1
+
+
+def test_a_refused_session_is_ended_and_cannot_be_parked(tmp_path: Path) -> None:
+    """A LOGIN admitted to a check lifts the channel's pre-login limits; if it fails, the session
+    ends, so that wrong guesses plus PINGs cannot keep sessions alive past the channel's bounds."""
+    net = SimNet(tmp_path)
+    owner = net.add_client("ana", "secret")
+    net.run_until(lambda: net.logged_in("ana"))
+    peer = RawPeer(net, ("10.7.7.8", 701))
+    peer.pump()
+    peer.link.send(m.Kind.LOGIN, encode_message(m.Login("ana", "wrong")))
+    peer.pump()
+    assert [type(x) for x in peer.messages] == [m.LoginFailed]
+    assert net.relay is not None and len(net.relay.sessions) == 2
+    for _ in range(5):
+        peer.link.send(m.Kind.PING, b"")
+        peer.pump()
+        net.run_for(1.0)
+    assert len(net.relay.sessions) == 1  # only the owner's
+    assert owner.conn.state is ev.ConnectionState.CONNECTED
