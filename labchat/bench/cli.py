@@ -7,6 +7,7 @@
     labchat-bench --mode tui                       key-to-screen delay of the Textual app under load
     labchat-bench --mode flood                     600 bots log in to a room of 300 and leave: server
                                                    memory, CPU and database, JOINED one by one vs coalesced
+    labchat-bench --mode login-storm               300 clients log in at once against real scrypt
 
 Everything runs on 127.0.0.1 and stops by itself within --max-time seconds.
 """
@@ -19,6 +20,8 @@ import math
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -26,7 +29,7 @@ from rich.table import Table
 
 from .runner import Bench, Report, Settings
 
-MODES = ("fixed", "ramp", "idle", "tui", "curve", "core", "flood")
+MODES = ("fixed", "ramp", "idle", "tui", "curve", "core", "flood", "login-storm")
 DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
     "fixed": (100, 1000.0, 10.0),
     "ramp": (100, 200.0, 3.0),
@@ -35,6 +38,7 @@ DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
     "tui": (1, 1000.0, 5.0),
     "core": (100, 0.0, 5.0),
     "flood": (300, 20.0, 30.0),  # members; bot logins per second; seconds of bot logins
+    "login-storm": (300, 0.0, 120.0),  # duration: how long the clients may take to get in
 }
 
 
@@ -70,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ceiling-seconds", type=float, default=1.0, metavar="S",
                    help="how long the raw sendto ceiling is measured (default 1 s)")
     p.add_argument("--login-pace", type=float, default=250.0, metavar="N_S", help="logins per second")
+    p.add_argument("--login-workers", type=int, default=2, metavar="N",
+                   help="login-storm: the server's password-check workers (default 2, as labchat-server)")
     p.add_argument("--profile", action="store_true",
                    help="run the server under cProfile and print its top functions (slows it down)")
     p.add_argument("--profile-clients", action="store_true",
@@ -228,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             console.print(f"[dim]{line}[/]")
 
+    if args.mode == "login-storm":
+        return _login_storm(args, settings, console, log)
+
     def out_of_time(signum: int, frame: object) -> None:
         raise TimeoutError(f"the run passed --max-time {settings.max_time:g} s")
 
@@ -253,3 +262,44 @@ def main(argv: list[str] | None = None) -> int:
     else:
         render(report, console)
     return 0
+
+
+def _login_storm(args: argparse.Namespace, settings: Settings, console: Console,
+                 log: Callable[[str], None]) -> int:
+    """A class logging in at once (login_storm.py): how many got in, and when the last one did."""
+    from .login_storm import run_login_storm
+
+    if not 1 <= args.login_workers <= 64:
+        print("labchat-bench: --login-workers must be 1-64", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    try:
+        result = run_login_storm(settings.clients, min(settings.duration, settings.max_time),
+                                 args.login_workers, log)
+    except (RuntimeError, OSError) as exc:
+        print(f"labchat-bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    row = result.row()
+    elapsed = time.monotonic() - started
+    if args.json:
+        print(json.dumps({"mode": "login-storm", "rows": [row], "elapsed_s": elapsed,
+                          "cpus": os.cpu_count()}, default=str))
+    else:
+        last = row["last_login_s"]
+        console.print(f"login-storm: {row['logged_in']} of {row['clients']} clients logged in"
+                      + (f", the last {last:.1f} s after the start" if last is not None else "")
+                      + (f" (median {row['median_login_s']:.1f} s)" if last is not None else ""),
+                      markup=False)
+        console.print(f"gave up: {row['gave_up']}, refused: {row['refused']}; "
+                      f"{row['queued_clients']} were told their place in the queue "
+                      f"(longest: {row['max_queue_position']} ahead)", markup=False)
+        srv = row["server"]
+        if srv:
+            console.print(f"server: scrypt N=2^{int(srv['scrypt_n']).bit_length() - 1}, "
+                          f"{srv['workers']} workers, {srv['password_checks']} password checks", markup=False)
+        for reason, count in row["failure_reasons"].items():
+            console.print(f"  {count} x {reason}", markup=False)
+        console.print(f"took {elapsed:.1f} s", markup=False)
+    return 0 if row["logged_in"] == row["clients"] else 1

@@ -75,10 +75,13 @@ class ChatClient:
         known_servers: KnownServers | None = None,
         clock: Callable[[], float] = time.time,
         ignore_path: Path | None = None,
+        register: bool = True,
     ) -> None:
         """Raises LocalProtocolError for an invalid user name (message says the rule).
 
         `ignore_path`: the file that keeps /ignore across runs (ignore_list.py); None keeps it in memory.
+        `register=False`: an unknown name is refused with NO_SUCH_ACCOUNT instead of registered, so
+        that the app can ask the user first (docs/protocol.md 17.1).
         """
         self.server_host = server_host
         self.server_port = server_port
@@ -86,7 +89,7 @@ class ChatClient:
         self.known_servers = known_servers
         self._clock = clock
         pinned = known_servers.lookup(server_host, server_port) if known_servers else None
-        self.conn = ClientConnection(user, password, server_key=pinned, config=config)
+        self.conn = ClientConnection(user, password, server_key=pinned, config=config, register=register)
         self._sock: socket.socket | None = None
         self._server_addr: tuple[str, int] | None = None
         self._queue: asyncio.Queue[ev.Event] = asyncio.Queue()

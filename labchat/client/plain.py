@@ -145,6 +145,25 @@ def event_record(event: ev.Event, now: float) -> dict[str, Any] | None:
             }
         case ev.ConnectFailed():
             return {"type": "error", "user": None, "text": event.reason, "ts": _iso(now)}
+        case ev.LoginQueued():
+            ahead = "you are next" if event.position == 0 else f"{event.position} ahead of you"
+            return {
+                "type": "system",
+                "user": None,
+                "ts": _iso(now),
+                "state": "queued",
+                "position": event.position,
+                "text": f"waiting for the server: {ahead}",
+            }
+        case ev.LoginRetrying():
+            return {
+                "type": "system",
+                "user": None,
+                "ts": _iso(now),
+                "state": "reconnecting",
+                "code": event.code,
+                "text": f"login refused for now ({event.reason}); retrying in {event.retry_in_s:.0f} s",
+            }
         case ev.ServerKeyChanged():
             return {
                 "type": "error",

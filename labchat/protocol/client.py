@@ -77,6 +77,10 @@ class ClientConfig:
     confirm_new_key: bool = False
     #: The channel's own knobs, or None for its defaults.
     channel: ch.ChannelConfig | None = None
+    #: A re-connecting client refused with LOGIN_THROTTLED or SERVER_BUSY and no hint from the server
+    #: tries again after this, doubling each time up to `relogin_max_s` (docs/protocol.md 17.6).
+    relogin_min_s: float = 1.0
+    relogin_max_s: float = 60.0
 
 
 #: Held private messages remembered to drop a second delivery of the same one (docs/protocol.md 16.2).
@@ -130,10 +134,13 @@ class ClientConnection:
         server_key: bytes | None = None,
         config: ClientConfig | None = None,
         rng: Callable[[int], bytes] = os.urandom,
+        register: bool = True,
     ) -> None:
         """Args:
         user, password: the account; checked against the name rule at once (LocalProtocolError).
         server_key: the pinned public key of this server, or None on first contact.
+        register: False asks the server not to register an unknown name (LOGIN_NO_REGISTER): the
+            login then fails with NO_SUCH_ACCOUNT, and the app can ask the user first.
         """
         m.Login(user, password, room)  # validates name and password size now, not on the wire
         self.user = user
@@ -169,6 +176,10 @@ class ClientConnection:
         self._away_listing: dict[str, str] = {}  # name -> reason, from AWAYs before the next PRESENCE
         self._ignored: dict[str, str] = {}  # name key -> name as the user typed it
         self._held_seen: OrderedDict[tuple[str, int, str], None] = OrderedDict()
+        self._register = register
+        #: The latest resumption ticket (docs/protocol.md 17.4): re-logins carry it.
+        self._ticket = ""
+        self._relogin_attempts = 0
 
     # ------------------------------------------------------------ properties
 
@@ -559,7 +570,8 @@ class ClientConnection:
         self._link = ReliableLink(self.config.link)
         self._phase = Phase.LOGIN
         self._rehandshaking = False  # the new session is up; if it goes quiet too, start over
-        self._send(m.Login(self.user, self._password, self.room, self._last_seq))
+        flags = 0 if self._register else m.LOGIN_NO_REGISTER
+        self._send(m.Login(self.user, self._password, self.room, self._last_seq, flags, self._ticket))
         for out in self._outbox.values():
             out.sent = False
 
@@ -580,6 +592,7 @@ class ClientConnection:
         self._phase = Phase.ONLINE
         self._logged_in_once = True
         self._rehandshaking = False
+        self._relogin_attempts = 0
         self._events.append(ev.LoggedIn(msg.user, msg.room, msg.server_name, bool(msg.registered), resumed))
         self._set_state(ev.ConnectionState.CONNECTED, "", self.rtt_s)
         if self._away_reason is not None:
@@ -588,8 +601,32 @@ class ClientConnection:
             self._send(m.SetAway(0))  # came back while disconnected: the server may have kept it
 
     def _on_login_failed(self, msg: m.LoginFailed, now: float) -> None:
-        self._events.append(ev.LoginRefused(msg.code, neutralize(msg.text)))
-        self._close(neutralize(msg.text), msg.code)
+        text = neutralize(msg.text)
+        if self._logged_in_once and msg.code in (ErrorCode.LOGIN_THROTTLED, ErrorCode.SERVER_BUSY):
+            # "Not now", to a user who was in: a throttle must never log the rightful user out
+            # (somebody guessing at the name, a class logging in at once). Try again, and say so.
+            backoff = min(
+                self.config.relogin_max_s, self.config.relogin_min_s * 2.0**self._relogin_attempts
+            )
+            delay = max(msg.retry_after_ms / 1000, backoff if not msg.retry_after_ms else 0.0)
+            delay = max(delay, self.config.relogin_min_s)
+            self._relogin_attempts += 1
+            self._events.append(ev.LoginRetrying(msg.code, text, delay))
+            self._rehandshake(now, delay)
+            return
+        self._events.append(ev.LoginRefused(msg.code, text))
+        self._close(text, msg.code)
+
+    def _on_login_queued(self, msg: m.LoginQueued, now: float) -> None:
+        if self._phase is not Phase.LOGIN:
+            return
+        if self._connect_deadline is not None:
+            # The server is there and working through a queue: keep waiting as long as it says so.
+            self._connect_deadline = max(self._connect_deadline, now + self.config.connect_timeout_s)
+        self._events.append(ev.LoginQueued(msg.position, msg.eta_ms / 1000))
+
+    def _on_ticket(self, msg: m.Ticket, now: float) -> None:
+        self._ticket = msg.ticket
 
     def _on_accepted(self, msg: m.Accepted, now: float) -> None:
         out = self._outbox.pop(msg.msg_id, None)
@@ -696,6 +733,8 @@ class ClientConnection:
 _HANDLERS: dict[type[m.Message], Callable[[ClientConnection, m.Message, float], None]] = {
     m.LoginOk: ClientConnection._on_login_ok,  # type: ignore[dict-item]
     m.LoginFailed: ClientConnection._on_login_failed,  # type: ignore[dict-item]
+    m.LoginQueued: ClientConnection._on_login_queued,  # type: ignore[dict-item]
+    m.Ticket: ClientConnection._on_ticket,  # type: ignore[dict-item]
     m.Accepted: ClientConnection._on_accepted,  # type: ignore[dict-item]
     m.Rejected: ClientConnection._on_rejected,  # type: ignore[dict-item]
     m.RoomMessage: ClientConnection._on_room_message,  # type: ignore[dict-item]

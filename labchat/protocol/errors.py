@@ -46,6 +46,14 @@ class ErrorCode(IntEnum):
     USER_AWAY = 18
     #: NOTICE: a private message is held until its offline recipient logs in; REJECTED: no room to hold more.
     RECIPIENT_OFFLINE = 19
+    #: Unknown name and the LOGIN said NO_REGISTER: it would be registered if the client asked.
+    NO_SUCH_ACCOUNT = 20
+    #: The source address registered too many accounts in the last hour.
+    REGISTRATION_LIMITED = 21
+    #: The login queue is full; retry after the LOGIN_FAILED's `retry_after_ms`.
+    SERVER_BUSY = 22
+    #: A LOGIN with a ticket the server does not accept and no password to fall back on.
+    TICKET_REJECTED = 23
 
 
 class ProtocolError(Exception):

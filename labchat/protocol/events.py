@@ -75,6 +75,25 @@ class LoginRefused(Event):
 
 
 @dataclass(slots=True)
+class LoginQueued(Event):
+    """The server is busy checking other logins: `position` are ahead of ours, and it expects to
+    start ours in about `eta_s`. The client keeps waiting as long as it hears this."""
+
+    position: int
+    eta_s: float = 0.0
+
+
+@dataclass(slots=True)
+class LoginRetrying(Event):
+    """A re-connecting client's login was refused for now (throttled, server busy): it logs in
+    again by itself in `retry_in_s`. `code` is the `ErrorCode`, `reason` the server's words."""
+
+    code: int
+    reason: str
+    retry_in_s: float
+
+
+@dataclass(slots=True)
 class ConnectFailed(Event):
     """The server never answered (or the port could not be used). The connection is closed."""
 

@@ -113,6 +113,9 @@ class Kind(IntEnum):
     CLOSED = 42
     AWAY = 48
 
+    LOGIN_QUEUED = 53
+    TICKET = 54
+
 
 class Field(IntEnum):
     """Field encodings (see wire.py): fixed-width big-endian integers, or length-prefixed UTF-8."""
@@ -130,6 +133,11 @@ FLAG_ACTION = 0x01  #: "/me waves": shown as an action, not a quote.
 FLAG_HISTORY = 0x02  #: replayed from the room's history to a newcomer, not live.
 FLAG_HELD = 0x10  #: PRIVATE held by the server while its recipient was offline; ts_ms is when it was sent.
 
+#: LOGIN flags (the appended `flags U32`; bits 0-7 belong to login, docs/protocol.md 17.1).
+LOGIN_NO_REGISTER = 0x1  #: an unknown name fails with NO_SUCH_ACCOUNT instead of being registered.
+#: Longest resumption ticket accepted, in characters (base64url; the server's are about 110).
+MAX_TICKET_CHARS = 200
+
 
 @dataclass(slots=True)
 class Message:
@@ -137,6 +145,9 @@ class Message:
 
     KIND: ClassVar[Kind]
     FIELDS: ClassVar[tuple[tuple[str, Field], ...]]
+    #: How many of FIELDS every sender includes; the ones after were appended by a later version
+    #: and may be absent on the wire (their defaults apply). None: all of them.
+    REQUIRED_FIELDS: ClassVar[int | None] = None
 
 
 # ---------------------------------------------------------------- client -> server
@@ -148,6 +159,8 @@ class Login(Message):
 
     `resume_seq` is the last room sequence number the client has shown; the server replays everything
     after it, so a reconnecting client misses nothing. 0 asks for the newcomer's view (recent history).
+    `flags` and `ticket` were appended (docs/protocol.md 17.1): a first-version client sends neither,
+    which reads as "register if allowed, no ticket".
     """
 
     KIND: ClassVar[Kind] = Kind.LOGIN
@@ -156,15 +169,24 @@ class Login(Message):
         ("password", Field.STR),
         ("room", Field.STR),
         ("resume_seq", Field.U64),
+        ("flags", Field.U32),
+        ("ticket", Field.STR),
     )
+    REQUIRED_FIELDS: ClassVar[int | None] = 4
     user: str
     password: str = field(repr=False)
     room: str = DEFAULT_ROOM
     resume_seq: int = 0
+    #: LOGIN_* bits; bits 8-23 belong to other features (docs/protocol.md 17.1).
+    flags: int = 0
+    #: A resumption ticket from TICKET, or "" (none). As secret as the password: not in repr.
+    ticket: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         _check_name(self.user)
         _check_room(self.room)
+        if len(self.ticket) > MAX_TICKET_CHARS:
+            raise LocalProtocolError("ticket too long", ErrorCode.PROTOCOL_VIOLATION)
         try:
             too_long = len(self.password.encode("utf-8")) > MAX_PASSWORD_BYTES
         except UnicodeEncodeError:
@@ -286,9 +308,16 @@ class LoginFailed(Message):
     """Login refused; `code` says why in a way a program can act on, `text` in words for the user."""
 
     KIND: ClassVar[Kind] = Kind.LOGIN_FAILED
-    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("code", Field.U8), ("text", Field.STR))
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("code", Field.U8),
+        ("text", Field.STR),
+        ("retry_after_ms", Field.U32),
+    )
+    REQUIRED_FIELDS: ClassVar[int | None] = 2
     code: int
     text: str
+    #: Appended: with LOGIN_THROTTLED or SERVER_BUSY, when to try again (0: not applicable).
+    retry_after_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -468,12 +497,37 @@ class Away(Message):
     listing: int = 0
 
 
+@dataclass(slots=True)
+class LoginQueued(Message):
+    """The LOGIN waits for its password check: `position` logins are ahead of it, and the server
+    expects to start it in about `eta_ms`. Resent while it waits, so the client keeps waiting."""
+
+    KIND: ClassVar[Kind] = Kind.LOGIN_QUEUED
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("position", Field.U32), ("eta_ms", Field.U32))
+    position: int
+    eta_ms: int = 0
+
+
+@dataclass(slots=True)
+class Ticket(Message):
+    """A resumption ticket: a later LOGIN carrying it is accepted without a password check."""
+
+    KIND: ClassVar[Kind] = Kind.TICKET
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("ticket", Field.STR), ("lifetime_s", Field.U32))
+    ticket: str = field(repr=False)
+    lifetime_s: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.ticket or len(self.ticket) > MAX_TICKET_CHARS:
+            raise LocalProtocolError("a ticket is 1-200 characters", ErrorCode.PROTOCOL_VIOLATION)
+
+
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.KIND: cls
     for cls in (
         Login, Say, Whisper, Who, Bye, Ping, SetAway,
         LoginOk, LoginFailed, Accepted, Rejected, RoomMessage, Joined, Left, Presence, Private,
-        Notice, Closed, Away,
+        Notice, Closed, Away, LoginQueued, Ticket,
     )
 }  # fmt: skip
 CLIENT_KINDS = frozenset(k for k in MESSAGE_TYPES if k < 32)

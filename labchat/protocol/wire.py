@@ -166,9 +166,29 @@ class _Decoder:
             lines.append(f"    pos += {st.size}")
             run = ""
 
-        for _, ftype in cls.FIELDS:
+        declared = [f.name for f in dataclasses.fields(cls)]
+        by_position = declared[: len(cls.FIELDS)] == [name for name, _ in cls.FIELDS]
+        names["_cls"] = cls
+
+        def call(count: int) -> str:
+            """Build the message from the first `count` wire fields (the rest take their defaults)."""
+            if by_position:
+                return f"_cls({', '.join(values[:count])})"
+            # fields declared in another order than on the wire: call by name
+            pairs = zip(cls.FIELDS[:count], values[:count], strict=True)
+            return f"_cls({', '.join(f'{name}={v}' for (name, _), v in pairs)})"
+
+        required = len(cls.FIELDS) if cls.REQUIRED_FIELDS is None else cls.REQUIRED_FIELDS
+        for index, (_, ftype) in enumerate(cls.FIELDS):
+            if index >= required:
+                # An appended field: a sender of an earlier version ends the body before it.
+                flush_run()
+                lines.append("    if pos >= size:")
+                lines.append(f"        return {call(index)}")
             if ftype in _INT_CODES:
                 run += _INT_CODES[ftype]
+                if index >= required:
+                    flush_run()
                 continue
             flush_run()
             target = f"v{len(values)}"
@@ -185,14 +205,7 @@ class _Decoder:
             else:
                 lines.append(f"    {target}, pos = _read_strs(body, pos)")
         flush_run()
-        declared = [f.name for f in dataclasses.fields(cls)]
-        if declared[: len(cls.FIELDS)] == [name for name, _ in cls.FIELDS]:
-            names["_cls"] = cls
-            lines.append(f"    return _cls({', '.join(values)})")
-        else:  # fields declared in another order than on the wire: call by name
-            names["_cls"] = cls
-            args = ", ".join(f"{name}={v}" for (name, _), v in zip(cls.FIELDS, values, strict=True))
-            lines.append(f"    return _cls({args})")
+        lines.append(f"    return {call(len(values))}")
         exec("\n".join(lines), names)  # our own source, built from the FIELDS tables above
         self.decode: Callable[[bytes], Message] = names["decode"]  # type: ignore[assignment]
 

@@ -23,10 +23,12 @@ from .. import __version__
 from ..compile import status as compile_status
 from ..protocol.channel import ServerChannel, fingerprint
 from ..startup_gc import freeze_startup_objects
+from .accounts import LoginPolicy
 from .keys import KeyFileError, load_or_create_server_key, public_key_of
 from .relay import Relay, RelayConfig
 from .retention import DAY_S, MIB, RetentionPolicy
 from .store import Store, StoreError, default_db_path
+from .tickets import TicketBook, load_or_create_ticket_key
 from .transport import ServerError, serve
 
 log = logging.getLogger("labchat.server")
@@ -95,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MB",
         help="delete the oldest messages while the database is larger (default 1024; 0: no cap)",
     )
+    p.add_argument(
+        "--max-registrations-per-hour",
+        type=int,
+        default=60,
+        metavar="N",
+        help="new accounts one address may register per hour (default 60, a class; 0: no limit)",
+    )
+    p.add_argument(
+        "--login-workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="password checks (scrypt) run at once; more logins queue and hear their place (default 2)",
+    )
     p.add_argument("--name", default="labchat", help="server name shown to clients")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.add_argument("--quiet", action="store_true", help="log only warnings and errors (no per-message lines)")
@@ -150,10 +166,18 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.max_registrations_per_hour < 0 or not 1 <= args.login_workers <= 64:
+        print(
+            "labchat-server: --max-registrations-per-hour must be 0 or more, --login-workers 1-64",
+            file=sys.stderr,
+        )
+        return 2
     db_path = args.db or default_db_path()
     try:
         store = Store(db_path)
         key = load_or_create_server_key(db_path.with_name(db_path.stem + ".key"))
+        # Beside the server key, as secret: tickets then survive a restart (docs/protocol.md 17.4).
+        ticket_key = load_or_create_ticket_key(db_path.with_name(db_path.stem + ".ticket-key"))
     except (StoreError, KeyFileError) as exc:
         print(f"labchat-server: {exc}", file=sys.stderr)
         return 1
@@ -170,9 +194,15 @@ def main(argv: list[str] | None = None) -> int:
             max_age_s=args.history_days * DAY_S or None,
             max_bytes=int(args.history_max_mb * MIB) or None,
         ),
+        login=LoginPolicy(
+            parallel_checks=args.login_workers,
+            registrations_per_hour=args.max_registrations_per_hour,
+        ),
     )
+    channel = ServerChannel(key)
+    tickets = TicketBook(ticket_key, channel.public_key, lifetime_s=config.ticket_lifetime_s)
     try:
-        relay = Relay(store, ServerChannel(key), config)
+        relay = Relay(store, channel, config, tickets)
     except sqlite3.Error as exc:  # the store's start-up probe missed the damage; still one line
         print(f"labchat-server: cannot read database {db_path}: {exc}", file=sys.stderr)
         return 1

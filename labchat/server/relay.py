@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import os
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from ..protocol.errors import DecodeError, ErrorCode
 from ..protocol.reliability import LinkConfig, ReliableLink
 from ..protocol.text import neutralize, truncate_utf8
 from ..protocol.wire import decode_message, encode_message
-from .accounts import LoginThrottle, PasswordCheck
+from .accounts import LoginGate, LoginPolicy, PasswordCheck, RegistrationLimit
 from .retention import RetentionPolicy
 from .room import (
     MEMBERSHIP_EVENTS_BURST,
@@ -44,6 +45,7 @@ from .room import (
     Room,
 )
 from .store import Store, StoredMessage
+from .tickets import TICKET_LIFETIME_S, TicketBook
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,10 @@ OFFLINE_NOTIFIED_RECIPIENTS = 10_000
 #: Log lines show at most this much of a message, then how long it was: a 900-byte line, or a flood
 #: of them, must not drown the operator's terminal.
 LOG_TEXT_CHARS = 200
+#: A waiting login hears LOGIN_QUEUED at least this often (docs/protocol.md 17.3)...
+QUEUED_RESEND_S = 2.0
+#: ...and at most this often when only its position changed.
+QUEUED_UPDATE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,10 @@ class RelayConfig:
     membership_events_per_s: float = MEMBERSHIP_EVENTS_PER_S
     #: ...and bursts of this many; faster, one PRESENCE refresh per interval instead (room.py).
     membership_events_burst: int = MEMBERSHIP_EVENTS_BURST
+    #: The login queue, the throttle and the registration bound (docs/protocol.md 17).
+    login: LoginPolicy = field(default_factory=LoginPolicy)
+    #: How long a resumption ticket is accepted.
+    ticket_lifetime_s: int = TICKET_LIFETIME_S
 
 
 @dataclass(eq=False, slots=True)
@@ -152,20 +162,35 @@ class RelayStats:
     protocol_violations: int = 0
     logins: int = 0
     failed_logins: int = 0
+    ticket_logins: int = 0
+    password_checks: int = 0
 
 
 class Relay:
     """The whole server, minus sockets. See the module docstring."""
 
-    def __init__(self, store: Store, channel: ServerChannel, config: RelayConfig | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        channel: ServerChannel,
+        config: RelayConfig | None = None,
+        tickets: TicketBook | None = None,
+    ) -> None:
+        """`tickets` seals resumption tickets; without one, a key made now (tickets then die with
+        the process: the command line passes one kept on disk)."""
         self.store = store
         self.channel = channel
         self.config = config or RelayConfig()
         self.stats = RelayStats()
         self.sessions: dict[bytes, Session] = {}
         self.rooms: dict[str, Room] = {}
-        self.throttle = LoginThrottle()
+        self.gate = LoginGate(self.config.login)
+        self.registrations = RegistrationLimit(self.config.login.registrations_per_hour)
+        self.tickets = tickets or TicketBook(
+            os.urandom(32), channel.public_key, lifetime_s=self.config.ticket_lifetime_s
+        )
         self._checks: list[PasswordCheck] = []
+        self._queue_tick_at: float | None = None
         self._pending: list[_PendingMessage] = []
         self._dirty: set[Session] = set()
         self._timers: list[tuple[float, int, bytes]] = []
@@ -279,45 +304,117 @@ class Relay:
     # ------------------------------------------------------------ login
 
     def _on_login(self, sess: Session, login: m.Login, now: float) -> None:
+        """docs/protocol.md 8.2 in order: room, ticket, unknown name, throttle and queue."""
         if sess.user is not None or sess.login_pending:
             return
         if self.shutting_down:
             self._send(sess, m.Closed(ErrorCode.SERVER_SHUTDOWN, "the server is shutting down"))
-            return
-        wait = self.throttle.delay(login.user, sess.addr[0], now)
-        if wait > 0:
-            self._send(sess, m.LoginFailed(
-                ErrorCode.LOGIN_THROTTLED,
-                f"too many failed logins: try again in {wait:.0f} s",
-            ))  # fmt: skip
             return
         if login.room not in self.rooms:
             # Rooms are the server's to create: a client naming any room must not grow memory.
             self._login_failed(sess, login, ErrorCode.NO_SUCH_ROOM, f"no room named {login.room}", now)
             return
         record = self.store.password_record(login.user)
-        if record is None:
-            if not self.config.registration_open:
-                self._login_failed(
-                    sess,
-                    login,
-                    ErrorCode.REGISTRATION_CLOSED,
-                    "Registration is closed: ask the server's admin for an account",
-                    now,
-                )
+        if login.ticket:
+            if record is not None and self.tickets.open(login.ticket, login.user, record[0], now):
+                self.stats.ticket_logins += 1
+                self._logged_in(sess, login, record[0], registered=False, now=now, via_ticket=True)
                 return
-            if len(login.password) < m.MIN_NEW_PASSWORD_CHARS:
+            if not login.password:
                 self._login_failed(
-                    sess,
-                    login,
-                    ErrorCode.INVALID_PASSWORD,
-                    f"New accounts need a password of at least {m.MIN_NEW_PASSWORD_CHARS} characters",
-                    now,
-                    guess=False,
-                )
+                    sess, login, ErrorCode.TICKET_REJECTED,
+                    "Your saved login has expired: log in with your password", now,
+                )  # fmt: skip
                 return
+        if record is None and not self._may_register(sess, login, now):
+            return
+        check = PasswordCheck(sess.sid, login, record, self.store.scrypt_n)
+        refusal = self.gate.admit(check, sess.addr[0], now)
+        if refusal is not None:
+            wait = max(1, math.ceil(refusal.wait_s))
+            if refusal.reason == "busy":
+                code, text = ErrorCode.SERVER_BUSY, f"the server is busy with logins: try again in {wait} s"
+            elif refusal.reason == "name":
+                code, text = ErrorCode.LOGIN_THROTTLED, (
+                    f"too many failed logins for {login.user}: try again in {wait} s"
+                )
+            else:
+                code, text = ErrorCode.LOGIN_THROTTLED, (
+                    f"too many failed logins from your address: try again in {wait} s"
+                )
+            self._login_failed(sess, login, code, text, now, retry_after_s=wait)
+            return
         sess.login_pending = True
-        self._checks.append(PasswordCheck(sess.sid, login, record, self.store.scrypt_n))
+        # Admitted to a password check: the channel's pre-login bounds (10 s, 16 per host) are for
+        # sessions nobody has vouched for. This one waits in a queue bounded by the gate, and a
+        # class behind one address, or a long queue, must not be cut off while it waits. If the
+        # check fails, `_login_failed` ends the session, so it cannot be parked here.
+        self.channel.mark_authenticated(sess.sid)
+        self._start_checks(now)
+        if check in self.gate.waiting:
+            self._tell_queued(sess, check, now)
+
+    def _may_register(self, sess: Session, login: m.Login, now: float) -> bool:
+        """An unknown name: may this LOGIN register it? If not, it has been answered."""
+        if not self.config.registration_open:
+            self._login_failed(
+                sess, login, ErrorCode.REGISTRATION_CLOSED,
+                "Registration is closed: ask the server's admin for an account", now,
+            )  # fmt: skip
+            return False
+        if login.flags & m.LOGIN_NO_REGISTER:
+            self._login_failed(
+                sess, login, ErrorCode.NO_SUCH_ACCOUNT,
+                f"No account {login.user!r} here yet: log in again to create it", now,
+            )  # fmt: skip
+            return False
+        if len(login.password) < m.MIN_NEW_PASSWORD_CHARS:
+            self._login_failed(
+                sess, login, ErrorCode.INVALID_PASSWORD,
+                f"New accounts need a password of at least {m.MIN_NEW_PASSWORD_CHARS} characters", now,
+            )  # fmt: skip
+            return False
+        wait = self.registrations.take(sess.addr[0], now)
+        if wait > 0:
+            minutes = max(1, math.ceil(wait / 60))
+            self._login_failed(
+                sess, login, ErrorCode.REGISTRATION_LIMITED,
+                f"too many new accounts from your address: try again in {minutes} min",
+                now, retry_after_s=math.ceil(wait),
+            )  # fmt: skip
+            return False
+        return True
+
+    def _start_checks(self, now: float) -> None:
+        """Hand the transport every check the gate lets run now."""
+        for check in self.gate.start_ready(now):
+            if check.session_id in self.sessions:
+                self.stats.password_checks += 1
+                self._checks.append(check)
+            else:  # the session went away while it waited
+                self.gate.finished(check, now)
+        if self.gate.waiting and self._queue_tick_at is None:
+            self._queue_tick_at = now + QUEUED_UPDATE_S
+
+    def _tell_queued(self, sess: Session, check: PasswordCheck, now: float) -> None:
+        position = self.gate.position(check)
+        check.told_position, check.told_at = position, now
+        eta_ms = min(0xFFFF_FFFF, int(self.gate.eta_s(position) * 1000))
+        self._send(sess, m.LoginQueued(position, eta_ms))
+
+    def _on_queue_tick(self, now: float) -> None:
+        """Tell waiting logins their place when it changed (at most once a second), and every 2 s
+        anyway, so that their clients keep waiting."""
+        self._queue_tick_at = None
+        self._start_checks(now)
+        for position, check in enumerate(self.gate.waiting):
+            sess = self.sessions.get(check.session_id)
+            if sess is None:
+                continue
+            if position != check.told_position or now - check.told_at >= QUEUED_RESEND_S - 1e-6:
+                self._tell_queued(sess, check, now)
+        if self.gate.waiting and self._queue_tick_at is None:
+            self._queue_tick_at = now + QUEUED_UPDATE_S
 
     def password_checks(self) -> list[PasswordCheck]:
         """scrypt work for the transport to run off the event loop, then hand to `complete_login`."""
@@ -326,12 +423,15 @@ class Relay:
 
     def complete_login(self, check: PasswordCheck, now: float) -> None:
         """Finish a login once its password check has run (`check.ok` and, for new accounts, the hash)."""
+        self.gate.finished(check, now)
+        self._start_checks(now)
         sess = self.sessions.get(check.session_id)
         if sess is None or not sess.login_pending:
             return
         sess.login_pending = False
         login = check.login
         registered = False
+        salt = check.record[0] if check.record is not None else b""
         if check.record is None:
             assert check.new_hash is not None
             if self.store.get_account(login.user) is None:
@@ -341,11 +441,27 @@ class Relay:
             elif not self.store.check_password(login.user, login.password):
                 self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD, "Invalid password", now)
                 return
+            else:
+                record = self.store.password_record(login.user)
+                salt = record[0] if record is not None else b""
         elif not check.ok:
             self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD, "Invalid password", now)
             return
-        self.throttle.succeeded(login.user, sess.addr[0])
+        self._logged_in(sess, login, salt, registered=registered, now=now)
+
+    def _logged_in(
+        self,
+        sess: Session,
+        login: m.Login,
+        salt: bytes,
+        *,
+        registered: bool,
+        now: float,
+        via_ticket: bool = False,
+    ) -> None:
+        """The password or the ticket was good: join the room, hand out a fresh ticket."""
         self.channel.mark_authenticated(sess.sid)  # lifts the channel's pre-login limits
+        self.gate.succeeded(login.user, sess.addr[0], now)
         account = self.store.get_account(login.user)
         user = account.name if account else login.user
         room = self.rooms[login.room]
@@ -364,6 +480,8 @@ class Relay:
                 int(self.config.client_timeout_s * 1000),
             ),
         )
+        if salt:
+            self._send(sess, m.Ticket(self.tickets.issue(user, salt, now), self.tickets.lifetime_s))
         old = self.sessions.get(previous) if previous is not None else None
         if old is not None and old is not sess:
             # One live session per name: the newer login wins, and the old client is told why.
@@ -381,10 +499,11 @@ class Relay:
             self._schedule(old)
         else:
             log.info(
-                "[bold green]%s joined[/] from %s (%d online)",
+                "[bold green]%s joined[/] from %s (%d online)%s",
                 user,
                 _fmt(sess.addr),
                 len(room.members),
+                " with a resumption ticket" if via_ticket else "",
             )
             self._announce_membership(room, m.Joined(room.name, user, _ms(now)), sess, now)
         self._replay_history(sess, room, login.resume_seq)
@@ -392,14 +511,15 @@ class Relay:
         self._deliver_held(sess, now)
 
     def _login_failed(
-        self, sess: Session, login: m.Login, code: ErrorCode, text: str, now: float, *, guess: bool = True
+        self, sess: Session, login: m.Login, code: ErrorCode, text: str, now: float, *, retry_after_s: int = 0
     ) -> None:
-        """Refuse a login; a wrong password (`guess`) also counts towards the growing delays."""
+        """Refuse a login and end the session: a client tries again on a new one (docs/protocol.md
+        8.2). Wrong passwords were charged to the throttle when their check was admitted."""
         self.stats.failed_logins += 1
-        if code is ErrorCode.INVALID_PASSWORD and guess:
-            self.throttle.failed(login.user, sess.addr[0], now)
         log.info("login as %s from %s refused: %s", login.user, _fmt(sess.addr), text)
-        self._send(sess, m.LoginFailed(code, text))
+        self._send(sess, m.LoginFailed(code, text, min(0xFFFF_FFFF, retry_after_s * 1000)))
+        sess.closing_at = now + self.config.linger_s  # long enough to retransmit the refusal
+        self._schedule(sess)
 
     def _replay_history(self, sess: Session, room: Room, resume_seq: int) -> None:
         if resume_seq == 0:
@@ -702,6 +822,9 @@ class Relay:
     # ------------------------------------------------------------ leaving
 
     def _end_session(self, sess: Session, reason: str, now: float) -> None:
+        if sess.login_pending:
+            self.gate.cancel(sess.sid)
+            sess.login_pending = False
         user, room = sess.user, sess.room
         sess.user, sess.room = None, None
         sess.held.clear()
@@ -721,6 +844,8 @@ class Relay:
             self._schedule(sess)
 
     def _drop(self, sess: Session) -> None:
+        if sess.login_pending:
+            self.gate.cancel(sess.sid)
         self.sessions.pop(sess.sid, None)
         self.channel.close(sess.sid)
         self._dirty.discard(sess)
@@ -729,7 +854,7 @@ class Relay:
         """Tell every client the server is going away (they will retry by themselves)."""
         self.shutting_down = True
         for sess in list(self.sessions.values()):
-            if sess.user is not None:
+            if sess.user is not None or sess.login_pending:  # waiting logins: try the next server
                 self._send(sess, m.Closed(ErrorCode.SERVER_SHUTDOWN, "the server is shutting down"))
 
     # ------------------------------------------------------------ output and timers
@@ -858,9 +983,11 @@ class Relay:
         self._timers_compact_at = 2 * len(live) + 64
 
     def next_timer(self) -> float | None:
-        deadlines = [self.channel.next_timer()]
+        deadlines = [self.channel.next_timer(), self._queue_tick_at]
         deadlines.extend(room.flow.refresh_at for room in self._presence_due.values())
         deadlines.extend(rnd.next_at for rnd in self._presence_rounds.values())
+        if self.gate.waiting:
+            deadlines.append(self.gate.next_timer())
         while self._timers:
             deadline, _, sid = self._timers[0]
             sess = self.sessions.get(sid)
@@ -882,6 +1009,11 @@ class Relay:
             self._refresh_presence(now)
         if self._presence_rounds:
             self._step_presence_rounds(now)
+        if self.gate.waiting or self._queue_tick_at is not None:
+            if self._queue_tick_at is not None and now >= self._queue_tick_at:
+                self._on_queue_tick(now)
+            else:
+                self._start_checks(now)  # a throttled check's budget may have refilled
         # Collect first, then handle: handling may schedule a deadline that is already due (an ACK
         # that goes out with the next flush), which must not be popped again in this same call.
         due: list[Session] = []
@@ -901,6 +1033,8 @@ class Relay:
             self._drop(sess)
             return
         if sess.closing_at is None and now >= sess.timeout_check_at:
+            if sess.login_pending:
+                sess.last_heard = now  # waiting in the login queue is not silence (17.3)
             if now >= sess.last_heard + self.config.client_timeout_s:
                 if sess.user is not None:
                     self._end_session(sess, "timed out", now)

@@ -73,13 +73,17 @@ class RelayProtocol:
         self._loop = asyncio.get_running_loop()
         self._flush_scheduled = False
         self._timer = DeadlineTimer(self._loop, self._on_timer, grid_s=TIMER_GRID_S)
-        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scrypt")
+        # As many workers as the relay lets checks run at once: the rest wait in its login queue,
+        # where their clients are told their place, not in the pool's invisible one.
+        workers = max(1, relay.config.login.parallel_checks)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt")
         self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
         self.checkpoints = 0
         self.last_checkpoint = (0, 0)  # (frames in the WAL, frames copied), as Store.checkpoint says
         self.checkpointed = asyncio.Event()  # set after each checkpoint: lets a test wait for one
         self.internal_errors = 0
         self.send_errors = 0
+        self._closed = False
         sock.setblocking(False)
         self._loop.add_reader(sock.fileno(), self._on_readable)
         self._summary_task: asyncio.Task[None] | None = self._loop.create_task(self._summarise_drops())
@@ -118,6 +122,8 @@ class RelayProtocol:
 
     def flush(self) -> None:
         self._flush_scheduled = False
+        if self._closed:
+            return  # a password check that finished after close() has nowhere to go
         now = self.clock()
         for check in self.relay.password_checks():
             future = self._loop.run_in_executor(self._executor, check.run)
@@ -134,6 +140,8 @@ class RelayProtocol:
         self._rearm(now)
 
     def _login_checked(self, future: asyncio.Future[PasswordCheck]) -> None:
+        if self._closed:
+            return
         try:
             self.relay.complete_login(future.result(), self.clock())
         except asyncio.CancelledError:
@@ -195,6 +203,7 @@ class RelayProtocol:
             self.checkpointed.set()
 
     def close(self) -> None:
+        self._closed = True
         self._timer.cancel()
         if self._summary_task is not None:
             self._summary_task.cancel()

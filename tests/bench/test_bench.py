@@ -134,3 +134,14 @@ def test_flood_mode_measures_both_policies(capsys: pytest.CaptureFixture[str]) -
         assert row["server_peak_mb"] > 0 and row["db_mb"] > 0 and row["server_cpu_s"] > 0
     # 30 bots joining and leaving 10 members: one by one is ~2 x 30 x 25 frames; coalesced far fewer.
     assert coalesced["server_datagrams_out"] < one_by_one["server_datagrams_out"]
+
+
+def test_login_storm_logs_everyone_in(capsys: pytest.CaptureFixture[str]) -> None:
+    """A small class against the real scrypt cost: every client gets in, and they queued."""
+    assert cli.main(["--mode", "login-storm", "--clients", "12", "--login-workers", "1",
+                     "--duration", "40", "--json"]) == 0  # fmt: skip
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row["logged_in"] == 12 and row["gave_up"] == 0 and row["refused"] == 0
+    assert row["last_login_s"] >= row["first_login_s"] > 0
+    assert row["server"]["password_checks"] == 12 and row["server"]["scrypt_n"] == 2**14
+    assert row["queued_clients"] > 0

@@ -18,6 +18,7 @@ from labchat.protocol.client import ClientConfig, ClientConnection
 from labchat.server.keys import load_or_create_server_key
 from labchat.server.relay import Relay, RelayConfig
 from labchat.server.store import Store
+from labchat.server.tickets import TicketBook
 
 SERVER: Address = ("10.0.0.1", 8080)
 
@@ -58,6 +59,8 @@ class SimNet:
         self.relay_config = relay_config or RelayConfig()
         self.key = load_or_create_server_key(tmp_path / "server.key")
         self.relay: Relay | None = None
+        #: The ticket key survives `crash_relay` + `start_relay`; None: a new one per relay.
+        self.ticket_key: bytes | None = bytes(range(32))
         self.start_relay()
         self.clients: dict[str, SimClient] = {}
         self._queue: list[tuple[float, int, Address, Address, bytes]] = []
@@ -66,7 +69,11 @@ class SimNet:
 
     def start_relay(self) -> None:
         store = Store(self.tmp_path / "server.db", scrypt_n=2**10)
-        self.relay = Relay(store, ServerChannel(self.key), self.relay_config)
+        channel = ServerChannel(self.key)
+        tickets = None
+        if self.ticket_key is not None:  # kept across restarts, as the server keeps it on disk
+            tickets = TicketBook(self.ticket_key, channel.public_key)
+        self.relay = Relay(store, channel, self.relay_config, tickets)
 
     def crash_relay(self) -> None:
         """The server process dies (kill -9): everything not committed is gone."""
@@ -80,9 +87,11 @@ class SimNet:
         password: str = "secret",
         config: ClientConfig | None = None,
         port: int | None = None,
+        host: str | None = None,
+        register: bool = True,
     ) -> SimClient:
-        addr = (f"10.0.1.{len(self.clients) + 1}", port or 5000)
-        conn = ClientConnection(user, password, config=config or ClientConfig())
+        addr = (host or f"10.0.1.{len(self.clients) + 1}", port or 5000)
+        conn = ClientConnection(user, password, config=config or ClientConfig(), register=register)
         client = SimClient(conn, addr)
         self.clients[user if user not in self.clients else f"{user}#{len(self.clients)}"] = client
         conn.connect(self.now)

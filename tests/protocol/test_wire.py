@@ -47,6 +47,10 @@ SAMPLES: list[m.Message] = [
     m.SetAway(0),
     m.Away("lobby", "bob", 1, "lunch", 1_700_000_000_000, 1),
     m.Private("alice", "bob", 5, "while you were out", m.FLAG_HELD),
+    m.Login("carol", "pw", "lobby", 3, m.LOGIN_NO_REGISTER, "AQIDBA"),
+    m.LoginFailed(ErrorCode.LOGIN_THROTTLED, "try again in 6 s", 6000),
+    m.LoginQueued(37, 1500),
+    m.Ticket("AQIDBAUG", 43_200),
 ]
 
 
@@ -168,3 +172,15 @@ def test_bit_flips_decode_or_raise(message: m.Message, data: st.DataObject) -> N
         body[i] ^= 1 << data.draw(st.integers(0, 7))
     with contextlib.suppress(DecodeError):
         decode_message(message.KIND, bytes(body))
+
+
+def test_a_first_version_login_without_the_appended_fields_still_decodes() -> None:
+    """A client of the first version ends LOGIN after resume_seq: flags 0, no ticket."""
+    full = encode_message(m.Login("alice", "pw", "lobby", 7, m.LOGIN_NO_REGISTER, "tkt"))
+    old = full[: -(4 + 2 + 3)]
+    assert decode_message(m.Kind.LOGIN, old) == m.Login("alice", "pw", "lobby", 7)
+    assert decode_message(m.Kind.LOGIN, full[:-5]).flags == m.LOGIN_NO_REGISTER  # ticket absent
+    with pytest.raises(DecodeError):
+        decode_message(m.Kind.LOGIN, full[:-7])  # ends inside `flags`
+    failed = encode_message(m.LoginFailed(ErrorCode.INVALID_PASSWORD, "no", 5))
+    assert decode_message(m.Kind.LOGIN_FAILED, failed[:-4]).retry_after_ms == 0  # type: ignore[attr-defined]

@@ -17,20 +17,25 @@ from labchat.server.relay import RelayConfig
 from ..protocol.sim import SimNet
 
 
-def test_failed_logins_are_throttled_with_growing_delays(tmp_path: Path) -> None:
+def test_failed_logins_are_throttled_after_the_name_budget(tmp_path: Path) -> None:
+    """Nine guesses at once: five are checked, three wait for the budget (and are told so), and
+    the ninth, which would wait 40 s, is refused with the wait in whole seconds."""
     net = SimNet(tmp_path)
     net.add_client("ana", "right")
     net.run_until(lambda: net.logged_in("ana"))
-    codes = []
-    for i in range(6):
-        c = net.add_client(f"ana{i}x", "x")  # placeholder to get a fresh address
-        del net.clients[f"ana{i}x"]
-        wrong = net.add_client("ana", "wrong")
-        wrong.addr = c.addr
-        net.run_until(lambda w=wrong: bool(w.of(ev.LoginRefused)))
-        codes.append(wrong.of(ev.LoginRefused)[0].code)
-    assert codes[:4] == [ErrorCode.INVALID_PASSWORD] * 4
-    assert ErrorCode.LOGIN_THROTTLED in codes[4:]
+    started = net.now
+    wrongs = [net.add_client("ana", "wrong") for _ in range(9)]
+    net.run_until(lambda: all(w.of(ev.LoginRefused) for w in wrongs[:5] + wrongs[8:]), limit_s=5)
+    assert [w.of(ev.LoginRefused)[0].code for w in wrongs[:5]] == [ErrorCode.INVALID_PASSWORD] * 5
+    refused = wrongs[8].of(ev.LoginRefused)[0]
+    assert refused.code == ErrorCode.LOGIN_THROTTLED
+    assert refused.reason.startswith("too many failed logins for ana: try again in ")
+    assert not refused.reason.endswith(" 0 s")
+    assert all(w.of(ev.LoginQueued) and not w.of(ev.LoginRefused) for w in wrongs[5:8])
+    net.run_until(lambda: all(w.of(ev.LoginRefused) for w in wrongs), limit_s=60)
+    assert [w.of(ev.LoginRefused)[0].code for w in wrongs[5:8]] == [ErrorCode.INVALID_PASSWORD] * 3
+    assert net.now - started >= 30  # one every 10 s: they waited for the budget, not the clock
+    assert not any(w.of(ev.LoggedIn) or w.of(ev.ConnectFailed) for w in wrongs)
 
 
 def test_new_password_too_short(tmp_path: Path) -> None:
@@ -57,6 +62,7 @@ class RawPeer:
         self.link = ReliableLink()
         self.channel.start(net.now)
         self.received: list[bytes] = []
+        self.messages: list[m.Message] = []
 
     def pump(self) -> None:
         relay = self.net.relay
@@ -76,7 +82,9 @@ class RawPeer:
                 if addr == self.addr:
                     payload = self.channel.receive_datagram(data, self.net.now)
                     if payload is not None:
-                        self.received.extend(f.body for f in self.link.receive_packet(payload, self.net.now))
+                        frames = self.link.receive_packet(payload, self.net.now)
+                        self.received.extend(f.body for f in frames)
+                        self.messages.extend(decode_message(f.kind, f.body) for f in frames)
                     moved = True
             if not moved:
                 return
