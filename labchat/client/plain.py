@@ -245,7 +245,12 @@ Ref = int | float | str
 
 
 class InputError(ValueError):
-    """A JSON input line that cannot be used; the message says why, in one line."""
+    """A JSON input line that cannot be used; the message says why, in one line. `ref`: the line's
+    own ref when it could be read, else its line number."""
+
+    def __init__(self, message: str, ref: Ref) -> None:
+        super().__init__(message)
+        self.ref = ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,17 +278,17 @@ def parse_input(line: str, number: int, *, as_json: bool) -> InputLine:
     try:
         obj = json.loads(text)
     except ValueError as exc:
-        raise InputError(f"line {number} is not valid JSON ({exc}): nothing sent") from None
+        raise InputError(f"line {number} is not valid JSON ({exc}): nothing sent", number) from None
     if not isinstance(obj, dict):
-        raise InputError(f"line {number} is not a JSON object: nothing sent")
+        raise InputError(f"line {number} is not a JSON object: nothing sent", number)
     ref = obj.get("ref", number)
     if ref is None:
         ref = number
     if isinstance(ref, bool) or not isinstance(ref, (int, float, str)):
-        raise InputError(f"line {number}: \"ref\" must be a string or a number: nothing sent")
+        raise InputError(f"line {number}: \"ref\" must be a string or a number: nothing sent", number)
     body = obj.get("text")
     if not isinstance(body, str):
-        raise InputError(f"line {number}: a JSON line needs \"text\" (a string): nothing sent")
+        raise InputError(f"line {number}: a JSON line needs \"text\" (a string): nothing sent", ref)
     return InputLine(ref, body, from_json=True)
 
 
@@ -412,13 +417,16 @@ class _LineSession:
 
 
 async def run_plain(
-    client: ChatClient, *, as_json: bool, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin
+    client: ChatClient, *, as_json: bool, out: TextIO | None = None, stdin: TextIO | None = None
 ) -> int:
     """Run line mode: log in, then send each stdin line, until QUIT, end of input or a fatal event.
 
-    Returns the exit status: 0 when we logged in and then left, 1 when the login failed, the server
-    never answered, or the session ended in an error.
+    `out` and `stdin` default to the process's at the time of the call. Returns the exit status: 0
+    when we logged in and then left, 1 when the login failed, the server never answered, or the
+    session ended in an error.
     """
+    out = sys.stdout if out is None else out
+    stdin = sys.stdin if stdin is None else stdin
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     session = _LineSession(client, as_json=as_json, out=out)
@@ -453,7 +461,7 @@ async def run_plain(
             try:
                 item = parse_input(line, number, as_json=as_json)
             except InputError as exc:
-                session.local(str(exc), number, error=True)
+                session.local(str(exc), exc.ref, error=True)
                 continue
             if session.submit(item):
                 return
