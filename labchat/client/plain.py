@@ -305,6 +305,7 @@ class _LineSession:
         self.ready = asyncio.Event()  # logged in, or over: input may be taken now
         self.refs_by_id: dict[int, Ref] = {}  # local_id of a queued message -> its line's ref
         self.who_refs: deque[Ref] = deque()  # refs of /who lines not answered yet, oldest first
+        self.typed_offline: dict[int, float] = {}  # local_id -> when typed, for lines typed offline
 
     # ------------------------------------------------------------ output
 
@@ -331,16 +332,22 @@ class _LineSession:
             rec["ref"] = ref
         self.write(rec)
 
-    def emit(self, event: ev.Event, ref: Ref | None) -> None:
+    def emit(self, event: ev.Event, ref: Ref | None, typed: float | None = None) -> None:
+        """Print `event`; `typed`: when our message was typed, if that was while offline (it reached
+        the room only later, so its own time says little about when it was said)."""
         now = self.client._clock()
         if not self.as_json:
             line = event_line(event, now, self.client.user)
             if line is not None:
+                if typed is not None:
+                    line += f" (typed {_hms(typed)}, while offline)"
                 self.out.write(line + "\n")
                 self.out.flush()
             return
         rec = event_record(event, now, self.client.user)
         if rec is not None:
+            if typed is not None:
+                rec["typed_ts"] = _iso(typed)
             if ref is not None:
                 rec["ref"] = ref
             self.write(rec)
@@ -349,9 +356,11 @@ class _LineSession:
 
     def on_event(self, event: ev.Event) -> None:
         ref: Ref | None = None
+        typed: float | None = None
         match event:
             case ev.MessageDelivered() | ev.MessageFailed():
                 ref = self.refs_by_id.pop(event.local_id, None)
+                typed = self.typed_offline.pop(event.local_id, None)
             case ev.PresenceUpdated(requested=True):
                 ref = self.who_refs.popleft() if self.who_refs else None
             case ev.LoggedIn():
@@ -382,7 +391,7 @@ class _LineSession:
                     rec["text"] = "disconnected"
                     self.write(rec)
                     return
-        self.emit(event, ref)
+        self.emit(event, ref, typed)
         if isinstance(event, ev.LoggedIn) and event.resumed and self.who_refs:
             self._ask_again()
 
@@ -403,8 +412,11 @@ class _LineSession:
         result = self.client.submit(item.text)
         for text in result.local_lines:
             self.local(text, item.ref, error=result.error)
+        typed = self.client._clock()
         for local_id in result.local_ids:
             self.refs_by_id[local_id] = item.ref
+            if self.reconnecting:
+                self.typed_offline[local_id] = typed
         if result.who:
             self.who_refs.append(item.ref)
         if item.from_json and not (result.local_lines or result.local_ids or result.who or result.quit):

@@ -324,9 +324,12 @@ async def test_reconnect_is_said_once(tmp_path: Path) -> None:
     await server.wait()
     alice.send("are you there?")  # unanswered: the client notices the silence at once
     await alice.expect(r"-!- connection lost: reconnecting…$", timeout=15)
+    alice.send("typed meanwhile")
     restarted, _ = await start_server_proc(tmp_path, db=db, port=port)
     await alice.expect(r"-!- reconnected", timeout=30)
     await alice.expect(r"<alice> are you there\?$", timeout=15)
+    # Said while offline: the line tells when it was typed, not only when it reached the room.
+    await alice.expect(r"<alice> typed meanwhile \(typed \d\d:\d\d:\d\d, while offline\)$", timeout=15)
     alice.send("QUIT")
     assert await alice.wait(15) == 0
     lost = [line for line in alice.lines if "connection lost" in line]
