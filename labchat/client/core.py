@@ -182,6 +182,11 @@ class ChatClient:
         # Our own non-blocking socket, read dry on each wake-up: one pass of the event loop and
         # one answer for a burst, instead of a callback and a flush per datagram.
         sock.setblocking(False)
+        if hasattr(socket, "SIO_UDP_CONNRESET"):
+            # Windows: an ICMP "port unreachable" while the server is down must not become an error
+            # on every later receive; the timers notice a silent server anyway.
+            with contextlib.suppress(OSError):
+                sock.ioctl(socket.SIO_UDP_CONNRESET, False)  # type: ignore[attr-defined]
         self._sock = sock
         try:
             loop.add_reader(sock.fileno(), self._on_readable)

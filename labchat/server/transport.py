@@ -296,6 +296,11 @@ async def serve(host: str, port: int, relay: Relay) -> RelayServer:
         # Room for a burst: 100 clients answering at once must not overflow the kernel's queue.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        if hasattr(socket, "SIO_UDP_CONNRESET"):
+            # Windows reports an ICMP "port unreachable" (a client that vanished) as an error on the
+            # next receive, which would break the read loop: a UDP server wants none of that.
+            with contextlib.suppress(OSError):
+                sock.ioctl(socket.SIO_UDP_CONNRESET, False)  # type: ignore[attr-defined]
         sock.bind(sockaddr)
     except OSError as exc:
         sock.close()
