@@ -60,6 +60,9 @@ _NOT_DROPS = frozenset(
 #: Datagrams read per wake-up before flushing: enough to batch a burst (one commit, one datagram per
 #: recipient), few enough that timers and new sockets are never starved.
 MAX_READ_BATCH = 256
+#: Where asyncio's datagram transport reads for us (no add_reader), how long datagrams are gathered
+#: before one flush: a burst is committed and answered together, for at most this much latency.
+TRANSPORT_BATCH_S = 0.001
 _RECV_BYTES = 2048  # anything longer than a 1200-byte datagram is junk; reading 2048 tells us so
 
 
@@ -139,7 +142,12 @@ class RelayProtocol:
         except Exception:
             self.internal_errors += 1
             log.exception("internal error while handling a datagram from %s", addr[0])
-        self.schedule_flush()
+        if not self._flush_scheduled:
+            # The transport hands over one datagram per pass of the loop: flushing after each would
+            # commit and answer each message alone. Waiting a moment gathers a burst into one flush,
+            # as reading the socket dry does where add_reader exists.
+            self._flush_scheduled = True
+            self._loop.call_later(TRANSPORT_BATCH_S, self.flush)
 
     def schedule_flush(self) -> None:
         if not self._flush_scheduled:
