@@ -117,21 +117,33 @@ def test_signal_handlers_fall_back_to_signal_module() -> None:
     assert signal.getsignal(signal.SIGUSR1) == before  # put back as it was
 
 
+class _Watched(io.StringIO):
+    """The server's console output, with an event set on every write (so a test awaits the banner)."""
+
+    seen: asyncio.Event | None = None
+
+    def write(self, text: str) -> int:
+        if self.seen is not None:
+            self.seen.set()
+        return super().write(text)
+
+
 def test_server_stops_politely_on_a_loop_without_signal_handlers(tmp_path: Path) -> None:
     """labchat-server's own run: SIGTERM still tells the clients and ends with status 0."""
     store = Store(tmp_path / "server.db", scrypt_n=TEST_SCRYPT_N)
     relay = Relay(store, ServerChannel(load_or_create_server_key(tmp_path / "server.key")), RelayConfig())
-    out = io.StringIO()
+    out = _Watched()
     console = Console(file=out, width=200)
 
     async def run() -> int:
-        loop = asyncio.get_running_loop()
+        out.seen = asyncio.Event()
         serving = asyncio.ensure_future(server_cli._run("127.0.0.1", 0, relay, tmp_path / "server.db",
                                                         "SHA256:test", console))  # fmt: skip
-        while "listening on UDP" not in out.getvalue():
-            assert not serving.done(), out.getvalue()
-            await asyncio.sleep(0.01)  # polling the console's text: the banner has no event to await
-        loop.call_soon(signal.raise_signal, signal.SIGTERM)
+        while "clients connect with" not in out.getvalue():
+            out.seen.clear()
+            await out.seen.wait()
+        # _run installs its handlers right after the banner's last line, before it next waits.
+        signal.raise_signal(signal.SIGTERM)
         return await serving
 
     assert run_on_windows_like_loop(run) == 0
@@ -144,7 +156,8 @@ def test_line_mode_without_sighup_on_a_windows_like_loop(
     """`labchat ... --plain` itself (argument parsing, signals, line mode) where SIGHUP does not exist
     and the loop has neither add_reader nor add_signal_handler."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "labchat.server", "127.0.0.1", "-p", "0", "--db", str(tmp_path / "s.db")],
+        [sys.executable, "-m", "labchat.server", "127.0.0.1", "-p", "0", "--db", str(tmp_path / "s.db"),
+         "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(tmp_path, None), text=True,
     )  # fmt: skip
     try:
