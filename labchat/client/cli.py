@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
 import sys
@@ -99,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     if password is None:
         print(f"labchat: no password: set {PASSWORD_ENV} or run on a terminal", file=sys.stderr)
         return 2
+    for stream in (sys.stdin, sys.stdout):
+        # A character the terminal or pipe's encoding cannot carry (an emoji on a Windows cp1252
+        # pipe) becomes "?" rather than a traceback or the end of input.
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
     try:
         return asyncio.run(_plain(args, password, known))
     except KeyboardInterrupt:

@@ -299,6 +299,10 @@ class _LineSession:
         self.client = client
         self.as_json = as_json
         self.out = out
+        # JSON read through a pipe in a legacy encoding (Windows' cp1252, an ASCII locale): escape
+        # what it cannot carry (\uXXXX is still exact JSON) instead of losing or failing on it.
+        encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("-", "").replace("_", "")
+        self.ascii_json = encoding not in ("utf8", "utf8sig", "utf16", "utf32")
         self.logged_in = False
         self.failed = False
         self.reconnecting = False  # "connection lost" was said and "reconnected" was not yet
@@ -310,7 +314,7 @@ class _LineSession:
     # ------------------------------------------------------------ output
 
     def write(self, rec: dict[str, Any], ts: float | None = None) -> None:
-        text = json.dumps(rec, ensure_ascii=False) if self.as_json else self._human(rec, ts)
+        text = json.dumps(rec, ensure_ascii=self.ascii_json) if self.as_json else self._human(rec, ts)
         self.out.write(text + "\n")
         self.out.flush()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .procs import PYTHON, env_for, spawn, spawn_server, start_client_proc, start_server_proc
+from .procs import PYTHON, Proc, env_for, spawn, spawn_server, start_client_proc, start_server_proc
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -339,3 +339,30 @@ async def test_reconnect_is_said_once(tmp_path: Path) -> None:
         assert not any(a == b for a, b in itertools.pairwise(words)), line
         assert "reconnecting; reconnecting" not in line
     await restarted.kill()
+
+
+async def test_output_in_a_legacy_encoding(tmp_path: Path) -> None:
+    """A pipe that cannot carry an emoji (Windows' cp1252, an ASCII locale): JSON stays exact with
+    escapes, plain text shows "?", and neither fails."""
+    server, port = await start_server_proc(tmp_path)
+    ascii_env = env_for(tmp_path) | {"PYTHONIOENCODING": "ascii"}
+
+    async def ascii_client(user: str, *extra: str) -> Proc:
+        return await spawn(PYTHON, "-m", "labchat.client", "127.0.0.1", str(port), "0", "--plain",
+                           "--user", user, *extra, env=ascii_env)  # fmt: skip
+
+    bot = await ascii_client("bot", "--json")
+    await bot.expect_json(type="presence")
+    reader = await ascii_client("reader")
+    await reader.expect("logged in")
+    alice = await start_client_proc(tmp_path, port, "alice")
+    await alice.expect("logged in")
+    alice.send("Selamat pagi 👋 café")
+    got = await bot.expect_json(type="message", user="alice")
+    assert got["text"] == "Selamat pagi 👋 café"
+    await reader.expect(r"<alice> Selamat pagi \? caf\?$")
+    for p in (bot, reader, alice):
+        p.send("QUIT")
+        assert await p.wait() == 0
+    assert "Traceback" not in await bot.stderr() + await reader.stderr()
+    await server.kill()
