@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import threading
 from collections import deque
@@ -284,7 +285,11 @@ def parse_input(line: str, number: int, *, as_json: bool) -> InputLine:
     ref = obj.get("ref", number)
     if ref is None:
         ref = number
-    if isinstance(ref, bool) or not isinstance(ref, (int, float, str)):
+    if (
+        isinstance(ref, bool)
+        or not isinstance(ref, (int, float, str))
+        or (isinstance(ref, float) and not math.isfinite(ref))  # NaN cannot be echoed as JSON
+    ):
         raise InputError(f"line {number}: \"ref\" must be a string or a number: nothing sent", number)
     body = obj.get("text")
     if not isinstance(body, str):
