@@ -90,7 +90,11 @@ def test_input_lines() -> None:
     item = parse_input('{"ref": "a-1", "text": "/who"}', 5, as_json=True)
     assert (item.ref, item.text, item.from_json) == ("a-1", "/who", True)
     assert parse_input('{"ref": 1}', 6, as_json=False).text == '{"ref": 1}'  # plain mode: just text
-    for bad, ref in [('{"ref": 1', 7), ("{}", 7), ('{"ref": [1], "text": "x"}', 7), ('{"ref": NaN, "text": "x"}', 7), ('{"ref": 9}', 9)]:
+    bad_lines = [
+        ('{"ref": 1', 7), ("{}", 7), ('{"ref": [1], "text": "x"}', 7), ('{"ref": NaN, "text": "x"}', 7),
+        ('{"ref": 9}', 9),
+    ]
+    for bad, ref in bad_lines:
         with pytest.raises(InputError) as caught:
             parse_input(bad, 7, as_json=True)
         assert caught.value.ref == ref and "nothing sent" in str(caught.value)
