@@ -428,7 +428,7 @@ class _LineSession:
                 self.typed_offline[local_id] = typed
         if result.who:
             self.who_refs.append(item.ref)
-        if item.from_json and not (result.local_lines or result.local_ids or result.who or result.quit):
+        if item.from_json and not item.text.strip():
             self.local("empty text: nothing sent", item.ref, error=True)  # a script waits for an answer
         return result.quit
 

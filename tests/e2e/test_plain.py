@@ -281,12 +281,17 @@ async def test_json_refs_and_own_name(tmp_path: Path) -> None:
     bot.send('{"ref": 7, "text": ')  # line 6: broken JSON, nothing sent
     broken = await bot.expect_json(type="error", ref=6)
     assert "not valid JSON" in broken["text"]
-    bot.send('{"ref": "t"}')  # line 7: no text
+    bot.send('{"ref": "a", "text": "/away lunch"}')  # line 7: answered by the room's away echo
+    assert (await bot.expect_json(type="away", user="bot"))["reason"] == "lunch"
+    bot.send('{"ref": "e", "text": "  "}')  # line 8: nothing to send, and said so
+    assert "nothing sent" in (await bot.expect_json(type="error", ref="e"))["text"]
+    bot.send('{"ref": "t"}')  # line 9: no text
     assert '"text"' in (await bot.expect_json(type="error", ref="t"))["text"]
     long_text = " ".join(f"word{i}" for i in range(400))
-    bot.send(json.dumps({"ref": "long", "text": long_text}))  # line 8: split into pieces
-    bot.send("done")  # line 9
-    await bot.expect_json(type="message", own=True, text="done", ref=9)
+    bot.send(json.dumps({"ref": "long", "text": long_text}))  # line 10: split into pieces
+    bot.send("done")  # line 11
+    await bot.expect_json(type="message", own=True, text="done", ref=11)
+    assert not [line for line in bot.lines if '"ref": "a"' in line and '"type": "error"' in line]
     pieces = [json.loads(line) for line in bot.lines if '"own": true' in line and '"type": "message"' in line]
     long_pieces = [p for p in pieces if p["text"].startswith("word") or p.get("ref") == "long"]
     assert len(long_pieces) > 1 and {p["ref"] for p in long_pieces} == {"long"}
