@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
-import signal
 import sys
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, signal_handlers
 from ..protocol.errors import LocalProtocolError
 from ..protocol.messages import NAME_RULE, is_valid_name
 from .core import ChatClient, ClientError, resolve
@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     if password is None:
         print(f"labchat: no password: set {PASSWORD_ENV} or run on a terminal", file=sys.stderr)
         return 2
+    for stream in (sys.stdin, sys.stdout):
+        # A character the terminal or pipe's encoding cannot carry (an emoji on a Windows cp1252
+        # pipe) becomes "?" rather than a traceback or the end of input.
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
     try:
         return asyncio.run(_plain(args, password, known))
     except KeyboardInterrupt:
@@ -125,7 +130,7 @@ async def _plain(args: argparse.Namespace, password: str, known: KnownServers) -
     loop = asyncio.get_running_loop()
     interrupted = 0
 
-    def on_signal() -> None:
+    def on_signal(_signum: int) -> None:
         nonlocal interrupted
         interrupted += 1
         if interrupted == 1:
@@ -134,9 +139,15 @@ async def _plain(args: argparse.Namespace, password: str, known: KnownServers) -
             client.conn.close("interrupted")
             client._pump()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+    # Ctrl+C, a `kill`, the terminal closing (no SIGHUP on Windows), Ctrl+Break on Windows.
+    restore = signal_handlers.install(
+        loop, signal_handlers.signals_named("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"), on_signal
+    )
     try:
-        return await run_plain(client, as_json=args.json)
+        code = await run_plain(client, as_json=args.json)
     finally:
+        restore()
         client._shutdown()
+    if interrupted and not client.logged_in:
+        return 130  # stopped by the user before the login finished: neither success nor a failure
+    return code

@@ -5,6 +5,11 @@ the benchmark all use `ChatClient` and see the same events (protocol/events.py),
 reconnects and key pinning behave the same everywhere.
 
 The loop is aioquic's: feed the datagram, drain events, transmit, re-arm one timer.
+
+Where the event loop can watch a socket (`add_reader`: every POSIX loop, uvloop) the client reads its
+own non-blocking socket dry on each wake-up. Windows' proactor loop cannot; there the socket is handed
+to `create_datagram_endpoint` instead and each datagram arrives by callback, with the sends, events and
+timer still batched once per pass of the loop.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..deadline_timer import DeadlineTimer
 from ..protocol import events as ev
-from ..protocol.client import ClientConfig, ClientConnection
+from ..protocol.client import ClientConfig, ClientConnection, Phase
 from ..protocol.errors import LocalProtocolError
 from . import commands
 from .ignore_list import IgnoreListError, load_ignored, save_ignored
@@ -41,6 +47,12 @@ class Submitted:
     quit: bool = False
     #: True when the line was refused (unknown command, bad name): nothing was sent.
     error: bool = False
+    #: The `local_id` of every message the line queued (several when a long line was split), so
+    #: that the caller can tie the later MessageDelivered / MessageFailed events to the line.
+    local_ids: tuple[int, ...] = ()
+    #: True when the line sent a /who: a `PresenceUpdated(requested=True)` will answer it, in
+    #: order with any other /who sent before it.
+    who: bool = False
 
 
 def resolve(host: str, port: int) -> tuple[str, int, socket.AddressFamily]:
@@ -58,6 +70,19 @@ def resolve(host: str, port: int) -> tuple[str, int, socket.AddressFamily]:
 #: Datagrams read per wake-up before answering: a burst is acknowledged once.
 MAX_READ_BATCH = 64
 _RECV_BYTES = 2048
+
+
+class _DatagramFeed(asyncio.DatagramProtocol):
+    """The client's socket on a loop without `add_reader` (Windows): asyncio reads, we feed the core."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self._client = client
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._client._on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP "port unreachable" while the server is down: timers handle silence
 
 
 class ChatClient:
@@ -91,11 +116,16 @@ class ChatClient:
         pinned = known_servers.lookup(server_host, server_port) if known_servers else None
         self.conn = ClientConnection(user, password, server_key=pinned, config=config, register=register)
         self._sock: socket.socket | None = None
+        # Set on a loop without add_reader (Windows): asyncio then owns the socket's reads and sends.
+        self._transport: asyncio.DatagramTransport | None = None
+        self._pump_scheduled = False
         self._server_addr: tuple[str, int] | None = None
         self._queue: asyncio.Queue[ev.Event] = asyncio.Queue()
         self._timer: DeadlineTimer | None = None  # made on first use, on the running loop
         self.closed = asyncio.Event()
         self._progress = asyncio.Event()  # set whenever a message is confirmed or refused
+        #: True once the server has accepted our login (it stays true across reconnects).
+        self.logged_in = False
         self.ignore_path = ignore_path
         if ignore_path is not None:
             try:
@@ -155,8 +185,18 @@ class ChatClient:
         # Our own non-blocking socket, read dry on each wake-up: one pass of the event loop and
         # one answer for a burst, instead of a callback and a flush per datagram.
         sock.setblocking(False)
+        if hasattr(socket, "SIO_UDP_CONNRESET"):
+            # Windows: an ICMP "port unreachable" while the server is down must not become an error
+            # on every later receive; the timers notice a silent server anyway.
+            with contextlib.suppress(OSError):
+                sock.ioctl(socket.SIO_UDP_CONNRESET, False)  # type: ignore[attr-defined]
         self._sock = sock
-        loop.add_reader(sock.fileno(), self._on_readable)
+        try:
+            loop.add_reader(sock.fileno(), self._on_readable)
+        except NotImplementedError:
+            # Windows' proactor loop cannot watch a socket: let asyncio read it for us.
+            transport, _ = await loop.create_datagram_endpoint(lambda: _DatagramFeed(self), sock=sock)
+            self._transport = transport
         self.conn.connect(self._clock())
         self._pump()
 
@@ -169,14 +209,20 @@ class ChatClient:
         try:
             if cmd is None:
                 return Submitted()
+            ids: list[int] = []
             if isinstance(cmd, commands.Say):
-                self.conn.say(cmd.text, now)
+                ids = self.conn.say(cmd.text, now)
             elif isinstance(cmd, commands.Me):
-                self.conn.say(cmd.text, now, action=True)
+                ids = self.conn.say(cmd.text, now, action=True)
             elif isinstance(cmd, commands.Msg):
-                self.conn.whisper(cmd.to, cmd.text, now)
+                ids = self.conn.whisper(cmd.to, cmd.text, now)
             elif isinstance(cmd, commands.Who):
+                if self.conn.phase is not Phase.ONLINE:
+                    # Asked now it would be lost with the old session: say so rather than stay silent.
+                    return Submitted(("not connected: /who works again once reconnected",), error=True)
                 self.conn.who(now)
+                self._pump()
+                return Submitted(who=True)
             elif isinstance(cmd, commands.Away):
                 if cmd.reason is None and self.conn.away_reason is None:
                     return Submitted(("you are not marked as away",))
@@ -196,7 +242,7 @@ class ChatClient:
         except LocalProtocolError as exc:
             return Submitted((str(exc),), error=True)
         self._pump()
-        return Submitted()
+        return Submitted(local_ids=tuple(ids))
 
     def _ignore(self, name: str | None) -> Submitted:
         """/ignore NAME, or /ignore alone to list. The filter itself is in the connection."""
@@ -297,6 +343,20 @@ class ChatClient:
             self.conn.receive_datagram(data, now)
         self._pump()
 
+    def _on_datagram(self, data: bytes, addr: Any) -> None:
+        """One datagram from asyncio's transport (loops without add_reader); answered once per pass."""
+        if self._sock is None or (addr[0], addr[1]) != self._server_addr:
+            return  # only the server may speak to us
+        self.conn.receive_datagram(data, self._clock())
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_pump)
+
+    def _scheduled_pump(self) -> None:
+        self._pump_scheduled = False
+        if self._sock is not None:
+            self._pump()
+
     def _on_timer(self) -> None:
         self.conn.handle_timer(self._clock())
         self._pump()
@@ -304,9 +364,10 @@ class ChatClient:
     def _pump(self) -> None:
         now = self._clock()
         if self._sock is not None and self._server_addr is not None:
+            send = self._sock.sendto if self._transport is None else self._transport.sendto
             for datagram in self.conn.datagrams_to_send(now):
                 try:  # noqa: SIM105 (suppress() costs a context manager per datagram received)
-                    self._sock.sendto(datagram, self._server_addr)
+                    send(datagram, self._server_addr)
                 except OSError:
                     pass  # a full buffer or an unreachable network: the link resends it
         for event in self.conn.events():
@@ -322,6 +383,8 @@ class ChatClient:
                 and not self.conn.config.confirm_new_key
             ):
                 self.known_servers.remember(self.server_host, self.server_port, key)
+        elif isinstance(event, ev.LoggedIn):
+            self.logged_in = True
         self._queue.put_nowait(event)
         if isinstance(event, (ev.MessageDelivered, ev.MessageFailed, ev.Closed)):
             self._progress.set()
@@ -336,8 +399,11 @@ class ChatClient:
     def _shutdown(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if self._sock is not None:
-            with contextlib.suppress(ValueError, OSError, RuntimeError):
+        if self._transport is not None:
+            self._transport.close()  # closes the socket too
+            self._transport = None
+        elif self._sock is not None:
+            with contextlib.suppress(ValueError, OSError, RuntimeError, NotImplementedError):
                 asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
-            self._sock = None
+        self._sock = None

@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .paths import known_servers_path
+
 #: X25519 public keys are 32 bytes.
 SERVER_KEY_BYTES = 32
 KNOWN_SERVERS_FILE_MODE = 0o600
@@ -21,11 +23,9 @@ KNOWN_SERVERS_DIR_MODE = 0o700
 
 
 def default_known_servers_path() -> Path:
-    """$XDG_DATA_HOME/labchat/known_servers, falling back to ~/.local/share (XDG base dirs)."""
-    data_home = os.environ.get("XDG_DATA_HOME", "")
-    # The XDG spec says a relative value is invalid and must be ignored.
-    base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
-    return base / "labchat" / "known_servers"
+    """The platform's data directory (client/paths.py): `$XDG_DATA_HOME/labchat/known_servers` on
+    Linux, falling back to ~/.local/share; the older place if the file is only there."""
+    return known_servers_path()
 
 
 def _server_label(host: str, port: int) -> str:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import threading
+from collections import deque
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
 from ..protocol import events as ev
+from ..protocol.errors import ErrorCode
 from .core import ChatClient
 
 
@@ -40,8 +44,9 @@ def _with_away(users: tuple[str, ...], away: dict[str, str]) -> list[str]:
     return out
 
 
-def event_record(event: ev.Event, now: float) -> dict[str, Any] | None:
-    """The JSON object for an event (None for events line mode does not show)."""
+def event_record(event: ev.Event, now: float, me: str | None = None) -> dict[str, Any] | None:
+    """The JSON object for an event (None for events line mode does not show). `me`: our own user
+    name, the `user` of our own messages when the server confirms them."""
     match event:
         case ev.MessageReceived():
             return {
@@ -58,7 +63,7 @@ def event_record(event: ev.Event, now: float) -> dict[str, Any] | None:
         case ev.MessageDelivered(to=None):
             return {
                 "type": "message",
-                "user": None,
+                "user": me,
                 "text": event.text,
                 "ts": _iso(event.ts),
                 "seq": event.seq,
@@ -70,7 +75,7 @@ def event_record(event: ev.Event, now: float) -> dict[str, Any] | None:
         case ev.MessageDelivered():
             return {
                 "type": "private",
-                "user": None,
+                "user": me,
                 "to": event.to,
                 "text": event.text,
                 "ts": _iso(event.ts),
@@ -201,7 +206,8 @@ def event_record(event: ev.Event, now: float) -> dict[str, Any] | None:
                 "user": None,
                 "ts": _iso(now),
                 "state": "reconnecting",
-                "text": f"connection lost ({event.detail}); reconnecting",
+                "detail": event.detail,
+                "text": "connection lost: reconnecting…",
             }
         case ev.ServerNotice():
             return {"type": "system", "user": None, "ts": _iso(now), "text": event.text}
@@ -211,6 +217,8 @@ def event_record(event: ev.Event, now: float) -> dict[str, Any] | None:
                 "user": None,
                 "ts": _iso(now),
                 "state": "closed",
+                "reason": event.reason,
+                "code": event.code,
                 "text": f"disconnected: {event.reason}",
             }
     return None
@@ -218,7 +226,7 @@ def event_record(event: ev.Event, now: float) -> dict[str, Any] | None:
 
 def event_line(event: ev.Event, now: float, me: str) -> str | None:
     """The human line for an event (None: nothing to print)."""
-    rec = event_record(event, now)
+    rec = event_record(event, now, me)
     if rec is None:
         return None
     ts = _hms(event.ts) if hasattr(event, "ts") else _hms(now)
@@ -241,15 +249,227 @@ def event_line(event: ev.Event, now: float, me: str) -> str | None:
     return f"{ts} -!- {rec['text']}"
 
 
+
+
+#: Events after which the session is over and the exit status is 1 (a refused re-login that the core
+#: survives is the exception: see `_LineSession.on_event`).
 FATAL = (ev.LoginRefused, ev.ConnectFailed, ev.ServerKeyChanged)
+
+#: Exit statuses, as the README promises them.
+EXIT_LEFT = 0  # logged in, then left (QUIT, end of input, a signal)
+EXIT_FAILED = 1  # the login failed, the server never answered, or the session ended in an error
+
+
+#: What a script may use to tie events to its lines: the line number, or its own id.
+Ref = int | float | str
+
+
+class InputError(ValueError):
+    """A JSON input line that cannot be used; the message says why, in one line. `ref`: the line's
+    own ref when it could be read, else its line number."""
+
+    def __init__(self, message: str, ref: Ref) -> None:
+        super().__init__(message)
+        self.ref = ref
+
+
+@dataclass(frozen=True, slots=True)
+class InputLine:
+    """One stdin line, ready to submit: its `ref` (the line number, or the one the script gave)."""
+
+    ref: Ref
+    text: str
+    from_json: bool = False
+
+
+def parse_input(line: str, number: int, *, as_json: bool) -> InputLine:
+    """Turn stdin line `number` (1-based) into what to submit.
+
+    In JSON mode a line that starts with `{` is an object `{"ref": ..., "text": ...}` (`ref` optional:
+    the line number is used without it; `text` is typed text, commands included). Any other line is
+    typed text, as in plain mode.
+
+    Raises:
+        InputError: the line starts with `{` but is not such an object.
+    """
+    text = line.rstrip("\r\n")
+    if not as_json or not text.lstrip().startswith("{"):
+        return InputLine(number, text)
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"line {number} is not valid JSON ({exc}): nothing sent", number) from None
+    if not isinstance(obj, dict):
+        raise InputError(f"line {number} is not a JSON object: nothing sent", number)
+    ref = obj.get("ref", number)
+    if ref is None:
+        ref = number
+    if (
+        isinstance(ref, bool)
+        or not isinstance(ref, (int, float, str))
+        or (isinstance(ref, float) and not math.isfinite(ref))  # NaN cannot be echoed as JSON
+    ):
+        raise InputError(f"line {number}: \"ref\" must be a string or a number: nothing sent", number)
+    body = obj.get("text")
+    if not isinstance(body, str):
+        raise InputError(f"line {number}: a JSON line needs \"text\" (a string): nothing sent", ref)
+    return InputLine(ref, body, from_json=True)
+
+
+class _LineSession:
+    """The state of one line-mode run: which line caused which event, and how the run ends."""
+
+    def __init__(self, client: ChatClient, *, as_json: bool, out: TextIO) -> None:
+        self.client = client
+        self.as_json = as_json
+        self.out = out
+        # JSON read through a pipe in a legacy encoding (Windows' cp1252, an ASCII locale): escape
+        # what it cannot carry (\uXXXX is still exact JSON) instead of losing or failing on it.
+        encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("-", "").replace("_", "")
+        self.ascii_json = encoding not in ("utf8", "utf8sig", "utf16", "utf32")
+        self.logged_in = False
+        self.failed = False
+        self.reconnecting = False  # "connection lost" was said and "reconnected" was not yet
+        self.ready = asyncio.Event()  # logged in, or over: input may be taken now
+        self.refs_by_id: dict[int, Ref] = {}  # local_id of a queued message -> its line's ref
+        self.who_refs: deque[Ref] = deque()  # refs of /who lines not answered yet, oldest first
+        self.typed_offline: dict[int, float] = {}  # local_id -> when typed, for lines typed offline
+
+    # ------------------------------------------------------------ output
+
+    def write(self, rec: dict[str, Any], ts: float | None = None) -> None:
+        text = json.dumps(rec, ensure_ascii=self.ascii_json) if self.as_json else self._human(rec, ts)
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def _human(self, rec: dict[str, Any], ts: float | None) -> str:
+        when = _hms(ts if ts is not None else self.client._clock())
+        if rec["type"] == "error":
+            return f"{when} -!- error: {rec['text']}"
+        return f"{when} -!- {rec['text']}"
+
+    def local(self, text: str, ref: Ref | None, *, error: bool = False) -> None:
+        """A line from the client itself (help, a refused command), tied to the input line `ref`."""
+        rec: dict[str, Any] = {
+            "type": "error" if error else "system",
+            "user": None,
+            "text": text,
+            "ts": _iso(self.client._clock()),
+        }
+        if ref is not None:
+            rec["ref"] = ref
+        self.write(rec)
+
+    def emit(self, event: ev.Event, ref: Ref | None, typed: float | None = None) -> None:
+        """Print `event`; `typed`: when our message was typed, if that was while offline (it reached
+        the room only later, so its own time says little about when it was said)."""
+        now = self.client._clock()
+        if not self.as_json:
+            line = event_line(event, now, self.client.user)
+            if line is not None:
+                if typed is not None:
+                    line += f" (typed {_hms(typed)}, while offline)"
+                self.out.write(line + "\n")
+                self.out.flush()
+            return
+        rec = event_record(event, now, self.client.user)
+        if rec is not None:
+            if typed is not None:
+                rec["typed_ts"] = _iso(typed)
+            if ref is not None:
+                rec["ref"] = ref
+            self.write(rec)
+
+    # ------------------------------------------------------------ events
+
+    def on_event(self, event: ev.Event) -> None:
+        ref: Ref | None = None
+        typed: float | None = None
+        match event:
+            case ev.MessageDelivered() | ev.MessageFailed():
+                ref = self.refs_by_id.pop(event.local_id, None)
+                typed = self.typed_offline.pop(event.local_id, None)
+            case ev.PresenceUpdated(requested=True):
+                ref = self.who_refs.popleft() if self.who_refs else None
+            case ev.LoggedIn():
+                self.logged_in = True
+                self.reconnecting = False
+                self.ready.set()
+            case ev.StateChanged(state=ev.ConnectionState.RECONNECTING):
+                self.reconnecting = True
+            case ev.StateChanged(state=ev.ConnectionState.CONNECTED) if self.reconnecting:
+                # The server answered again without a new login: say so, once.
+                self.reconnecting = False
+                self.write({
+                    "type": "system", "user": None, "ts": _iso(self.client._clock()),
+                    "state": "connected", "text": "reconnected",
+                })  # fmt: skip
+                return
+            case ev.LoginRefused(code=ErrorCode.LOGIN_THROTTLED) if self.logged_in:
+                pass  # a re-login held back: fatal only if the core gives up (a Closed follows)
+            case ev.LoginRefused() | ev.ConnectFailed() | ev.ServerKeyChanged():
+                self.failed = True
+            case ev.Closed():
+                said_why = self.failed
+                if event.code:
+                    self.failed = True
+                self.ready.set()
+                if said_why:  # the error line said why already: do not say it twice
+                    rec = event_record(event, self.client._clock()) or {}
+                    rec["text"] = "disconnected"
+                    self.write(rec)
+                    return
+        self.emit(event, ref, typed)
+        if isinstance(event, ev.LoggedIn) and event.resumed and self.who_refs:
+            self._ask_again()
+
+    def _ask_again(self) -> None:
+        """/who lines sent on the session that was lost were never answered: ask again for them, so
+        that each still gets exactly one answer, in order."""
+        for _ in range(len(self.who_refs)):
+            if not self.client.submit("/who").who:
+                while self.who_refs:
+                    self.local("/who lost in the reconnection: ask again", self.who_refs.popleft(),
+                               error=True)  # fmt: skip
+                return
+
+    # ------------------------------------------------------------ input
+
+    def submit(self, item: InputLine) -> bool:
+        """Send one input line; True when it was a quit."""
+        result = self.client.submit(item.text)
+        for text in result.local_lines:
+            self.local(text, item.ref, error=result.error)
+        typed = self.client._clock()
+        for local_id in result.local_ids:
+            self.refs_by_id[local_id] = item.ref
+            if self.reconnecting:
+                self.typed_offline[local_id] = typed
+        if result.who:
+            self.who_refs.append(item.ref)
+        if item.from_json and not item.text.strip():
+            self.local("empty text: nothing sent", item.ref, error=True)  # a script waits for an answer
+        return result.quit
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_LEFT if self.logged_in and not self.failed else EXIT_FAILED
 
 
 async def run_plain(
-    client: ChatClient, *, as_json: bool, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin
+    client: ChatClient, *, as_json: bool, out: TextIO | None = None, stdin: TextIO | None = None
 ) -> int:
-    """Run line mode until QUIT, end of input, or a fatal event. Returns the exit code."""
+    """Run line mode: log in, then send each stdin line, until QUIT, end of input or a fatal event.
+
+    `out` and `stdin` default to the process's at the time of the call. Returns the exit status: 0
+    when we logged in and then left, 1 when the login failed, the server never answered, or the
+    session ended in an error.
+    """
+    out = sys.stdout if out is None else out
+    stdin = sys.stdin if stdin is None else stdin
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str | None] = asyncio.Queue()
+    session = _LineSession(client, as_json=as_json, out=out)
 
     def reader() -> None:
         try:
@@ -259,41 +479,17 @@ async def run_plain(
             pass
         loop.call_soon_threadsafe(lines.put_nowait, None)
 
-    def emit(event: ev.Event) -> None:
-        now = client._clock()
-        if as_json:
-            rec = event_record(event, now)
-            text = None if rec is None else json.dumps(rec, ensure_ascii=False)
-        else:
-            text = event_line(event, now, client.user)
-        if text is not None:
-            out.write(text + "\n")
-            out.flush()
-
-    def local(text: str, *, error: bool = False) -> None:
-        now = client._clock()
-        if as_json:
-            rec = {
-                "type": "error" if error else "system",
-                "user": None,
-                "text": text,
-                "ts": _iso(now),
-            }
-            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        else:
-            out.write(f"{_hms(now)} -!- {'error: ' if error else ''}{text}\n")
-        out.flush()
-
-    exit_code = 0
-
     async def pump_events() -> None:
-        nonlocal exit_code
         async for event in client.events():
-            emit(event)
-            if isinstance(event, FATAL) or (isinstance(event, ev.Closed) and event.code):
-                exit_code = 1
+            session.on_event(event)
 
     async def pump_input() -> None:
+        # Log in first: a script's lines wait (in order) until the server has accepted us, and end
+        # of input before that does not count as having left.
+        await session.ready.wait()
+        if not session.logged_in:
+            return
+        number = 0
         while True:
             line = await lines.get()
             if line is None:
@@ -301,10 +497,13 @@ async def run_plain(
                 await client.wait_drained()
                 client.quit()
                 return
-            result = client.submit(line)
-            for text in result.local_lines:
-                local(text, error=result.error)
-            if result.quit:
+            number += 1
+            try:
+                item = parse_input(line, number, as_json=as_json)
+            except InputError as exc:
+                session.local(str(exc), exc.ref, error=True)
+                continue
+            if session.submit(item):
                 return
 
     threading.Thread(target=reader, name="stdin", daemon=True).start()
@@ -314,4 +513,4 @@ async def run_plain(
         await events_task
     finally:
         input_task.cancel()
-    return exit_code
+    return session.exit_code

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 import sqlite3
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.logging import RichHandler
 
-from .. import __version__
+from .. import __version__, signal_handlers
 from ..compile import status as compile_status
 from ..protocol.channel import ServerChannel, fingerprint
 from ..startup_gc import freeze_startup_objects
@@ -246,9 +245,12 @@ async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str, conso
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    # Ctrl+C, a `kill`, and Ctrl+Break on Windows (whose loop has no add_signal_handler: see there).
+    restore = signal_handlers.install(
+        loop, signal_handlers.signals_named("SIGINT", "SIGTERM", "SIGBREAK"), lambda _sig: stop.set()
+    )
     await stop.wait()
+    restore()
     console.print(f"shutting down: telling {relay.online()} client(s)")
     await server.stop()
     return 0

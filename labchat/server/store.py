@@ -37,6 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..paths import user_data_file
 from ..protocol.messages import name_key
 from .private_files import create_private_file, make_private_dir, tighten_database_files
 
@@ -149,9 +150,9 @@ def _from_row(row: tuple[object, ...]) -> StoredMessage:
 
 
 def default_db_path() -> Path:
-    """The user's data directory (XDG), so that a server started anywhere finds its accounts again."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "labchat" / "server.db"
+    """The user's data directory (labchat/paths.py: the platform's, or the older XDG place where a
+    database already is), so that a server started anywhere finds its accounts again."""
+    return user_data_file("server.db")
 
 
 def hash_password(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:

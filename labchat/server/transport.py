@@ -5,6 +5,10 @@ feed each datagram, and once per event-loop iteration flush (commit, fan out, se
 timer. Flushing once per iteration instead of once per datagram is what batches a burst: many messages
 are committed in one transaction and packed into one datagram per recipient.
 
+Where the event loop cannot watch a socket (Windows' proactor loop has no `add_reader`), asyncio's
+datagram transport reads it instead: one callback per datagram, flushed once per pass of the loop, so
+a burst is still batched, only with a little more overhead per datagram.
+
 Password hashing (scrypt) runs in a thread pool so that a login never stalls the room, and so do the
 database's checkpoints (store.py says why).
 """
@@ -20,6 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
+from typing import Any
 
 from ..deadline_timer import DeadlineTimer
 from ..protocol.channel import Address
@@ -55,6 +60,9 @@ _NOT_DROPS = frozenset(
 #: Datagrams read per wake-up before flushing: enough to batch a burst (one commit, one datagram per
 #: recipient), few enough that timers and new sockets are never starved.
 MAX_READ_BATCH = 256
+#: Where asyncio's datagram transport reads for us (no add_reader), how long datagrams are gathered
+#: before one flush: a burst is committed and answered together, for at most this much latency.
+TRANSPORT_BATCH_S = 0.001
 _RECV_BYTES = 2048  # anything longer than a 1200-byte datagram is junk; reading 2048 tells us so
 
 
@@ -85,7 +93,14 @@ class RelayProtocol:
         self.send_errors = 0
         self._closed = False
         sock.setblocking(False)
-        self._loop.add_reader(sock.fileno(), self._on_readable)
+        self._transport: asyncio.DatagramTransport | None = None
+        self._sendto: Callable[[bytes, Address], object] = sock.sendto
+        try:
+            self._loop.add_reader(sock.fileno(), self._on_readable)
+            #: True on a loop without add_reader: `attach_transport()` must be awaited (serve() does).
+            self.needs_transport = False
+        except NotImplementedError:
+            self.needs_transport = True
         self._summary_task: asyncio.Task[None] | None = self._loop.create_task(self._summarise_drops())
         relay.store.checkpoint_in_background()
         self._checkpoint_task = self._loop.create_task(self._checkpoint_regularly())
@@ -115,6 +130,29 @@ class RelayProtocol:
                 log.exception("internal error while handling a datagram from %s", addr[0])
         self.flush()
 
+    async def attach_transport(self) -> None:
+        """Let asyncio's datagram transport own the socket (for a loop without add_reader)."""
+        transport, _ = await self._loop.create_datagram_endpoint(
+            lambda: _RelayDatagrams(self), sock=self.sock
+        )
+        self._transport = transport
+        self._sendto = transport.sendto
+        self.needs_transport = False
+
+    def on_datagram(self, data: bytes, addr: Any) -> None:
+        """One datagram from asyncio's transport: fed now, flushed once this pass of the loop."""
+        try:
+            self.relay.receive_datagram(data, (addr[0], addr[1]), self.clock())
+        except Exception:
+            self.internal_errors += 1
+            log.exception("internal error while handling a datagram from %s", addr[0])
+        if not self._flush_scheduled:
+            # The transport hands over one datagram per pass of the loop: flushing after each would
+            # commit and answer each message alone. Waiting a moment gathers a burst into one flush,
+            # as reading the socket dry does where add_reader exists.
+            self._flush_scheduled = True
+            self._loop.call_later(TRANSPORT_BATCH_S, self.flush)
+
     def schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -128,7 +166,7 @@ class RelayProtocol:
         for check in self.relay.password_checks():
             future = self._loop.run_in_executor(self._executor, check.run)
             future.add_done_callback(self._login_checked)
-        sendto = self.sock.sendto
+        sendto = self._sendto
         for datagram, addr in self.relay.datagrams_to_send(now):
             try:
                 sendto(datagram, addr)
@@ -212,9 +250,26 @@ class RelayProtocol:
         # Wait for a checkpoint under way (milliseconds): the store closes its connection next.
         self._checkpointer.shutdown(wait=True, cancel_futures=True)
         self._executor.shutdown(wait=False, cancel_futures=True)
-        with contextlib.suppress(ValueError, OSError):
+        if self._transport is not None:
+            self._transport.close()  # closes the socket too
+            return
+        with contextlib.suppress(ValueError, OSError, NotImplementedError):
             self._loop.remove_reader(self.sock.fileno())
         self.sock.close()
+
+
+class _RelayDatagrams(asyncio.DatagramProtocol):
+    """The server's socket on a loop without add_reader (Windows): asyncio reads, the relay is fed."""
+
+    def __init__(self, protocol: RelayProtocol) -> None:
+        self._protocol = protocol
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._protocol.on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors from earlier sends (a client that vanished): its timeout will notice.
+        log.debug("socket error: %s", exc)
 
 
 class RelayServer:
@@ -258,6 +313,11 @@ async def serve(host: str, port: int, relay: Relay) -> RelayServer:
         # Room for a burst: 100 clients answering at once must not overflow the kernel's queue.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        if hasattr(socket, "SIO_UDP_CONNRESET"):
+            # Windows reports an ICMP "port unreachable" (a client that vanished) as an error on the
+            # next receive, which would break the read loop: a UDP server wants none of that.
+            with contextlib.suppress(OSError):
+                sock.ioctl(socket.SIO_UDP_CONNRESET, False)  # type: ignore[attr-defined]
         sock.bind(sockaddr)
     except OSError as exc:
         sock.close()
@@ -270,4 +330,7 @@ async def serve(host: str, port: int, relay: Relay) -> RelayServer:
         if exc.errno == errno.EACCES:
             raise ServerError(f"no permission to use port {port}: use 1024 or above") from None
         raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return RelayServer(RelayProtocol(relay, sock))
+    protocol = RelayProtocol(relay, sock)
+    if protocol.needs_transport:
+        await protocol.attach_transport()
+    return RelayServer(protocol)

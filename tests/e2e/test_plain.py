@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import os
+import signal
 import socket
 from pathlib import Path
 
 import pytest
 
-from .procs import PYTHON, env_for, spawn, spawn_server, start_client_proc, start_server_proc
+from .procs import PYTHON, Proc, env_for, spawn, spawn_server, start_client_proc, start_server_proc
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -221,4 +224,150 @@ async def test_piped_script(tmp_path: Path) -> None:
     await watcher.expect(r"\* bot left$")
     watcher.send("QUIT")
     await watcher.wait()
+    await server.kill()
+
+
+async def test_exit_status_tells_the_truth(tmp_path: Path) -> None:
+    """End of input at once still logs in first: 0 only after a login, 1 without one, 2 for usage."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        nobody = await start_client_proc(tmp_path, silent.getsockname()[1], "alice")
+        nobody.close_stdin()  # as `</dev/null`
+        assert await nobody.wait(15) == 1
+    assert any("error: no answer from the server within" in line for line in nobody.lines)
+    assert not any("logged in" in line for line in nobody.lines)
+
+    server, port = await start_server_proc(tmp_path)
+    first = await start_client_proc(tmp_path, port, "alice", password="rightpass")
+    first.close_stdin()
+    assert await first.wait() == 0
+    assert any("logged in as alice" in line for line in first.lines)
+    await server.expect(r"alice left")
+
+    wrong = await start_client_proc(tmp_path, port, "alice", password="wrongpass")
+    wrong.close_stdin()
+    assert await wrong.wait() == 1
+    assert any("error: Invalid password" in line for line in wrong.lines)
+    # The reason is said once, by the error line; the last line only says it is over.
+    assert sum("Invalid password" in line for line in wrong.lines) == 1
+    assert wrong.lines[-1].endswith("-!- disconnected")
+
+    usage = await start_client_proc(tmp_path, port, "alice", "--no-such-flag")
+    assert await usage.wait() == 2
+    await server.kill()
+
+
+async def test_json_refs_and_own_name(tmp_path: Path) -> None:
+    """Every input line's ref comes back on the events it causes; our own messages name us."""
+    server, port = await start_server_proc(tmp_path)
+    bob = await start_client_proc(tmp_path, port, "bob", "--json")
+    await bob.expect_json(type="presence")
+    bot = await start_client_proc(tmp_path, port, "bot", "--json")
+    await bot.expect_json(type="presence")
+
+    bot.send("hello")  # line 1: its ref is its line number
+    own = await bot.expect_json(type="message", own=True, text="hello")
+    assert (own["user"], own["ref"]) == ("bot", 1)
+    bot.send('{"ref": "p-1", "text": "/msg bob psst"}')  # line 2
+    private = await bot.expect_json(type="private", ref="p-1")
+    assert (private["user"], private["to"], private["text"], private["own"]) == ("bot", "bob", "psst", True)
+    bot.send('{"ref": 42, "text": "/who"}')  # line 3
+    who = await bot.expect_json(type="presence", ref=42)
+    assert who["users"] == ["bob", "bot"]
+    bot.send('{"ref": "c", "text": "/bogus"}')  # line 4
+    assert "unknown command" in (await bot.expect_json(type="error", ref="c"))["text"]
+    bot.send('{"ref": "n", "text": "/msg nobody hi"}')  # line 5: refused by the server
+    assert "nobody" in (await bot.expect_json(type="error", ref="n"))["text"]
+    bot.send('{"ref": 7, "text": ')  # line 6: broken JSON, nothing sent
+    broken = await bot.expect_json(type="error", ref=6)
+    assert "not valid JSON" in broken["text"]
+    bot.send('{"ref": "a", "text": "/away lunch"}')  # line 7: answered by the room's away echo
+    assert (await bot.expect_json(type="away", user="bot"))["reason"] == "lunch"
+    bot.send('{"ref": "e", "text": "  "}')  # line 8: nothing to send, and said so
+    assert "nothing sent" in (await bot.expect_json(type="error", ref="e"))["text"]
+    bot.send('{"ref": "t"}')  # line 9: no text
+    assert '"text"' in (await bot.expect_json(type="error", ref="t"))["text"]
+    long_text = " ".join(f"word{i}" for i in range(400))
+    bot.send(json.dumps({"ref": "long", "text": long_text}))  # line 10: split into pieces
+    bot.send("done")  # line 11
+    await bot.expect_json(type="message", own=True, text="done", ref=11)
+    assert not [line for line in bot.lines if '"ref": "a"' in line and '"type": "error"' in line]
+    pieces = [json.loads(line) for line in bot.lines if '"own": true' in line and '"type": "message"' in line]
+    long_pieces = [p for p in pieces if p["text"].startswith("word") or p.get("ref") == "long"]
+    assert len(long_pieces) > 1 and {p["ref"] for p in long_pieces} == {"long"}
+    assert " ".join(p["text"] for p in long_pieces) == long_text
+    # Others see nothing of refs: they are the sender's business.
+    seen = await bob.expect_json(type="message", text="hello")
+    assert "ref" not in seen and seen["user"] == "bot" and seen["own"] is False
+    await bob.expect_json(type="message", text="done")
+    assert not any("not valid JSON" in line or "/bogus" in line for line in bob.lines)
+    for p in (bob, bot):
+        p.send("QUIT")
+        assert await p.wait() == 0
+    await server.kill()
+
+
+async def test_plain_json_input_is_text(tmp_path: Path) -> None:
+    """Without --json a line starting with `{` is just text: plain mode's contract does not change."""
+    server, port = await start_server_proc(tmp_path)
+    alice = await start_client_proc(tmp_path, port, "alice")
+    await alice.expect("logged in")
+    alice.send('{"text": "not parsed"}')
+    await alice.expect(r'<alice> \{"text": "not parsed"\}$')
+    alice.send("QUIT")
+    assert await alice.wait() == 0
+    await server.kill()
+
+
+async def test_reconnect_is_said_once(tmp_path: Path) -> None:
+    """A lost server is reported once, plainly, and its return too."""
+    db = tmp_path / "server.db"
+    server, port = await start_server_proc(tmp_path, db=db)
+    alice = await start_client_proc(tmp_path, port, "alice")
+    await alice.expect("logged in")
+    server.proc.send_signal(signal.SIGKILL)
+    await server.wait()
+    alice.send("are you there?")  # unanswered: the client notices the silence at once
+    await alice.expect(r"-!- connection lost: reconnecting…$", timeout=15)
+    alice.send("typed meanwhile")
+    restarted, _ = await start_server_proc(tmp_path, db=db, port=port)
+    await alice.expect(r"-!- reconnected", timeout=30)
+    await alice.expect(r"<alice> are you there\?$", timeout=15)
+    # Said while offline: the line tells when it was typed, not only when it reached the room.
+    await alice.expect(r"<alice> typed meanwhile \(typed \d\d:\d\d:\d\d, while offline\)$", timeout=15)
+    alice.send("QUIT")
+    assert await alice.wait(15) == 0
+    lost = [line for line in alice.lines if "connection lost" in line]
+    assert len(lost) == 1
+    for line in alice.lines:
+        words = line.replace(";", " ").replace(",", " ").split()
+        assert not any(a == b for a, b in itertools.pairwise(words)), line
+        assert "reconnecting; reconnecting" not in line
+    await restarted.kill()
+
+
+async def test_output_in_a_legacy_encoding(tmp_path: Path) -> None:
+    """A pipe that cannot carry an emoji (Windows' cp1252, an ASCII locale): JSON stays exact with
+    escapes, plain text shows "?", and neither fails."""
+    server, port = await start_server_proc(tmp_path)
+    ascii_env = env_for(tmp_path) | {"PYTHONIOENCODING": "ascii"}
+
+    async def ascii_client(user: str, *extra: str) -> Proc:
+        return await spawn(PYTHON, "-m", "labchat.client", "127.0.0.1", str(port), "0", "--plain",
+                           "--user", user, *extra, env=ascii_env)  # fmt: skip
+
+    bot = await ascii_client("bot", "--json")
+    await bot.expect_json(type="presence")
+    reader = await ascii_client("reader")
+    await reader.expect("logged in")
+    alice = await start_client_proc(tmp_path, port, "alice")
+    await alice.expect("logged in")
+    alice.send("Selamat pagi 👋 café")
+    got = await bot.expect_json(type="message", user="alice")
+    assert got["text"] == "Selamat pagi 👋 café"
+    await reader.expect(r"<alice> Selamat pagi \? caf\?$")
+    for p in (bot, reader, alice):
+        p.send("QUIT")
+        assert await p.wait() == 0
+    assert "Traceback" not in await bot.stderr() + await reader.stderr()
     await server.kill()
