@@ -18,6 +18,7 @@ from ..protocol.errors import LocalProtocolError
 from ..protocol.messages import NAME_RULE, is_valid_name
 from .core import ChatClient, ClientError, resolve
 from .known_servers import KnownServers, default_known_servers_path
+from .paths import ignore_list_path
 
 PASSWORD_ENV = "LABCHAT_PASSWORD"
 
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="line mode with one JSON object per event")
     p.add_argument(
         "--no-bell", action="store_true", help="do not ring the terminal bell on mentions"
+    )
+    p.add_argument(
+        "--no-notify",
+        action="store_true",
+        help="no desktop notifications (mentions and private messages while the terminal is not focused)",
     )
     p.add_argument(
         "--accept-new-server-key",
@@ -122,6 +128,7 @@ async def _plain(args: argparse.Namespace, password: str, known: KnownServers) -
             password,
             local_port=args.client_port,
             known_servers=known,
+            ignore_path=ignore_list_path(),
         )
         await client.start()
     except (ClientError, LocalProtocolError) as exc:

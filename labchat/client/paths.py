@@ -14,6 +14,16 @@ def data_dir() -> Path:
     return paths.user_data_dir()
 
 
+def ignore_list_path() -> Path:
+    """The names this user ignores (`/ignore`), kept across runs on this machine (ignore_list.py)."""
+    return paths.user_data_file("ignored")
+
+
+def ui_settings_path() -> Path:
+    """The full-screen app's own settings, such as the chosen theme (tui/ui_settings.py)."""
+    return paths.user_data_file("ui.json")
+
+
 def known_servers_path() -> Path:
     """The pinned server keys file (see known_servers.py)."""
     return paths.user_data_file("known_servers")

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -34,9 +32,11 @@ from textual.screen import Screen
 
 from ..client.core import ChatClient, ClientError, Submitted
 from ..client.known_servers import KnownServers
+from ..client.paths import ignore_list_path, ui_settings_path
 from ..protocol import events as ev
 from ..protocol.client import ClientConfig
 from ..protocol.errors import ErrorCode, LocalProtocolError
+from ..signal_handlers import install, signals_named
 from ..startup_gc import freeze_startup_objects
 from . import messages as msg
 from .notifications import desktop_notification
@@ -74,6 +74,8 @@ class AppSettings:
     notify: bool = True
     #: Where the app keeps its own settings (the chosen theme); None keeps nothing.
     settings_path: Path | None = None
+    #: Where /ignore is kept across runs; None keeps it for this run only.
+    ignore_path: Path | None = None
     #: Pinned server keys; None pins nothing (tests that do not care about trust).
     known_servers: KnownServers | None = None
     #: The client core's timers; the app always asks before trusting a new server key.
@@ -108,6 +110,7 @@ class LabchatApp(App[int]):
         self._attempt_over = False  # this attempt's failure is on screen already
         #: (user, password, client port) of the attempt under way; kept only until logged in.
         self._attempt_port: int | None = None  # the client port of the login under way
+        self._attempt_user = ""  # the name of the login under way
         self._logged_in = False
         self._leaving = False
         self._hung_up = False
@@ -159,13 +162,11 @@ class LabchatApp(App[int]):
         if not self.is_headless:
             # The terminal closing (SIGHUP), a `kill` (SIGTERM) or a SIGINT from outside: leave as
             # politely as Ctrl+Q does, so the room sees us go at once, and with no traceback.
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-                    loop.add_signal_handler(sig, self._on_signal, sig)
+            # (Windows has no SIGHUP; signal_handlers skips what a platform lacks.)
+            install(asyncio.get_running_loop(), signals_named("SIGHUP", "SIGTERM", "SIGINT"), self._on_signal)
 
     def _on_signal(self, sig: int) -> None:
-        if sig == signal.SIGHUP:
+        if sig in signals_named("SIGHUP"):
             self._hung_up = True
         if self._leaving:
             self._finish(1)  # a second signal: do not wait any longer
@@ -209,9 +210,11 @@ class LabchatApp(App[int]):
 
     @on(LoginScreen.Submitted)
     async def _login(self, event: LoginScreen.Submitted) -> None:
-        await self._start_attempt(event.user, event.password, event.client_port)
+        await self._start_attempt(event.user, event.password, event.client_port, event.register)
 
-    async def _start_attempt(self, user: str, password: str, client_port: int) -> None:
+    async def _start_attempt(
+        self, user: str, password: str, client_port: int, register: bool = False
+    ) -> None:
         login = self.login_screen
         await self._drop_client()
         settings = self.settings
@@ -221,6 +224,10 @@ class LabchatApp(App[int]):
                 local_port=client_port,
                 config=replace(settings.config, confirm_new_key=True),
                 known_servers=settings.known_servers,
+                ignore_path=settings.ignore_path,
+                # Never register from a typo or a password typed into the name field: the server
+                # says NO_SUCH_ACCOUNT and the login screen asks before an account is created.
+                register=register,
             )  # fmt: skip
         except LocalProtocolError as exc:
             if login is not None:
@@ -229,6 +236,7 @@ class LabchatApp(App[int]):
         self._attempt += 1
         self._attempt_over = False
         self._attempt_port = client_port
+        self._attempt_user = user
         self.client = client
         if login is not None:
             login.show_busy(
@@ -314,6 +322,10 @@ class LabchatApp(App[int]):
             case msg.ServerKeyChanged():
                 port = self._attempt_port if self._attempt_port is not None else self.settings.client_port
                 self._login_failed(_key_changed_text(message, self.settings, port))
+            case msg.LoginRefused(code=ErrorCode.NO_SUCH_ACCOUNT) if not self._logged_in:
+                if not self._attempt_over and self.login_screen is not None:
+                    self._attempt_over = True
+                    self.login_screen.ask_create(self._attempt_user)
             case msg.LoginRefused():
                 # A refusal about the password or a throttle: the cursor goes to the (cleared)
                 # password field, never to the name, where a retyped password would become a name.
@@ -412,6 +424,7 @@ def make_app(
     bell: bool = True,
     notify: bool = True,
     settings_path: Path | None = None,
+    ignore_path: Path | None = None,
     known_servers: KnownServers | None = None,
     config: ClientConfig | None = None,
     clock: Callable[[], float] = time.time,
@@ -422,7 +435,7 @@ def make_app(
     return LabchatApp(
         AppSettings(
             server_host, server_port, client_port, user or "", bell, notify, settings_path,
-            known_servers, config or ClientConfig(), clock, tz, max_entries,
+            ignore_path, known_servers, config or ClientConfig(), clock, tz, max_entries,
         )
     )  # fmt: skip
 
@@ -435,6 +448,9 @@ def run_app(args: argparse.Namespace, known: KnownServers) -> int:
         args.client_port,
         user=args.user or "",
         bell=not args.no_bell,
+        notify=not args.no_notify,
+        settings_path=ui_settings_path(),
+        ignore_path=ignore_list_path(),
         known_servers=known,
     )
     freeze_startup_objects()

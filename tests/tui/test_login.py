@@ -9,6 +9,7 @@ from textual import events
 from textual.widgets import Input, Static
 
 from labchat.client.known_servers import KnownServers
+from labchat.protocol import events as ev
 from labchat.protocol.client import ClientConfig
 from labchat.protocol.messages import NAME_RULE
 from labchat.server.keys import load_or_create_server_key, public_key_of
@@ -19,6 +20,11 @@ from labchat.tui.screens.trust import TrustScreen
 
 from ..helpers import connect, start_server
 from .util import app_for, fill_login, log_in, log_lines, wait_until
+
+
+async def register(server: RelayServer, tmp_path: Path, user: str, password: str = "secret") -> None:
+    """Create the account beforehand, as an earlier session would have."""
+    await (await connect(server, user, password, tmp_path=tmp_path)).close()
 
 
 def status_text(app: object) -> str:
@@ -38,6 +44,7 @@ async def wait_for_error(pilot, app) -> str:  # type: ignore[no-untyped-def]
 
 
 async def test_login_success_shows_the_room(server: RelayServer, tmp_path: Path) -> None:
+    await register(server, tmp_path, "alice")
     app = app_for(server, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -60,6 +67,7 @@ async def test_login_success_shows_the_room(server: RelayServer, tmp_path: Path)
 async def test_auto_typed_login_in_one_burst(server: RelayServer, tmp_path: Path) -> None:
     """A password manager types "name<Tab>password<Enter>" faster than the app reads it: every key
     must still land where it would if typed by hand."""
+    await register(server, tmp_path, "alice")
     app = app_for(server, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -71,6 +79,7 @@ async def test_auto_typed_login_in_one_burst(server: RelayServer, tmp_path: Path
 
 
 async def test_user_option_fills_the_name(server: RelayServer, tmp_path: Path) -> None:
+    await register(server, tmp_path, "bob")
     app = app_for(server, tmp_path, user="bob")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -124,7 +133,7 @@ async def test_server_not_answering(tmp_path: Path) -> None:
         app = make_app(
             "127.0.0.1", port, 0,
             known_servers=KnownServers(tmp_path / "known"),
-            config=ClientConfig(connect_timeout_s=0.3),
+            config=ClientConfig(connect_timeout_s=1.0),
         )  # fmt: skip
         async with app.run_test(size=(80, 24)) as pilot:
             await fill_login(pilot, "alice", "secret")
@@ -136,6 +145,7 @@ async def test_server_not_answering(tmp_path: Path) -> None:
 
 
 async def test_client_port_taken_then_fixed(server: RelayServer, tmp_path: Path) -> None:
+    await register(server, tmp_path, "alice")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         busy_port = taken.getsockname()[1]
@@ -154,6 +164,7 @@ async def test_client_port_taken_then_fixed(server: RelayServer, tmp_path: Path)
 
 
 async def test_first_contact_asks_to_trust(server: RelayServer, tmp_path: Path) -> None:
+    await register(server, tmp_path, "alice")
     app = app_for(server, tmp_path, trusted=False)
     known = app.settings.known_servers
     assert known is not None
@@ -215,3 +226,45 @@ async def test_escape_gives_up_connecting(tmp_path: Path) -> None:
             assert app.client is None
             assert not app.screen.query_one("#user", Input).disabled
             assert app.focused is not None and app.focused.id == "password"
+
+
+async def test_a_new_name_is_created_only_after_the_user_says_so(server: RelayServer, tmp_path: Path) -> None:
+    bob = await connect(server, "bob", tmp_path=tmp_path)
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fill_login(pilot, "newbie", "secret")
+        login = app.login_screen
+        assert login is not None
+        await wait_until(pilot, lambda: login.query_one("#create").display)
+        assert "No account 'newbie' here yet: create it" in status_text(app)
+        assert app.focused is not None and app.focused.id == "create"
+        assert not bob.of(ev.UserJoined)  # nothing was created, nobody saw anything
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.room.logged_in)
+        assert any("New account newbie registered" in line for line in log_lines(app))
+    await bob.close()
+
+
+async def test_a_password_typed_as_a_name_never_becomes_a_public_account(
+    server: RelayServer, tmp_path: Path
+) -> None:
+    """The reported defect: wrong passwords, a throttle, the password retyped into the name field."""
+    await register(server, tmp_path, "alice", "Hunter2pw")
+    bob = await connect(server, "bob", tmp_path=tmp_path)
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fill_login(pilot, "alice", "wrong")
+        text = await wait_for_error(pilot, app)
+        assert app.focused is not None and app.focused.id == "password"
+        assert app.screen.query_one("#password", Input).value == ""
+        assert text.lower().count("password") >= 1
+        # The cursor is in the password field; even so, suppose the name field gets the password:
+        await fill_login(pilot, "Hunter2pw", "Hunter2pw")
+        login = app.login_screen
+        assert login is not None
+        await wait_until(pilot, lambda: login.query_one("#create").display)
+        await pilot.press("escape")  # "no, that was not a name"
+        assert not login.query_one("#create").display
+        await pilot.pause(0.3)
+    assert not [e for e in bob.of(ev.UserJoined) if e.user.lower() == "hunter2pw"]
+    await bob.close()

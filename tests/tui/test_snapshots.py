@@ -12,6 +12,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from labchat.protocol import events as ev
+from labchat.protocol.errors import ErrorCode
 from labchat.tui import messages as msg
 
 from .scenes import FINGERPRINT, OTHER_FINGERPRINT, conversation, play, scene_app
@@ -81,3 +82,22 @@ def test_completion(snap_compare: Compare) -> None:
         await pilot.press(*"thanks", "space", "@", "tab", "tab")
 
     assert snap_compare(scene_app(), terminal_size=SIZE, run_before=complete)
+
+
+def test_login_after_a_throttle(snap_compare: Compare) -> None:
+    async def throttled(pilot: Pilot[object]) -> None:
+        await pilot.pause()
+        pilot.app.screen.query_one("#password", Input).value = "wrong-again"
+        text = "too many failed logins for alice: try again in 6 s"
+        pilot.app.post_message(msg.LoginRefused(0, ErrorCode.LOGIN_THROTTLED, text))
+
+    assert snap_compare(scene_app(user="alice"), terminal_size=SIZE, run_before=throttled)
+
+
+def test_login_asks_before_creating_an_account(snap_compare: Compare) -> None:
+    async def unknown(pilot: Pilot[object]) -> None:
+        await pilot.pause()
+        pilot.app._attempt_user = "newbie"  # type: ignore[attr-defined]
+        pilot.app.post_message(msg.LoginRefused(0, ErrorCode.NO_SUCH_ACCOUNT, "no account newbie"))
+
+    assert snap_compare(scene_app(user="newbie"), terminal_size=SIZE, run_before=unknown)

@@ -67,6 +67,15 @@ async def wait_until(pilot: Pilot[object], predicate: Callable[[], bool], timeou
 async def log_in(pilot: Pilot[object], app: LabchatApp, user: str, password: str = "secret") -> None:
     """Type a name and a password on the login screen and wait for the room."""
     await fill_login(pilot, user, password)
+
+    def offered() -> bool:
+        login = app.login_screen
+        return login is not None and login.query_one("#create").display
+
+    # A name the server does not know yet: the screen asks before creating it; say yes.
+    await wait_until(pilot, lambda: offered() or (app.room.logged_in and app.login_screen is None))
+    if offered():
+        await pilot.press("enter")
     await wait_until(pilot, lambda: app.room.logged_in and app.login_screen is None)
 
 

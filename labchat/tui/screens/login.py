@@ -41,6 +41,8 @@ class LoginScreen(Screen[None]):
         user: str
         password: str
         client_port: int
+        #: True once the user confirmed that this new name is to become an account.
+        register: bool = False
 
     class Cancelled(Message):
         """The user pressed Escape while connecting: give up this attempt."""
@@ -51,6 +53,8 @@ class LoginScreen(Screen[None]):
         self.client_port = client_port
         self.initial_user = user
         self.busy = False
+        #: The new name the user was asked about ("create it?"), while that question stands.
+        self._offered_name: str | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="login-box") as box:
@@ -78,10 +82,13 @@ class LoginScreen(Screen[None]):
                 yield Label("UDP port on this computer; 0 = any free one", id="port-hint")
             with Horizontal(id="login-actions"):
                 yield Button("Log in", id="login", variant="primary", compact=True)
-            yield Static("New name? Logging in with it registers it with this password.", id="login-status")
+                yield Button("Create account", id="create", variant="success", compact=True)
+            yield Static("New name? You will be asked before an account is created.",
+                         id="login-status")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#create", Button).display = False
         # A name from --user: the next thing to type is the password.
         self.query_one("#password" if self.initial_user else "#user", Input).focus()
 
@@ -114,7 +121,40 @@ class LoginScreen(Screen[None]):
         event.stop()
         self._submit()
 
-    def _submit(self) -> None:
+    @on(Button.Pressed, "#create")
+    def _create_confirmed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self._submit(register=True)
+
+    @on(Input.Changed, "#user")
+    def _name_changed(self, event: Input.Changed) -> None:
+        # The offer was for the name as it was: another name must be asked about again.
+        if self._offered_name is not None and event.value.strip() != self._offered_name:
+            self._withdraw_offer()
+
+    def ask_create(self, user: str) -> None:
+        """The server has no account `user` and would create one: ask before doing it, once.
+
+        Enter on the focused button creates it; anything else (editing the name, Escape) does not.
+        """
+        self._lock(False)
+        self._offered_name = user
+        self._set_status(
+            Text.assemble(
+                "No account ", (repr(user), "bold"), " here yet: create it with this password? ",
+                "Enter creates it; correct the name if it was a typo.",
+            ),
+            "-info",
+        )  # fmt: skip
+        create = self.query_one("#create", Button)
+        create.display = True
+        create.focus()
+
+    def _withdraw_offer(self) -> None:
+        self._offered_name = None
+        self.query_one("#create", Button).display = False
+
+    def _submit(self, *, register: bool = False) -> None:
         if self.busy:
             return
         user = self.user_input.value.strip()
@@ -133,11 +173,18 @@ class LoginScreen(Screen[None]):
         if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
             self.show_error("Your port must be a number from 0 to 65535 (0: any free port).", "port")
             return
-        self.post_message(self.Submitted(user, password, int(port_text)))
+        if register and user != self._offered_name:
+            register = False  # the name changed since the question: ask again
+        self._withdraw_offer()
+        self.post_message(self.Submitted(user, password, int(port_text), register))
 
     def action_cancel(self) -> None:
         if self.busy:
             self.post_message(self.Cancelled())
+        elif self._offered_name is not None:
+            self._withdraw_offer()
+            self._set_status("Not created. Correct the name, or log in with an existing one.", "-info")
+            self.user_input.focus()
 
     # ------------------------------------------------------------ feedback
 
@@ -151,7 +198,8 @@ class LoginScreen(Screen[None]):
     def _lock(self, locked: bool) -> None:
         self.busy = locked
         login = self.query_one("#login", Button)
-        for widget in (self.user_input, self.password_input, self.port_input, login):
+        create = self.query_one("#create", Button)
+        for widget in (self.user_input, self.password_input, self.port_input, login, create):
             widget.disabled = locked
 
     def show_busy(self, text: str) -> None:
