@@ -251,15 +251,13 @@ class LabchatApp(App[int]):
         try:
             await client.start()
         except ClientError as exc:
-            self.post_message(msg.StartFailed(attempt, str(exc)))
+            self.post_message(msg.CoreEvent(attempt, msg.StartFailed(str(exc))))
             return
         while True:
             events = [await client.next_event(), *client.drain_events()]
-            messages = [m for e in events if (m := msg.from_event(e, attempt)) is not None]
-            if messages:
-                handled = asyncio.Event()
-                self.post_message(msg.NetworkBatch(messages, handled))
-                await handled.wait()  # one batch in the queue at a time: keys never wait behind a flood
+            handled = asyncio.Event()
+            self.post_message(msg.NetworkBatch([msg.CoreEvent(attempt, e) for e in events], handled))
+            await handled.wait()  # one batch in the queue at a time: keys never wait behind a flood
             if any(isinstance(e, ev.Closed) for e in events):
                 return
 
@@ -307,49 +305,54 @@ class LabchatApp(App[int]):
     @on(msg.NetworkBatch)
     def _route_batch(self, batch: msg.NetworkBatch) -> None:
         try:
-            for message in batch.messages:
+            for message in batch.events:
                 self._route(message)
         finally:
             batch.handled.set()
 
-    @on(msg.NetworkMessage)
-    def _route(self, message: msg.NetworkMessage) -> None:
+    @on(msg.CoreEvent)
+    def _route(self, message: msg.CoreEvent) -> None:
         if message.attempt != self._attempt:
             return  # from an abandoned attempt
-        match message:
-            case msg.ServerKeySeen(first_contact=True) if not self._logged_in:
-                self._ask_trust(message.fingerprint)
-            case msg.ServerKeyChanged():
+        event = message.event
+        login = self.login_screen
+        match event:
+            case ev.ServerKeyTrusted(first_contact=True) if not self._logged_in:
+                self._ask_trust(event.fingerprint)
+            case ev.ServerKeyChanged():
                 port = self._attempt_port if self._attempt_port is not None else self.settings.client_port
-                self._login_failed(_key_changed_text(message, self.settings, port))
-            case msg.LoginRefused(code=ErrorCode.NO_SUCH_ACCOUNT) if not self._logged_in:
-                if not self._attempt_over and self.login_screen is not None:
+                self._login_failed(_key_changed_text(event, self.settings, port))
+            case ev.LoginRefused(code=ErrorCode.NO_SUCH_ACCOUNT) if not self._logged_in:
+                if not self._attempt_over and login is not None:
                     self._attempt_over = True
-                    self.login_screen.ask_create(self._attempt_user)
-            case msg.LoginRefused():
+                    login.ask_create(self._attempt_user)
+            case ev.LoginRefused():
                 # A refusal about the password or a throttle: the cursor goes to the (cleared)
                 # password field, never to the name, where a retyped password would become a name.
-                about_password = message.code in (ErrorCode.INVALID_PASSWORD, ErrorCode.LOGIN_THROTTLED)
+                about_password = event.code in (ErrorCode.INVALID_PASSWORD, ErrorCode.LOGIN_THROTTLED)
                 focus = "password" if about_password else "user"
-                self._login_failed(_refusal_text(message), focus=focus)
+                self._login_failed(_refusal_text(event), focus=focus)
+            case ev.LoginQueued() if not self._logged_in and login is not None:
+                ahead = "you are next" if event.position == 0 else f"{event.position} ahead of you"
+                eta = f", about {event.eta_s:.0f} s" if event.eta_s >= 1 else ""
+                login.show_busy(f"The server is checking other logins: {ahead}{eta}. Waiting…  (Esc cancels)")
             case msg.StartFailed():
-                self._login_failed(f"Cannot start: {message.reason}.", focus="port")
-            case msg.ConnectFailed():
+                self._login_failed(f"Cannot start: {event.reason}.", focus="port")
+            case ev.ConnectFailed():
                 self._login_failed(
-                    f"Server {self.settings.server_label} is not answering: {message.reason}. "
+                    f"Server {self.settings.server_label} is not answering: {event.reason}. "
                     "Check the address and port, and that labchat-server is running there."
                 )
-            case msg.SessionClosed() if not self._logged_in:
-                self._login_failed(f"Not logged in: {message.reason}.")
-            case msg.LoggedIn() if not self._logged_in:
+            case ev.Closed() if not self._logged_in:
+                self._login_failed(f"Not logged in: {event.reason}.")
+            case ev.LoggedIn() if not self._logged_in:
                 self._logged_in = True
                 self._attempt_port = None
-                if self.login_screen is not None and isinstance(self.screen, LoginScreen):
+                if login is not None and isinstance(self.screen, LoginScreen):
                     self.pop_screen()
         room = self.room
-        handler = getattr(room, message.handler_name, None) if room.is_attached else None
-        if handler is not None:
-            handler(message)  # directly: a batch must not turn back into N queued messages
+        if room.is_attached:
+            room.handle(event)  # directly: a batch must not turn back into N queued messages
         else:
             room.post_message(message)
 
@@ -385,7 +388,7 @@ class LabchatApp(App[int]):
             await self.client.close()
 
 
-def _refusal_text(message: msg.LoginRefused) -> str:
+def _refusal_text(message: ev.LoginRefused) -> str:
     hints = {
         ErrorCode.INVALID_PASSWORD: "Wrong password for this name. Type it again.",
         ErrorCode.INVALID_NAME: "That user name is not allowed.",
@@ -400,7 +403,7 @@ def _refusal_text(message: msg.LoginRefused) -> str:
     return f"Login refused: {reason}." + (f" {hint}" if hint else "")
 
 
-def _key_changed_text(message: msg.ServerKeyChanged, settings: AppSettings, port: int) -> Text:
+def _key_changed_text(message: ev.ServerKeyChanged, settings: AppSettings, port: int) -> Text:
     return Text.assemble(
         ("The server's key has CHANGED. ", "bold"),
         "Not logged in; your password was not sent.\n",

@@ -31,28 +31,28 @@ def conversation(app: LabchatApp) -> list[msg.NetworkMessage]:
     room = "lobby"
 
     def said(seq: int, minute: float, user: str, text: str, **flags: bool) -> msg.ChatReceived:
-        return msg.ChatReceived(a, ev.MessageReceived(room, seq, T0 + minute * 60, user, text, **flags))
+        return msg.CoreEvent(a, ev.MessageReceived(room, seq, T0 + minute * 60, user, text, **flags))
 
     return [
-        msg.ConnectionStateChanged(a, ev.ConnectionState.CONNECTED),
-        msg.LoggedIn(a, "alice", room, "physics-lab", False, False),
+        msg.CoreEvent(a, ev.StateChanged(ev.ConnectionState.CONNECTED)),
+        msg.CoreEvent(a, ev.LoggedIn("alice", room, "physics-lab", False, False)),
         said(41, 0, "bob", "morning! is the printer on the 2nd floor working?", history=True),
         said(42, 0.5, "carol", "it jammed again 🙃 use the one by the stairs", history=True),
-        msg.PresenceUpdated(a, ev.PresenceUpdated(room, ("alice", "bob", "carol", "dave"))),
-        msg.UserJoined(a, ev.UserJoined(room, "erin", T0 + 120)),
+        msg.CoreEvent(a, ev.PresenceUpdated(room, ("alice", "bob", "carol", "dave"))),
+        msg.CoreEvent(a, ev.UserJoined(room, "erin", T0 + 120)),
         said(43, 2.2, "erin", "hi all — 你好 — can someone review my plot script?"),
         said(44, 2.5, "bob", "alice wrote most of it, ask her"),
         said(45, 2.6, "dave", "waves at erin", action=True),
-        msg.OwnMessageQueued(a, ev.MessageQueued(1, room, "sure, send it over [after lunch]")),
-        msg.OwnMessageDelivered(
+        msg.CoreEvent(a, ev.MessageQueued(1, room, "sure, send it over [after lunch]")),
+        msg.CoreEvent(
             a, ev.MessageDelivered(1, room, 46, T0 + 170, "sure, send it over [after lunch]")
         ),
-        msg.PrivateReceived(a, ev.PrivateReceived("erin", "alice", T0 + 200, "thanks! it's plot_v3.py")),
-        msg.UserLeft(a, ev.UserLeft(room, "dave", T0 + 230, "timeout")),
-        msg.ServerNotice(a, ev.ServerNotice("Server restarts at 18:00 for updates")),
-        msg.OwnMessageQueued(a, ev.MessageQueued(2, room, "got it, looking now", to="erin")),
-        msg.OwnMessageFailed(a, ev.MessageFailed(2, "erin is not online", "got it, looking now", "erin")),
-        msg.OwnMessageQueued(a, ev.MessageQueued(3, room, "anyone up for coffee?")),
+        msg.CoreEvent(a, ev.PrivateReceived("erin", "alice", T0 + 200, "thanks! it's plot_v3.py")),
+        msg.CoreEvent(a, ev.UserLeft(room, "dave", T0 + 230, "timeout")),
+        msg.CoreEvent(a, ev.ServerNotice("Server restarts at 18:00 for updates")),
+        msg.CoreEvent(a, ev.MessageQueued(2, room, "got it, looking now", to="erin")),
+        msg.CoreEvent(a, ev.MessageFailed(2, "erin is not online", "got it, looking now", "erin")),
+        msg.CoreEvent(a, ev.MessageQueued(3, room, "anyone up for coffee?")),
     ]
 
 

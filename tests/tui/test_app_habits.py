@@ -30,11 +30,11 @@ async def test_a_private_message_notifies_only_while_the_terminal_is_not_focused
     app = recording_app([])
     async with app.run_test(size=(100, 24)) as pilot:
         await enter_room(app, pilot)
-        app.post_message(msg.PrivateReceived(app.attempt, ev.PrivateReceived("bob", "alice", T0, "psst")))
+        app.post_message(msg.CoreEvent(app.attempt, ev.PrivateReceived("bob", "alice", T0, "psst")))
         await wait_until(pilot, lambda: app.bells == 1)
         assert app.notifications == []
         app.app_focus = False
-        app.post_message(msg.PrivateReceived(app.attempt, ev.PrivateReceived("bob", "alice", T0, "again")))
+        app.post_message(msg.CoreEvent(app.attempt, ev.PrivateReceived("bob", "alice", T0, "again")))
         await wait_until(pilot, lambda: app.bells == 2)
         assert app.notifications == [("bob (private)", "again")]
 
@@ -44,7 +44,7 @@ async def test_no_notify_turns_notifications_off() -> None:
     async with app.run_test(size=(100, 24)) as pilot:
         await enter_room(app, pilot)
         app.app_focus = False
-        app.post_message(msg.PrivateReceived(app.attempt, ev.PrivateReceived("bob", "alice", T0, "psst")))
+        app.post_message(msg.CoreEvent(app.attempt, ev.PrivateReceived("bob", "alice", T0, "psst")))
         await wait_until(pilot, lambda: app.bells == 1)
         assert app.notifications == []
 
@@ -83,7 +83,7 @@ async def test_clear_empties_this_screen_only() -> None:
     app = recording_app(sent)
     async with app.run_test(size=(100, 24)) as pilot:
         await enter_room(app, pilot)
-        app.post_message(msg.ChatReceived(app.attempt, ev.MessageReceived("lobby", 1, T0, "bob", "hi")))
+        app.post_message(msg.CoreEvent(app.attempt, ev.MessageReceived("lobby", 1, T0, "bob", "hi")))
         await wait_until(pilot, lambda: any("hi" in line for line in app.room.log_view.plain_lines()))
         await pilot.press(*"/clear", "enter")
         await wait_until(pilot, lambda: not any("hi" in line for line in app.room.log_view.plain_lines()))

@@ -99,13 +99,13 @@ def offline_app(**kwargs: object) -> LabchatApp:
 
 def chat(app: LabchatApp, i: int, user: str = "bob", text: str | None = None) -> msg.ChatReceived:
     body = text if text is not None else f"message {i} with enough words to wrap at least once here"
-    return msg.ChatReceived(app.attempt, ev.MessageReceived("lobby", i, T0 + i, user, body))
+    return msg.CoreEvent(app.attempt, ev.MessageReceived("lobby", i, T0 + i, user, body))
 
 
 async def test_a_burst_does_not_freeze_typing() -> None:
     app = offline_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        app.post_message(msg.LoggedIn(app.attempt, "alice", "lobby", "labchat", False, False))
+        app.post_message(msg.CoreEvent(app.attempt, ev.LoggedIn("alice", "lobby", "labchat", False, False)))
         await pilot.pause()
         for i in range(1, 1001):
             app.post_message(chat(app, i))
@@ -122,7 +122,7 @@ async def test_a_burst_does_not_freeze_typing() -> None:
 async def test_the_log_is_bounded() -> None:
     app = offline_app(max_entries=50)
     async with app.run_test(size=(80, 24)) as pilot:
-        app.post_message(msg.LoggedIn(app.attempt, "alice", "lobby", "labchat", False, False))
+        app.post_message(msg.CoreEvent(app.attempt, ev.LoggedIn("alice", "lobby", "labchat", False, False)))
         for i in range(1, 201):
             app.post_message(chat(app, i))
         log = app.room.log_view
@@ -137,7 +137,7 @@ async def test_the_log_is_bounded() -> None:
 async def test_resizing_rewraps() -> None:
     app = offline_app()
     async with app.run_test(size=(100, 30)) as pilot:
-        app.post_message(msg.LoggedIn(app.attempt, "alice", "lobby", "labchat", False, False))
+        app.post_message(msg.CoreEvent(app.attempt, ev.LoggedIn("alice", "lobby", "labchat", False, False)))
         app.post_message(chat(app, 1, text="x " * 60))
         log = app.room.log_view
         await pilot.pause(0.05)
@@ -152,7 +152,7 @@ async def test_a_refusal_reason_is_shown_as_text_not_markup() -> None:
     app = offline_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        app.post_message(msg.LoginRefused(app.attempt, 1, "no [bold]entry[/ for [red]you"))
+        app.post_message(msg.CoreEvent(app.attempt, ev.LoginRefused(1, "no [bold]entry[/ for [red]you")))
         await pilot.pause()
         login = app.login_screen
         assert login is not None

@@ -38,7 +38,7 @@ def test_login_invalid_name(snap_compare: Compare) -> None:
 def test_trust_prompt(snap_compare: Compare) -> None:
     async def first_contact(pilot: Pilot[object]) -> None:
         await pilot.pause()
-        pilot.app.post_message(msg.ServerKeySeen(0, FINGERPRINT, first_contact=True))
+        pilot.app.post_message(msg.CoreEvent(0, ev.ServerKeyTrusted(FINGERPRINT, first_contact=True)))
 
     assert snap_compare(scene_app(user="alice"), terminal_size=SIZE, run_before=first_contact)
 
@@ -46,7 +46,7 @@ def test_trust_prompt(snap_compare: Compare) -> None:
 def test_key_changed(snap_compare: Compare) -> None:
     async def key_changed(pilot: Pilot[object]) -> None:
         await pilot.pause()
-        pilot.app.post_message(msg.ServerKeyChanged(0, FINGERPRINT, OTHER_FINGERPRINT))
+        pilot.app.post_message(msg.CoreEvent(0, ev.ServerKeyChanged(FINGERPRINT, OTHER_FINGERPRINT)))
 
     assert snap_compare(scene_app(user="alice"), terminal_size=SIZE, run_before=key_changed)
 
@@ -67,8 +67,8 @@ def test_room_disconnected(snap_compare: Compare) -> None:
         await play(
             pilot,
             [
-                msg.ConnectionStateChanged(0, ev.ConnectionState.CLOSED, "replaced"),
-                msg.SessionClosed(0, "you logged in from another place", 9),
+                msg.CoreEvent(0, ev.StateChanged(ev.ConnectionState.CLOSED, "replaced")),
+                msg.CoreEvent(0, ev.Closed("you logged in from another place", 9)),
             ],
         )
 
@@ -89,7 +89,7 @@ def test_login_after_a_throttle(snap_compare: Compare) -> None:
         await pilot.pause()
         pilot.app.screen.query_one("#password", Input).value = "wrong-again"
         text = "too many failed logins for alice: try again in 6 s"
-        pilot.app.post_message(msg.LoginRefused(0, ErrorCode.LOGIN_THROTTLED, text))
+        pilot.app.post_message(msg.CoreEvent(0, ev.LoginRefused(ErrorCode.LOGIN_THROTTLED, text)))
 
     assert snap_compare(scene_app(user="alice"), terminal_size=SIZE, run_before=throttled)
 
@@ -98,6 +98,7 @@ def test_login_asks_before_creating_an_account(snap_compare: Compare) -> None:
     async def unknown(pilot: Pilot[object]) -> None:
         await pilot.pause()
         pilot.app._attempt_user = "newbie"  # type: ignore[attr-defined]
-        pilot.app.post_message(msg.LoginRefused(0, ErrorCode.NO_SUCH_ACCOUNT, "no account newbie"))
+        refused = ev.LoginRefused(ErrorCode.NO_SUCH_ACCOUNT, "no account newbie")
+        pilot.app.post_message(msg.CoreEvent(0, refused))
 
     assert snap_compare(scene_app(user="newbie"), terminal_size=SIZE, run_before=unknown)

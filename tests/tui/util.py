@@ -13,6 +13,7 @@ from textual.widgets import Input
 
 from labchat.client.core import Submitted
 from labchat.client.known_servers import KnownServers
+from labchat.protocol import events as ev
 from labchat.protocol.client import ClientConfig
 from labchat.server.keys import load_or_create_server_key, public_key_of
 from labchat.server.transport import RelayServer
@@ -122,6 +123,6 @@ def burst(app: LabchatApp, text: str) -> None:
 
 async def enter_room(app: LabchatApp, pilot: Pilot[object]) -> None:
     """A fake login: the room screen shows, its composer focused."""
-    app.post_message(msg.LoggedIn(app.attempt, "alice", "lobby", "labchat", False, False))
+    app.post_message(msg.CoreEvent(app.attempt, ev.LoggedIn("alice", "lobby", "labchat", False, False)))
     await wait_until(pilot, lambda: app.login_screen is None)
     await wait_until(pilot, lambda: app.room.composer.input.has_focus)

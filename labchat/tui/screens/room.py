@@ -22,6 +22,7 @@ from textual.widgets import Footer
 
 from ...client import commands
 from ...client.core import Submitted
+from ...protocol import events as ev
 from ...protocol.events import ConnectionState
 from .. import messages as msg
 from ..formatting import mentions
@@ -191,39 +192,79 @@ class RoomScreen(Screen[None]):
 
     # ------------------------------------------------------------ the network
 
-    def on_connection_state_changed(self, message: msg.ConnectionStateChanged) -> None:
+    def on_core_event(self, message: msg.CoreEvent) -> None:
+        """A core event that arrived before this screen was attached (the App routes them here)."""
+        self.handle(message.event)
+
+    def handle(self, event: ev.Event) -> None:
+        """Show one client-core event: one `case` per kind of event, one method each."""
+        match event:
+            case ev.MessageReceived():
+                self._show_message_received(event)
+            case ev.MessageQueued():
+                self._show_message_queued(event)
+            case ev.MessageDelivered():
+                self._show_message_delivered(event)
+            case ev.MessageFailed():
+                self._show_message_failed(event)
+            case ev.PrivateReceived():
+                self._show_private_received(event)
+            case ev.UserJoined():
+                self.user_list.add_user(event.user)
+                self.log_view.add(Entry(EntryKind.JOIN, event.ts, f"{event.user} joined", user=event.user))
+            case ev.UserLeft():
+                self.user_list.remove_user(event.user)
+                why = "" if event.reason == "quit" else f" ({event.reason})"
+                text = f"{event.user} left{why}"
+                self.log_view.add(Entry(EntryKind.LEAVE, event.ts, text, user=event.user))
+            case ev.UserAway():
+                self._show_user_away(event)
+            case ev.PresenceUpdated():
+                self._show_presence_updated(event)
+            case ev.ServerNotice():
+                kind = EntryKind.INFO if event.local else EntryKind.NOTICE
+                self.log_view.add(Entry(kind, self._clock(), event.text))
+            case ev.StateChanged():
+                self._show_state_changed(event)
+            case ev.LoggedIn():
+                self._show_logged_in(event)
+            case ev.LoginRetrying() if self.logged_in:
+                self.info(f"The server said: {event.reason}. Logging in again in {event.retry_in_s:.0f} s.")
+            case ev.Closed():
+                self._show_closed(event)
+
+    def _show_state_changed(self, event: ev.StateChanged) -> None:
         # Shown as reported: the core only reports "reconnecting" once the server has owed an answer
         # for its `stall_s`, so a blip is already filtered out there.
-        self.status.state = message.state
-        self.status.detail = message.detail
-        if message.rtt_s is not None:
-            self.status.rtt_s = message.rtt_s
-        self.composer.connected = message.state is ConnectionState.CONNECTED
-        if self.logged_in and message.state is ConnectionState.RECONNECTING:
+        self.status.state = event.state
+        self.status.detail = event.detail
+        if event.rtt_s is not None:
+            self.status.rtt_s = event.rtt_s
+        self.composer.connected = event.state is ConnectionState.CONNECTED
+        if self.logged_in and event.state is ConnectionState.RECONNECTING:
             self.info("Connection lost; reconnecting by itself. What you type waits and is sent after.")
 
     def set_rtt(self, rtt_s: float | None) -> None:
         """A fresh round-trip time measurement for the header."""
         self.status.rtt_s = rtt_s
 
-    def on_logged_in(self, message: msg.LoggedIn) -> None:
-        self.user = message.user
-        self.status.user = message.user
-        self.status.room = message.room
-        self.status.server = f"{message.server_name} at {self.server_label}"
-        self.log_view.set_own_name(message.user)
-        self.user_list.own_name = message.user
-        self.composer.set_prompt(message.user)
-        if message.resumed:
+    def _show_logged_in(self, event: ev.LoggedIn) -> None:
+        self.user = event.user
+        self.status.user = event.user
+        self.status.room = event.room
+        self.status.server = f"{event.server_name} at {self.server_label}"
+        self.log_view.set_own_name(event.user)
+        self.user_list.own_name = event.user
+        self.composer.set_prompt(event.user)
+        if event.resumed:
             self.info("Reconnected.")
         else:
             self.logged_in = True
-            self.info(f"Logged in as {message.user} to #{message.room}. Type /help for commands.")
-            if message.registered:
-                self.info(f"New account {message.user} registered: remember your password.")
+            self.info(f"Logged in as {event.user} to #{event.room}. Type /help for commands.")
+            if event.registered:
+                self.info(f"New account {event.user} registered: remember your password.")
 
-    def on_chat_received(self, message: msg.ChatReceived) -> None:
-        event = message.event
+    def _show_message_received(self, event: ev.MessageReceived) -> None:
         mentioned = not event.own and mentions(event.text, self.user)
         self.log_view.add(
             Entry(
@@ -234,8 +275,7 @@ class RoomScreen(Screen[None]):
         if mentioned and not event.history:
             self._alert(f"{event.user} mentioned you", event.text)
 
-    def on_own_message_queued(self, message: msg.OwnMessageQueued) -> None:
-        event = message.event
+    def _show_message_queued(self, event: ev.MessageQueued) -> None:
         if event.to is not None:
             kind = EntryKind.PRIVATE_OUT
         else:
@@ -245,17 +285,16 @@ class RoomScreen(Screen[None]):
         self._own[event.local_id] = self.log_view.add(entry)
         self._queued[event.local_id] = _Unsent(event.text, event.action, event.to)
 
-    def on_own_message_delivered(self, message: msg.OwnMessageDelivered) -> None:
-        self._queued.pop(message.event.local_id, None)
-        entry = self._own.pop(message.event.local_id, None)
+    def _show_message_delivered(self, event: ev.MessageDelivered) -> None:
+        self._queued.pop(event.local_id, None)
+        entry = self._own.pop(event.local_id, None)
         if entry is not None:
             # The time it was typed stays: a line written while offline and delivered a minute
             # later is shown when it was written, as every chat client does.
             entry.delivery = Delivery.DELIVERED
             self.log_view.update(entry)
 
-    def on_own_message_failed(self, message: msg.OwnMessageFailed) -> None:
-        event = message.event
+    def _show_message_failed(self, event: ev.MessageFailed) -> None:
         unsent = self._queued.pop(event.local_id, None) or _Unsent(event.text, False, event.to)
         self.unsent.append(unsent)
         entry = self._own.pop(event.local_id, None)
@@ -264,38 +303,34 @@ class RoomScreen(Screen[None]):
             entry.note = event.reason
             self.log_view.update(entry)
 
-    def on_private_received(self, message: msg.PrivateReceived) -> None:
-        event = message.event
-        self.log_view.add(Entry(EntryKind.PRIVATE_IN, event.ts, event.text, user=event.sender))
+    def _show_private_received(self, event: ev.PrivateReceived) -> None:
+        text = f"{event.text}  (sent while you were offline)" if event.held else event.text
+        self.log_view.add(Entry(EntryKind.PRIVATE_IN, event.ts, text, user=event.sender))
         self._alert(f"{event.sender} (private)", event.text)
 
-    def on_user_joined(self, message: msg.UserJoined) -> None:
-        event = message.event
-        self.user_list.add_user(event.user)
-        self.log_view.add(Entry(EntryKind.JOIN, event.ts, f"{event.user} joined", user=event.user))
+    def _show_user_away(self, event: ev.UserAway) -> None:
+        self.user_list.set_away(event.user, event.reason if event.away else None)
+        own = event.user.casefold() == self.user.casefold()
+        if own:
+            self.status.away = event.reason if event.away else None
+        why = f": {event.reason}" if event.reason else ""
+        text = f"{event.user} is away{why}" if event.away else f"{event.user} is back"
+        if own:
+            text = f"You are away{why} (/back to return)" if event.away else "You are back"
+        self.log_view.add(Entry(EntryKind.INFO, event.ts, text))
 
-    def on_user_left(self, message: msg.UserLeft) -> None:
-        event = message.event
-        self.user_list.remove_user(event.user)
-        why = "" if event.reason == "quit" else f" ({event.reason})"
-        self.log_view.add(Entry(EntryKind.LEAVE, event.ts, f"{event.user} left{why}", user=event.user))
+    def _show_presence_updated(self, event: ev.PresenceUpdated) -> None:
+        self.user_list.set_users(event.users, event.away)
+        if event.requested:
+            names = [f"{u} (away)" if u in event.away else u for u in event.users]
+            self.info(f"{len(event.users)} online: {', '.join(names)}")
 
-    def on_presence_updated(self, message: msg.PresenceUpdated) -> None:
-        users = message.event.users
-        self.user_list.set_users(users)
-        if message.event.requested:
-            self.info(f"{len(users)} online: {', '.join(users)}")
-
-    def on_server_notice(self, message: msg.ServerNotice) -> None:
-        kind = EntryKind.INFO if message.event.local else EntryKind.NOTICE
-        self.log_view.add(Entry(kind, self._clock(), message.event.text))
-
-    def on_session_closed(self, message: msg.SessionClosed) -> None:
+    def _show_closed(self, event: ev.Closed) -> None:
         self.composer.connected = False
         if self.logged_in:
             self.user_list.set_offline()
-        if self.logged_in and message.reason != "quit":
+        if self.logged_in and event.reason != "quit":
             self.info(
-                f"Disconnected: {message.reason}. Nothing more will arrive; Ctrl+Q quits.",
+                f"Disconnected: {event.reason}. Nothing more will arrive; Ctrl+Q quits.",
                 EntryKind.ERROR,
             )

@@ -27,6 +27,7 @@ class StatusBar(Widget):
         "status-bar--room",
         "status-bar--server",
         "status-bar--user",
+        "status-bar--away",
         "status-bar--connecting",
         "status-bar--connected",
         "status-bar--reconnecting",
@@ -39,6 +40,8 @@ class StatusBar(Widget):
     state: reactive[ConnectionState] = reactive(ConnectionState.CONNECTING)
     rtt_s: reactive[float | None] = reactive(None)
     detail: reactive[str] = reactive("")
+    #: Our own away reason ("" for none) while away, None while here.
+    away: reactive[str | None] = reactive(None)
 
     def watch_state(self, state: ConnectionState) -> None:
         # The whole bar changes colour too, so a lost link is noticed from the corner of an eye.
@@ -62,6 +65,8 @@ class StatusBar(Widget):
             ("● " + state_text, style(self.state.value)),
         )
         right = Text(self.user, style=style("user"))
+        if self.away is not None:
+            right.append(f" (away{': ' + self.away if self.away else ''})", style=style("away"))
         width = self.size.width
         gap = width - left.cell_len - right.cell_len - 1
         if gap < 1:

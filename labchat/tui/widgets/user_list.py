@@ -22,6 +22,7 @@ class UserList(Vertical):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "user-list--you",
+        "user-list--away",
         *(f"user-list--nick-{i}" for i in range(NICK_COLOURS)),
     }
 
@@ -34,6 +35,7 @@ class UserList(Vertical):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._users: dict[str, str] = {}  # casefolded name -> name as the server spells it
+        self._away: dict[str, str] = {}  # casefolded name -> away reason
         self.own_name = ""
 
     def compose(self) -> ComposeResult:
@@ -45,10 +47,23 @@ class UserList(Vertical):
         """The names shown, in display order."""
         return [self._users[key] for key in sorted(self._users)]
 
-    def set_users(self, names: tuple[str, ...] | list[str]) -> None:
-        """Replace the whole list (a presence update from the server)."""
+    def set_users(self, names: tuple[str, ...] | list[str], away: dict[str, str] | None = None) -> None:
+        """Replace the whole list (a presence update from the server), with who is away and why."""
         self._users = {name.casefold(): name for name in names}
+        self._away = {name.casefold(): reason for name, reason in (away or {}).items()}
         self._refresh_list()
+
+    def set_away(self, name: str, reason: str | None) -> None:
+        """`name` went away (for `reason`, "" if none) or came back (None)."""
+        if reason is None:
+            self._away.pop(name.casefold(), None)
+        else:
+            self._away[name.casefold()] = reason
+        self._refresh_list()
+
+    def away_reason(self, name: str) -> str | None:
+        """Why `name` is away ("" for no reason given), or None when they are not."""
+        return self._away.get(name.casefold())
 
     def add_user(self, name: str) -> None:
         self._users[name.casefold()] = name
@@ -56,6 +71,7 @@ class UserList(Vertical):
 
     def remove_user(self, name: str) -> None:
         self._users.pop(name.casefold(), None)
+        self._away.pop(name.casefold(), None)
         self._refresh_list()
 
     def _refresh_list(self) -> None:
@@ -69,6 +85,10 @@ class UserList(Vertical):
             label = Text(name, style=self._nick_style(name), no_wrap=True, overflow="ellipsis")
             if own:
                 label.append(" (you)", style=self.get_component_rich_style("user-list--you", partial=True))
+            if name.casefold() in self._away:
+                # Dimmed, as Slack's hollow dot: still here, not at the keyboard.
+                label.stylize(self.get_component_rich_style("user-list--away", partial=True))
+                label.append(" away", style=self.get_component_rich_style("user-list--you", partial=True))
             options.append(Option(label, id=name.casefold()))
         option_list.set_options(options)
         if keep is not None and keep in self._users:
