@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -48,6 +48,10 @@ from .widgets.message_log import DEFAULT_MAX_ENTRIES
 
 #: How often the header's round-trip time is refreshed while connected.
 RTT_REFRESH_S = 2.0
+#: No key, paste or click for this long: the app marks the user away by itself (Slack's 10 minutes).
+AUTO_AWAY_S = 600.0
+#: The reason others see for an automatic away.
+AUTO_AWAY_REASON = "idle"
 
 #: What the command palette offers besides Textual's own entries: (title, help, line to run).
 PALETTE_COMMANDS = (
@@ -86,6 +90,8 @@ class AppSettings:
     tz: tzinfo | None = None
     #: Log entries kept.
     max_entries: int = DEFAULT_MAX_ENTRIES
+    #: Idle time before the app sets the user away by itself; 0 never does.
+    auto_away_s: float = AUTO_AWAY_S
 
     @property
     def server_label(self) -> str:
@@ -116,6 +122,8 @@ class LabchatApp(App[int]):
         self._hung_up = False
         self._room: RoomScreen | None = None
         self.ui_settings = UiSettings(settings.settings_path)
+        self._last_input = time.monotonic()
+        self._auto_away = False  # the app, not the user, set the current away
         #: Desktop notifications written to the terminal (counted so tests can see them).
         self.notifications: list[tuple[str, str]] = []
 
@@ -159,6 +167,8 @@ class LabchatApp(App[int]):
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.push_screen(LoginScreen(settings.server_label, settings.client_port, settings.user))
         self.set_interval(RTT_REFRESH_S, self._refresh_rtt)
+        if settings.auto_away_s > 0:
+            self.set_interval(min(30.0, settings.auto_away_s / 4), self.check_auto_away)
         if not self.is_headless:
             # The terminal closing (SIGHUP), a `kill` (SIGTERM) or a SIGINT from outside: leave as
             # politely as Ctrl+Q does, so the room sees us go at once, and with no traceback.
@@ -195,6 +205,32 @@ class LabchatApp(App[int]):
             self.notifications.append((title, body))
             if self._driver is not None:
                 self._driver.write(desktop_notification(title, body, os.environ))
+
+    async def on_event(self, event: events.Event) -> None:
+        # Every key, paste and click passes here first, whoever handles it: the idle clock.
+        if isinstance(event, (events.Key, events.Paste, events.MouseDown)):
+            self._last_input = time.monotonic()
+            if self._auto_away:
+                self._set_auto_away(False)
+        await super().on_event(event)
+
+    def check_auto_away(self, now: float | None = None) -> None:
+        """Mark the user away after `auto_away_s` without input (undone by the next key), unless
+        they chose an away of their own."""
+        now = time.monotonic() if now is None else now
+        client = self.client
+        if (
+            self._logged_in and not self._auto_away and client is not None
+            and now - self._last_input >= self.settings.auto_away_s
+            and client.conn.away_reason is None
+        ):  # fmt: skip
+            self._set_auto_away(True)
+
+    def _set_auto_away(self, away: bool) -> None:
+        client = self.client
+        self._auto_away = away
+        if client is not None and not client.closed.is_set():
+            client.set_away(AUTO_AWAY_REASON if away else None)
 
     def _theme_changed(self, theme: object) -> None:
         self.ui_settings.theme = self.theme  # remembered for the next start
@@ -424,23 +460,20 @@ def make_app(
     client_port: int = 0,
     *,
     user: str = "",
-    bell: bool = True,
-    notify: bool = True,
-    settings_path: Path | None = None,
-    ignore_path: Path | None = None,
-    known_servers: KnownServers | None = None,
     config: ClientConfig | None = None,
-    clock: Callable[[], float] = time.time,
-    tz: tzinfo | None = None,
-    max_entries: int = DEFAULT_MAX_ENTRIES,
+    **options: object,
 ) -> LabchatApp:
-    """Build the app (the command line and the tests both come through here)."""
+    """Build the app (the command line and the tests both come through here).
+
+    `options` are `AppSettings` fields by name (bell, notify, settings_path, ignore_path,
+    known_servers, clock, tz, max_entries, auto_away_s).
+    """
     return LabchatApp(
         AppSettings(
-            server_host, server_port, client_port, user or "", bell, notify, settings_path,
-            ignore_path, known_servers, config or ClientConfig(), clock, tz, max_entries,
+            server_host, server_port, client_port, user=user or "", config=config or ClientConfig(),
+            **options,  # type: ignore[arg-type]
         )
-    )  # fmt: skip
+    )
 
 
 def run_app(args: argparse.Namespace, known: KnownServers) -> int:

@@ -25,7 +25,7 @@ def scene_app(**kwargs: object) -> LabchatApp:
     return make_app("192.0.2.10", 8080, 5000, tz=UTC, clock=lambda: T0 + 300, **kwargs)  # type: ignore[arg-type]
 
 
-def conversation(app: LabchatApp) -> list[msg.NetworkMessage]:
+def conversation(app: LabchatApp) -> list[msg.CoreEvent]:
     """A few minutes of a lab room, as the network worker would post it."""
     a = app.attempt
     room = "lobby"
@@ -56,7 +56,7 @@ def conversation(app: LabchatApp) -> list[msg.NetworkMessage]:
     ]
 
 
-async def play(pilot: Pilot[object], messages: list[msg.NetworkMessage]) -> None:
+async def play(pilot: Pilot[object], messages: list[msg.CoreEvent]) -> None:
     """Post the messages as the network worker would, and let the log draw them."""
     app = pilot.app
     for message in messages:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from labchat.protocol import events as ev
+from labchat.server.transport import RelayServer
 from labchat.tui import messages as msg
-from labchat.tui.app import make_app
+from labchat.tui.app import AUTO_AWAY_S, make_app
 from labchat.tui.notifications import desktop_notification
 from labchat.tui.ui_settings import UiSettings
 
-from .util import enter_room, recording_app, wait_until
+from ..helpers import connect
+from .util import app_for, enter_room, log_in, recording_app, wait_until
 
 T0 = 1_700_000_000.0
 
@@ -88,3 +91,35 @@ async def test_clear_empties_this_screen_only() -> None:
         await pilot.press(*"/clear", "enter")
         await wait_until(pilot, lambda: not any("hi" in line for line in app.room.log_view.plain_lines()))
         assert sent == []  # nothing went to the server
+
+
+async def test_ten_idle_minutes_mark_the_user_away_and_a_key_brings_them_back(
+    server: RelayServer, tmp_path: Path
+) -> None:
+    bob = await connect(server, "bob", tmp_path=tmp_path)
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await log_in(pilot, app, "alice")
+        app.check_auto_away(time.monotonic() + 599)  # not yet
+        app.check_auto_away(time.monotonic() + AUTO_AWAY_S)
+        away = await bob.wait_for(ev.UserAway)
+        assert (away.user, away.away, away.reason) == ("alice", True, "idle")
+        await wait_until(pilot, lambda: app.room.status.away == "idle")
+        await pilot.press("x")
+        back = await bob.wait_for(ev.UserAway, lambda e: not e.away)
+        assert back.user == "alice"
+        await wait_until(pilot, lambda: app.room.status.away is None)
+    await bob.close()
+
+
+async def test_an_away_the_user_chose_is_not_undone_by_typing(server: RelayServer, tmp_path: Path) -> None:
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await log_in(pilot, app, "alice")
+        await pilot.press(*"/away lunch", "enter")
+        await wait_until(pilot, lambda: app.room.status.away == "lunch")
+        app.check_auto_away(time.monotonic() + AUTO_AWAY_S)  # already away: nothing to do
+        await pilot.press(*"still typing")
+        await pilot.pause(0.2)
+        assert app.room.status.away == "lunch"
+        assert app.room.user_list.away_reason("alice") == "lunch"

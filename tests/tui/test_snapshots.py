@@ -15,7 +15,7 @@ from labchat.protocol import events as ev
 from labchat.protocol.errors import ErrorCode
 from labchat.tui import messages as msg
 
-from .scenes import FINGERPRINT, OTHER_FINGERPRINT, conversation, play, scene_app
+from .scenes import FINGERPRINT, OTHER_FINGERPRINT, T0, conversation, play, scene_app
 
 SIZE = (80, 24)
 Compare = Callable[..., bool]
@@ -102,3 +102,20 @@ def test_login_asks_before_creating_an_account(snap_compare: Compare) -> None:
         pilot.app.post_message(msg.CoreEvent(0, refused))
 
     assert snap_compare(scene_app(user="newbie"), terminal_size=SIZE, run_before=unknown)
+
+
+def test_away(snap_compare: Compare) -> None:
+    async def away(pilot: Pilot[object]) -> None:
+        await pilot.pause()
+        app = pilot.app
+        await play(pilot, conversation(app))  # type: ignore[arg-type]
+        ts = T0 + 400
+        await play(
+            pilot,
+            [
+                msg.CoreEvent(0, ev.UserAway("lobby", "bob", True, "lunch", ts)),
+                msg.CoreEvent(0, ev.UserAway("lobby", "alice", True, "idle", ts + 60)),
+            ],
+        )
+
+    assert snap_compare(scene_app(), terminal_size=SIZE, run_before=away)
