@@ -75,10 +75,10 @@ def local_date(ts: float, tz: tzinfo | None = None) -> date:
     return datetime.fromtimestamp(ts, tz).date()
 
 
-def day_label(day: date) -> str:
-    """A day the way a separator names it: 'Tuesday 1 December' (and the year when not this one)."""
+def day_label(day: date, today: date) -> str:
+    """A day the way a divider names it: 'Tuesday 1 December' (with the year when not `today`'s)."""
     label = f"{day.strftime('%A')} {day.day} {day.strftime('%B')}"
-    return label if day.year == datetime.now().year else f"{label} {day.year}"
+    return label if day.year == today.year else f"{label} {day.year}"
 
 
 def fit_name(name: str, width: int) -> str:

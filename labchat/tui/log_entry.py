@@ -241,7 +241,8 @@ def _divider(entry: Entry, width: int, console: Console, style: StyleLookup) -> 
     fill = max(width - len(label), 2)
     left = fill // 2
     line = "─" * left + label + "─" * (fill - left)
-    text = Text(line, style(entry.kind.name.lower()), end="")
+    # As a span: `Text.render` ignores the base style of a text without spans.
+    text = Text.assemble((line, style(entry.kind.name.lower())), end="")
     text.truncate(max(width, 1), overflow="crop")
     strip = Strip(list(text.render(console)), text.cell_len).adjust_cell_length(width)
     return [Row(strip, text.plain, 0)]
@@ -337,7 +338,7 @@ def layout_entry(
         emit(suffix.copy(), soft=False)
     if entry.delivery is Delivery.FAILED:
         # A row of its own: glued after the words it read as part of them ("today?not sent:").
-        emit(Text(f"✗ not sent: {entry.note} (Ctrl+R or /retry resends)", style("failed")), soft=False)
+        emit_wrapped(Text(f"✗ not sent: {entry.note} (Ctrl+R or /retry resends)", style("failed")))
     return rows
 
 

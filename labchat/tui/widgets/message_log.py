@@ -300,7 +300,7 @@ class MessageLog(ScrollView, can_focus=True):
         day = local_date(entry.ts, self.tz)
         today = self._current_day()
         if day != self._last_day and (self._last_day is not None or day != today):
-            self._append(Entry(EntryKind.DAY, entry.ts, day_label(day)))
+            self._append(Entry(EntryKind.DAY, entry.ts, day_label(day, today)))
         self._last_day = day
         if entry.history:
             self._in_history = entry.kind in _LIVE_KINDS or self._in_history
@@ -490,7 +490,7 @@ class MessageLog(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
         if y == self.scrollable_content_region.height - 1 and (bar := self.new_bar_text):
-            text = Text(bar.center(width, "─"), self._style("new-bar"), end="")
+            text = Text.assemble((bar.center(width, "─"), self._style("new-bar")), end="")
             text.truncate(width, overflow="crop")
             return Strip(list(text.render(self.app.console)), text.cell_len).adjust_cell_length(width)
         row = scroll_y + y
