@@ -305,7 +305,8 @@ def layout_entry(
 
     def emit_wrapped(text: Text) -> None:
         for hard in text.split("\n", allow_blank=True):
-            for i, line in enumerate(hard.wrap(console, body_width, overflow="fold") or [Text()]):
+            wrapped = hard.wrap(console, body_width, justify="default", overflow="fold") or [Text()]
+            for i, line in enumerate(wrapped):
                 emit(line, soft=i > 0)
 
     own_words = entry.own or entry.kind not in (EntryKind.CHAT, EntryKind.ACTION)
@@ -330,8 +331,10 @@ def layout_entry(
             if lead.plain:
                 emit_wrapped(lead)
             for line in _highlighted(entry, code_index, part):
-                for piece in line.wrap(console, body_width, overflow="fold") or [line]:
-                    emit(piece, soft=False, code=code_index, fill=line.style or Style())
+                fill = line.style if isinstance(line.style, Style) else Style()
+                pieces = line.wrap(console, body_width, justify="default", overflow="fold") or [line]
+                for j, piece in enumerate(pieces):
+                    emit(piece, soft=j > 0, code=code_index, fill=fill)
             code_index += 1
         lead = Text(end="")
     if suffix.plain or not rows:

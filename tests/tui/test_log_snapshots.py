@@ -20,6 +20,10 @@ from .scenes import T0, play, scene_app
 SIZE = (80, 24)
 DAY = 86_400.0
 Compare = Callable[..., bool]
+PLOT_SNIPPET = (
+    "```python\ndef plot(xs, ys):\n    # scale before drawing\n    return [y * 2 for y in ys]\n```\n"
+    "see the `* 2`?"
+)
 
 
 def said(app: LabchatApp, seq: int, ts: float, user: str, text: str, **flags: bool) -> msg.ChatReceived:
@@ -45,11 +49,7 @@ def test_log_code_block(snap_compare: Compare) -> None:
             [
                 *logged_in(app),
                 said(app, 1, T0, "erin", "the `plot_v3.py` bug, I think:"),
-                said(
-                    app, 2, T0 + 20, "erin",
-                    "```python\ndef plot(xs, ys):\n    # scale before drawing\n"
-                    "    return [y * 2 for y in ys]\n```\nsee the `* 2`?",
-                ),  # fmt: skip
+                said(app, 2, T0 + 20, "erin", PLOT_SNIPPET),
                 said(app, 3, T0 + 60, "bob", "alice wrote that part, ask her"),
             ],
         )
@@ -62,7 +62,8 @@ def test_log_unread_marker_and_new_messages_bar(snap_compare: Compare) -> None:
         app = pilot.app
         assert isinstance(app, LabchatApp)
         await pilot.pause()
-        await play(pilot, [*logged_in(app), *(said(app, i, T0 + i, "bob", f"line {i}") for i in range(1, 21))])
+        earlier = [said(app, i, T0 + i, "bob", f"line {i}") for i in range(1, 21)]
+        await play(pilot, [*logged_in(app), *earlier])
         log = app.room.log_view
         log.set_read_marker()
         await play(pilot, [said(app, 20 + i, T0 + 30 + i, "carol", f"new {i}") for i in range(1, 9)])

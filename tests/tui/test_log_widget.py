@@ -181,7 +181,7 @@ async def test_the_log_stays_anchored_while_content_grows() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         log = await logged_in(pilot, app)
         for i in range(1, 501):
-            app.post_message(said(app, i, NOW, "bob", f"message {i} with enough words to wrap at least once here"))
+            app.post_message(said(app, i, NOW, "bob", f"message {i} with enough words to wrap once here"))
         await settle(pilot, log, 501)
         assert log.anchored
         # Rows drawn before the view has moved, then a scroll request that was made for an older
@@ -308,7 +308,8 @@ async def test_a_failed_private_message_shows_its_error_on_a_row_of_its_own() ->
         log = await logged_in(pilot, app)
         a = app.attempt
         app.post_message(msg.OwnMessageQueued(a, ev.MessageQueued(1, "lobby", "free today?", to="erin")))
-        app.post_message(msg.OwnMessageFailed(a, ev.MessageFailed(1, "erin is not online", "free today?", "erin")))
+        failed = ev.MessageFailed(1, "erin is not online", "free today?", "erin")
+        app.post_message(msg.OwnMessageFailed(a, failed))
         await settle(pilot, log, 2)
         await wait_until(pilot, lambda: log.entries[-1].delivery is Delivery.FAILED)
         await pilot.pause()

@@ -624,7 +624,8 @@ class MessageLog(ScrollView, can_focus=True):
                 entry = self._entry_at(y)
                 if row.code >= 0:
                     tip = "Click to copy this code block (or press y)"
-                elif entry is not None and len(entry.user) + (entry.kind is EntryKind.PRIVATE_OUT) > NICK_WIDTH:
-                    tip = entry.user
+                elif entry is not None and entry.kind in MESSAGE_KINDS:
+                    shown = len(entry.user) + (entry.kind is EntryKind.PRIVATE_OUT)
+                    tip = entry.user if shown > NICK_WIDTH else None
         if tip != self.tooltip:
             self.tooltip = tip
