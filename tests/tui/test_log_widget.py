@@ -75,7 +75,7 @@ async def test_a_code_block_is_drawn_in_the_text_column_and_copied_by_a_click() 
         assert any(n.message == "Copied 4 lines" for n in app._notifications)
 
 
-async def test_y_copies_the_newest_code_block_on_screen() -> None:
+async def test_ctrl_y_copies_the_newest_code_block_on_screen() -> None:
     app = offline_app()
     async with app.run_test(size=(100, 30)) as pilot:
         log = await logged_in(pilot, app)
@@ -83,7 +83,7 @@ async def test_y_copies_the_newest_code_block_on_screen() -> None:
         app.post_message(said(app, 2, NOW, "bob", "```sh\nmake test\nmake lint\n```"))
         await settle(pilot, log, 3)
         log.focus()
-        await pilot.press("y")
+        await pilot.press("ctrl+y")
         await wait_until(pilot, lambda: app.clipboard == "make test\nmake lint")
         assert any(n.message == "Copied 2 lines" for n in app._notifications)
 
@@ -244,6 +244,28 @@ async def test_read_marker_goes_before_the_first_unread_message_and_moves() -> N
         log.clear_read_marker()
         await pilot.pause()
         assert "— new —" not in log.plain_lines()
+
+
+async def test_the_read_marker_follows_the_terminal_focus() -> None:
+    app = offline_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = await logged_in(pilot, app)
+        app.app_focus = False  # the user switched to another window
+        app.post_message(said(app, 1, NOW, "bob", "while you were away"))
+        await settle(pilot, log, 3)
+        app.app_focus = True
+        app.post_message(said(app, 2, NOW, "bob", "seen at once"))
+        await settle(pilot, log, 4)
+        assert log.plain_lines()[-3:] == ["— new —", "<bob> while you were away", "<bob> seen at once"]
+        # Away and back with nothing new: the marker stays where it was.
+        app.app_focus = False
+        await pilot.pause()
+        app.app_focus = True
+        app.post_message(said(app, 3, NOW, "bob", "also seen"))
+        await settle(pilot, log, 5)
+        assert log.plain_lines()[-4:] == [
+            "— new —", "<bob> while you were away", "<bob> seen at once", "<bob> also seen",
+        ]  # fmt: skip
 
 
 async def test_long_names_are_cut_and_text_stays_aligned() -> None:

@@ -97,7 +97,8 @@ class MessageLog(ScrollView, can_focus=True):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("end", "jump_to_bottom", "Newest", show=False),
-        Binding("y", "copy_code", "Copy code", show=False),
+        # Not a printable key: those go to the draft wherever the focus is (the room sees to it).
+        Binding("ctrl+y", "copy_code", "Copy code", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -160,6 +161,16 @@ class MessageLog(ScrollView, can_focus=True):
         self._dated = 0
         self._time_width = 5
 
+    def on_mount(self) -> None:
+        # Unread messages begin where the user stopped looking: when the terminal lost the focus.
+        self.watch(self.app, "app_focus", self._app_focus_changed, init=False)
+
+    def _app_focus_changed(self, focused: bool) -> None:
+        if not focused:
+            self.set_read_marker()
+        else:
+            self._marker_pending = False  # nothing arrived while away: no marker to place
+
     # ------------------------------------------------------------ public API
 
     def set_own_name(self, name: str) -> None:
@@ -213,9 +224,8 @@ class MessageLog(ScrollView, can_focus=True):
 
     def set_read_marker(self) -> None:
         """Mark where unread messages will begin: the next message from someone else gets a
-        "— new —" divider above it. Call it when the user stops looking (the app loses focus); a
-        marker set earlier moves down to the new place."""
-        self.clear_read_marker()
+        "— new —" divider above it. Called when the user stops looking (the terminal loses the
+        focus); a marker set earlier stays until then, and moves down to the new place."""
         self._marker_pending = True
 
     def clear_read_marker(self) -> None:
@@ -309,6 +319,8 @@ class MessageLog(ScrollView, can_focus=True):
             self._append(Entry(EntryKind.LIVE, entry.ts, "live"))
         if self._marker_pending and entry.kind in MESSAGE_KINDS and not entry.own and not entry.history:
             self._marker_pending = False
+            if self._marker is not None:
+                self._remove(self._marker)
             self._marker = Entry(EntryKind.UNREAD, entry.ts, "new")
             self._append(self._marker)
 
@@ -584,7 +596,7 @@ class MessageLog(ScrollView, can_focus=True):
         self.notify(f"Copied {lines} line{'s' if lines != 1 else ''}", timeout=2)
 
     def action_copy_code(self) -> None:
-        """Copy the newest code block on screen (`y`, as in vi's yank)."""
+        """Copy the newest code block on screen (Ctrl+Y, for yank)."""
         top = round(self.scroll_y)
         for y in range(min(top + self.scrollable_content_region.height, len(self._lines)) - 1, top - 1, -1):
             row = self._lines[y]
@@ -623,7 +635,7 @@ class MessageLog(ScrollView, can_focus=True):
                 row = self._lines[y]
                 entry = self._entry_at(y)
                 if row.code >= 0:
-                    tip = "Click to copy this code block (or press y)"
+                    tip = "Click to copy this code block"
                 elif entry is not None and entry.kind in MESSAGE_KINDS:
                     shown = len(entry.user) + (entry.kind is EntryKind.PRIVATE_OUT)
                     tip = entry.user if shown > NICK_WIDTH else None
