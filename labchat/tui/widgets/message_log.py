@@ -160,6 +160,7 @@ class MessageLog(ScrollView, can_focus=True):
         #: Entries whose time carries a date (not today); the time column widens while there are some.
         self._dated = 0
         self._time_width = 5
+        self._pointer = False
 
     def on_mount(self) -> None:
         # Unread messages begin where the user stopped looking: when the terminal lost the focus.
@@ -500,8 +501,9 @@ class MessageLog(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        width = self.scrollable_content_region.width
-        if y == self.scrollable_content_region.height - 1 and (bar := self.new_bar_text):
+        region = self.scrollable_content_region
+        width = region.width
+        if self.unseen and not self.anchored and y == region.height - 1 and (bar := self.new_bar_text):
             text = Text.assemble((bar.center(width, "─"), self._style("new-bar")), end="")
             text.truncate(width, overflow="crop")
             return Strip(list(text.render(self.app.console)), text.cell_len).adjust_cell_length(width)
@@ -513,7 +515,11 @@ class MessageLog(ScrollView, can_focus=True):
         if selection is not None and (span := selection.get_span(row)) is not None:
             strip = self._select(self._lines[row], span)
         strip = strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
-        return strip.apply_offsets(scroll_x, row)
+        if self._pointer or selection is not None:
+            # The offsets Textual's mouse selection reads. Only while the pointer is over the log:
+            # they make every segment's style unique, which costs a repaint its style caches.
+            strip = strip.apply_offsets(scroll_x, row)
+        return strip
 
     # ------------------------------------------------------------ selection and copying
 
@@ -624,6 +630,12 @@ class MessageLog(ScrollView, can_focus=True):
             if entry is not None:
                 self.copy_code(entry, code)
                 event.stop()
+
+    def on_enter(self, event: events.Enter) -> None:
+        self._pointer = True
+
+    def on_leave(self, event: events.Leave) -> None:
+        self._pointer = False
 
     def on_mouse_move(self, event: events.MouseMove) -> None:
         """Full names of cut-off senders, and what clicking a code block does, as tooltips."""
