@@ -268,6 +268,22 @@ async def test_the_read_marker_follows_the_terminal_focus() -> None:
         ]  # fmt: skip
 
 
+async def test_hovering_a_cut_name_shows_it_whole() -> None:
+    app = offline_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = await logged_in(pilot, app)
+        app.post_message(said(app, 1, NOW, "a_twenty_char_name_x", "hello"))
+        app.post_message(said(app, 2, NOW, "bob", "```\ncode\n```"))
+        await settle(pilot, log, 3)
+        first = next(i for i, row in enumerate(log._lines) if row.text.endswith("hello"))
+        top = round(log.scroll_y)
+        await pilot.hover(MessageLog, offset=(8, first - top))
+        await wait_until(pilot, lambda: log.tooltip == "a_twenty_char_name_x")
+        code = next(i for i, row in enumerate(log._lines) if row.code >= 0)
+        await pilot.hover(MessageLog, offset=(22, code - top))
+        await wait_until(pilot, lambda: log.tooltip == "Click to copy this code block")
+
+
 async def test_long_names_are_cut_and_text_stays_aligned() -> None:
     app = offline_app()
     async with app.run_test(size=(80, 24)) as pilot:

@@ -218,8 +218,12 @@ class MessageLog(ScrollView, can_focus=True):
         self._lines.clear()
         self._dropped_rows = 0
         self._marker = None
+        self._marker_pending = False
         self._last_day = None
+        self._in_history = False
         self._dated = 0
+        self.unseen = self.unseen_mentions = 0
+        self.anchored = True
         self.virtual_size = Size(self._width, 0)
         self.refresh()
 
@@ -614,7 +618,7 @@ class MessageLog(ScrollView, can_focus=True):
     def action_jump_to_bottom(self) -> None:
         self.jump_to_bottom()
 
-    async def _on_click(self, event: events.Click) -> None:
+    def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None or event.chain > 1:
             return
