@@ -160,7 +160,6 @@ class MessageLog(ScrollView, can_focus=True):
         #: Entries whose time carries a date (not today); the time column widens while there are some.
         self._dated = 0
         self._time_width = 5
-        self._pointer = False
 
     def on_mount(self) -> None:
         # Unread messages begin where the user stopped looking: when the terminal lost the focus.
@@ -519,11 +518,9 @@ class MessageLog(ScrollView, can_focus=True):
         if selection is not None and (span := selection.get_span(row)) is not None:
             strip = self._select(self._lines[row], span)
         strip = strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
-        if self._pointer or selection is not None:
-            # The offsets Textual's mouse selection reads. Only while the pointer is over the log:
-            # they make every segment's style unique, which costs a repaint its style caches.
-            strip = strip.apply_offsets(scroll_x, row)
-        return strip
+        # The offsets Textual's mouse selection reads (always: a picture must not depend on where
+        # the pointer happens to be).
+        return strip.apply_offsets(scroll_x, row)
 
     # ------------------------------------------------------------ selection and copying
 
@@ -634,12 +631,6 @@ class MessageLog(ScrollView, can_focus=True):
             if entry is not None:
                 self.copy_code(entry, code)
                 event.stop()
-
-    def on_enter(self, event: events.Enter) -> None:
-        self._pointer = True
-
-    def on_leave(self, event: events.Leave) -> None:
-        self._pointer = False
 
     def on_mouse_move(self, event: events.MouseMove) -> None:
         """Full names of cut-off senders, and what clicking a code block does, as tooltips."""
