@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, tzinfo
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
 
 #: How many sender colours `labchat.tcss` defines (`message-log--nick-0` ... `-11`).
 NICK_COLOURS = 12
@@ -52,3 +53,94 @@ def format_rtt(rtt_s: float | None) -> str:
     if rtt_s < 1:
         return f"{rtt_s * 1000:.0f} ms"
     return f"{rtt_s:.1f} s"
+
+
+def stamp(ts: float, tz: tzinfo | None = None, today: date | None = None) -> str:
+    """The time of a log line: 'HH:MM' on `today`, '30 Nov 14:02' on any other day.
+
+    Without the date, a line from yesterday reads as if it were from this morning.
+    """
+    moment = datetime.fromtimestamp(ts, tz)
+    if today is None or moment.date() == today:
+        return moment.strftime("%H:%M")
+    return f"{moment.day} {moment.strftime('%b %H:%M')}"
+
+
+#: Width of `stamp` with a date ('30 Nov 14:02'); without one it is 5.
+DATED_STAMP_WIDTH = 12
+
+
+def local_date(ts: float, tz: tzinfo | None = None) -> date:
+    """The calendar day of a Unix time in `tz` (None: the local zone)."""
+    return datetime.fromtimestamp(ts, tz).date()
+
+
+def day_label(day: date, today: date) -> str:
+    """A day the way a divider names it: 'Tuesday 1 December' (with the year when not `today`'s)."""
+    label = f"{day.strftime('%A')} {day.day} {day.strftime('%B')}"
+    return label if day.year == today.year else f"{label} {day.year}"
+
+
+def fit_name(name: str, width: int) -> str:
+    """`name` cut to `width` cells with '…' when longer, so the text column stays where it is."""
+    if len(name) <= width:
+        return name
+    return name[: max(width - 1, 0)] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class Prose:
+    """Ordinary message text, in which `inline code` spans are found by `inline_code`."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CodeBlock:
+    """A fenced code block: the code without its fences, and the language named after the opening fence."""
+
+    code: str
+    language: str = ""
+
+    @property
+    def line_count(self) -> int:
+        return self.code.count("\n") + 1
+
+
+#: An opening fence at the start of a line (with an optional language), up to a closing fence alone on
+#: its line or the end of the message: people often forget to close the last block.
+_FENCE = re.compile(
+    r"(?:^|(?<=\n))[ \t]*```[ \t]*(?P<lang>[\w+#.-]*)[ \t]*\n(?P<code>.*?)(?:\n[ \t]*```[ \t]*(?=\n|$)|\Z)"
+    r"|```(?P<one>[^`\n][^\n]*?)```",
+    re.DOTALL,
+)
+#: `inline code`: backticks around text on one line.
+INLINE_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def split_code(text: str) -> list[Prose | CodeBlock]:
+    """A message cut into prose and fenced code blocks, in order (Markdown's ``` fences, as in Slack).
+
+    A one-line ```code``` is a block too. Text with no fence is one `Prose`; nothing is lost except the
+    fences themselves and the line breaks right around them.
+    """
+    if "```" not in text:
+        return [Prose(text)]
+    parts: list[Prose | CodeBlock] = []
+    pos = 0
+    for match in _FENCE.finditer(text):
+        before = text[pos : match.start()]
+        if before.endswith("\n"):
+            before = before[:-1]
+        if before:
+            parts.append(Prose(before))
+        if match.group("one") is not None:
+            parts.append(CodeBlock(match.group("one").strip()))
+        else:
+            parts.append(CodeBlock(match.group("code").rstrip("\n"), match.group("lang").lower()))
+        pos = match.end()
+        if text.startswith("\n", pos):
+            pos += 1
+    if pos < len(text):
+        parts.append(Prose(text[pos:]))
+    return parts or [Prose(text)]

@@ -59,6 +59,9 @@ def conversation(app: LabchatApp) -> list[msg.CoreEvent]:
 async def play(pilot: Pilot[object], messages: list[msg.CoreEvent]) -> None:
     """Post the messages as the network worker would, and let the log draw them."""
     app = pilot.app
+    assert isinstance(app, LabchatApp)
+    # A steady cursor: a scene can take long enough for a blink to land in the picture.
+    app.room.composer.input.cursor_blink = False
     for message in messages:
         app.post_message(message)
     await pilot.pause()

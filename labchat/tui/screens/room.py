@@ -100,7 +100,7 @@ class RoomScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         with Horizontal(id="room-body"):
-            yield MessageLog(id="log", tz=self._tz, max_entries=self._max_entries)
+            yield MessageLog(id="log", tz=self._tz, max_entries=self._max_entries, clock=self._clock)
             yield UserList(id="sidebar")
         yield Composer(
             id="composer",
@@ -269,7 +269,7 @@ class RoomScreen(Screen[None]):
         self.log_view.add(
             Entry(
                 EntryKind.ACTION if event.action else EntryKind.CHAT, event.ts, event.text,
-                user=event.user, own=event.own, mention=mentioned,
+                user=event.user, own=event.own, mention=mentioned, history=event.history, seq=event.seq,
             )
         )  # fmt: skip
         if mentioned and not event.history:
@@ -292,6 +292,7 @@ class RoomScreen(Screen[None]):
             # The time it was typed stays: a line written while offline and delivered a minute
             # later is shown when it was written, as every chat client does.
             entry.delivery = Delivery.DELIVERED
+            entry.sent_ts = message.event.ts  # shown beside the typed time when much later
             self.log_view.update(entry)
 
     def _show_message_failed(self, event: ev.MessageFailed) -> None:
