@@ -30,7 +30,7 @@ def conversation(app: LabchatApp) -> list[msg.CoreEvent]:
     a = app.attempt
     room = "lobby"
 
-    def said(seq: int, minute: float, user: str, text: str, **flags: bool) -> msg.ChatReceived:
+    def said(seq: int, minute: float, user: str, text: str, **flags: bool) -> msg.CoreEvent:
         return msg.CoreEvent(a, ev.MessageReceived(room, seq, T0 + minute * 60, user, text, **flags))
 
     return [

@@ -97,7 +97,7 @@ def offline_app(**kwargs: object) -> LabchatApp:
     return make_app("192.0.2.1", 8080, 0, tz=UTC, clock=lambda: T0, **kwargs)  # type: ignore[arg-type]
 
 
-def chat(app: LabchatApp, i: int, user: str = "bob", text: str | None = None) -> msg.ChatReceived:
+def chat(app: LabchatApp, i: int, user: str = "bob", text: str | None = None) -> msg.CoreEvent:
     body = text if text is not None else f"message {i} with enough words to wrap at least once here"
     return msg.CoreEvent(app.attempt, ev.MessageReceived("lobby", i, T0 + i, user, body))
 
