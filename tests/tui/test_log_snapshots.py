@@ -26,16 +26,16 @@ PLOT_SNIPPET = (
 )
 
 
-def said(app: LabchatApp, seq: int, ts: float, user: str, text: str, **flags: bool) -> msg.ChatReceived:
-    return msg.ChatReceived(app.attempt, ev.MessageReceived("lobby", seq, ts, user, text, **flags))
+def said(app: LabchatApp, seq: int, ts: float, user: str, text: str, **flags: bool) -> msg.CoreEvent:
+    return msg.CoreEvent(app.attempt, ev.MessageReceived("lobby", seq, ts, user, text, **flags))
 
 
-def logged_in(app: LabchatApp) -> list[msg.NetworkMessage]:
+def logged_in(app: LabchatApp) -> list[msg.CoreEvent]:
     a = app.attempt
     return [
-        msg.ConnectionStateChanged(a, ev.ConnectionState.CONNECTED),
-        msg.LoggedIn(a, "alice", "lobby", "physics-lab", False, False),
-        msg.PresenceUpdated(a, ev.PresenceUpdated("lobby", ("alice", "bob", "carol", "erin"))),
+        msg.CoreEvent(a, ev.StateChanged(ev.ConnectionState.CONNECTED)),
+        msg.CoreEvent(a, ev.LoggedIn("alice", "lobby", "physics-lab", False, False)),
+        msg.CoreEvent(a, ev.PresenceUpdated("lobby", ("alice", "bob", "carol", "erin"))),
     ]
 
 

@@ -33,8 +33,8 @@ def offline_app(**kwargs: object) -> LabchatApp:
     return make_app("192.0.2.1", 8080, 0, tz=UTC, clock=lambda: NOW, **kwargs)  # type: ignore[arg-type]
 
 
-def said(app: LabchatApp, seq: int, ts: float, user: str, text: str, **flags: bool) -> msg.ChatReceived:
-    return msg.ChatReceived(app.attempt, ev.MessageReceived("lobby", seq, ts, user, text, **flags))
+def said(app: LabchatApp, seq: int, ts: float, user: str, text: str, **flags: bool) -> msg.CoreEvent:
+    return msg.CoreEvent(app.attempt, ev.MessageReceived("lobby", seq, ts, user, text, **flags))
 
 
 async def settle(pilot: Pilot[object], log: MessageLog, count: int) -> None:
@@ -44,7 +44,7 @@ async def settle(pilot: Pilot[object], log: MessageLog, count: int) -> None:
 
 
 async def logged_in(pilot: Pilot[object], app: LabchatApp) -> MessageLog:
-    app.post_message(msg.LoggedIn(app.attempt, "alice", "lobby", "labchat", False, False))
+    app.post_message(msg.CoreEvent(app.attempt, ev.LoggedIn("alice", "lobby", "labchat", False, False)))
     log = app.room.log_view
     await settle(pilot, log, 1)
     return log
@@ -302,10 +302,10 @@ async def test_a_message_queued_offline_keeps_the_time_it_was_typed() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         log = await logged_in(pilot, app)
         a = app.attempt
-        app.post_message(msg.OwnMessageQueued(a, ev.MessageQueued(1, "lobby", "typed offline")))
+        app.post_message(msg.CoreEvent(a, ev.MessageQueued(1, "lobby", "typed offline")))
         await settle(pilot, log, 2)
         app.post_message(
-            msg.OwnMessageDelivered(a, ev.MessageDelivered(1, "lobby", 9, NOW + 300, "typed offline"))
+            msg.CoreEvent(a, ev.MessageDelivered(1, "lobby", 9, NOW + 300, "typed offline"))
         )
         await wait_until(pilot, lambda: log.entries[-1].delivery is Delivery.DELIVERED)
         await pilot.pause()
@@ -327,14 +327,14 @@ async def test_the_pieces_of_a_long_message_are_one_entry() -> None:
         # Our own long message: one entry, delivered when its last piece is.
         a = app.attempt
         for i, piece in enumerate(pieces):
-            app.post_message(msg.OwnMessageQueued(a, ev.MessageQueued(100 + i, "lobby", piece)))
+            app.post_message(msg.CoreEvent(a, ev.MessageQueued(100 + i, "lobby", piece)))
         await settle(pilot, log, 4)
         own = log.entries[-1]
         assert own.text == long
         for i, piece in enumerate(pieces):
             assert own.delivery is Delivery.PENDING
             app.post_message(
-                msg.OwnMessageDelivered(a, ev.MessageDelivered(100 + i, "lobby", 50 + i, NOW, piece))
+                msg.CoreEvent(a, ev.MessageDelivered(100 + i, "lobby", 50 + i, NOW, piece))
             )
             await pilot.pause()
         await wait_until(pilot, lambda: own.delivery is Delivery.DELIVERED)
@@ -345,9 +345,9 @@ async def test_a_failed_private_message_shows_its_error_on_a_row_of_its_own() ->
     async with app.run_test(size=(100, 24)) as pilot:
         log = await logged_in(pilot, app)
         a = app.attempt
-        app.post_message(msg.OwnMessageQueued(a, ev.MessageQueued(1, "lobby", "free today?", to="erin")))
+        app.post_message(msg.CoreEvent(a, ev.MessageQueued(1, "lobby", "free today?", to="erin")))
         failed = ev.MessageFailed(1, "erin is not online", "free today?", "erin")
-        app.post_message(msg.OwnMessageFailed(a, failed))
+        app.post_message(msg.CoreEvent(a, failed))
         await settle(pilot, log, 2)
         await wait_until(pilot, lambda: log.entries[-1].delivery is Delivery.FAILED)
         await pilot.pause()

@@ -292,7 +292,7 @@ class RoomScreen(Screen[None]):
             # The time it was typed stays: a line written while offline and delivered a minute
             # later is shown when it was written, as every chat client does.
             entry.delivery = Delivery.DELIVERED
-            entry.sent_ts = message.event.ts  # shown beside the typed time when much later
+            entry.sent_ts = event.ts  # shown beside the typed time when much later
             self.log_view.update(entry)
 
     def _show_message_failed(self, event: ev.MessageFailed) -> None:
