@@ -17,7 +17,7 @@ from labchat.protocol.messages import MAX_TEXT_BYTES
 from labchat.protocol.text import split_text
 from labchat.tui import messages as msg
 from labchat.tui.app import LabchatApp, make_app
-from labchat.tui.log_entry import Delivery, EntryKind
+from labchat.tui.log_entry import Delivery, Entry, EntryKind
 from labchat.tui.widgets.message_log import MessageLog
 
 from .util import wait_until
@@ -354,3 +354,28 @@ async def test_a_failed_private_message_shows_its_error_on_a_row_of_its_own() ->
         rows = texts(log)
         assert rows[-2].endswith("(private to erin) free today?")
         assert rows[-1].strip().startswith("│ ✗ not sent: erin is not online")
+
+
+async def test_older_messages_go_above_and_the_view_stays_on_what_was_read() -> None:
+    app = offline_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = await logged_in(pilot, app)
+        for seq in range(51, 91):
+            app.post_message(said(app, seq, NOW - 600 + seq, "bob", f"message {seq}"))
+        await settle(pilot, log, 41)
+        log.scroll_to(y=0, animate=False, immediate=True)
+        await pilot.pause()
+        log.scroll_to(y=3, animate=False, immediate=True)  # reading message 53 or so
+        await pilot.pause()
+        reading = log._entry_at(int(log.scroll_y))
+        assert reading is not None
+        older = [
+            Entry(EntryKind.CHAT, NOW - 600 + seq, f"message {seq}", user="bob", history=True, seq=seq)
+            for seq in range(1, 56)  # overlaps 51-55, which are shown already
+        ]
+        log.prepend(older)
+        await pilot.pause()
+        bodies = [e.text for e in log.entries if e.kind is EntryKind.CHAT]
+        assert bodies == [f"message {seq}" for seq in range(1, 91)]
+        assert log._entry_at(int(log.scroll_y)) is reading  # the same line stays in view
+        assert not log.anchored

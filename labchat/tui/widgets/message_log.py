@@ -36,6 +36,7 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.events import Resize
 from textual.geometry import Size
+from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.selection import Selection
 from textual.strip import Strip
@@ -225,6 +226,43 @@ class MessageLog(ScrollView, can_focus=True):
         self.anchored = True
         self.virtual_size = Size(self._width, 0)
         self.refresh()
+
+    def prepend(self, older: list[Entry]) -> None:
+        """Show `older` (oldest first: a page of history fetched from the server) above everything
+        else, keeping in view what the user was reading: scrolling up is then seamless.
+
+        Entries already shown (same room `seq`) are skipped; day and live dividers are placed anew.
+        """
+        shown = [e for e in self.entries if e.kind not in DIVIDER_KINDS]
+        seqs = {e.seq for e in shown if e.seq}
+        older = [e for e in older if not e.seq or e.seq not in seqs]
+        if not older:
+            return
+        top = self._entry_at(int(self.scroll_y))
+        self.entries.clear()
+        self._unrendered.clear()
+        self._marker = None
+        self._last_day = None
+        self._in_history = False
+        for entry in [*older, *shown]:
+            entry.first_row = UNRENDERED
+            self._dividers_before(entry)
+            self.entries.append(entry)
+        self._dated = sum(1 for entry in self.entries if self._dated_entry(entry))
+        was_anchored = self.anchored
+        self.anchored = False  # the re-wrap must not jump to the end
+        self._rewrap()
+        if top is not None and top.first_row >= 0:
+            self.scroll_to(y=top.first_row - self._dropped_rows, animate=False, immediate=True, force=True)
+        self.anchored = was_anchored and top is None
+
+    def _entry_at(self, y: int) -> Entry | None:
+        """The entry drawn at view row `y` (None for an empty log)."""
+        row = y + self._dropped_rows
+        for entry in self.entries:
+            if entry.first_row >= 0 and entry.first_row + entry.rows > row:
+                return entry
+        return None
 
     def set_read_marker(self) -> None:
         """Mark where unread messages will begin: the next message from someone else gets a
@@ -419,8 +457,13 @@ class MessageLog(ScrollView, can_focus=True):
     def _set_virtual_size(self) -> None:
         self.virtual_size = Size(self._width, len(self._lines))
 
+    class TopReached(Message):
+        """The user scrolled to the very top: older messages could be fetched."""
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
+        if new_value <= 0 < old_value:
+            self.post_message(self.TopReached())
         # Anchoring is a state, not a comparison made on every change: content growing, a re-wrap
         # or a scroll to the end still in flight move the view down, never up; only the user
         # scrolls up. Reaching the bottom (by wheel, keys, End or the bar) anchors it again.
