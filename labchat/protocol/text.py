@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .messages import MAX_TEXT_BYTES
+from .messages import MAX_LONG_TEXT_BYTES, MAX_TEXT_BYTES
 
 # C0 controls, DEL, C1 controls, and the bidirectional overrides that can make text read backwards.
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -77,3 +77,44 @@ def truncate_utf8(text: str, limit: int) -> str:
     if len(data) <= limit:
         return text
     return data[:limit].decode("utf-8", "ignore")
+
+
+def split_parts(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
+    """Cut a long message into parts of at most `limit` UTF-8 bytes, on character boundaries only.
+
+    Unlike `split_text` nothing is dropped or moved: the parts of one message are joined back exactly
+    (`"".join(parts) == text`), spaces and newlines included (docs/protocol.md section 15.2).
+    """
+    parts: list[str] = []
+    data = text.encode("utf-8")
+    start = 0
+    while start < len(data):
+        end = min(start + limit, len(data))
+        while end < len(data) and (data[end] & 0xC0) == 0x80:
+            end -= 1  # a UTF-8 continuation byte: the character starts before the cut
+        parts.append(data[start:end].decode("utf-8"))
+        start = end
+    return parts
+
+
+def long_preview(text: str, limit: int = MAX_TEXT_BYTES) -> str:
+    """What a client that cannot read long messages is sent instead: the start, and how much is missing.
+
+    The result fits `limit` bytes, so it travels as one ordinary MESSAGE or PRIVATE.
+    """
+    size = utf8_len(text)
+    if size <= limit:
+        return text
+    # The suffix names the bytes left out, which depends on the head's length: size the suffix for
+    # the largest count it can show, then cut the head to what is left.
+    suffix_room = utf8_len(f" … [{MAX_LONG_TEXT_BYTES * 4} more bytes: update labchat to read it]")
+    head = truncate_utf8(text, limit - suffix_room)
+    return f"{head} … [{size - utf8_len(head)} more bytes: update labchat to read it]"
+
+
+def cap_log_text(text: str, limit: int = 200) -> str:
+    """A message as the server log shows it: a long one is cut to its start and its length."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} chars)"
+
