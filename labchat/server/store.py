@@ -425,12 +425,19 @@ class Store:
         return int(seq)
 
     def messages_before(self, room: str, before_seq: int, limit: int) -> list[StoredMessage]:
-        """Up to `limit` messages with `seq < before_seq`, oldest first (a history page)."""
-        rows = self._db.execute(
-            "SELECT room, seq, ts_ms, user, text, flags, msg_id FROM messages"
-            " WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-            (room, min(before_seq, 2**63 - 1), limit),
-        ).fetchall()
+        """Up to `limit` messages with `seq < before_seq`, oldest first (a history page).
+
+        Raises:
+            StoreError: the database cannot be read.
+        """
+        try:
+            rows = self._db.execute(
+                "SELECT room, seq, ts_ms, user, text, flags, msg_id FROM messages"
+                " WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+                (room, min(before_seq, 2**63 - 1), limit),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read history from {self.path}: {exc}") from exc
         return [_from_row(row) for row in reversed(rows)]
 
     def search(self, room: str, query: str, limit: int) -> list[SearchMatch]:
@@ -438,18 +445,24 @@ class Store:
 
         The user's words are quoted one by one, so FTS5's query syntax (quotes, `*`, AND, NEAR,
         column filters) never applies: any input is a literal search, never an error.
+
+        Raises:
+            StoreError: the database cannot be read.
         """
         words = _WORD_RE.findall(query)
         if not words:
             return []
         match = " ".join(f'"{word}"' for word in words)
-        rows = self._db.execute(
-            "SELECT m.room, m.seq, m.ts_ms, m.user, m.flags,"
-            f" snippet(messages_fts, 0, '', '', '…', {SNIPPET_TOKENS})"
-            " FROM messages_fts JOIN messages AS m ON m.rowid = messages_fts.rowid"
-            " WHERE messages_fts MATCH ? AND m.room = ? ORDER BY m.seq DESC LIMIT ?",
-            (match, room, limit),
-        ).fetchall()
+        try:
+            rows = self._db.execute(
+                "SELECT m.room, m.seq, m.ts_ms, m.user, m.flags,"
+                f" snippet(messages_fts, 0, '', '', '…', {SNIPPET_TOKENS})"
+                " FROM messages_fts JOIN messages AS m ON m.rowid = messages_fts.rowid"
+                " WHERE messages_fts MATCH ? AND m.room = ? ORDER BY m.seq DESC LIMIT ?",
+                (match, room, limit),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot search {self.path}: {exc}") from exc
         return [SearchMatch(*row) for row in rows]
 
     # ------------------------------------------------------------ retention
