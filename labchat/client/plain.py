@@ -267,6 +267,14 @@ def event_record(event: ev.Event, now: float, me: str | None = None) -> dict[str
     return None
 
 
+#: Continuation lines of a multi-line message are indented, so no line of text passes for an event.
+_CONTINUATION = "\n    "
+
+
+def _lines(text: str) -> str:
+    return text.replace("\n", _CONTINUATION)
+
+
 def event_line(event: ev.Event, now: float, me: str) -> str | None:
     """The human line for an event (None: nothing to print)."""
     rec = event_record(event, now, me)
@@ -278,13 +286,13 @@ def event_line(event: ev.Event, now: float, me: str) -> str | None:
         user = rec["user"] or me
         hist = "[history] " if rec.get("history") else ""
         if rec["action"]:
-            return f"{ts} {hist}* {user} {rec['text']}"
-        return f"{ts} {hist}<{user}> {rec['text']}"
+            return f"{ts} {hist}* {user} {_lines(rec['text'])}"
+        return f"{ts} {hist}<{user}> {_lines(rec['text'])}"
     if kind == "private":
         if rec["own"]:
-            return f"{ts} [private -> {rec['to']}] <{me}> {rec['text']}"
+            return f"{ts} [private -> {rec['to']}] <{me}> {_lines(rec['text'])}"
         held = " (held while you were offline)" if rec.get("held") else ""
-        return f"{ts} [private] <{rec['user']}> {rec['text']}{held}"
+        return f"{ts} [private] <{rec['user']}> {_lines(rec['text'])}{held}"
     if kind in ("join", "leave", "away"):
         return f"{ts} * {rec['text']}"
     if kind == "error":
@@ -294,14 +302,14 @@ def event_line(event: ev.Event, now: float, me: str) -> str | None:
         for hit in rec["hits"]:
             when = _hms(datetime.fromisoformat(hit["ts"]).timestamp())
             who = f"* {hit['user']}" if hit["action"] else f"<{hit['user']}>"
-            lines.append(f"{when} [#{hit['seq']}] {who} {hit['text']}")
+            lines.append(f"{when} [#{hit['seq']}] {who} {' '.join(hit['text'].split())}")
         return "\n".join(lines)
     if kind == "history":
         lines = []
         for entry in rec["messages"]:
             when = _hms(datetime.fromisoformat(entry["ts"]).timestamp())
             who = f"* {entry['user']}" if entry["action"] else f"<{entry['user']}>"
-            lines.append(f"{when} [history] {who} {entry['text']}")
+            lines.append(f"{when} [history] {who} {_lines(entry['text'])}")
         lines.append(f"{ts} -!- {rec['text']}")
         return "\n".join(lines)
     return f"{ts} -!- {rec['text']}"

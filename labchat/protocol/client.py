@@ -41,7 +41,7 @@ from . import messages as m
 from .errors import DecodeError, ErrorCode, LocalProtocolError, RemoteProtocolError
 from .parts import Reassembler
 from .reliability import LinkConfig, ReliableLink
-from .text import neutralize, split_parts, split_text, utf8_len
+from .text import neutralize, neutralize_text, split_parts, split_text, utf8_len
 from .wire import decode_message, encode_message
 
 
@@ -817,7 +817,7 @@ class ClientConnection:
             return
         self._events.append(
             ev.MessageReceived(
-                msg.room, msg.seq, msg.ts_ms / 1000, neutralize(msg.user), neutralize(msg.text),
+                msg.room, msg.seq, msg.ts_ms / 1000, neutralize(msg.user), neutralize_text(msg.text),
                 action, bool(msg.flags & m.FLAG_HISTORY), own,
             )
         )  # fmt: skip
@@ -837,7 +837,7 @@ class ClientConnection:
             return
         self._events.append(
             ev.PrivateReceived(
-                neutralize(msg.sender), neutralize(msg.to), msg.ts_ms / 1000, neutralize(msg.text),
+                neutralize(msg.sender), neutralize(msg.to), msg.ts_ms / 1000, neutralize_text(msg.text),
                 bool(msg.flags & m.FLAG_ACTION), held,
             )
         )  # fmt: skip
@@ -898,7 +898,7 @@ class ClientConnection:
         own = m.name_key(msg.user) == m.name_key(self.user)
         request.entries.append(
             ev.MessageReceived(
-                msg.room, msg.seq, msg.ts_ms / 1000, neutralize(msg.user), neutralize(text),
+                msg.room, msg.seq, msg.ts_ms / 1000, neutralize(msg.user), neutralize_text(text),
                 bool(msg.flags & m.FLAG_ACTION), True, own,
             )
         )  # fmt: skip
@@ -908,7 +908,7 @@ class ClientConnection:
         if request is not None:
             request.hits.append(
                 ev.SearchHit(
-                    msg.room, msg.seq, msg.ts_ms / 1000, neutralize(msg.user), neutralize(msg.snippet),
+                    msg.room, msg.seq, msg.ts_ms / 1000, neutralize(msg.user), neutralize_text(msg.snippet),
                     bool(msg.flags & m.FLAG_ACTION),
                 )
             )  # fmt: skip

@@ -36,6 +36,26 @@ def neutralize(text: str) -> str:
     return _CONTROL_RE.sub(_visible, text)
 
 
+# The same, less the newline: a chat text may have several lines (a long message, a pasted trace).
+_CONTROL_TEXT_RE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def neutralize_text(text: str) -> str:
+    """`neutralize` for a message's text, which keeps its line breaks: CR LF becomes LF, a tab four
+    spaces, and every other control character a visible stand-in. Names and server lines stay on
+    one line (`neutralize`); whoever prints a text line by line must indent its continuation lines,
+    so that a line of text can never pass for an event of its own."""
+    if text.isprintable():
+        return text
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")
+    if "\t" in text:
+        text = text.replace("\t", "    ")
+    if _CONTROL_TEXT_RE.search(text) is None:
+        return text
+    return _CONTROL_TEXT_RE.sub(_visible, text)
+
+
 def utf8_len(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
