@@ -82,6 +82,9 @@ class ClientConfig:
     #: tries again after this, doubling each time up to `relogin_max_s` (docs/protocol.md 17.6).
     relogin_min_s: float = 1.0
     relogin_max_s: float = 60.0
+    #: What LOGIN announces the client can read (docs/protocol.md section 15.1). 0 gets what a
+    #: version-1 client gets: a long message as a one-message preview, never in parts.
+    capabilities: int = m.CAP_LONG_MESSAGES
 
 
 #: Held private messages remembered to drop a second delivery of the same one (docs/protocol.md 16.2).
@@ -703,7 +706,7 @@ class ClientConnection:
         self._link = ReliableLink(self.config.link)
         self._phase = Phase.LOGIN
         self._rehandshaking = False  # the new session is up; if it goes quiet too, start over
-        flags = (0 if self._register else m.LOGIN_NO_REGISTER) | m.CAP_LONG_MESSAGES
+        flags = (0 if self._register else m.LOGIN_NO_REGISTER) | self.config.capabilities
         self._send(m.Login(self.user, self._password, self.room, self._last_seq, flags, self._ticket))
         for out in self._outbox.values():
             out.sent = False
