@@ -580,7 +580,9 @@ class SearchRequest(Message):
 
     def __post_init__(self) -> None:
         _check_room(self.room)
-        _check_text(self.query, MAX_QUERY_BYTES, allow_empty=True)
+        # Over MAX_QUERY_BYTES is the server's to refuse (REQUEST_DONE with BAD_QUERY), so that the
+        # client waiting for the answer gets one; a decode error would leave it waiting.
+        _check_text(self.query, 0xFFFF, allow_empty=True)
 
 
 @dataclass(slots=True)
