@@ -107,6 +107,9 @@ class RelayConfig:
     login: LoginPolicy = field(default_factory=LoginPolicy)
     #: How long a resumption ticket is accepted.
     ticket_lifetime_s: int = TICKET_LIFETIME_S
+    #: What LOGIN_OK announces the server understands (docs/protocol.md section 15.1). 0 answers as a
+    #: version-1 server does, so that clients fall back to what such a server takes.
+    capabilities: int = m.CAP_LONG_MESSAGES
 
 
 @dataclass(eq=False, slots=True)
@@ -507,7 +510,7 @@ class Relay:
                 self.config.server_name,
                 int(registered),
                 int(self.config.client_timeout_s * 1000),
-                m.CAP_LONG_MESSAGES,
+                self.config.capabilities,
             ),
         )
         if salt:

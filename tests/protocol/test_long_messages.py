@@ -329,3 +329,22 @@ def test_message_text_keeps_its_lines_but_no_other_control() -> None:
 
     assert neutralize_text("a\r\nb\n\tc\x1b[2J") == "a\nb\n    c^[[2J"
     assert neutralize_text("plain") == "plain"
+
+
+def test_against_an_older_server_long_input_is_split_and_search_is_refused(tmp_path: Path) -> None:
+    from labchat.server.relay import RelayConfig
+
+    net = SimNet(tmp_path, relay_config=RelayConfig(capabilities=0))
+    a, b = net.add_client("ana"), net.add_client("budi")
+    early = a.conn.search("anything", net.now)  # asked before the login: answered after it
+    queued = a.conn.say("w " * 1000, net.now)  # 2000 bytes, queued before we know the server
+    net.run_until(lambda: net.logged_in("ana", "budi"))
+    (failed,) = a.of(ev.SearchResults)
+    assert early and failed.error and "older labchat" in failed.error
+    net.run_until(lambda: a.conn.pending == 0)
+    net.run_until(lambda: len(_received(b)) == 3)
+    assert [utf8_len(e.text) for e in _received(b)] == [899, 899, 200]
+    assert queued[0] == a.of(ev.MessageDelivered)[0].local_id  # the queued line is the first piece
+    assert len(a.conn.say("v " * 1000, net.now)) == 3  # known old server: split at once, as before
+    with pytest.raises(LocalProtocolError, match="older labchat"):
+        a.conn.fetch_history(0, net.now)
