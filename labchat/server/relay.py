@@ -563,9 +563,12 @@ class Relay:
             if not history and resume_seq < room.next_seq - 1:
                 history = self.store.messages_after(room.name, resume_seq, self.config.max_backlog_frames)
             flags = 0
+        last = max(resume_seq, room.next_seq - 1)
         for stored in history:
             self._send_stored(sess, stored, flags)
-        last = history[-1].seq if history else max(resume_seq, room.next_seq - 1)
+            last = stored.seq
+            if resume_seq and sess.link.backlog >= self.config.max_backlog_frames:
+                break  # long messages are many frames each: the rest comes by catch-up (8.8)
         if last < room.next_seq - 1:
             sess.lagging_after = last
 
@@ -855,6 +858,8 @@ class Relay:
         for stored in batch:
             self._send_stored(sess, stored)
             room_after = stored.seq
+            if sess.link.backlog >= self.config.max_backlog_frames // 2:
+                break  # a long message is many frames: the budget counted messages
         if room_after >= room_last or not batch:  # nothing left: retention pruned the rest
             sess.lagging_after = None
             self._send_presence(sess, room)

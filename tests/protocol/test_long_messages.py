@@ -348,3 +348,23 @@ def test_against_an_older_server_long_input_is_split_and_search_is_refused(tmp_p
     assert len(a.conn.say("v " * 1000, net.now)) == 3  # known old server: split at once, as before
     with pytest.raises(LocalProtocolError, match="older labchat"):
         a.conn.fetch_history(0, net.now)
+
+
+def test_long_messages_reach_a_stalled_client_by_catch_up_and_resume(tmp_path: Path) -> None:
+    from labchat.server.relay import RelayConfig
+
+    cfg = RelayConfig(max_backlog_frames=64, rate_per_s=10_000, rate_burst=10_000)
+    net = SimNet(tmp_path, relay_config=cfg)
+    a, b = net.add_client("ana"), net.add_client("budi")
+    old = net.add_client("lama", config=fast_config(capabilities=0))
+    net.run_until(lambda: net.logged_in("ana", "budi", "lama"))
+    b.deaf = True  # budi's link stops acknowledging: the server's backlog for him grows
+    texts = [f"{i}: " + LONG[: 5000 + 100 * i] for i in range(12)]  # 6-7 parts each, ~80 frames
+    for text in texts:
+        a.conn.say(text, net.now)
+    net.run_until(lambda: a.conn.pending == 0 and len(_received(old)) == 12, limit_s=60)
+    net.run_for(1.0)
+    b.deaf = False
+    net.run_until(lambda: len(_received(b)) == 12, limit_s=120)
+    assert [e.text for e in _received(b)] == texts
+    assert all(e.text.endswith("update labchat to read it]") for e in _received(old))
