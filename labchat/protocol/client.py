@@ -41,7 +41,7 @@ from . import messages as m
 from .errors import DecodeError, ErrorCode, LocalProtocolError, RemoteProtocolError
 from .parts import Reassembler
 from .reliability import LinkConfig, ReliableLink
-from .text import neutralize, neutralize_text, split_parts, split_text, utf8_len
+from .text import neutralize, neutralize_text, over_limit, split_parts, split_text, utf8_len
 from .wire import decode_message, encode_message
 
 
@@ -122,7 +122,7 @@ class _Outgoing:
     def messages(self) -> list[m.Message]:
         """The frames this message travels in: one SAY or WHISPER, or the parts of a long one."""
         flags = m.FLAG_ACTION if self.action else 0
-        if utf8_len(self.text) > m.MAX_TEXT_BYTES:
+        if over_limit(self.text):
             pieces = split_parts(self.text)
             to = self.to or ""
             return [

@@ -56,6 +56,18 @@ def neutralize_text(text: str) -> str:
     return _CONTROL_TEXT_RE.sub(_visible, text)
 
 
+def over_limit(text: str, limit: int = MAX_TEXT_BYTES) -> bool:
+    """`utf8_len(text) > limit`, without encoding the text in the usual cases: a character is 1 to 4
+    bytes, so a text of more than `limit` characters is over and one of at most `limit // 4` is not.
+    It runs for every message the server commits."""
+    n = len(text)
+    if n > limit:
+        return True
+    if n <= limit // 4:
+        return False
+    return utf8_len(text) > limit
+
+
 def utf8_len(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 

@@ -33,7 +33,7 @@ from ..protocol.channel import Address, ServerChannel
 from ..protocol.errors import DecodeError, ErrorCode, RemoteProtocolError
 from ..protocol.parts import Reassembler
 from ..protocol.reliability import LinkConfig, ReliableLink
-from ..protocol.text import long_preview, neutralize, split_parts, truncate_utf8, utf8_len
+from ..protocol.text import long_preview, neutralize, over_limit, split_parts, truncate_utf8, utf8_len
 from ..protocol.wire import decode_message, encode_message
 from .accounts import LoginGate, LoginPolicy, PasswordCheck, RegistrationLimit
 from .retention import RetentionPolicy
@@ -678,7 +678,7 @@ class Relay:
         assert target.user is not None and target.room is not None
         ts = _ms(now)
         flags = message.flags & m.FLAG_ACTION
-        if utf8_len(message.text) <= m.MAX_TEXT_BYTES:
+        if not over_limit(message.text):
             self._send(target, m.Private(sess.user, target.user, ts, message.text, flags))
         elif target.caps & m.CAP_LONG_MESSAGES:
             pieces = split_parts(message.text)
@@ -802,7 +802,7 @@ class Relay:
         for p in pending:
             room = self.rooms[p.stored.room]
             room.remember(p.stored)
-            if utf8_len(p.stored.text) > m.MAX_TEXT_BYTES:
+            if over_limit(p.stored.text):
                 count = self._fan_out_long(room, p.stored, p.sender)
             else:
                 body = encode_message(_room_message(p.stored))
@@ -880,8 +880,8 @@ class Relay:
         except RemoteProtocolError as exc:
             self.stats.bad_messages += 1
             if exc.code == ErrorCode.TOO_LONG:
-                limit = f"the limit is {m.MAX_LONG_TEXT_BYTES // 1024} KB"
-                self._send(sess, m.Rejected(part.msg_id, exc.code, 0, f"{exc}: {limit}"))
+                text = f"message too long: the limit is {m.MAX_LONG_TEXT_BYTES // 1024} KB"
+                self._send(sess, m.Rejected(part.msg_id, exc.code, 0, text))
             else:
                 text = truncate_utf8(f"message refused: {exc}", m.MAX_NOTICE_BYTES)
                 self._send(sess, m.Notice(exc.code, text))
@@ -931,7 +931,7 @@ class Relay:
 
     def _send_stored(self, sess: Session, stored: StoredMessage, extra_flags: int = 0) -> None:
         """One stored message to one session (history, catch-up): whole, in parts, or as a preview."""
-        if utf8_len(stored.text) <= m.MAX_TEXT_BYTES:
+        if not over_limit(stored.text):
             self._send(sess, _room_message(stored, extra_flags))
         elif sess.caps & m.CAP_LONG_MESSAGES:
             pieces = split_parts(stored.text)
