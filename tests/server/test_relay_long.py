@@ -94,3 +94,29 @@ def test_history_requests_in_a_loop_are_rate_limited(tmp_path: Path) -> None:
     replies = _send(peer, *[m.HistoryRequest(i, "lobby", 0, 100) for i in range(1, 7)])
     codes = [r.code for r in replies if isinstance(r, m.RequestDone)]  # type: ignore[attr-defined]
     assert codes == [0, 0, 0, ErrorCode.RATE_LIMITED, ErrorCode.RATE_LIMITED, ErrorCode.RATE_LIMITED]
+
+
+def test_a_version_1_login_gets_previews_of_long_messages(tmp_path: Path) -> None:
+    """The exact bytes of today's LOGIN (no appended flags): the session is treated as an old client."""
+    net = SimNet(tmp_path)
+    ana = net.add_client("ana")
+    net.run_until(lambda: net.logged_in("ana"))
+    peer = RawPeer(net, ("10.6.6.9", 669))
+    peer.pump()
+    v1_login = encode_message(m.Login("olga", "secret", "lobby", 0))[:-4]
+    peer.link.send(m.Kind.LOGIN, v1_login)
+    peer.pump()
+    assert any(f.kind == m.Kind.LOGIN_OK for f in peer.frames)
+    start = len(peer.frames)
+    ana.conn.say("z" * 5000, net.now)
+    net.run_until(lambda: ana.conn.pending == 0)
+    # The sim shipped the relay's datagrams for the peer into the void: its retransmissions reach it.
+    assert net.relay is not None
+    for _ in range(5):
+        net.now += 0.6
+        net.relay.handle_timer(net.now)
+        peer.pump()
+    kinds = [f.kind for f in peer.frames[start:]]
+    assert m.Kind.MESSAGE_PART not in kinds
+    (preview,) = [decode_message(f.kind, f.body) for f in peer.frames[start:] if f.kind == m.Kind.MESSAGE]
+    assert preview.text.endswith("[4150 more bytes: update labchat to read it]")  # type: ignore[attr-defined]
