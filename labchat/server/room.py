@@ -79,6 +79,8 @@ def refresh_interval(members: int) -> float:
     """Seconds between PRESENCE refreshes for a room of `members` (see PRESENCE_PARTS_PER_S)."""
     parts = max(1, math.ceil(members / PRESENCE_NAMES_PER_PART))
     return max(PRESENCE_REFRESH_MIN_S, parts / PRESENCE_PARTS_PER_S)
+
+
 #: Characters of text the ring keeps at most, besides its count of messages. 4096 short messages
 #: stay well under it; 4096 long ones (16 KB each, docs/protocol.md section 15) would be 64 MB, so the
 #: ring then keeps fewer, and older catch-ups come from the store.
@@ -111,10 +113,11 @@ class Room:
     recent: deque[StoredMessage] = field(init=False)
     #: JOINED/LEFT one by one, or coalesced into PRESENCE refreshes during a flood.
     flow: MembershipFlow = field(default_factory=MembershipFlow)
-    _recent_chars: int = field(init=False, default=0)
+    _recent_chars: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.recent = deque(maxlen=self.ring_size)
+        self._recent_chars = 0  # set here: a mypyc-compiled dataclass skips init=False defaults
 
     def add_member(self, user: str, session_id: bytes) -> bytes | None:
         """Add or replace; returns the session id this name had before (one live session per name)."""
