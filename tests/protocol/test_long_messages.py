@@ -135,6 +135,8 @@ def test_16_kb_message_through_20_percent_loss_arrives_once_whole(tmp_path: Path
     delivered = [e for e in a.of(ev.MessageDelivered) if e.local_id == ids[0]]
     assert len(delivered) == 1 and delivered[0].seq == long_msg.seq and delivered[0].text == LONG
     assert len(a.of(ev.MessageQueued)) == 2  # one line for the long message, not 19
+    assert net.relay is not None  # the database holds the whole text, in one row
+    assert [s.text for s in net.relay.store.last_messages("lobby", 5)] == [LONG, "after"]
 
 
 def test_old_client_gets_a_preview_with_the_same_seq(tmp_path: Path) -> None:
