@@ -77,3 +77,13 @@ def _searchable() -> Store:
 def test_any_query_is_a_literal_search_never_an_error(query: str) -> None:
     for hit in _searchable().search("lobby", query, 5):
         assert hit.seq == 1
+
+
+def test_pruned_messages_leave_the_index_too(tmp_path: Path) -> None:
+    store = Store(tmp_path / "p.db")
+    rows = [StoredMessage("lobby", i, i * 1000, "alice", f"needle {i}", 0, i) for i in range(1, 11)]
+    store.append_messages(rows, ["alice"] * 10)
+    assert store.prune_batch(before_ms=6000, max_bytes=None, batch=100).deleted == 5
+    assert [h.seq for h in store.search("lobby", "needle", 50)] == [10, 9, 8, 7, 6]
+    store.append_messages([StoredMessage("lobby", 11, 11_000, "alice", "needle 11", 0, 11)], ["alice"])
+    assert [h.seq for h in store.search("lobby", "needle", 2)] == [11, 10]
