@@ -142,11 +142,3 @@ def long_preview(text: str, limit: int = MAX_TEXT_BYTES) -> str:
     suffix_room = utf8_len(f" … [{MAX_LONG_TEXT_BYTES * 4} more bytes: update labchat to read it]")
     head = truncate_utf8(text, limit - suffix_room)
     return f"{head} … [{size - utf8_len(head)} more bytes: update labchat to read it]"
-
-
-def cap_log_text(text: str, limit: int = 200) -> str:
-    """A message as the server log shows it: a long one is cut to its start and its length."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text)} chars)"
-
