@@ -678,15 +678,8 @@ class Relay:
         assert target.user is not None and target.room is not None
         ts = _ms(now)
         flags = message.flags & m.FLAG_ACTION
-        if not over_limit(message.text):
-            self._send(target, m.Private(sess.user, target.user, ts, message.text, flags))
-        elif target.caps & m.CAP_LONG_MESSAGES:
-            pieces = split_parts(message.text)
-            for index, piece in enumerate(pieces):
-                part = m.PrivatePart(sess.user, target.user, ts, flags, index, len(pieces), piece)
-                self._send(target, part)
-        else:
-            self._send(target, m.Private(sess.user, target.user, ts, long_preview(message.text), flags))
+        for private in _private_frames(sess.user, target.user, ts, message.text, flags, target.caps):
+            self._send(target, private)
         self._send(sess, m.Accepted(message.msg_id, "", 0, ts))
         self._remember_id(key, ("", 0, ts))
         log.info("private message %s -> %s", sess.user, target.user)
@@ -707,7 +700,7 @@ class Relay:
                     return target
         return None
 
-    def _hold_whisper(self, sess: Session, message: m.Whisper, now: float) -> None:
+    def _hold_whisper(self, sess: Session, message: m.Whisper | LongChat, now: float) -> None:
         """A WHISPER to an account that is not online: keep it for its next login (section 16.2)."""
         assert sess.user is not None
         account = self.store.get_account(message.to)
@@ -754,8 +747,10 @@ class Relay:
             return
         frames = []
         for h in held:
-            private = m.Private(h.sender, sess.user, h.ts_ms, h.text, (h.flags & m.FLAG_ACTION) | m.FLAG_HELD)
-            frames.append((sess.link.send(m.Kind.PRIVATE, encode_message(private)), h.id))
+            flags = (h.flags & m.FLAG_ACTION) | m.FLAG_HELD
+            for private in _private_frames(h.sender, sess.user, h.ts_ms, h.text, flags, sess.caps):
+                # A long one is several frames: its row goes once all of them are acknowledged.
+                frames.append((sess.link.send(private.KIND, encode_message(private)), h.id))
         sess.held_frames = frames
         self._dirty.add(sess)
         log.info("%s: %d held private message(s) delivered", sess.user, len(held))
@@ -763,7 +758,8 @@ class Relay:
     def _settle_held(self, sess: Session) -> None:
         """Delete the held messages whose frames the recipient has acknowledged."""
         assert sess.held_frames is not None
-        done = [held_id for seq, held_id in sess.held_frames if sess.link.acked(seq)]
+        waiting = {held_id for seq, held_id in sess.held_frames if not sess.link.acked(seq)}
+        done = list(dict.fromkeys(held_id for _, held_id in sess.held_frames if held_id not in waiting))
         if not done:
             return
         self.store.delete_held(done)
@@ -1223,6 +1219,18 @@ class Relay:
         if sess.link.wants_to_send:
             self._dirty.add(sess)
         self._schedule(sess)
+
+
+def _private_frames(sender: str, to: str, ts_ms: int, text: str, flags: int, caps: int) -> list[m.Message]:
+    """A private message as its recipient can read it: one PRIVATE, the parts of a long one, or the
+    preview of a long one for a client that does not read parts (docs/protocol.md section 15.3)."""
+    if not over_limit(text):
+        return [m.Private(sender, to, ts_ms, text, flags)]
+    if caps & m.CAP_LONG_MESSAGES:
+        pieces = split_parts(text)
+        count = len(pieces)
+        return [m.PrivatePart(sender, to, ts_ms, flags, i, count, piece) for i, piece in enumerate(pieces)]
+    return [m.Private(sender, to, ts_ms, long_preview(text), flags)]
 
 
 def _cost(message: Chat) -> float:

@@ -370,3 +370,20 @@ def test_long_messages_reach_a_stalled_client_by_catch_up_and_resume(tmp_path: P
     net.run_until(lambda: len(_received(b)) == 12, limit_s=120)
     assert [e.text for e in _received(b)] == texts
     assert all(e.text.endswith("update labchat to read it]") for e in _received(old))
+
+
+def test_long_private_message_held_for_an_offline_user_arrives_whole(tmp_path: Path) -> None:
+    net = SimNet(tmp_path, path=PathModel(loss=0.1))
+    first = net.add_client("budi")
+    net.run_until(lambda: net.logged_in("budi"))
+    first.conn.quit(net.now)  # budi has an account, and leaves
+    a = net.add_client("ana")
+    net.run_until(lambda: net.logged_in("ana") and first.conn.state is ev.ConnectionState.CLOSED)
+    a.conn.whisper("budi", LONG, net.now)
+    net.run_until(lambda: a.conn.pending == 0)
+    back = net.add_client("budi")
+    net.run_until(lambda: bool(back.of(ev.PrivateReceived)), limit_s=60)
+    (got,) = back.of(ev.PrivateReceived)
+    assert got.text == LONG and got.sender == "ana"
+    net.run_for(2.0)  # acknowledged: the row is gone, nothing comes twice on the next login
+    assert net.relay is not None and net.relay.store.held_count("budi") == 0
