@@ -14,8 +14,7 @@ The secure channel (channel.py) gives us authenticated, decrypted payloads. Each
 Every frame is reliable: it carries a sequence number (per session and direction, from 1) that the other
 side acknowledges. A frame body is one application message (messages.py), its fields in declared order:
 integers big-endian, strings as u16 byte length + UTF-8, string lists as u16 count + strings. Bytes after
-the last known field are ignored, so fields can be appended in later versions; a message that
-declares `REQUIRED` also decodes from a body that ends before its appended fields (an older peer's).
+the last known field are ignored, so fields can be appended in later versions.
 
 Everything here is pure and total: `decode_packet` and `decode_message` either return a value or raise
 `DecodeError`, whatever bytes they are given (tests/protocol/test_wire.py checks that with hypothesis).
