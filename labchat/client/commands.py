@@ -6,6 +6,8 @@ The commands are IRC's, as WeeChat and irssi users expect them:
     /who                list who is online
     /me text            an action ("* alice waves")
     /msg NAME text      a private message (also /query, /w)
+    /search WORDS       search the room's stored history (newest first)
+    /history [N]        show N older messages (default 50) before the oldest one shown
     /away [reason]      mark yourself away (IRC: with no reason it clears, as /back does)
     /back               no longer away
     /ignore [NAME]      hide NAME's messages on this client; alone: list who is ignored
@@ -67,6 +69,20 @@ class Quit:
 
 
 @dataclass(frozen=True, slots=True)
+class Search:
+    """Search the room's stored history for every word of `query`."""
+
+    query: str
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Fetch `count` messages older than the oldest one shown."""
+
+    count: int = 50
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     pass
 
@@ -78,13 +94,15 @@ class Invalid:
     error: str
 
 
-Command = Say | Me | Msg | Who | Away | Ignore | Unignore | Quit | Help | Invalid
+Command = Say | Me | Msg | Who | Away | Ignore | Unignore | Quit | Help | Search | History | Invalid
 
 HELP_LINES = (
     "Commands:",
     "  /msg NAME text   private message to NAME (only you and NAME see it)",
     "  /me text         action, shown as '* you text'",
     "  /who             who is online",
+    "  /search WORDS    search the room's history for messages with all these words",
+    "  /history [N]     show N older messages (default 50, at most 100)",
     "  /away [reason]   mark yourself away (/away alone: back again)",
     "  /back            no longer away",
     "  /ignore [NAME]   hide NAME's messages here (alone: list who is ignored)",
@@ -122,6 +140,14 @@ def parse(line: str) -> Command | None:
         if not to or not text.strip():
             return Invalid("usage: /msg NAME text")
         return Msg(to, text.strip())
+    if name in ("search", "find", "grep"):
+        return Search(rest) if rest else Invalid("usage: /search WORDS")
+    if name == "history":
+        if not rest:
+            return History()
+        if not rest.isdigit() or not 1 <= int(rest) <= 100:
+            return Invalid("usage: /history [N], N from 1 to 100")
+        return History(int(rest))
     if name == "away":
         return Away(rest or None)
     if name == "back":

@@ -223,6 +223,10 @@ class ChatClient:
                 self.conn.who(now)
                 self._pump()
                 return Submitted(who=True)
+            elif isinstance(cmd, commands.Search):
+                self.conn.search(cmd.query, now)
+            elif isinstance(cmd, commands.History):
+                self.conn.fetch_history(self.conn.oldest_seq, now, cmd.count)
             elif isinstance(cmd, commands.Away):
                 if cmd.reason is None and self.conn.away_reason is None:
                     return Submitted(("you are not marked as away",))

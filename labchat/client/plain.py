@@ -221,7 +221,58 @@ def event_record(event: ev.Event, now: float, me: str | None = None) -> dict[str
                 "code": event.code,
                 "text": f"disconnected: {event.reason}",
             }
+        case ev.SearchResults():
+            if event.error:
+                text = f"search for {event.query!r} failed: {event.error}"
+            else:
+                more = " (more matched: add words to narrow it)" if event.more else ""
+                text = f"{len(event.hits)} results for {event.query!r}, newest first{more}"
+            return {
+                "type": "search",
+                "user": None,
+                "ts": _iso(now),
+                "query": event.query,
+                "more": event.more,
+                "error": event.error or None,
+                "text": text,
+                "hits": [
+                    {"seq": h.seq, "ts": _iso(h.ts), "user": h.user, "text": h.snippet, "action": h.action}
+                    for h in event.hits
+                ],
+            }
+        case ev.HistoryPage():
+            if event.error:
+                text = f"no history: {event.error}"
+            elif not event.messages:
+                text = "no older messages"
+            else:
+                older = "; /history for older ones" if event.more else "; that is the beginning"
+                text = f"{len(event.messages)} older messages{older}"
+            return {
+                "type": "history",
+                "user": None,
+                "ts": _iso(now),
+                "room": event.room,
+                "more": event.more,
+                "error": event.error or None,
+                "text": text,
+                "messages": [
+                    {
+                        "seq": e.seq, "ts": _iso(e.ts), "user": e.user, "text": e.text,
+                        "action": e.action, "own": e.own,
+                    }
+                    for e in event.messages
+                ],
+            }  # fmt: skip
     return None
+
+
+#: Continuation lines of a multi-line message are indented, so no line of text passes for an event.
+_CONTINUATION = "\n    "
+
+
+def _lines(text: str) -> str:
+    return text.replace("\n", _CONTINUATION)
 
 
 def event_line(event: ev.Event, now: float, me: str) -> str | None:
@@ -235,17 +286,32 @@ def event_line(event: ev.Event, now: float, me: str) -> str | None:
         user = rec["user"] or me
         hist = "[history] " if rec.get("history") else ""
         if rec["action"]:
-            return f"{ts} {hist}* {user} {rec['text']}"
-        return f"{ts} {hist}<{user}> {rec['text']}"
+            return f"{ts} {hist}* {user} {_lines(rec['text'])}"
+        return f"{ts} {hist}<{user}> {_lines(rec['text'])}"
     if kind == "private":
         if rec["own"]:
-            return f"{ts} [private -> {rec['to']}] <{me}> {rec['text']}"
+            return f"{ts} [private -> {rec['to']}] <{me}> {_lines(rec['text'])}"
         held = " (held while you were offline)" if rec.get("held") else ""
-        return f"{ts} [private] <{rec['user']}> {rec['text']}{held}"
+        return f"{ts} [private] <{rec['user']}> {_lines(rec['text'])}{held}"
     if kind in ("join", "leave", "away"):
         return f"{ts} * {rec['text']}"
     if kind == "error":
         return f"{ts} -!- error: {rec['text']}"
+    if kind == "search":
+        lines = [f"{ts} -!- {rec['text']}"]
+        for hit in rec["hits"]:
+            when = _hms(datetime.fromisoformat(hit["ts"]).timestamp())
+            who = f"* {hit['user']}" if hit["action"] else f"<{hit['user']}>"
+            lines.append(f"{when} [#{hit['seq']}] {who} {' '.join(hit['text'].split())}")
+        return "\n".join(lines)
+    if kind == "history":
+        lines = []
+        for entry in rec["messages"]:
+            when = _hms(datetime.fromisoformat(entry["ts"]).timestamp())
+            who = f"* {entry['user']}" if entry["action"] else f"<{entry['user']}>"
+            lines.append(f"{when} [history] {who} {_lines(entry['text'])}")
+        lines.append(f"{ts} -!- {rec['text']}")
+        return "\n".join(lines)
     return f"{ts} -!- {rec['text']}"
 
 

@@ -38,9 +38,10 @@ from enum import Enum, auto
 from . import channel as ch
 from . import events as ev
 from . import messages as m
-from .errors import DecodeError, ErrorCode, LocalProtocolError
+from .errors import DecodeError, ErrorCode, LocalProtocolError, RemoteProtocolError
+from .parts import Reassembler
 from .reliability import LinkConfig, ReliableLink
-from .text import neutralize, split_text
+from .text import neutralize, neutralize_text, over_limit, split_parts, split_text, utf8_len
 from .wire import decode_message, encode_message
 
 
@@ -81,6 +82,9 @@ class ClientConfig:
     #: tries again after this, doubling each time up to `relogin_max_s` (docs/protocol.md 17.6).
     relogin_min_s: float = 1.0
     relogin_max_s: float = 60.0
+    #: What LOGIN announces the client can read (docs/protocol.md section 15.1). 0 gets what a
+    #: version-1 client gets: a long message as a one-message preview, never in parts.
+    capabilities: int = m.CAP_LONG_MESSAGES
 
 
 #: Held private messages remembered to drop a second delivery of the same one (docs/protocol.md 16.2).
@@ -115,11 +119,29 @@ class _Outgoing:
     to: str | None
     sent: bool = False
 
-    def message(self) -> m.Message:
+    def messages(self) -> list[m.Message]:
+        """The frames this message travels in: one SAY or WHISPER, or the parts of a long one."""
         flags = m.FLAG_ACTION if self.action else 0
+        if over_limit(self.text):
+            pieces = split_parts(self.text)
+            to = self.to or ""
+            return [
+                m.SayPart(self.msg_id, self.room, to, flags, index, len(pieces), piece)
+                for index, piece in enumerate(pieces)
+            ]
         if self.to is not None:
-            return m.Whisper(self.msg_id, self.to, self.text, flags)
-        return m.Say(self.msg_id, self.room, self.text, flags)
+            return [m.Whisper(self.msg_id, self.to, self.text, flags)]
+        return [m.Say(self.msg_id, self.room, self.text, flags)]
+
+
+@dataclass(slots=True)
+class _Request:
+    """A HISTORY or SEARCH waiting for its REQUEST_DONE; asked again on a new session until then."""
+
+    message: m.HistoryRequest | m.SearchRequest
+    sent: bool = False
+    entries: list[ev.MessageReceived] = field(default_factory=list)
+    hits: list[ev.SearchHit] = field(default_factory=list)
 
 
 class ClientConnection:
@@ -180,6 +202,15 @@ class ClientConnection:
         #: The latest resumption ticket (docs/protocol.md 17.4): re-logins carry it.
         self._ticket = ""
         self._relogin_attempts = 0
+        # Long messages, history pages and search (docs/protocol.md section 15).
+        self._server_caps: int | None = None  # the flags of the last LOGIN_OK; None before one
+        self._room_parts = Reassembler()
+        self._private_parts = Reassembler()
+        self._history_parts = Reassembler()
+        self._requests: dict[int, _Request] = {}
+        self._requests_unsent = False
+        self._request_counter = 0
+        self._oldest_seq = 0
 
     # ------------------------------------------------------------ properties
 
@@ -215,6 +246,11 @@ class ClientConnection:
         return tuple(sorted(self._ignored.values(), key=str.casefold))
 
     @property
+    def oldest_seq(self) -> int:
+        """The lowest room sequence number shown so far (0: none): where `/history` pages back from."""
+        return self._oldest_seq
+
+    @property
     def pending(self) -> int:
         """Messages typed but not yet confirmed by the server."""
         return len(self._outbox)
@@ -241,7 +277,15 @@ class ClientConnection:
             self._channel.start(now)
 
     def say(self, text: str, now: float, *, action: bool = False) -> list[int]:
-        """Queue a room message, split into several if long. Returns their ids (see `MessageQueued`)."""
+        """Queue a room message of up to 16 KB, newlines allowed. Returns its id (see `MessageQueued`).
+
+        Over 900 bytes it travels in parts and arrives as one message (docs/protocol.md section 15);
+        a server too old for that gets it as several messages, so the list may hold more ids.
+
+        Raises:
+            LocalProtocolError: empty, over 16 KB ("message too long: 20.1 KB, the limit is 16 KB"),
+                or the connection is closed.
+        """
         return self._queue_text(text, now, action=action, to=None)
 
     def whisper(self, to: str, text: str, now: float, *, action: bool = False) -> list[int]:
@@ -249,6 +293,35 @@ class ClientConnection:
         if not m.is_valid_name(to):
             raise LocalProtocolError(f"no such user name {to!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME)
         return self._queue_text(text, now, action=action, to=to)
+
+    def fetch_history(self, before_seq: int, now: float, limit: int = m.MAX_HISTORY_PAGE) -> int:
+        """Ask for up to `limit` stored room messages older than `before_seq` (0: the newest).
+
+        Answered by one `HistoryPage`; asked again after a reconnect until it is answered.
+
+        Returns:
+            The request's id.
+        Raises:
+            LocalProtocolError: the connection is closed, or the server is too old for history pages.
+        """
+        self._check_requests_supported("history pages")
+        return self._request(m.HistoryRequest(self._next_request_id(), self.room, before_seq, limit))
+
+    def search(self, query: str, now: float, limit: int = m.MAX_SEARCH_HITS) -> int:
+        """Search the room's stored messages for every word of `query`; answered by `SearchResults`.
+
+        Raises:
+            LocalProtocolError: an empty or over-long query, the connection is closed, or the server
+                is too old to search.
+        """
+        if not query.strip():
+            raise LocalProtocolError("search for what? usage: /search words", ErrorCode.BAD_QUERY)
+        if utf8_len(query) > m.MAX_QUERY_BYTES:
+            raise LocalProtocolError(
+                f"search query too long: the limit is {m.MAX_QUERY_BYTES} bytes", ErrorCode.BAD_QUERY
+            )
+        self._check_requests_supported("search")
+        return self._request(m.SearchRequest(self._next_request_id(), self.room, query, limit))
 
     def who(self, now: float) -> None:
         """Ask for the online list; answered by `PresenceUpdated(requested=True)`."""
@@ -348,6 +421,8 @@ class ClientConnection:
         if self._channel.established and self._phase in (Phase.LOGIN, Phase.ONLINE, Phase.CLOSING):
             if self._phase is Phase.ONLINE:
                 self._fill_window(now)
+                if self._requests_unsent:
+                    self._send_requests()
                 self._maybe_send_bye(now)
             if (
                 self._phase is Phase.ONLINE
@@ -470,7 +545,19 @@ class ClientConnection:
     def _queue_text(self, text: str, now: float, *, action: bool, to: str | None) -> list[int]:
         if self._phase is Phase.CLOSED:
             raise LocalProtocolError("the connection is closed")
-        pieces = split_text(text)
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise LocalProtocolError("text is not valid Unicode", ErrorCode.BAD_MESSAGE) from None
+        if size > m.MAX_LONG_TEXT_BYTES:
+            raise LocalProtocolError(
+                f"message too long: {size / 1024:.1f} KB, the limit is {m.MAX_LONG_TEXT_BYTES // 1024} KB",
+                ErrorCode.TOO_LONG,
+            )
+        if size > m.MAX_TEXT_BYTES and self._server_caps is not None and not self._server_long():
+            pieces = split_text(text)  # an older server: separate messages, as before long ones
+        else:
+            pieces = [text] if text else []
         if not pieces:
             raise LocalProtocolError("empty message", ErrorCode.BAD_MESSAGE)
         ids = []
@@ -478,11 +565,59 @@ class ClientConnection:
             self._msg_counter += 1
             msg_id = self._msg_base | (self._msg_counter & 0xFFFF_FFFF)
             out = _Outgoing(msg_id, piece, self.room, action, to)
-            out.message()  # validate now
+            out.messages()  # validate now
             self._outbox[msg_id] = out
             ids.append(msg_id)
             self._events.append(ev.MessageQueued(msg_id, self.room, piece, action, to))
         return ids
+
+    def _server_long(self) -> bool:
+        return self._server_caps is not None and bool(self._server_caps & m.CAP_LONG_MESSAGES)
+
+    def _check_requests_supported(self, what: str) -> None:
+        if self._phase is Phase.CLOSED:
+            raise LocalProtocolError("the connection is closed")
+        if self._server_caps is not None and not self._server_long():
+            raise LocalProtocolError(f"this server does not offer {what}: it runs an older labchat")
+
+    def _next_request_id(self) -> int:
+        self._request_counter = self._request_counter % 0xFFFF_FFFF + 1
+        return self._request_counter
+
+    def _request(self, message: m.HistoryRequest | m.SearchRequest) -> int:
+        self._requests[message.request_id] = _Request(message)
+        self._requests_unsent = True
+        return message.request_id
+
+    def _send_requests(self) -> None:
+        self._requests_unsent = False
+        for request in self._requests.values():
+            if not request.sent:
+                self._send(request.message)
+                request.sent = True
+
+    def _split_long_outbox(self) -> None:
+        """The server turned out to be older than long messages: send them as separate short ones.
+
+        The first piece keeps the entry's id (the UI shows it as that line); the others are new
+        messages, announced with `MessageQueued` as if typed one after the other.
+        """
+        if not any(utf8_len(o.text) > m.MAX_TEXT_BYTES for o in self._outbox.values()):
+            return
+        outbox: dict[int, _Outgoing] = {}
+        for out in self._outbox.values():
+            if utf8_len(out.text) <= m.MAX_TEXT_BYTES:
+                outbox[out.msg_id] = out
+                continue
+            first, *rest = split_text(out.text)
+            out.text, out.sent = first, False
+            outbox[out.msg_id] = out
+            for piece in rest:
+                self._msg_counter += 1
+                msg_id = self._msg_base | (self._msg_counter & 0xFFFF_FFFF)
+                outbox[msg_id] = _Outgoing(msg_id, piece, out.room, out.action, out.to)
+                self._events.append(ev.MessageQueued(msg_id, out.room, piece, out.action, out.to))
+        self._outbox = outbox
 
     def _fill_window(self, now: float) -> None:
         """Send outbox entries while fewer than `max_unconfirmed` are awaiting confirmation."""
@@ -497,7 +632,8 @@ class ClientConnection:
             return
         for out in self._outbox.values():
             if not out.sent:
-                self._send(out.message())
+                for message in out.messages():
+                    self._send(message)
                 out.sent = True
                 in_flight += 1
                 if in_flight >= self.config.max_unconfirmed:
@@ -570,10 +706,19 @@ class ClientConnection:
         self._link = ReliableLink(self.config.link)
         self._phase = Phase.LOGIN
         self._rehandshaking = False  # the new session is up; if it goes quiet too, start over
-        flags = 0 if self._register else m.LOGIN_NO_REGISTER
+        flags = (0 if self._register else m.LOGIN_NO_REGISTER) | self.config.capabilities
         self._send(m.Login(self.user, self._password, self.room, self._last_seq, flags, self._ticket))
         for out in self._outbox.values():
             out.sent = False
+        # A message cut off with the old link is sent again whole (catch-up, or our own resend).
+        self._room_parts.reset()
+        self._private_parts.reset()
+        self._history_parts.reset()
+        for request in self._requests.values():
+            request.sent = False
+            request.entries.clear()
+            request.hits.clear()
+        self._requests_unsent = bool(self._requests)
 
     def _handle(self, message: m.Message, now: float) -> None:
         handler = _HANDLERS.get(type(message))
@@ -591,6 +736,11 @@ class ClientConnection:
         self.user = msg.user
         self._phase = Phase.ONLINE
         self._logged_in_once = True
+        self._server_caps = msg.flags
+        if not self._server_long():
+            self._split_long_outbox()
+            for request_id in list(self._requests):
+                self._finish_request(request_id, "this server does not offer it: it runs an older labchat", 0)
         self._rehandshaking = False
         self._relogin_attempts = 0
         self._events.append(ev.LoggedIn(msg.user, msg.room, msg.server_name, bool(msg.registered), resumed))
@@ -634,6 +784,8 @@ class ClientConnection:
             return
         if msg.seq > self._last_seq:
             self._last_seq = msg.seq
+        if msg.seq and not self._oldest_seq:
+            self._oldest_seq = msg.seq
         self._events.append(
             ev.MessageDelivered(out.msg_id, out.room, msg.seq, msg.ts_ms / 1000, out.text, out.action, out.to)
         )
@@ -652,6 +804,8 @@ class ClientConnection:
         if msg.seq <= self._last_seq:
             return  # seen already (a replay after reconnecting): exactly once
         self._last_seq = msg.seq
+        if not self._oldest_seq:
+            self._oldest_seq = msg.seq  # history comes oldest first: the first one shown is the oldest
         user = self.user  # names are ASCII: equal keys mean equal lengths, a cheap first test
         own = msg.user == user or (len(msg.user) == len(user) and m.name_key(msg.user) == m.name_key(user))
         action = bool(msg.flags & m.FLAG_ACTION)
@@ -666,7 +820,7 @@ class ClientConnection:
             return
         self._events.append(
             ev.MessageReceived(
-                msg.room, msg.seq, msg.ts_ms / 1000, neutralize(msg.user), neutralize(msg.text),
+                msg.room, msg.seq, msg.ts_ms / 1000, neutralize(msg.user), neutralize_text(msg.text),
                 action, bool(msg.flags & m.FLAG_HISTORY), own,
             )
         )  # fmt: skip
@@ -686,7 +840,7 @@ class ClientConnection:
             return
         self._events.append(
             ev.PrivateReceived(
-                neutralize(msg.sender), neutralize(msg.to), msg.ts_ms / 1000, neutralize(msg.text),
+                neutralize(msg.sender), neutralize(msg.to), msg.ts_ms / 1000, neutralize_text(msg.text),
                 bool(msg.flags & m.FLAG_ACTION), held,
             )
         )  # fmt: skip
@@ -717,6 +871,67 @@ class ClientConnection:
         away = {u: away[u] for u in users if u in away}
         self._events.append(ev.PresenceUpdated(msg.room, users, requested=msg.requested != 0, away=away))
 
+    def _on_message_part(self, msg: m.MessagePart, now: float) -> None:
+        try:
+            text = self._room_parts.feed(msg.seq, msg.index, msg.count, msg.text)
+        except RemoteProtocolError:
+            return  # a server bug; the message is not shown rather than shown cut
+        if text is not None:
+            whole = m.RoomMessage(msg.room, msg.seq, msg.ts_ms, msg.user, text, msg.flags, msg.msg_id)
+            self._on_room_message(whole, now)
+
+    def _on_private_part(self, msg: m.PrivatePart, now: float) -> None:
+        try:
+            text = self._private_parts.feed((msg.sender, msg.ts_ms), msg.index, msg.count, msg.text)
+        except RemoteProtocolError:
+            return
+        if text is not None:
+            self._on_private(m.Private(msg.sender, msg.to, msg.ts_ms, text, msg.flags), now)
+
+    def _on_history_entry(self, msg: m.HistoryEntry, now: float) -> None:
+        request = self._requests.get(msg.request_id)
+        if request is None:
+            return  # an answer to a request from an earlier session, already asked again
+        try:
+            text = self._history_parts.feed((msg.request_id, msg.seq), msg.index, msg.count, msg.text)
+        except RemoteProtocolError:
+            return
+        if text is None:
+            return
+        own = m.name_key(msg.user) == m.name_key(self.user)
+        request.entries.append(
+            ev.MessageReceived(
+                msg.room, msg.seq, msg.ts_ms / 1000, neutralize(msg.user), neutralize_text(text),
+                bool(msg.flags & m.FLAG_ACTION), True, own,
+            )
+        )  # fmt: skip
+
+    def _on_search_hit(self, msg: m.SearchHit, now: float) -> None:
+        request = self._requests.get(msg.request_id)
+        if request is not None:
+            request.hits.append(
+                ev.SearchHit(
+                    msg.room, msg.seq, msg.ts_ms / 1000, neutralize(msg.user), neutralize_text(msg.snippet),
+                    bool(msg.flags & m.FLAG_ACTION),
+                )
+            )  # fmt: skip
+
+    def _on_request_done(self, msg: m.RequestDone, now: float) -> None:
+        self._finish_request(msg.request_id, neutralize(msg.text) if msg.code else "", msg.more)
+
+    def _finish_request(self, request_id: int, error: str, more: int) -> None:
+        request = self._requests.pop(request_id, None)
+        if request is None:
+            return
+        ask = request.message
+        if isinstance(ask, m.HistoryRequest):
+            page = tuple(request.entries)
+            if page and (self._oldest_seq == 0 or page[0].seq < self._oldest_seq):
+                self._oldest_seq = page[0].seq
+            self._events.append(ev.HistoryPage(ask.room, page, bool(more), ask.before_seq, error))
+        else:
+            self._events.append(ev.SearchResults(ask.query, tuple(request.hits), bool(more), error))
+
     def _on_notice(self, msg: m.Notice, now: float) -> None:
         self._events.append(ev.ServerNotice(neutralize(msg.text), msg.code))
 
@@ -745,4 +960,9 @@ _HANDLERS: dict[type[m.Message], Callable[[ClientConnection, m.Message, float], 
     m.Notice: ClientConnection._on_notice,  # type: ignore[dict-item]
     m.Closed: ClientConnection._on_closed,  # type: ignore[dict-item]
     m.Away: ClientConnection._on_away,  # type: ignore[dict-item]
+    m.MessagePart: ClientConnection._on_message_part,  # type: ignore[dict-item]
+    m.PrivatePart: ClientConnection._on_private_part,  # type: ignore[dict-item]
+    m.HistoryEntry: ClientConnection._on_history_entry,  # type: ignore[dict-item]
+    m.SearchHit: ClientConnection._on_search_hit,  # type: ignore[dict-item]
+    m.RequestDone: ClientConnection._on_request_done,  # type: ignore[dict-item]
 }

@@ -42,6 +42,12 @@ class ErrorCode(IntEnum):
     NO_SUCH_ROOM = 13
     #: The peer speaks a protocol version we do not.
     UNSUPPORTED_VERSION = 14
+    #: A long message over 16384 bytes (docs/protocol.md section 15.2).
+    TOO_LONG = 15
+    #: A SAY_PART out of order, or not matching the long message it continues.
+    BAD_PARTS = 16
+    #: A HISTORY or SEARCH the server cannot answer (no usable query, or its database failed).
+    BAD_QUERY = 17
     #: NOTICE: a private message was delivered, but its recipient is away (the text gives the reason).
     USER_AWAY = 18
     #: NOTICE: a private message is held until its offline recipient logs in; REJECTED: no room to hold more.

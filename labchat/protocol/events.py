@@ -214,3 +214,41 @@ class Closed(Event):
 
     reason: str
     code: int = 0
+
+
+@dataclass(slots=True)
+class HistoryPage(Event):
+    """Older room messages fetched on request (`fetch_history`), oldest first.
+
+    Not live and not part of the exactly-once stream: showing them changes no `last_seq`, and they
+    may overlap what was already shown. `more` says older ones remain; `error` is set (and the page
+    empty) when the server could not answer.
+    """
+
+    room: str
+    messages: tuple[MessageReceived, ...]
+    more: bool
+    before_seq: int = 0
+    error: str = ""
+
+
+@dataclass(slots=True)
+class SearchHit:
+    """One stored message matching a search: where it is, who wrote it, the text around the match."""
+
+    room: str
+    seq: int
+    ts: float
+    user: str
+    snippet: str
+    action: bool = False
+
+
+@dataclass(slots=True)
+class SearchResults(Event):
+    """The answer to `search(query)`: hits newest first; `more` when more matched than were sent."""
+
+    query: str
+    hits: tuple[SearchHit, ...]
+    more: bool = False
+    error: str = ""

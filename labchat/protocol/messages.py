@@ -38,6 +38,23 @@ MAX_NOTICE_BYTES = 600
 MAX_AWAY_REASON_BYTES = 200
 #: The room every client joins; rooms are objects on the server so that more can come later.
 DEFAULT_ROOM = "lobby"
+#: Longest logical message, in UTF-8 bytes: a page of text or a stack trace. It travels in parts of at
+#: most `MAX_TEXT_BYTES` (docs/protocol.md section 15), so every frame still fits one datagram.
+MAX_LONG_TEXT_BYTES = 16384
+#: Parts one long message may be cut into: 19 are needed at 900 bytes; a sender may cut smaller.
+MAX_PARTS = 64
+#: Capability bit in the `flags` appended to LOGIN (the client reassembles MESSAGE_PART and
+#: PRIVATE_PART) and to LOGIN_OK (the server takes SAY_PART, HISTORY and SEARCH). Bits 8-15 of those
+#: flags belong to this feature; bits 0-7 and 16-23 to others (docs/protocol.md section 15.1).
+CAP_LONG_MESSAGES = 0x0000_0100
+#: Messages in one history page at most.
+MAX_HISTORY_PAGE = 100
+#: Search hits in one answer at most, newest first.
+MAX_SEARCH_HITS = 50
+#: Longest search query, in UTF-8 bytes.
+MAX_QUERY_BYTES = 256
+#: Longest search snippet, in UTF-8 bytes.
+MAX_SNIPPET_BYTES = 300
 
 NAME_RULE = (
     "1-20 characters: ASCII letters (a-z, A-Z), digits, '_' or '-', starting with a letter "
@@ -98,6 +115,9 @@ class Kind(IntEnum):
     WHO = 4
     BYE = 5
     PING = 6
+    SAY_PART = 7
+    HISTORY = 8
+    SEARCH = 9
     SET_AWAY = 11
 
     LOGIN_OK = 32
@@ -111,6 +131,11 @@ class Kind(IntEnum):
     PRIVATE = 40
     NOTICE = 41
     CLOSED = 42
+    MESSAGE_PART = 43
+    PRIVATE_PART = 44
+    HISTORY_ENTRY = 45
+    SEARCH_HIT = 46
+    REQUEST_DONE = 47
     AWAY = 48
 
     LOGIN_QUEUED = 53
@@ -294,13 +319,17 @@ class LoginOk(Message):
         ("server_name", Field.STR),
         ("registered", Field.U8),
         ("client_timeout_ms", Field.U32),
+        ("flags", Field.U32),
     )
+    REQUIRED_FIELDS: ClassVar[int | None] = 5
     user: str
     room: str
     server_name: str = "labchat"
     registered: int = 0
     #: The server drops a session silent this long; clients keep alive at a third of it at most.
     client_timeout_ms: int = 30_000
+    #: What the server understands (`CAP_*` bits); missing from older servers, then 0.
+    flags: int = 0
 
 
 @dataclass(slots=True)
@@ -471,6 +500,221 @@ class Closed(Message):
     text: str
 
 
+# ---------------------------------------------------------------- long messages, history, search
+# docs/protocol.md section 15. A long message travels in parts because a frame holds about 1 KB; the
+# parts of one message are consecutive on the (ordered) link, so each end reassembles one at a time.
+
+
+def _check_part(index: int, count: int, text: str) -> None:
+    if not 0 < count <= MAX_PARTS or not 0 <= index < count:
+        raise LocalProtocolError(f"part {index} of {count}: at most {MAX_PARTS} parts", ErrorCode.BAD_PARTS)
+    _check_text(text)
+
+
+@dataclass(slots=True)
+class SayPart(Message):
+    """One part of a long message to the room (`to` empty) or to one user; see protocol.md 15.2."""
+
+    KIND: ClassVar[Kind] = Kind.SAY_PART
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("msg_id", Field.U64),
+        ("room", Field.STR),
+        ("to", Field.STR),
+        ("flags", Field.U8),
+        ("index", Field.U16),
+        ("count", Field.U16),
+        ("text", Field.STR),
+    )
+    msg_id: int
+    room: str
+    to: str
+    flags: int
+    index: int
+    count: int
+    text: str
+
+    def __post_init__(self) -> None:
+        if self.msg_id == 0:
+            raise LocalProtocolError("msg_id 0 is reserved", ErrorCode.BAD_PARTS)
+        _check_room(self.room)
+        if self.to:
+            _check_name(self.to, "recipient")
+        _check_part(self.index, self.count, self.text)
+
+
+@dataclass(slots=True)
+class HistoryRequest(Message):
+    """Ask for a page of the room's stored messages older than `before_seq` (0: the newest)."""
+
+    KIND: ClassVar[Kind] = Kind.HISTORY
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("before_seq", Field.U64),
+        ("limit", Field.U16),
+    )
+    request_id: int
+    room: str
+    before_seq: int
+    limit: int = MAX_HISTORY_PAGE
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+
+
+@dataclass(slots=True)
+class SearchRequest(Message):
+    """Search the room's stored messages for every word of `query`; answered newest first."""
+
+    KIND: ClassVar[Kind] = Kind.SEARCH
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("query", Field.STR),
+        ("limit", Field.U16),
+    )
+    request_id: int
+    room: str
+    query: str
+    limit: int = MAX_SEARCH_HITS
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+        # Over MAX_QUERY_BYTES is the server's to refuse (REQUEST_DONE with BAD_QUERY), so that the
+        # client waiting for the answer gets one; a decode error would leave it waiting.
+        _check_text(self.query, 0xFFFF, allow_empty=True)
+
+
+@dataclass(slots=True)
+class MessagePart(Message):
+    """One part of a long room message, for a client that announced `CAP_LONG_MESSAGES`."""
+
+    KIND: ClassVar[Kind] = Kind.MESSAGE_PART
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("room", Field.STR),
+        ("seq", Field.U64),
+        ("ts_ms", Field.U64),
+        ("user", Field.STR),
+        ("flags", Field.U8),
+        ("msg_id", Field.U64),
+        ("index", Field.U16),
+        ("count", Field.U16),
+        ("text", Field.STR),
+    )
+    room: str
+    seq: int
+    ts_ms: int
+    user: str
+    flags: int
+    msg_id: int
+    index: int
+    count: int
+    text: str
+
+    def __post_init__(self) -> None:
+        _check_part(self.index, self.count, self.text)
+
+
+@dataclass(slots=True)
+class PrivatePart(Message):
+    """One part of a long private message, for a client that announced `CAP_LONG_MESSAGES`."""
+
+    KIND: ClassVar[Kind] = Kind.PRIVATE_PART
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("sender", Field.STR),
+        ("to", Field.STR),
+        ("ts_ms", Field.U64),
+        ("flags", Field.U8),
+        ("index", Field.U16),
+        ("count", Field.U16),
+        ("text", Field.STR),
+    )
+    sender: str
+    to: str
+    ts_ms: int
+    flags: int
+    index: int
+    count: int
+    text: str
+
+    def __post_init__(self) -> None:
+        _check_part(self.index, self.count, self.text)
+
+
+@dataclass(slots=True)
+class HistoryEntry(Message):
+    """One stored message (or one part of a long one) in the page answering HISTORY `request_id`."""
+
+    KIND: ClassVar[Kind] = Kind.HISTORY_ENTRY
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("seq", Field.U64),
+        ("ts_ms", Field.U64),
+        ("user", Field.STR),
+        ("flags", Field.U8),
+        ("msg_id", Field.U64),
+        ("index", Field.U16),
+        ("count", Field.U16),
+        ("text", Field.STR),
+    )
+    request_id: int
+    room: str
+    seq: int
+    ts_ms: int
+    user: str
+    flags: int
+    msg_id: int
+    index: int
+    count: int
+    text: str
+
+    def __post_init__(self) -> None:
+        _check_part(self.index, self.count, self.text)
+
+
+@dataclass(slots=True)
+class SearchHit(Message):
+    """One message matching SEARCH `request_id`: where it is, who wrote it, and the text around the match."""
+
+    KIND: ClassVar[Kind] = Kind.SEARCH_HIT
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("seq", Field.U64),
+        ("ts_ms", Field.U64),
+        ("user", Field.STR),
+        ("flags", Field.U8),
+        ("snippet", Field.STR),
+    )
+    request_id: int
+    room: str
+    seq: int
+    ts_ms: int
+    user: str
+    flags: int
+    snippet: str
+
+    def __post_init__(self) -> None:
+        _check_text(self.snippet, MAX_SNIPPET_BYTES, allow_empty=True)
+
+
+@dataclass(slots=True)
+class RequestDone(Message):
+    """The end of the answer to HISTORY or SEARCH `request_id`: `code` 0, or why it failed."""
+
+    KIND: ClassVar[Kind] = Kind.REQUEST_DONE
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("code", Field.U8),
+        ("more", Field.U8),
+        ("text", Field.STR),
+    )
+    request_id: int
+    code: int = 0
+    #: HISTORY: older messages remain; SEARCH: more messages matched than were sent.
+    more: int = 0
+    text: str = ""
 @dataclass(slots=True)
 class Away(Message):
     """`user` in `room` went away (`away` 1, since `ts_ms`, for `reason`) or came back (`away` 0).
@@ -525,9 +769,10 @@ class Ticket(Message):
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.KIND: cls
     for cls in (
-        Login, Say, Whisper, Who, Bye, Ping, SetAway,
+        Login, Say, Whisper, Who, Bye, Ping, SayPart, HistoryRequest, SearchRequest, SetAway,
         LoginOk, LoginFailed, Accepted, Rejected, RoomMessage, Joined, Left, Presence, Private,
-        Notice, Closed, Away, LoginQueued, Ticket,
+        Notice, Closed, MessagePart, PrivatePart, HistoryEntry, SearchHit, RequestDone, Away, LoginQueued,
+        Ticket,
     )
 }  # fmt: skip
 CLIENT_KINDS = frozenset(k for k in MESSAGE_TYPES if k < 32)

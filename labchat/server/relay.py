@@ -26,13 +26,14 @@ import math
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..protocol import messages as m
 from ..protocol.channel import Address, ServerChannel
-from ..protocol.errors import DecodeError, ErrorCode
+from ..protocol.errors import DecodeError, ErrorCode, RemoteProtocolError
+from ..protocol.parts import Reassembler
 from ..protocol.reliability import LinkConfig, ReliableLink
-from ..protocol.text import neutralize, truncate_utf8
+from ..protocol.text import long_preview, neutralize, over_limit, split_parts, truncate_utf8, utf8_len
 from ..protocol.wire import decode_message, encode_message
 from .accounts import LoginGate, LoginPolicy, PasswordCheck, RegistrationLimit
 from .retention import RetentionPolicy
@@ -44,7 +45,7 @@ from .room import (
     MembershipFlow,
     Room,
 )
-from .store import Store, StoredMessage
+from .store import Store, StoredMessage, StoreError
 from .tickets import TICKET_LIFETIME_S, TicketBook
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,9 @@ class RelayConfig:
     login: LoginPolicy = field(default_factory=LoginPolicy)
     #: How long a resumption ticket is accepted.
     ticket_lifetime_s: int = TICKET_LIFETIME_S
+    #: What LOGIN_OK announces the server understands (docs/protocol.md section 15.1). 0 answers as a
+    #: version-1 server does, so that clients fall back to what such a server takes.
+    capabilities: int = m.CAP_LONG_MESSAGES
 
 
 @dataclass(eq=False, slots=True)
@@ -124,11 +128,13 @@ class Session:
     timeout_check_at: float = 0.0
     tokens: float = 0.0
     tokens_at: float = 0.0
-    held: list[m.Message] = field(default_factory=list)  # a list: an empty deque costs 600 bytes
+    held: list[Chat] = field(default_factory=list)  # a list: an empty deque costs 600 bytes
     held_until: float | None = None
     lagging_after: int | None = None  # catching up: the last room seq this session was given
     fresh_says: int = 0  # SAYs since login that may be resends: checked against the store
     held_frames: list[tuple[int, int]] | None = None  # (frame seq, held id) sent, not yet acknowledged
+    caps: int = 0  # the `flags` of its LOGIN: what the client understands (m.CAP_*)
+    parts: Reassembler | None = None  # the long message being reassembled, made on first use
 
     def __rich_repr__(self):  # type: ignore[no-untyped-def]
         yield "user", self.user
@@ -136,9 +142,30 @@ class Session:
 
 
 @dataclass(slots=True)
+class LongChat:
+    """A long message put back together from its SAY_PART frames (docs/protocol.md section 15.2):
+    from here on it is handled as one SAY (`to` empty) or one WHISPER."""
+
+    msg_id: int
+    room: str
+    to: str
+    text: str
+    flags: int
+
+    @property
+    def cost(self) -> float:
+        """Rate-limit tokens: one per 900 bytes, what the same text split into SAYs would cost."""
+        return float(-(-utf8_len(self.text) // m.MAX_TEXT_BYTES))
+
+
+#: What a client says to the room or to one user, as one logical message.
+Chat = m.Say | m.Whisper | LongChat
+
+
+@dataclass(slots=True)
 class _PendingMessage:
     sender: Session
-    say: m.Say
+    say: m.Say | LongChat
     stored: StoredMessage
 
 
@@ -270,7 +297,7 @@ class Relay:
             )
             text = str(exc).removeprefix("invalid Login: ")
             self._send(sess, m.LoginFailed(code, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
-        elif kind in (m.Kind.SAY, m.Kind.WHISPER) and sess.user is not None:
+        elif kind in (m.Kind.SAY, m.Kind.WHISPER, m.Kind.SAY_PART) and sess.user is not None:
             self._send(sess, m.Notice(exc.code, truncate_utf8(f"message refused: {exc}", m.MAX_NOTICE_BYTES)))
 
     def _dispatch(self, sess: Session, message: m.Message, now: float) -> None:
@@ -286,6 +313,10 @@ class Relay:
                 self._hold(sess, message, now)
             else:
                 self._process_chat(sess, message, now)
+        elif isinstance(message, m.SayPart):
+            self._on_say_part(sess, message, now)
+        elif isinstance(message, (m.HistoryRequest, m.SearchRequest)):
+            self._on_request(sess, message, now)
         elif isinstance(message, m.Who):
             room = self.rooms.get(message.room)
             # An answer is many frames in a big room: WHO spends from the same bucket as messages,
@@ -466,6 +497,7 @@ class Relay:
         user = account.name if account else login.user
         room = self.rooms[login.room]
         sess.user, sess.room = user, room
+        sess.caps = login.flags
         sess.tokens, sess.tokens_at = float(self.config.rate_burst), now
         sess.fresh_says = RESEND_CHECK_SAYS
         previous = room.add_member(user, sess.sid)
@@ -478,6 +510,7 @@ class Relay:
                 self.config.server_name,
                 int(registered),
                 int(self.config.client_timeout_s * 1000),
+                self.config.capabilities,
             ),
         )
         if salt:
@@ -530,24 +563,28 @@ class Relay:
             if not history and resume_seq < room.next_seq - 1:
                 history = self.store.messages_after(room.name, resume_seq, self.config.max_backlog_frames)
             flags = 0
+        last = max(resume_seq, room.next_seq - 1)
         for stored in history:
-            self._send(sess, _room_message(stored, extra_flags=flags))
-        last = history[-1].seq if history else max(resume_seq, room.next_seq - 1)
+            self._send_stored(sess, stored, flags)
+            last = stored.seq
+            if resume_seq and sess.link.backlog >= self.config.max_backlog_frames:
+                break  # long messages are many frames each: the rest comes by catch-up (8.8)
         if last < room.next_seq - 1:
             sess.lagging_after = last
 
     # ------------------------------------------------------------ chat
 
-    def _take_token(self, sess: Session, now: float) -> bool:
+    def _take_token(self, sess: Session, now: float, cost: float = 1.0) -> bool:
         cfg = self.config
         sess.tokens = min(float(cfg.rate_burst), sess.tokens + (now - sess.tokens_at) * cfg.rate_per_s)
         sess.tokens_at = now
-        if sess.tokens >= 1.0:
-            sess.tokens -= 1.0
+        cost = min(cost, float(cfg.rate_burst))  # a bucket smaller than the cost must still pass it
+        if sess.tokens >= cost:
+            sess.tokens -= cost
             return True
         return False
 
-    def _hold(self, sess: Session, message: m.Message, now: float) -> None:
+    def _hold(self, sess: Session, message: Chat, now: float) -> None:
         msg_id = getattr(message, "msg_id", 0)
         if len(sess.held) >= self.config.max_held:
             self._send(
@@ -570,15 +607,14 @@ class Relay:
             sess.held.clear()
             sess.held_until = None
             return
-        while sess.held and self._take_token(sess, now):
+        while sess.held and self._take_token(sess, now, _cost(sess.held[0])):
             message = sess.held.pop(0)
-            assert isinstance(message, (m.Say, m.Whisper))
             self._process_chat(sess, message, now)
         sess.held_until = now + 1.0 / self.config.rate_per_s if sess.held else None
 
-    def _process_chat(self, sess: Session, message: m.Say | m.Whisper, now: float) -> None:
+    def _process_chat(self, sess: Session, message: Chat, now: float) -> None:
         assert sess.user is not None and sess.room is not None
-        if isinstance(message, m.Whisper):
+        if isinstance(message, m.Whisper) or (isinstance(message, LongChat) and message.to):
             self._whisper(sess, message, now)
             return
         room = self.rooms.get(message.room)
@@ -629,7 +665,7 @@ class Relay:
             return
         self._send(sess, m.Accepted(msg_id, room, seq, ts_ms))
 
-    def _whisper(self, sess: Session, message: m.Whisper, now: float) -> None:
+    def _whisper(self, sess: Session, message: m.Whisper | LongChat, now: float) -> None:
         assert sess.user is not None and sess.room is not None
         key = (m.name_key(sess.user), message.msg_id)
         if (known := self._recent_ids.get(key)) is not None:
@@ -641,10 +677,9 @@ class Relay:
             return
         assert target.user is not None and target.room is not None
         ts = _ms(now)
-        self._send(
-            target,
-            m.Private(sess.user, target.user, ts, message.text, message.flags & m.FLAG_ACTION),
-        )
+        flags = message.flags & m.FLAG_ACTION
+        for private in _private_frames(sess.user, target.user, ts, message.text, flags, target.caps):
+            self._send(target, private)
         self._send(sess, m.Accepted(message.msg_id, "", 0, ts))
         self._remember_id(key, ("", 0, ts))
         log.info("private message %s -> %s", sess.user, target.user)
@@ -665,7 +700,7 @@ class Relay:
                     return target
         return None
 
-    def _hold_whisper(self, sess: Session, message: m.Whisper, now: float) -> None:
+    def _hold_whisper(self, sess: Session, message: m.Whisper | LongChat, now: float) -> None:
         """A WHISPER to an account that is not online: keep it for its next login (section 16.2)."""
         assert sess.user is not None
         account = self.store.get_account(message.to)
@@ -712,8 +747,10 @@ class Relay:
             return
         frames = []
         for h in held:
-            private = m.Private(h.sender, sess.user, h.ts_ms, h.text, (h.flags & m.FLAG_ACTION) | m.FLAG_HELD)
-            frames.append((sess.link.send(m.Kind.PRIVATE, encode_message(private)), h.id))
+            flags = (h.flags & m.FLAG_ACTION) | m.FLAG_HELD
+            for private in _private_frames(h.sender, sess.user, h.ts_ms, h.text, flags, sess.caps):
+                # A long one is several frames: its row goes once all of them are acknowledged.
+                frames.append((sess.link.send(private.KIND, encode_message(private)), h.id))
         sess.held_frames = frames
         self._dirty.add(sess)
         log.info("%s: %d held private message(s) delivered", sess.user, len(held))
@@ -721,7 +758,8 @@ class Relay:
     def _settle_held(self, sess: Session) -> None:
         """Delete the held messages whose frames the recipient has acknowledged."""
         assert sess.held_frames is not None
-        done = [held_id for seq, held_id in sess.held_frames if sess.link.acked(seq)]
+        waiting = {held_id for seq, held_id in sess.held_frames if not sess.link.acked(seq)}
+        done = list(dict.fromkeys(held_id for _, held_id in sess.held_frames if held_id not in waiting))
         if not done:
             return
         self.store.delete_held(done)
@@ -760,8 +798,11 @@ class Relay:
         for p in pending:
             room = self.rooms[p.stored.room]
             room.remember(p.stored)
-            body = encode_message(_room_message(p.stored))
-            count = self._fan_out(room, m.Kind.MESSAGE, body, p.sender, seq=p.stored.seq)
+            if over_limit(p.stored.text):
+                count = self._fan_out_long(room, p.stored, p.sender)
+            else:
+                body = encode_message(_room_message(p.stored))
+                count = self._fan_out(room, m.Kind.MESSAGE, body, p.sender, seq=p.stored.seq)
             self._confirm(p.sender, p.say.msg_id, room.name, p.stored.seq, p.stored.ts_ms)
             self.stats.messages_relayed += 1
             self.stats.deliveries += count
@@ -811,13 +852,142 @@ class Relay:
         if batch is None:
             batch = self.store.messages_after(room.name, room_after, budget)
         for stored in batch:
-            self._send(sess, _room_message(stored))
+            self._send_stored(sess, stored)
             room_after = stored.seq
+            if sess.link.backlog >= self.config.max_backlog_frames // 2:
+                break  # a long message is many frames: the budget counted messages
         if room_after >= room_last or not batch:  # nothing left: retention pruned the rest
             sess.lagging_after = None
             self._send_presence(sess, room)
         else:
             sess.lagging_after = room_after
+
+    # ------------------------------------------------------------ long messages, history, search
+
+    def _on_say_part(self, sess: Session, part: m.SayPart, now: float) -> None:
+        """Reassemble a long message (protocol.md 15.2); once whole, it goes on as one SAY or WHISPER."""
+        parts = sess.parts
+        if parts is None:
+            parts = sess.parts = Reassembler()
+        if part.index == 0 and parts.busy:
+            self._send(sess, m.Notice(ErrorCode.BAD_PARTS, "an unfinished long message was dropped"))
+        try:
+            text = parts.feed((part.msg_id, part.room, part.to), part.index, part.count, part.text)
+        except RemoteProtocolError as exc:
+            self.stats.bad_messages += 1
+            if exc.code == ErrorCode.TOO_LONG:
+                text = f"message too long: the limit is {m.MAX_LONG_TEXT_BYTES // 1024} KB"
+                self._send(sess, m.Rejected(part.msg_id, exc.code, 0, text))
+            else:
+                text = truncate_utf8(f"message refused: {exc}", m.MAX_NOTICE_BYTES)
+                self._send(sess, m.Notice(exc.code, text))
+            return
+        if text is None:
+            return
+        chat = LongChat(part.msg_id, part.room, part.to, text, part.flags)
+        if sess.held or not self._take_token(sess, now, chat.cost):
+            self._hold(sess, chat, now)
+        else:
+            self._process_chat(sess, chat, now)
+
+    def _fan_out_long(self, room: Room, stored: StoredMessage, exclude: Session) -> int:
+        """`_fan_out` for a long message: in parts to clients that read them, a preview to the others.
+
+        Each form is encoded once for the room. A session gets all parts or none, so the parts stay
+        consecutive on its link (the receiver reassembles one message at a time).
+        """
+        pieces = split_parts(stored.text)
+        parts = [
+            encode_message(m.MessagePart(
+                stored.room, stored.seq, stored.ts_ms, stored.user, stored.flags, stored.msg_id,
+                index, len(pieces), piece,
+            ))
+            for index, piece in enumerate(pieces)
+        ]  # fmt: skip
+        preview = encode_message(_room_message(replace(stored, text=long_preview(stored.text))))
+        count = 0
+        limit = self.config.max_backlog_frames
+        for sid in room.members.values():
+            sess = self.sessions.get(sid)
+            if sess is None or sess is exclude:
+                continue
+            count += 1
+            if sess.lagging_after is not None:
+                continue
+            if sess.link.backlog >= limit:
+                sess.lagging_after = stored.seq - 1
+                continue
+            if sess.caps & m.CAP_LONG_MESSAGES:
+                for body in parts:
+                    sess.link.send(m.Kind.MESSAGE_PART, body)
+            else:
+                sess.link.send(m.Kind.MESSAGE, preview)
+            self._dirty.add(sess)
+        return count
+
+    def _send_stored(self, sess: Session, stored: StoredMessage, extra_flags: int = 0) -> None:
+        """One stored message to one session (history, catch-up): whole, in parts, or as a preview."""
+        if not over_limit(stored.text):
+            self._send(sess, _room_message(stored, extra_flags))
+        elif sess.caps & m.CAP_LONG_MESSAGES:
+            pieces = split_parts(stored.text)
+            for index, piece in enumerate(pieces):
+                self._send(sess, m.MessagePart(
+                    stored.room, stored.seq, stored.ts_ms, stored.user, stored.flags | extra_flags,
+                    stored.msg_id, index, len(pieces), piece,
+                ))  # fmt: skip
+        else:
+            self._send(sess, _room_message(replace(stored, text=long_preview(stored.text)), extra_flags))
+
+    def _on_request(self, sess: Session, req: m.HistoryRequest | m.SearchRequest, now: float) -> None:
+        """HISTORY and SEARCH (protocol.md 15.4, 15.5): always ended by one REQUEST_DONE."""
+        assert sess.room is not None
+        # An answer can be many frames: each request costs a token, as WHO does, and waits while
+        # the session still has a large backlog, so asking in a loop cannot grow our queues.
+        if sess.link.backlog >= self.config.max_backlog_frames // 2 or not self._take_token(sess, now):
+            self._send(sess, m.RequestDone(req.request_id, ErrorCode.RATE_LIMITED, 0, "slow down"))
+            return
+        if req.room != sess.room.name:
+            text = f"you are not in room {req.room}"
+            self._send(sess, m.RequestDone(req.request_id, ErrorCode.NO_SUCH_ROOM, 0, text))
+            return
+        try:
+            if isinstance(req, m.HistoryRequest):
+                self._answer_history(sess, req)
+            else:
+                self._answer_search(sess, req)
+        except StoreError as exc:
+            log.warning("%s: %s failed: %s", sess.user, type(req).__name__, exc)
+            text = "the room's history is not available now"
+            self._send(sess, m.RequestDone(req.request_id, ErrorCode.BAD_QUERY, 0, text))
+
+    def _answer_history(self, sess: Session, req: m.HistoryRequest) -> None:
+        limit = max(1, min(req.limit, m.MAX_HISTORY_PAGE))
+        before = req.before_seq or 2**63 - 1
+        page = self.store.messages_before(req.room, before, limit + 1)
+        more = len(page) > limit
+        for stored in page[-limit:]:
+            pieces = split_parts(stored.text)
+            for index, piece in enumerate(pieces):
+                self._send(sess, m.HistoryEntry(
+                    req.request_id, stored.room, stored.seq, stored.ts_ms, stored.user, stored.flags,
+                    stored.msg_id, index, len(pieces), piece,
+                ))  # fmt: skip
+        self._send(sess, m.RequestDone(req.request_id, 0, int(more)))
+
+    def _answer_search(self, sess: Session, req: m.SearchRequest) -> None:
+        if not req.query.strip() or utf8_len(req.query) > m.MAX_QUERY_BYTES:
+            text = f"search for 1 to {m.MAX_QUERY_BYTES} bytes of words"
+            self._send(sess, m.RequestDone(req.request_id, ErrorCode.BAD_QUERY, 0, text))
+            return
+        limit = max(1, min(req.limit, m.MAX_SEARCH_HITS))
+        hits = self.store.search(req.room, req.query, limit + 1)
+        for hit in hits[:limit]:
+            snippet = truncate_utf8(hit.snippet, m.MAX_SNIPPET_BYTES)
+            self._send(sess, m.SearchHit(
+                req.request_id, hit.room, hit.seq, hit.ts_ms, hit.user, hit.flags, snippet
+            ))  # fmt: skip
+        self._send(sess, m.RequestDone(req.request_id, 0, int(len(hits) > limit)))
 
     # ------------------------------------------------------------ leaving
 
@@ -828,6 +998,7 @@ class Relay:
         user, room = sess.user, sess.room
         sess.user, sess.room = None, None
         sess.held.clear()
+        sess.parts = None
         if user is not None and room is not None and room.remove_member(user, sess.sid):
             log.info(
                 "[bold red]%s left[/] (%s) from %s (%d online)",
@@ -1048,6 +1219,22 @@ class Relay:
         if sess.link.wants_to_send:
             self._dirty.add(sess)
         self._schedule(sess)
+
+
+def _private_frames(sender: str, to: str, ts_ms: int, text: str, flags: int, caps: int) -> list[m.Message]:
+    """A private message as its recipient can read it: one PRIVATE, the parts of a long one, or the
+    preview of a long one for a client that does not read parts (docs/protocol.md section 15.3)."""
+    if not over_limit(text):
+        return [m.Private(sender, to, ts_ms, text, flags)]
+    if caps & m.CAP_LONG_MESSAGES:
+        pieces = split_parts(text)
+        count = len(pieces)
+        return [m.PrivatePart(sender, to, ts_ms, flags, i, count, piece) for i, piece in enumerate(pieces)]
+    return [m.Private(sender, to, ts_ms, long_preview(text), flags)]
+
+
+def _cost(message: Chat) -> float:
+    return message.cost if isinstance(message, LongChat) else 1.0
 
 
 def _room_message(stored: StoredMessage, extra_flags: int = 0) -> m.RoomMessage:

@@ -81,6 +81,12 @@ def refresh_interval(members: int) -> float:
     return max(PRESENCE_REFRESH_MIN_S, parts / PRESENCE_PARTS_PER_S)
 
 
+#: Characters of text the ring keeps at most, besides its count of messages. 4096 short messages
+#: stay well under it; 4096 long ones (16 KB each, docs/protocol.md section 15) would be 64 MB, so the
+#: ring then keeps fewer, and older catch-ups come from the store.
+RING_TEXT_CHARS = 4 * 1024 * 1024
+
+
 @dataclass(slots=True)
 class AwayState:
     """One member's away status (docs/protocol.md section 16.1)."""
@@ -103,12 +109,15 @@ class Room:
     members: dict[str, bytes] = field(default_factory=dict)  # name key -> session id
     display: dict[str, str] = field(default_factory=dict)  # name key -> name as the user spells it
     away: dict[str, AwayState] = field(default_factory=dict)  # name key -> status, members only
+    ring_text_chars: int = RING_TEXT_CHARS
     recent: deque[StoredMessage] = field(init=False)
     #: JOINED/LEFT one by one, or coalesced into PRESENCE refreshes during a flood.
     flow: MembershipFlow = field(default_factory=MembershipFlow)
+    _recent_chars: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.recent = deque(maxlen=self.ring_size)
+        self._recent_chars = 0  # set here: a mypyc-compiled dataclass skips init=False defaults
 
     def add_member(self, user: str, session_id: bytes) -> bytes | None:
         """Add or replace; returns the session id this name had before (one live session per name)."""
@@ -163,7 +172,13 @@ class Room:
         return seq
 
     def remember(self, message: StoredMessage) -> None:
-        self.recent.append(message)
+        recent = self.recent
+        if len(recent) == recent.maxlen:
+            self._recent_chars -= len(recent[0].text)  # append() drops it
+        recent.append(message)
+        self._recent_chars += len(message.text)
+        while self._recent_chars > self.ring_text_chars and len(recent) > 1:
+            self._recent_chars -= len(recent.popleft().text)
 
     def forget_through(self, seq: int) -> None:
         """Drop ring entries up to `seq`: history pruned from the store must not live on in memory."""

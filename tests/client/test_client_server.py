@@ -73,13 +73,14 @@ async def test_newcomer_sees_history(server: RelayServer, tmp_path: Path) -> Non
     await bob.close()
 
 
-async def test_long_text_is_split(server: RelayServer, tmp_path: Path) -> None:
+async def test_long_text_arrives_as_one_message(server: RelayServer, tmp_path: Path) -> None:
+    # Over 900 bytes: one message in parts (docs/protocol.md section 15), no longer split in several.
     alice = await connect(server, "alice", tmp_path=tmp_path)
     bob = await connect(server, "bob", tmp_path=tmp_path)
     text = " ".join(f"word{i}" for i in range(400))
     alice.client.submit(text)
     await bob.wait_for(ev.MessageReceived, lambda e: e.text.endswith("word399"))
     pieces = [e.text for e in bob.of(ev.MessageReceived)]
-    assert len(pieces) > 1 and " ".join(pieces) == text
+    assert pieces == [text]
     await alice.close()
     await bob.close()

@@ -288,13 +288,13 @@ async def test_json_refs_and_own_name(tmp_path: Path) -> None:
     bot.send('{"ref": "t"}')  # line 9: no text
     assert '"text"' in (await bot.expect_json(type="error", ref="t"))["text"]
     long_text = " ".join(f"word{i}" for i in range(400))
-    bot.send(json.dumps({"ref": "long", "text": long_text}))  # line 10: split into pieces
+    bot.send(json.dumps({"ref": "long", "text": long_text}))  # line 10: one long message (protocol.md 15)
     bot.send("done")  # line 11
     await bot.expect_json(type="message", own=True, text="done", ref=11)
     assert not [line for line in bot.lines if '"ref": "a"' in line and '"type": "error"' in line]
     pieces = [json.loads(line) for line in bot.lines if '"own": true' in line and '"type": "message"' in line]
     long_pieces = [p for p in pieces if p["text"].startswith("word") or p.get("ref") == "long"]
-    assert len(long_pieces) > 1 and {p["ref"] for p in long_pieces} == {"long"}
+    assert len(long_pieces) == 1 and {p["ref"] for p in long_pieces} == {"long"}
     assert " ".join(p["text"] for p in long_pieces) == long_text
     # Others see nothing of refs: they are the sender's business.
     seen = await bob.expect_json(type="message", text="hello")

@@ -51,6 +51,17 @@ SAMPLES: list[m.Message] = [
     m.LoginFailed(ErrorCode.LOGIN_THROTTLED, "try again in 6 s", 6000),
     m.LoginQueued(37, 1500),
     m.Ticket("AQIDBAUG", 43_200),
+    m.Login("carol", "pw", "lobby", 3, m.CAP_LONG_MESSAGES),
+    m.LoginOk("carol", "lobby", "lab 3", 0, 30_000, m.CAP_LONG_MESSAGES),
+    m.SayPart(5, "lobby", "", m.FLAG_ACTION, 0, 3, "first part\nwith a newline"),
+    m.SayPart(6, "lobby", "bob", 0, 1, 2, "end"),
+    m.HistoryRequest(1, "lobby", 0, 100),
+    m.SearchRequest(2, "lobby", 'quoted "words" AND *', 50),
+    m.MessagePart("lobby", 40, 1_700_000_000_000, "alice", 0, 77, 0, 19, "x" * 900),
+    m.PrivatePart("alice", "bob", 5, m.FLAG_ACTION, 1, 2, "tail"),
+    m.HistoryEntry(1, "lobby", 3, 4, "alice", 0, 5, 0, 1, "old line"),
+    m.SearchHit(2, "lobby", 3, 4, "alice", m.FLAG_ACTION, "… around the match …"),
+    m.RequestDone(2, 0, 1, ""),
 ]
 
 

@@ -11,7 +11,7 @@ from labchat.protocol import messages as m
 from labchat.protocol.channel import ClientChannel
 from labchat.protocol.errors import ErrorCode
 from labchat.protocol.reliability import ReliableLink
-from labchat.protocol.wire import decode_message, encode_message
+from labchat.protocol.wire import Frame, decode_message, encode_message
 from labchat.server.relay import RelayConfig
 
 from ..protocol.sim import SimNet
@@ -63,6 +63,7 @@ class RawPeer:
         self.channel.start(net.now)
         self.received: list[bytes] = []
         self.messages: list[m.Message] = []
+        self.frames: list[Frame] = []  # the same, with their kinds
 
     def pump(self) -> None:
         relay = self.net.relay
@@ -85,6 +86,7 @@ class RawPeer:
                         frames = self.link.receive_packet(payload, self.net.now)
                         self.received.extend(f.body for f in frames)
                         self.messages.extend(decode_message(f.kind, f.body) for f in frames)
+                        self.frames.extend(frames)
                     moved = True
             if not moved:
                 return
