@@ -126,6 +126,7 @@ def _profile_text(profiler: cProfile.Profile, top: int = 30) -> str:
 
 async def _serve(conn: Connection, options: ServerOptions, tmp: Path) -> dict[str, Any]:
     from ..protocol.channel import ChannelConfig, ServerChannel
+    from ..server.accounts import LoginPolicy
     from ..server.keys import load_or_create_server_key
     from ..server.relay import Relay, RelayConfig
     from ..server.store import Store
@@ -141,8 +142,13 @@ async def _serve(conn: Connection, options: ServerOptions, tmp: Path) -> dict[st
         cookie_hello_burst=HELLO_BURST, max_half_open=4096,
         max_prelogin_per_host=4096,  # every simulated client is on 127.0.0.1: one host to the server
     )  # fmt: skip
+    relay_options: dict[str, Any] = {
+        # Every simulated client is a new account from 127.0.0.1: no registrations-per-address bound.
+        "login": LoginPolicy(registrations_per_hour=0),
+        **dict(options.relay),
+    }
     relay = Relay(store, ServerChannel(key, channel_config),
-                  RelayConfig(rate_per_s=RATE_PER_S, rate_burst=RATE_BURST, **dict(options.relay)))
+                  RelayConfig(rate_per_s=RATE_PER_S, rate_burst=RATE_BURST, **relay_options))
     server = await serve(options.host, options.port, relay)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

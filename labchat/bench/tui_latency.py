@@ -87,6 +87,8 @@ async def _wait_focus(app: Any, pilot: Any, widget_id: str, timeout: float) -> A
         trust = _trust_button(app)
         if trust is not None:
             await pilot.press("enter")  # first contact with the bench server: trust its key
+        elif _create_offered(app):
+            await pilot.press("enter")  # a new name: yes, create the bench's account
         await pilot.pause(0.02)
     return None
 
@@ -153,7 +155,17 @@ async def _drive(make_app: Any, host: str, port: int, user: str, pool: WorkerPoo
 
 
 def _focused_input(app: Any) -> Any:
+    """The focused text field: a login form `Input` or the room's composer."""
     from textual.widgets import Input
 
+    from ..tui.widgets.composer import ComposerArea
+
     focused = app.focused
-    return focused if isinstance(focused, Input) else None
+    return focused if isinstance(focused, (Input, ComposerArea)) else None
+
+
+def _create_offered(app: Any) -> bool:
+    try:
+        return bool(app.screen.query_one("#create").display)
+    except Exception:
+        return False

@@ -21,13 +21,21 @@ SIZE = (80, 24)
 Compare = Callable[..., bool]
 
 
+async def steady(pilot: Pilot[object]) -> None:
+    """Let the screen settle with steady cursors: a blink must not land in the picture."""
+    await pilot.pause()
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
 def test_login_screen(snap_compare: Compare) -> None:
-    assert snap_compare(scene_app(), terminal_size=SIZE)
+    assert snap_compare(scene_app(), terminal_size=SIZE, run_before=steady)
 
 
 def test_login_invalid_name(snap_compare: Compare) -> None:
     async def type_bad_name(pilot: Pilot[object]) -> None:
-        await pilot.pause()
+        await steady(pilot)
         pilot.app.screen.query_one("#user", Input).value = "9lives"
         pilot.app.screen.query_one("#password", Input).value = "hunter22"
         await pilot.click("#login")
@@ -37,7 +45,7 @@ def test_login_invalid_name(snap_compare: Compare) -> None:
 
 def test_trust_prompt(snap_compare: Compare) -> None:
     async def first_contact(pilot: Pilot[object]) -> None:
-        await pilot.pause()
+        await steady(pilot)
         pilot.app.post_message(msg.CoreEvent(0, ev.ServerKeyTrusted(FINGERPRINT, first_contact=True)))
 
     assert snap_compare(scene_app(user="alice"), terminal_size=SIZE, run_before=first_contact)
@@ -45,7 +53,7 @@ def test_trust_prompt(snap_compare: Compare) -> None:
 
 def test_key_changed(snap_compare: Compare) -> None:
     async def key_changed(pilot: Pilot[object]) -> None:
-        await pilot.pause()
+        await steady(pilot)
         pilot.app.post_message(msg.CoreEvent(0, ev.ServerKeyChanged(FINGERPRINT, OTHER_FINGERPRINT)))
 
     assert snap_compare(scene_app(user="alice"), terminal_size=SIZE, run_before=key_changed)
@@ -53,7 +61,7 @@ def test_key_changed(snap_compare: Compare) -> None:
 
 def test_room(snap_compare: Compare) -> None:
     async def chat(pilot: Pilot[object]) -> None:
-        await pilot.pause()
+        await steady(pilot)
         await play(pilot, conversation(pilot.app))  # type: ignore[arg-type]
 
     assert snap_compare(scene_app(), terminal_size=SIZE, run_before=chat)
@@ -61,7 +69,7 @@ def test_room(snap_compare: Compare) -> None:
 
 def test_room_disconnected(snap_compare: Compare) -> None:
     async def lost(pilot: Pilot[object]) -> None:
-        await pilot.pause()
+        await steady(pilot)
         app = pilot.app
         await play(pilot, conversation(app))  # type: ignore[arg-type]
         await play(
@@ -77,7 +85,7 @@ def test_room_disconnected(snap_compare: Compare) -> None:
 
 def test_completion(snap_compare: Compare) -> None:
     async def complete(pilot: Pilot[object]) -> None:
-        await pilot.pause()
+        await steady(pilot)
         await play(pilot, conversation(pilot.app))  # type: ignore[arg-type]
         await pilot.press(*"thanks", "space", "@", "tab", "tab")
 
@@ -86,7 +94,7 @@ def test_completion(snap_compare: Compare) -> None:
 
 def test_login_after_a_throttle(snap_compare: Compare) -> None:
     async def throttled(pilot: Pilot[object]) -> None:
-        await pilot.pause()
+        await steady(pilot)
         pilot.app.screen.query_one("#password", Input).value = "wrong-again"
         text = "too many failed logins for alice: try again in 6 s"
         pilot.app.post_message(msg.CoreEvent(0, ev.LoginRefused(ErrorCode.LOGIN_THROTTLED, text)))
@@ -96,7 +104,7 @@ def test_login_after_a_throttle(snap_compare: Compare) -> None:
 
 def test_login_asks_before_creating_an_account(snap_compare: Compare) -> None:
     async def unknown(pilot: Pilot[object]) -> None:
-        await pilot.pause()
+        await steady(pilot)
         pilot.app._attempt_user = "newbie"  # type: ignore[attr-defined]
         refused = ev.LoginRefused(ErrorCode.NO_SUCH_ACCOUNT, "no account newbie")
         pilot.app.post_message(msg.CoreEvent(0, refused))
@@ -106,7 +114,7 @@ def test_login_asks_before_creating_an_account(snap_compare: Compare) -> None:
 
 def test_away(snap_compare: Compare) -> None:
     async def away(pilot: Pilot[object]) -> None:
-        await pilot.pause()
+        await steady(pilot)
         app = pilot.app
         await play(pilot, conversation(app))  # type: ignore[arg-type]
         ts = T0 + 400

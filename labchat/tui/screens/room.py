@@ -25,7 +25,7 @@ from ...client.core import Submitted
 from ...protocol import events as ev
 from ...protocol.events import ConnectionState
 from .. import messages as msg
-from ..formatting import mentions
+from ..formatting import local_date, mentions, stamp
 from ..log_entry import Delivery, Entry, EntryKind
 from ..widgets.composer import Composer
 from ..widgets.message_log import DEFAULT_MAX_ENTRIES, MessageLog
@@ -96,6 +96,8 @@ class RoomScreen(Screen[None]):
         self._own: dict[int, Entry] = {}  # local_id -> our pending message's entry
         self._queued: dict[int, _Unsent] = {}  # local_id -> how it was typed (for a resend)
         self.unsent: list[_Unsent] = []  # failed messages, newest last
+        self._history_more = True  # the server may hold older messages than the log shows
+        self._history_pending = False  # a page was asked for and has not come yet
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -186,6 +188,8 @@ class RoomScreen(Screen[None]):
 
     def action_scroll_log(self, pages: int) -> None:
         if pages < 0:
+            if self.log_view.scroll_y <= 0:
+                self._top_reached()  # at the top already: Page Up asks for older messages
             self.log_view.scroll_page_up()
         else:
             self.log_view.scroll_page_down()
@@ -221,6 +225,10 @@ class RoomScreen(Screen[None]):
                 self._show_user_away(event)
             case ev.PresenceUpdated():
                 self._show_presence_updated(event)
+            case ev.SearchResults():
+                self._show_search_results(event)
+            case ev.HistoryPage():
+                self._show_history_page(event)
             case ev.ServerNotice():
                 kind = EntryKind.INFO if event.local else EntryKind.NOTICE
                 self.log_view.add(Entry(kind, self._clock(), event.text))
@@ -319,6 +327,45 @@ class RoomScreen(Screen[None]):
         if own:
             text = f"You are away{why} (/back to return)" if event.away else "You are back"
         self.log_view.add(Entry(EntryKind.INFO, event.ts, text))
+
+    def _show_search_results(self, event: ev.SearchResults) -> None:
+        if event.error:
+            self.info(f"Search for “{event.query}” failed: {event.error}", EntryKind.ERROR)
+            return
+        if not event.hits:
+            self.info(f"No messages with “{event.query}” in this room's history.")
+            return
+        more = " (the newest; narrow the words to see others)" if event.more else ""
+        self.info(f"{len(event.hits)} messages with “{event.query}”{more}, newest first:")
+        today = local_date(self._clock(), self._tz)
+        for hit in event.hits:
+            who = f"* {hit.user}" if hit.action else f"<{hit.user}>"
+            self.info(f"  {stamp(hit.ts, self._tz, today)}  {who} {hit.snippet}")
+
+    @on(MessageLog.TopReached)
+    def _top_reached(self) -> None:
+        # Scrolled to the very top: the page before the oldest message shown, once at a time.
+        if self.logged_in and self._history_more and not self._history_pending:
+            result = self._submit("/history")
+            self._history_pending = not result.error
+
+    def _show_history_page(self, event: ev.HistoryPage) -> None:
+        self._history_pending = False
+        if event.error:
+            self.info(f"Older messages could not be fetched: {event.error}", EntryKind.ERROR)
+            return
+        self._history_more = event.more
+        entries = [
+            Entry(
+                EntryKind.ACTION if m.action else EntryKind.CHAT, m.ts, m.text, user=m.user,
+                own=m.own, history=True, seq=m.seq,
+            )
+            for m in event.messages
+        ]  # fmt: skip
+        if not event.more:
+            first_ts = entries[0].ts if entries else self._clock()
+            entries.insert(0, Entry(EntryKind.INFO, first_ts, "The beginning of this room's history."))
+        self.log_view.prepend(entries)
 
     def _show_presence_updated(self, event: ev.PresenceUpdated) -> None:
         self.user_list.set_users(event.users, event.away)

@@ -462,8 +462,6 @@ class MessageLog(ScrollView, can_focus=True):
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        if new_value <= 0 < old_value:
-            self.post_message(self.TopReached())
         # Anchoring is a state, not a comparison made on every change: content growing, a re-wrap
         # or a scroll to the end still in flight move the view down, never up; only the user
         # scrolls up. Reaching the bottom (by wheel, keys, End or the bar) anchors it again.
@@ -473,6 +471,13 @@ class MessageLog(ScrollView, can_focus=True):
                 self._clear_unseen()
         elif new_value < old_value:
             self.anchored = False
+        if new_value <= 0 < old_value:
+            self.post_message(self.TopReached())
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        # The wheel at the top already (or a log too short to scroll): the user still wants older.
+        if self.scroll_y <= 0:
+            self.post_message(self.TopReached())
 
     def _clear_unseen(self) -> None:
         if self.unseen:
