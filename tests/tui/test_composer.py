@@ -178,3 +178,21 @@ async def test_200_lines_typed_at_once_reach_another_client_exactly_once_in_orde
         await pilot.pause(0.2)
         assert received() == lines
     await bob.close()
+
+
+async def test_a_pasted_block_of_lines_arrives_as_one_message_with_its_line_breaks(
+    server: RelayServer, tmp_path: Path
+) -> None:
+    bob = await connect(server, "bob", tmp_path=tmp_path)
+    app = app_for(server, tmp_path)
+    trace = "\n".join(f"  File \"lab3.py\", line {i}, in step{i}" for i in range(60))  # ~2.5 KB
+    async with app.run_test(size=(80, 24)) as pilot:
+        await log_in(pilot, app, "alice")
+        app.post_message(events.Paste(trace.replace("\n", "\r\n")))
+        await wait_until(pilot, lambda: app.room.composer.text == trace)
+        await pilot.press("enter")
+        got = await bob.wait_for(ev.MessageReceived, lambda e: e.user == "alice", timeout=10)
+        assert got.text == trace
+        await pilot.pause(0.2)
+        assert len([e for e in bob.of(ev.MessageReceived) if e.user == "alice"]) == 1
+    await bob.close()
