@@ -80,6 +80,18 @@ async def fill_login(pilot: Pilot[object], user: str, password: str) -> None:
     await pilot.pause()
 
 
+def offered(app: LabchatApp) -> bool:
+    """The login screen asks whether to create a new account."""
+    login = app.login_screen
+    return login is not None and bool(login.query_one("#create").display)
+
+
+async def settle_login(pilot: Pilot[object]) -> None:
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause(0.1)
+
+
 async def main() -> None:
     IMAGES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,6 +118,10 @@ async def main() -> None:
                 await pilot.press("enter")
                 await until(pilot, lambda: isinstance(app.screen, TrustScreen))
                 shot(app, "trust")
+                await pilot.press("enter")
+                await until(pilot, lambda: offered(app))
+                await settle_login(pilot)
+                shot(app, "create")
                 await pilot.press("enter")
                 await until(pilot, lambda: app.room.logged_in)
 
@@ -141,9 +157,13 @@ async def app_again(server: RelayServer, known: KnownServers, bob: ChatClient, c
         await bob.wait_drained()
         await carol.wait_drained()
         room = app.room
+        room.composer.input.cursor_blink = False
         for line in ("sure, send it over [after lunch]", "/msg carol coffee at 3?", "/who"):
             room.composer.focus_input(line)
             await pilot.press("enter")
+        code = "```python\ndef scale(ys):\n    return [y * 2 for y in ys]\n```"
+        bob.submit(f"the plot is off by 2, here:\n{code}")
+        await bob.wait_drained()
         bob.submit("/msg alice thanks!")
         await until(pilot, lambda: "[private] <bob> thanks!" in room.log_view.plain_lines())
         room.composer.focus_input("/msg dave are you in today?")
@@ -151,6 +171,23 @@ async def app_again(server: RelayServer, known: KnownServers, bob: ChatClient, c
         await until(pilot, lambda: "not sent" in room.log_view.plain_lines()[-1])
         await settle(pilot)
         shot(app, "room")
+
+        room.composer.focus_input("thanks @")
+        await pilot.press("tab", "tab")
+        await settle(pilot)
+        shot(app, "completion")
+        room.composer.focus_input("")
+
+        carol.submit("/away lunch")
+        await until(pilot, lambda: room.user_list.away_reason("carol") == "lunch")
+        await settle(pilot)
+        shot(app, "away")
+
+        room.composer.focus_input("/search printer")
+        await pilot.press("enter")
+        await until(pilot, lambda: any("with “printer”" in line for line in room.log_view.plain_lines()))
+        await settle(pilot)
+        shot(app, "search")
 
         room.composer.focus_input("/help")
         await pilot.press("enter")

@@ -336,7 +336,8 @@ class RoomScreen(Screen[None]):
             self.info(f"No messages with “{event.query}” in this room's history.")
             return
         more = " (the newest; narrow the words to see others)" if event.more else ""
-        self.info(f"{len(event.hits)} messages with “{event.query}”{more}, newest first:")
+        count = "1 message" if len(event.hits) == 1 else f"{len(event.hits)} messages"
+        self.info(f"{count} with “{event.query}”{more}, newest first:")
         today = local_date(self._clock(), self._tz)
         for hit in event.hits:
             who = f"* {hit.user}" if hit.action else f"<{hit.user}>"
