@@ -11,12 +11,15 @@ wherever they are made (the clock on them is the real one, so they change a litt
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import sys
 import tempfile
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 
+from rich.cells import cell_len
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -67,8 +70,35 @@ async def person(server: RelayServer, name: str, work: Path) -> ChatClient:
 
 
 def shot(app: LabchatApp, name: str) -> None:
-    path = app.save_screenshot(f"{name}.svg", str(IMAGES))
-    print("wrote", Path(path).relative_to(IMAGES.parent.parent), file=sys.__stderr__)
+    path = Path(app.save_screenshot(f"{name}.svg", str(IMAGES)))
+    path.write_text(tidy_svg(path.read_text(encoding="utf-8")), encoding="utf-8")
+    print("wrote", path.relative_to(IMAGES.parent.parent), file=sys.__stderr__)
+
+
+_TEXT_RE = re.compile(
+    r'(<text [^>]*?x=")([0-9.]+)("[^>]*?textLength=")([0-9.]+)("[^>]*>)((?:&#160;)+)([^<]+)</text>'
+)
+
+
+def tidy_svg(svg: str) -> str:
+    """Move each text run's leading spaces into its x position.
+
+    Textual writes a run that starts with spaces as `&#160;&#160;text` at the run's first cell. Some
+    SVG renderers (librsvg, and so ImageMagick and many previewers) drop leading no-break spaces and
+    draw the text a cell or two early: "alice wrote" looked like "alicewrote". Starting the run where
+    its first visible character is draws the same picture in every renderer.
+    """
+
+    def move(match: re.Match[str]) -> str:
+        head, x, mid, length, tail, spaces, text = match.groups()
+        cells = cell_len(html.unescape(spaces + text))
+        if cells == 0:
+            return match.group(0)
+        width = float(length) / cells
+        shift = width * spaces.count("&#160;")
+        return f"{head}{float(x) + shift:.1f}{mid}{float(length) - shift:.1f}{tail}{text}</text>"
+
+    return _TEXT_RE.sub(move, svg)
 
 
 async def fill_login(pilot: Pilot[object], user: str, password: str) -> None:
