@@ -216,8 +216,9 @@ class Composer(Vertical):
     def on_composer_area_entered(self, event: ComposerArea.Entered) -> None:
         event.stop()
         self._end_completion()
-        text = event.text
-        if not text.strip():
+        # Trailing spaces and blank lines are never meant (a completion leaves one): not sent.
+        text = event.text.rstrip()
+        if not text:
             self.input.clear()  # a line of spaces is nothing to send, and nothing to keep
             return
         if not self.history or self.history[-1] != text:
