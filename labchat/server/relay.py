@@ -822,7 +822,20 @@ class Relay:
 
         The body is encoded once for the whole room; each session only adds its own frame header.
         """
+        count, ready = self._ready_members(room, exclude, seq)
+        for sess in ready:
+            sess.link.send(kind, body)
+        self._dirty.update(ready)
+        return count
+
+    def _ready_members(
+        self, room: Room, exclude: Session | None, seq: int | None
+    ) -> tuple[int, list[Session]]:
+        """The members a fan-out is meant for (counted) and those to queue it for now: a member that
+        fell behind is fed from history instead (`_catch_up`); with `seq`, one whose backlog is full
+        falls behind from here."""
         count = 0
+        ready: list[Session] = []
         limit = self.config.max_backlog_frames
         for sid in room.members.values():
             sess = self.sessions.get(sid)
@@ -834,9 +847,8 @@ class Relay:
             if seq is not None and sess.link.backlog >= limit:
                 sess.lagging_after = seq - 1  # it will be fed from history as it drains
                 continue
-            sess.link.send(kind, body)
-            self._dirty.add(sess)
-        return count
+            ready.append(sess)
+        return count, ready
 
     def _catch_up(self, sess: Session) -> None:
         """Feed a session that fell behind from the ring or the store, as far as its window allows."""
@@ -905,24 +917,14 @@ class Relay:
             for index, piece in enumerate(pieces)
         ]  # fmt: skip
         preview = encode_message(_room_message(replace(stored, text=long_preview(stored.text))))
-        count = 0
-        limit = self.config.max_backlog_frames
-        for sid in room.members.values():
-            sess = self.sessions.get(sid)
-            if sess is None or sess is exclude:
-                continue
-            count += 1
-            if sess.lagging_after is not None:
-                continue
-            if sess.link.backlog >= limit:
-                sess.lagging_after = stored.seq - 1
-                continue
+        count, ready = self._ready_members(room, exclude, stored.seq)
+        for sess in ready:
             if sess.caps & m.CAP_LONG_MESSAGES:
                 for body in parts:
                     sess.link.send(m.Kind.MESSAGE_PART, body)
             else:
                 sess.link.send(m.Kind.MESSAGE, preview)
-            self._dirty.add(sess)
+        self._dirty.update(ready)
         return count
 
     def _send_stored(self, sess: Session, stored: StoredMessage, extra_flags: int = 0) -> None:
