@@ -95,6 +95,12 @@ def _check_room(room: str) -> None:
         raise LocalProtocolError(f"invalid room name {room!r}", ErrorCode.NO_SUCH_ROOM)
 
 
+def _check_msg_id(msg_id: int) -> None:
+    # 0 would make a resend indistinguishable from "no id" (section 7.3): refused, never deduplicated.
+    if msg_id == 0:
+        raise LocalProtocolError("msg_id 0 is reserved", ErrorCode.BAD_MESSAGE)
+
+
 def _check_text(text: str, limit: int = MAX_TEXT_BYTES, *, allow_empty: bool = False) -> None:
     if not text and not allow_empty:
         raise LocalProtocolError("empty message", ErrorCode.BAD_MESSAGE)
@@ -237,6 +243,7 @@ class Say(Message):
     flags: int = 0
 
     def __post_init__(self) -> None:
+        _check_msg_id(self.msg_id)
         _check_room(self.room)
         _check_text(self.text)
 
@@ -258,6 +265,7 @@ class Whisper(Message):
     flags: int = 0
 
     def __post_init__(self) -> None:
+        _check_msg_id(self.msg_id)
         _check_name(self.to, "recipient")
         _check_text(self.text)
 

@@ -281,13 +281,13 @@ class Relay:
             try:
                 message = decode_message(frame.kind, frame.body)
             except DecodeError as exc:
-                self._on_bad_message(sess, frame.kind, exc, now)
+                self._on_bad_message(sess, frame.kind, frame.body, exc, now)
                 continue
             self._dispatch(sess, message, now)
         if sess.lagging_after is not None:
             self._catch_up(sess)
 
-    def _on_bad_message(self, sess: Session, kind: int, exc: DecodeError, now: float) -> None:
+    def _on_bad_message(self, sess: Session, kind: int, body: bytes, exc: DecodeError, now: float) -> None:
         self.stats.bad_messages += 1
         if kind == m.Kind.LOGIN and sess.user is None:
             code = (
@@ -298,7 +298,14 @@ class Relay:
             text = str(exc).removeprefix("invalid Login: ")
             self._send(sess, m.LoginFailed(code, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
         elif kind in (m.Kind.SAY, m.Kind.WHISPER, m.Kind.SAY_PART) and sess.user is not None:
-            self._send(sess, m.Notice(exc.code, truncate_utf8(f"message refused: {exc}", m.MAX_NOTICE_BYTES)))
+            text = truncate_utf8(f"message refused: {exc}", m.MAX_NOTICE_BYTES)
+            # Every one of these starts with its msg_id: name it, so the client's outbox lets go of
+            # a message that will never be accepted (section 7.3), instead of resending it forever.
+            msg_id = int.from_bytes(body[:8], "big") if len(body) >= 8 else 0
+            if msg_id:
+                self._send(sess, m.Rejected(msg_id, exc.code, 0, text))
+            else:
+                self._send(sess, m.Notice(exc.code, text))
 
     def _dispatch(self, sess: Session, message: m.Message, now: float) -> None:
         if sess.closing_at is not None:

@@ -105,7 +105,7 @@ def test_hostile_logged_in_peer_cannot_crash_the_relay(tmp_path: Path) -> None:
         kind = rng.choice([*range(0, 70), m.Kind.SAY, m.Kind.LOGIN, m.Kind.WHISPER])
         body = rng.randbytes(rng.randrange(0, 200))
         if i % 5 == 0:  # plausible frames with hostile values
-            good = encode_message(m.Say(i, "lobby", "x" * rng.randrange(1, 50)))
+            good = encode_message(m.Say(i + 1, "lobby", "x" * rng.randrange(1, 50)))
             body = bytearray(good)
             body[rng.randrange(len(body))] = rng.randrange(256)
             body = bytes(body)
@@ -217,3 +217,24 @@ def test_the_timer_heap_stays_proportional_to_the_sessions(tmp_path: Path) -> No
     assert relay is not None
     assert len(relay._timers) <= 2 * len(relay.sessions) + 64
     assert all(len(c.of(ev.MessageReceived)) == 300 for name, c in net.clients.items() if name != "idle0")
+
+
+def test_a_refused_say_is_rejected_by_its_msg_id_so_no_outbox_keeps_it(tmp_path: Path) -> None:
+    """Protocol 7.3: an invalid SAY/WHISPER names its msg_id in a REJECTED; msg_id 0 is refused too."""
+    net = SimNet(tmp_path)
+    peer = RawPeer(net, ("10.6.6.8", 668))
+    peer.pump()
+    peer.link.send(m.Kind.LOGIN, encode_message(m.Login("mallory", "secret")))
+    peer.pump()
+    good = encode_message(m.Say(77, "lobby", "x"))
+    empty = good[:-4] + b"\x00\x00" + good[-1:]  # text length 0, then the flags
+    assert len(empty) == len(good) - 1
+    peer.link.send(m.Kind.SAY, empty)
+    zero = b"\x00" * 8 + good[8:]
+    peer.link.send(m.Kind.SAY, zero)
+    peer.pump()
+    rejected = [x for x in peer.messages if isinstance(x, m.Rejected)]
+    notices = [x for x in peer.messages if isinstance(x, m.Notice)]
+    assert [(r.msg_id, r.code) for r in rejected] == [(77, ErrorCode.BAD_MESSAGE)]
+    assert [n.code for n in notices] == [ErrorCode.BAD_MESSAGE]
+    assert "msg_id 0" in notices[0].text
