@@ -1152,14 +1152,20 @@ class Relay:
     def _compact_timers(self) -> None:
         """Drop stale heap entries (a session's deadline moved; the old entry stays until popped).
         A session whose deadline keeps moving later would otherwise leave one entry per move."""
-        live = [
-            entry for entry in self._timers
-            if (sess := self.sessions.get(entry[2])) is not None and sess.timer_at == entry[0]
-        ]  # fmt: skip
+        live = []
+        seen: set[bytes] = set()
+        for entry in self._timers:
+            sid = entry[2]
+            sess = self.sessions.get(sid)
+            # One entry per session: a deadline that moved away and back (A, B, A) leaves two
+            # entries equal to the current one, and keeping both would let the heap grow with
+            # every flip (seen with clients that send the moment they are asked to).
+            if sess is not None and sess.timer_at == entry[0] and sid not in seen:
+                seen.add(sid)
+                live.append(entry)
         heapq.heapify(live)
         self._timers = live
-        # Next time when the heap has doubled: compaction stays O(1) per push, amortised, even when
-        # most entries are live (a session can hold two live entries for the same deadline).
+        # Next time when the heap has doubled: compaction stays O(1) per push, amortised.
         self._timers_compact_at = 2 * len(live) + 64
 
     def next_timer(self) -> float | None:

@@ -137,6 +137,13 @@ class SimNet:
         return min(times) if times else None
 
     def step(self) -> bool:
+        # First send what a test queued by calling a connection directly (`conn.who(now)`), as the
+        # real transport does right after every call: otherwise the next timer could come first and
+        # find the client "waiting" since long before, and re-handshake over a request never sent.
+        for c in self.clients.values():
+            if c.online:
+                for data in c.conn.datagrams_to_send(self.now):
+                    self._ship(c.addr, SERVER, data)
         t = self._next_time()
         if t is None:
             return False
