@@ -101,7 +101,7 @@ class Entry:
     history: bool = False
     #: The room's sequence number (0: none), so pieces of one long message are shown as one entry.
     seq: int = 0
-    #: When the server stored our message, if the lead sets it; shown when it is minutes after `ts`.
+    #: When the server stored our message (set by the room on delivery); shown when minutes after `ts`.
     sent_ts: float | None = None
     #: Characters of the message's last piece, and how many of our pieces still wait for the server
     #: (kept by the log, which shows the pieces of one long message as one entry).
