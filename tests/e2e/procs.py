@@ -58,6 +58,18 @@ class Proc:
 
         return await asyncio.wait_for(scan(), timeout)
 
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        """The `--json` events of this `type` printed so far, in order (other lines skipped)."""
+        out = []
+        for line in self.lines:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and obj.get("type") == kind:
+                out.append(obj)
+        return out
+
     async def expect_json(self, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
         async def scan() -> dict[str, Any]:
             seen = 0

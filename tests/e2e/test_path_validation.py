@@ -12,7 +12,6 @@ next keepalive.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -110,15 +109,7 @@ class CopyingForwarder:
 
 
 def _texts(proc: Proc) -> list[str]:
-    out = []
-    for line in proc.lines:
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if obj.get("type") == "message":
-            out.append(obj["text"])
-    return out
+    return [event["text"] for event in proc.events("message")]
 
 
 async def _arrival_times(proc: Proc, prefix: str, count: int, timeout: float) -> list[float]:

@@ -4,7 +4,6 @@ between them making the network bad on purpose."""
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from pathlib import Path
 
@@ -18,15 +17,7 @@ pytestmark = pytest.mark.timeout(150)
 
 
 def messages(proc: Proc) -> list[dict]:  # type: ignore[type-arg]
-    out = []
-    for line in proc.lines:
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if obj.get("type") == "message":
-            out.append(obj)
-    return out
+    return proc.events("message")
 
 
 async def wait_count(proc: Proc, n: int, timeout: float) -> None:
