@@ -60,6 +60,30 @@ class ErrorCode(IntEnum):
     SERVER_BUSY = 22
     #: A LOGIN with a ticket the server does not accept and no password to fall back on.
     TICKET_REJECTED = 23
+    #: An operator's command from someone who is not an operator of that room (18.9).
+    NOT_OPERATOR = 24
+    #: REJECTED: the sender is muted in that room; the text says until when.
+    MUTED = 25
+    #: The user is banned from that room (JOIN, a version-1 LOGIN, ROOM_LEFT, CLOSED).
+    BANNED = 26
+    #: ROOM_LEFT / CLOSED: an operator removed the user from the room.
+    KICKED = 27
+    #: JOIN: the room has a key and the JOIN's was missing or wrong.
+    BAD_KEY = 28
+    #: JOIN: the room is invite-only and the user was not invited.
+    INVITE_ONLY = 29
+    #: REJECTED: the room is moderated and the sender is neither operator nor voiced.
+    MODERATED = 30
+    #: JOIN: the user is in too many rooms, or the server holds too many.
+    TOO_MANY_ROOMS = 31
+    #: A room name that breaks the room rule (the text states it).
+    INVALID_ROOM = 32
+    #: A request the rules forbid whoever asks (acting on an admin, making a guest an operator).
+    NOT_ALLOWED = 33
+    #: NOTICE to a version-1 client: a room's news (a mute, a topic, an announcement) in words.
+    ROOM_NEWS = 34
+    #: LOGIN_FAILED: a guest name that is online already (class password, 18.11).
+    NAME_IN_USE = 35
 
 
 class ProtocolError(Exception):

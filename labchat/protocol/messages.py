@@ -56,6 +56,96 @@ MAX_QUERY_BYTES = 256
 #: Longest search snippet, in UTF-8 bytes.
 MAX_SNIPPET_BYTES = 300
 
+#: Capability bit (docs/protocol.md section 18.1) in LOGIN's `flags`: the client holds several rooms and
+#: reads ROOM_STATE and the other room messages; in LOGIN_OK's: the server has rooms and roles.
+CAP_ROOMS = 0x0100_0000
+#: LOGIN_OK flag: this session is a guest admitted with the class password (18.11), not an account.
+LOGIN_OK_GUEST = 0x0200_0000
+#: Rooms one user may be in at once (18.4).
+MAX_ROOMS_PER_USER = 32
+#: Entries in LOGIN's `cursors` at most (more are ignored by the server).
+MAX_CURSORS = 64
+#: Longest room topic, in UTF-8 bytes.
+MAX_TOPIC_BYTES = 300
+#: Longest room key (IRC's +k), in UTF-8 bytes.
+MAX_KEY_BYTES = 64
+#: Longest announcement, in UTF-8 bytes: it is pinned, not a document.
+MAX_ANNOUNCEMENT_BYTES = 900
+#: Longest kick/ban/part reason, in UTF-8 bytes.
+MAX_REASON_BYTES = 200
+#: Names listed in an ANNOUNCEMENT_TALLY's `not_yet` at most.
+MAX_TALLY_NAMES = 40
+#: A timed sanction's longest length, in minutes (30 days); 0 means "until lifted".
+MAX_SANCTION_MINUTES = 30 * 24 * 60
+
+#: ROOM_STATE `modes` and ROOM_INFO `modes` bits (18.6).
+ROOM_PRIVATE = 0x1  #: invite-only: invisible in LIST to non-members
+ROOM_MODERATED = 0x2  #: only operators and voiced members may speak
+ROOM_KEYED = 0x4  #: JOIN needs the room key
+ROOM_TOPIC_LOCKED = 0x8  #: only operators set the topic
+
+#: ROOM_STATE `you` bits, and the letters of PRESENCE's appended `modes` (18.7).
+MEMBER_OP = 0x1
+MEMBER_VOICE = 0x2
+MEMBER_MUTED = 0x4
+MEMBER_GUEST = 0x8
+MEMBER_ADMIN = 0x10
+
+
+def member_mode_char(bits: int) -> str:
+    """PRESENCE `modes` carries one ASCII character per listed user: '@' (0x40) plus its MEMBER_* bits."""
+    return chr(0x40 + (bits & 0x1F))
+
+
+def member_mode_bits(char: str) -> int:
+    """The MEMBER_* bits of one `modes` character; anything out of range reads as none."""
+    code = ord(char) - 0x40 if char else 0
+    return code if 0 <= code <= 0x1F else 0
+
+
+class Setting(IntEnum):
+    """ROOM_SET `setting` (18.8). ROOM_EVENT reports a change as `action` = 16 + setting."""
+
+    TOPIC = 1
+    KEY = 2
+    MODERATED = 3
+    PRIVATE = 4
+    ANNOUNCEMENT = 5
+    TOPIC_LOCK = 6
+
+
+class Action(IntEnum):
+    """MODERATE `action` (18.9) and ROOM_EVENT `action` (18.10): one table for the request and the news."""
+
+    OP = 1
+    DEOP = 2
+    VOICE = 3
+    DEVOICE = 4
+    KICK = 5
+    MUTE = 6
+    UNMUTE = 7
+    BAN = 8
+    UNBAN = 9
+    INVITE = 10
+    #: ROOM_EVENT only: a room setting changed (16 + `Setting`).
+    TOPIC_SET = 17
+    KEY_SET = 18
+    MODERATED_SET = 19
+    PRIVATE_SET = 20
+    ANNOUNCEMENT_SET = 21
+    TOPIC_LOCK_SET = 22
+    #: ROOM_EVENT only: a timed mute or ban ended by itself.
+    MUTE_ENDED = 32
+    BAN_ENDED = 33
+
+
+#: The actions a MODERATE may carry (the rest are ROOM_EVENT news only).
+MODERATE_ACTIONS = frozenset(range(Action.OP, Action.INVITE + 1))
+
+ROOM_RULE = (
+    "1-32 characters: lowercase letters (a-z), digits, '_' or '-', starting with a letter or digit"
+)
+
 NAME_RULE = (
     "1-20 characters: ASCII letters (a-z, A-Z), digits, '_' or '-', starting with a letter "
     "(case-insensitive)"
@@ -68,11 +158,18 @@ _ROOM_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 PRESENCE_NAMES_PER_PART = 40
 
 
-def presence_parts(room: str, users: tuple[str, ...], requested: int = 0) -> list[Presence]:
-    """The online list as one or more PRESENCE messages (all but the last say `more`)."""
-    chunks = [users[i : i + PRESENCE_NAMES_PER_PART] for i in range(0, len(users), PRESENCE_NAMES_PER_PART)]
-    chunks = chunks or [()]
-    return [Presence(room, chunk, requested, int(i < len(chunks) - 1)) for i, chunk in enumerate(chunks)]
+def presence_parts(
+    room: str, users: tuple[str, ...], requested: int = 0, modes: str = ""
+) -> list[Presence]:
+    """The online list as one or more PRESENCE messages (all but the last say `more`). `modes`, if
+    given, has one character per user (18.7) and is cut along with the names."""
+    step = PRESENCE_NAMES_PER_PART
+    starts = range(0, len(users), step) if users else range(1)
+    last = starts[-1]
+    return [
+        Presence(room, users[i : i + step], requested, int(i != last), modes[i : i + step])
+        for i in starts
+    ]
 
 
 def is_valid_name(name: str) -> bool:
@@ -90,9 +187,20 @@ def _check_name(name: str, what: str = "name") -> None:
         raise LocalProtocolError(f"invalid {what} {name!r}: {NAME_RULE}", ErrorCode.INVALID_NAME)
 
 
+def is_valid_room(room: str) -> bool:
+    """Room names are lowercase ASCII, so `#CS101` typed by a user and `cs101` on the wire are one room."""
+    return _ROOM_RE.fullmatch(room) is not None
+
+
+def room_from_user(text: str) -> str:
+    """What a user typed as a room name, as the wire spells it: a leading '#' dropped (IRC habit),
+    lowercased. The result may still break the rule; `is_valid_room` says."""
+    return text.strip().removeprefix("#").lower()
+
+
 def _check_room(room: str) -> None:
     if _ROOM_RE.fullmatch(room) is None:
-        raise LocalProtocolError(f"invalid room name {room!r}", ErrorCode.NO_SUCH_ROOM)
+        raise LocalProtocolError(f"invalid room name {room!r}: {ROOM_RULE}", ErrorCode.NO_SUCH_ROOM)
 
 
 def _check_msg_id(msg_id: int) -> None:
@@ -125,6 +233,12 @@ class Kind(IntEnum):
     HISTORY = 8
     SEARCH = 9
     SET_AWAY = 11
+    JOIN = 20
+    PART = 21
+    LIST = 22
+    ROOM_SET = 23
+    MODERATE = 24
+    ANNOUNCEMENT_SEEN = 25
 
     LOGIN_OK = 32
     LOGIN_FAILED = 33
@@ -147,6 +261,13 @@ class Kind(IntEnum):
     LOGIN_QUEUED = 53
     TICKET = 54
 
+    ROOM_STATE = 57
+    ROOM_LEFT = 58
+    ROOM_INFO = 59
+    ROOM_EVENT = 60
+    ANNOUNCEMENT = 61
+    ANNOUNCEMENT_TALLY = 62
+
 
 class Field(IntEnum):
     """Field encodings (see wire.py): fixed-width big-endian integers, or length-prefixed UTF-8."""
@@ -157,6 +278,7 @@ class Field(IntEnum):
     U64 = 4
     STR = 5  #: u16 byte length, then UTF-8
     STRS = 6  #: u16 count, then that many STR
+    CURSORS = 7  #: u16 count, then that many (STR room, U64 seq): where a client is in each room (18.3)
 
 
 #: Message flags (a u8 bit set) carried by MESSAGE and PRIVATE.
@@ -202,6 +324,7 @@ class Login(Message):
         ("resume_seq", Field.U64),
         ("flags", Field.U32),
         ("ticket", Field.STR),
+        ("cursors", Field.CURSORS),
     )
     REQUIRED_FIELDS: ClassVar[int | None] = 4
     user: str
@@ -212,10 +335,17 @@ class Login(Message):
     flags: int = 0
     #: A resumption ticket from TICKET, or "" (none). As secret as the password: not in repr.
     ticket: str = field(default="", repr=False)
+    #: Appended (18.3): (room, resume_seq) for every other room the client holds, so that a
+    #: reconnecting client resumes each of its rooms where it stopped.
+    cursors: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         _check_name(self.user)
         _check_room(self.room)
+        if len(self.cursors) > MAX_CURSORS:
+            raise LocalProtocolError(f"more than {MAX_CURSORS} room cursors", ErrorCode.PROTOCOL_VIOLATION)
+        for room, _ in self.cursors:
+            _check_room(room)
         if len(self.ticket) > MAX_TICKET_CHARS:
             raise LocalProtocolError("ticket too long", ErrorCode.PROTOCOL_VIOLATION)
         try:
@@ -460,13 +590,18 @@ class Presence(Message):
         ("users", Field.STRS),
         ("requested", Field.U8),
         ("more", Field.U8),
+        ("modes", Field.STR),
     )
+    REQUIRED_FIELDS: ClassVar[int | None] = 4
     room: str
     users: tuple[str, ...]
     #: 1 when this answers a WHO, 0 when sent on login.
     requested: int = 0
     #: 1 when another PRESENCE continues the list: a big room does not fit one frame.
     more: int = 0
+    #: Appended (18.7), to CAP_ROOMS clients: one character per user, `member_mode_char` of its
+    #: MEMBER_* bits (op, voice, muted, guest, admin). Empty: no modes known.
+    modes: str = ""
 
 
 @dataclass(slots=True)
@@ -774,13 +909,290 @@ class Ticket(Message):
             raise LocalProtocolError("a ticket is 1-200 characters", ErrorCode.PROTOCOL_VIOLATION)
 
 
+# ---------------------------------------------------------------- rooms and roles (docs/protocol.md 18)
+
+
+def _check_request_text(text: str, limit: int, what: str) -> None:
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise LocalProtocolError(f"{what} is not valid Unicode", ErrorCode.BAD_MESSAGE) from None
+    if size > limit:
+        raise LocalProtocolError(f"{what} is {size} bytes, the limit is {limit}", ErrorCode.BAD_MESSAGE)
+
+
+@dataclass(slots=True)
+class JoinRoom(Message):
+    """Join `room`, creating it (with the sender as its operator) if it does not exist (18.4).
+
+    `resume_seq` as in LOGIN: 0 for the newcomer's view. `key` for a room with a key, else "".
+    """
+
+    KIND: ClassVar[Kind] = Kind.JOIN
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("resume_seq", Field.U64),
+        ("key", Field.STR),
+    )
+    request_id: int
+    room: str
+    resume_seq: int = 0
+    key: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+        _check_request_text(self.key, MAX_KEY_BYTES, "room key")
+
+
+@dataclass(slots=True)
+class PartRoom(Message):
+    """Leave `room` (18.5); the server forgets it from the account's rooms."""
+
+    KIND: ClassVar[Kind] = Kind.PART
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("reason", Field.STR),
+    )
+    request_id: int
+    room: str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+        _check_request_text(self.reason, MAX_REASON_BYTES, "reason")
+
+
+@dataclass(slots=True)
+class ListRooms(Message):
+    """Ask for the rooms the sender may see; answered by ROOM_INFO entries and REQUEST_DONE (18.6)."""
+
+    KIND: ClassVar[Kind] = Kind.LIST
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("request_id", Field.U32),)
+    request_id: int
+
+
+@dataclass(slots=True)
+class SetRoom(Message):
+    """Change one of `room`'s settings (18.8): topic, key, moderated, private, announcement, topic lock.
+
+    Switches take "on" or "off"; TOPIC, KEY and ANNOUNCEMENT take text, "" clearing it.
+    """
+
+    KIND: ClassVar[Kind] = Kind.ROOM_SET
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("setting", Field.U8),
+        ("value", Field.STR),
+    )
+    request_id: int
+    room: str
+    setting: int
+    value: str = ""
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+        if self.setting not in Setting._value2member_map_:
+            raise LocalProtocolError(f"unknown room setting {self.setting}", ErrorCode.BAD_MESSAGE)
+        limit = {Setting.TOPIC: MAX_TOPIC_BYTES, Setting.KEY: MAX_KEY_BYTES}.get(
+            Setting(self.setting), MAX_ANNOUNCEMENT_BYTES
+        )
+        _check_request_text(self.value, limit, "value")
+
+
+@dataclass(slots=True)
+class Moderate(Message):
+    """An operator's action on `user` in `room` (18.9). `minutes` bounds a MUTE or BAN (0: until lifted)."""
+
+    KIND: ClassVar[Kind] = Kind.MODERATE
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("action", Field.U8),
+        ("user", Field.STR),
+        ("minutes", Field.U32),
+        ("reason", Field.STR),
+    )
+    request_id: int
+    room: str
+    action: int
+    user: str
+    minutes: int = 0
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+        if self.action not in MODERATE_ACTIONS:
+            raise LocalProtocolError(f"unknown moderation action {self.action}", ErrorCode.BAD_MESSAGE)
+        _check_name(self.user)
+        if self.minutes > MAX_SANCTION_MINUTES:
+            raise LocalProtocolError(
+                f"{self.minutes} minutes: at most {MAX_SANCTION_MINUTES} (30 days)", ErrorCode.BAD_MESSAGE
+            )
+        _check_request_text(self.reason, MAX_REASON_BYTES, "reason")
+
+
+@dataclass(slots=True)
+class AnnouncementSeen(Message):
+    """The client has shown `room`'s announcement `announcement_id` to its user (18.10)."""
+
+    KIND: ClassVar[Kind] = Kind.ANNOUNCEMENT_SEEN
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("room", Field.STR), ("announcement_id", Field.U64))
+    room: str
+    announcement_id: int
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+
+
+@dataclass(slots=True)
+class RoomState(Message):
+    """A room the receiver is in, as it is now (18.6): sent on joining it and on every change of its
+    settings or of the receiver's own role in it. `muted_until_ms`: 0 not muted, 2^64-1 until lifted."""
+
+    KIND: ClassVar[Kind] = Kind.ROOM_STATE
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("room", Field.STR),
+        ("topic", Field.STR),
+        ("modes", Field.U32),
+        ("you", Field.U32),
+        ("muted_until_ms", Field.U64),
+        ("members", Field.U32),
+    )
+    room: str
+    topic: str = ""
+    #: ROOM_* bits.
+    modes: int = 0
+    #: MEMBER_* bits of the receiver in this room.
+    you: int = 0
+    muted_until_ms: int = 0
+    #: Accounts that are members (online or not), plus online guests: the tally's whole.
+    members: int = 0
+
+
+#: `muted_until_ms` / `until_ms` of a sanction with no end.
+UNTIL_LIFTED_MS = 2**64 - 1
+
+
+@dataclass(slots=True)
+class RoomLeft(Message):
+    """The receiver is no longer in `room` (18.5, 18.9): `code` 0 it parted, KICKED or BANNED by `by`.
+    `until_ms` is a ban's end (UNTIL_LIFTED_MS: until lifted; 0 otherwise)."""
+
+    KIND: ClassVar[Kind] = Kind.ROOM_LEFT
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("room", Field.STR),
+        ("code", Field.U8),
+        ("by", Field.STR),
+        ("reason", Field.STR),
+        ("until_ms", Field.U64),
+    )
+    room: str
+    code: int = 0
+    by: str = ""
+    reason: str = ""
+    until_ms: int = 0
+
+
+@dataclass(slots=True)
+class RoomInfo(Message):
+    """One room in the answer to LIST `request_id` (18.6)."""
+
+    KIND: ClassVar[Kind] = Kind.ROOM_INFO
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("online", Field.U32),
+        ("topic", Field.STR),
+        ("modes", Field.U32),
+    )
+    request_id: int
+    room: str
+    #: Members online in it now.
+    online: int = 0
+    topic: str = ""
+    modes: int = 0
+
+
+@dataclass(slots=True)
+class RoomEvent(Message):
+    """News of a room for its members (18.10): `actor` did `action` to `target` (MUTE for `minutes`...).
+
+    `text` is the server's own sentence for it, for clients that do not know the action; ours build
+    their own line from the fields (so that it can be translated).
+    """
+
+    KIND: ClassVar[Kind] = Kind.ROOM_EVENT
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("room", Field.STR),
+        ("ts_ms", Field.U64),
+        ("action", Field.U8),
+        ("actor", Field.STR),
+        ("target", Field.STR),
+        ("minutes", Field.U32),
+        ("value", Field.STR),
+        ("text", Field.STR),
+    )
+    room: str
+    ts_ms: int
+    action: int
+    actor: str = ""
+    target: str = ""
+    minutes: int = 0
+    #: A setting's new value (the topic, "on"/"off"), or a kick's or ban's reason.
+    value: str = ""
+    text: str = ""
+
+
+@dataclass(slots=True)
+class Announcement(Message):
+    """`room`'s pinned announcement (18.10); an empty `text` clears it. Sent on joining and on change."""
+
+    KIND: ClassVar[Kind] = Kind.ANNOUNCEMENT
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("room", Field.STR),
+        ("announcement_id", Field.U64),
+        ("by", Field.STR),
+        ("ts_ms", Field.U64),
+        ("text", Field.STR),
+    )
+    room: str
+    announcement_id: int
+    by: str = ""
+    ts_ms: int = 0
+    text: str = ""
+
+
+@dataclass(slots=True)
+class AnnouncementTally(Message):
+    """For `room`'s operators: `seen` of `total` members have shown announcement `announcement_id`;
+    `not_yet` names up to 40 who have not (18.10)."""
+
+    KIND: ClassVar[Kind] = Kind.ANNOUNCEMENT_TALLY
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("room", Field.STR),
+        ("announcement_id", Field.U64),
+        ("seen", Field.U32),
+        ("total", Field.U32),
+        ("not_yet", Field.STRS),
+    )
+    room: str
+    announcement_id: int
+    seen: int = 0
+    total: int = 0
+    not_yet: tuple[str, ...] = ()
+
+
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.KIND: cls
     for cls in (
         Login, Say, Whisper, Who, Bye, Ping, SayPart, HistoryRequest, SearchRequest, SetAway,
         LoginOk, LoginFailed, Accepted, Rejected, RoomMessage, Joined, Left, Presence, Private,
         Notice, Closed, MessagePart, PrivatePart, HistoryEntry, SearchHit, RequestDone, Away, LoginQueued,
-        Ticket,
+        Ticket, JoinRoom, PartRoom, ListRooms, SetRoom, Moderate, AnnouncementSeen, RoomState, RoomLeft,
+        RoomInfo, RoomEvent, Announcement, AnnouncementTally,
     )
 }  # fmt: skip
 CLIENT_KINDS = frozenset(k for k in MESSAGE_TYPES if k < 32)

@@ -96,6 +96,13 @@ def encode_message(message: Message) -> bytes:
             out += _U16.pack(len(value))
             for item in value:
                 _put_str(out, item)
+        elif kind is Field.CURSORS:
+            out += _U16.pack(len(value))
+            for room, seq in value:
+                _put_str(out, room)
+                if not 0 <= seq < 2**64:
+                    raise LocalProtocolError(f"{type(message).__name__}.{name}: seq {seq} out of range")
+                out += _U64.pack(seq)
         else:
             if not 0 <= value <= _INT_LIMITS[kind]:
                 raise LocalProtocolError(f"{type(message).__name__}.{name}={value} out of range")
@@ -148,7 +155,9 @@ class _Decoder:
 
     def __init__(self, cls: type[Message]) -> None:
         self.cls = cls
-        names: dict[str, object] = {"_U16": _U16, "_error": struct.error, "_read_strs": _read_strs}
+        names: dict[str, object] = {
+            "_U16": _U16, "_error": struct.error, "_read_strs": _read_strs, "_read_cursors": _read_cursors,
+        }  # fmt: skip
         lines = ["def decode(body):", "    pos = 0", "    size = len(body)"]
         values: list[str] = []
         run = ""
@@ -202,6 +211,8 @@ class _Decoder:
                     f"    {target} = body[pos:pos + n].decode('utf-8')",
                     "    pos += n",
                 ]
+            elif ftype is Field.CURSORS:
+                lines.append(f"    {target}, pos = _read_cursors(body, pos)")
             else:
                 lines.append(f"    {target}, pos = _read_strs(body, pos)")
         flush_run()
@@ -222,6 +233,24 @@ def _read_strs(body: bytes, pos: int) -> tuple[tuple[str, ...], int]:
             raise struct.error("string runs past the end")
         items.append(body[pos:end].decode("utf-8"))
         pos = end
+    return tuple(items), pos
+
+
+def _read_cursors(body: bytes, pos: int) -> tuple[tuple[tuple[str, int], ...], int]:
+    """A CURSORS field: u16 count, then count x (STR room, U64 seq) (docs/protocol.md 18.3)."""
+    (count,) = _U16.unpack_from(body, pos)
+    pos += 2
+    items = []
+    for _ in range(count):
+        (length,) = _U16.unpack_from(body, pos)
+        pos += 2
+        end = pos + length
+        if end > len(body):
+            raise struct.error("string runs past the end")
+        room = body[pos:end].decode("utf-8")
+        (seq,) = _U64.unpack_from(body, end)
+        items.append((room, seq))
+        pos = end + 8
     return tuple(items), pos
 
 

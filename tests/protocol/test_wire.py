@@ -62,6 +62,21 @@ SAMPLES: list[m.Message] = [
     m.HistoryEntry(1, "lobby", 3, 4, "alice", 0, 5, 0, 1, "old line"),
     m.SearchHit(2, "lobby", 3, 4, "alice", m.FLAG_ACTION, "… around the match …"),
     m.RequestDone(2, 0, 1, ""),
+    # rooms and roles (docs/protocol.md 18)
+    m.Login("dave", "pw", "lobby", 9, m.CAP_ROOMS, "", (("cs101", 12), ("lab-3", 0))),
+    m.Presence("cs101", ("alice", "bob"), 0, 0, m.member_mode_char(m.MEMBER_OP) + "@"),
+    m.JoinRoom(3, "cs101", 0, "s3cret"),
+    m.PartRoom(4, "cs101", "lunch"),
+    m.ListRooms(5),
+    m.SetRoom(6, "cs101", m.Setting.TOPIC, "Lab 3: sorting 🧮"),
+    m.Moderate(7, "cs101", m.Action.MUTE, "bob", 10, "spamming"),
+    m.AnnouncementSeen("cs101", 2),
+    m.RoomState("cs101", "Lab 3", m.ROOM_MODERATED | m.ROOM_TOPIC_LOCKED, m.MEMBER_OP, 0, 28),
+    m.RoomLeft("cs101", ErrorCode.BANNED, "teacher", "cheating", m.UNTIL_LIFTED_MS),
+    m.RoomInfo(5, "cs101", 27, "Lab 3", m.ROOM_KEYED),
+    m.RoomEvent("cs101", 1_700_000_000_000, m.Action.MUTE, "teacher", "bob", 10, "", "bob was muted"),
+    m.Announcement("cs101", 2, "teacher", 1_700_000_000_000, "Quiz at 10:00"),
+    m.AnnouncementTally("cs101", 2, 23, 28, ("ani", "budi")),
 ]
 
 
@@ -187,11 +202,16 @@ def test_bit_flips_decode_or_raise(message: m.Message, data: st.DataObject) -> N
 
 def test_a_first_version_login_without_the_appended_fields_still_decodes() -> None:
     """A client of the first version ends LOGIN after resume_seq: flags 0, no ticket."""
-    full = encode_message(m.Login("alice", "pw", "lobby", 7, m.LOGIN_NO_REGISTER, "tkt"))
+    full = encode_message(m.Login("alice", "pw", "lobby", 7, m.LOGIN_NO_REGISTER, "tkt"))[:-2]  # no cursors
     old = full[: -(4 + 2 + 3)]
     assert decode_message(m.Kind.LOGIN, old) == m.Login("alice", "pw", "lobby", 7)
     assert decode_message(m.Kind.LOGIN, full[:-5]).flags == m.LOGIN_NO_REGISTER  # ticket absent
     with pytest.raises(DecodeError):
         decode_message(m.Kind.LOGIN, full[:-7])  # ends inside `flags`
+    assert decode_message(m.Kind.LOGIN, full).cursors == ()  # type: ignore[attr-defined]
+    with_cursors = encode_message(m.Login("alice", "pw", "lobby", 7, m.CAP_ROOMS, "", (("cs101", 4),)))
+    assert decode_message(m.Kind.LOGIN, with_cursors).cursors == (("cs101", 4),)  # type: ignore[attr-defined]
+    with pytest.raises(DecodeError):
+        decode_message(m.Kind.LOGIN, with_cursors[:-3])  # ends inside a cursor's seq
     failed = encode_message(m.LoginFailed(ErrorCode.INVALID_PASSWORD, "no", 5))
     assert decode_message(m.Kind.LOGIN_FAILED, failed[:-4]).retry_after_ms == 0  # type: ignore[attr-defined]
