@@ -64,6 +64,10 @@ class LoggedIn(Event):
     server_name: str
     registered: bool
     resumed: bool
+    #: The server has rooms and roles (docs/protocol.md 18.1): JOIN, PART, moderation work.
+    rooms: bool = False
+    #: Admitted with the class password, not an account (18.11).
+    guest: bool = False
 
 
 @dataclass(slots=True)
@@ -185,6 +189,9 @@ class PresenceUpdated(Event):
     users: tuple[str, ...]
     requested: bool = False
     away: dict[str, str] = field(default_factory=dict)
+    #: MEMBER_* bits (messages.py) of the users that have any: operators, voiced, muted, guests,
+    #: admins (18.7). Empty from a server without rooms.
+    modes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -252,3 +259,102 @@ class SearchResults(Event):
     hits: tuple[SearchHit, ...]
     more: bool = False
     error: str = ""
+
+
+# ---------------------------------------------------------------- rooms and roles (docs/protocol.md 18)
+
+
+@dataclass(slots=True)
+class RoomState(Event):
+    """A room we are in, as it is now: on joining it (`joined` True: it is new to us) and after each
+    change of its topic, its modes, or our role or mute in it. `modes` are ROOM_* bits, `you` our
+    MEMBER_* bits; `muted_until` is None when not muted, `math.inf` for a mute until lifted."""
+
+    room: str
+    topic: str
+    modes: int
+    you: int
+    muted_until: float | None
+    members: int
+    joined: bool = False
+
+
+@dataclass(slots=True)
+class RoomLeft(Event):
+    """We are no longer in `room`: we parted (`code` 0), or `by` kicked (KICKED) or banned (BANNED)
+    us; `until` is a ban's end (None: no ban, `math.inf`: until lifted)."""
+
+    room: str
+    code: int = 0
+    by: str = ""
+    reason: str = ""
+    until: float | None = None
+
+
+@dataclass(slots=True)
+class RoomInfo:
+    """One room in a `RoomList`."""
+
+    room: str
+    online: int
+    topic: str
+    modes: int
+
+
+@dataclass(slots=True)
+class RoomList(Event):
+    """The answer to /list: the rooms we may see, by name; `more` when the server had more."""
+
+    rooms: tuple[RoomInfo, ...]
+    more: bool = False
+    error: str = ""
+
+
+@dataclass(slots=True)
+class RoomEvent(Event):
+    """News of a room (18.10): `actor` did `action` (messages.Action) to `target`. `text` is the
+    server's English sentence; `value` a setting's new value or a sanction's reason."""
+
+    room: str
+    ts: float
+    action: int
+    actor: str
+    target: str
+    minutes: int
+    value: str
+    text: str
+
+
+@dataclass(slots=True)
+class Announcement(Event):
+    """`room`'s pinned announcement (empty `text`: cleared). Whoever shows it to the user then calls
+    the client's `announcement_seen(room, announcement_id)`."""
+
+    room: str
+    announcement_id: int
+    by: str
+    ts: float
+    text: str
+
+
+@dataclass(slots=True)
+class AnnouncementTally(Event):
+    """For operators: `seen` of `total` members have shown the announcement; `not_yet` names some
+    of those who have not."""
+
+    room: str
+    announcement_id: int
+    seen: int
+    total: int
+    not_yet: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class RequestFailed(Event):
+    """A room request was refused: `request` is "join", "part", "list", "set" or "moderate";
+    `code` the server's ErrorCode, `text` its words for the user."""
+
+    request: str
+    room: str
+    code: int
+    text: str
