@@ -32,10 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="labchat", description="Chat with everyone on the LAN through a labchat server."
     )
-    p.add_argument("server_ip", help="the server's address")
-    p.add_argument("server_port", type=int, help="the server's UDP port (usually 8080)")
+    # Optional only for --discover, which takes at most an address and a port; main() checks.
+    p.add_argument("server_ip", nargs="?", help="the server's address")
+    p.add_argument("server_port", nargs="?", type=int, help="the server's UDP port (usually 8080)")
     p.add_argument(
-        "client_port", type=int, help="local UDP port to use (labs open 5000-5010; 0 = any free)"
+        "client_port",
+        nargs="?",
+        type=int,
+        help="local UDP port to use (labs open 5000-5010; 0 = any free)",
+    )
+    p.add_argument(
+        "--discover",
+        action="store_true",
+        help="list the labchat servers on this network (or ask only SERVER_IP [SERVER_PORT]) and exit",
     )
     p.add_argument("--user", "-u", metavar="NAME", help=f"user name ({NAME_RULE})")
     p.add_argument(
@@ -78,7 +87,13 @@ def _read_password(user: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.discover:
+        return _discover(args)
+    missing = [n for n in ("server_ip", "server_port", "client_port") if getattr(args, n) is None]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
     plain = args.plain or args.json
     try:
         resolve(args.server_ip, args.server_port)
@@ -115,6 +130,32 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_plain(args, password, known))
     except KeyboardInterrupt:
         return 130
+
+
+def _discover(args: argparse.Namespace) -> int:
+    """`labchat --discover [HOST [PORT]]`: print the servers that answer, one per line (or JSON)."""
+    import json
+
+    from .discover import BROADCAST, discover, found_line, found_record
+
+    host = args.server_ip or BROADCAST
+    port = 8080 if args.server_port is None else args.server_port
+    if not 0 < port < 65536:
+        print(f"labchat: invalid server port {port}: use 1-65535", file=sys.stderr)
+        return 2
+    try:
+        found = asyncio.run(discover(host, port))
+    except OSError as exc:
+        print(f"labchat: cannot probe {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    for server in found:
+        print(json.dumps(found_record(server)) if args.json else found_line(server))
+    if not found:
+        print(f"labchat: no labchat server answered on port {port}", file=sys.stderr)
+        return 1
+    return 0
 
 
 async def _plain(args: argparse.Namespace, password: str, known: KnownServers) -> int:

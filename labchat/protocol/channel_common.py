@@ -37,6 +37,8 @@ class Kind(IntEnum):
     RESET = 5
     PATH_CHALLENGE = 6
     PATH_RESPONSE = 7
+    DISCOVER = 8
+    DISCOVERED = 9
 
 
 #: Largest datagram either side sends or accepts: fits the IPv6 minimum MTU with room for headers.
@@ -196,6 +198,8 @@ class ChannelStats:
     path_challenges_received: int = 0
     path_responses_sent: int = 0
     path_validated: int = 0
+    discover_answered: int = 0
+    discover_rate_limited: int = 0
     """PATH_RESPONSEs that proved their address (whether or not the session moved there)."""
     path_response_mismatch: int = 0
     """PATH_RESPONSEs with an unknown token or from another address than the one challenged."""

@@ -48,6 +48,7 @@ from labchat.protocol.channel_common import (
     _Receiver,
     _Sender,
 )
+from labchat.protocol.discovery import encode_answer, parse_probe
 from labchat.protocol.errors import DecodeError, LocalProtocolError
 from labchat.protocol.noise import (
     DH_LEN_BYTES,
@@ -55,6 +56,9 @@ from labchat.protocol.noise import (
     KeyPair,
     Rng,
 )
+
+#: LAN probes answered per second in all, and the burst (docs/protocol.md 19.1).
+DISCOVER_RATE_PER_S = 20.0
 
 
 @dataclass(slots=True)
@@ -144,6 +148,9 @@ class ServerChannel:
         self._prelogin_deadlines: list[tuple[float, bytes]] = []
         self._expired: list[bytes] = []
         self.stats = ChannelStats()
+        #: The name a DISCOVER is answered with (docs/protocol.md 19), or None: discovery off.
+        self.discovery_name: str | None = None
+        self._discover_bucket = _TokenBucket(DISCOVER_RATE_PER_S, DISCOVER_RATE_PER_S, DISCOVER_RATE_PER_S)
 
     @property
     def public_key(self) -> bytes:
@@ -161,12 +168,29 @@ class ServerChannel:
             if kind is Kind.PATH_RESPONSE:
                 self._on_path_response(data, addr, now)
                 return None
+            if kind is Kind.DISCOVER:
+                self._on_discover(data, addr, now)
+                return None
             raise _Drop("unexpected")
         except _Drop as drop:
             _count(self.stats, drop.reason)
         except DecodeError:  # e.g. a low-order ephemeral key in a HELLO
             self.stats.malformed += 1
         return None
+
+    def _on_discover(self, data: bytes, addr: Address, now: float) -> None:
+        """Answer a LAN probe with our name and key (19.1): never larger than the probe, at most
+        20 answers a second in all, nothing when discovery is off."""
+        nonce = parse_probe(data)
+        if nonce is None:
+            raise _Drop("malformed")
+        if self.discovery_name is None or addr[1] == 0:
+            raise _Drop("unexpected")
+        if not self._discover_bucket.take(now):
+            self.stats.discover_rate_limited += 1
+            return
+        self.stats.discover_answered += 1
+        self._outbox.append((encode_answer(nonce, self._static.public, self.discovery_name), addr))
 
     def seal(self, session_id: bytes, payload: bytes, now: float) -> tuple[bytes, Address]:
         """A DATA datagram for a confirmed session, and the address to send it to."""

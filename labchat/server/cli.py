@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="password checks (scrypt) run at once; more logins queue and hear their place (default 2)",
     )
     p.add_argument("--name", default="labchat", help="server name shown to clients")
+    p.add_argument(
+        "--no-discovery",
+        action="store_true",
+        help="do not answer `labchat --discover` (by default the server tells the LAN its name and key)",
+    )
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.add_argument("--quiet", action="store_true", help="log only warnings and errors (no per-message lines)")
     p.add_argument("--version", action="version", version=f"labchat {__version__}")
@@ -199,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     channel = ServerChannel(key)
+    channel.discovery_name = None if args.no_discovery else args.name
     tickets = TicketBook(ticket_key, channel.public_key, lifetime_s=config.ticket_lifetime_s)
     try:
         relay = Relay(store, channel, config, tickets)

@@ -76,7 +76,7 @@ async def test_a_version1_client_chats_in_lobby_beside_room_clients(tmp_path: Pa
         await old.close()
         await new.close()
     finally:
-        await server.close()
+        await server.stop()
 
 
 async def test_a_version1_client_hears_moderation_in_words_and_a_kick_closes_it(tmp_path: Path) -> None:
@@ -100,4 +100,4 @@ async def test_a_version1_client_hears_moderation_in_words_and_a_kick_closes_it(
         assert not [msg for msg in received if msg.KIND in ROOM_KINDS]
         await op.close()
     finally:
-        await server.close()
+        await server.stop()

@@ -285,7 +285,7 @@ def test_wrong_magic_version_kind_and_length_are_counted() -> None:
     server = new_server()
     server.receive_datagram(b"XX\x01\x01" + bytes(200), ADDR, 0.0)
     server.receive_datagram(b"LC\x02\x01" + bytes(200), ADDR, 0.0)
-    server.receive_datagram(b"LC\x01\x09" + bytes(200), ADDR, 0.0)
+    server.receive_datagram(b"LC\x01\x0a" + bytes(200), ADDR, 0.0)  # kinds 1-9 are known (2.1)
     server.receive_datagram(b"LC\x01\x01" + bytes(20), ADDR, 0.0)  # HELLO too short
     server.receive_datagram(b"LC\x01\x03" + bytes(200), ADDR, 0.0)  # WELCOME sent to a server
     server.receive_datagram(b"LC\x01\x01" + bytes(2000), ADDR, 0.0)  # over 1200 bytes
