@@ -31,10 +31,12 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from ..client.core import ChatClient, ClientError, Submitted
+from ..client.discover import BROADCAST, discover
 from ..client.known_servers import KnownServers
 from ..client.paths import ignore_list_path, ui_settings_path
 from ..protocol import events as ev
 from ..protocol.client import ClientConfig
+from ..protocol.discovery import ServerFound
 from ..protocol.errors import ErrorCode, LocalProtocolError
 from ..signal_handlers import install, signals_named
 from ..startup_gc import freeze_startup_objects
@@ -42,6 +44,7 @@ from . import messages as msg
 from .notifications import desktop_notification
 from .screens.login import LoginScreen
 from .screens.room import RoomScreen
+from .screens.servers import ServersScreen
 from .screens.trust import TrustScreen
 from .ui_settings import UiSettings
 from .widgets.message_log import DEFAULT_MAX_ENTRIES
@@ -92,6 +95,8 @@ class AppSettings:
     max_entries: int = DEFAULT_MAX_ENTRIES
     #: Idle time before the app sets the user away by itself; 0 never does.
     auto_away_s: float = AUTO_AWAY_S
+    #: Where "Find servers" sends its probe (docs/protocol.md 19): the LAN's broadcast address.
+    discover_host: str = BROADCAST
 
     @property
     def server_label(self) -> str:
@@ -243,6 +248,30 @@ class LabchatApp(App[int]):
         yield from super().get_system_commands(screen)
 
     # ------------------------------------------------------------ logging in
+
+    @on(LoginScreen.FindServers)
+    @work(exclusive=True, group="discover")
+    async def _find_servers(self) -> None:
+        """Probe the LAN, then let the user pick; a pick changes where the next login goes."""
+        port = self.settings.server_port
+        try:
+            found = await discover(self.settings.discover_host, port)
+        except OSError as exc:
+            if (login := self.login_screen) is not None:
+                login.show_error(f"Cannot look for servers: {exc.strerror or exc}")
+            return
+        login = self.login_screen
+        if login is None:
+            return
+        login.show_info(f"{len(found)} server(s) answered." if found else "No server answered.")
+
+        def picked(choice: ServerFound | None) -> None:
+            if choice is None or (screen := self.login_screen) is None:
+                return
+            self.settings = replace(self.settings, server_host=choice.host, server_port=choice.port)
+            screen.set_server(self.settings.server_label)
+
+        self.push_screen(ServersScreen(found, port), picked)
 
     @on(LoginScreen.Submitted)
     async def _login(self, event: LoginScreen.Submitted) -> None:

@@ -47,6 +47,9 @@ class LoginScreen(Screen[None]):
     class Cancelled(Message):
         """The user pressed Escape while connecting: give up this attempt."""
 
+    class FindServers(Message):
+        """The user asked which servers are on the network ("Find servers", docs/protocol.md 19)."""
+
     def __init__(self, server_label: str, client_port: int, user: str = "") -> None:
         super().__init__()
         self.server_label = server_label
@@ -83,6 +86,7 @@ class LoginScreen(Screen[None]):
             with Horizontal(id="login-actions"):
                 yield Button("Log in", id="login", variant="primary", compact=True)
                 yield Button("Create account", id="create", variant="success", compact=True)
+                yield Button("Find servers", id="find", compact=True)
             yield Static("New name? You will be asked before an account is created.",
                          id="login-status")
         yield Footer()
@@ -120,6 +124,19 @@ class LoginScreen(Screen[None]):
     def _password_entered(self, event: Message) -> None:
         event.stop()
         self._submit()
+
+    @on(Button.Pressed, "#find")
+    def _find_servers(self, event: Button.Pressed) -> None:
+        event.stop()
+        if not self.busy:
+            self._set_status("Looking for servers on this network…", "-busy")
+            self.post_message(self.FindServers())
+
+    def set_server(self, label: str) -> None:
+        """The user picked another server: show where the next login goes."""
+        self.server_label = label
+        self.query_one("#login-server", Static).update(Text.assemble(("Server    ", "bold"), label))
+        self.show_info(f"Server set to {label}: log in when ready.")
 
     @on(Button.Pressed, "#create")
     def _create_confirmed(self, event: Button.Pressed) -> None:
@@ -199,7 +216,8 @@ class LoginScreen(Screen[None]):
         self.busy = locked
         login = self.query_one("#login", Button)
         create = self.query_one("#create", Button)
-        for widget in (self.user_input, self.password_input, self.port_input, login, create):
+        find = self.query_one("#find", Button)
+        for widget in (self.user_input, self.password_input, self.port_input, login, create, find):
             widget.disabled = locked
 
     def show_busy(self, text: str) -> None:
