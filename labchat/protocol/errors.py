@@ -84,6 +84,12 @@ class ErrorCode(IntEnum):
     ROOM_NEWS = 34
     #: LOGIN_FAILED: a guest name that is online already (class password, 18.11).
     NAME_IN_USE = 35
+    #: REJECTED: a WHISPER to a classmate while a room the sender is in is quiet (20.5).
+    QUIET = 36
+    #: REQUEST_DONE: the poll is closed or unknown (20.4).
+    NO_SUCH_POLL = 37
+    #: REQUEST_DONE: the room's help queue is full (20.3).
+    QUEUE_FULL = 38
 
 
 class ProtocolError(Exception):

@@ -59,6 +59,27 @@ MAX_SNIPPET_BYTES = 300
 #: Capability bit (docs/protocol.md section 18.1) in LOGIN's `flags`: the client holds several rooms and
 #: reads ROOM_STATE and the other room messages; in LOGIN_OK's: the server has rooms and roles.
 CAP_ROOMS = 0x0100_0000
+#: Capability bit (20.1): seats, help queue, polls, quiet mode.
+CAP_CLASSROOM = 0x0400_0000
+#: PRIVATE flag (20.5): a member's room message during quiet mode, for the operators; `to` is the room.
+FLAG_TO_OPS = 0x20
+#: Longest seat label, in UTF-8 bytes (20.2).
+MAX_SEAT_BYTES = 40
+#: Longest help-queue or poll question, in UTF-8 bytes.
+MAX_QUESTION_BYTES = 300
+#: Poll options: how many, and how long each (UTF-8 bytes).
+MIN_POLL_OPTIONS = 2
+MAX_POLL_OPTIONS = 9
+MAX_POLL_OPTION_BYTES = 100
+#: POLL flags.
+POLL_ANONYMOUS = 0x1
+POLL_CLOSED = 0x2
+#: QUEUE_TAKE actions.
+QUEUE_NEXT = 1
+QUEUE_DONE = 2
+#: Help-queue entries per room, and the longest quiet mode in minutes.
+MAX_QUEUE_ENTRIES = 200
+MAX_QUIET_MINUTES = 240
 #: LOGIN_OK flag: this session is a guest admitted with the class password (18.11), not an account.
 LOGIN_OK_GUEST = 0x0200_0000
 #: Rooms one user may be in at once (18.4).
@@ -83,6 +104,7 @@ ROOM_PRIVATE = 0x1  #: invite-only: invisible in LIST to non-members
 ROOM_MODERATED = 0x2  #: only operators and voiced members may speak
 ROOM_KEYED = 0x4  #: JOIN needs the room key
 ROOM_TOPIC_LOCKED = 0x8  #: only operators set the topic
+ROOM_QUIET = 0x10  #: quiet mode (20.5): members' messages go to the operators only
 
 #: ROOM_STATE `you` bits, and the letters of PRESENCE's appended `modes` (18.7).
 MEMBER_OP = 0x1
@@ -112,6 +134,10 @@ class Setting(IntEnum):
     PRIVATE = 4
     ANNOUNCEMENT = 5
     TOPIC_LOCK = 6
+    #: docs/protocol.md 20.5: minutes (1-240) or "off".
+    QUIET = 7
+    #: 20.6: start a class session (value empty).
+    SESSION = 8
 
 
 class Action(IntEnum):
@@ -134,9 +160,15 @@ class Action(IntEnum):
     PRIVATE_SET = 20
     ANNOUNCEMENT_SET = 21
     TOPIC_LOCK_SET = 22
+    QUIET_SET = 23
+    SESSION_STARTED = 24
     #: ROOM_EVENT only: a timed mute or ban ended by itself.
     MUTE_ENDED = 32
     BAN_ENDED = 33
+    #: ROOM_EVENT only, to the student concerned and the operators (20.3).
+    HAND_RAISED = 40
+    HAND_LOWERED = 41
+    HAND_TAKEN = 42
 
 
 #: The actions a MODERATE may carry (the rest are ROOM_EVENT news only).
@@ -159,15 +191,18 @@ PRESENCE_NAMES_PER_PART = 40
 
 
 def presence_parts(
-    room: str, users: tuple[str, ...], requested: int = 0, modes: str = ""
+    room: str, users: tuple[str, ...], requested: int = 0, modes: str = "", seats: tuple[str, ...] = ()
 ) -> list[Presence]:
-    """The online list as one or more PRESENCE messages (all but the last say `more`). `modes`, if
-    given, has one character per user (18.7) and is cut along with the names."""
-    step = PRESENCE_NAMES_PER_PART
+    """The online list as one or more PRESENCE messages (all but the last say `more`). `modes` (one
+    character per user, 18.7) and `seats` (20.2), if given, are cut along with the names. With seats,
+    a part holds fewer names, so that 40-byte seats still fit one frame."""
+    step = PRESENCE_NAMES_PER_PART if not seats else PRESENCE_NAMES_PER_PART // 2
     starts = range(0, len(users), step) if users else range(1)
     last = starts[-1]
     return [
-        Presence(room, users[i : i + step], requested, int(i != last), modes[i : i + step])
+        Presence(
+            room, users[i : i + step], requested, int(i != last), modes[i : i + step], seats[i : i + step]
+        )
         for i in starts
     ]
 
@@ -239,6 +274,11 @@ class Kind(IntEnum):
     ROOM_SET = 23
     MODERATE = 24
     ANNOUNCEMENT_SEEN = 25
+    HAND = 26
+    QUEUE_TAKE = 27
+    POLL_OPEN = 28
+    POLL_VOTE = 29
+    POLL_CLOSE = 30
 
     LOGIN_OK = 32
     LOGIN_FAILED = 33
@@ -257,6 +297,8 @@ class Kind(IntEnum):
     SEARCH_HIT = 46
     REQUEST_DONE = 47
     AWAY = 48
+    QUEUE_ENTRY = 49
+    POLL = 50
 
     LOGIN_QUEUED = 53
     TICKET = 54
@@ -279,6 +321,7 @@ class Field(IntEnum):
     STR = 5  #: u16 byte length, then UTF-8
     STRS = 6  #: u16 count, then that many STR
     CURSORS = 7  #: u16 count, then that many (STR room, U64 seq): where a client is in each room (18.3)
+    U32S = 8  #: u16 count, then that many U32 (20.4)
 
 
 #: Message flags (a u8 bit set) carried by MESSAGE and PRIVATE.
@@ -325,6 +368,7 @@ class Login(Message):
         ("flags", Field.U32),
         ("ticket", Field.STR),
         ("cursors", Field.CURSORS),
+        ("seat", Field.STR),
     )
     REQUIRED_FIELDS: ClassVar[int | None] = 4
     user: str
@@ -338,10 +382,13 @@ class Login(Message):
     #: Appended (18.3): (room, resume_seq) for every other room the client holds, so that a
     #: reconnecting client resumes each of its rooms where it stopped.
     cursors: tuple[tuple[str, int], ...] = ()
+    #: Appended (20.2): where the user sits (host name or `--seat`), at most 40 bytes.
+    seat: str = ""
 
     def __post_init__(self) -> None:
         _check_name(self.user)
         _check_room(self.room)
+        _check_text(self.seat, MAX_SEAT_BYTES, allow_empty=True)
         if len(self.cursors) > MAX_CURSORS:
             raise LocalProtocolError(f"more than {MAX_CURSORS} room cursors", ErrorCode.PROTOCOL_VIOLATION)
         for room, _ in self.cursors:
@@ -591,6 +638,7 @@ class Presence(Message):
         ("requested", Field.U8),
         ("more", Field.U8),
         ("modes", Field.STR),
+        ("seats", Field.STRS),
     )
     REQUIRED_FIELDS: ClassVar[int | None] = 4
     room: str
@@ -602,6 +650,8 @@ class Presence(Message):
     #: Appended (18.7), to CAP_ROOMS clients: one character per user, `member_mode_char` of its
     #: MEMBER_* bits (op, voice, muted, guest, admin). Empty: no modes known.
     modes: str = ""
+    #: Appended (20.2), to CAP_CLASSROOM clients: each user's seat, in `users` order ("" unknown).
+    seats: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -1060,7 +1110,9 @@ class RoomState(Message):
         ("you", Field.U32),
         ("muted_until_ms", Field.U64),
         ("members", Field.U32),
+        ("quiet_until_ms", Field.U64),
     )
+    REQUIRED_FIELDS: ClassVar[int | None] = 6
     room: str
     topic: str = ""
     #: ROOM_* bits.
@@ -1070,6 +1122,8 @@ class RoomState(Message):
     muted_until_ms: int = 0
     #: Accounts that are members (online or not), plus online guests: the tally's whole.
     members: int = 0
+    #: Appended (20.5): when quiet mode ends (0: not quiet).
+    quiet_until_ms: int = 0
 
 
 #: `muted_until_ms` / `until_ms` of a sanction with no end.
@@ -1185,6 +1239,183 @@ class AnnouncementTally(Message):
     not_yet: tuple[str, ...] = ()
 
 
+# ---------------------------------------------------------------- the classroom (docs/protocol.md 20)
+
+
+@dataclass(slots=True)
+class Hand(Message):
+    """Raise (1) or lower (0) the sender's hand in `room`'s help queue, with a question (20.3)."""
+
+    KIND: ClassVar[Kind] = Kind.HAND
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("raise_", Field.U8),
+        ("question", Field.STR),
+    )
+    request_id: int
+    room: str
+    raise_: int = 1
+    question: str = ""
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+        if self.raise_ not in (0, 1):
+            raise LocalProtocolError("raise must be 0 or 1", ErrorCode.BAD_MESSAGE)
+        _check_request_text(self.question, MAX_QUESTION_BYTES, "question")
+
+
+@dataclass(slots=True)
+class QueueTake(Message):
+    """An operator takes the next waiting student (QUEUE_NEXT) or removes `user` (QUEUE_DONE)."""
+
+    KIND: ClassVar[Kind] = Kind.QUEUE_TAKE
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("action", Field.U8),
+        ("user", Field.STR),
+    )
+    request_id: int
+    room: str
+    action: int = QUEUE_NEXT
+    user: str = ""
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+        if self.action not in (QUEUE_NEXT, QUEUE_DONE):
+            raise LocalProtocolError(f"unknown queue action {self.action}", ErrorCode.BAD_MESSAGE)
+        if self.action == QUEUE_DONE or self.user:
+            _check_name(self.user)
+
+
+@dataclass(slots=True)
+class PollOpen(Message):
+    """An operator asks `room` a question with 2-9 fixed answers (20.4)."""
+
+    KIND: ClassVar[Kind] = Kind.POLL_OPEN
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("question", Field.STR),
+        ("options", Field.STRS),
+        ("flags", Field.U8),
+    )
+    request_id: int
+    room: str
+    question: str
+    options: tuple[str, ...]
+    flags: int = 0
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+        _check_text(self.question, MAX_QUESTION_BYTES)
+        if not MIN_POLL_OPTIONS <= len(self.options) <= MAX_POLL_OPTIONS:
+            raise LocalProtocolError(
+                f"a poll has {MIN_POLL_OPTIONS} to {MAX_POLL_OPTIONS} options", ErrorCode.BAD_MESSAGE
+            )
+        for option in self.options:
+            _check_text(option, MAX_POLL_OPTION_BYTES)
+
+
+@dataclass(slots=True)
+class PollVote(Message):
+    """The sender's answer `choice` (1-based) to poll `poll_id` in `room`."""
+
+    KIND: ClassVar[Kind] = Kind.POLL_VOTE
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("poll_id", Field.U64),
+        ("choice", Field.U8),
+    )
+    request_id: int
+    room: str
+    poll_id: int
+    choice: int
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+        if not 1 <= self.choice <= MAX_POLL_OPTIONS:
+            raise LocalProtocolError(
+                f"choice {self.choice}: pick 1 to {MAX_POLL_OPTIONS}", ErrorCode.BAD_MESSAGE
+            )
+
+
+@dataclass(slots=True)
+class PollClose(Message):
+    """An operator closes poll `poll_id`: everyone then sees the result."""
+
+    KIND: ClassVar[Kind] = Kind.POLL_CLOSE
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("poll_id", Field.U64),
+    )
+    request_id: int
+    room: str
+    poll_id: int
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+
+
+@dataclass(slots=True)
+class QueueEntry(Message):
+    """One entry of `room`'s help queue, for operators (20.3): entries `index` 0..`count`-1 make the
+    whole queue; `count` 0 (with empty fields) says it is empty."""
+
+    KIND: ClassVar[Kind] = Kind.QUEUE_ENTRY
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("room", Field.STR),
+        ("index", Field.U16),
+        ("count", Field.U16),
+        ("user", Field.STR),
+        ("seat", Field.STR),
+        ("question", Field.STR),
+        ("since_ms", Field.U64),
+        ("taken_by", Field.STR),
+    )
+    room: str
+    index: int = 0
+    count: int = 0
+    user: str = ""
+    seat: str = ""
+    question: str = ""
+    since_ms: int = 0
+    taken_by: str = ""
+
+
+@dataclass(slots=True)
+class Poll(Message):
+    """A poll as one member may see it (20.4): counts for operators always, for the others once it
+    is closed; `ballots` ("choice name") only for operators of a poll that is not anonymous."""
+
+    KIND: ClassVar[Kind] = Kind.POLL
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("room", Field.STR),
+        ("poll_id", Field.U64),
+        ("by", Field.STR),
+        ("question", Field.STR),
+        ("options", Field.STRS),
+        ("flags", Field.U8),
+        ("counts", Field.U32S),
+        ("voters", Field.U32),
+        ("your_choice", Field.U8),
+        ("ballots", Field.STRS),
+    )
+    room: str
+    poll_id: int
+    by: str
+    question: str
+    options: tuple[str, ...]
+    flags: int = 0
+    counts: tuple[int, ...] = ()
+    voters: int = 0
+    your_choice: int = 0
+    ballots: tuple[str, ...] = ()
+
+
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.KIND: cls
     for cls in (
@@ -1192,7 +1423,8 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
         LoginOk, LoginFailed, Accepted, Rejected, RoomMessage, Joined, Left, Presence, Private,
         Notice, Closed, MessagePart, PrivatePart, HistoryEntry, SearchHit, RequestDone, Away, LoginQueued,
         Ticket, JoinRoom, PartRoom, ListRooms, SetRoom, Moderate, AnnouncementSeen, RoomState, RoomLeft,
-        RoomInfo, RoomEvent, Announcement, AnnouncementTally,
+        RoomInfo, RoomEvent, Announcement, AnnouncementTally, Hand, QueueTake, PollOpen, PollVote, PollClose,
+        QueueEntry, Poll,
     )
 }  # fmt: skip
 CLIENT_KINDS = frozenset(k for k in MESSAGE_TYPES if k < 32)

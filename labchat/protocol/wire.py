@@ -96,6 +96,12 @@ def encode_message(message: Message) -> bytes:
             out += _U16.pack(len(value))
             for item in value:
                 _put_str(out, item)
+        elif kind is Field.U32S:
+            out += _U16.pack(len(value))
+            for number in value:
+                if not 0 <= number <= 0xFFFF_FFFF:
+                    raise LocalProtocolError(f"{type(message).__name__}.{name}: {number} out of range")
+                out += _U32.pack(number)
         elif kind is Field.CURSORS:
             out += _U16.pack(len(value))
             for room, seq in value:
@@ -157,6 +163,7 @@ class _Decoder:
         self.cls = cls
         names: dict[str, object] = {
             "_U16": _U16, "_error": struct.error, "_read_strs": _read_strs, "_read_cursors": _read_cursors,
+            "_read_u32s": _read_u32s,
         }  # fmt: skip
         lines = ["def decode(body):", "    pos = 0", "    size = len(body)"]
         values: list[str] = []
@@ -213,6 +220,8 @@ class _Decoder:
                 ]
             elif ftype is Field.CURSORS:
                 lines.append(f"    {target}, pos = _read_cursors(body, pos)")
+            elif ftype is Field.U32S:
+                lines.append(f"    {target}, pos = _read_u32s(body, pos)")
             else:
                 lines.append(f"    {target}, pos = _read_strs(body, pos)")
         flush_run()
@@ -234,6 +243,16 @@ def _read_strs(body: bytes, pos: int) -> tuple[tuple[str, ...], int]:
         items.append(body[pos:end].decode("utf-8"))
         pos = end
     return tuple(items), pos
+
+
+def _read_u32s(body: bytes, pos: int) -> tuple[tuple[int, ...], int]:
+    """A U32S field: u16 count, then count x U32 (docs/protocol.md 20.4)."""
+    (count,) = _U16.unpack_from(body, pos)
+    pos += 2
+    end = pos + 4 * count
+    if end > len(body):
+        raise struct.error("list runs past the end")
+    return struct.unpack_from(f">{count}I", body, pos), end
 
 
 def _read_cursors(body: bytes, pos: int) -> tuple[tuple[tuple[str, int], ...], int]:

@@ -77,6 +77,17 @@ SAMPLES: list[m.Message] = [
     m.RoomEvent("cs101", 1_700_000_000_000, m.Action.MUTE, "teacher", "bob", 10, "", "bob was muted"),
     m.Announcement("cs101", 2, "teacher", 1_700_000_000_000, "Quiz at 10:00"),
     m.AnnouncementTally("cs101", 2, 23, 28, ("ani", "budi")),
+    # the classroom (docs/protocol.md 20)
+    m.Login("eve", "pw", "lobby", 0, m.CAP_ROOMS | m.CAP_CLASSROOM, "", (), "PC-14"),
+    m.Presence("cs101", ("ani", "budi"), 0, 0, "@A", ("PC-01", "")),
+    m.RoomState("cs101", "", m.ROOM_QUIET, 0, 0, 28, 1_700_000_600_000),
+    m.Hand(8, "cs101", 1, "exercise 2 crashes"),
+    m.QueueTake(9, "cs101", m.QUEUE_DONE, "budi"),
+    m.PollOpen(10, "cs101", "Done with exercise 2?", ("yes", "no", "stuck"), m.POLL_ANONYMOUS),
+    m.PollVote(11, "cs101", 3, 2),
+    m.PollClose(12, "cs101", 3),
+    m.QueueEntry("cs101", 0, 2, "budi", "PC-14", "segfault", 1_700_000_000_000, "teacher"),
+    m.Poll("cs101", 3, "teacher", "Done?", ("yes", "no"), m.POLL_CLOSED, (20, 3), 23, 1, ("1 ani", "2 budi")),
 ]
 
 
@@ -202,7 +213,8 @@ def test_bit_flips_decode_or_raise(message: m.Message, data: st.DataObject) -> N
 
 def test_a_first_version_login_without_the_appended_fields_still_decodes() -> None:
     """A client of the first version ends LOGIN after resume_seq: flags 0, no ticket."""
-    full = encode_message(m.Login("alice", "pw", "lobby", 7, m.LOGIN_NO_REGISTER, "tkt"))[:-2]  # no cursors
+    # Without the later appended fields (cursors, seat: 2 bytes each when empty).
+    full = encode_message(m.Login("alice", "pw", "lobby", 7, m.LOGIN_NO_REGISTER, "tkt"))[:-4]
     old = full[: -(4 + 2 + 3)]
     assert decode_message(m.Kind.LOGIN, old) == m.Login("alice", "pw", "lobby", 7)
     assert decode_message(m.Kind.LOGIN, full[:-5]).flags == m.LOGIN_NO_REGISTER  # ticket absent
