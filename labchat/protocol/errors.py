@@ -90,6 +90,16 @@ class ErrorCode(IntEnum):
     NO_SUCH_POLL = 37
     #: REQUEST_DONE: the room's help queue is full (20.3).
     QUEUE_FULL = 38
+    #: REQUEST_DONE: a file offer over the server's largest file (21.3).
+    FILE_TOO_LARGE = 39
+    #: REQUEST_DONE: the sender's kept files would exceed its quota.
+    QUOTA = 40
+    #: REQUEST_DONE: a file name that breaks the rule of 21.2 (the text says which part).
+    BAD_FILE_NAME = 41
+    #: FILE_STATE: the file is not kept (expired, unknown, not for this user).
+    NO_SUCH_FILE = 42
+    #: FILE_STATE: the upload's SHA-256 did not match its offer.
+    BAD_CHECKSUM = 43
 
 
 class ProtocolError(Exception):

@@ -80,6 +80,40 @@ QUEUE_DONE = 2
 #: Help-queue entries per room, and the longest quiet mode in minutes.
 MAX_QUEUE_ENTRIES = 200
 MAX_QUIET_MINUTES = 240
+#: Capability bit (21.1): file offers, uploads and downloads.
+CAP_FILES = 0x0800_0000
+#: FILE_OFFER / FILE_OFFERED flag: the file is a folder packed as a tar stream (21.6).
+FILE_FOLDER = 0x1
+#: File data in one FILE_CHUNK or FILE_DATA frame at most (21.1).
+MAX_CHUNK_BYTES = 960
+#: Longest file name, in UTF-8 bytes, and longest mime hint (21.1, 21.2).
+MAX_FILE_NAME_BYTES = 255
+MAX_MIME_BYTES = 100
+SHA256_BYTES = 32
+FILE_NAME_RULE = (
+    "a file name, not a path: 1-255 bytes, no '/', '\\', NUL or control characters, "
+    "not '.' or '..', not starting with '.'"
+)
+_BAD_NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")
+
+
+def file_name_problem(name: str) -> str | None:
+    """Why `name` is not an acceptable file name on the wire (21.2), or None if it is."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it is not valid Unicode"
+    if not name or size > MAX_FILE_NAME_BYTES:
+        return f"it must be 1-{MAX_FILE_NAME_BYTES} bytes"
+    if name in (".", ".."):
+        return "'.' and '..' are not names"
+    if name.startswith("."):
+        return "it must not start with '.'"
+    if _BAD_NAME_CHARS.search(name):
+        return "it must not contain '/', '\\', NUL or control characters"
+    return None
+
+
 #: LOGIN_OK flag: this session is a guest admitted with the class password (18.11), not an account.
 LOGIN_OK_GUEST = 0x0200_0000
 #: Rooms one user may be in at once (18.4).
@@ -268,6 +302,10 @@ class Kind(IntEnum):
     HISTORY = 8
     SEARCH = 9
     SET_AWAY = 11
+    FILE_OFFER = 12
+    FILE_CHUNK = 13
+    FILE_GET = 14
+    FILE_CANCEL = 15
     JOIN = 20
     PART = 21
     LIST = 22
@@ -279,6 +317,7 @@ class Kind(IntEnum):
     POLL_OPEN = 28
     POLL_VOTE = 29
     POLL_CLOSE = 30
+    FILES = 31
 
     LOGIN_OK = 32
     LOGIN_FAILED = 33
@@ -299,9 +338,12 @@ class Kind(IntEnum):
     AWAY = 48
     QUEUE_ENTRY = 49
     POLL = 50
+    FILE_STATE = 51
+    FILE_DATA = 52
 
     LOGIN_QUEUED = 53
     TICKET = 54
+    FILE_OFFERED = 55
 
     ROOM_STATE = 57
     ROOM_LEFT = 58
@@ -322,6 +364,7 @@ class Field(IntEnum):
     STRS = 6  #: u16 count, then that many STR
     CURSORS = 7  #: u16 count, then that many (STR room, U64 seq): where a client is in each room (18.3)
     U32S = 8  #: u16 count, then that many U32 (20.4)
+    BYTES = 9  #: u16 length, then that many raw bytes (21.1)
 
 
 #: Message flags (a u8 bit set) carried by MESSAGE and PRIVATE.
@@ -1416,6 +1459,174 @@ class Poll(Message):
     ballots: tuple[str, ...] = ()
 
 
+# ---------------------------------------------------------------- files (docs/protocol.md 21)
+
+
+def _check_bytes(data: bytes, limit: int, what: str, *, exact: bool = False) -> None:
+    if exact and len(data) != limit:
+        raise LocalProtocolError(f"{what} must be {limit} bytes", ErrorCode.BAD_MESSAGE)
+    if len(data) > limit:
+        raise LocalProtocolError(f"{what} is {len(data)} bytes, the limit is {limit}", ErrorCode.BAD_MESSAGE)
+
+
+@dataclass(slots=True)
+class FileOffer(Message):
+    """Offer a file to `room` (or to `to` alone): its name, size and SHA-256 (21.3). The name's rule
+    is the server's to enforce (it answers BAD_FILE_NAME), so a hostile name still decodes."""
+
+    KIND: ClassVar[Kind] = Kind.FILE_OFFER
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("request_id", Field.U32),
+        ("room", Field.STR),
+        ("to", Field.STR),
+        ("name", Field.STR),
+        ("size", Field.U64),
+        ("sha256", Field.BYTES),
+        ("mime", Field.STR),
+        ("flags", Field.U8),
+    )
+    request_id: int
+    room: str
+    to: str
+    name: str
+    size: int
+    sha256: bytes
+    mime: str = ""
+    flags: int = 0
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+        if self.to:
+            _check_name(self.to, "recipient")
+        _check_request_text(self.name, MAX_FILE_NAME_BYTES, "file name")
+        _check_request_text(self.mime, MAX_MIME_BYTES, "mime type")
+        _check_bytes(self.sha256, SHA256_BYTES, "sha256", exact=True)
+
+
+@dataclass(slots=True)
+class FileChunk(Message):
+    """`data` of upload `file_id` at `offset` (21.3)."""
+
+    KIND: ClassVar[Kind] = Kind.FILE_CHUNK
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("file_id", Field.U64),
+        ("offset", Field.U64),
+        ("data", Field.BYTES),
+    )
+    file_id: int
+    offset: int
+    data: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise LocalProtocolError("an empty chunk", ErrorCode.BAD_MESSAGE)
+        _check_bytes(self.data, MAX_CHUNK_BYTES, "chunk")
+
+
+@dataclass(slots=True)
+class FileGet(Message):
+    """Download (or resume) file `file_id` from `offset` (21.5)."""
+
+    KIND: ClassVar[Kind] = Kind.FILE_GET
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("file_id", Field.U64), ("offset", Field.U64))
+    file_id: int
+    offset: int = 0
+
+
+@dataclass(slots=True)
+class FileCancel(Message):
+    """Stop an upload (the sender) or a download (a receiver) of `file_id`."""
+
+    KIND: ClassVar[Kind] = Kind.FILE_CANCEL
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("file_id", Field.U64), ("reason", Field.STR))
+    file_id: int
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        _check_request_text(self.reason, MAX_REASON_BYTES, "reason")
+
+
+@dataclass(slots=True)
+class ListFiles(Message):
+    """Ask for the files kept for `room`; answered by FILE_OFFERED (listing) and REQUEST_DONE."""
+
+    KIND: ClassVar[Kind] = Kind.FILES
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("request_id", Field.U32), ("room", Field.STR))
+    request_id: int
+    room: str
+
+    def __post_init__(self) -> None:
+        _check_room(self.room)
+
+
+@dataclass(slots=True)
+class FileState(Message):
+    """Where an upload stands (21.3): its id, the bytes the server holds, or why it failed; also a
+    refused download (NO_SUCH_FILE)."""
+
+    KIND: ClassVar[Kind] = Kind.FILE_STATE
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("file_id", Field.U64),
+        ("request_id", Field.U32),
+        ("received", Field.U64),
+        ("code", Field.U8),
+        ("text", Field.STR),
+    )
+    file_id: int
+    request_id: int = 0
+    received: int = 0
+    code: int = 0
+    text: str = ""
+
+
+@dataclass(slots=True)
+class FileData(Message):
+    """`data` of download `file_id` at `offset` (21.5)."""
+
+    KIND: ClassVar[Kind] = Kind.FILE_DATA
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("file_id", Field.U64),
+        ("offset", Field.U64),
+        ("data", Field.BYTES),
+    )
+    file_id: int
+    offset: int
+    data: bytes = field(repr=False)
+
+
+@dataclass(slots=True)
+class FileOffered(Message):
+    """A stored file the receiver may download (21.4): live (`listing` 0) or listed."""
+
+    KIND: ClassVar[Kind] = Kind.FILE_OFFERED
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (
+        ("file_id", Field.U64),
+        ("room", Field.STR),
+        ("to", Field.STR),
+        ("sender", Field.STR),
+        ("name", Field.STR),
+        ("size", Field.U64),
+        ("sha256", Field.BYTES),
+        ("mime", Field.STR),
+        ("flags", Field.U8),
+        ("ts_ms", Field.U64),
+        ("listing", Field.U8),
+        ("request_id", Field.U32),
+    )
+    file_id: int
+    room: str
+    to: str
+    sender: str
+    name: str
+    size: int
+    sha256: bytes
+    mime: str = ""
+    flags: int = 0
+    ts_ms: int = 0
+    listing: int = 0
+    request_id: int = 0
+
+
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.KIND: cls
     for cls in (
@@ -1424,7 +1635,8 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
         Notice, Closed, MessagePart, PrivatePart, HistoryEntry, SearchHit, RequestDone, Away, LoginQueued,
         Ticket, JoinRoom, PartRoom, ListRooms, SetRoom, Moderate, AnnouncementSeen, RoomState, RoomLeft,
         RoomInfo, RoomEvent, Announcement, AnnouncementTally, Hand, QueueTake, PollOpen, PollVote, PollClose,
-        QueueEntry, Poll,
+        QueueEntry, Poll, FileOffer, FileChunk, FileGet, FileCancel, ListFiles, FileState, FileData,
+        FileOffered,
     )
 }  # fmt: skip
 CLIENT_KINDS = frozenset(k for k in MESSAGE_TYPES if k < 32)

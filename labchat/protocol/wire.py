@@ -96,6 +96,11 @@ def encode_message(message: Message) -> bytes:
             out += _U16.pack(len(value))
             for item in value:
                 _put_str(out, item)
+        elif kind is Field.BYTES:
+            if len(value) > 0xFFFF:
+                raise LocalProtocolError(f"{type(message).__name__}.{name}: too long for the wire")
+            out += _U16.pack(len(value))
+            out += value
         elif kind is Field.U32S:
             out += _U16.pack(len(value))
             for number in value:
@@ -220,6 +225,15 @@ class _Decoder:
                 ]
             elif ftype is Field.CURSORS:
                 lines.append(f"    {target}, pos = _read_cursors(body, pos)")
+            elif ftype is Field.BYTES:
+                lines += [
+                    "    (n,) = _U16.unpack_from(body, pos)",
+                    "    pos += 2",
+                    "    if pos + n > size:",
+                    "        raise _error('bytes run past the end')",
+                    f"    {target} = bytes(body[pos:pos + n])",
+                    "    pos += n",
+                ]
             elif ftype is Field.U32S:
                 lines.append(f"    {target}, pos = _read_u32s(body, pos)")
             else:

@@ -88,6 +88,16 @@ SAMPLES: list[m.Message] = [
     m.PollClose(12, "cs101", 3),
     m.QueueEntry("cs101", 0, 2, "budi", "PC-14", "segfault", 1_700_000_000_000, "teacher"),
     m.Poll("cs101", 3, "teacher", "Done?", ("yes", "no"), m.POLL_CLOSED, (20, 3), 23, 1, ("1 ani", "2 budi")),
+    # files (docs/protocol.md 21)
+    m.FileOffer(13, "cs101", "", "lab3.py", 4200, bytes(range(32)), "text/x-python"),
+    m.FileOffer(14, "cs101", "budi", "../../etc/passwd", 2**40, bytes(32), "", m.FILE_FOLDER),
+    m.FileChunk(7, 960, b"\x00\xff" * 480),
+    m.FileGet(7, 1920),
+    m.FileCancel(7, "changed my mind"),
+    m.ListFiles(15, "cs101"),
+    m.FileState(7, 13, 1920, 0, ""),
+    m.FileData(7, 0, b"print('hi')\n"),
+    m.FileOffered(7, "cs101", "", "ani", "lab3.py", 4200, bytes(range(32)), "text/x-python", 0, 5, 1, 15),
 ]
 
 
