@@ -43,8 +43,8 @@ from .room import (
     MEMBERSHIP_EVENTS_PER_S,
     PRESENCE_REFRESH_CHUNK,
     PRESENCE_REFRESH_STEP_S,
-    MembershipFlow,
     AwayState,
+    MembershipFlow,
     Role,
     Room,
 )
