@@ -21,6 +21,7 @@ A stalled client never holds the others back: fan-out stops queueing for a sessi
 from __future__ import annotations
 
 import heapq
+import hmac
 import logging
 import math
 import os
@@ -42,9 +43,12 @@ from .room import (
     MEMBERSHIP_EVENTS_PER_S,
     PRESENCE_REFRESH_CHUNK,
     PRESENCE_REFRESH_STEP_S,
+    AwayState,
     MembershipFlow,
+    Role,
     Room,
 )
+from .room_requests import RoomRequests
 from .store import Store, StoredMessage, StoreError
 from .tickets import TICKET_LIFETIME_S, TicketBook
 
@@ -109,7 +113,10 @@ class RelayConfig:
     ticket_lifetime_s: int = TICKET_LIFETIME_S
     #: What LOGIN_OK announces the server understands (docs/protocol.md section 15.1). 0 answers as a
     #: version-1 server does, so that clients fall back to what such a server takes.
-    capabilities: int = m.CAP_LONG_MESSAGES
+    capabilities: int = m.CAP_LONG_MESSAGES | m.CAP_ROOMS
+    #: The class password (`--class-password`, docs/protocol.md 18.11): LOGINs with it for names that
+    #: are not accounts come in as guests, and LOGIN no longer registers accounts. None: off.
+    class_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(eq=False, slots=True)
@@ -121,7 +128,8 @@ class Session:
     link: ReliableLink
     last_heard: float
     user: str | None = None
-    room: Room | None = None
+    #: The rooms it is in, in the order it joined them (one for a version-1 session, 18.12).
+    rooms: dict[str, Room] = field(default_factory=dict)
     login_pending: bool = False
     closing_at: float | None = None
     timer_at: float | None = None
@@ -130,11 +138,17 @@ class Session:
     tokens_at: float = 0.0
     held: list[Chat] = field(default_factory=list)  # a list: an empty deque costs 600 bytes
     held_until: float | None = None
-    lagging_after: int | None = None  # catching up: the last room seq this session was given
+    #: Rooms it is catching up in (section 8.8, per room): room name -> the last seq it was given.
+    lagging: dict[str, int] = field(default_factory=dict)
     fresh_says: int = 0  # SAYs since login that may be resends: checked against the store
     held_frames: list[tuple[int, int]] | None = None  # (frame seq, held id) sent, not yet acknowledged
     caps: int = 0  # the `flags` of its LOGIN: what the client understands (m.CAP_*)
     parts: Reassembler | None = None  # the long message being reassembled, made on first use
+    multi: bool = False  # its LOGIN had CAP_ROOMS (and so does this server): several rooms, section 18
+    admin: bool = False  # a server admin: an operator in every room (read at login)
+    guest: bool = False  # admitted with the class password (18.11)
+    #: Away (16.1) belongs to the user: one state shared by every room it is in (18.3).
+    away: AwayState | None = None
 
     def __rich_repr__(self):  # type: ignore[no-untyped-def]
         yield "user", self.user
@@ -160,6 +174,10 @@ class LongChat:
 
 #: What a client says to the room or to one user, as one logical message.
 Chat = m.Say | m.Whisper | LongChat
+#: Requests of section 18 answered by REQUEST_DONE, each costing a token (18.13).
+_ROOM_REQUESTS = (m.JoinRoom, m.PartRoom, m.ListRooms, m.SetRoom, m.Moderate)
+#: Their kinds: a body that does not decode still starts with its request_id (answered, not dropped).
+_REQUEST_KINDS = frozenset({m.Kind.JOIN, m.Kind.PART, m.Kind.LIST, m.Kind.ROOM_SET, m.Kind.MODERATE})
 
 
 @dataclass(slots=True)
@@ -193,8 +211,9 @@ class RelayStats:
     password_checks: int = 0
 
 
-class Relay:
-    """The whole server, minus sockets. See the module docstring."""
+class Relay(RoomRequests):
+    """The whole server, minus sockets. See the module docstring. The rooms-and-roles requests
+    (JOIN, PART, LIST, ROOM_SET, MODERATE, ANNOUNCEMENT_SEEN) live in room_requests.py."""
 
     def __init__(
         self,
@@ -229,7 +248,12 @@ class Relay:
         self._presence_rounds: dict[str, _PresenceRound] = {}  # refreshes under way, by room name
         # recipient key -> sender keys told "X is offline" since X was last online: once, not per line
         self._offline_notified: dict[str, set[str]] = {}
-        self.room(m.DEFAULT_ROOM)
+        #: Every logged-in user's session by name key: private messages and moderation find a user
+        #: without looking through rooms.
+        self.online_by_key: dict[str, Session] = {}
+        #: The latest `now` this relay was given (for the few places that format a time unasked).
+        self._now = 0.0
+        self._init_rooms(now_ms=None)
 
     # ------------------------------------------------------------ rooms
 
@@ -245,13 +269,14 @@ class Relay:
         return room
 
     def online(self) -> int:
-        return sum(len(r.members) for r in self.rooms.values())
+        return len(self.online_by_key)
 
     # ------------------------------------------------------------ input
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """Feed one datagram. Never raises on hostile input: it is counted and dropped."""
         self.stats.datagrams_received += 1
+        self._now = now
         got = self.channel.receive_datagram(data, addr, now)
         if got is None:
             return
@@ -284,7 +309,7 @@ class Relay:
                 self._on_bad_message(sess, frame.kind, frame.body, exc, now)
                 continue
             self._dispatch(sess, message, now)
-        if sess.lagging_after is not None:
+        if sess.lagging:
             self._catch_up(sess)
 
     def _on_bad_message(self, sess: Session, kind: int, body: bytes, exc: DecodeError, now: float) -> None:
@@ -297,6 +322,8 @@ class Relay:
             )
             text = str(exc).removeprefix("invalid Login: ")
             self._send(sess, m.LoginFailed(code, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
+        elif kind in _REQUEST_KINDS and sess.user is not None and len(body) >= 4:
+            self._refuse_bad_request(sess, int.from_bytes(body[:4], "big"), exc)
         elif kind in (m.Kind.SAY, m.Kind.WHISPER, m.Kind.SAY_PART) and sess.user is not None:
             text = truncate_utf8(f"message refused: {exc}", m.MAX_NOTICE_BYTES)
             # Every one of these starts with its msg_id: name it, so the client's outbox lets go of
@@ -324,8 +351,12 @@ class Relay:
             self._on_say_part(sess, message, now)
         elif isinstance(message, (m.HistoryRequest, m.SearchRequest)):
             self._on_request(sess, message, now)
+        elif isinstance(message, _ROOM_REQUESTS):
+            self._on_room_request(sess, message, now)
+        elif isinstance(message, m.AnnouncementSeen):
+            self._on_announcement_seen(sess, message, now)
         elif isinstance(message, m.Who):
-            room = self.rooms.get(message.room)
+            room = sess.rooms.get(message.room)
             # An answer is many frames in a big room: WHO spends from the same bucket as messages,
             # so a client asking in a loop cannot make us queue without bound.
             if room is not None and self._take_token(sess, now):
@@ -354,9 +385,12 @@ class Relay:
             return
         record = self.store.password_record(login.user)
         if login.ticket:
-            if record is not None and self.tickets.open(login.ticket, login.user, record[0], now):
+            salt = record[0] if record is not None else self._guest_salt()
+            if salt and self.tickets.open(login.ticket, login.user, salt, now):
                 self.stats.ticket_logins += 1
-                self._logged_in(sess, login, record[0], registered=False, now=now, via_ticket=True)
+                self._logged_in(
+                    sess, login, salt, registered=False, now=now, via_ticket=True, guest=record is None
+                )  # fmt: skip
                 return
             if not login.password:
                 self._login_failed(
@@ -364,7 +398,14 @@ class Relay:
                     "Your saved login has expired: log in with your password", now,
                 )  # fmt: skip
                 return
-        if record is None and not self._may_register(sess, login, now):
+        if record is None and self.config.class_password is not None:
+            guest = self.online_by_key.get(m.name_key(login.user))
+            if guest is not None and guest.guest:
+                self._login_failed(
+                    sess, login, ErrorCode.NAME_IN_USE, f"{login.user} is in use by a guest now: pick another name", now
+                )  # fmt: skip
+                return
+        elif record is None and not self._may_register(sess, login, now):
             return
         check = PasswordCheck(sess.sid, login, record, self.store.scrypt_n)
         refusal = self.gate.admit(check, sess.addr[0], now)
@@ -461,6 +502,7 @@ class Relay:
 
     def complete_login(self, check: PasswordCheck, now: float) -> None:
         """Finish a login once its password check has run (`check.ok` and, for new accounts, the hash)."""
+        self._now = now
         self.gate.finished(check, now)
         self._start_checks(now)
         sess = self.sessions.get(check.session_id)
@@ -470,6 +512,19 @@ class Relay:
         login = check.login
         registered = False
         salt = check.record[0] if check.record is not None else b""
+        if check.record is None and self.config.class_password is not None:
+            # 18.11: a name with no account is a guest if it knows the class password. The check
+            # went through the gate like any password check, so guesses are throttled the same way.
+            if not hmac.compare_digest(login.password.encode(), self.config.class_password.encode()):
+                self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD, "wrong class password", now)
+                return
+            if self.store.get_account(login.user) is not None or m.name_key(login.user) in self.online_by_key:
+                self._login_failed(
+                    sess, login, ErrorCode.NAME_IN_USE, f"{login.user} is in use: pick another name", now
+                )  # fmt: skip
+                return
+            self._logged_in(sess, login, self._guest_salt(), registered=False, now=now, guest=True)
+            return
         if check.record is None:
             assert check.new_hash is not None
             if self.store.get_account(login.user) is None:
@@ -496,59 +551,113 @@ class Relay:
         registered: bool,
         now: float,
         via_ticket: bool = False,
+        guest: bool = False,
     ) -> None:
-        """The password or the ticket was good: join the room, hand out a fresh ticket."""
+        """The password, the ticket or the class password was good: join the rooms (18.3), hand
+        out a fresh ticket."""
+        account = None if guest else self.store.get_account(login.user)
+        user = account.name if account else login.user
+        key = m.name_key(user)
+        multi = bool(login.flags & m.CAP_ROOMS and self.config.capabilities & m.CAP_ROOMS)
+        admin = account is not None and self.store.is_admin(user)
+        rooms = self._rooms_at_login(user, multi, guest, admin, login, now)
+        if isinstance(rooms, tuple):
+            self._login_failed(sess, login, rooms[0], rooms[1], now)
+            return
         self.channel.mark_authenticated(sess.sid)  # lifts the channel's pre-login limits
         self.gate.succeeded(login.user, sess.addr[0], now)
-        account = self.store.get_account(login.user)
-        user = account.name if account else login.user
-        room = self.rooms[login.room]
-        sess.user, sess.room = user, room
-        sess.caps = login.flags
+        sess.user, sess.caps, sess.multi, sess.admin, sess.guest = user, login.flags, multi, admin, guest
         sess.tokens, sess.tokens_at = float(self.config.rate_burst), now
         sess.fresh_says = RESEND_CHECK_SAYS
-        previous = room.add_member(user, sess.sid)
+        old = self.online_by_key.get(key)
+        self.online_by_key[key] = sess
         self.stats.logins += 1
-        self._send(
-            sess,
-            m.LoginOk(
-                user,
-                room.name,
-                self.config.server_name,
-                int(registered),
-                int(self.config.client_timeout_s * 1000),
-                self.config.capabilities,
-            ),
-        )
+        flags = self.config.capabilities | (m.LOGIN_OK_GUEST if guest else 0)
+        if not multi:
+            flags &= ~(m.CAP_ROOMS | m.LOGIN_OK_GUEST)  # 18.12: nothing of section 18 to a version-1 client
+        self._send(sess, m.LoginOk(
+            user, rooms[0].name, self.config.server_name, int(registered),
+            int(self.config.client_timeout_s * 1000), flags,
+        ))  # fmt: skip
         if salt:
             self._send(sess, m.Ticket(self.tickets.issue(user, salt, now), self.tickets.lifetime_s))
-        old = self.sessions.get(previous) if previous is not None else None
+        kept: dict[str, Room] = {}
         if old is not None and old is not sess:
             # One live session per name: the newer login wins, and the old client is told why.
-            log.info(
-                "%s logged in again from %s; replacing the session from %s",
-                user,
-                _fmt(sess.addr),
-                _fmt(old.addr),
-            )
+            log.info("%s logged in again from %s; replacing the session from %s",
+                     user, _fmt(sess.addr), _fmt(old.addr))  # fmt: skip
             self._send(old, m.Closed(ErrorCode.REPLACED, f"logged in again from {_fmt(sess.addr)}"))
-            old.user, old.room = None, None
-            old.held.clear()
-            old.held_until = None
+            sess.away = old.away
+            kept = old.rooms
+            new_names = {r.name for r in rooms}
+            for room in list(kept.values()):
+                if room.name not in new_names and room.remove_member(user, old.sid):
+                    self._announce_membership(room, m.Left(room.name, user, _ms(now), "quit"), old, now)
+            self._forget_session(old)
             old.closing_at = now + self.config.linger_s
             self._schedule(old)
         else:
             log.info(
-                "[bold green]%s joined[/] from %s (%d online)%s",
-                user,
-                _fmt(sess.addr),
-                len(room.members),
-                " with a resumption ticket" if via_ticket else "",
-            )
-            self._announce_membership(room, m.Joined(room.name, user, _ms(now)), sess, now)
-        self._replay_history(sess, room, login.resume_seq)
-        self._send_presence(sess, room)
+                "[bold green]%s joined[/] from %s (%d online)%s%s",
+                user, _fmt(sess.addr), len(self.online_by_key),
+                " with a resumption ticket" if via_ticket else "", " as a guest" if guest else "",
+            )  # fmt: skip
+        cursors = dict(login.cursors[: m.MAX_CURSORS])
+        for room in rooms:
+            resume = login.resume_seq if room.name == login.room else cursors.get(room.name, 0)
+            self._enter_room(sess, room, resume, now, announce=room.name not in kept)
         self._deliver_held(sess, now)
+
+    def _rooms_at_login(
+        self, user: str, multi: bool, guest: bool, admin: bool, login: m.Login, now: float
+    ) -> list[Room] | tuple[ErrorCode, str]:
+        """The rooms a login joins (18.3, 18.12), or why LOGIN's room refuses it."""
+        key, now_ms = m.name_key(user), _ms(now)
+        rooms: list[Room] = []
+        if multi and not guest:
+            for name in self.store.memberships_of(user):
+                room = self.rooms.get(name)
+                role = Role.ADMIN if admin else Role.MEMBER
+                if room is None or room.check_join(key, role, room.key, now_ms) is not None:
+                    self.store.remove_membership(user, name)  # banned since: dropped from the list
+                    continue
+                if len(rooms) < m.MAX_ROOMS_PER_USER:
+                    rooms.append(room)
+        if rooms:
+            return rooms
+        room = self.rooms[login.room]
+        role = room.role_of(key, admin=admin, guest=guest)
+        refusal = room.check_join(key, role, "", now_ms)
+        if refusal is not None:
+            return refusal
+        if multi and not guest:
+            self.store.add_membership(user, room.name)
+            room.account_members += 1
+        return [room]
+
+    def _enter_room(self, sess: Session, room: Room, resume_seq: int, now: float, *, announce: bool) -> None:
+        """`sess` joins `room`: the room hears JOINED (unless the user was in it already, on the
+        session this one replaces), the session gets 18.3's sequence for the room."""
+        user = sess.user
+        assert user is not None
+        key = m.name_key(user)
+        flags = (m.MEMBER_GUEST if sess.guest else 0) | (m.MEMBER_ADMIN if sess.admin else 0)
+        room.add_member(user, sess.sid, flags)
+        sess.rooms[room.name] = room
+        if sess.away is not None:
+            room.away[key] = sess.away
+        if announce:
+            self._announce_membership(room, m.Joined(room.name, user, _ms(now)), sess, now)
+        if sess.multi:
+            self._send(sess, room.state_for(key, _ms(now)))
+            if room.announcement_text:
+                self._send(sess, self._announcement(room))
+                if room.member_role(key) >= Role.OP:
+                    self._send(sess, room.tally(self._tally_names(room)))
+        self._replay_history(sess, room, resume_seq)
+        self._send_presence(sess, room)
+        if not sess.multi and room.announcement_text:
+            self._send(sess, m.Notice(ErrorCode.ROOM_NEWS, self._announcement_line(room)))
 
     def _login_failed(
         self, sess: Session, login: m.Login, code: ErrorCode, text: str, now: float, *, retry_after_s: int = 0
@@ -577,7 +686,7 @@ class Relay:
             if resume_seq and sess.link.backlog >= self.config.max_backlog_frames:
                 break  # long messages are many frames each: the rest comes by catch-up (8.8)
         if last < room.next_seq - 1:
-            sess.lagging_after = last
+            sess.lagging[room.name] = last
 
     # ------------------------------------------------------------ chat
 
@@ -620,12 +729,12 @@ class Relay:
         sess.held_until = now + 1.0 / self.config.rate_per_s if sess.held else None
 
     def _process_chat(self, sess: Session, message: Chat, now: float) -> None:
-        assert sess.user is not None and sess.room is not None
+        assert sess.user is not None
         if isinstance(message, m.Whisper) or (isinstance(message, LongChat) and message.to):
             self._whisper(sess, message, now)
             return
-        room = self.rooms.get(message.room)
-        if room is None or room.session_of(sess.user) != sess.sid:
+        room = sess.rooms.get(message.room)
+        if room is None:
             self._send(
                 sess,
                 m.Rejected(message.msg_id, ErrorCode.NO_SUCH_ROOM, 0, f"you are not in room {message.room}"),
@@ -635,6 +744,10 @@ class Relay:
         if known is not None:
             room_name, seq, ts_ms = known
             self._confirm(sess, message.msg_id, room_name, seq, ts_ms)
+            return
+        refusal = room.check_speak(m.name_key(sess.user), _ms(now))
+        if refusal is not None:  # muted, or a moderated room (18.9): refused, never relayed
+            self._send(sess, m.Rejected(message.msg_id, refusal[0], 0, refusal[1]))
             return
         stored = StoredMessage(
             room.name,
@@ -668,12 +781,13 @@ class Relay:
         """ACCEPTED, in stream order. A session still catching up gets its own message through the
         catch-up instead (as a MESSAGE carrying its msg_id): an ACCEPTED for a seq ahead of the
         messages it has not been sent yet would make it skip them."""
-        if sess.lagging_after is not None and seq > sess.lagging_after:
+        lagging = sess.lagging.get(room) if sess.lagging else None
+        if lagging is not None and seq > lagging:
             return
         self._send(sess, m.Accepted(msg_id, room, seq, ts_ms))
 
     def _whisper(self, sess: Session, message: m.Whisper | LongChat, now: float) -> None:
-        assert sess.user is not None and sess.room is not None
+        assert sess.user is not None
         key = (m.name_key(sess.user), message.msg_id)
         if (known := self._recent_ids.get(key)) is not None:
             self._send(sess, m.Accepted(message.msg_id, "", 0, known[2]))  # a resend: relay once
@@ -682,7 +796,7 @@ class Relay:
         if target is None:
             self._hold_whisper(sess, message, now)
             return
-        assert target.user is not None and target.room is not None
+        assert target.user is not None
         ts = _ms(now)
         flags = message.flags & m.FLAG_ACTION
         for private in _private_frames(sess.user, target.user, ts, message.text, flags, target.caps):
@@ -690,7 +804,7 @@ class Relay:
         self._send(sess, m.Accepted(message.msg_id, "", 0, ts))
         self._remember_id(key, ("", 0, ts))
         log.info("private message %s -> %s", sess.user, target.user)
-        away = target.room.away_of(target.user)
+        away = target.away
         if away is not None and target is not sess and key[0] not in away.notified:
             away.notified.add(key[0])
             because = f": {away.reason}" if away.reason else ""
@@ -698,14 +812,8 @@ class Relay:
             self._send(sess, m.Notice(ErrorCode.USER_AWAY, text))
 
     def _online_session(self, name: str) -> Session | None:
-        """The live, logged-in session of `name` in any room, or None."""
-        for room in self.rooms.values():
-            sid = room.session_of(name)
-            if sid is not None:
-                target = self.sessions.get(sid)
-                if target is not None and target.user is not None:
-                    return target
-        return None
+        """The live, logged-in session of `name` (in any room), or None: one dictionary look-up."""
+        return self.online_by_key.get(m.name_key(name))
 
     def _hold_whisper(self, sess: Session, message: m.Whisper | LongChat, now: float) -> None:
         """A WHISPER to an account that is not online: keep it for its next login (section 16.2)."""
@@ -775,26 +883,32 @@ class Relay:
         sess.held_frames = rest or None
 
     def _on_set_away(self, sess: Session, message: m.SetAway, now: float) -> None:
-        """Away or back (section 16.1): the whole room hears of a change, the user included."""
-        room, user = sess.room, sess.user
-        assert room is not None and user is not None
+        """Away or back (section 16.1). Away belongs to the user (18.3): every room the session is in
+        hears of a change, the user included."""
+        user = sess.user
+        assert user is not None
         reason = message.reason if message.away else None
-        if room.away_of(user) is None and reason is None:
-            return  # back while not away: nothing to say, and no token spent
-        state = room.away_of(user)
-        if state is not None and state.reason == reason:
-            return
-        # A change is a broadcast to the room: it spends a token like a message, so flapping
-        # between away and back cannot flood the room. A legitimate client never runs out.
+        current = sess.away
+        if (current is None and reason is None) or (current is not None and current.reason == reason):
+            return  # nothing changes: nothing to say, and no token spent
+        # A change is a broadcast to the rooms: it spends a token like a message, so flapping
+        # between away and back cannot flood them. A legitimate client never runs out.
         if not self._take_token(sess, now):
             return
         ts = _ms(now)
-        room.set_away(user, reason, ts)
+        key = m.name_key(user)
+        sess.away = None if reason is None else AwayState(reason, ts)
+        for room in sess.rooms.values():
+            if sess.away is None:
+                room.away.pop(key, None)
+            else:
+                room.away[key] = sess.away
         if reason is None:
             log.info("%s is back", user)
         else:
             log.info("%s is away: %s", user, _escape(_excerpt(reason)))
-        self._broadcast(room, m.Away(room.name, user, message.away, reason or "", ts))
+        for room in sess.rooms.values():
+            self._broadcast(room, m.Away(room.name, user, message.away, reason or "", ts))
 
     def _commit_pending(self) -> None:
         """Group commit, then fan-out: one transaction for everything that arrived in this batch."""
@@ -849,37 +963,39 @@ class Relay:
             if sess is None or sess is exclude:
                 continue
             count += 1
-            if sess.lagging_after is not None:
+            if sess.lagging and room.name in sess.lagging:
                 continue
             if seq is not None and sess.link.backlog >= limit:
-                sess.lagging_after = seq - 1  # it will be fed from history as it drains
+                sess.lagging[room.name] = seq - 1  # it will be fed from history as it drains
                 continue
             ready.append(sess)
         return count, ready
 
     def _catch_up(self, sess: Session) -> None:
-        """Feed a session that fell behind from the ring or the store, as far as its window allows."""
-        room = sess.room
-        if room is None or sess.lagging_after is None:
-            return
-        room_after = sess.lagging_after
-        room_last = room.next_seq - 1
-        budget = self.config.max_backlog_frames // 2 - sess.link.backlog
-        if budget <= 0:
-            return
-        batch = room.recent_after(room_after, budget)
-        if batch is None:
-            batch = self.store.messages_after(room.name, room_after, budget)
-        for stored in batch:
-            self._send_stored(sess, stored)
-            room_after = stored.seq
-            if sess.link.backlog >= self.config.max_backlog_frames // 2:
-                break  # a long message is many frames: the budget counted messages
-        if room_after >= room_last or not batch:  # nothing left: retention pruned the rest
-            sess.lagging_after = None
-            self._send_presence(sess, room)
-        else:
-            sess.lagging_after = room_after
+        """Feed a session that fell behind, room by room, from the ring or the store, as far as its
+        window allows. Each room catches up on its own (18.3)."""
+        for name, room_after in list(sess.lagging.items()):
+            room = sess.rooms.get(name)
+            if room is None:
+                del sess.lagging[name]
+                continue
+            room_last = room.next_seq - 1
+            budget = self.config.max_backlog_frames // 2 - sess.link.backlog
+            if budget <= 0:
+                return
+            batch = room.recent_after(room_after, budget)
+            if batch is None:
+                batch = self.store.messages_after(room.name, room_after, budget)
+            for stored in batch:
+                self._send_stored(sess, stored)
+                room_after = stored.seq
+                if sess.link.backlog >= self.config.max_backlog_frames // 2:
+                    break  # a long message is many frames: the budget counted messages
+            if room_after >= room_last or not batch:  # nothing left: retention pruned the rest
+                del sess.lagging[name]
+                self._send_presence(sess, room)
+            else:
+                sess.lagging[name] = room_after
 
     # ------------------------------------------------------------ long messages, history, search
 
@@ -950,13 +1066,12 @@ class Relay:
 
     def _on_request(self, sess: Session, req: m.HistoryRequest | m.SearchRequest, now: float) -> None:
         """HISTORY and SEARCH (protocol.md 15.4, 15.5): always ended by one REQUEST_DONE."""
-        assert sess.room is not None
         # An answer can be many frames: each request costs a token, as WHO does, and waits while
         # the session still has a large backlog, so asking in a loop cannot grow our queues.
         if sess.link.backlog >= self.config.max_backlog_frames // 2 or not self._take_token(sess, now):
             self._send(sess, m.RequestDone(req.request_id, ErrorCode.RATE_LIMITED, 0, "slow down"))
             return
-        if req.room != sess.room.name:
+        if req.room not in sess.rooms:
             text = f"you are not in room {req.room}"
             self._send(sess, m.RequestDone(req.request_id, ErrorCode.NO_SUCH_ROOM, 0, text))
             return
@@ -1004,24 +1119,31 @@ class Relay:
         if sess.login_pending:
             self.gate.cancel(sess.sid)
             sess.login_pending = False
-        user, room = sess.user, sess.room
-        sess.user, sess.room = None, None
-        sess.held.clear()
-        sess.parts = None
-        if user is not None and room is not None and room.remove_member(user, sess.sid):
-            log.info(
-                "[bold red]%s left[/] (%s) from %s (%d online)",
-                user,
-                reason,
-                _fmt(sess.addr),
-                len(room.members),
-            )
-            self._announce_membership(room, m.Left(room.name, user, _ms(now), reason), sess, now)
+        user, rooms = sess.user, list(sess.rooms.values())
+        self._forget_session(sess)
+        if user is not None:
+            log.info("[bold red]%s left[/] (%s) from %s (%d online)",
+                     user, reason, _fmt(sess.addr), len(self.online_by_key))  # fmt: skip
+        for room in rooms:
+            if user is not None and room.remove_member(user, sess.sid):
+                self._announce_membership(room, m.Left(room.name, user, _ms(now), reason), sess, now)
         if reason == "timed out":
             self._drop(sess)
         else:
             sess.closing_at = now + self.config.linger_s
             self._schedule(sess)
+
+    def _forget_session(self, sess: Session) -> None:
+        """The session is no longer its user's (ended, or replaced by a newer login): its rooms,
+        its index entry and what it had queued go. Its rooms' member lists are the caller's."""
+        if sess.user is not None and self.online_by_key.get(m.name_key(sess.user)) is sess:
+            del self.online_by_key[m.name_key(sess.user)]
+        sess.user = None
+        sess.rooms = {}
+        sess.lagging.clear()
+        sess.held.clear()
+        sess.held_until = None
+        sess.parts = None
 
     def _drop(self, sess: Session) -> None:
         if sess.login_pending:
@@ -1043,11 +1165,13 @@ class Relay:
         sess.link.send(message.KIND, encode_message(message))
         self._dirty.add(sess)
 
-    def _send_presence(self, sess: Session, room: Room, requested: int = 0) -> None:
+    def _send_presence(self, sess: Session, room: Room, requested: int = 0, now: float | None = None) -> None:
         # Every away member first: the PRESENCE that follows closes the listing (section 16.1).
         for user, state in room.away_listing() if room.away else ():
             self._send(sess, m.Away(room.name, user, 1, state.reason, state.since_ms, listing=1))
-        for part in m.presence_parts(room.name, room.users(), requested):
+        # `modes` only to CAP_ROOMS sessions (18.7); the clock is the last thing this relay heard.
+        modes = room.presence_modes(_ms(self._now if now is None else now)) if sess.multi else ""
+        for part in m.presence_parts(room.name, room.users(), requested, modes):
             self._send(sess, part)
 
     def _announce_membership(self, room: Room, change: m.Joined | m.Left, sess: Session, now: float) -> None:
@@ -1084,13 +1208,21 @@ class Relay:
             parts: list[m.Message] = [
                 m.Away(room.name, user, 1, state.reason, state.since_ms, listing=1) for user, state in listing
             ]
-            parts += m.presence_parts(room.name, room.users())
-            bodies = [(part.KIND, encode_message(part)) for part in parts]
+            users = room.users()
+            plain = [*parts, *m.presence_parts(room.name, users)]
+            bodies = [(part.KIND, encode_message(part)) for part in plain]
+            with_modes: list[tuple[int, bytes]] | None = None  # for CAP_ROOMS sessions, made once
             for sid in batch:
                 sess = self.sessions.get(sid)
-                if sess is None or sess.room is not room or sess.lagging_after is not None:
+                if sess is None or sess.rooms.get(room.name) is not room or room.name in sess.lagging:
                     continue  # gone, or catching up (it gets PRESENCE when it has caught up)
-                for kind, body in bodies:
+                if sess.multi and with_modes is None:
+                    modes = room.presence_modes(_ms(now))
+                    with_modes = [
+                        (part.KIND, encode_message(part))
+                        for part in [*parts, *m.presence_parts(room.name, users, 0, modes)]
+                    ]
+                for kind, body in with_modes if sess.multi and with_modes is not None else bodies:
                     sess.link.send(kind, body)
                 self._dirty.add(sess)
             if rnd.sids:
@@ -1115,6 +1247,8 @@ class Relay:
         anything else: the sessions it has not reached yet keep their output until it resumes.
         """
         self._commit_pending()
+        if self._tally_due:
+            self._send_tallies()
         out = self.channel.datagrams_to_send()
         self.stats.datagrams_sent += len(out)
         yield from out
@@ -1169,7 +1303,7 @@ class Relay:
         self._timers_compact_at = 2 * len(live) + 64
 
     def next_timer(self) -> float | None:
-        deadlines = [self.channel.next_timer(), self._queue_tick_at]
+        deadlines = [self.channel.next_timer(), self._queue_tick_at, self._next_sanction_end()]
         deadlines.extend(room.flow.refresh_at for room in self._presence_due.values())
         deadlines.extend(rnd.next_at for rnd in self._presence_rounds.values())
         if self.gate.waiting:
@@ -1186,11 +1320,14 @@ class Relay:
         return min(live) if live else None
 
     def handle_timer(self, now: float) -> None:
+        self._now = now
         self.channel.handle_timer(now)
         for sid in self.channel.expired_sessions():  # never logged in: the channel forgot them
             sess = self.sessions.get(sid)
             if sess is not None:
                 self._drop(sess)
+        if self._sanction_timers and self._sanction_timers[0][0] <= _ms(now):
+            self._end_sanctions(now)
         if self._presence_due:
             self._refresh_presence(now)
         if self._presence_rounds:

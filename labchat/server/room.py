@@ -10,9 +10,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from enum import Enum, IntEnum
 
+from ..protocol import messages as m
+from ..protocol.errors import ErrorCode
 from ..protocol.messages import PRESENCE_NAMES_PER_PART, name_key
-from .store import StoredMessage
+from .store import RoomRecord, SanctionRecord, StoredMessage
 
 #: JOINED and LEFT go to every member one by one while the room's membership changes at most this
 #: often (sustained, per second)...
@@ -81,6 +84,80 @@ def refresh_interval(members: int) -> float:
     return max(PRESENCE_REFRESH_MIN_S, parts / PRESENCE_PARTS_PER_S)
 
 
+# ---------------------------------------------------------------- who may do what (protocol.md 18.7)
+
+
+class Role(IntEnum):
+    """A member's standing in one room, lowest first. ADMIN is the server's, valid in every room."""
+
+    GUEST = 0
+    MEMBER = 1
+    VOICE = 2
+    OP = 3
+    ADMIN = 4
+
+
+class Act(Enum):
+    """The things whose permission depends on the role (mutes, bans and invitations are state,
+    checked beside the table: see `Room.check_join` and `Room.check_speak`)."""
+
+    SPEAK = "speak"
+    SPEAK_MODERATED = "speak when the room is moderated"
+    SET_TOPIC = "set the topic while the topic lock is off"
+    SET_TOPIC_LOCKED = "set the topic while the topic lock is on"
+    CHANGE_SETTING = "change the key, the modes or the announcement"
+    MODERATE = "op, voice, kick, mute, ban or invite"
+    JOIN_PRIVATE_UNINVITED = "join a private room without an invitation"
+    JOIN_WITHOUT_KEY = "join a keyed room without its key"
+    SEE_PRIVATE = "see a private room in LIST without being in it"
+    BE_SANCTIONED = "be kicked, muted or banned by an operator"
+    BE_OPERATOR = "be made an operator"
+
+
+_T, _F = True, False
+#: One row per action, one column per role: GUEST, MEMBER, VOICE, OP, ADMIN. The whole policy of
+#: 18.7-18.9 in one place; the relay asks `may` and never compares roles itself.
+_TABLE: dict[Act, tuple[bool, bool, bool, bool, bool]] = {
+    #                             GUEST MEMBER VOICE  OP   ADMIN
+    Act.SPEAK:                    (_T,  _T,    _T,    _T,  _T),
+    Act.SPEAK_MODERATED:          (_F,  _F,    _T,    _T,  _T),
+    Act.SET_TOPIC:                (_T,  _T,    _T,    _T,  _T),
+    Act.SET_TOPIC_LOCKED:         (_F,  _F,    _F,    _T,  _T),
+    Act.CHANGE_SETTING:           (_F,  _F,    _F,    _T,  _T),
+    Act.MODERATE:                 (_F,  _F,    _F,    _T,  _T),
+    Act.JOIN_PRIVATE_UNINVITED:   (_F,  _F,    _F,    _T,  _T),
+    Act.JOIN_WITHOUT_KEY:         (_F,  _F,    _F,    _T,  _T),
+    Act.SEE_PRIVATE:              (_F,  _F,    _F,    _T,  _T),
+    Act.BE_SANCTIONED:            (_T,  _T,    _T,    _T,  _F),
+    Act.BE_OPERATOR:              (_F,  _T,    _T,    _T,  _T),
+}  # fmt: skip
+RULES: dict[tuple[Act, Role], bool] = {
+    (act, role): allowed for act, row in _TABLE.items() for role, allowed in zip(Role, row, strict=True)
+}
+
+
+def may(act: Act, role: Role) -> bool:
+    """Whether `role` may do `act` (the table above)."""
+    return RULES[(act, role)]
+
+
+#: ROOM_SET switches and the ROOM_* bit each one sets.
+SWITCH_BITS = {
+    m.Setting.MODERATED: m.ROOM_MODERATED,
+    m.Setting.PRIVATE: m.ROOM_PRIVATE,
+    m.Setting.TOPIC_LOCK: m.ROOM_TOPIC_LOCKED,
+}
+
+
+def minutes_left(until_ms: int, now_ms: int) -> int:
+    """Whole minutes until `until_ms`, rounded up (a mute with 10 s left has "1 more min")."""
+    return max(1, -(-(until_ms - now_ms) // 60_000))
+
+
+def until_text(until_ms: int | None, now_ms: int) -> str:
+    return "until lifted" if until_ms is None else f"for {minutes_left(until_ms, now_ms)} more min"
+
+
 #: Characters of text the ring keeps at most, besides its count of messages. 4096 short messages
 #: stay well under it; 4096 long ones (16 KB each, docs/protocol.md section 15) would be 64 MB, so the
 #: ring then keeps fewer, and older catch-ups come from the store.
@@ -114,20 +191,51 @@ class Room:
     #: JOINED/LEFT one by one, or coalesced into PRESENCE refreshes during a flood.
     flow: MembershipFlow = field(default_factory=MembershipFlow)
     _recent_chars: int = field(init=False)
+    # ---- rooms and roles (protocol.md 18): durable in the store, mirrored here
+    creator: str = ""
+    topic: str = ""
+    modes: int = 0
+    key: str = ""
+    created_ms: int = 0
+    #: The last announcement number handed out, and the current announcement ('' none).
+    announcement_id: int = 0
+    announcement_text: str = ""
+    announcement_by: str = ""
+    announcement_ms: int = 0
+    #: Account keys that have acknowledged the current announcement.
+    seen: set[str] = field(default_factory=set)
+    roles: dict[str, str] = field(default_factory=dict)  # name key -> "op" | "voice"
+    sanctions: dict[tuple[str, str], SanctionRecord] = field(default_factory=dict)  # (key, kind) ->
+    invites: set[str] = field(default_factory=set)  # name keys invited while the room is private
+    #: Accounts with the room in their list; with the online guests, ROOM_STATE `members`.
+    account_members: int = 0
+    #: MEMBER_GUEST / MEMBER_ADMIN of the online members (name key -> bits); absent: neither.
+    member_flags: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.recent = deque(maxlen=self.ring_size)
         self._recent_chars = 0  # set here: a mypyc-compiled dataclass skips init=False defaults
 
-    def add_member(self, user: str, session_id: bytes) -> bytes | None:
-        """Add or replace; returns the session id this name had before (one live session per name)."""
+    def add_member(self, user: str, session_id: bytes, flags: int = 0) -> bytes | None:
+        """Add or replace; returns the session id this name had before (one live session per name).
+        `flags`: MEMBER_GUEST / MEMBER_ADMIN of the session."""
         key = name_key(user)
         if key == user:
             key = user  # most names are their own key: keep one string per member, not two
         previous = self.members.get(key)
         self.members[key] = session_id
         self.display[key] = user
+        if flags:
+            self.member_flags[key] = flags
+        else:
+            self.member_flags.pop(key, None)
         return previous
+
+    def members_total(self) -> int:
+        """ROOM_STATE `members`: accounts with the room in their list, plus its online guests
+        (`member_flags` holds only guests and admins, so this costs nothing in a big room)."""
+        guests = sum(1 for bits in self.member_flags.values() if bits & m.MEMBER_GUEST)
+        return self.account_members + guests
 
     def remove_member(self, user: str, session_id: bytes) -> bool:
         """Remove `user` if `session_id` is still its live session (a replaced session removes nothing)."""
@@ -136,6 +244,7 @@ class Room:
             return False
         del self.members[key]
         del self.display[key]
+        self.member_flags.pop(key, None)
         self.away.pop(key, None)  # away belongs to being here: a logout ends it
         return True
 
@@ -194,6 +303,126 @@ class Room:
             return None
         start = seq + 1 - first
         return [self.recent[i] for i in range(start, min(start + limit, len(self.recent)))]
+
+    # ------------------------------------------------------------ rooms and roles (protocol.md 18)
+
+    @classmethod
+    def from_record(cls, record: RoomRecord, **kw: object) -> Room:
+        room = cls(record.name, **kw)  # type: ignore[arg-type]
+        room.apply(record)
+        return room
+
+    def apply(self, record: RoomRecord) -> None:
+        self.creator, self.topic, self.modes, self.key = record.creator, record.topic, record.modes, record.key
+        self.created_ms = record.created_ms
+        self.announcement_id, self.announcement_text = record.announcement_id, record.announcement_text
+        self.announcement_by, self.announcement_ms = record.announcement_by, record.announcement_ms
+
+    def record(self) -> RoomRecord:
+        """The durable part, for the store."""
+        return RoomRecord(
+            self.name, self.creator, self.topic, self.modes, self.key, self.created_ms,
+            self.announcement_id, self.announcement_text, self.announcement_by, self.announcement_ms,
+        )  # fmt: skip
+
+    def role_of(self, key: str, *, admin: bool = False, guest: bool = False) -> Role:
+        if admin:
+            return Role.ADMIN
+        if guest:
+            return Role.GUEST  # never an operator, whatever a row says (18.7)
+        role = self.roles.get(key)
+        return Role.OP if role == "op" else Role.VOICE if role == "voice" else Role.MEMBER
+
+    def member_role(self, key: str) -> Role:
+        """The role of an online member, from the flags its session brought."""
+        flags = self.member_flags.get(key, 0)
+        return self.role_of(key, admin=bool(flags & m.MEMBER_ADMIN), guest=bool(flags & m.MEMBER_GUEST))
+
+    def sanction(self, key: str, kind: str, now_ms: int) -> SanctionRecord | None:
+        """The mute or ban of `key` in force at `now_ms` (one whose end has passed is over, even
+        before the timer that announces it has run)."""
+        found = self.sanctions.get((key, kind))
+        if found is None or (found.until_ms is not None and found.until_ms <= now_ms):
+            return None
+        return found
+
+    def muted_until_ms(self, key: str, now_ms: int) -> int:
+        """ROOM_STATE `muted_until_ms`: 0 not muted, 2^64-1 until lifted."""
+        mute = self.sanction(key, "mute", now_ms)
+        if mute is None:
+            return 0
+        return m.UNTIL_LIFTED_MS if mute.until_ms is None else mute.until_ms
+
+    def member_bits(self, key: str, now_ms: int) -> int:
+        """MEMBER_* bits of an online member (PRESENCE `modes`, ROOM_STATE `you`)."""
+        flags = self.member_flags.get(key, 0)
+        role = self.member_role(key)
+        bits = flags & (m.MEMBER_GUEST | m.MEMBER_ADMIN)
+        if role >= Role.OP:  # an admin is an operator in every room
+            bits |= m.MEMBER_OP
+        if self.roles.get(key) == "voice":
+            bits |= m.MEMBER_VOICE
+        if self.sanctions and self.sanction(key, "mute", now_ms) is not None:
+            bits |= m.MEMBER_MUTED
+        return bits
+
+    def presence_modes(self, now_ms: int) -> str:
+        """PRESENCE `modes` for `users()`: one character per member, in the same order."""
+        keys = sorted(self.display, key=lambda k: self.display[k].casefold())
+        return "".join(m.member_mode_char(self.member_bits(k, now_ms)) for k in keys)
+
+    def state_for(self, key: str, now_ms: int) -> m.RoomState:
+        """ROOM_STATE for the online member `key`."""
+        return m.RoomState(
+            self.name, self.topic, self.modes, self.member_bits(key, now_ms),
+            self.muted_until_ms(key, now_ms), self.members_total(),
+        )  # fmt: skip
+
+    def check_join(
+        self, key: str, role: Role, given_key: str, now_ms: int
+    ) -> tuple[ErrorCode, str] | None:
+        """18.4's checks after the name rule, in order: a ban, the private mode, the key."""
+        ban = self.sanction(key, "ban", now_ms) if may(Act.BE_SANCTIONED, role) else None
+        if ban is not None:
+            return ErrorCode.BANNED, f"you are banned from {self.name} {until_text(ban.until_ms, now_ms)}"
+        if self.modes & m.ROOM_PRIVATE and key not in self.invites and not may(Act.JOIN_PRIVATE_UNINVITED, role):
+            return ErrorCode.INVITE_ONLY, f"{self.name} is invite-only: ask an operator for /invite"
+        if self.modes & m.ROOM_KEYED and given_key != self.key and not may(Act.JOIN_WITHOUT_KEY, role):
+            return ErrorCode.BAD_KEY, f"{self.name} needs a key: /join {self.name} KEY"
+        return None
+
+    def check_speak(self, key: str, now_ms: int) -> tuple[ErrorCode, str] | None:
+        """Why the online member `key` may not say something here now, or None."""
+        role = self.member_role(key)
+        if self.sanctions and may(Act.BE_SANCTIONED, role):
+            mute = self.sanction(key, "mute", now_ms)
+            if mute is not None:
+                return ErrorCode.MUTED, f"you are muted in {self.name} {until_text(mute.until_ms, now_ms)}"
+        if self.modes & m.ROOM_MODERATED and not may(Act.SPEAK_MODERATED, role):
+            return ErrorCode.MODERATED, f"{self.name} is moderated: only operators and voiced members speak"
+        return None
+
+    def visible_to(self, key: str, role: Role) -> bool:
+        """LIST shows a private room only to its members, the invited, operators and admins (18.6)."""
+        if not self.modes & m.ROOM_PRIVATE:
+            return True
+        return key in self.members or key in self.invites or may(Act.SEE_PRIVATE, self.role_of_account(key, role))
+
+    def role_of_account(self, key: str, role: Role) -> Role:
+        """`role` as the server sees the account (ADMIN or GUEST win), else the room's role."""
+        if role in (Role.ADMIN, Role.GUEST):
+            return role
+        return self.role_of(key)
+
+    def tally(self, names: list[str]) -> m.AnnouncementTally:
+        """The read tally of the current announcement over the room's `names` (members, own spelling)."""
+        author = name_key(self.announcement_by)
+        others = [n for n in names if name_key(n) != author]
+        not_yet = sorted((n for n in others if name_key(n) not in self.seen), key=str.casefold)
+        return m.AnnouncementTally(
+            self.name, self.announcement_id, len(others) - len(not_yet), len(others),
+            tuple(not_yet[: m.MAX_TALLY_NAMES]),
+        )  # fmt: skip
 
     def __rich_repr__(self):  # type: ignore[no-untyped-def]
         yield self.name

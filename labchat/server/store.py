@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import user_data_file
-from ..protocol.messages import name_key
+from ..protocol.messages import is_valid_room, name_key
 from .private_files import create_private_file, make_private_dir, tighten_database_files
 
 #: scrypt cost (RFC 7914 parameters): N=2^14, r=8 costs about 16 MiB and some tens of milliseconds,
@@ -47,7 +47,7 @@ from .private_files import create_private_file, make_private_dir, tighten_databa
 SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _MIGRATIONS: dict[int, str | tuple[str, ...]] = {
     1: """
@@ -117,6 +117,60 @@ _MIGRATIONS: dict[int, str | tuple[str, ...]] = {
         " INSERT INTO messages_fts (rowid, text) VALUES (new.rowid, new.text); END",
         "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
     ),
+    # Rooms and roles (docs/protocol.md section 18). New tables and one new column only: every row
+    # an older database holds stays. Rooms that already have history are recorded as rooms, and
+    # `lobby` always exists. Accounts get no memberships here: a login with an empty list joins
+    # LOGIN's room and records it (18.3). `until_ms` NULL is a sanction until lifted.
+    6: """
+        CREATE TABLE rooms (
+            name       TEXT PRIMARY KEY,
+            creator    TEXT NOT NULL DEFAULT '',
+            topic      TEXT NOT NULL DEFAULT '',
+            modes      INTEGER NOT NULL DEFAULT 0,
+            key        TEXT NOT NULL DEFAULT '',
+            created_ms INTEGER NOT NULL DEFAULT 0,
+            ann_id     INTEGER NOT NULL DEFAULT 0,   -- the last announcement number handed out
+            ann_text   TEXT NOT NULL DEFAULT '',     -- the current announcement, '' for none
+            ann_by     TEXT NOT NULL DEFAULT '',
+            ann_ms     INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT OR IGNORE INTO rooms (name) SELECT room FROM room_seq;
+        INSERT OR IGNORE INTO rooms (name) VALUES ('lobby');
+        CREATE TABLE memberships (
+            account_key TEXT NOT NULL,
+            room        TEXT NOT NULL,
+            position    INTEGER NOT NULL,            -- join order within the account's list
+            PRIMARY KEY (account_key, room)
+        );
+        CREATE INDEX memberships_by_room ON memberships (room);
+        CREATE TABLE roles (
+            room        TEXT NOT NULL,
+            account_key TEXT NOT NULL,
+            role        TEXT NOT NULL,               -- 'op' or 'voice'
+            PRIMARY KEY (room, account_key)
+        );
+        CREATE TABLE sanctions (
+            room        TEXT NOT NULL,
+            account_key TEXT NOT NULL,
+            kind        TEXT NOT NULL,               -- 'mute' or 'ban'
+            until_ms    INTEGER,                     -- NULL: until lifted
+            by_name     TEXT NOT NULL DEFAULT '',
+            reason      TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (room, account_key, kind)
+        );
+        CREATE TABLE invites (
+            room        TEXT NOT NULL,
+            account_key TEXT NOT NULL,
+            PRIMARY KEY (room, account_key)
+        );
+        CREATE TABLE announcement_seen (
+            room            TEXT NOT NULL,
+            announcement_id INTEGER NOT NULL,
+            account_key     TEXT NOT NULL,
+            PRIMARY KEY (room, announcement_id, account_key)
+        );
+        ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0
+    """,
 }
 
 #: A word for search: a run of letters and digits, as FTS5's unicode61 tokenizer cuts them.
@@ -170,6 +224,41 @@ class HeldPrivate:
     text: str
     flags: int
     msg_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRecord:
+    """A room's durable settings and its current announcement (docs/protocol.md 18)."""
+
+    name: str
+    creator: str = ""
+    topic: str = ""
+    modes: int = 0
+    key: str = ""
+    created_ms: int = 0
+    #: The last announcement number handed out (numbers never repeat, even after a clear)...
+    announcement_id: int = 0
+    #: ...and the current one's text ('' none), author and time.
+    announcement_text: str = ""
+    announcement_by: str = ""
+    announcement_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SanctionRecord:
+    """A mute or a ban of one account in one room; `until_ms` None: until lifted."""
+
+    room: str
+    account_key: str
+    kind: str
+    until_ms: int | None
+    by: str
+    reason: str
+
+
+#: What the rooms-and-roles tables may hold; anything else in a row is skipped at load, not obeyed.
+ROLE_NAMES = frozenset({"op", "voice"})
+SANCTION_KINDS = frozenset({"mute", "ban"})
 
 
 def _to_i64(value: int) -> int:
@@ -320,7 +409,8 @@ class Store:
         created = int(time.time() * 1000)
         try:
             self._db.execute(
-                "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO accounts (key, name, salt, hash, scrypt_n, scrypt_r, scrypt_p, created_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (name_key(name), name, salt, digest, scrypt_n, SCRYPT_R, SCRYPT_P, created),
             )
         except sqlite3.IntegrityError as exc:
@@ -579,6 +669,194 @@ class Store:
             self._db.execute("BEGIN")
             cur = self._db.execute("DELETE FROM held_privates WHERE ts_ms < ?", (older_than_ms,))
         return int(cur.rowcount)
+
+    # ------------------------------------------------------------ rooms and roles (protocol.md 18)
+    # Reads at start skip rows that break the rules of the schema's comments (a hand-edited or odd
+    # database): they land in `warnings`, one line each, and the server starts without them.
+
+    def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        try:
+            return list(self._db.execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path}: {_one_line(exc)}") from exc
+
+    def _write(self, statements: Iterable[tuple[str, tuple[object, ...]]]) -> int:
+        """Run statements in one transaction; returns the rows the last one changed."""
+        changed = 0
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                for sql, params in statements:
+                    changed = self._db.execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write {self.path}: {_one_line(exc)}") from exc
+        return changed
+
+    def load_rooms(self) -> list[RoomRecord]:
+        rooms = []
+        for row in self._read(
+            "SELECT name, creator, topic, modes, key, created_ms, ann_id, ann_text, ann_by, ann_ms"
+            " FROM rooms ORDER BY name"
+        ):
+            try:
+                record = RoomRecord(*(_checked_room_row(row)))
+            except ValueError as exc:
+                self.warnings.append(f"skipped a room row in {self.path}: {exc}")
+                continue
+            rooms.append(record)
+        return rooms
+
+    def save_room(self, room: RoomRecord) -> None:
+        self._write([(
+            "INSERT INTO rooms (name, creator, topic, modes, key, created_ms, ann_id, ann_text, ann_by,"
+            " ann_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+            " creator = excluded.creator, topic = excluded.topic, modes = excluded.modes,"
+            " key = excluded.key, ann_id = excluded.ann_id, ann_text = excluded.ann_text,"
+            " ann_by = excluded.ann_by, ann_ms = excluded.ann_ms",
+            (room.name, room.creator, room.topic, room.modes, room.key, room.created_ms,
+             room.announcement_id, room.announcement_text, room.announcement_by, room.announcement_ms),
+        )])  # fmt: skip
+
+    def memberships_of(self, account: str) -> list[str]:
+        """The rooms of an account's list, in the order it joined them."""
+        rows = self._read(
+            "SELECT room FROM memberships WHERE account_key = ? ORDER BY position", (name_key(account),)
+        )
+        return [str(r[0]) for r in rows]
+
+    def add_membership(self, account: str, room: str) -> None:
+        key = name_key(account)
+        self._write([(
+            "INSERT OR IGNORE INTO memberships (account_key, room, position) VALUES (?, ?,"
+            " (SELECT coalesce(max(position), 0) + 1 FROM memberships WHERE account_key = ?))",
+            (key, room, key),
+        )])  # fmt: skip
+
+    def remove_membership(self, account: str, room: str) -> bool:
+        return self._write([(
+            "DELETE FROM memberships WHERE account_key = ? AND room = ?", (name_key(account), room)
+        )]) > 0  # fmt: skip
+
+    def member_counts(self) -> dict[str, int]:
+        """Accounts that have each room in their list (ROOM_STATE `members`, without guests)."""
+        return {str(r[0]): int(r[1]) for r in self._read(  # type: ignore[call-overload]
+            "SELECT room, count(*) FROM memberships GROUP BY room"
+        )}  # fmt: skip
+
+    def member_names(self, room: str) -> list[str]:
+        """The account names (own spelling) that have `room` in their list."""
+        rows = self._read(
+            "SELECT coalesce(a.name, m.account_key) FROM memberships AS m"
+            " LEFT JOIN accounts AS a ON a.key = m.account_key WHERE m.room = ?",
+            (room,),
+        )
+        return [str(r[0]) for r in rows]
+
+    def load_roles(self) -> list[tuple[str, str, str]]:
+        """(room, account key, role) for every valid role row."""
+        out = []
+        for room, key, role in self._read("SELECT room, account_key, role FROM roles"):
+            if role in ROLE_NAMES and isinstance(room, str) and isinstance(key, str):
+                out.append((room, key, str(role)))
+            else:
+                self.warnings.append(f"skipped a role row in {self.path}: {room!r} {key!r} {role!r}")
+        return out
+
+    def set_role(self, room: str, account: str, role: str | None) -> None:
+        """Give `role` ('op', 'voice') in `room`, or take it (None)."""
+        if role is None:
+            self._write([("DELETE FROM roles WHERE room = ? AND account_key = ?", (room, name_key(account)))])
+        else:
+            assert role in ROLE_NAMES
+            self._write([(
+                "INSERT INTO roles (room, account_key, role) VALUES (?, ?, ?)"
+                " ON CONFLICT (room, account_key) DO UPDATE SET role = excluded.role",
+                (room, name_key(account), role),
+            )])  # fmt: skip
+
+    def load_sanctions(self) -> list[SanctionRecord]:
+        out = []
+        for row in self._read("SELECT room, account_key, kind, until_ms, by_name, reason FROM sanctions"):
+            room, key, kind, until, by, reason = row
+            if (
+                kind in SANCTION_KINDS and isinstance(room, str) and isinstance(key, str)
+                and (until is None or isinstance(until, int))
+            ):  # fmt: skip
+                out.append(SanctionRecord(room, key, str(kind), until, str(by), str(reason)))
+            else:
+                self.warnings.append(f"skipped a sanction row in {self.path}: {room!r} {key!r} {kind!r}")
+        return out
+
+    def set_sanction(self, sanction: SanctionRecord) -> None:
+        assert sanction.kind in SANCTION_KINDS
+        self._write([(
+            "INSERT INTO sanctions (room, account_key, kind, until_ms, by_name, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room, account_key, kind) DO UPDATE SET"
+            " until_ms = excluded.until_ms, by_name = excluded.by_name, reason = excluded.reason",
+            (sanction.room, sanction.account_key, sanction.kind, sanction.until_ms, sanction.by,
+             sanction.reason),
+        )])  # fmt: skip
+
+    def lift_sanction(self, room: str, account_key: str, kind: str) -> bool:
+        return self._write([(
+            "DELETE FROM sanctions WHERE room = ? AND account_key = ? AND kind = ?", (room, account_key, kind)
+        )]) > 0  # fmt: skip
+
+    def load_invites(self) -> list[tuple[str, str]]:
+        return [(str(r[0]), str(r[1])) for r in self._read("SELECT room, account_key FROM invites")]
+
+    def add_invite(self, room: str, account: str) -> None:
+        self._write([("INSERT OR IGNORE INTO invites VALUES (?, ?)", (room, name_key(account)))])
+
+    def remove_invites(self, room: str, account: str | None = None) -> None:
+        """Forget one account's invitation to `room`, or (None) all of the room's."""
+        if account is None:
+            self._write([("DELETE FROM invites WHERE room = ?", (room,))])
+        else:
+            self._write([("DELETE FROM invites WHERE room = ? AND account_key = ?", (room, name_key(account)))])
+
+    def seen_by(self, room: str, announcement_id: int) -> set[str]:
+        """The account keys that have acknowledged announcement `announcement_id` of `room`."""
+        rows = self._read(
+            "SELECT account_key FROM announcement_seen WHERE room = ? AND announcement_id = ?",
+            (room, announcement_id),
+        )
+        return {str(r[0]) for r in rows}
+
+    def mark_seen(self, room: str, announcement_id: int, account: str) -> None:
+        self._write([(
+            "INSERT OR IGNORE INTO announcement_seen VALUES (?, ?, ?)", (room, announcement_id, name_key(account))
+        )])  # fmt: skip
+
+    def forget_seen(self, room: str, below_id: int) -> None:
+        """Acknowledgements of a room's older announcements are of no more use."""
+        self._write([("DELETE FROM announcement_seen WHERE room = ? AND announcement_id < ?", (room, below_id))])
+
+    def is_admin(self, name: str) -> bool:
+        rows = self._read("SELECT admin FROM accounts WHERE key = ?", (name_key(name),))
+        return bool(rows and rows[0][0])
+
+    def set_admin(self, name: str, admin: bool) -> bool:
+        """Mark an account a server admin or not; False if there is no such account."""
+        return self._write([(
+            "UPDATE accounts SET admin = ? WHERE key = ?", (int(admin), name_key(name))
+        )]) > 0  # fmt: skip
+
+    def list_admins(self) -> list[str]:
+        return [str(r[0]) for r in self._read("SELECT name FROM accounts WHERE admin != 0 ORDER BY key")]
+
+
+
+def _checked_room_row(row: tuple[object, ...]) -> tuple[object, ...]:
+    """A `rooms` row as RoomRecord's fields, or ValueError saying what is wrong with it."""
+    name = row[0]
+    if not isinstance(name, str) or not is_valid_room(name):
+        raise ValueError(f"invalid room name {name!r}")
+    texts = (1, 2, 4, 7, 8)
+    numbers = (3, 5, 6, 9)
+    if any(not isinstance(row[i], str) for i in texts) or any(not isinstance(row[i], int) for i in numbers):
+        raise ValueError(f"room {name}: a field of the wrong type")
+    return row
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,0 +1,552 @@
+"""The relay's handlers for rooms and roles (docs/protocol.md section 18): JOIN, PART, LIST, ROOM_SET,
+MODERATE and ANNOUNCEMENT_SEEN, the news they make (ROOM_EVENT, or NOTICE for version-1 sessions),
+the read tally of announcements, and the timers that end mutes and bans.
+
+A mixin of `Relay` (relay.py), kept apart so that the session and fan-out core stays readable. Who may
+do what is not decided here but in room.py's table (`may`); this module applies the answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import logging
+from typing import TYPE_CHECKING
+
+from ..protocol import messages as m
+from ..protocol.errors import DecodeError, ErrorCode
+from ..protocol.text import neutralize, truncate_utf8
+from ..protocol.wire import encode_message
+from .room import SWITCH_BITS, Act, Role, Room, may
+from .store import RoomRecord, SanctionRecord
+
+if TYPE_CHECKING:
+    from .relay import RelayConfig, Session, _PresenceRound
+    from .store import Store
+
+log = logging.getLogger("labchat.server.relay")
+
+#: Rooms one server holds at most (18.13): a JOIN may create a room, so their number is bounded.
+MAX_SERVER_ROOMS = 1000
+#: ROOM_INFO entries answering one LIST.
+MAX_ROOM_INFOS = 500
+
+_SETTING_WORDS = {
+    m.Setting.TOPIC: "set the topic",
+    m.Setting.KEY: "set the key",
+    m.Setting.MODERATED: "turn moderation on or off",
+    m.Setting.PRIVATE: "make the room private or public",
+    m.Setting.ANNOUNCEMENT: "set the announcement",
+    m.Setting.TOPIC_LOCK: "lock or unlock the topic",
+}
+_ACTION_WORDS = {
+    m.Action.OP: "op", m.Action.DEOP: "deop", m.Action.VOICE: "voice", m.Action.DEVOICE: "devoice",
+    m.Action.KICK: "kick", m.Action.MUTE: "mute", m.Action.UNMUTE: "unmute", m.Action.BAN: "ban",
+    m.Action.UNBAN: "unban", m.Action.INVITE: "invite",
+}  # fmt: skip
+_SANCTIONING = frozenset({m.Action.KICK, m.Action.MUTE, m.Action.BAN})
+
+
+def describe(action: int, actor: str, target: str, minutes: int, value: str) -> str:
+    """ROOM_EVENT `text`: the server's English sentence for a piece of room news (18.10)."""
+    a = m.Action(action)
+    because = f": {value}" if value else ""
+    length = f" for {minutes} min" if minutes else ""
+    lifted = "" if minutes else " (until lifted)"
+    sentences = {
+        m.Action.OP: f"{actor} gave {target} operator",
+        m.Action.DEOP: f"{actor} took operator from {target}",
+        m.Action.VOICE: f"{actor} gave {target} voice",
+        m.Action.DEVOICE: f"{actor} took voice from {target}",
+        m.Action.KICK: f"{target} was kicked by {actor}{because}",
+        m.Action.MUTE: f"{target} was muted{length} by {actor}{lifted}{because}",
+        m.Action.UNMUTE: f"{target} was unmuted by {actor}",
+        m.Action.BAN: f"{target} was banned{length} by {actor}{lifted}{because}",
+        m.Action.UNBAN: f"{target} was unbanned by {actor}",
+        m.Action.INVITE: f"{actor} invited {target}",
+        m.Action.TOPIC_SET: f"{actor} set the topic: {value}" if value else f"{actor} cleared the topic",
+        m.Action.KEY_SET: f"{actor} changed the room key",
+        m.Action.MODERATED_SET: f"{actor} turned moderation {value}",
+        m.Action.PRIVATE_SET: f"{actor} turned private mode {value}",
+        m.Action.ANNOUNCEMENT_SET: (
+            f"announcement by {actor}: {value}" if value else f"{actor} cleared the announcement"
+        ),
+        m.Action.TOPIC_LOCK_SET: f"{actor} turned the topic lock {value}",
+        m.Action.MUTE_ENDED: f"{target}'s mute ended",
+        m.Action.BAN_ENDED: f"{target}'s ban ended",
+    }
+    return truncate_utf8(sentences[a], m.MAX_NOTICE_BYTES)
+
+
+def _escape(text: str) -> str:
+    """Log lines go through Rich markup: user text must not be able to style (or hide) itself."""
+    return neutralize(text).replace("[", "\\[")
+
+
+class RoomRequests:
+    """Section 18's requests and news; mixed into `Relay`, whose state it uses (declared below)."""
+
+    if TYPE_CHECKING:
+        store: Store
+        config: RelayConfig
+        rooms: dict[str, Room]
+        sessions: dict[bytes, Session]
+        online_by_key: dict[str, Session]
+        _dirty: set[Session]
+        _presence_rounds: dict[str, _PresenceRound]
+
+        def room(self, name: str) -> Room: ...
+        def _send(self, sess: Session, message: m.Message) -> None: ...
+        def _take_token(self, sess: Session, now: float, cost: float = 1.0) -> bool: ...
+        def _enter_room(self, sess: Session, room: Room, resume_seq: int, now: float, *, announce: bool) -> None: ...
+        def _announce_membership(self, room: Room, change: m.Joined | m.Left, sess: Session, now: float) -> None: ...
+        def _end_session(self, sess: Session, reason: str, now: float) -> None: ...
+
+    # ------------------------------------------------------------ start
+
+    def _init_rooms(self, now_ms: int | None = None) -> None:
+        """Rooms, roles, sanctions, invitations and read marks from the store; timed sanctions
+        are put on the timer, those that ended while the server was down end at the first tick."""
+        self._tally_due: set[str] = set()
+        self._sanction_timers: list[tuple[int, str, str, str]] = []  # (until_ms, room, key, kind)
+        records = {r.name: r for r in self.store.load_rooms()}
+        if m.DEFAULT_ROOM not in records:
+            records[m.DEFAULT_ROOM] = RoomRecord(m.DEFAULT_ROOM)
+            self.store.save_room(records[m.DEFAULT_ROOM])
+        for name, record in records.items():
+            self.room(name).apply(record)
+        for name, count in self.store.member_counts().items():
+            if name in self.rooms:
+                self.rooms[name].account_members = count
+        for name, key, role in self.store.load_roles():
+            if name in self.rooms:
+                self.rooms[name].roles[key] = role
+        for sanction in self.store.load_sanctions():
+            room = self.rooms.get(sanction.room)
+            if room is not None:
+                room.sanctions[(sanction.account_key, sanction.kind)] = sanction
+                self._time_sanction(sanction)
+        for name, key in self.store.load_invites():
+            if name in self.rooms:
+                self.rooms[name].invites.add(key)
+        for room in self.rooms.values():
+            if room.announcement_text:
+                room.seen = self.store.seen_by(room.name, room.announcement_id)
+        for warning in self.store.warnings:
+            if warning.startswith("skipped"):
+                log.warning("%s", warning)
+
+    def _guest_salt(self) -> bytes:
+        """What guest tickets are sealed to (18.11): the class password, so that a new one voids them."""
+        password = self.config.class_password
+        if password is None:
+            return b""
+        return b"guest:" + hashlib.sha256(password.encode()).digest()[:16]
+
+    # ------------------------------------------------------------ requests
+
+    def _refuse_bad_request(self, sess: Session, request_id: int, exc: DecodeError) -> None:
+        """A section-18 request that does not decode is still answered (its request_id comes first)."""
+        text = str(exc)
+        code = ErrorCode.INVALID_ROOM if "invalid room name" in text else exc.code
+        if code == ErrorCode.INVALID_ROOM:
+            text = f"room names are {m.ROOM_RULE}"
+        self._send(sess, m.RequestDone(request_id, code, 0, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
+
+    def _done(self, sess: Session, request_id: int, code: int = 0, text: str = "", more: int = 0) -> None:
+        self._send(sess, m.RequestDone(request_id, code, more, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
+
+    def _on_room_request(
+        self, sess: Session, req: m.JoinRoom | m.PartRoom | m.ListRooms | m.SetRoom | m.Moderate, now: float
+    ) -> None:
+        """Every request ends with one REQUEST_DONE; each costs a token of the message rate (18.13)."""
+        if not sess.multi:
+            self._done(sess, req.request_id, ErrorCode.PROTOCOL_VIOLATION, "rooms need CAP_ROOMS at login")
+            return
+        if not self._take_token(sess, now):
+            self._done(sess, req.request_id, ErrorCode.RATE_LIMITED, "slow down")
+            return
+        if isinstance(req, m.JoinRoom):
+            self._on_join(sess, req, now)
+        elif isinstance(req, m.PartRoom):
+            self._on_part(sess, req, now)
+        elif isinstance(req, m.ListRooms):
+            self._on_list(sess, req)
+        elif isinstance(req, m.SetRoom):
+            self._on_set_room(sess, req, now)
+        else:
+            self._on_moderate(sess, req, now)
+
+    def _account_role(self, sess: Session, room: Room | None) -> Role:
+        assert sess.user is not None
+        if sess.admin:
+            return Role.ADMIN
+        if sess.guest:
+            return Role.GUEST
+        return room.role_of(m.name_key(sess.user)) if room is not None else Role.MEMBER
+
+    def _on_join(self, sess: Session, req: m.JoinRoom, now: float) -> None:
+        user = sess.user
+        assert user is not None
+        key, now_ms = m.name_key(user), int(now * 1000)
+        if req.room in sess.rooms:
+            self._done(sess, req.request_id)  # already there: nothing changes
+            return
+        room = self.rooms.get(req.room)
+        if room is not None:
+            refusal = room.check_join(key, self._account_role(sess, room), req.key, now_ms)
+            if refusal is not None:
+                self._done(sess, req.request_id, *refusal)
+                return
+        if len(sess.rooms) >= m.MAX_ROOMS_PER_USER:
+            text = f"you are in {m.MAX_ROOMS_PER_USER} rooms already: /part one first"
+            self._done(sess, req.request_id, ErrorCode.TOO_MANY_ROOMS, text)
+            return
+        if room is None:
+            if len(self.rooms) >= MAX_SERVER_ROOMS:
+                text = f"this server holds {MAX_SERVER_ROOMS} rooms already: join one of them"
+                self._done(sess, req.request_id, ErrorCode.TOO_MANY_ROOMS, text)
+                return
+            room = self._create_room(sess, req.room, now_ms)
+        if key in room.invites:  # an invitation is used up by joining
+            room.invites.discard(key)
+            self.store.remove_invites(room.name, user)
+        if not sess.guest:
+            self.store.add_membership(user, room.name)
+            room.account_members += 1
+        self._enter_room(sess, room, req.resume_seq, now, announce=True)
+        self._done(sess, req.request_id)
+
+    def _create_room(self, sess: Session, name: str, now_ms: int) -> Room:
+        """A JOIN of a room that does not exist: its sender becomes its creator and operator, and
+        the topic lock is on (18.4)."""
+        user = sess.user
+        assert user is not None
+        room = self.room(name)
+        room.apply(RoomRecord(name, user, "", m.ROOM_TOPIC_LOCKED, "", now_ms))
+        self.store.save_room(room.record())
+        if not sess.guest:  # guests are never operators (18.11): an admin can op someone later
+            room.roles[m.name_key(user)] = "op"
+            self.store.set_role(name, user, "op")
+        log.info("%s created room %s", user, name)
+        return room
+
+    def _on_part(self, sess: Session, req: m.PartRoom, now: float) -> None:
+        room = sess.rooms.get(req.room)
+        if room is None:
+            self._done(sess, req.request_id, ErrorCode.NO_SUCH_ROOM, f"you are not in {req.room}")
+            return
+        self._leave_room(sess, room, now, f"left: {req.reason}" if req.reason else "left")
+        self._send(sess, m.RoomLeft(room.name))
+        self._done(sess, req.request_id)
+
+    def _leave_room(self, sess: Session, room: Room, now: float, reason: str) -> None:
+        """`sess` is no longer in `room`; the others hear LEFT, the account's list forgets it."""
+        user = sess.user
+        assert user is not None
+        del sess.rooms[room.name]
+        sess.lagging.pop(room.name, None)
+        if room.remove_member(user, sess.sid):
+            self._announce_membership(room, m.Left(room.name, user, int(now * 1000), reason), sess, now)
+        if not sess.guest and self.store.remove_membership(user, room.name):
+            room.account_members = max(0, room.account_members - 1)
+        log.info("%s left room %s (%s)", user, room.name, _escape(reason))
+
+    def _on_list(self, sess: Session, req: m.ListRooms) -> None:
+        assert sess.user is not None
+        key, role = m.name_key(sess.user), self._account_role(sess, None)
+        visible = sorted(name for name, room in self.rooms.items() if room.visible_to(key, role))
+        for name in visible[:MAX_ROOM_INFOS]:
+            room = self.rooms[name]
+            self._send(sess, m.RoomInfo(req.request_id, name, len(room.members), room.topic, room.modes))
+        self._done(sess, req.request_id, more=int(len(visible) > MAX_ROOM_INFOS))
+
+    # ------------------------------------------------------------ ROOM_SET
+
+    def _on_set_room(self, sess: Session, req: m.SetRoom, now: float) -> None:
+        user = sess.user
+        assert user is not None
+        room = sess.rooms.get(req.room)
+        if room is None:
+            self._done(sess, req.request_id, ErrorCode.NO_SUCH_ROOM, f"you are not in {req.room}")
+            return
+        setting, value, now_ms = m.Setting(req.setting), req.value, int(now * 1000)
+        role = room.member_role(m.name_key(user))
+        if setting is m.Setting.TOPIC:
+            act = Act.SET_TOPIC_LOCKED if room.modes & m.ROOM_TOPIC_LOCKED else Act.SET_TOPIC
+        else:
+            act = Act.CHANGE_SETTING
+        if not may(act, role):
+            text = f"only operators of {room.name} can {_SETTING_WORDS[setting]}"
+            self._done(sess, req.request_id, ErrorCode.NOT_OPERATOR, text)
+            return
+        if setting in SWITCH_BITS:
+            if value not in ("on", "off"):
+                self._done(sess, req.request_id, ErrorCode.BAD_MESSAGE, "a switch is 'on' or 'off'")
+                return
+            bit = SWITCH_BITS[setting]
+            modes = room.modes | bit if value == "on" else room.modes & ~bit
+            changed, room.modes = modes != room.modes, modes
+            if changed and setting is m.Setting.PRIVATE and value == "off" and room.invites:
+                room.invites.clear()  # invitations last while the room is private (18.9)
+                self.store.remove_invites(room.name)
+        elif setting is m.Setting.TOPIC:
+            changed, room.topic = value != room.topic, value
+        elif setting is m.Setting.KEY:
+            changed, room.key = value != room.key, value
+            room.modes = room.modes | m.ROOM_KEYED if value else room.modes & ~m.ROOM_KEYED
+        else:
+            changed = value != room.announcement_text
+            if changed and value:
+                room.announcement_id += 1
+                room.seen = set()
+                self.store.forget_seen(room.name, room.announcement_id)
+            room.announcement_text, room.announcement_by, room.announcement_ms = value, user, now_ms
+        if not changed:
+            self._done(sess, req.request_id)  # as it was: no news
+            return
+        self.store.save_room(room.record())
+        shown = "" if setting is m.Setting.KEY else value
+        action = 16 + int(setting)
+        event = m.RoomEvent(room.name, now_ms, action, user, "", 0, shown, describe(action, user, "", 0, shown))
+        log.info("[bold yellow]%s[/] in %s: %s", _escape(user), room.name, _escape(event.text))
+        self._room_news(room, event)
+        if setting is m.Setting.ANNOUNCEMENT:
+            self._multi_members_send(room, self._announcement(room))
+            if value:
+                self._tally_due.add(room.name)
+        else:
+            self._send_states(room, now_ms)
+        self._done(sess, req.request_id)
+
+    # ------------------------------------------------------------ MODERATE
+
+    def _on_moderate(self, sess: Session, req: m.Moderate, now: float) -> None:
+        user = sess.user
+        assert user is not None
+        room = sess.rooms.get(req.room)
+        if room is None:
+            self._done(sess, req.request_id, ErrorCode.NO_SUCH_ROOM, f"you are not in {req.room}")
+            return
+        action, now_ms = m.Action(req.action), int(now * 1000)
+        actor_role = room.member_role(m.name_key(user))
+        if not may(Act.MODERATE, actor_role):
+            text = f"only operators of {room.name} can {_ACTION_WORDS[action]}"
+            self._done(sess, req.request_id, ErrorCode.NOT_OPERATOR, text)
+            return
+        tkey = m.name_key(req.user)
+        target = self.online_by_key.get(tkey)
+        account = self.store.get_account(req.user)
+        if account is None and (target is None or not target.guest):
+            self._done(sess, req.request_id, ErrorCode.NO_SUCH_USER, f"no user named {req.user}")
+            return
+        tname = account.name if account is not None else req.user
+        if target is not None and target.user is not None:
+            tname = target.user
+        t_admin = target.admin if target is not None else self.store.is_admin(tname)
+        t_role = room.role_of(tkey, admin=t_admin, guest=account is None)
+        if action is m.Action.KICK and tkey not in room.members:
+            self._done(sess, req.request_id, ErrorCode.NO_SUCH_USER, f"{tname} is not in {room.name}")
+            return
+        if action in _SANCTIONING:
+            word = _ACTION_WORDS[action]
+            if tkey == m.name_key(user):
+                self._done(sess, req.request_id, ErrorCode.NOT_ALLOWED, f"you cannot {word} yourself")
+                return
+            if not may(Act.BE_SANCTIONED, t_role) and actor_role is not Role.ADMIN:
+                self._done(sess, req.request_id, ErrorCode.NOT_ALLOWED, f"{tname} is a server admin: cannot {word}")
+                return
+        if action is m.Action.OP and not may(Act.BE_OPERATOR, t_role):
+            self._done(sess, req.request_id, ErrorCode.NOT_ALLOWED, f"{tname} is a guest: guests cannot be operators")
+            return
+        if not self._apply_moderation(room, user, action, tkey, tname, target, req, now_ms, now):
+            self._done(sess, req.request_id)  # nothing to change: no news
+            return
+        self._done(sess, req.request_id)
+
+    def _apply_moderation(
+        self, room: Room, actor: str, action: m.Action, tkey: str, tname: str,
+        target: Session | None, req: m.Moderate, now_ms: int, now: float,
+    ) -> bool:  # fmt: skip
+        """Carry out a MODERATE that passed its checks; False if it changed nothing."""
+        minutes = req.minutes if action in (m.Action.MUTE, m.Action.BAN) else 0
+        reason = req.reason if action in _SANCTIONING else ""
+        role = room.roles.get(tkey)
+        if action is m.Action.OP:
+            if role == "op":
+                return False
+            room.roles[tkey] = "op"
+            self.store.set_role(room.name, tkey, "op")
+        elif action is m.Action.DEOP or action is m.Action.DEVOICE:
+            if role != ("op" if action is m.Action.DEOP else "voice"):
+                return False
+            del room.roles[tkey]
+            self.store.set_role(room.name, tkey, None)
+        elif action is m.Action.VOICE:
+            if role is not None:  # voiced already, or an operator (who speaks anyway)
+                return False
+            room.roles[tkey] = "voice"
+            self.store.set_role(room.name, tkey, "voice")
+        elif action is m.Action.MUTE or action is m.Action.BAN:
+            kind = "mute" if action is m.Action.MUTE else "ban"
+            until = now_ms + minutes * 60_000 if minutes else None
+            sanction = SanctionRecord(room.name, tkey, kind, until, actor, reason)
+            room.sanctions[(tkey, kind)] = sanction
+            self.store.set_sanction(sanction)
+            self._time_sanction(sanction)
+        elif action is m.Action.UNMUTE or action is m.Action.UNBAN:
+            kind = "mute" if action is m.Action.UNMUTE else "ban"
+            if room.sanctions.pop((tkey, kind), None) is None:
+                return False
+            self.store.lift_sanction(room.name, tkey, kind)
+        elif action is m.Action.INVITE:
+            room.invites.add(tkey)
+            self.store.add_invite(room.name, tkey)
+        text = describe(action, actor, tname, minutes, reason)
+        log.info("[bold yellow]%s[/] in %s: %s", _escape(actor), room.name, _escape(text))
+        # The news first, so that a kicked or banned member hears it before it leaves (18.10).
+        self._room_news(room, m.RoomEvent(room.name, now_ms, action, actor, tname, minutes, reason, text))
+        if action is m.Action.KICK or action is m.Action.BAN:
+            if target is not None and room.name in target.rooms:
+                code = ErrorCode.KICKED if action is m.Action.KICK else ErrorCode.BANNED
+                until_ms = 0
+                if action is m.Action.BAN:
+                    until_ms = now_ms + minutes * 60_000 if minutes else m.UNTIL_LIFTED_MS
+                self._eject(target, room, code, actor, reason, until_ms, text, now)
+            elif action is m.Action.BAN and self.store.remove_membership(tname, room.name):
+                room.account_members = max(0, room.account_members - 1)  # dropped from its list
+        elif action is m.Action.INVITE:
+            if target is not None:
+                line = f"{actor} invites you to #{room.name}: /join {room.name}"
+                self._send(target, m.Notice(ErrorCode.ROOM_NEWS, truncate_utf8(line, m.MAX_NOTICE_BYTES)))
+        elif target is not None and room.name in target.rooms and target.multi:
+            self._send(target, room.state_for(tkey, now_ms))  # its role or mute changed
+        return True
+
+    def _eject(
+        self, target: Session, room: Room, code: ErrorCode, by: str, reason: str, until_ms: int, text: str,
+        now: float,
+    ) -> None:  # fmt: skip
+        """KICK or BAN of a member who is online in the room (18.9, 18.12)."""
+        word = "kicked" if code == ErrorCode.KICKED else "banned"
+        if target.multi:
+            self._leave_room(target, room, now, f"{word} by {by}")
+            self._send(target, m.RoomLeft(room.name, int(code), by, reason, until_ms))
+        else:  # a version-1 session cannot be in no room: it ends (18.12)
+            self._send(target, m.Closed(code, text))
+            if target.user is not None and self.store.remove_membership(target.user, room.name):
+                room.account_members = max(0, room.account_members - 1)
+            self._end_session(target, f"{word} by {by}", now)
+
+    # ------------------------------------------------------------ news, announcements, sanctions
+
+    def _room_news(self, room: Room, event: m.RoomEvent) -> None:
+        """A ROOM_EVENT to every member online in `room`; NOTICE(ROOM_NEWS) to version-1 sessions."""
+        body = encode_message(event)
+        notice = encode_message(m.Notice(ErrorCode.ROOM_NEWS, event.text))
+        for sid in room.members.values():
+            sess = self.sessions.get(sid)
+            if sess is None:
+                continue
+            if sess.multi:
+                sess.link.send(m.Kind.ROOM_EVENT, body)
+            else:
+                sess.link.send(m.Kind.NOTICE, notice)
+            self._dirty.add(sess)
+
+    def _multi_members_send(self, room: Room, message: m.Message) -> None:
+        body = encode_message(message)
+        for sid in room.members.values():
+            sess = self.sessions.get(sid)
+            if sess is not None and sess.multi:
+                sess.link.send(message.KIND, body)
+                self._dirty.add(sess)
+
+    def _send_states(self, room: Room, now_ms: int) -> None:
+        """ROOM_STATE to every CAP_ROOMS member (a topic or mode changed)."""
+        for key, sid in room.members.items():
+            sess = self.sessions.get(sid)
+            if sess is not None and sess.multi:
+                self._send(sess, room.state_for(key, now_ms))
+
+    def _announcement(self, room: Room) -> m.Announcement:
+        return m.Announcement(
+            room.name, room.announcement_id, room.announcement_by, room.announcement_ms, room.announcement_text
+        )  # fmt: skip
+
+    def _announcement_line(self, room: Room) -> str:
+        line = f"announcement by {room.announcement_by}: {room.announcement_text}"
+        return truncate_utf8(line, m.MAX_NOTICE_BYTES)
+
+    def _tally_names(self, room: Room) -> list[str]:
+        """Whom the tally counts: the accounts with the room in their list, and its online guests."""
+        names = self.store.member_names(room.name)
+        names += [room.display[k] for k, bits in room.member_flags.items() if bits & m.MEMBER_GUEST]
+        return names
+
+    def _on_announcement_seen(self, sess: Session, message: m.AnnouncementSeen, now: float) -> None:
+        """Recorded once per member and announcement; anything but the current one is ignored. No token."""
+        room = sess.rooms.get(message.room)
+        if sess.user is None or room is None or not room.announcement_text:
+            return
+        key = m.name_key(sess.user)
+        if message.announcement_id != room.announcement_id or key in room.seen:
+            return
+        room.seen.add(key)
+        if not sess.guest:
+            self.store.mark_seen(room.name, room.announcement_id, key)
+        self._tally_due.add(room.name)
+
+    def _send_tallies(self) -> None:
+        """ANNOUNCEMENT_TALLY to the operators online in each room whose acknowledgements changed:
+        once per flush, however many arrived in it (18.10)."""
+        due, self._tally_due = self._tally_due, set()
+        for name in due:
+            room = self.rooms.get(name)
+            if room is None or not room.announcement_text:
+                continue
+            # Operators and admins are found from the room's roles and flags, not its whole list.
+            candidates = [k for k, role in room.roles.items() if role == "op"]
+            candidates += [k for k, bits in room.member_flags.items() if bits & m.MEMBER_ADMIN]
+            ops = []
+            for key in dict.fromkeys(candidates):
+                sid = room.members.get(key)
+                sess = self.sessions.get(sid) if sid is not None else None
+                if sess is not None and sess.multi and room.member_role(key) >= Role.OP:
+                    ops.append(sess)
+            if not ops:
+                continue
+            body = encode_message(room.tally(self._tally_names(room)))
+            for sess in ops:
+                sess.link.send(m.Kind.ANNOUNCEMENT_TALLY, body)
+                self._dirty.add(sess)
+
+    def _time_sanction(self, sanction: SanctionRecord) -> None:
+        if sanction.until_ms is not None:
+            entry = (sanction.until_ms, sanction.room, sanction.account_key, sanction.kind)
+            heapq.heappush(self._sanction_timers, entry)
+
+    def _next_sanction_end(self) -> float | None:
+        return self._sanction_timers[0][0] / 1000 if self._sanction_timers else None
+
+    def _end_sanctions(self, now: float) -> None:
+        """Timed mutes and bans whose end has come end by themselves (18.9), with MUTE_ENDED or
+        BAN_ENDED news; a sanction changed or lifted since its entry was queued is skipped."""
+        now_ms = int(now * 1000)
+        while self._sanction_timers and self._sanction_timers[0][0] <= now_ms:
+            until, name, key, kind = heapq.heappop(self._sanction_timers)
+            room = self.rooms.get(name)
+            found = room.sanctions.get((key, kind)) if room is not None else None
+            if room is None or found is None or found.until_ms != until:
+                continue
+            del room.sanctions[(key, kind)]
+            self.store.lift_sanction(name, key, kind)
+            account = self.store.get_account(key)
+            target = room.display.get(key) or (account.name if account is not None else key)
+            action = m.Action.MUTE_ENDED if kind == "mute" else m.Action.BAN_ENDED
+            text = describe(action, "", target, 0, "")
+            log.info("in %s: %s", name, text)
+            self._room_news(room, m.RoomEvent(name, now_ms, action, "", target, 0, "", text))
+            sess = self.online_by_key.get(key)
+            if kind == "mute" and sess is not None and sess.multi and name in sess.rooms:
+                self._send(sess, room.state_for(key, now_ms))

@@ -1,0 +1,206 @@
+"""Rooms and roles in the relay (docs/protocol.md 18), driven in-process with raw peers that speak the
+wire protocol as an independent CAP_ROOMS client would (and a version-1 one beside them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labchat.protocol import messages as m
+from labchat.protocol.errors import ErrorCode
+from labchat.protocol.wire import decode_message, encode_message
+
+from ..protocol.sim import SimNet
+from .test_relay import RawPeer
+
+ROOMS = m.CAP_LONG_MESSAGES | m.CAP_ROOMS
+
+
+class Peer(RawPeer):
+    """A raw peer with a name, that logs in and sends section-18 requests. Every peer of one net
+    pumps for all of them: the relay's output for the others is delivered, not dropped."""
+
+    _port = 7000
+
+    def __init__(self, net: SimNet, user: str, *, flags: int = ROOMS, room: str = "lobby",
+                 cursors: tuple[tuple[str, int], ...] = (), resume_seq: int = 0,
+                 password: str = "secret", ticket: str = "") -> None:  # fmt: skip
+        Peer._port += 1
+        super().__init__(net, ("10.9.0.1", Peer._port))
+        self.user = user
+        self.next_id = 0
+        self.peers: dict[tuple[str, int], Peer] = net.__dict__.setdefault("peers", {})
+        self.peers[self.addr] = self
+        self.pump()
+        self.send(m.Login(user, password, room, resume_seq, flags, ticket, cursors))
+
+    def pump(self) -> None:
+        relay = self.net.relay
+        assert relay is not None
+        for _ in range(200):
+            moved = False
+            for peer in list(self.peers.values()):
+                for d in peer.channel.datagrams_to_send():
+                    relay.receive_datagram(d, peer.addr, self.net.now)
+                    moved = True
+                if peer.channel.established:
+                    for p in peer.link.packets_to_send(self.net.now):
+                        relay.receive_datagram(peer.channel.seal(p, self.net.now), peer.addr, self.net.now)
+                        moved = True
+            for check in relay.password_checks():
+                relay.complete_login(check.run(), self.net.now)
+                moved = True
+            for data, addr in relay.datagrams_to_send(self.net.now):
+                peer = self.peers.get(addr)  # type: ignore[call-overload]
+                if peer is None:
+                    continue
+                payload = peer.channel.receive_datagram(data, self.net.now)
+                if payload is not None:
+                    frames = peer.link.receive_packet(payload, self.net.now)
+                    peer.received.extend(f.body for f in frames)
+                    peer.messages.extend(decode_message(f.kind, f.body) for f in frames)
+                    peer.frames.extend(frames)
+                moved = True
+            if not moved:
+                return
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock on, running the relay's timers on the way (one step per second)."""
+        relay = self.net.relay
+        assert relay is not None
+        end = self.net.now + seconds
+        while self.net.now < end:
+            self.net.now = min(end, self.net.now + 1.0)
+            relay.handle_timer(self.net.now)
+            self.pump()
+
+    def send(self, message: m.Message) -> None:
+        self.link.send(message.KIND, encode_message(message))
+        self.pump()
+
+    def request(self, make: type[m.Message], *args: object) -> m.RequestDone:
+        self.next_id += 1
+        start = len(self.messages)
+        self.send(make(self.next_id, *args))  # type: ignore[call-arg]
+        done = [x for x in self.messages[start:] if isinstance(x, m.RequestDone) and x.request_id == self.next_id]
+        assert len(done) == 1, self.messages[start:]
+        return done[0]
+
+    def of(self, kind: type, since: int = 0) -> list:  # type: ignore[type-arg]
+        return [x for x in self.messages[since:] if isinstance(x, kind)]
+
+    def last(self, kind: type):  # type: ignore[no-untyped-def]
+        found = self.of(kind)
+        assert found, f"{self.user} got no {kind.__name__}"
+        return found[-1]
+
+
+def modes_of(presence: m.Presence) -> dict[str, int]:
+    return {u: m.member_mode_bits(c) for u, c in zip(presence.users, presence.modes, strict=True)}
+
+
+def test_cap_rooms_login_gets_state_presence_with_modes_and_lobby_is_remembered(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    ana = Peer(net, "ana")
+    ok = ana.last(m.LoginOk)
+    assert ok.flags & m.CAP_ROOMS and ok.room == "lobby"
+    kinds = [type(x) for x in ana.messages]
+    assert kinds.index(m.LoginOk) < kinds.index(m.RoomState) < kinds.index(m.Presence)
+    state = ana.last(m.RoomState)
+    assert (state.room, state.members, state.you) == ("lobby", 1, 0)
+    presence = ana.last(m.Presence)
+    assert presence.users == ("ana",) and presence.modes == "@"
+    assert net.relay is not None and net.relay.store.memberships_of("ana") == ["lobby"]
+
+
+def test_join_creates_a_room_with_its_creator_as_operator_and_messages_stay_in_it(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    ana, budi = Peer(net, "ana"), Peer(net, "budi")
+    olga = Peer(net, "olga", flags=m.CAP_LONG_MESSAGES)  # version 1: lobby only, nothing of section 18
+    assert not olga.last(m.LoginOk).flags & m.CAP_ROOMS
+    assert ana.request(m.JoinRoom, "cs101").code == 0
+    state = ana.last(m.RoomState)
+    assert state.room == "cs101" and state.you & m.MEMBER_OP and state.modes == m.ROOM_TOPIC_LOCKED
+    assert modes_of(ana.last(m.Presence)) == {"ana": m.MEMBER_OP}
+    assert budi.request(m.JoinRoom, "#cs101".removeprefix("#")).code == 0
+    assert [j.user for j in ana.of(m.Joined) if j.room == "cs101"] == ["budi"]
+    assert modes_of(budi.last(m.Presence)) == {"ana": m.MEMBER_OP, "budi": 0}
+    assert budi.last(m.RoomState).members == 2
+    before = len(olga.messages)
+    ana.send(m.Say(1, "cs101", "hello class"))
+    ana.send(m.Say(2, "lobby", "hello lobby"))
+    assert [x.text for x in budi.of(m.RoomMessage) if x.room == "cs101"] == ["hello class"]
+    assert [x.text for x in olga.of(m.RoomMessage, before)] == ["hello lobby"]
+    assert not any(isinstance(x, (m.RoomState, m.RoomEvent, m.RoomLeft)) for x in olga.messages)
+    assert [a.room for a in ana.of(m.Accepted)] == ["cs101", "lobby"]
+    assert net.relay is not None and net.relay.store.memberships_of("budi") == ["lobby", "cs101"]
+
+
+def test_join_already_in_invalid_name_and_part(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    ana, budi = Peer(net, "ana"), Peer(net, "budi")
+    assert ana.request(m.JoinRoom, "lobby").code == 0  # already there: nothing changes
+    bad = encode_message(m.JoinRoom(77, "cs101")).replace(b"cs101", b"CS!01")
+    ana.link.send(m.Kind.JOIN, bad)
+    ana.pump()
+    done = ana.last(m.RequestDone)
+    assert (done.request_id, done.code) == (77, ErrorCode.INVALID_ROOM) and "lowercase" in done.text
+    assert budi.request(m.JoinRoom, "cs101").code == 0
+    assert ana.request(m.JoinRoom, "cs101").code == 0
+    assert ana.request(m.PartRoom, "cs101", "lunch").code == 0
+    assert ana.last(m.RoomLeft) == m.RoomLeft("cs101")
+    assert [(x.room, x.user, x.reason) for x in budi.of(m.Left)] == [("cs101", "ana", "left: lunch")]
+    assert ana.request(m.PartRoom, "cs101", "").code == ErrorCode.NO_SUCH_ROOM
+    before = len(ana.messages)
+    budi.send(m.Say(1, "cs101", "after ana left"))
+    assert not ana.of(m.RoomMessage, before)
+    assert net.relay is not None and net.relay.store.memberships_of("ana") == ["lobby"]
+
+
+def test_relogin_joins_saved_rooms_in_order_resuming_each_from_its_cursor(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    ana, budi = Peer(net, "ana"), Peer(net, "budi")
+    for room in ("cs101", "art"):
+        assert ana.request(m.JoinRoom, room).code == 0
+        assert budi.request(m.JoinRoom, room).code == 0
+    for i in range(1, 6):
+        budi.send(m.Say(i, "cs101", f"c{i}"))
+        budi.send(m.Say(100 + i, "art", f"a{i}"))
+    ana.send(m.Bye())
+    again = Peer(net, "ana", cursors=(("cs101", 3), ("art", 5)))
+    states = [s.room for s in again.of(m.RoomState)]
+    assert states == ["lobby", "cs101", "art"]
+    assert again.last(m.LoginOk).room == "lobby"
+    live = [(x.room, x.text) for x in again.of(m.RoomMessage) if not x.flags & m.FLAG_HISTORY]
+    assert live == [("cs101", "c4"), ("cs101", "c5")]  # art: nothing after 5; lobby: history view
+    assert {p.room for p in again.of(m.Presence)} == {"lobby", "cs101", "art"}
+
+
+def test_list_shows_rooms_by_name_with_their_online_counts(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    ana, budi = Peer(net, "ana"), Peer(net, "budi")
+    assert ana.request(m.JoinRoom, "zoo").code == 0
+    assert ana.request(m.JoinRoom, "art").code == 0
+    assert ana.request(m.SetRoom, "art", m.Setting.TOPIC, "Paint").code == 0
+    assert ana.request(m.JoinRoom, "secret").code == 0
+    assert ana.request(m.SetRoom, "secret", m.Setting.PRIVATE, "on").code == 0
+    start = len(budi.messages)
+    assert budi.request(m.ListRooms).code == 0
+    infos = budi.of(m.RoomInfo, start)
+    assert [(i.room, i.online, i.topic) for i in infos] == [("art", 1, "Paint"), ("lobby", 2, ""), ("zoo", 1, "")]
+    start = len(ana.messages)
+    ana.request(m.ListRooms)
+    assert [i.room for i in ana.of(m.RoomInfo, start)] == ["art", "lobby", "secret", "zoo"]
+
+
+def test_a_version_1_login_still_chats_in_lobby_with_cap_rooms_clients(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    ana = Peer(net, "ana")
+    olga = Peer(net, "olga", flags=0)
+    ok = olga.last(m.LoginOk)
+    assert not ok.flags & m.CAP_ROOMS and olga.last(m.Presence).modes == ""
+    olga.send(m.Say(1, "lobby", "old but gold"))
+    assert [x.text for x in ana.of(m.RoomMessage)] == ["old but gold"]
+    ana.send(m.Say(1, "lobby", "welcome"))
+    assert [x.text for x in olga.of(m.RoomMessage)] == ["welcome"] and olga.of(m.Accepted)
+    assert olga.request(m.JoinRoom, "cs101").code == ErrorCode.PROTOCOL_VIOLATION
+    assert net.relay is not None and net.relay.store.memberships_of("olga") == []
