@@ -40,7 +40,7 @@ async def version1(server: RelayServer, user: str, tmp_path: Path) -> tuple[Clie
     def send_v1(message: m.Message) -> None:
         if isinstance(message, m.Login):
             body = encode_message(m.Login(message.user, message.password, message.room, message.resume_seq))
-            appended = 4 + 2 + 2  # flags U32, ticket STR, cursors CURSORS: all empty here
+            appended = 4 + 2 + 2 + 2  # flags U32, ticket STR, cursors CURSORS, seat STR: all empty
             conn._link.send(m.Kind.LOGIN, body[:-appended])
             return
         send(message)

@@ -103,7 +103,7 @@ def test_a_version_1_login_gets_previews_of_long_messages(tmp_path: Path) -> Non
     net.run_until(lambda: net.logged_in("ana"))
     peer = RawPeer(net, ("10.6.6.9", 669))
     peer.pump()
-    v1_login = encode_message(m.Login("olga", "secret", "lobby", 0))[:-8]  # no flags U32, ticket STR, cursors
+    v1_login = encode_message(m.Login("olga", "secret", "lobby", 0))[:-10]  # no flags, ticket, cursors, seat
     peer.link.send(m.Kind.LOGIN, v1_login)
     peer.pump()
     assert any(f.kind == m.Kind.LOGIN_OK for f in peer.frames)
