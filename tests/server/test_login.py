@@ -164,7 +164,7 @@ def test_a_first_version_client_still_registers_and_logs_in(tmp_path: Path) -> N
     peer = RawPeer(net, ("10.7.7.7", 700))
     peer.pump()
     full = encode_message(m.Login("oldtimer", "secret", "lobby", 0))
-    peer.link.send(m.Kind.LOGIN, full[: -(4 + 2 + 2 + 2)])  # without the appended flags, ticket, cursors, seat
+    peer.link.send(m.Kind.LOGIN, full[: -(4 + 2 + 2 + 2)])  # no flags, ticket, cursors, seat
     peer.pump()
     kinds = [type(msg) for msg in peer.messages]
     assert kinds[:2] == [m.LoginOk, m.Ticket]
