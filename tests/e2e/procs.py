@@ -70,9 +70,15 @@ class Proc:
                 out.append(obj)
         return out
 
-    async def expect_json(self, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
+    def mark(self) -> int:
+        """Where the output is now: `expect_json(since=mark)` looks only at what comes after."""
+        return len(self.lines)
+
+    async def expect_json(self, timeout: float = 10.0, *, since: int = 0, **fields: Any) -> dict[str, Any]:
+        """The first `--json` event (from line `since` on) whose fields have these values."""
+
         async def scan() -> dict[str, Any]:
-            seen = 0
+            seen = since
             while True:
                 for line in self.lines[seen:]:
                     seen += 1

@@ -52,14 +52,16 @@ async def test_mute_kick_and_ban_as_the_room_sees_them(tmp_path: Path) -> None:
     refused = await alice.expect_json(type="error", room="cs101")
     assert "operator" in refused["text"]
 
+    at = {p: p.mark() for p in (teacher, alice, bob)}
     teacher.send("/mute bob 10 spamming")
     for p in (alice, bob, teacher):
-        news = await p.expect_json(type="room_event", room="cs101", action="mute", target="bob")
+        news = await p.expect_json(type="room_event", room="cs101", action="mute", target="bob", since=at[p])
         assert news["actor"] == "teacher" and news["minutes"] == 10
         assert "bob was muted for 10 min by teacher" in news["text"]
     await server.expect(r"bob.*muted.*teacher|teacher.*muted.*bob")
+    at[bob] = bob.mark()
     bob.send("can anyone hear me")
-    failed = await bob.expect_json(type="error", room="cs101")
+    failed = await bob.expect_json(type="error", room="cs101", since=at[bob])
     assert "muted" in failed["text"]
     teacher.send("/unmute bob")
     await bob.expect_json(type="room_event", room="cs101", action="unmute", target="bob")
@@ -72,21 +74,24 @@ async def test_mute_kick_and_ban_as_the_room_sees_them(tmp_path: Path) -> None:
     gone = await bob.expect_json(type="part", room="cs101", code="kicked")
     assert (gone["by"], gone["reason"]) == ("teacher", "too loud")
     await alice.expect_json(type="room_event", room="cs101", action="kick", target="bob")
+    at = {p: p.mark() for p in (teacher, alice, bob)}
     bob.send("/join cs101")  # a kick is not a ban: bob may come back
-    await bob.expect_json(type="room", room="cs101", joined=True)
-    await alice.expect_json(type="join", room="cs101", user="bob")
+    await bob.expect_json(type="room", room="cs101", joined=True, since=at[bob])
+    await alice.expect_json(type="join", room="cs101", user="bob", since=at[alice])
 
     teacher.send("/ban bob 5 cheating")
     banned = await bob.expect_json(type="part", room="cs101", code="banned")
     assert banned["until"] is not None
     await alice.expect_json(type="room_event", room="cs101", action="ban", target="bob")
+    at[bob] = bob.mark()
     bob.send("/join cs101")
-    refused = await bob.expect_json(type="error", room="cs101")
+    refused = await bob.expect_json(type="error", room="cs101", request="join", since=at[bob])
     assert "banned" in refused["text"]
     teacher.send("/unban bob")
     await teacher.expect_json(type="room_event", room="cs101", action="unban", target="bob")
+    at[bob] = bob.mark()
     bob.send("/join cs101")
-    await bob.expect_json(type="room", room="cs101", joined=True)
+    await bob.expect_json(type="room", room="cs101", joined=True, since=at[bob])
     await server.expect(r"bob.*banned.*teacher|teacher.*banned.*bob")
     await leave(teacher, alice, bob)
     await server.kill()
@@ -126,8 +131,9 @@ async def test_three_clients_two_rooms_and_a_moderated_room(tmp_path: Path) -> N
 
     teacher.send("/moderate on")
     await bob.expect_json(type="room_event", room="cs101", action="moderated", value="on")
+    at = bob.mark()
     bob.send("may I?")
-    failed = await bob.expect_json(type="error", room="cs101")
+    failed = await bob.expect_json(type="error", room="cs101", since=at)
     assert "moderated" in failed["text"]
     teacher.send("/voice bob")
     await bob.expect_json(type="room_event", room="cs101", action="voice", target="bob")
