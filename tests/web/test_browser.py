@@ -1,0 +1,274 @@
+"""`labchat-web` in a real headless Chromium: log in from a browser tab, chat with a terminal client, leave.
+
+Everything is real: a `labchat-server` process, a `--plain` client process, `labchat-web` as a process
+(which starts one app process per tab through textual-serve), and the system's Chromium driven by
+Playwright. Playwright never downloads a browser here: it is pointed at /usr/bin/chromium (Debian's
+`chromium` package, which `.ci/run` installs). Without that binary the test skips, and fails when CI
+is set, since there it must run.
+
+How we read what the browser shows: textual-serve's page draws the terminal with xterm.js on a
+canvas, so the DOM holds no text and a screenshot would need OCR. xterm.js keeps the screen as a
+buffer of cells, and `buffer.active.getLine(y).translateToString()` gives each row's text: exactly
+what the canvas paints. The page keeps its `Terminal` in a closure, so an init script, run before
+the page's own script, catches it when textual.js assigns `this.terminal = new Terminal(...)`, and
+removes its hook straight after. Every wait is `page.wait_for_function` on that buffer (re-checked
+on each animation frame, bounded by a timeout), never a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..e2e.procs import PYTHON, Proc, env_for, spawn, start_client_proc, start_server_proc
+
+pytestmark = pytest.mark.timeout(120)
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: Flags for a quiet, sandbox-free headless run that talks to nothing but the page it is given.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: Bound on each wait for the browser's screen (the first one includes starting the tab's app).
+SCREEN_TIMEOUT_MS = 30_000
+
+#: Catches textual.js's xterm.js Terminal when it is created (see the module docstring).
+CATCH_TERMINAL = """
+(() => {
+  window.__terminals = [];
+  Object.defineProperty(Object.prototype, 'terminal', {
+    configurable: true,
+    set(value) {
+      Object.defineProperty(this, 'terminal', {value, writable: true, configurable: true, enumerable: true});
+      if (value && typeof value.write === 'function' && value.buffer) {
+        window.__terminals.push(value);
+        delete Object.prototype.terminal;
+      }
+    },
+  });
+})();
+"""
+#: The terminal's visible rows as text, one line each ("" until the terminal exists).
+SCREEN_TEXT = """() => {
+  const term = (window.__terminals || [])[0];
+  if (!term) return '';
+  const buffer = term.buffer.active, rows = [];
+  for (let y = 0; y < term.rows; y++) {
+    const line = buffer.getLine(buffer.viewportY + y);
+    rows.push(line ? line.translateToString(true) : '');
+  }
+  return rows.join('\\n');
+}"""
+
+
+def _browser_or_skip() -> Any:
+    """Playwright's async API, or skip (fail under CI) with the one-line reason it cannot run."""
+    reason = None
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} not found: install Debian's chromium package (apt-get install chromium)"
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        reason = reason or "playwright is not installed: pip install -e '.[test]'"
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return async_playwright
+
+
+class Screen:
+    """The browser tab's terminal, read through xterm.js's buffer."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+
+    async def text(self) -> str:
+        return str(await self.page.evaluate(SCREEN_TEXT))
+
+    async def expect(self, *needles: str, timeout_ms: int = SCREEN_TIMEOUT_MS) -> str:
+        """Wait until every needle is on screen at once; the screen text on failure."""
+        try:
+            await self.page.wait_for_function(
+                f"needles => {{ const s = ({SCREEN_TEXT})(); return needles.every(n => s.includes(n)); }}",
+                arg=list(needles),
+                timeout=timeout_ms,
+            )
+        except Exception as exc:  # Playwright's TimeoutError: say what the screen showed instead
+            raise AssertionError(f"{needles} not on screen; it shows:\n{await self.text()}") from exc
+        return await self.text()
+
+    async def type(self, text: str) -> None:
+        await self.page.keyboard.type(text)
+
+    async def press(self, key: str) -> None:
+        await self.page.keyboard.press(key)
+
+
+@pytest.fixture
+async def chromium(tmp_path: Path) -> AsyncIterator[Any]:
+    """A fresh Chromium profile in tmp_path; requests anywhere but 127.0.0.1 are refused."""
+    async_playwright = _browser_or_skip()
+    async with async_playwright() as pw:
+        context = await pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1280, "height": 800},
+        )
+        try:
+            # The page asks for a web font online; nothing leaves this machine in a test.
+            await context.route(re.compile(r"^(?!(http|ws)://127\.0\.0\.1[:/])"), lambda r: r.abort())
+            yield context
+        finally:
+            await context.close()
+
+
+async def start_web_proc(tmp_path: Path, server_port: int) -> tuple[Proc, str]:
+    """`labchat-web 127.0.0.1 PORT --port 0` as a process; returns it and the page's URL."""
+    web = await spawn(
+        PYTHON, "-m", "labchat.tui.web", "127.0.0.1", str(server_port), "--port", "0",
+        "--known-servers", str(tmp_path / "web-known-servers"),
+        env=env_for(tmp_path, None),
+    )  # fmt: skip
+    match = await web.expect(r"on (http://127\.0\.0\.1:\d+/)", timeout=20)
+    return web, match.group(1)
+
+
+async def test_browser_tab_logs_in_chats_with_a_terminal_client_and_leaves(
+    tmp_path: Path, chromium: Any
+) -> None:
+    server, port = await start_server_proc(tmp_path)
+    bob = await start_client_proc(tmp_path, port, "bob")
+    await bob.expect(r"logged in as bob")
+    web, url = await start_web_proc(tmp_path, port)
+    figures: dict[str, float] = {}
+    try:
+        page = await chromium.new_page()
+        await page.add_init_script(CATCH_TERMINAL)
+        screen = Screen(page)
+        started = time.monotonic()
+        await page.goto(url, wait_until="domcontentloaded")
+        await screen.expect("labchat · log in", "Password")
+        figures["page to login form"] = time.monotonic() - started
+        # The browser user cannot choose the UDP port: it is on the web server's machine.
+        assert "Your port" not in await screen.text()
+        await web.expect(r"tab opened from 127\.0\.0\.1")
+
+        await page.locator(".xterm-helper-textarea").focus()
+        await screen.type("alice")
+        await screen.press("Tab")
+        await screen.type("secret")
+        await screen.press("Enter")
+        # First contact with this server: the tab asks to trust its key, as the terminal app does.
+        await screen.expect("Trust and log in")
+        await screen.press("Enter")
+        await screen.expect("No account 'alice' here yet")
+        await screen.press("Enter")  # the focused "Create account" button
+        await bob.expect(r"\* alice joined$", timeout=20)
+        await screen.expect("alice", "bob")
+
+        started = time.monotonic()
+        bob.send("hello from a terminal")
+        await screen.expect("hello from a terminal")
+        figures["terminal -> browser"] = time.monotonic() - started
+
+        started = time.monotonic()
+        await screen.type("hi bob, from a browser")
+        await screen.press("Enter")
+        await bob.expect(r"<alice> hi bob, from a browser$")
+        figures["browser -> terminal"] = time.monotonic() - started
+
+        await screen.press("Control+q")
+        await bob.expect(r"\* alice left$")
+        # The tab's app has ended: textual-serve closes the page's session.
+        await page.wait_for_selector("body.-closed", state="attached", timeout=SCREEN_TIMEOUT_MS)
+        await web.expect(r"tab closed from 127\.0\.0\.1")
+        print("labchat-web timings (s):", {k: round(v, 2) for k, v in figures.items()})
+
+        web.proc.terminate()
+        assert await web.wait(timeout=15) == 0
+        bob.send("/quit")
+        assert await bob.wait() == 0
+    finally:
+        for proc in (web, bob, server):
+            await proc.kill()
+
+
+async def test_closing_the_tab_leaves_the_room(tmp_path: Path, chromium: Any) -> None:
+    """A student who closes the tab (no Ctrl+Q) is gone from the room at once, not after a timeout."""
+    server, port = await start_server_proc(tmp_path)
+    bob = await start_client_proc(tmp_path, port, "bob")
+    await bob.expect(r"logged in as bob")
+    web, url = await start_web_proc(tmp_path, port)
+    try:
+        page = await chromium.new_page()
+        await page.add_init_script(CATCH_TERMINAL)
+        screen = Screen(page)
+        await page.goto(url, wait_until="domcontentloaded")
+        await screen.expect("Password")
+        await page.locator(".xterm-helper-textarea").focus()
+        await screen.type("carol")
+        await screen.press("Tab")
+        await screen.type("secret")
+        await screen.press("Enter")
+        await screen.expect("Trust and log in")
+        await screen.press("Enter")
+        await screen.expect("No account 'carol' here yet")
+        await screen.press("Enter")
+        await bob.expect(r"\* carol joined$", timeout=20)
+
+        started = time.monotonic()
+        await page.close()
+        await bob.expect(r"\* carol left$", timeout=10)
+        print(f"tab closed -> 'carol left' at the terminal: {time.monotonic() - started:.2f} s")
+        await web.expect(r"tab closed from 127\.0\.0\.1")
+    finally:
+        for proc in (web, bob, server):
+            await proc.kill()
+
+
+async def test_bad_flags_are_one_line_errors(tmp_path: Path) -> None:
+    cases = [
+        (["127.0.0.1", "8080", "--port", "70000"], "invalid --port 70000"),
+        (["127.0.0.1", "0"], "invalid server port 0"),
+        (["127.0.0.1", "8080", "--public-url", "ftp://x"], "invalid --public-url"),
+        (["127.0.0.1", "eighty"], "invalid int value"),
+    ]
+    for argv, expected in cases:
+        proc = await spawn(PYTHON, "-m", "labchat.tui.web", *argv, env=env_for(tmp_path, None))
+        code = await proc.wait()
+        err = (await proc.stderr()).strip()
+        assert code == 2, (argv, err)
+        assert len(err.splitlines()) == 1 and expected in err and err.startswith("labchat-web: "), err
+
+
+async def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    try:
+        busy = taken.sockets[0].getsockname()[1]
+        proc = await spawn(
+            PYTHON, "-m", "labchat.tui.web", "127.0.0.1", "8080", "--port", str(busy),
+            env=env_for(tmp_path, None),
+        )  # fmt: skip
+        code = await proc.wait()
+        err = (await proc.stderr()).strip()
+        assert code == 1 and err == f"labchat-web: cannot serve on 127.0.0.1:{busy}: Address already in use"
+    finally:
+        taken.close()
+        await taken.wait_closed()
