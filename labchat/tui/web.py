@@ -30,7 +30,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import aiohttp_jinja2
@@ -52,7 +52,7 @@ class WebError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"labchat-web: {message} (see --help)\n")
 
 
@@ -248,9 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"labchat-web: {exc}", file=sys.stderr)
         return 2
     known = (args.known_servers or default_known_servers_path()).resolve()
-    label = f"[{args.server_ip}]:{args.server_port}" if ":" in args.server_ip else (
-        f"{args.server_ip}:{args.server_port}"
-    )
+    host = f"[{args.server_ip}]" if ":" in args.server_ip else args.server_ip
+    label = f"{host}:{args.server_port}"
     server = WebServer(
         tab_command(args.server_ip, args.server_port, known),
         host=args.host,

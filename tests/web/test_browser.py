@@ -21,6 +21,7 @@ import asyncio
 import os
 import re
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -139,11 +140,11 @@ async def chromium(tmp_path: Path) -> AsyncIterator[Any]:
             await context.close()
 
 
-async def start_web_proc(tmp_path: Path, server_port: int) -> tuple[Proc, str]:
-    """`labchat-web 127.0.0.1 PORT --port 0` as a process; returns it and the page's URL."""
+async def start_web_proc(tmp_path: Path, server_port: int, *extra: str) -> tuple[Proc, str]:
+    """`labchat-web 127.0.0.1 PORT --port 0 ...` as a process; returns it and the page's URL."""
     web = await spawn(
         PYTHON, "-m", "labchat.tui.web", "127.0.0.1", str(server_port), "--port", "0",
-        "--known-servers", str(tmp_path / "web-known-servers"),
+        "--known-servers", str(tmp_path / "web-known-servers"), *extra,
         env=env_for(tmp_path, None),
     )  # fmt: skip
     match = await web.expect(r"on (http://127\.0\.0\.1:\d+/)", timeout=20)
@@ -210,8 +211,10 @@ async def test_browser_tab_logs_in_chats_with_a_terminal_client_and_leaves(
             await proc.kill()
 
 
-async def test_closing_the_tab_leaves_the_room(tmp_path: Path, chromium: Any) -> None:
-    """A student who closes the tab (no Ctrl+Q) is gone from the room at once, not after a timeout."""
+@pytest.mark.parametrize("how", ["close the tab", "stop labchat-web"])
+async def test_a_tab_that_goes_away_leaves_the_room(tmp_path: Path, chromium: Any, how: str) -> None:
+    """A student who closes the tab (no Ctrl+Q), or an operator who stops labchat-web (SIGTERM): the
+    tab's app says goodbye, so the room sees "carol left" at once, not after the client timeout."""
     server, port = await start_server_proc(tmp_path)
     bob = await start_client_proc(tmp_path, port, "bob")
     await bob.expect(r"logged in as bob")
@@ -234,13 +237,44 @@ async def test_closing_the_tab_leaves_the_room(tmp_path: Path, chromium: Any) ->
         await bob.expect(r"\* carol joined$", timeout=20)
 
         started = time.monotonic()
-        await page.close()
+        if how == "close the tab":
+            await page.close()
+        else:
+            web.proc.terminate()
         await bob.expect(r"\* carol left$", timeout=10)
-        print(f"tab closed -> 'carol left' at the terminal: {time.monotonic() - started:.2f} s")
+        print(f"{how} -> 'carol left' at the terminal: {time.monotonic() - started:.2f} s")
         await web.expect(r"tab closed from 127\.0\.0\.1")
+        if how == "stop labchat-web":
+            assert await web.wait(timeout=15) == 0
+            print(f"SIGTERM -> labchat-web exited: {time.monotonic() - started:.2f} s")
+            await page.wait_for_selector("body.-closed", state="attached", timeout=SCREEN_TIMEOUT_MS)
     finally:
         for proc in (web, bob, server):
             await proc.kill()
+
+
+async def test_the_page_points_its_websocket_where_the_browser_is(tmp_path: Path) -> None:
+    """textual-serve would write ws://0.0.0.0:PORT/ws into the page for --host 0.0.0.0; the page must
+    name the address the browser used (its Host header), or --public-url behind a reverse proxy."""
+    web, url = await start_web_proc(tmp_path, 8080)
+    proxied, proxied_url = await start_web_proc(tmp_path, 8080, "--public-url", "https://lab.example/chat/")
+    try:
+        http_port = int(url.rsplit(":", 1)[1].strip("/"))
+        page = await asyncio.to_thread(_get, url, {"Host": f"pc-12.lab:{http_port}"})
+        assert f'data-session-websocket-url="ws://pc-12.lab:{http_port}/ws"' in page
+        assert f"http://pc-12.lab:{http_port}/static/js/textual.js" in page
+        page = await asyncio.to_thread(_get, proxied_url, {})
+        assert 'data-session-websocket-url="wss://lab.example/chat/ws"' in page
+        assert "https://lab.example/chat/static/css/xterm.css" in page
+    finally:
+        for proc in (web, proxied):
+            await proc.kill()
+
+
+def _get(url: str, headers: dict[str, str]) -> str:
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(response.read().decode())
 
 
 async def test_bad_flags_are_one_line_errors(tmp_path: Path) -> None:
@@ -250,10 +284,14 @@ async def test_bad_flags_are_one_line_errors(tmp_path: Path) -> None:
         (["127.0.0.1", "8080", "--public-url", "ftp://x"], "invalid --public-url"),
         (["127.0.0.1", "eighty"], "invalid int value"),
     ]
-    for argv, expected in cases:
+
+    async def run(argv: list[str]) -> tuple[int, str]:
         proc = await spawn(PYTHON, "-m", "labchat.tui.web", *argv, env=env_for(tmp_path, None))
-        code = await proc.wait()
-        err = (await proc.stderr()).strip()
+        code = await proc.wait(timeout=30)
+        return code, (await proc.stderr()).strip()
+
+    results = await asyncio.gather(*(run(argv) for argv, _ in cases))
+    for (argv, expected), (code, err) in zip(cases, results, strict=True):
         assert code == 2, (argv, err)
         assert len(err.splitlines()) == 1 and expected in err and err.startswith("labchat-web: "), err
 
