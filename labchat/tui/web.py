@@ -109,7 +109,7 @@ def tab_command(server_ip: str, server_port: int, known_servers: Path) -> str:
     argv = [sys.executable, "-m", "labchat.tui.web_tab", server_ip, str(server_port), str(known_servers)]
     if sys.platform == "win32":
         return subprocess.list2cmdline(argv)
-    return shlex.join(argv)
+    return "exec " + shlex.join(argv)  # the shell becomes the app: no idle shell per tab
 
 
 def _check_public_url(url: str) -> str:
