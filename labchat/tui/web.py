@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -45,6 +46,17 @@ DEFAULT_HTTP_PORT = 8000
 DEFAULT_HOST = "127.0.0.1"
 #: How long a stop waits for open tabs' apps to say goodbye before closing the rest.
 SHUTDOWN_GRACE_S = 5.0
+
+
+#: textual-serve's page links Roboto Mono from Google Fonts; we serve its own copy instead.
+_ONLINE_FONT_LINK = re.compile(r"<link[^>]*fonts\.googleapis\.com[^>]*>", re.IGNORECASE)
+LOCAL_FONT_STYLE = """<style>
+      @font-face {
+        font-family: "Roboto Mono";
+        src: url("{static}fonts/RobotoMono-VariableFont_wght.ttf") format("truetype");
+        font-weight: 100 700;
+      }
+    </style>"""
 
 
 class WebError(Exception):
@@ -143,18 +155,26 @@ class WebServer(Server):
             return self.fixed_public_url
         return f"{request.scheme}://{request.host}"
 
-    @aiohttp_jinja2.template("app_index.html")
-    async def handle_index(self, request: web.Request) -> dict[str, Any]:
-        """The page, with its websocket and static addresses built from where the browser is."""
+    async def handle_index(self, request: web.Request) -> web.Response:
+        """The page, with its websocket and static addresses built from where the browser is.
+
+        textual-serve's page also asks Google Fonts for Roboto Mono. A lab is often offline or
+        firewalled, and a stylesheet that never answers holds the page's start (its `onload`), so
+        that link becomes an @font-face on the copy of the font textual-serve ships.
+        """
         base = self._base_url(request)
-        websocket_url = "ws" + base.removeprefix("http") + str(request.app.router["websocket"].url_for())
-        static_url = base + str(request.app.router["static"].url_for(filename="/")).rstrip("/") + "/"
-        return {
+        router = request.app.router
+        static_url = base + str(router["static"].url_for(filename="/")).rstrip("/") + "/"
+        context = {
             "font_size": _font_size(request.query.get("fontsize", "16")),
-            "app_websocket_url": websocket_url,
+            "app_websocket_url": "ws" + base.removeprefix("http") + str(router["websocket"].url_for()),
             "config": {"static": {"url": static_url}},
             "application": {"name": self.title},
         }
+        response = aiohttp_jinja2.render_template("app_index.html", request, context)
+        local_font = LOCAL_FONT_STYLE.replace("{static}", static_url)
+        response.text = _ONLINE_FONT_LINK.sub(lambda _match: local_font, response.text or "")
+        return response
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         """One tab: logged, and tracked so that a stop can close it."""

@@ -132,10 +132,18 @@ async def chromium(tmp_path: Path) -> AsyncIterator[Any]:
             headless=True,
             viewport={"width": 1280, "height": 800},
         )
+        elsewhere: list[str] = []
+
+        async def refuse(route: Any) -> None:
+            elsewhere.append(route.request.url)
+            await route.abort()
+
         try:
-            # The page asks for a web font online; nothing leaves this machine in a test.
-            await context.route(re.compile(r"^(?!(http|ws)://127\.0\.0\.1[:/])"), lambda r: r.abort())
+            # Nothing leaves this machine in a test; and the page must need nothing from elsewhere
+            # (a lab is often offline), so any such request is a failure.
+            await context.route(re.compile(r"^(?!(http|ws)://127\.0\.0\.1[:/])"), refuse)
             yield context
+            assert not elsewhere, f"the page asked for resources elsewhere: {elsewhere}"
         finally:
             await context.close()
 
@@ -263,12 +271,28 @@ async def test_the_page_points_its_websocket_where_the_browser_is(tmp_path: Path
         page = await asyncio.to_thread(_get, url, {"Host": f"pc-12.lab:{http_port}"})
         assert f'data-session-websocket-url="ws://pc-12.lab:{http_port}/ws"' in page
         assert f"http://pc-12.lab:{http_port}/static/js/textual.js" in page
+        assert set(_urls(page)) == {
+            f"ws://pc-12.lab:{http_port}/ws",
+            f"http://pc-12.lab:{http_port}/static/css/xterm.css",
+            f"http://pc-12.lab:{http_port}/static/js/textual.js",
+            f"http://pc-12.lab:{http_port}/static/fonts/RobotoMono-VariableFont_wght.ttf",
+            f"http://pc-12.lab:{http_port}/static/images/background.png",
+        }, "the page must need nothing but labchat-web (labs are often offline)"
         page = await asyncio.to_thread(_get, proxied_url, {})
         assert 'data-session-websocket-url="wss://lab.example/chat/ws"' in page
         assert "https://lab.example/chat/static/css/xterm.css" in page
+        assert all(
+            url.startswith(("https://lab.example/chat/", "wss://lab.example/chat/")) for url in _urls(page)
+        )
     finally:
         for proc in (web, proxied):
             await proc.kill()
+
+
+def _urls(page: str) -> list[str]:
+    """Every absolute address the page loads (links, scripts, styles, the websocket): not xmlns names."""
+    page = re.sub(r'xmlns="[^"]*"', "", page)
+    return re.findall(r"(?:https?|wss?)://[^\s\"')]+", page)
 
 
 def _get(url: str, headers: dict[str, str]) -> str:
