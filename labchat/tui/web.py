@@ -176,8 +176,26 @@ class WebServer(Server):
         response.text = _ONLINE_FONT_LINK.sub(lambda _match: local_font, response.text or "")
         return response
 
+    def _same_origin(self, request: web.Request) -> bool:
+        """Whether the websocket is opened by our own page (or a client that sends no Origin).
+
+        Browsers let any web site open a websocket to any address, with the site's Origin header:
+        without this check a page the student visits could start labchat clients here and drive them.
+        """
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True  # not a browser, or an old one: nothing is lent to another site
+        allowed = {f"{request.scheme}://{request.host}".lower()}
+        if self.fixed_public_url is not None:
+            parts = urlsplit(self.fixed_public_url)
+            allowed.add(f"{parts.scheme}://{parts.netloc}".lower())
+        return origin.lower() in allowed
+
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
-        """One tab: logged, and tracked so that a stop can close it."""
+        """One tab: logged, and tracked so that a stop can close it. Other sites' pages are refused."""
+        if not self._same_origin(request):
+            _log(f"refused a tab from {request.remote}: opened by another site ({request.headers['Origin']})")
+            raise web.HTTPForbidden(text="labchat-web: this page belongs to another site\n")
         task = asyncio.current_task()
         assert task is not None
         self._tabs.add(task)
@@ -198,7 +216,7 @@ class WebServer(Server):
         if self._tabs:
             await asyncio.wait(list(self._tabs), timeout=SHUTDOWN_GRACE_S)
 
-    async def run(self, ready: asyncio.Event | None = None) -> None:
+    async def run(self) -> None:
         """Serve until SIGINT/SIGTERM. Raises WebError if the address cannot be bound."""
         runner = web.AppRunner(await self._make_app(), handle_signals=False, access_log=None)
         await runner.setup()
@@ -211,6 +229,8 @@ class WebServer(Server):
             raise WebError(f"cannot serve on {self.host}:{self.port}: {reason}") from None
         self.bound_port = int(runner.addresses[0][1])
         host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.host in ("0.0.0.0", "::", ""):
+            host = "<this machine's address>"
         print(
             f"labchat-web: serving labchat for {self.server_label} on http://{host}:{self.bound_port}/ "
             "(one client per browser tab; Ctrl+C stops)",
@@ -228,8 +248,6 @@ class WebServer(Server):
             signal_handlers.signals_named("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"),
             lambda _signum: stop.set(),
         )
-        if ready is not None:
-            ready.set()
         try:
             await stop.wait()
         finally:

@@ -334,3 +334,20 @@ async def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     finally:
         taken.close()
         await taken.wait_closed()
+
+
+async def test_another_sites_page_cannot_open_a_tab(tmp_path: Path) -> None:
+    """Any page a student visits may open a websocket to 127.0.0.1; labchat-web refuses its Origin."""
+    import aiohttp
+
+    web, url = await start_web_proc(tmp_path, 8080)
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                connect = session.ws_connect(url + "ws", headers={"Origin": "http://evil.example"})
+                await asyncio.wait_for(connect, 10)
+            assert refused.value.status == 403
+        await web.expect(r"refused a tab from 127\.0\.0\.1: opened by another site \(http://evil\.example\)")
+        assert not any("tab opened" in line for line in web.lines)
+    finally:
+        await web.kill()
