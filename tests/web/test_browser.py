@@ -184,17 +184,19 @@ async def test_browser_tab_logs_in_chats_with_a_terminal_client_and_leaves(
         await screen.press("Tab")
         await screen.type("secret")
         await screen.press("Enter")
-        # First contact with this server: the tab asks to trust its key, as the terminal app does.
-        await screen.expect("Trust and log in")
+        # First contact with this server: the tab asks to trust its key, as the terminal app does,
+        # and shows the fingerprint the server printed at start.
+        banner = await server.expect(r"server key fingerprint (\S+)")
+        await screen.expect("Trust and log in", banner.group(1))
         await screen.press("Enter")
         await screen.expect("No account 'alice' here yet")
         await screen.press("Enter")  # the focused "Create account" button
         await bob.expect(r"\* alice joined$", timeout=20)
-        await screen.expect("alice", "bob")
+        await screen.expect("Logged in as alice", "Online · 2", "alice (you)", "connected")
 
         started = time.monotonic()
         bob.send("hello from a terminal")
-        await screen.expect("hello from a terminal")
+        await screen.expect("bob │ hello from a terminal")
         figures["terminal -> browser"] = time.monotonic() - started
 
         started = time.monotonic()
@@ -202,6 +204,7 @@ async def test_browser_tab_logs_in_chats_with_a_terminal_client_and_leaves(
         await screen.press("Enter")
         await bob.expect(r"<alice> hi bob, from a browser$")
         figures["browser -> terminal"] = time.monotonic() - started
+        await screen.expect("alice │ hi bob, from a browser")
 
         await screen.press("Control+q")
         await bob.expect(r"\* alice left$")
