@@ -97,9 +97,9 @@ class AppSettings:
     auto_away_s: float = AUTO_AWAY_S
     #: Where "Find servers" sends its probe (docs/protocol.md 19): the LAN's broadcast address.
     discover_host: str = BROADCAST
-    #: The login screen offers to change `client_port`; off in a browser tab (`labchat-web`), where
-    #: the socket is on the web server's machine and the person at the browser has no say in it.
-    ask_client_port: bool = True
+    #: A browser tab (`labchat-web`): the server and `client_port` are the web server's to set (the
+    #: socket is on its machine), so the login screen offers neither a port nor "Find servers".
+    fixed_server: bool = False
 
     @property
     def server_label(self) -> str:
@@ -176,7 +176,7 @@ class LabchatApp(App[int]):
         self.push_screen(
             LoginScreen(
                 settings.server_label, settings.client_port, settings.user,
-                ask_port=settings.ask_client_port,
+                fixed_server=settings.fixed_server,
             )
         )  # fmt: skip
         self.set_interval(RTT_REFRESH_S, self._refresh_rtt)
@@ -503,7 +503,7 @@ def make_app(
     """Build the app (the command line and the tests both come through here).
 
     `options` are `AppSettings` fields by name (bell, notify, settings_path, ignore_path,
-    known_servers, clock, tz, max_entries, auto_away_s, ask_client_port).
+    known_servers, clock, tz, max_entries, auto_away_s, fixed_server).
     """
     return LabchatApp(
         AppSettings(

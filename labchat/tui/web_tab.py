@@ -5,6 +5,7 @@ once per browser connection, with Textual's web driver chosen through the enviro
 is its own process with its own UDP socket, as if the student had typed `labchat` in a terminal.
 
 What differs from `labchat` in a terminal, and why:
+- The server is the one on labchat-web's command line: the login screen offers no "Find servers".
 - The client port is 0 (any free one) and the login screen does not ask for it: the socket lives on
   the machine that runs `labchat-web`, which the person at the browser knows nothing about, and many
   tabs share that machine.
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         server_ip,
         server_port,
         0,
-        ask_client_port=False,
+        fixed_server=True,
         notify=False,
         settings_path=None,
         ignore_path=None,

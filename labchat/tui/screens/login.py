@@ -51,13 +51,14 @@ class LoginScreen(Screen[None]):
         """The user asked which servers are on the network ("Find servers", docs/protocol.md 19)."""
 
     def __init__(
-        self, server_label: str, client_port: int, user: str = "", *, ask_port: bool = True
+        self, server_label: str, client_port: int, user: str = "", *, fixed_server: bool = False
     ) -> None:
         super().__init__()
         self.server_label = server_label
         self.client_port = client_port
-        #: False hides the port row (in a browser the socket is on the web server: `client_port` it is).
-        self.ask_port = ask_port
+        #: True in a browser tab (labchat-web): the server and the client port are set on the web
+        #: server's command line, so the port row and "Find servers" are not offered.
+        self.fixed_server = fixed_server
         self.initial_user = user
         self.busy = False
         #: The new name the user was asked about ("create it?"), while that question stands.
@@ -97,7 +98,8 @@ class LoginScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#create", Button).display = False
-        self.query_one("#login-port-row").display = self.ask_port
+        self.query_one("#login-port-row").display = not self.fixed_server
+        self.query_one("#find", Button).display = not self.fixed_server
         # A name from --user: the next thing to type is the password.
         self.query_one("#password" if self.initial_user else "#user", Input).focus()
 
