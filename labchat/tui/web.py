@@ -44,6 +44,8 @@ from ..client.known_servers import default_known_servers_path
 
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_HOST = "127.0.0.1"
+#: Tabs served at once by default: a class, with room to spare. Each is a process of about 60 MB.
+DEFAULT_MAX_TABS = 60
 #: How long a stop waits for open tabs' apps to say goodbye before closing the rest.
 SHUTDOWN_GRACE_S = 5.0
 
@@ -57,6 +59,15 @@ LOCAL_FONT_STYLE = """<style>
         font-weight: 100 700;
       }
     </style>"""
+
+
+#: The page for a browser that comes when every tab is taken.
+FULL_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>labchat: full</title></head>
+<body style="background:#0c181f;color:#e0e0e0;font-family:monospace;padding:4em">
+<p>labchat is full: {count} browser tabs are open, the most this machine serves at once.</p>
+<p>Try again in a minute, or ask your teacher.</p></body></html>
+"""
 
 
 class WebError(Exception):
@@ -107,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument(
+        "--max-tabs",
+        type=int,
+        default=DEFAULT_MAX_TABS,
+        metavar="N",
+        help=(
+            f"browser tabs served at once, each a labchat process of about 60 MB "
+            f"(default {DEFAULT_MAX_TABS}; 0: no limit); the page tells who comes next to try later"
+        ),
+    )
+    p.add_argument(
         "--known-servers",
         type=Path,
         default=None,
@@ -142,13 +163,30 @@ class WebServer(Server):
         port: int,
         server_label: str,
         public_url: str | None = None,
+        max_tabs: int = DEFAULT_MAX_TABS,
     ) -> None:
         super().__init__(command, host=host, port=port, title=f"labchat · {server_label}")
         self.server_label = server_label
         #: None: every page points back at the address its browser used.
         self.fixed_public_url = public_url
         self.bound_port = port
+        #: 0: no limit.
+        self.max_tabs = max_tabs
         self._tabs: set[asyncio.Task[Any]] = set()
+
+    @property
+    def full(self) -> bool:
+        """As many tabs are open as `--max-tabs` allows: a new one is turned away with a reason."""
+        return 0 < self.max_tabs <= len(self._tabs)
+
+    def _full_response(self, request: web.Request) -> web.HTTPServiceUnavailable:
+        """The "try later" page (a 503), for the page and for a websocket that comes anyway."""
+        _log(f"refused a tab from {request.remote}: {len(self._tabs)} open, the most allowed (--max-tabs)")
+        return web.HTTPServiceUnavailable(
+            content_type="text/html",
+            text=FULL_PAGE.replace("{count}", str(len(self._tabs))),
+            headers={"Retry-After": "60"},
+        )
 
     def _base_url(self, request: web.Request) -> str:
         if self.fixed_public_url is not None:
@@ -162,6 +200,8 @@ class WebServer(Server):
         firewalled, and a stylesheet that never answers holds the page's start (its `onload`), so
         that link becomes an @font-face on the copy of the font textual-serve ships.
         """
+        if self.full:
+            raise self._full_response(request)
         base = self._base_url(request)
         router = request.app.router
         static_url = base + str(router["static"].url_for(filename="/")).rstrip("/") + "/"
@@ -196,6 +236,8 @@ class WebServer(Server):
         if not self._same_origin(request):
             _log(f"refused a tab from {request.remote}: opened by another site ({request.headers['Origin']})")
             raise web.HTTPForbidden(text="labchat-web: this page belongs to another site\n")
+        if self.full:
+            raise self._full_response(request)
         task = asyncio.current_task()
         assert task is not None
         self._tabs.add(task)
@@ -282,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ClientError(f"invalid --port {args.port}: use 0-65535 (0 picks a free one)")
         _check_host(args.host, args.port)
         public_url = None if args.public_url is None else _check_public_url(args.public_url)
+        if args.max_tabs < 0:
+            raise ClientError(f"invalid --max-tabs {args.max_tabs}: use 1 or more (0: no limit)")
     except ClientError as exc:
         print(f"labchat-web: {exc}", file=sys.stderr)
         return 2
@@ -294,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         server_label=label,
         public_url=public_url,
+        max_tabs=args.max_tabs,
     )
     try:
         asyncio.run(server.run())

@@ -310,6 +310,7 @@ async def test_bad_flags_are_one_line_errors(tmp_path: Path) -> None:
         (["127.0.0.1", "0"], "invalid server port 0"),
         (["127.0.0.1", "8080", "--public-url", "ftp://x"], "invalid --public-url"),
         (["127.0.0.1", "eighty"], "invalid int value"),
+        (["127.0.0.1", "8080", "--max-tabs", "-1"], "invalid --max-tabs -1"),
     ]
 
     async def run(argv: list[str]) -> tuple[int, str]:
@@ -352,5 +353,31 @@ async def test_another_sites_page_cannot_open_a_tab(tmp_path: Path) -> None:
             assert refused.value.status == 403
         await web.expect(r"refused a tab from 127\.0\.0\.1: opened by another site \(http://evil\.example\)")
         assert not any("tab opened" in line for line in web.lines)
+    finally:
+        await web.kill()
+
+
+async def test_when_every_tab_is_taken_the_page_says_to_try_later(tmp_path: Path, chromium: Any) -> None:
+    """--max-tabs bounds the processes a class (or a prank) can start; the next browser is told why."""
+    import aiohttp
+
+    web, url = await start_web_proc(tmp_path, 8080, "--max-tabs", "1")
+    try:
+        page = await chromium.new_page()
+        await page.add_init_script(CATCH_TERMINAL)
+        await page.goto(url, wait_until="domcontentloaded")
+        await Screen(page).expect("Password")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url) as response:
+                assert response.status == 503 and response.headers["Retry-After"] == "60"
+                assert "labchat is full: 1 browser tabs are open" in await response.text()
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await asyncio.wait_for(session.ws_connect(url + "ws"), 10)
+            assert refused.value.status == 503
+            await web.expect(r"refused a tab from 127\.0\.0\.1: 1 open, the most allowed \(--max-tabs\)")
+            await page.close()
+            await web.expect(r"tab closed from 127\.0\.0\.1")
+            async with session.get(url) as response:
+                assert response.status == 200
     finally:
         await web.kill()
