@@ -97,6 +97,9 @@ class AppSettings:
     auto_away_s: float = AUTO_AWAY_S
     #: Where "Find servers" sends its probe (docs/protocol.md 19): the LAN's broadcast address.
     discover_host: str = BROADCAST
+    #: A browser tab (`labchat-web`): the server and `client_port` are the web server's to set (the
+    #: socket is on its machine), so the login screen offers neither a port nor "Find servers".
+    fixed_server: bool = False
 
     @property
     def server_label(self) -> str:
@@ -170,7 +173,12 @@ class LabchatApp(App[int]):
         if theme is not None and theme in self.available_themes:
             self.theme = theme
         self.theme_changed_signal.subscribe(self, self._theme_changed)
-        self.push_screen(LoginScreen(settings.server_label, settings.client_port, settings.user))
+        self.push_screen(
+            LoginScreen(
+                settings.server_label, settings.client_port, settings.user,
+                fixed_server=settings.fixed_server,
+            )
+        )  # fmt: skip
         self.set_interval(RTT_REFRESH_S, self._refresh_rtt)
         if settings.auto_away_s > 0:
             self.set_interval(min(30.0, settings.auto_away_s / 4), self.check_auto_away)
@@ -495,7 +503,7 @@ def make_app(
     """Build the app (the command line and the tests both come through here).
 
     `options` are `AppSettings` fields by name (bell, notify, settings_path, ignore_path,
-    known_servers, clock, tz, max_entries, auto_away_s).
+    known_servers, clock, tz, max_entries, auto_away_s, fixed_server).
     """
     return LabchatApp(
         AppSettings(

@@ -89,6 +89,21 @@ async def test_user_option_fills_the_name(server: RelayServer, tmp_path: Path) -
         await wait_until(pilot, lambda: app.room.logged_in)
 
 
+async def test_a_browser_tab_only_logs_in(server: RelayServer, tmp_path: Path) -> None:
+    """In labchat-web the server is fixed and the socket is on the web server's machine: no port row,
+    no "Find servers", neither in the Tab order."""
+    await register(server, tmp_path, "alice")
+    app = app_for(server, tmp_path, fixed_server=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert not app.screen.query_one("#login-port-row").display
+        assert not app.screen.query_one("#find").display
+        await pilot.press(*"alice", "tab", *"secret", "tab")
+        assert app.focused is not None and app.focused.id == "login"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.room.logged_in)
+
+
 async def test_wrong_password_then_retry(server: RelayServer, tmp_path: Path) -> None:
     owner = await connect(server, "alice", "right", tmp_path=tmp_path)
     await owner.close()

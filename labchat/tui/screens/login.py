@@ -50,10 +50,15 @@ class LoginScreen(Screen[None]):
     class FindServers(Message):
         """The user asked which servers are on the network ("Find servers", docs/protocol.md 19)."""
 
-    def __init__(self, server_label: str, client_port: int, user: str = "") -> None:
+    def __init__(
+        self, server_label: str, client_port: int, user: str = "", *, fixed_server: bool = False
+    ) -> None:
         super().__init__()
         self.server_label = server_label
         self.client_port = client_port
+        #: True in a browser tab (labchat-web): the server and the client port are set on the web
+        #: server's command line, so the port row and "Find servers" are not offered.
+        self.fixed_server = fixed_server
         self.initial_user = user
         self.busy = False
         #: The new name the user was asked about ("create it?"), while that question stands.
@@ -76,7 +81,7 @@ class LoginScreen(Screen[None]):
             with Horizontal(classes="login-row"):
                 yield Label("Password", classes="login-label")
                 yield Input(placeholder="password", password=True, id="password", compact=True)
-            with Horizontal(classes="login-row"):
+            with Horizontal(classes="login-row", id="login-port-row"):
                 yield Label("Your port", classes="login-label")
                 yield Input(
                     value=str(self.client_port), type="integer", max_length=5, id="port",
@@ -93,6 +98,8 @@ class LoginScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#create", Button).display = False
+        self.query_one("#login-port-row").display = not self.fixed_server
+        self.query_one("#find", Button).display = not self.fixed_server
         # A name from --user: the next thing to type is the password.
         self.query_one("#password" if self.initial_user else "#user", Input).focus()
 

@@ -1,0 +1,55 @@
+"""One browser tab's client: the full-screen app that `labchat-web` starts for every tab it serves.
+
+`labchat-web` (tui/web.py) runs `python -m labchat.tui.web_tab SERVER_IP SERVER_PORT KNOWN_SERVERS`
+once per browser connection, with Textual's web driver chosen through the environment, so each tab
+is its own process with its own UDP socket, as if the student had typed `labchat` in a terminal.
+
+What differs from `labchat` in a terminal, and why:
+- The server is the one on labchat-web's command line: the login screen offers no "Find servers".
+- The client port is 0 (any free one) and the login screen does not ask for it: the socket lives on
+  the machine that runs `labchat-web`, which the person at the browser knows nothing about, and many
+  tabs share that machine.
+- Nothing personal is kept on disk (`settings_path`, `ignore_path` are None): the files would be
+  those of the account that runs `labchat-web`, shared by every student who opens the page. The
+  theme and /ignore last for the tab.
+- The pinned server keys are shared: the server is the operator's choice, fixed on the command line,
+  so one pin (the operator's known_servers file) serves every tab.
+- No desktop notifications: the escape sequence means nothing to a browser's terminal.
+
+This is an internal entry point, not a command: its arguments are whatever `labchat-web` passes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..client.known_servers import KnownServers
+from .app import make_app
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3 or not args[1].isdigit():
+        print("labchat-web: the tab process takes SERVER_IP SERVER_PORT KNOWN_SERVERS", file=sys.stderr)
+        return 2
+    server_ip, server_port, known_path = args[0], int(args[1]), Path(args[2])
+    app = make_app(
+        server_ip,
+        server_port,
+        0,
+        fixed_server=True,
+        notify=False,
+        settings_path=None,
+        ignore_path=None,
+        known_servers=KnownServers(known_path),
+    )
+    try:
+        code = app.run()
+    except KeyboardInterrupt:
+        return 130
+    return code if code is not None else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
