@@ -359,15 +359,13 @@ def _lines(text: str) -> str:
 
 
 def _said_elsewhere(event: ev.Event) -> bool:
-    """Room news a human line leaves out because the next line says it: the ROOM_STATE after a
-    change (its ROOM_EVENT was printed), the event before an announcement, a cleared announcement
-    after "teacher cleared the announcement"."""
+    """Room news a human line leaves out because another line says it: the ROOM_STATE after a
+    change (its ROOM_EVENT was printed), and the ROOM_EVENT of an announcement (the ANNOUNCEMENT
+    that follows it says what it now is, or that it was cleared)."""
     match event:
         case ev.RoomState(joined=False):
             return True
-        case ev.RoomEvent(action=m.Action.ANNOUNCEMENT_SET, value=str(value)) if value:
-            return True
-        case ev.Announcement(text=""):
+        case ev.RoomEvent(action=m.Action.ANNOUNCEMENT_SET):
             return True
     return False
 

@@ -127,7 +127,8 @@ def _room_event(event: ev.RoomEvent) -> str:
         case m.Action.KEY_SET:
             return f"{actor} changed the room key"  # the key itself is never shown (18.8)
         case m.Action.ANNOUNCEMENT_SET:
-            return f"{actor} pinned an announcement" if value else f"{actor} cleared the announcement"
+            # 18.8: no value (the text follows in ANNOUNCEMENT, which says whether it was cleared).
+            return f"{actor} changed the announcement"
         case m.Action.MODERATED_SET | m.Action.PRIVATE_SET | m.Action.TOPIC_LOCK_SET:
             return f"{actor} turned {_SWITCH_NAMES[m.Action(event.action)]} {value or 'off'}"
         case m.Action.MUTE_ENDED:
