@@ -84,7 +84,7 @@ def member_label(name: str, bits: int) -> str:
 
 
 def _length(minutes: int) -> str:
-    """" for 10 min", " for 60 min", " for 3 days": a sanction's length, in the unit it was given."""
+    """ " for 10 min", " for 60 min", " for 3 days": a sanction's length, in the unit it was given."""
     if minutes % 1440 == 0:
         days = minutes // 1440
         return f" for {days} day{'s' if days != 1 else ''}"

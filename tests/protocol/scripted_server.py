@@ -130,7 +130,9 @@ class ScriptedServer:
 
 
 def logged_in(
-    rooms: tuple[str, ...] = ("lobby",), *, flags: int = m.CAP_ROOMS | m.CAP_LONG_MESSAGES,
+    rooms: tuple[str, ...] = ("lobby",),
+    *,
+    flags: int = m.CAP_ROOMS | m.CAP_LONG_MESSAGES,
     config: ClientConfig | None = None,
 ) -> ScriptedServer:
     """A client logged in to a server with `flags`; with CAP_ROOMS, in `rooms` (one ROOM_STATE each)."""

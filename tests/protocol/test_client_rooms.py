@@ -101,7 +101,11 @@ def test_join_makes_the_new_room_current_before_its_history() -> None:
     seen = server.take()
     state = next(e for e in seen if isinstance(e, ev.RoomState))
     assert (state.room, state.topic, state.you, state.joined, state.muted_until) == (
-        "cs101", "Lab 3", m.MEMBER_OP, True, None,
+        "cs101",
+        "Lab 3",
+        m.MEMBER_OP,
+        True,
+        None,
     )
     assert ev.CurrentRoomChanged("cs101", True) in seen
     assert not server.conn.request_pending(request_id)
