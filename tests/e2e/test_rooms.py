@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from labchat.protocol.messages import CAP_ROOMS
+from labchat.server.relay import RelayConfig
+
 from .procs import PYTHON, Proc, env_for, spawn, start_client_proc, start_server_proc
 
 pytestmark = pytest.mark.timeout(120)
+needs_rooms = pytest.mark.skipif(
+    not RelayConfig().capabilities & CAP_ROOMS, reason="this relay has no rooms (protocol 18) yet"
+)
 
 
 def said(proc: Proc, room: str) -> list[str]:
@@ -25,6 +31,7 @@ async def leave(*procs: Proc) -> None:
         assert await p.wait(15) == 0
 
 
+@needs_rooms
 async def test_three_clients_two_rooms_messages_stay_in_their_room(tmp_path: Path) -> None:
     server, port = await start_server_proc(tmp_path, "--quiet")
     # alice in both rooms (lab-b last: her lines go there), bob in cs101, carol in lab-b (--plain).
@@ -68,6 +75,7 @@ async def test_three_clients_two_rooms_messages_stay_in_their_room(tmp_path: Pat
     await server.kill()
 
 
+@needs_rooms
 async def test_rooms_survive_a_server_kill_each_room_exactly_once(tmp_path: Path) -> None:
     db = tmp_path / "server.db"
     server, port = await start_server_proc(tmp_path, "--quiet", db=db)
