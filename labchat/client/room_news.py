@@ -154,6 +154,8 @@ def _room_left(event: ev.RoomLeft, now: float) -> str:
     if event.code == ErrorCode.BANNED:
         until = _until(event.until, now) if event.until is not None else ""
         return f"you were banned from #{event.room}{by}{until}{reason}"
+    if event.code:
+        return f"you are no longer in #{event.room}{reason}"
     return f"you left #{event.room}{reason}"
 
 

@@ -1025,9 +1025,11 @@ class ClientConnection:
         out = self._outbox.pop(msg.msg_id, None)
         if out is not None:
             room = out.room if out.to is None else ""
-            self._events.append(
-                ev.MessageFailed(out.msg_id, neutralize(msg.text), out.text, out.to, room, msg.code)
-            )
+            text = neutralize(msg.text)
+            self._events.append(ev.MessageFailed(out.msg_id, text, out.text, out.to, room, msg.code))
+            if msg.code == ErrorCode.NO_SUCH_ROOM and room in self._book.held and self._server_rooms():
+                # We were removed while away (a kick during a reconnect): stop holding the room.
+                self._left(room, ev.RoomLeft(room, ErrorCode.NO_SUCH_ROOM, "", text))
 
     def _on_room_message(self, msg: m.RoomMessage, now: float) -> None:
         if not self._book.advance(msg.room, msg.seq):

@@ -386,3 +386,16 @@ def test_any_room_news_from_the_server_is_handled_without_raising(news: list[m.M
     # Whatever it was told, the client can still log in again with what it holds.
     login_again(server, ("lobby",))
     assert server.conn.phase.name == "ONLINE"
+
+
+def test_a_room_lost_while_away_is_dropped_at_the_first_refusal() -> None:
+    server = logged_in(("lobby", "cs101"))
+    # Kicked during a reconnect: the ROOM_LEFT died with the old session, the re-login holds lobby.
+    login_again(server, ("lobby",))
+    server.take()
+    [local_id] = server.conn.say("still there?", server.now, room="cs101")
+    server.exchange()
+    server.send(m.Rejected(local_id, ErrorCode.NO_SUCH_ROOM, 0, "you are not in cs101"))
+    seen = server.take()
+    assert ev.RoomLeft("cs101", ErrorCode.NO_SUCH_ROOM, "", "you are not in cs101") in seen
+    assert server.conn.rooms == ("lobby",)
