@@ -169,7 +169,12 @@ def tally_sentence(seen: int, total: int, not_yet: tuple[str, ...]) -> str:
 
 
 def describe(
-    event: ev.RoomEvent | ev.RoomLeft | ev.Announcement | ev.AnnouncementTally | ev.RoomState,
+    event: ev.RoomEvent
+    | ev.RoomLeft
+    | ev.Announcement
+    | ev.AnnouncementTally
+    | ev.RoomState
+    | ev.RequestFailed,
     now: float | None = None,
 ) -> str:
     """The one line for a piece of room news. `now` only decides whether a ban's end needs its date.
@@ -191,6 +196,9 @@ def describe(
             return tally_sentence(event.seen, event.total, event.not_yet)
         case ev.RoomState():
             return _room_state(event)
+        case ev.RequestFailed():
+            return event.text  # the server's own line: it names the rule that refused the request
+    return str(getattr(event, "text", ""))
 
 
 def _room_state(state: ev.RoomState) -> str:

@@ -168,3 +168,8 @@ def test_plain_lines_name_the_room_only_when_in_several() -> None:
     assert event_line(ev.RoomEvent("cs101", NOW, A.ANNOUNCEMENT_SET, "t", "", 0, "", ""), NOW, "me") is None
     joined = event_line(ev.RoomState("cs101", "", 0, 0, None, 3, True), NOW, "me")
     assert joined is not None and joined.endswith("-!- you joined #cs101 (3 members)")
+
+
+def test_a_refused_request_is_the_servers_line() -> None:
+    refused = ev.RequestFailed("moderate", "cs101", ErrorCode.NOT_OPERATOR, "only operators of cs101 can kick")
+    assert room_news.describe(refused) == "only operators of cs101 can kick"
