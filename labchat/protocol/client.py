@@ -384,6 +384,9 @@ class ClientConnection:
                 or the connection is closed.
         """
         self._check_rooms_supported()
+        if not m.is_valid_room(room):
+            raise LocalProtocolError(f"invalid room name {room!r}: room names are {m.ROOM_RULE}",
+                                     ErrorCode.INVALID_ROOM)  # fmt: skip
         if room not in self._book.held and len(self._book.held) >= m.MAX_ROOMS_PER_USER:
             raise LocalProtocolError(
                 f"you are in {m.MAX_ROOMS_PER_USER} rooms, the most one user may be in: /part one first",

@@ -399,3 +399,16 @@ def test_a_room_lost_while_away_is_dropped_at_the_first_refusal() -> None:
     seen = server.take()
     assert ev.RoomLeft("cs101", ErrorCode.NO_SUCH_ROOM, "", "you are not in cs101") in seen
     assert server.conn.rooms == ("lobby",)
+
+
+def test_joins_are_checked_locally_first() -> None:
+    rooms = ("lobby", *(f"r{i}" for i in range(m.MAX_ROOMS_PER_USER - 1)))
+    server = logged_in(rooms)
+    assert len(server.conn.rooms) == m.MAX_ROOMS_PER_USER
+    with pytest.raises(LocalProtocolError, match="you are in 32 rooms"):
+        server.conn.join("one-more", "", server.now)
+    server.conn.join("r5", "", server.now)  # one we are in: fine (it switches)
+    with pytest.raises(LocalProtocolError, match="room names are 1-32 characters"):
+        server.conn.join("No Such", "", server.now)
+    with pytest.raises(LocalProtocolError, match="key"):
+        server.conn.join("r5", "k" * (m.MAX_KEY_BYTES + 1), server.now)
