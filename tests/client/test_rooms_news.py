@@ -171,5 +171,7 @@ def test_plain_lines_name_the_room_only_when_in_several() -> None:
 
 
 def test_a_refused_request_is_the_servers_line() -> None:
-    refused = ev.RequestFailed("moderate", "cs101", ErrorCode.NOT_OPERATOR, "only operators of cs101 can kick")
+    refused = ev.RequestFailed(
+        "moderate", "cs101", ErrorCode.NOT_OPERATOR, "only operators of cs101 can kick"
+    )
     assert room_news.describe(refused) == "only operators of cs101 can kick"
