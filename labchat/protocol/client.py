@@ -36,7 +36,6 @@ room") and everything else behaves as it did before rooms existed.
 
 from __future__ import annotations
 
-import math
 import os
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
@@ -236,7 +235,6 @@ class ClientConnection:
         self._request_counter = 0
         # Rooms (section 18): cursors, the rooms held, acknowledgements not sent yet.
         self._book = RoomBook()
-        self._acks_unsent: dict[str, int] = {}
 
     # ------------------------------------------------------------ properties
 
@@ -435,11 +433,8 @@ class ClientConnection:
     def announcement_seen(self, room: str, announcement_id: int, now: float) -> None:
         """The user has been shown `room`'s announcement `announcement_id`: tell the server, once
         (18.10). Sent as soon as the connection is online; repeated by itself after a reconnect."""
-        held = self._book.held.get(room)
-        if held is None or announcement_id <= held.acknowledged or not self._server_rooms():
-            return
-        held.acknowledged = announcement_id
-        self._acks_unsent[room] = announcement_id
+        if self._server_rooms():
+            self._book.acknowledge(room, announcement_id)
 
     def whisper(self, to: str, text: str, now: float, *, action: bool = False) -> list[int]:
         """Queue a private message to `to`."""
@@ -576,7 +571,7 @@ class ClientConnection:
                 self._fill_window(now)
                 if self._requests_unsent:
                     self._send_requests()
-                if self._acks_unsent:
+                if self._book.acks_unsent:
                     self._send_acks()
                 self._maybe_send_bye(now)
             if (
@@ -794,11 +789,10 @@ class ClientConnection:
                 request.sent = True
 
     def _send_acks(self) -> None:
-        acks, self._acks_unsent = self._acks_unsent, {}
+        acks, self._book.acks_unsent = self._book.acks_unsent, {}
         if self._server_rooms():
             for room, announcement_id in acks.items():
-                if room in self._book.held:
-                    self._send(m.AnnouncementSeen(room, announcement_id))
+                self._send(m.AnnouncementSeen(room, announcement_id))
 
     def _split_long_outbox(self) -> None:
         """The server turned out to be older than long messages: send them as separate short ones.
@@ -1198,15 +1192,11 @@ class ClientConnection:
     # ------------------------------------------------------------ rooms (docs/protocol.md 18)
 
     def _on_room_state(self, msg: m.RoomState, now: float) -> None:
-        if not self._server_rooms() or not m.is_valid_room(msg.room):
-            return  # a room name we could not send back in LOGIN's cursors: not one we hold
-        held, new = self._book.hold(msg.room)
-        state = ev.RoomState(
-            msg.room, neutralize(msg.topic), msg.modes, msg.you, _until(msg.muted_until_ms), msg.members, new
-        )
-        held.state = state
+        state = self._book.state(msg) if self._server_rooms() else None
+        if state is None:
+            return
         self._events.append(state)
-        if new:
+        if state.joined:
             for request in self._requests.values():
                 if isinstance(request.message, m.JoinRoom) and request.message.room == msg.room:
                     request.switched = True
@@ -1214,17 +1204,14 @@ class ClientConnection:
                     break
 
     def _on_room_left(self, msg: m.RoomLeft, now: float) -> None:
-        if msg.room not in self._book.held:
-            return
-        until = _until(msg.until_ms) if msg.code == ErrorCode.BANNED else None
-        by, reason = neutralize(msg.by), neutralize(msg.reason)
-        self._left(msg.room, ev.RoomLeft(msg.room, msg.code, by, reason, until))
+        event = self._book.left(msg)
+        if event is not None:
+            self._left(msg.room, event)
 
     def _left(self, room: str, event: ev.RoomLeft) -> None:
         self._book.drop(room)
         self._presence_parts.pop(room, None)
         self._away_listing.pop(room, None)
-        self._acks_unsent.pop(room, None)
         self._events.append(event)
         if room == self.room and self._book.held:
             self._switch(self._book.rooms[-1], joined=False)  # the room joined last, as WeeChat does
@@ -1238,42 +1225,17 @@ class ClientConnection:
             request.infos.append(info)
 
     def _on_room_event(self, msg: m.RoomEvent, now: float) -> None:
-        if not self._server_rooms():
-            return
-        event = ev.RoomEvent(
-            msg.room, msg.ts_ms / 1000, msg.action, neutralize(msg.actor), neutralize(msg.target),
-            msg.minutes, neutralize(msg.value), neutralize(msg.text),
-        )  # fmt: skip
-        held = self._book.held.get(msg.room)
-        if held is not None:
-            held.apply(event)
-        self._events.append(event)
+        if self._server_rooms():
+            self._events.append(self._book.news(msg))
 
     def _on_announcement(self, msg: m.Announcement, now: float) -> None:
-        held = self._book.held.get(msg.room)
-        if held is None or not self._server_rooms():
-            return
-        event = ev.Announcement(
-            msg.room, msg.announcement_id, neutralize(msg.by), msg.ts_ms / 1000, neutralize_text(msg.text)
-        )
-        if held.announcement == event:
-            # Sent again after a reconnect: shown already. Repeat our acknowledgement, which may
-            # have been lost with the old session (the server counts each member once).
-            if held.acknowledged == msg.announcement_id and msg.text:
-                self._acks_unsent[msg.room] = msg.announcement_id
-            return
-        held.announcement = event
-        self._events.append(event)
+        event = self._book.announcement(msg) if self._server_rooms() else None
+        if event is not None:
+            self._events.append(event)
 
     def _on_announcement_tally(self, msg: m.AnnouncementTally, now: float) -> None:
-        held = self._book.held.get(msg.room)
-        if held is None or not self._server_rooms():
-            return
-        event = ev.AnnouncementTally(
-            msg.room, msg.announcement_id, msg.seen, msg.total, tuple(neutralize(n) for n in msg.not_yet)
-        )
-        if held.tally != event:  # the same count again after a reconnect says nothing new
-            held.tally = event
+        event = self._book.tally(msg) if self._server_rooms() else None
+        if event is not None:
             self._events.append(event)
 
     def _on_notice(self, msg: m.Notice, now: float) -> None:
@@ -1317,9 +1279,3 @@ _HANDLERS: dict[type[m.Message], Callable[[ClientConnection, m.Message, float], 
     m.AnnouncementTally: ClientConnection._on_announcement_tally,  # type: ignore[dict-item]
 }
 
-
-def _until(ms: int) -> float | None:
-    """A sanction's end on the wire (0: none, 2^64-1: until lifted) as event time."""
-    if ms == 0:
-        return None
-    return math.inf if ms == m.UNTIL_LIFTED_MS else ms / 1000

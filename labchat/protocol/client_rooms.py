@@ -10,14 +10,21 @@
   is held from its first ROOM_STATE (or, on a server without rooms, from LOGIN_OK) until ROOM_LEFT.
 
 Leaving a room drops both: a later JOIN starts from the newcomer's view again, as the server does.
+
+The book also turns the room messages of section 18 into events (`state`, `left`, `news`,
+`announcement`, `tally`), keeping what they change; the connection decides when they apply (a
+server with rooms) and what they do to its current room and its requests.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from . import events as ev
 from . import messages as m
+from .errors import ErrorCode
+from .text import neutralize, neutralize_text
 
 #: ROOM_EVENT actions that change a member's MEMBER_* bits: (bits set, bits cleared). 18.7 says a
 #: client keeps PRESENCE's modes up to date from these between two PRESENCEs.
@@ -70,6 +77,13 @@ class HeldRoom:
         return {name: bits for name, bits in self.modes.values()}
 
 
+def until(ms: int) -> float | None:
+    """A sanction's end on the wire (0: none, 2^64-1: until lifted) as event time."""
+    if ms == 0:
+        return None
+    return math.inf if ms == m.UNTIL_LIFTED_MS else ms / 1000
+
+
 class RoomBook:
     """Cursors and held rooms of one connection (see the module docstring)."""
 
@@ -77,6 +91,8 @@ class RoomBook:
         self.held: dict[str, HeldRoom] = {}  # insertion order = join order
         self._cursors: dict[str, int] = {}
         self._oldest: dict[str, int] = {}
+        #: room -> announcement id whose ANNOUNCEMENT_SEEN is still to be sent.
+        self.acks_unsent: dict[str, int] = {}
 
     # ------------------------------------------------------------ cursors
 
@@ -135,7 +151,75 @@ class RoomBook:
         """We are no longer in `room`: forget it and its cursor (a later JOIN starts afresh)."""
         self._cursors.pop(room, None)
         self._oldest.pop(room, None)
+        self.acks_unsent.pop(room, None)
         return self.held.pop(room, None)
+
+    def acknowledge(self, room: str, announcement_id: int) -> None:
+        """The user was shown `room`'s announcement: queue its ANNOUNCEMENT_SEEN, once per id."""
+        held = self.held.get(room)
+        if held is not None and announcement_id > held.acknowledged:
+            held.acknowledged = announcement_id
+            self.acks_unsent[room] = announcement_id
+
+    # ------------------------------------------------------------ messages in, events out
+
+    def state(self, msg: m.RoomState) -> ev.RoomState | None:
+        """ROOM_STATE: the room as it is now; `joined` when it is new to us. None for a name we
+        could not send back in LOGIN's cursors (not a room we can hold)."""
+        if not m.is_valid_room(msg.room):
+            return None
+        held, new = self.hold(msg.room)
+        held.state = ev.RoomState(
+            msg.room, neutralize(msg.topic), msg.modes, msg.you, until(msg.muted_until_ms), msg.members, new
+        )
+        return held.state
+
+    def left(self, msg: m.RoomLeft) -> ev.RoomLeft | None:
+        """ROOM_LEFT of a room we hold (None otherwise); the caller drops it."""
+        if msg.room not in self.held:
+            return None
+        end = until(msg.until_ms) if msg.code == ErrorCode.BANNED else None
+        return ev.RoomLeft(msg.room, msg.code, neutralize(msg.by), neutralize(msg.reason), end)
+
+    def news(self, msg: m.RoomEvent) -> ev.RoomEvent:
+        """ROOM_EVENT, with its effect on the member bits of the room."""
+        event = ev.RoomEvent(
+            msg.room, msg.ts_ms / 1000, msg.action, neutralize(msg.actor), neutralize(msg.target),
+            msg.minutes, neutralize(msg.value), neutralize(msg.text),
+        )  # fmt: skip
+        held = self.held.get(msg.room)
+        if held is not None:
+            held.apply(event)
+        return event
+
+    def announcement(self, msg: m.Announcement) -> ev.Announcement | None:
+        """ANNOUNCEMENT of a room we hold; None when it is not news (sent again after a reconnect,
+        when our acknowledgement, which may have died with the old session, is queued again)."""
+        held = self.held.get(msg.room)
+        if held is None:
+            return None
+        event = ev.Announcement(
+            msg.room, msg.announcement_id, neutralize(msg.by), msg.ts_ms / 1000, neutralize_text(msg.text)
+        )
+        if held.announcement == event:
+            if held.acknowledged == msg.announcement_id and msg.text:
+                self.acks_unsent[msg.room] = msg.announcement_id  # the server counts each member once
+            return None
+        held.announcement = event
+        return event
+
+    def tally(self, msg: m.AnnouncementTally) -> ev.AnnouncementTally | None:
+        """ANNOUNCEMENT_TALLY of a room we hold; None when the count is the one we had."""
+        held = self.held.get(msg.room)
+        if held is None:
+            return None
+        event = ev.AnnouncementTally(
+            msg.room, msg.announcement_id, msg.seen, msg.total, tuple(neutralize(n) for n in msg.not_yet)
+        )
+        if held.tally == event:
+            return None
+        held.tally = event
+        return event
 
     def clear_held(self) -> None:
         """The first login to a server with rooms: the server says which rooms we are in."""
