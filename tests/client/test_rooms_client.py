@@ -122,3 +122,22 @@ async def test_a_join_refused_by_the_server_is_one_error(server: RelayServer, tm
     assert joined.joined and guest.client.current_room == "secret-lab"
     for c in (owner, guest):
         await c.close()
+
+
+async def test_history_and_search_are_of_the_current_room(server: RelayServer, tmp_path: Path) -> None:
+    bob = await in_rooms(server, "bob", tmp_path, "cs101")
+    for text in ("sorting in cs101", "merge sort", "quick sort"):
+        bob.client.submit(text)
+    await bob.wait_for(ev.MessageDelivered, lambda e: e.text == "quick sort")
+    bob.client.submit("/say lobby sorting in lobby")
+    await bob.wait_for(ev.MessageDelivered, lambda e: e.room == "lobby")
+    alice = await in_rooms(server, "alice", tmp_path, "cs101")
+    alice.client.submit("/search sorting")
+    results = await alice.wait_for(ev.SearchResults)
+    assert results.room == "cs101" and [h.snippet for h in results.hits] == ["sorting in cs101"]
+    alice.client.submit("/history 2")
+    page = await alice.wait_for(ev.HistoryPage)
+    assert page.room == "cs101" and page.error == ""
+    assert all(e.room == "cs101" for e in page.messages)
+    for c in (alice, bob):
+        await c.close()
