@@ -57,6 +57,9 @@ class Submitted:
     #: The room the line was about (the current room, or the one it named), None for lines about
     #: no room (help, /msg, /ignore).
     room: str | None = None
+    #: The id of the room request the line sent (/join, /part, /list, /topic, /kick ...), 0 for
+    #: none: its `RequestFailed` or `RoomList` carries the same id.
+    request_id: int = 0
 
 
 def start_rooms(rooms: tuple[str, ...]) -> tuple[str, ...]:
@@ -329,32 +332,30 @@ class ChatClient:
                 self.set_current_room(cmd.room)  # already in it: switch, as WeeChat and Slack do
                 return Submitted((f"now talking in #{cmd.room}",), room=cmd.room)
             case commands.Join():
-                conn.join(cmd.room, cmd.key, now)
-                return Submitted(room=cmd.room)
+                return Submitted(room=cmd.room, request_id=conn.join(cmd.room, cmd.key, now))
             case commands.Part():
                 return self._part(cmd, now)
             case commands.ListRooms():
-                conn.list_rooms(now)
-                return Submitted(room=None)
+                return Submitted(room=None, request_id=conn.list_rooms(now))
             case commands.Rooms():
                 return Submitted(self._rooms_lines(), room=None)
             case commands.Topic(text=None):
                 return Submitted((self._topic_line(room),), room=room)
             case commands.Topic(text=str(text)):
-                conn.set_room(room, m.Setting.TOPIC, text, now)
+                request_id = conn.set_room(room, m.Setting.TOPIC, text, now)
             case commands.Key():
-                conn.set_room(room, m.Setting.KEY, cmd.key, now)
+                request_id = conn.set_room(room, m.Setting.KEY, cmd.key, now)
             case commands.Switch():
-                conn.set_room(room, cmd.setting, "on" if cmd.on else "off", now)
+                request_id = conn.set_room(room, cmd.setting, "on" if cmd.on else "off", now)
             case commands.Announce(text=None):
                 return Submitted(self._announcement_lines(room), room=room)
             case commands.Announce(text=str(text)):
-                conn.set_room(room, m.Setting.ANNOUNCEMENT, text, now)
+                request_id = conn.set_room(room, m.Setting.ANNOUNCEMENT, text, now)
             case commands.Moderate():
-                conn.moderate(room, cmd.action, cmd.name, cmd.minutes, cmd.reason, now)
+                request_id = conn.moderate(room, cmd.action, cmd.name, cmd.minutes, cmd.reason, now)
             case _:
                 return None
-        return Submitted(room=room)
+        return Submitted(room=room, request_id=request_id)
 
     def _part(self, cmd: commands.Part, now: float) -> Submitted:
         if self.conn.server_has_rooms is False:
@@ -367,8 +368,7 @@ class ChatClient:
             # word ("/part cs101") is taken for a room: leaving the wrong one would be worse.
             room = self.current_room
             reason = " ".join(w for w in (cmd.room if cmd.maybe_room else None, cmd.reason) if w)
-        self.conn.part(room, reason, now)
-        return Submitted(room=room)
+        return Submitted(room=room, request_id=self.conn.part(room, reason, now))
 
     def _rooms_lines(self) -> tuple[str, ...]:
         rooms = self.rooms

@@ -503,6 +503,7 @@ class _LineSession:
         self.ready = asyncio.Event()  # logged in, or over: input may be taken now
         self.refs_by_id: dict[int, Ref] = {}  # local_id of a queued message -> its line's ref
         self.who_refs: deque[Ref] = deque()  # refs of /who lines not answered yet, oldest first
+        self.refs_by_request: dict[int, Ref] = {}  # room request id -> its line's ref
         self.typed_offline: dict[int, float] = {}  # local_id -> when typed, for lines typed offline
 
     # ------------------------------------------------------------ output
@@ -563,6 +564,8 @@ class _LineSession:
                 typed = self.typed_offline.pop(event.local_id, None)
             case ev.PresenceUpdated(requested=True):
                 ref = self.who_refs.popleft() if self.who_refs else None
+            case ev.RequestFailed() | ev.RoomList():
+                ref = self.refs_by_request.pop(event.request_id, None)
             case ev.LoggedIn():
                 self.logged_in = True
                 self.reconnecting = False
@@ -622,6 +625,11 @@ class _LineSession:
                 self.typed_offline[local_id] = typed
         if result.who:
             self.who_refs.append(item.ref)
+        if result.request_id and self.as_json:
+            self.refs_by_request[result.request_id] = item.ref
+            if len(self.refs_by_request) > 256:  # answered in silence (a JOIN that worked): forget
+                pending = self.client.conn.request_pending
+                self.refs_by_request = {i: r for i, r in self.refs_by_request.items() if pending(i)}
         if item.from_json and not item.text.strip():
             self.local("empty text: nothing sent", item.ref, error=True)  # a script waits for an answer
         return result.quit

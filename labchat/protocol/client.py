@@ -1170,13 +1170,13 @@ class ClientConnection:
             self._events.append(ev.SearchResults(ask.query, tuple(request.hits), bool(more), error, ask.room))
         elif isinstance(ask, m.ListRooms):
             if error:
-                self._events.append(ev.RequestFailed("list", "", code, error))
+                self._events.append(ev.RequestFailed("list", "", code, error, request_id))
             else:
-                self._events.append(ev.RoomList(tuple(request.infos), bool(more)))
+                self._events.append(ev.RoomList(tuple(request.infos), bool(more), "", request_id))
         else:
-            self._finish_room_request(request, error, code)
+            self._finish_room_request(request_id, request, error, code)
 
-    def _finish_room_request(self, request: _Request, error: str, code: int) -> None:
+    def _finish_room_request(self, request_id: int, request: _Request, error: str, code: int) -> None:
         ask = request.message
         assert isinstance(ask, (m.JoinRoom, m.PartRoom, m.SetRoom, m.Moderate))
         if not error:
@@ -1187,7 +1187,7 @@ class ClientConnection:
             # Asked again after a reconnect, the first PART had already left: so much the better.
             self._left(ask.room, ev.RoomLeft(ask.room))
             return
-        self._events.append(ev.RequestFailed(_REQUEST_WORDS[type(ask)], ask.room, code, error))
+        self._events.append(ev.RequestFailed(_REQUEST_WORDS[type(ask)], ask.room, code, error, request_id))
 
     # ------------------------------------------------------------ rooms (docs/protocol.md 18)
 

@@ -314,6 +314,8 @@ class RoomList(Event):
     rooms: tuple[RoomInfo, ...]
     more: bool = False
     error: str = ""
+    #: The `list_rooms` request this answers.
+    request_id: int = 0
 
 
 @dataclass(slots=True)
@@ -364,6 +366,8 @@ class RequestFailed(Event):
     room: str
     code: int
     text: str
+    #: The id the request was given (join(), part(), ...), 0 when refused before it had one.
+    request_id: int = 0
 
 
 @dataclass(slots=True)

@@ -62,6 +62,11 @@ async def test_three_clients_two_rooms_messages_stay_in_their_room(tmp_path: Pat
     alice.send("/rooms")
     await alice.expect(r"you are in 3 rooms: #lobby, #cs101 \(current\), #lab-b")
 
+    # A refused operator command is one error, tied to the script's line by its ref.
+    bob.send('{"ref": "k1", "text": "/kick alice"}')
+    refused = await bob.expect_json(type="error", ref="k1")
+    assert (refused["room"], refused["request"]) == ("cs101", "moderate") and "operator" in refused["text"]
+
     # carol joins cs101: bob sees her come; nothing of lab-b ever reached bob, nor cs101 carol before.
     carol.send("/join cs101")
     await bob.expect_json(type="join", room="cs101", user="carol")

@@ -118,7 +118,7 @@ def test_a_refused_join_changes_nothing_and_says_why() -> None:
     request_id = server.conn.join("secret", "wrong", server.now)
     server.exchange()
     server.send(m.RequestDone(request_id, ErrorCode.BAD_KEY, 0, "secret needs the right key"))
-    failed = ev.RequestFailed("join", "secret", ErrorCode.BAD_KEY, "secret needs the right key")
+    failed = ev.RequestFailed("join", "secret", ErrorCode.BAD_KEY, "secret needs the right key", request_id)
     assert server.take() == [failed]
     assert server.conn.current_room == "lobby" and server.conn.rooms == ("lobby",)
 
@@ -203,7 +203,9 @@ def test_list_collects_room_infos_into_one_answer() -> None:
     )
     assert server.take() == [
         ev.RoomList(
-            (ev.RoomInfo("cs101", 12, "Lab 3", m.ROOM_MODERATED), ev.RoomInfo("lobby", 30, "", 0)), more=True
+            (ev.RoomInfo("cs101", 12, "Lab 3", m.ROOM_MODERATED), ev.RoomInfo("lobby", 30, "", 0)),
+            more=True,
+            request_id=request_id,
         )
     ]
 
@@ -218,7 +220,7 @@ def test_operator_requests_and_their_refusals() -> None:
     assert server.last(m.Moderate) == m.Moderate(mod_id, "cs101", m.Action.MUTE, "bob", 10, "spam")
     text = "only operators of cs101 can mute"
     server.send(m.RequestDone(set_id, 0, 0, ""), m.RequestDone(mod_id, ErrorCode.NOT_OPERATOR, 0, text))
-    assert server.take() == [ev.RequestFailed("moderate", "cs101", ErrorCode.NOT_OPERATOR, text)]
+    assert server.take() == [ev.RequestFailed("moderate", "cs101", ErrorCode.NOT_OPERATOR, text, mod_id)]
     with pytest.raises(LocalProtocolError, match="not in #elsewhere"):
         server.conn.moderate("elsewhere", m.Action.KICK, "bob", 0, "", server.now)
     with pytest.raises(LocalProtocolError, match="invalid room name"):
@@ -328,7 +330,7 @@ def test_a_server_without_rooms_refuses_room_requests_locally_and_works_as_befor
     server = ScriptedServer.start()
     queued = server.conn.join("cs101", "", server.now)
     server.send(m.LoginOk("alice", "lobby", flags=m.CAP_LONG_MESSAGES))
-    assert server.events(ev.RequestFailed) == [ev.RequestFailed("join", "cs101", 0, ONE_ROOM)]
+    assert server.events(ev.RequestFailed) == [ev.RequestFailed("join", "cs101", 0, ONE_ROOM, queued)]
     assert not server.conn.request_pending(queued) and not server.sent(m.JoinRoom)
     assert server.conn.rooms == ("lobby",) and server.conn.server_has_rooms is False
     for call in (
