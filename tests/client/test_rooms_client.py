@@ -141,3 +141,21 @@ async def test_history_and_search_are_of_the_current_room(server: RelayServer, t
     assert all(e.room == "cs101" for e in page.messages)
     for c in (alice, bob):
         await c.close()
+
+
+async def test_part_takes_a_room_only_when_it_is_one_we_are_in(server: RelayServer, tmp_path: Path) -> None:
+    ana = await in_rooms(server, "ana", tmp_path, "cs101", "lab-b")
+    bob = await in_rooms(server, "bob", tmp_path, "cs101")
+    # One word that is not a room of ours: an error, never a part of the wrong room.
+    refused = ana.client.submit("/part nowhere")
+    assert refused.error and refused.local_lines == ("you are not in #nowhere: /join nowhere first",)
+    # A room of ours, then a reason: that room, with that reason.
+    ana.client.submit("/part cs101 off to lunch")
+    left = await bob.wait_for(ev.UserLeft, lambda e: e.user == "ana")
+    assert (left.room, left.reason) == ("cs101", "left: off to lunch")
+    # Words that start with no room of ours: all of it is the reason, for the current room.
+    ana.client.submit("/part see you all")
+    gone = await ana.wait_for(ev.RoomLeft, lambda e: e.room == "lab-b")
+    assert gone.code == 0 and ana.client.rooms == ("lobby",) and ana.client.current_room == "lobby"
+    for c in (ana, bob):
+        await c.close()
