@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import __version__, signal_handlers
 from ..protocol.errors import LocalProtocolError
 from ..protocol.messages import NAME_RULE, is_valid_name
-from .core import ChatClient, ClientError, resolve
+from .core import ChatClient, ClientError, resolve, start_rooms
 from .known_servers import KnownServers, default_known_servers_path
 from .paths import ignore_list_path
 
@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--plain", action="store_true", help="line mode: stdin lines in, one line per event out"
     )
     p.add_argument("--json", action="store_true", help="line mode with one JSON object per event")
+    p.add_argument(
+        "--room",
+        action="append",
+        default=[],
+        metavar="ROOM",
+        help="join ROOM at start (repeatable; a leading '#' is fine); the last one is where lines go",
+    )
     p.add_argument(
         "--no-bell", action="store_true", help="do not ring the terminal bell on mentions"
     )
@@ -106,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.user is not None and not is_valid_name(args.user):
         print(f"labchat: invalid user name {args.user!r}: {NAME_RULE}", file=sys.stderr)
+        return 2
+    try:
+        # --room as the wire spells it ('#CS101' is cs101), for line mode and the app alike.
+        args.room = list(start_rooms(tuple(args.room)))
+    except LocalProtocolError as exc:
+        print(f"labchat: {exc}", file=sys.stderr)
         return 2
     known = KnownServers(args.known_servers or default_known_servers_path())
     if args.accept_new_server_key:
@@ -170,6 +183,7 @@ async def _plain(args: argparse.Namespace, password: str, known: KnownServers) -
             local_port=args.client_port,
             known_servers=known,
             ignore_path=ignore_list_path(),
+            rooms=tuple(args.room),
         )
         await client.start()
     except (ClientError, LocalProtocolError) as exc:

@@ -15,12 +15,36 @@ The commands are IRC's, as WeeChat and irssi users expect them:
     /help               list the commands
     //text              send "/text" literally
 
+Rooms and their operators' commands (docs/protocol.md 18), as IRC has them:
+
+    /join ROOM [KEY]    join (or create) ROOM; a room already joined becomes the current one
+    /part [ROOM] [why]  leave ROOM (default: the current one); on a server with one room, quit
+    /list, /rooms       the rooms there are; the rooms you are in
+    /say ROOM text      send to ROOM, whichever room is current
+    /topic [TEXT]       show or set the topic
+    /invite NAME, /key [KEY], /op NAME, /deop NAME, /voice NAME, /devoice NAME,
+    /kick NAME [why], /mute NAME [MINUTES] [why], /unmute NAME, /ban NAME [MINUTES] [why], /unban NAME,
+    /moderate on|off, /private on|off, /topiclock on|off, /announce [TEXT | clear]
+
 Commands are case-insensitive. `QUIT` alone on a line is the classic way to leave and stays.
+Room names are taken as users type them: a leading '#' is dropped and the rest lowercased.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from ..protocol.messages import (
+    MAX_SANCTION_MINUTES,
+    NAME_RULE,
+    ROOM_RULE,
+    Action,
+    Setting,
+    is_valid_name,
+    is_valid_room,
+    room_from_user,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +112,94 @@ class Help:
 
 
 @dataclass(frozen=True, slots=True)
+class Join:
+    """`/join ROOM [KEY]`: `room` as the wire spells it (checked against the rule)."""
+
+    room: str
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """`/part [ROOM] [reason]`. `room` is None when no room was named. A first word that only may
+    be a room (`/part cs101 bye` or `/part see you`) is `maybe_room`: it is the room if the user is
+    in it, else the first word of the reason; a `#room` is always a room."""
+
+    room: str | None
+    reason: str = ""
+    maybe_room: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListRooms:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Rooms:
+    """`/rooms`: the rooms we are in."""
+
+
+@dataclass(frozen=True, slots=True)
+class SayTo:
+    """`/say ROOM text`: to one room explicitly."""
+
+    room: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """`/topic TEXT` sets it; `/topic` alone shows it (text None)."""
+
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """`/key KEY` sets the room's key; `/key` alone removes it (key "")."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Moderate:
+    """An operator's action on `name` in the current room (messages.Action: OP ... INVITE).
+    `minutes` 0 for MUTE and BAN means until lifted."""
+
+    action: Action
+    name: str
+    minutes: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """`/moderate on|off`, `/private on|off`, `/topiclock on|off`."""
+
+    setting: Setting
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """`/announce TEXT` pins it; `/announce clear` removes it (text ""); `/announce` alone shows it
+    and its read tally (text None)."""
+
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Invalid:
     """Input that sends nothing: an unknown command or a command missing its arguments."""
 
     error: str
 
 
-Command = Say | Me | Msg | Who | Away | Ignore | Unignore | Quit | Help | Search | History | Invalid
+Command = (
+    Say | Me | Msg | Who | Away | Ignore | Unignore | Quit | Help | Search | History | Join | Part
+    | ListRooms | Rooms | SayTo | Topic | Key | Moderate | Switch | Announce | Invalid
+)
 
 HELP_LINES = (
     "Commands:",
@@ -107,10 +212,39 @@ HELP_LINES = (
     "  /back            no longer away",
     "  /ignore [NAME]   hide NAME's messages here (alone: list who is ignored)",
     "  /unignore NAME   show NAME's messages again",
+    "  /join ROOM [KEY] join or create a room (a room you are in: switch to it)",
+    "  /part [ROOM] [reason]  leave a room (default: this one)",
+    "  /say ROOM text   send to ROOM, whichever room you are in now",
+    "  /rooms           the rooms you are in",
+    "  /list            every room you may join, with its topic",
+    "  /topic [TEXT]    show or set the room's topic",
+    "Operators of a room:",
+    "  /op NAME, /deop NAME, /voice NAME, /devoice NAME   give or take a role",
+    "  /kick NAME [reason]              remove NAME from the room (they may come back)",
+    "  /mute NAME [MINUTES] [reason]    NAME may not speak here (/unmute NAME)",
+    "  /ban NAME [MINUTES] [reason]     kick NAME and keep them out (/unban NAME)",
+    "  /invite NAME     let NAME into a private room",
+    "  /key [KEY]       the room needs KEY to join (/key alone: no key)",
+    "  /moderate on|off only operators and voiced members speak",
+    "  /private on|off  invite-only, hidden from /list",
+    "  /topiclock on|off only operators set the topic",
+    "  /announce TEXT   pin an announcement (/announce clear; alone: show it and who has seen it)",
     "  /help            this list",
-    "  /quit or QUIT    leave the room",
+    "  /quit or QUIT    leave the chat",
     "  //text           send a line that starts with '/'",
 )
+
+#: Typed name -> MODERATE action for the commands that take a NAME.
+_MODERATE = {
+    "op": Action.OP, "deop": Action.DEOP, "voice": Action.VOICE, "devoice": Action.DEVOICE,
+    "kick": Action.KICK, "mute": Action.MUTE, "unmute": Action.UNMUTE, "ban": Action.BAN,
+    "unban": Action.UNBAN, "invite": Action.INVITE,
+}  # fmt: skip
+#: The actions that take a reason, and those that take MINUTES too.
+_WITH_REASON = frozenset({Action.KICK, Action.MUTE, Action.BAN})
+_WITH_MINUTES = frozenset({Action.MUTE, Action.BAN})
+_SWITCHES = {"moderate": Setting.MODERATED, "private": Setting.PRIVATE, "topiclock": Setting.TOPIC_LOCK}
+_NUMBER = re.compile(r"[+-]?\d+")
 
 
 def parse(line: str) -> Command | None:
@@ -127,8 +261,11 @@ def parse(line: str) -> Command | None:
     name, _, rest = stripped[1:].partition(" ")
     name = name.lower()
     rest = rest.strip()
-    if name in ("quit", "exit", "part"):
+    if name in ("quit", "exit"):
         return Quit()
+    room_command = _parse_room_command(name, rest)
+    if room_command is not None:
+        return room_command
     if name in ("who", "names", "users"):
         return Who()
     if name in ("help", "?"):
@@ -163,11 +300,99 @@ def parse(line: str) -> Command | None:
     return Invalid(f"unknown command /{name}: type /help for the list")
 
 
+def _room(word: str) -> str | Invalid:
+    """A room name as typed ('#CS101' is cs101), or the one-line error naming the rule."""
+    room = room_from_user(word)
+    if not is_valid_room(room):
+        return Invalid(f"invalid room name {word!r}: room names are {ROOM_RULE}")
+    return room
+
+
+def _name_error(name: str) -> Invalid:
+    return Invalid(f"invalid name {name!r}: names are {NAME_RULE}")
+
+
+def _parse_room_command(name: str, rest: str) -> Command | None:
+    """The commands of rooms and roles (None: `name` is not one of them)."""
+    if name in ("join", "j"):
+        word, _, key = rest.partition(" ")
+        if not word:
+            return Invalid("usage: /join ROOM [KEY]")
+        room = _room(word)
+        return room if isinstance(room, Invalid) else Join(room, key.strip())
+    if name in ("part", "leave"):
+        return _parse_part(rest)
+    if name == "list":
+        return ListRooms()
+    if name in ("rooms", "channels"):
+        return Rooms()
+    if name == "say":
+        word, _, text = rest.partition(" ")
+        if not word or not text.strip():
+            return Invalid("usage: /say ROOM text")
+        room = _room(word)
+        return room if isinstance(room, Invalid) else SayTo(room, text.strip())
+    if name == "topic":
+        return Topic(rest or None)
+    if name == "key":
+        return Key(rest)
+    if name in _SWITCHES:
+        word = rest.lower()
+        if word not in ("on", "off"):
+            return Invalid(f"usage: /{name} on|off")
+        return Switch(_SWITCHES[name], word == "on")
+    if name == "announce":
+        if not rest:
+            return Announce(None)
+        return Announce("" if rest.lower() == "clear" else rest)
+    if name in _MODERATE:
+        return _parse_moderate(name, _MODERATE[name], rest)
+    return None
+
+
+def _parse_part(rest: str) -> Part | Invalid:
+    if not rest:
+        return Part(None)
+    word, _, reason = rest.partition(" ")
+    if word.startswith("#"):
+        room = _room(word)
+        return room if isinstance(room, Invalid) else Part(room, reason.strip())
+    if is_valid_room(room_from_user(word)):
+        return Part(room_from_user(word), reason.strip(), maybe_room=True)
+    return Part(None, rest)
+
+
+def _parse_moderate(name: str, action: Action, rest: str) -> Moderate | Invalid:
+    words = rest.split(maxsplit=1)
+    usage = {Action.KICK: " [reason]", Action.MUTE: " [MINUTES] [reason]", Action.BAN: " [MINUTES] [reason]"}
+    if not words:
+        return Invalid(f"usage: /{name} NAME{usage.get(action, '')}")
+    user, tail = words[0], (words[1] if len(words) > 1 else "")
+    if not is_valid_name(user):
+        return _name_error(user)
+    if action not in _WITH_REASON:
+        if tail:
+            return Invalid(f"usage: /{name} NAME (one name)")
+        return Moderate(action, user)
+    minutes = 0
+    if action in _WITH_MINUTES and tail:
+        first, _, after = tail.partition(" ")
+        if _NUMBER.fullmatch(first):
+            value = int(first)
+            if not 1 <= value <= MAX_SANCTION_MINUTES:
+                return Invalid(
+                    f"MINUTES is a whole number from 1 to {MAX_SANCTION_MINUTES} (30 days); "
+                    f"leave it out for until lifted"
+                )
+            minutes, tail = value, after.strip()
+    return Moderate(action, user, minutes, tail)
+
+
 def command_names() -> tuple[str, ...]:
     """The commands `/help` lists, without the slash: what Tab completes after a `/`."""
     names = []
     for line in HELP_LINES:
-        word = line.strip().split(" ", 1)[0]
-        if word.startswith("/") and not word.startswith("//"):
-            names.append(word[1:])
+        for word in re.findall(r"(?:^|, |\()(/[a-z]+)", line.strip()):
+            if word[1:] not in names:
+                names.append(word[1:])
     return tuple(names)

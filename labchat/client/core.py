@@ -26,9 +26,10 @@ from typing import Any
 
 from ..deadline_timer import DeadlineTimer
 from ..protocol import events as ev
-from ..protocol.client import ClientConfig, ClientConnection, Phase
-from ..protocol.errors import LocalProtocolError
-from . import commands
+from ..protocol import messages as m
+from ..protocol.client import ONE_ROOM, ClientConfig, ClientConnection, Phase
+from ..protocol.errors import ErrorCode, LocalProtocolError
+from . import commands, room_news
 from .ignore_list import IgnoreListError, load_ignored, save_ignored
 from .known_servers import KnownServers
 
@@ -53,6 +54,31 @@ class Submitted:
     #: True when the line sent a /who: a `PresenceUpdated(requested=True)` will answer it, in
     #: order with any other /who sent before it.
     who: bool = False
+    #: The room the line was about (the current room, or the one it named), None for lines about
+    #: no room (help, /msg, /ignore).
+    room: str | None = None
+    #: The id of the room request the line sent (/join, /part, /list, /topic, /kick ...), 0 for
+    #: none: its `RequestFailed` or `RoomList` carries the same id.
+    request_id: int = 0
+
+
+def start_rooms(rooms: tuple[str, ...]) -> tuple[str, ...]:
+    """`--room` values as the wire spells them ('#CS101' is cs101), each once, in order.
+
+    Raises:
+        LocalProtocolError: a name that breaks the room rule (the message states the rule).
+    """
+    out: list[str] = []
+    for typed in rooms:
+        room = m.room_from_user(typed)
+        if not m.is_valid_room(room):
+            raise LocalProtocolError(
+                f"invalid room name {typed!r}: room names are {m.ROOM_RULE}", ErrorCode.INVALID_ROOM
+            )
+        if room in out:
+            out.remove(room)  # `--room a --room b --room a`: a is joined once, and is current
+        out.append(room)
+    return tuple(out)
 
 
 def resolve(host: str, port: int) -> tuple[str, int, socket.AddressFamily]:
@@ -101,12 +127,15 @@ class ChatClient:
         clock: Callable[[], float] = time.time,
         ignore_path: Path | None = None,
         register: bool = True,
+        rooms: tuple[str, ...] = (),
     ) -> None:
-        """Raises LocalProtocolError for an invalid user name (message says the rule).
+        """Raises LocalProtocolError for an invalid user name or room name (message says the rule).
 
         `ignore_path`: the file that keeps /ignore across runs (ignore_list.py); None keeps it in memory.
         `register=False`: an unknown name is refused with NO_SUCH_ACCOUNT instead of registered, so
         that the app can ask the user first (docs/protocol.md 17.1).
+        `rooms` (`--room`): joined right after the first login (as typed: '#CS101' is cs101); the
+        last one joined becomes the current room. `ready` is set once every one is answered.
         """
         self.server_host = server_host
         self.server_port = server_port
@@ -115,6 +144,13 @@ class ChatClient:
         self._clock = clock
         pinned = known_servers.lookup(server_host, server_port) if known_servers else None
         self.conn = ClientConnection(user, password, server_key=pinned, config=config, register=register)
+        # `--room`: queued now, sent right after the first LOGIN_OK (refused then by a one-room server).
+        self._start_joins = [self.conn.join(room, "", clock()) for room in start_rooms(rooms)]
+        #: Set once logged in and every `--room` join is answered (or the client closed): line mode
+        #: takes input from then on, so that lines go to the room the user asked for.
+        self.ready = asyncio.Event()
+        #: Room -> messages received there while another room was current (reset on switching to it).
+        self.unread: dict[str, int] = {}
         self._sock: socket.socket | None = None
         # Set on a loop without add_reader (Windows): asyncio then owns the socket's reads and sends.
         self._transport: asyncio.DatagramTransport | None = None
@@ -137,6 +173,30 @@ class ChatClient:
     @property
     def user(self) -> str:
         return self.conn.user
+
+    @property
+    def rooms(self) -> tuple[str, ...]:
+        """The rooms we are in, in the order we joined them."""
+        return self.conn.rooms
+
+    @property
+    def current_room(self) -> str:
+        """Where typed lines go: the last room joined or switched to."""
+        return self.conn.current_room
+
+    def set_current_room(self, room: str) -> None:
+        """Send typed lines to `room` (one we are in) from now on; its unread count starts over.
+
+        Raises:
+            LocalProtocolError: we are not in `room`.
+        """
+        self.conn.set_current_room(room)
+        self.unread.pop(room, None)
+
+    def announcement_seen(self, room: str, announcement_id: int) -> None:
+        """The UI has shown `room`'s announcement to the user: the operators' tally counts us."""
+        self.conn.announcement_seen(room, announcement_id, self._clock())
+        self._pump()
 
     @property
     def state(self) -> ev.ConnectionState:
@@ -210,6 +270,10 @@ class ChatClient:
             if cmd is None:
                 return Submitted()
             ids: list[int] = []
+            room_answer = self._room_command(cmd, now)
+            if room_answer is not None:
+                self._pump()
+                return room_answer
             if isinstance(cmd, commands.Say):
                 ids = self.conn.say(cmd.text, now)
             elif isinstance(cmd, commands.Me):
@@ -242,11 +306,102 @@ class ChatClient:
                 self._pump()
                 return Submitted(quit=True)
             elif isinstance(cmd, commands.Invalid):
-                return Submitted((cmd.error,), error=True)
+                return Submitted((cmd.error,), error=True, room=self.current_room)
         except LocalProtocolError as exc:
-            return Submitted((str(exc),), error=True)
+            return Submitted((str(exc),), error=True, room=self._about(cmd))
         self._pump()
-        return Submitted(local_ids=tuple(ids))
+        return Submitted(local_ids=tuple(ids), room=self._about(cmd))
+
+    def _about(self, cmd: commands.Command | None) -> str | None:
+        """The room a typed line concerns, for the answer's `room`: none for private ones."""
+        if isinstance(cmd, (commands.Msg, commands.Ignore, commands.Unignore, commands.Help,
+                            commands.Away, commands.Quit)):  # fmt: skip
+            return None
+        if isinstance(cmd, (commands.SayTo, commands.Join)):
+            return cmd.room
+        return self.current_room
+
+    def _room_command(self, cmd: commands.Command, now: float) -> Submitted | None:
+        """The commands of rooms and roles (docs/protocol.md 18), for the current room; None for
+        any other command. Raises LocalProtocolError as the connection does."""
+        conn, room = self.conn, self.current_room
+        match cmd:
+            case commands.SayTo():
+                return Submitted(local_ids=tuple(conn.say(cmd.text, now, room=cmd.room)), room=cmd.room)
+            case commands.Join() if cmd.room in conn.rooms:
+                self.set_current_room(cmd.room)  # already in it: switch, as WeeChat and Slack do
+                return Submitted((f"now talking in #{cmd.room}",), room=cmd.room)
+            case commands.Join():
+                return Submitted(room=cmd.room, request_id=conn.join(cmd.room, cmd.key, now))
+            case commands.Part():
+                return self._part(cmd, now)
+            case commands.ListRooms():
+                return Submitted(room=None, request_id=conn.list_rooms(now))
+            case commands.Rooms():
+                return Submitted(self._rooms_lines(), room=None)
+            case commands.Topic(text=None):
+                return Submitted((self._topic_line(room),), room=room)
+            case commands.Topic(text=str(text)):
+                request_id = conn.set_room(room, m.Setting.TOPIC, text, now)
+            case commands.Key():
+                request_id = conn.set_room(room, m.Setting.KEY, cmd.key, now)
+            case commands.Switch():
+                request_id = conn.set_room(room, cmd.setting, "on" if cmd.on else "off", now)
+            case commands.Announce(text=None):
+                return Submitted(self._announcement_lines(room), room=room)
+            case commands.Announce(text=str(text)):
+                request_id = conn.set_room(room, m.Setting.ANNOUNCEMENT, text, now)
+            case commands.Moderate():
+                request_id = conn.moderate(room, cmd.action, cmd.name, cmd.minutes, cmd.reason, now)
+            case _:
+                return None
+        return Submitted(room=room, request_id=request_id)
+
+    def _part(self, cmd: commands.Part, now: float) -> Submitted:
+        if self.conn.server_has_rooms is False:
+            # One room on this server: leaving it is leaving, as /part always did here.
+            self.conn.quit(now)
+            return Submitted(quit=True)
+        room, reason = cmd.room, cmd.reason
+        if room is None or (cmd.maybe_room and room not in self.rooms and cmd.reason):
+            # "/part see you": not a room we are in, so the whole text is the reason. A single
+            # word ("/part cs101") is taken for a room: leaving the wrong one would be worse.
+            room = self.current_room
+            reason = " ".join(w for w in (cmd.room if cmd.maybe_room else None, cmd.reason) if w)
+        return Submitted(room=room, request_id=self.conn.part(room, reason, now))
+
+    def _rooms_lines(self) -> tuple[str, ...]:
+        rooms = self.rooms
+        if not rooms:
+            return ("you are in no room: /join ROOM",)
+        names = []
+        for room in rooms:
+            if room == self.current_room:
+                names.append(f"#{room} (current)")
+            elif self.unread.get(room):
+                names.append(f"#{room} ({self.unread[room]} unread)")
+            else:
+                names.append(f"#{room}")
+        return (f"you are in {len(rooms)} room{'s' if len(rooms) != 1 else ''}: {', '.join(names)}",)
+
+    def _topic_line(self, room: str) -> str:
+        if self.conn.server_has_rooms is False:
+            raise LocalProtocolError(ONE_ROOM)
+        state = self.conn.room_state(room)
+        if state is None or not state.topic:
+            return f"no topic is set in #{room}"
+        return f"topic of #{room}: {state.topic}"
+
+    def _announcement_lines(self, room: str) -> tuple[str, ...]:
+        if self.conn.server_has_rooms is False:
+            raise LocalProtocolError(ONE_ROOM)
+        announcement, tally = self.conn.announcement(room)
+        if announcement is None:
+            return (f"no announcement in #{room}",)
+        lines = [room_news.describe(announcement)]
+        if tally is not None:
+            lines.append(room_news.describe(tally))
+        return tuple(lines)
 
     def _ignore(self, name: str | None) -> Submitted:
         """/ignore NAME, or /ignore alone to list. The filter itself is in the connection."""
@@ -376,6 +531,11 @@ class ChatClient:
                     pass  # a full buffer or an unreachable network: the link resends it
         for event in self.conn.events():
             self._on_event(event)
+        if not self.ready.is_set() and (
+            self.closed.is_set()
+            or (self.logged_in and not any(self.conn.request_pending(i) for i in self._start_joins))
+        ):
+            self.ready.set()
         self._rearm(now)
 
     def _on_event(self, event: ev.Event) -> None:
@@ -389,6 +549,11 @@ class ChatClient:
                 self.known_servers.remember(self.server_host, self.server_port, key)
         elif isinstance(event, ev.LoggedIn):
             self.logged_in = True
+        elif isinstance(event, ev.MessageReceived):
+            if not event.own and not event.history and event.room != self.conn.current_room:
+                self.unread[event.room] = self.unread.get(event.room, 0) + 1
+        elif isinstance(event, (ev.CurrentRoomChanged, ev.RoomLeft)):
+            self.unread.pop(event.room, None)
         self._queue.put_nowait(event)
         if isinstance(event, (ev.MessageDelivered, ev.MessageFailed, ev.Closed)):
             self._progress.set()

@@ -19,7 +19,9 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from ..protocol import events as ev
+from ..protocol import messages as m
 from ..protocol.errors import ErrorCode
+from . import room_news
 from .core import ChatClient
 
 
@@ -31,22 +33,98 @@ def _hms(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
 
 
-def _with_away(users: tuple[str, ...], away: dict[str, str]) -> list[str]:
-    """Names for the online line, an away one followed by its reason: "bob (away: lunch)"."""
-    if not away:
+def _with_away(
+    users: tuple[str, ...], away: dict[str, str], modes: dict[str, int] | None = None
+) -> list[str]:
+    """Names for the online line: "@teacher" for an operator, "+bob" voiced, "ani (guest)", and an
+    away one followed by its reason: "bob (away: lunch)"."""
+    if not away and not modes:
         return list(users)
     out = []
     for user in users:
+        label = room_news.member_label(user, modes.get(user, 0)) if modes else user
         if user not in away:
-            out.append(user)
+            out.append(label)
         else:
-            out.append(f"{user} (away: {away[user]})" if away[user] else f"{user} (away)")
+            out.append(f"{label} (away: {away[user]})" if away[user] else f"{label} (away)")
     return out
+
+
+def _iso_or_none(ts: float | None) -> str | None:
+    return None if ts is None or math.isinf(ts) else _iso(ts)
+
+
+_PART_CODES: dict[int, str] = {ErrorCode.KICKED: "kicked", ErrorCode.BANNED: "banned"}
 
 
 def event_record(event: ev.Event, now: float, me: str | None = None) -> dict[str, Any] | None:
     """The JSON object for an event (None for events line mode does not show). `me`: our own user
-    name, the `user` of our own messages when the server confirms them."""
+    name, the `user` of our own messages when the server confirms them. Every record has `room`:
+    the room it belongs to, or None (private messages, the connection's state)."""
+    rec = _record(event, now, me)
+    if rec is not None:
+        rec.setdefault("room", None)
+    return rec
+
+
+def _room_record(event: ev.Event, now: float) -> dict[str, Any] | None:
+    """The records of rooms and roles (docs/protocol.md 18), the --json contract."""
+    match event:
+        case ev.RoomState():
+            return {
+                "type": "room", "user": None, "ts": _iso(now), "room": event.room, "topic": event.topic,
+                "modes": room_news.mode_words(event.modes), "you": room_news.member_words(event.you),
+                "members": event.members, "joined": event.joined,
+                "muted_until": _iso_or_none(event.muted_until),
+                "text": room_news.describe(event),
+            }  # fmt: skip
+        case ev.RoomLeft():
+            return {
+                "type": "part", "user": None, "ts": _iso(now), "room": event.room,
+                "code": _PART_CODES.get(event.code, "left"), "by": event.by or None, "reason": event.reason,
+                "until": _iso_or_none(event.until),
+                "until_lifted": event.until is not None and math.isinf(event.until),
+                "text": room_news.describe(event, now),
+            }  # fmt: skip
+        case ev.RoomList():
+            rooms = [
+                {"room": i.room, "online": i.online, "topic": i.topic, "modes": room_news.mode_words(i.modes)}
+                for i in event.rooms
+            ]
+            return {
+                "type": "rooms", "user": None, "ts": _iso(now), "rooms": rooms, "more": event.more,
+                "text": "\n".join(room_news.room_list_lines(event.rooms, event.more)),
+            }  # fmt: skip
+        case ev.RoomEvent():
+            return {
+                "type": "room_event", "user": None, "ts": _iso(event.ts), "room": event.room,
+                "action": room_news.action_word(event.action), "actor": event.actor or None,
+                "target": event.target or None, "minutes": event.minutes, "value": event.value,
+                "text": room_news.describe(event),
+            }  # fmt: skip
+        case ev.Announcement():
+            return {
+                "type": "announcement", "user": event.by, "ts": _iso(event.ts), "room": event.room,
+                "id": event.announcement_id, "by": event.by, "text": event.text,
+            }  # fmt: skip
+        case ev.AnnouncementTally():
+            return {
+                "type": "tally", "user": None, "ts": _iso(now), "room": event.room,
+                "id": event.announcement_id, "seen": event.seen, "total": event.total,
+                "not_yet": list(event.not_yet), "text": room_news.describe(event),
+            }  # fmt: skip
+        case ev.RequestFailed():
+            return {
+                "type": "error", "user": None, "ts": _iso(now), "room": event.room or None,
+                "request": event.request, "code": event.code, "text": event.text,
+            }  # fmt: skip
+        case ev.CurrentRoomChanged(joined=False):
+            text = f"now talking in #{event.room}" if event.room else "you are in no room now: /join ROOM"
+            return {"type": "system", "user": None, "ts": _iso(now), "room": event.room or None, "text": text}
+    return None
+
+
+def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | None:
     match event:
         case ev.MessageReceived():
             return {
@@ -123,13 +201,15 @@ def event_record(event: ev.Event, now: float, me: str | None = None) -> dict[str
                 "reason": event.reason,
             }
         case ev.PresenceUpdated():
+            names = ", ".join(_with_away(event.users, event.away, event.modes))
             return {
                 "type": "presence",
                 "user": None,
                 "users": list(event.users),
                 "away": dict(event.away),
+                "modes": {name: room_news.member_words(bits) for name, bits in event.modes.items()},
                 "room": event.room,
-                "text": f"{len(event.users)} online: {', '.join(_with_away(event.users, event.away))}",
+                "text": f"{len(event.users)} online: {names}",
                 "ts": _iso(now),
             }
         case ev.MessageFailed():
@@ -139,6 +219,8 @@ def event_record(event: ev.Event, now: float, me: str | None = None) -> dict[str
                 "text": f"not delivered: {event.reason}: {event.text}",
                 "ts": _iso(now),
                 "to": event.to,
+                "room": event.room or None,
+                "code": event.code,
             }
         case ev.LoginRefused():
             return {
@@ -231,6 +313,7 @@ def event_record(event: ev.Event, now: float, me: str | None = None) -> dict[str
                 "type": "search",
                 "user": None,
                 "ts": _iso(now),
+                "room": event.room or None,
                 "query": event.query,
                 "more": event.more,
                 "error": event.error or None,
@@ -264,7 +347,7 @@ def event_record(event: ev.Event, now: float, me: str | None = None) -> dict[str
                     for e in event.messages
                 ],
             }  # fmt: skip
-    return None
+    return _room_record(event, now)
 
 
 #: Continuation lines of a multi-line message are indented, so no line of text passes for an event.
@@ -275,13 +358,32 @@ def _lines(text: str) -> str:
     return text.replace("\n", _CONTINUATION)
 
 
-def event_line(event: ev.Event, now: float, me: str) -> str | None:
-    """The human line for an event (None: nothing to print)."""
+def _said_elsewhere(event: ev.Event) -> bool:
+    """Room news a human line leaves out because another line says it: the ROOM_STATE after a
+    change (its ROOM_EVENT was printed), and the ROOM_EVENT of an announcement (the ANNOUNCEMENT
+    that follows it says what it now is, or that it was cleared)."""
+    match event:
+        case ev.RoomState(joined=False):
+            return True
+        case ev.RoomEvent(action=m.Action.ANNOUNCEMENT_SET):
+            return True
+    return False
+
+
+def event_line(event: ev.Event, now: float, me: str, *, several: bool = False) -> str | None:
+    """The human line for an event (None: nothing to print). `several`: we are in more than one
+    room, so a room's lines carry its name after the time (`14:02:05 #cs101 <alice> hi`)."""
+    if _said_elsewhere(event):
+        return None
     rec = event_record(event, now, me)
     if rec is None:
         return None
     ts = _hms(event.ts) if hasattr(event, "ts") else _hms(now)
+    if several and rec.get("room"):
+        ts = f"{ts} #{rec['room']}"
     kind = rec["type"]
+    if kind == "announcement":
+        return f"{ts} -!- {room_news.describe(event)}" if isinstance(event, ev.Announcement) else None
     if kind == "message":
         user = rec["user"] or me
         hist = "[history] " if rec.get("history") else ""
@@ -295,6 +397,8 @@ def event_line(event: ev.Event, now: float, me: str) -> str | None:
         return f"{ts} [private] <{rec['user']}> {_lines(rec['text'])}{held}"
     if kind in ("join", "leave", "away"):
         return f"{ts} * {rec['text']}"
+    if kind in ("rooms", "room_event", "tally", "part", "room"):
+        return f"{ts} -!- {_lines(rec['text'])}"
     if kind == "error":
         return f"{ts} -!- error: {rec['text']}"
     if kind == "search":
@@ -399,6 +503,7 @@ class _LineSession:
         self.ready = asyncio.Event()  # logged in, or over: input may be taken now
         self.refs_by_id: dict[int, Ref] = {}  # local_id of a queued message -> its line's ref
         self.who_refs: deque[Ref] = deque()  # refs of /who lines not answered yet, oldest first
+        self.refs_by_request: dict[int, Ref] = {}  # room request id -> its line's ref
         self.typed_offline: dict[int, float] = {}  # local_id -> when typed, for lines typed offline
 
     # ------------------------------------------------------------ output
@@ -414,13 +519,15 @@ class _LineSession:
             return f"{when} -!- error: {rec['text']}"
         return f"{when} -!- {rec['text']}"
 
-    def local(self, text: str, ref: Ref | None, *, error: bool = False) -> None:
-        """A line from the client itself (help, a refused command), tied to the input line `ref`."""
+    def local(self, text: str, ref: Ref | None, *, error: bool = False, room: str | None = None) -> None:
+        """A line from the client itself (help, a refused command), tied to the input line `ref`;
+        `room`: the room the line was about, if any."""
         rec: dict[str, Any] = {
             "type": "error" if error else "system",
             "user": None,
             "text": text,
             "ts": _iso(self.client._clock()),
+            "room": room,
         }
         if ref is not None:
             rec["ref"] = ref
@@ -431,7 +538,7 @@ class _LineSession:
         the room only later, so its own time says little about when it was said)."""
         now = self.client._clock()
         if not self.as_json:
-            line = event_line(event, now, self.client.user)
+            line = event_line(event, now, self.client.user, several=len(self.client.rooms) > 1)
             if line is not None:
                 if typed is not None:
                     line += f" (typed {_hms(typed)}, while offline)"
@@ -457,6 +564,8 @@ class _LineSession:
                 typed = self.typed_offline.pop(event.local_id, None)
             case ev.PresenceUpdated(requested=True):
                 ref = self.who_refs.popleft() if self.who_refs else None
+            case ev.RequestFailed() | ev.RoomList():
+                ref = self.refs_by_request.pop(event.request_id, None)
             case ev.LoggedIn():
                 self.logged_in = True
                 self.reconnecting = False
@@ -486,6 +595,9 @@ class _LineSession:
                     self.write(rec)
                     return
         self.emit(event, ref, typed)
+        if isinstance(event, ev.Announcement) and event.text:
+            # Printed: the user has been shown it, which the operators' read tally counts (18.10).
+            self.client.announcement_seen(event.room, event.announcement_id)
         if isinstance(event, ev.LoggedIn) and event.resumed and self.who_refs:
             self._ask_again()
 
@@ -505,7 +617,7 @@ class _LineSession:
         """Send one input line; True when it was a quit."""
         result = self.client.submit(item.text)
         for text in result.local_lines:
-            self.local(text, item.ref, error=result.error)
+            self.local(text, item.ref, error=result.error, room=result.room)
         typed = self.client._clock()
         for local_id in result.local_ids:
             self.refs_by_id[local_id] = item.ref
@@ -513,6 +625,11 @@ class _LineSession:
                 self.typed_offline[local_id] = typed
         if result.who:
             self.who_refs.append(item.ref)
+        if result.request_id and self.as_json:
+            self.refs_by_request[result.request_id] = item.ref
+            if len(self.refs_by_request) > 256:  # answered in silence (a JOIN that worked): forget
+                pending = self.client.conn.request_pending
+                self.refs_by_request = {i: r for i, r in self.refs_by_request.items() if pending(i)}
         if item.from_json and not item.text.strip():
             self.local("empty text: nothing sent", item.ref, error=True)  # a script waits for an answer
         return result.quit
@@ -551,10 +668,12 @@ async def run_plain(
 
     async def pump_input() -> None:
         # Log in first: a script's lines wait (in order) until the server has accepted us, and end
-        # of input before that does not count as having left.
+        # of input before that does not count as having left. With `--room`, until those rooms
+        # are joined too: the lines are meant for them.
         await session.ready.wait()
         if not session.logged_in:
             return
+        await client.ready.wait()
         number = 0
         while True:
             line = await lines.get()

@@ -25,6 +25,13 @@ Nothing typed is lost across a reconnect: messages not yet confirmed by the serv
 with their `msg_id` and are sent again on the new session; the server recognises the id and relays each
 message once. The room's sequence numbers make the receive side exactly-once and ordered too: the client
 asks the server for everything after the last `seq` it showed and drops anything at or below it.
+
+Rooms (docs/protocol.md 18): a client that announces CAP_ROOMS to a server that has them is in several
+rooms at once. It keeps one cursor per room (client_rooms.py) and, on every re-login, sends them all
+(LOGIN's `room` and `resume_seq` for the current room, `cursors` for the rest). JOIN, PART, LIST,
+ROOM_SET and MODERATE are requests like HISTORY: queued while offline, asked again on each new session
+until their REQUEST_DONE. Against a server without rooms they are refused locally ("this server has one
+room") and everything else behaves as it did before rooms existed.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from enum import Enum, auto
 from . import channel as ch
 from . import events as ev
 from . import messages as m
+from .client_rooms import RoomBook
 from .errors import DecodeError, ErrorCode, LocalProtocolError, RemoteProtocolError
 from .parts import Reassembler
 from .reliability import LinkConfig, ReliableLink
@@ -84,11 +92,21 @@ class ClientConfig:
     relogin_max_s: float = 60.0
     #: What LOGIN announces the client can read (docs/protocol.md section 15.1). 0 gets what a
     #: version-1 client gets: a long message as a one-message preview, never in parts.
-    capabilities: int = m.CAP_LONG_MESSAGES
+    capabilities: int = m.CAP_LONG_MESSAGES | m.CAP_ROOMS
 
 
 #: Held private messages remembered to drop a second delivery of the same one (docs/protocol.md 16.2).
 HELD_SEEN = 1000
+
+#: The one-line refusal of a room request to a server without rooms (18.1).
+ONE_ROOM = "this server has one room"
+_OLDER_SERVER = "this server does not offer it: it runs an older labchat"
+
+#: Room requests, as `RequestFailed.request` names them.
+_REQUEST_WORDS: dict[type[m.Message], str] = {
+    m.JoinRoom: "join", m.PartRoom: "part", m.ListRooms: "list", m.SetRoom: "set", m.Moderate: "moderate",
+}  # fmt: skip
+RoomRequest = m.JoinRoom | m.PartRoom | m.ListRooms | m.SetRoom | m.Moderate
 
 
 class Phase(Enum):
@@ -136,12 +154,16 @@ class _Outgoing:
 
 @dataclass(slots=True)
 class _Request:
-    """A HISTORY or SEARCH waiting for its REQUEST_DONE; asked again on a new session until then."""
+    """A request waiting for its REQUEST_DONE (HISTORY, SEARCH, or a room request of section 18);
+    asked again on a new session until then."""
 
-    message: m.HistoryRequest | m.SearchRequest
+    message: m.HistoryRequest | m.SearchRequest | RoomRequest
     sent: bool = False
     entries: list[ev.MessageReceived] = field(default_factory=list)
     hits: list[ev.SearchHit] = field(default_factory=list)
+    infos: list[ev.RoomInfo] = field(default_factory=list)
+    #: A JOIN whose room became the current one already (on its ROOM_STATE).
+    switched: bool = False
 
 
 class ClientConnection:
@@ -179,7 +201,6 @@ class ClientConnection:
         self._outbox: dict[int, _Outgoing] = {}
         self._msg_base = int.from_bytes(rng(4), "big") << 32
         self._msg_counter = 0
-        self._last_seq = 0
         self._logged_in_once = False
         self._connect_deadline: float | None = None
         self._quit_deadline: float | None = None
@@ -191,11 +212,13 @@ class ClientConnection:
         self._keepalive_spread = 0.8 + 0.2 * rng(1)[0] / 255
         self._keepalive_s = self.config.keepalive_s * self._keepalive_spread
         self._paused_until: float | None = None
-        self._presence_parts: list[str] = []
+        # Per room: a PRESENCE list in parts (name, MEMBER_* bits) until the part without `more`.
+        self._presence_parts: dict[str, list[tuple[str, int]]] = {}
         self._reconnect_at: float | None = None
         self._waiting_since = 0.0
         self._away_reason: str | None = None  # ours: sent again after every login while set
-        self._away_listing: dict[str, str] = {}  # name -> reason, from AWAYs before the next PRESENCE
+        # room -> {name -> reason}, from AWAYs before that room's next PRESENCE
+        self._away_listing: dict[str, dict[str, str]] = {}
         self._ignored: dict[str, str] = {}  # name key -> name as the user typed it
         self._held_seen: OrderedDict[tuple[str, int, str], None] = OrderedDict()
         self._register = register
@@ -210,7 +233,8 @@ class ClientConnection:
         self._requests: dict[int, _Request] = {}
         self._requests_unsent = False
         self._request_counter = 0
-        self._oldest_seq = 0
+        # Rooms (section 18): cursors, the rooms held, acknowledgements not sent yet.
+        self._book = RoomBook()
 
     # ------------------------------------------------------------ properties
 
@@ -232,8 +256,54 @@ class ClientConnection:
 
     @property
     def last_seq(self) -> int:
-        """The highest room sequence number shown so far."""
-        return self._last_seq
+        """The highest sequence number of the current room shown so far."""
+        return self._book.last_seq(self.room)
+
+    def last_seq_of(self, room: str) -> int:
+        """The highest sequence number of `room` shown so far (0: none, or not in it)."""
+        return self._book.last_seq(room)
+
+    @property
+    def current_room(self) -> str:
+        """Where a line sent without naming a room goes (`say(room=None)`, /who, /history)."""
+        return self.room
+
+    @property
+    def rooms(self) -> tuple[str, ...]:
+        """The rooms we are in, in the order we joined them (empty before the first login)."""
+        return self._book.rooms
+
+    @property
+    def server_has_rooms(self) -> bool | None:
+        """Whether the server takes JOIN and the other room requests; None before the first login."""
+        if self._server_caps is None:
+            return None
+        return self._server_rooms()
+
+    def room_state(self, room: str) -> ev.RoomState | None:
+        """`room`'s last ROOM_STATE (None: not in it, or a server without rooms)."""
+        held = self._book.held.get(room)
+        return held.state if held is not None else None
+
+    def announcement(self, room: str) -> tuple[ev.Announcement | None, ev.AnnouncementTally | None]:
+        """`room`'s pinned announcement (None: none) and, for operators, its last read tally."""
+        held = self._book.held.get(room)
+        if held is None or held.announcement is None or not held.announcement.text:
+            return None, None
+        tally = held.tally
+        if tally is not None and tally.announcement_id != held.announcement.announcement_id:
+            tally = None
+        return held.announcement, tally
+
+    def member_modes(self, room: str) -> dict[str, int]:
+        """MEMBER_* bits of `room`'s members that have any (operators, voiced, muted, guests,
+        admins), from its last PRESENCE and the ROOM_EVENTs since (18.7)."""
+        held = self._book.held.get(room)
+        return held.member_modes() if held is not None else {}
+
+    def request_pending(self, request_id: int) -> bool:
+        """True while request `request_id` waits for its answer."""
+        return request_id in self._requests
 
     @property
     def away_reason(self) -> str | None:
@@ -247,8 +317,9 @@ class ClientConnection:
 
     @property
     def oldest_seq(self) -> int:
-        """The lowest room sequence number shown so far (0: none): where `/history` pages back from."""
-        return self._oldest_seq
+        """The lowest sequence number of the current room shown so far (0: none): where `/history`
+        pages back from."""
+        return self._book.oldest_seq(self.room)
 
     @property
     def pending(self) -> int:
@@ -276,17 +347,94 @@ class ClientConnection:
             self._connect_deadline = now + self.config.connect_timeout_s
             self._channel.start(now)
 
-    def say(self, text: str, now: float, *, action: bool = False) -> list[int]:
-        """Queue a room message of up to 16 KB, newlines allowed. Returns its id (see `MessageQueued`).
+    def say(self, text: str, now: float, *, action: bool = False, room: str | None = None) -> list[int]:
+        """Queue a message of up to 16 KB, newlines allowed, to `room` (None: the current room).
+        Returns its id (see `MessageQueued`).
 
         Over 900 bytes it travels in parts and arrives as one message (docs/protocol.md section 15);
         a server too old for that gets it as several messages, so the list may hold more ids.
 
         Raises:
             LocalProtocolError: empty, over 16 KB ("message too long: 20.1 KB, the limit is 16 KB"),
+                a room we are not in, or the connection is closed.
+        """
+        return self._queue_text(text, now, action=action, to=None, room=self._say_room(room))
+
+    def set_current_room(self, room: str) -> None:
+        """Make `room` (one we are in) where lines without a room go from now on.
+
+        Raises:
+            LocalProtocolError: we are not in `room`.
+        """
+        if room != self.room:
+            self._check_held(room)
+            self.room = room
+
+    def join(self, room: str, key: str, now: float) -> int:
+        """JOIN `room` (created, with us as its operator, if it does not exist), with its `key` if it
+        has one (18.4). On success a `RoomState(joined=True)` arrives and the room becomes current
+        (`CurrentRoomChanged`); a refusal is a `RequestFailed`. Queued while offline.
+
+        Returns:
+            The request's id.
+        Raises:
+            LocalProtocolError: an invalid room name or key, too many rooms, a server without rooms,
                 or the connection is closed.
         """
-        return self._queue_text(text, now, action=action, to=None)
+        self._check_rooms_supported()
+        if not m.is_valid_room(room):
+            raise LocalProtocolError(f"invalid room name {room!r}: room names are {m.ROOM_RULE}",
+                                     ErrorCode.INVALID_ROOM)  # fmt: skip
+        if room not in self._book.held and len(self._book.held) >= m.MAX_ROOMS_PER_USER:
+            raise LocalProtocolError(
+                f"you are in {m.MAX_ROOMS_PER_USER} rooms, the most one user may be in: /part one first",
+                ErrorCode.TOO_MANY_ROOMS,
+            )
+        resume = self._book.last_seq(room)
+        return self._request(m.JoinRoom(self._next_request_id(), room, resume, key))
+
+    def part(self, room: str, reason: str, now: float) -> int:
+        """Leave `room` (18.5); answered by `RoomLeft` (or `RequestFailed`). Queued while offline.
+
+        Raises:
+            LocalProtocolError: not in that room, a reason over 200 bytes, a server without rooms.
+        """
+        self._check_rooms_supported()
+        self._check_held(room)
+        return self._request(m.PartRoom(self._next_request_id(), room, reason))
+
+    def list_rooms(self, now: float) -> int:
+        """Ask for the rooms we may see; answered by one `RoomList` (or `RequestFailed`)."""
+        self._check_rooms_supported()
+        return self._request(m.ListRooms(self._next_request_id()))
+
+    def set_room(self, room: str, setting: int, value: str, now: float) -> int:
+        """Change one of `room`'s settings (`messages.Setting`, 18.8): the room's members then see a
+        `RoomEvent`; a refusal (not an operator, ...) is a `RequestFailed`.
+
+        Raises:
+            LocalProtocolError: not in that room, an over-long value, a server without rooms.
+        """
+        self._check_rooms_supported()
+        self._check_held(room)
+        return self._request(m.SetRoom(self._next_request_id(), room, setting, value))
+
+    def moderate(self, room: str, action: int, user: str, minutes: int, reason: str, now: float) -> int:
+        """An operator's `action` (`messages.Action`: OP ... INVITE) on `user` in `room` (18.9), for
+        `minutes` (MUTE, BAN; 0: until lifted). Seen as a `RoomEvent`; refused as `RequestFailed`.
+
+        Raises:
+            LocalProtocolError: not in that room, a bad name, minutes or reason, a server without rooms.
+        """
+        self._check_rooms_supported()
+        self._check_held(room)
+        return self._request(m.Moderate(self._next_request_id(), room, action, user, minutes, reason))
+
+    def announcement_seen(self, room: str, announcement_id: int, now: float) -> None:
+        """The user has been shown `room`'s announcement `announcement_id`: tell the server, once
+        (18.10). Sent as soon as the connection is online; repeated by itself after a reconnect."""
+        if self._server_rooms():
+            self._book.acknowledge(room, announcement_id)
 
     def whisper(self, to: str, text: str, now: float, *, action: bool = False) -> list[int]:
         """Queue a private message to `to`."""
@@ -324,7 +472,7 @@ class ClientConnection:
         return self._request(m.SearchRequest(self._next_request_id(), self.room, query, limit))
 
     def who(self, now: float) -> None:
-        """Ask for the online list; answered by `PresenceUpdated(requested=True)`."""
+        """Ask for the current room's online list; answered by `PresenceUpdated(requested=True)`."""
         if self._phase is Phase.ONLINE:
             self._send(m.Who(self.room))
 
@@ -423,6 +571,8 @@ class ClientConnection:
                 self._fill_window(now)
                 if self._requests_unsent:
                     self._send_requests()
+                if self._book.acks_unsent:
+                    self._send_acks()
                 self._maybe_send_bye(now)
             if (
                 self._phase is Phase.ONLINE
@@ -542,7 +692,10 @@ class ClientConnection:
 
     # ------------------------------------------------------------ internals
 
-    def _queue_text(self, text: str, now: float, *, action: bool, to: str | None) -> list[int]:
+    def _queue_text(
+        self, text: str, now: float, *, action: bool, to: str | None, room: str | None = None
+    ) -> list[int]:
+        room = self.room if room is None else room
         if self._phase is Phase.CLOSED:
             raise LocalProtocolError("the connection is closed")
         try:
@@ -564,15 +717,54 @@ class ClientConnection:
         for piece in pieces:
             self._msg_counter += 1
             msg_id = self._msg_base | (self._msg_counter & 0xFFFF_FFFF)
-            out = _Outgoing(msg_id, piece, self.room, action, to)
+            out = _Outgoing(msg_id, piece, room, action, to)
             out.messages()  # validate now
             self._outbox[msg_id] = out
             ids.append(msg_id)
-            self._events.append(ev.MessageQueued(msg_id, self.room, piece, action, to))
+            self._events.append(ev.MessageQueued(msg_id, room, piece, action, to))
         return ids
 
     def _server_long(self) -> bool:
         return self._server_caps is not None and bool(self._server_caps & m.CAP_LONG_MESSAGES)
+
+    def _server_rooms(self) -> bool:
+        """The server has rooms and we said we do (18.1): room requests and news are allowed."""
+        caps = self._server_caps
+        return caps is not None and bool(caps & m.CAP_ROOMS) and bool(self.config.capabilities & m.CAP_ROOMS)
+
+    def _check_rooms_supported(self) -> None:
+        if self._phase is Phase.CLOSED:
+            raise LocalProtocolError("the connection is closed")
+        if (self._server_caps is not None and not self._server_rooms()) or not (
+            self.config.capabilities & m.CAP_ROOMS
+        ):
+            raise LocalProtocolError(ONE_ROOM)
+
+    def _check_held(self, room: str) -> None:
+        """Refuse, in one line, what names a room we are not in (once the server said which we are)."""
+        if not m.is_valid_room(room):
+            raise LocalProtocolError(f"invalid room name {room!r}: room names are {m.ROOM_RULE}",
+                                     ErrorCode.INVALID_ROOM)  # fmt: skip
+        if self._server_caps is None or room in self._book.held:
+            return  # before the first login: queued, the server will say
+        if not self._server_rooms():
+            raise LocalProtocolError(ONE_ROOM)
+        raise LocalProtocolError(f"you are not in #{room}: /join {room} first", ErrorCode.NO_SUCH_ROOM)
+
+    def _say_room(self, room: str | None) -> str:
+        if room is None:
+            room = self.room
+            if self._server_caps is not None and self._server_rooms() and room not in self._book.held:
+                raise LocalProtocolError("you are in no room: /join ROOM first", ErrorCode.NO_SUCH_ROOM)
+            return room
+        self._check_held(room)
+        return room
+
+    def _switch(self, room: str, *, joined: bool) -> None:
+        """Move the current room by ourselves (a JOIN done, the current room left) and say so."""
+        if room != self.room:
+            self.room = room
+            self._events.append(ev.CurrentRoomChanged(room, joined))
 
     def _check_requests_supported(self, what: str) -> None:
         if self._phase is Phase.CLOSED:
@@ -584,7 +776,7 @@ class ClientConnection:
         self._request_counter = self._request_counter % 0xFFFF_FFFF + 1
         return self._request_counter
 
-    def _request(self, message: m.HistoryRequest | m.SearchRequest) -> int:
+    def _request(self, message: m.HistoryRequest | m.SearchRequest | RoomRequest) -> int:
         self._requests[message.request_id] = _Request(message)
         self._requests_unsent = True
         return message.request_id
@@ -595,6 +787,12 @@ class ClientConnection:
             if not request.sent:
                 self._send(request.message)
                 request.sent = True
+
+    def _send_acks(self) -> None:
+        acks, self._book.acks_unsent = self._book.acks_unsent, {}
+        if self._server_rooms():
+            for room, announcement_id in acks.items():
+                self._send(m.AnnouncementSeen(room, announcement_id))
 
     def _split_long_outbox(self) -> None:
         """The server turned out to be older than long messages: send them as separate short ones.
@@ -707,7 +905,10 @@ class ClientConnection:
         self._phase = Phase.LOGIN
         self._rehandshaking = False  # the new session is up; if it goes quiet too, start over
         flags = (0 if self._register else m.LOGIN_NO_REGISTER) | self.config.capabilities
-        self._send(m.Login(self.user, self._password, self.room, self._last_seq, flags, self._ticket))
+        room, resume_seq, cursors = self._book.login_rooms(self.room)
+        if not self._server_rooms():
+            cursors = ()  # the first login, or a server with one room: one cursor says it all
+        self._send(m.Login(self.user, self._password, room, resume_seq, flags, self._ticket, cursors))
         for out in self._outbox.values():
             out.sent = False
         # A message cut off with the old link is sent again whole (catch-up, or our own resend).
@@ -739,16 +940,40 @@ class ClientConnection:
         self._server_caps = msg.flags
         if not self._server_long():
             self._split_long_outbox()
-            for request_id in list(self._requests):
-                self._finish_request(request_id, "this server does not offer it: it runs an older labchat", 0)
+            for request_id, request in list(self._requests.items()):
+                if isinstance(request.message, (m.HistoryRequest, m.SearchRequest)):
+                    self._finish_request(request_id, _OLDER_SERVER, 0)
+        rooms = self._server_rooms()
+        self._events.append(
+            ev.LoggedIn(
+                msg.user, msg.room, msg.server_name, bool(msg.registered), resumed, rooms,
+                bool(msg.flags & m.LOGIN_OK_GUEST),
+            )
+        )  # fmt: skip
+        if rooms and not resumed:
+            # The server says which rooms we are in, one ROOM_STATE each; the first is current.
+            self._book.clear_held()
+            if m.is_valid_room(msg.room):
+                self._switch(msg.room, joined=False)
+        elif not rooms:
+            self._one_room()
         self._rehandshaking = False
         self._relogin_attempts = 0
-        self._events.append(ev.LoggedIn(msg.user, msg.room, msg.server_name, bool(msg.registered), resumed))
         self._set_state(ev.ConnectionState.CONNECTED, "", self.rtt_s)
         if self._away_reason is not None:
             self._send(m.SetAway(1, self._away_reason))  # away survives a reconnect
         elif resumed:
             self._send(m.SetAway(0))  # came back while disconnected: the server may have kept it
+
+    def _one_room(self) -> None:
+        """A server without rooms (18.12): we are in the LOGIN's room, and room requests fail."""
+        for room in [r for r in self._book.held if r != self.room]:
+            self._book.drop(room)  # the server was replaced by one without rooms
+            self._events.append(ev.RoomLeft(room, 0, "", ONE_ROOM))
+        self._book.hold(self.room)
+        for request_id, request in list(self._requests.items()):
+            if not isinstance(request.message, (m.HistoryRequest, m.SearchRequest)):
+                self._finish_request(request_id, ONE_ROOM, 0)
 
     def _on_login_failed(self, msg: m.LoginFailed, now: float) -> None:
         text = neutralize(msg.text)
@@ -782,10 +1007,8 @@ class ClientConnection:
         out = self._outbox.pop(msg.msg_id, None)
         if out is None:
             return
-        if msg.seq > self._last_seq:
-            self._last_seq = msg.seq
-        if msg.seq and not self._oldest_seq:
-            self._oldest_seq = msg.seq
+        if msg.seq and out.to is None:
+            self._book.confirmed(out.room, msg.seq)
         self._events.append(
             ev.MessageDelivered(out.msg_id, out.room, msg.seq, msg.ts_ms / 1000, out.text, out.action, out.to)
         )
@@ -798,14 +1021,16 @@ class ClientConnection:
             return
         out = self._outbox.pop(msg.msg_id, None)
         if out is not None:
-            self._events.append(ev.MessageFailed(out.msg_id, neutralize(msg.text), out.text, out.to))
+            room = out.room if out.to is None else ""
+            text = neutralize(msg.text)
+            self._events.append(ev.MessageFailed(out.msg_id, text, out.text, out.to, room, msg.code))
+            if msg.code == ErrorCode.NO_SUCH_ROOM and room in self._book.held and self._server_rooms():
+                # We were removed while away (a kick during a reconnect): stop holding the room.
+                self._left(room, ev.RoomLeft(room, ErrorCode.NO_SUCH_ROOM, "", text))
 
     def _on_room_message(self, msg: m.RoomMessage, now: float) -> None:
-        if msg.seq <= self._last_seq:
-            return  # seen already (a replay after reconnecting): exactly once
-        self._last_seq = msg.seq
-        if not self._oldest_seq:
-            self._oldest_seq = msg.seq  # history comes oldest first: the first one shown is the oldest
+        if not self._book.advance(msg.room, msg.seq):
+            return  # seen already (a replay after reconnecting): exactly once, per room
         user = self.user  # names are ASCII: equal keys mean equal lengths, a cheap first test
         own = msg.user == user or (len(msg.user) == len(user) and m.name_key(msg.user) == m.name_key(user))
         action = bool(msg.flags & m.FLAG_ACTION)
@@ -848,8 +1073,8 @@ class ClientConnection:
     def _on_away(self, msg: m.Away, now: float) -> None:
         user, reason = neutralize(msg.user), neutralize(msg.reason)
         if msg.listing:
-            if msg.away:
-                self._away_listing[user] = reason  # part of the online list that follows
+            if msg.away:  # part of the room's online list that follows
+                self._away_listing.setdefault(msg.room, {})[user] = reason
             return
         self._events.append(ev.UserAway(msg.room, user, bool(msg.away), reason, msg.ts_ms / 1000))
 
@@ -862,14 +1087,25 @@ class ClientConnection:
         )
 
     def _on_presence(self, msg: m.Presence, now: float) -> None:
-        self._presence_parts.extend(neutralize(u) for u in msg.users)
+        parts = self._presence_parts.setdefault(msg.room, [])
+        modes = msg.modes if self._server_rooms() else ""
+        for i, user in enumerate(msg.users):
+            # 18.7: one character per name; a `modes` shorter than `users` leaves the rest plain.
+            parts.append((neutralize(user), m.member_mode_bits(modes[i]) if i < len(modes) else 0))
         if msg.more:
             return  # the list continues in the next PRESENCE
-        users, self._presence_parts = tuple(self._presence_parts), []
-        # The AWAYs listed since the previous PRESENCE are the whole truth about who is away.
-        away, self._away_listing = self._away_listing, {}
-        away = {u: away[u] for u in users if u in away}
-        self._events.append(ev.PresenceUpdated(msg.room, users, requested=msg.requested != 0, away=away))
+        del self._presence_parts[msg.room]
+        users = tuple(name for name, _ in parts)
+        # The AWAYs listed since the room's previous PRESENCE are the whole truth about who is away.
+        listed = self._away_listing.pop(msg.room, {})
+        away = {u: listed[u] for u in users if u in listed}
+        held = self._book.held.get(msg.room)
+        if held is not None:
+            held.set_modes(parts)
+        bits = {name: b for name, b in parts if b}
+        self._events.append(
+            ev.PresenceUpdated(msg.room, users, requested=msg.requested != 0, away=away, modes=bits)
+        )
 
     def _on_message_part(self, msg: m.MessagePart, now: float) -> None:
         try:
@@ -917,20 +1153,90 @@ class ClientConnection:
             )  # fmt: skip
 
     def _on_request_done(self, msg: m.RequestDone, now: float) -> None:
-        self._finish_request(msg.request_id, neutralize(msg.text) if msg.code else "", msg.more)
+        error = (neutralize(msg.text) or f"refused (error {msg.code})") if msg.code else ""
+        self._finish_request(msg.request_id, error, msg.more, msg.code)
 
-    def _finish_request(self, request_id: int, error: str, more: int) -> None:
+    def _finish_request(self, request_id: int, error: str, more: int, code: int = 0) -> None:
         request = self._requests.pop(request_id, None)
         if request is None:
             return
         ask = request.message
         if isinstance(ask, m.HistoryRequest):
             page = tuple(request.entries)
-            if page and (self._oldest_seq == 0 or page[0].seq < self._oldest_seq):
-                self._oldest_seq = page[0].seq
+            if page:
+                self._book.paged_back(ask.room, page[0].seq)
             self._events.append(ev.HistoryPage(ask.room, page, bool(more), ask.before_seq, error))
+        elif isinstance(ask, m.SearchRequest):
+            self._events.append(ev.SearchResults(ask.query, tuple(request.hits), bool(more), error, ask.room))
+        elif isinstance(ask, m.ListRooms):
+            if error:
+                self._events.append(ev.RequestFailed("list", "", code, error, request_id))
+            else:
+                self._events.append(ev.RoomList(tuple(request.infos), bool(more), "", request_id))
         else:
-            self._events.append(ev.SearchResults(ask.query, tuple(request.hits), bool(more), error))
+            self._finish_room_request(request_id, request, error, code)
+
+    def _finish_room_request(self, request_id: int, request: _Request, error: str, code: int) -> None:
+        ask = request.message
+        assert isinstance(ask, (m.JoinRoom, m.PartRoom, m.SetRoom, m.Moderate))
+        if not error:
+            if isinstance(ask, m.JoinRoom) and ask.room in self._book.held and not request.switched:
+                self._switch(ask.room, joined=True)  # joined before (at login): switch all the same
+            return
+        if isinstance(ask, m.PartRoom) and code == ErrorCode.NO_SUCH_ROOM and ask.room in self._book.held:
+            # Asked again after a reconnect, the first PART had already left: so much the better.
+            self._left(ask.room, ev.RoomLeft(ask.room))
+            return
+        self._events.append(ev.RequestFailed(_REQUEST_WORDS[type(ask)], ask.room, code, error, request_id))
+
+    # ------------------------------------------------------------ rooms (docs/protocol.md 18)
+
+    def _on_room_state(self, msg: m.RoomState, now: float) -> None:
+        state = self._book.state(msg) if self._server_rooms() else None
+        if state is None:
+            return
+        self._events.append(state)
+        if state.joined:
+            for request in self._requests.values():
+                if isinstance(request.message, m.JoinRoom) and request.message.room == msg.room:
+                    request.switched = True
+                    self._switch(msg.room, joined=True)  # before its history: lines typed now go there
+                    break
+
+    def _on_room_left(self, msg: m.RoomLeft, now: float) -> None:
+        event = self._book.left(msg)
+        if event is not None:
+            self._left(msg.room, event)
+
+    def _left(self, room: str, event: ev.RoomLeft) -> None:
+        self._book.drop(room)
+        self._presence_parts.pop(room, None)
+        self._away_listing.pop(room, None)
+        self._events.append(event)
+        if room == self.room and self._book.held:
+            self._switch(self._book.rooms[-1], joined=False)  # the room joined last, as WeeChat does
+        elif room == self.room:
+            self._events.append(ev.CurrentRoomChanged("", False))
+
+    def _on_room_info(self, msg: m.RoomInfo, now: float) -> None:
+        request = self._requests.get(msg.request_id)
+        if request is not None and isinstance(request.message, m.ListRooms):
+            info = ev.RoomInfo(neutralize(msg.room), msg.online, neutralize(msg.topic), msg.modes)
+            request.infos.append(info)
+
+    def _on_room_event(self, msg: m.RoomEvent, now: float) -> None:
+        if self._server_rooms():
+            self._events.append(self._book.news(msg))
+
+    def _on_announcement(self, msg: m.Announcement, now: float) -> None:
+        event = self._book.announcement(msg) if self._server_rooms() else None
+        if event is not None:
+            self._events.append(event)
+
+    def _on_announcement_tally(self, msg: m.AnnouncementTally, now: float) -> None:
+        event = self._book.tally(msg) if self._server_rooms() else None
+        if event is not None:
+            self._events.append(event)
 
     def _on_notice(self, msg: m.Notice, now: float) -> None:
         self._events.append(ev.ServerNotice(neutralize(msg.text), msg.code))
@@ -965,4 +1271,11 @@ _HANDLERS: dict[type[m.Message], Callable[[ClientConnection, m.Message, float], 
     m.HistoryEntry: ClientConnection._on_history_entry,  # type: ignore[dict-item]
     m.SearchHit: ClientConnection._on_search_hit,  # type: ignore[dict-item]
     m.RequestDone: ClientConnection._on_request_done,  # type: ignore[dict-item]
+    m.RoomState: ClientConnection._on_room_state,  # type: ignore[dict-item]
+    m.RoomLeft: ClientConnection._on_room_left,  # type: ignore[dict-item]
+    m.RoomInfo: ClientConnection._on_room_info,  # type: ignore[dict-item]
+    m.RoomEvent: ClientConnection._on_room_event,  # type: ignore[dict-item]
+    m.Announcement: ClientConnection._on_announcement,  # type: ignore[dict-item]
+    m.AnnouncementTally: ClientConnection._on_announcement_tally,  # type: ignore[dict-item]
 }
+

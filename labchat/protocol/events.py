@@ -150,6 +150,10 @@ class MessageFailed(Event):
     reason: str
     text: str
     to: str | None = None
+    #: The room it was for ("" for a private message).
+    room: str = ""
+    #: The server's ErrorCode (MUTED, MODERATED, ...), 0 when the client itself gave up.
+    code: int = 0
 
 
 @dataclass(slots=True)
@@ -259,6 +263,8 @@ class SearchResults(Event):
     hits: tuple[SearchHit, ...]
     more: bool = False
     error: str = ""
+    #: The room searched.
+    room: str = ""
 
 
 # ---------------------------------------------------------------- rooms and roles (docs/protocol.md 18)
@@ -308,6 +314,8 @@ class RoomList(Event):
     rooms: tuple[RoomInfo, ...]
     more: bool = False
     error: str = ""
+    #: The `list_rooms` request this answers.
+    request_id: int = 0
 
 
 @dataclass(slots=True)
@@ -358,3 +366,16 @@ class RequestFailed(Event):
     room: str
     code: int
     text: str
+    #: The id the request was given (join(), part(), ...), 0 when refused before it had one.
+    request_id: int = 0
+
+
+@dataclass(slots=True)
+class CurrentRoomChanged(Event):
+    """The connection moved its current room (where lines typed without a room go) by itself:
+    `joined` True when a JOIN of ours succeeded (the new room becomes current, as in every chat),
+    False when the current room was left and `room` is the one talked to now ("" when none is left).
+    A switch the owner asked for (`set_current_room`) is not reported."""
+
+    room: str
+    joined: bool = False

@@ -107,7 +107,9 @@ def test_part_decoders_are_total(body: bytes) -> None:
 
 
 def test_login_without_the_appended_flags_decodes_as_flags_0() -> None:
-    old = encode_message(m.Login("alice", "pw", "lobby", 7))[:-6]  # version 1: no flags U32, no ticket STR
+    # version 1: the four first fields (three STRs and a U64), none of the appended ones
+    required = sum(2 + len(text) for text in ("alice", "pw", "lobby")) + 8
+    old = encode_message(m.Login("alice", "pw", "lobby", 7))[:required]
     assert decode_message(m.Kind.LOGIN, old) == m.Login("alice", "pw", "lobby", 7, 0)
     old_ok = encode_message(m.LoginOk("alice", "lobby"))[:-4]
     assert decode_message(m.Kind.LOGIN_OK, old_ok).flags == 0  # type: ignore[attr-defined]
