@@ -3,6 +3,7 @@ wire protocol as an independent CAP_ROOMS client would (and a version-1 one besi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from labchat.protocol import messages as m
@@ -40,18 +41,21 @@ class Peer(RawPeer):
             moved = False
             for peer in list(self.peers.values()):
                 for d in peer.channel.datagrams_to_send():
-                    relay.receive_datagram(d, peer.addr, self.net.now)
+                    if not self._lost():
+                        relay.receive_datagram(d, peer.addr, self.net.now)
                     moved = True
                 if peer.channel.established:
                     for p in peer.link.packets_to_send(self.net.now):
-                        relay.receive_datagram(peer.channel.seal(p, self.net.now), peer.addr, self.net.now)
+                        sealed = peer.channel.seal(p, self.net.now)
+                        if not self._lost():
+                            relay.receive_datagram(sealed, peer.addr, self.net.now)
                         moved = True
             for check in relay.password_checks():
                 relay.complete_login(check.run(), self.net.now)
                 moved = True
             for data, addr in relay.datagrams_to_send(self.net.now):
                 peer = self.peers.get(addr)  # type: ignore[call-overload]
-                if peer is None:
+                if peer is None or self._lost():
                     continue
                 payload = peer.channel.receive_datagram(data, self.net.now)
                 if payload is not None:
@@ -62,6 +66,24 @@ class Peer(RawPeer):
                 moved = True
             if not moved:
                 return
+
+    def _lost(self) -> bool:
+        """Whether the path drops this datagram (SimNet's loss rate and random generator)."""
+        return self.net.path.loss > 0 and self.net.rng.random() < self.net.path.loss
+
+    def settle(self, done: Callable[[], bool], limit_s: float = 60.0) -> None:
+        """Pump and let time pass in small steps (retransmissions on both sides) until `done`."""
+        relay = self.net.relay
+        assert relay is not None
+        end = self.net.now + limit_s
+        while not done():
+            assert self.net.now < end, "not settled in time"
+            self.net.now += 0.05
+            relay.handle_timer(self.net.now)
+            for peer in self.peers.values():
+                peer.link.handle_timer(self.net.now)
+                peer.channel.handle_timer(self.net.now)
+            self.pump()
 
     def advance(self, seconds: float) -> None:
         """Move the clock on, running the relay's timers on the way (one step per second); every
@@ -209,3 +231,24 @@ def test_a_version_1_login_still_chats_in_lobby_with_cap_rooms_clients(tmp_path:
     assert [x.text for x in olga.of(m.RoomMessage)] == ["welcome"] and olga.of(m.Accepted)
     assert olga.request(m.JoinRoom, "cs101").code == ErrorCode.PROTOCOL_VIOLATION
     assert net.relay is not None and net.relay.store.memberships_of("olga") == []
+
+
+def test_two_rooms_through_20_percent_loss_deliver_every_message_once_in_order(tmp_path: Path) -> None:
+    net = SimNet(tmp_path, seed=5)
+    ana, budi = Peer(net, "ana"), Peer(net, "budi")
+    for room in ("cs101", "art"):
+        ana.request(m.JoinRoom, room)
+        budi.request(m.JoinRoom, room)
+    net.path.loss = 0.2
+    for i in range(1, 41):
+        ana.link.send(m.Kind.SAY, encode_message(m.Say(i, "cs101" if i % 2 else "art", f"m{i}")))
+    ana.link.send(m.Kind.ROOM_SET, encode_message(m.SetRoom(99, "art", m.Setting.TOPIC, "Colour")))
+    ana.pump()
+    ana.settle(lambda: len(budi.of(m.RoomMessage)) >= 40 and len(ana.of(m.Accepted)) == 40 and bool(budi.of(m.RoomEvent)))
+    got = [(x.room, x.text) for x in budi.of(m.RoomMessage)]
+    assert [t for r, t in got if r == "cs101"] == [f"m{i}" for i in range(1, 41, 2)]
+    assert [t for r, t in got if r == "art"] == [f"m{i}" for i in range(2, 41, 2)]
+    assert [e.value for e in budi.of(m.RoomEvent)] == ["Colour"]
+    for room in ("cs101", "art"):
+        seqs = [x.seq for x in budi.of(m.RoomMessage) if x.room == room]
+        assert seqs == list(range(1, 21))
