@@ -91,8 +91,8 @@ def _run(store: Store, args: argparse.Namespace) -> int:
     elif args.command in ("grant", "revoke"):
         if not store.set_admin(name, args.command == "grant"):
             raise StoreError(f"no account named {name!r}")
-        account = store.get_account(name)
-        shown = account.name if account is not None else name
+        found = store.get_account(name)
+        shown = found.name if found is not None else name
         print(f"{shown} is {'now' if args.command == 'grant' else 'no longer'} a server admin")
     elif args.command == "passwd":
         if store.get_account(name) is None:

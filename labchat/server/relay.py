@@ -401,9 +401,8 @@ class Relay(RoomRequests):
         if record is None and self.config.class_password is not None:
             guest = self.online_by_key.get(m.name_key(login.user))
             if guest is not None and guest.guest:
-                self._login_failed(
-                    sess, login, ErrorCode.NAME_IN_USE, f"{login.user} is in use by a guest now: pick another name", now
-                )  # fmt: skip
+                text = f"{login.user} is in use by a guest now: pick another name"
+                self._login_failed(sess, login, ErrorCode.NAME_IN_USE, text, now)
                 return
         elif record is None and not self._may_register(sess, login, now):
             return

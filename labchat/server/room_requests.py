@@ -98,8 +98,12 @@ class RoomRequests:
         def room(self, name: str) -> Room: ...
         def _send(self, sess: Session, message: m.Message) -> None: ...
         def _take_token(self, sess: Session, now: float, cost: float = 1.0) -> bool: ...
-        def _enter_room(self, sess: Session, room: Room, resume_seq: int, now: float, *, announce: bool) -> None: ...
-        def _announce_membership(self, room: Room, change: m.Joined | m.Left, sess: Session, now: float) -> None: ...
+        def _enter_room(
+            self, sess: Session, room: Room, resume_seq: int, now: float, *, announce: bool
+        ) -> None: ...
+        def _announce_membership(
+            self, room: Room, change: m.Joined | m.Left, sess: Session, now: float
+        ) -> None: ...
         def _end_session(self, sess: Session, reason: str, now: float) -> None: ...
 
     # ------------------------------------------------------------ start
@@ -308,7 +312,8 @@ class RoomRequests:
         self.store.save_room(room.record())
         shown = "" if setting is m.Setting.KEY else value
         action = 16 + int(setting)
-        event = m.RoomEvent(room.name, now_ms, action, user, "", 0, shown, describe(action, user, "", 0, shown))
+        text = describe(action, user, "", 0, shown)
+        event = m.RoomEvent(room.name, now_ms, action, user, "", 0, shown, text)
         log.info("[bold yellow]%s[/] in %s: %s", _escape(user), room.name, _escape(event.text))
         self._room_news(room, event)
         if setting is m.Setting.ANNOUNCEMENT:
@@ -354,10 +359,12 @@ class RoomRequests:
                 self._done(sess, req.request_id, ErrorCode.NOT_ALLOWED, f"you cannot {word} yourself")
                 return
             if not may(Act.BE_SANCTIONED, t_role) and actor_role is not Role.ADMIN:
-                self._done(sess, req.request_id, ErrorCode.NOT_ALLOWED, f"{tname} is a server admin: cannot {word}")
+                text = f"{tname} is a server admin: cannot {word}"
+                self._done(sess, req.request_id, ErrorCode.NOT_ALLOWED, text)
                 return
         if action is m.Action.OP and not may(Act.BE_OPERATOR, t_role):
-            self._done(sess, req.request_id, ErrorCode.NOT_ALLOWED, f"{tname} is a guest: guests cannot be operators")
+            text = f"{tname} is a guest: guests cannot be operators"
+            self._done(sess, req.request_id, ErrorCode.NOT_ALLOWED, text)
             return
         if not self._apply_moderation(room, user, action, tkey, tname, target, req, now_ms, now):
             self._done(sess, req.request_id)  # nothing to change: no news
@@ -471,7 +478,8 @@ class RoomRequests:
 
     def _announcement(self, room: Room) -> m.Announcement:
         return m.Announcement(
-            room.name, room.announcement_id, room.announcement_by, room.announcement_ms, room.announcement_text
+            room.name, room.announcement_id, room.announcement_by, room.announcement_ms,
+            room.announcement_text,
         )  # fmt: skip
 
     def _announcement_line(self, room: Room) -> str:

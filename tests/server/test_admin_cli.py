@@ -10,7 +10,9 @@ from labchat.server import admin, cli
 from labchat.server.store import Store
 
 
-def test_grant_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_grant_list_revoke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = tmp_path / "server.db"
     monkeypatch.setenv("LABCHAT_PASSWORD", "secret")
     assert admin.main(["--db", str(db), "add", "Teacher"]) == 0

@@ -108,7 +108,9 @@ class Peer(RawPeer):
         self.next_id += 1
         start = len(self.messages)
         self.send(make(self.next_id, *args))  # type: ignore[call-arg]
-        done = [x for x in self.messages[start:] if isinstance(x, m.RequestDone) and x.request_id == self.next_id]
+        done = [
+            x for x in self.messages[start:] if isinstance(x, m.RequestDone) and x.request_id == self.next_id
+        ]
         assert len(done) == 1, self.messages[start:]
         return done[0]
 
@@ -213,7 +215,8 @@ def test_list_shows_rooms_by_name_with_their_online_counts(tmp_path: Path) -> No
     start = len(budi.messages)
     assert budi.request(m.ListRooms).code == 0
     infos = budi.of(m.RoomInfo, start)
-    assert [(i.room, i.online, i.topic) for i in infos] == [("art", 1, "Paint"), ("lobby", 2, ""), ("zoo", 1, "")]
+    listed = [(i.room, i.online, i.topic) for i in infos]
+    assert listed == [("art", 1, "Paint"), ("lobby", 2, ""), ("zoo", 1, "")]
     start = len(ana.messages)
     ana.request(m.ListRooms)
     assert [i.room for i in ana.of(m.RoomInfo, start)] == ["art", "lobby", "secret", "zoo"]
@@ -244,7 +247,12 @@ def test_two_rooms_through_20_percent_loss_deliver_every_message_once_in_order(t
         ana.link.send(m.Kind.SAY, encode_message(m.Say(i, "cs101" if i % 2 else "art", f"m{i}")))
     ana.link.send(m.Kind.ROOM_SET, encode_message(m.SetRoom(99, "art", m.Setting.TOPIC, "Colour")))
     ana.pump()
-    ana.settle(lambda: len(budi.of(m.RoomMessage)) >= 40 and len(ana.of(m.Accepted)) == 40 and bool(budi.of(m.RoomEvent)))
+
+    def all_there() -> bool:
+        received = len(budi.of(m.RoomMessage)) >= 40 and bool(budi.of(m.RoomEvent))
+        return received and len(ana.of(m.Accepted)) == 40
+
+    ana.settle(all_there)
     got = [(x.room, x.text) for x in budi.of(m.RoomMessage)]
     assert [t for r, t in got if r == "cs101"] == [f"m{i}" for i in range(1, 41, 2)]
     assert [t for r, t in got if r == "art"] == [f"m{i}" for i in range(2, 41, 2)]
