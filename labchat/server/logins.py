@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 import math
+import os
 from typing import TYPE_CHECKING
 
 from ..protocol import messages as m
@@ -47,7 +48,13 @@ class Logins:
             return
         record = self.store.password_record(login.user)
         if login.ticket:
-            salt = record[0] if record is not None else self._guest_salt()
+            salt = record[0] if record is not None else b""
+            if record is None:
+                # A guest's ticket is good while that guest's session is online (18.11): it is sealed
+                # to a salt of the session's own, so once the guest has left, and the name may be
+                # someone else's, an old ticket cannot take it from them.
+                online = self.online_by_key.get(m.name_key(login.user))
+                salt = online.guest_salt if online is not None and online.guest else b""
             if salt and self.tickets.open(login.ticket, login.user, salt, now):
                 self.stats.ticket_logins += 1
                 self._logged_in(
@@ -184,7 +191,7 @@ class Logins:
                     sess, login, ErrorCode.NAME_IN_USE, f"{login.user} is in use: pick another name", now
                 )  # fmt: skip
                 return
-            self._logged_in(sess, login, self._guest_salt(), registered=False, now=now, guest=True)
+            self._logged_in(sess, login, b"", registered=False, now=now, guest=True)
             return
         if check.record is None:
             assert check.new_hash is not None
@@ -240,6 +247,8 @@ class Logins:
             user, rooms[0].name, self.config.server_name, int(registered),
             int(self.config.client_timeout_s * 1000), flags,
         ))  # fmt: skip
+        if guest:
+            salt = sess.guest_salt = os.urandom(16)
         if salt:
             self._send(sess, m.Ticket(self.tickets.issue(user, salt, now), self.tickets.lifetime_s))
         kept: dict[str, Room] = {}

@@ -131,6 +131,7 @@ class Session:
     multi: bool = False  # its LOGIN had CAP_ROOMS (and so does this server): several rooms, section 18
     admin: bool = False  # a server admin: an operator in every room (read at login)
     guest: bool = False  # admitted with the class password (18.11)
+    guest_salt: bytes = b""  # what this guest session's tickets are sealed to (valid while it lasts)
     #: Away (16.1) belongs to the user: one state shared by every room it is in (18.3).
     away: AwayState | None = None
 

@@ -8,15 +8,15 @@ do what is not decided here but in room.py's table (`may`); this module applies 
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import logging
 from typing import TYPE_CHECKING
 
 from ..protocol import messages as m
 from ..protocol.errors import DecodeError, ErrorCode
-from ..protocol.text import neutralize, truncate_utf8
+from ..protocol.text import truncate_utf8
 from ..protocol.wire import encode_message
+from .formatting import _escape
 from .room import SWITCH_BITS, Act, Role, Room, may
 from .store import RoomRecord, SanctionRecord
 
@@ -78,11 +78,6 @@ def describe(action: int, actor: str, target: str, minutes: int, value: str) -> 
     return truncate_utf8(sentences[a], m.MAX_NOTICE_BYTES)
 
 
-def _escape(text: str) -> str:
-    """Log lines go through Rich markup: user text must not be able to style (or hide) itself."""
-    return neutralize(text).replace("[", "\\[")
-
-
 class RoomRequests:
     """Section 18's requests and news; mixed into `Relay`, whose state it uses (declared below)."""
 
@@ -139,13 +134,6 @@ class RoomRequests:
         for warning in self.store.warnings:
             if warning.startswith("skipped"):
                 log.warning("%s", warning)
-
-    def _guest_salt(self) -> bytes:
-        """What guest tickets are sealed to (18.11): the class password, so that a new one voids them."""
-        password = self.config.class_password
-        if password is None:
-            return b""
-        return b"guest:" + hashlib.sha256(password.encode()).digest()[:16]
 
     # ------------------------------------------------------------ requests
 

@@ -60,3 +60,14 @@ def test_a_guest_ticket_resumes_while_the_guest_is_online(tmp_path: Path) -> Non
     again = Peer(net, "ani", password="", ticket=ticket)
     assert again.last(m.LoginOk).flags & m.LOGIN_OK_GUEST
     assert ani.last(m.Closed).code == ErrorCode.REPLACED
+
+
+def test_a_guest_ticket_dies_with_the_guests_session(tmp_path: Path) -> None:
+    net = class_net(tmp_path)
+    ani = Peer(net, "ani", password="letmein")
+    ticket = ani.last(m.Ticket).ticket
+    ani.send(m.Bye())
+    other = Peer(net, "ani", password="letmein")  # the name is free again: someone else takes it
+    assert other.last(m.LoginOk).flags & m.LOGIN_OK_GUEST
+    thief = Peer(net, "ani", password="", ticket=ticket)
+    assert thief.last(m.LoginFailed).code == ErrorCode.TICKET_REJECTED
