@@ -260,3 +260,25 @@ def test_two_rooms_through_20_percent_loss_deliver_every_message_once_in_order(t
     for room in ("cs101", "art"):
         seqs = [x.seq for x in budi.of(m.RoomMessage) if x.room == room]
         assert seqs == list(range(1, 21))
+
+
+def test_away_belongs_to_the_user_in_every_room(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    ana, budi = Peer(net, "ana"), Peer(net, "budi")
+    for peer in (ana, budi):
+        peer.request(m.JoinRoom, "cs101")
+    ana.send(m.SetAway(1, "lunch"))
+    assert sorted((a.room, a.user, a.reason) for a in budi.of(m.Away)) == [
+        ("cs101", "ana", "lunch"), ("lobby", "ana", "lunch")
+    ]
+    budi.request(m.JoinRoom, "art")
+    start = len(budi.messages)
+    ana.request(m.JoinRoom, "art")  # joins a room while away: away there too
+    assert not budi.of(m.Away, start)  # news of a join is JOINED; the state shows in the room's listing
+    start = len(budi.messages)
+    budi.send(m.Who("art"))
+    assert [(a.room, a.user, a.listing) for a in budi.of(m.Away, start)] == [("art", "ana", 1)]
+    budi.send(m.Whisper(5, "ana", "lunch?"))
+    assert budi.last(m.Notice).code == ErrorCode.USER_AWAY
+    ana.send(m.SetAway(0, ""))
+    assert len([a for a in budi.of(m.Away) if not a.away]) == 3  # back, in lobby, cs101 and art
