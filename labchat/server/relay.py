@@ -238,7 +238,7 @@ class Relay(Logins, PrivateMessages, RoomRequests):
         self.online_by_key: dict[str, Session] = {}
         #: The latest `now` this relay was given (for the few places that format a time unasked).
         self._now = 0.0
-        self._init_rooms(now_ms=None)
+        self._init_rooms()
 
     # ------------------------------------------------------------ rooms
 

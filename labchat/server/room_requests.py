@@ -103,7 +103,7 @@ class RoomRequests:
 
     # ------------------------------------------------------------ start
 
-    def _init_rooms(self, now_ms: int | None = None) -> None:
+    def _init_rooms(self) -> None:
         """Rooms, roles, sanctions, invitations and read marks from the store; timed sanctions
         are put on the timer, those that ended while the server was down end at the first tick."""
         self._tally_due: set[str] = set()
