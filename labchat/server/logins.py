@@ -287,9 +287,9 @@ class Logins:
         if multi and not guest:
             for name in self.store.memberships_of(user):
                 room = self.rooms.get(name)
-                role = Role.ADMIN if admin else Role.MEMBER
-                if room is None or room.check_join(key, role, room.key, now_ms) is not None:
-                    self.store.remove_membership(user, name)  # banned since: dropped from the list
+                # A member comes back without key or invitation: only a ban in force drops the room.
+                if room is None or (not admin and room.sanction(key, "ban", now_ms) is not None):
+                    self.store.remove_membership(user, name)
                     continue
                 if len(rooms) < m.MAX_ROOMS_PER_USER:
                     rooms.append(room)

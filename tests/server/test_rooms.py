@@ -282,3 +282,15 @@ def test_away_belongs_to_the_user_in_every_room(tmp_path: Path) -> None:
     assert budi.last(m.Notice).code == ErrorCode.USER_AWAY
     ana.send(m.SetAway(0, ""))
     assert len([a for a in budi.of(m.Away) if not a.away]) == 3  # back, in lobby, cs101 and art
+
+
+def test_a_member_comes_back_to_a_room_that_became_private_and_keyed(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    teacher, bob = Peer(net, "teacher"), Peer(net, "bob")
+    teacher.request(m.JoinRoom, "cs101")
+    bob.request(m.JoinRoom, "cs101")
+    bob.send(m.Bye())
+    teacher.request(m.SetRoom, "cs101", m.Setting.PRIVATE, "on")
+    teacher.request(m.SetRoom, "cs101", m.Setting.KEY, "sesame")
+    again = Peer(net, "bob")
+    assert [s.room for s in again.of(m.RoomState)] == ["lobby", "cs101"]
