@@ -3,7 +3,10 @@ including restarts of the relay on the same database (kill -9: nothing but the d
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from labchat.protocol import messages as m
 from labchat.protocol.errors import ErrorCode
@@ -212,3 +215,27 @@ def test_admins_are_operators_everywhere_and_cannot_be_sanctioned(tmp_path: Path
     closed = olga.last(m.Closed)
     assert (closed.code, closed.text) == (ErrorCode.KICKED, "olga was kicked by root: bye")
     assert [(x.user, x.reason) for x in bob.of(m.Left)] == [("olga", "kicked by root")]
+
+
+def test_every_moderation_action_is_logged_with_its_actor_markup_escaped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _net, (teacher, _bob) = classroom(tmp_path, "teacher", "bob")
+    with caplog.at_level(logging.INFO, logger="labchat.server.relay"):
+        teacher.request(m.Moderate, "cs101", A.MUTE, "bob", 0, "[red]spam[/red]")
+        teacher.request(m.SetRoom, "cs101", m.Setting.TOPIC, "Lab [b]3")
+    lines = [r.getMessage() for r in caplog.records]
+    muted = "bob was muted by teacher (until lifted): \\[red]spam\\[/red]"
+    assert f"[bold yellow]teacher[/] in cs101: {muted}" in lines
+    assert "[bold yellow]teacher[/] in cs101: teacher set the topic: Lab \\[b]3" in lines
+
+
+def test_private_messages_reach_a_user_whatever_rooms_it_is_in(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    ana, budi = Peer(net, "ana"), Peer(net, "budi")
+    ana.request(m.JoinRoom, "cs101")
+    ana.request(m.PartRoom, "lobby", "")
+    budi.request(m.JoinRoom, "art")
+    budi.request(m.PartRoom, "lobby", "")
+    ana.send(m.Whisper(3, "budi", "psst"))
+    assert budi.last(m.Private).text == "psst" and ana.last(m.Accepted).msg_id == 3
