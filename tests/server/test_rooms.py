@@ -4,11 +4,13 @@ wire protocol as an independent CAP_ROOMS client would (and a version-1 one besi
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from labchat.protocol import messages as m
 from labchat.protocol.errors import ErrorCode
 from labchat.protocol.wire import decode_message, encode_message
+from labchat.server.relay import RelayConfig
 
 from ..protocol.sim import SimNet
 from .test_relay import RawPeer
@@ -29,6 +31,7 @@ class Peer(RawPeer):
         super().__init__(net, ("10.9.0.1", Peer._port))
         self.user = user
         self.next_id = 0
+        self.deaf = False  # True: the relay's datagrams to it vanish (a stalled client)
         self.peers: dict[tuple[str, int], Peer] = net.__dict__.setdefault("peers", {})
         self.peers[self.addr] = self
         self.pump()
@@ -55,7 +58,7 @@ class Peer(RawPeer):
                 moved = True
             for data, addr in relay.datagrams_to_send(self.net.now):
                 peer = self.peers.get(addr)  # type: ignore[call-overload]
-                if peer is None or self._lost():
+                if peer is None or peer.deaf or self._lost():
                     continue
                 payload = peer.channel.receive_datagram(data, self.net.now)
                 if payload is not None:
@@ -294,3 +297,28 @@ def test_a_member_comes_back_to_a_room_that_became_private_and_keyed(tmp_path: P
     teacher.request(m.SetRoom, "cs101", m.Setting.KEY, "sesame")
     again = Peer(net, "bob")
     assert [s.room for s in again.of(m.RoomState)] == ["lobby", "cs101"]
+
+
+def test_a_stalled_member_catches_up_in_each_of_its_rooms_independently(tmp_path: Path) -> None:
+    cfg = replace(RelayConfig(), max_backlog_frames=64, rate_per_s=10_000, rate_burst=10_000)
+    net = SimNet(tmp_path, relay_config=cfg)
+    ana, budi = Peer(net, "ana"), Peer(net, "budi")
+    for room in ("cs101", "art"):
+        ana.request(m.JoinRoom, room)
+        budi.request(m.JoinRoom, room)
+    budi.deaf = True
+    for i in range(1, 301):
+        ana.link.send(m.Kind.SAY, encode_message(m.Say(i, "cs101" if i % 3 else "art", f"m{i}")))
+        if i % 20 == 0:
+            ana.pump()
+    ana.pump()
+    assert net.relay is not None
+    stalled = next(s for s in net.relay.sessions.values() if s.user == "budi")
+    assert stalled.lagging and stalled.link.backlog <= 64 + 8  # bounded, fed from history later
+    budi.deaf = False
+    ana.settle(lambda: len(budi.of(m.RoomMessage)) >= 300)
+    for room, numbers in (("cs101", [i for i in range(1, 301) if i % 3]), ("art", list(range(3, 301, 3)))):
+        got = [x for x in budi.of(m.RoomMessage) if x.room == room]
+        assert [x.text for x in got] == [f"m{i}" for i in numbers]
+        assert [x.seq for x in got] == list(range(1, len(numbers) + 1))
+    assert not stalled.lagging
