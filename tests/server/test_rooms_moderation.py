@@ -239,3 +239,15 @@ def test_private_messages_reach_a_user_whatever_rooms_it_is_in(tmp_path: Path) -
     budi.request(m.PartRoom, "lobby", "")
     ana.send(m.Whisper(3, "budi", "psst"))
     assert budi.last(m.Private).text == "psst" and ana.last(m.Accepted).msg_id == 3
+
+
+def test_a_version_1_login_to_a_room_it_is_banned_from_fails(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    Peer(net, "root").send(m.Bye())
+    assert net.relay is not None and net.relay.store.set_admin("root", True)
+    root, olga = Peer(net, "root"), Peer(net, "olga", flags=0)
+    assert root.request(m.Moderate, "lobby", A.BAN, "olga", 5, "").code == 0
+    assert olga.last(m.Closed).code == ErrorCode.BANNED
+    again = Peer(net, "olga", flags=0)
+    refused = again.last(m.LoginFailed)
+    assert refused.code == ErrorCode.BANNED and refused.text == "you are banned from lobby for 5 more min"
