@@ -322,3 +322,20 @@ def test_a_stalled_member_catches_up_in_each_of_its_rooms_independently(tmp_path
         assert [x.text for x in got] == [f"m{i}" for i in numbers]
         assert [x.seq for x in got] == list(range(1, len(numbers) + 1))
     assert not stalled.lagging
+
+
+def test_a_join_flood_is_coalesced_into_presence_refreshes_that_carry_modes(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    teacher = Peer(net, "teacher")
+    teacher.request(m.JoinRoom, "cs101")
+    start = len(teacher.messages)
+    for i in range(40):
+        Peer(net, f"s{i}").request(m.JoinRoom, "cs101")
+    joined = [j for j in teacher.of(m.Joined, start) if j.room == "cs101"]
+    assert 0 < len(joined) < 40  # a burst one by one, then the rest wait for a refresh
+    teacher.advance(5)
+    refresh = [p for p in teacher.of(m.Presence, start) if p.room == "cs101" and not p.requested]
+    assert refresh, "no PRESENCE refresh"
+    first, second = refresh[-2:]  # 41 names: two parts of at most 40, modes cut along with them
+    assert (len(first.users), len(first.modes), first.more) == (40, 40, 1)
+    assert modes_of(second) == {"teacher": m.MEMBER_OP} and second.more == 0
