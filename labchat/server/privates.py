@@ -1,7 +1,7 @@
 """Private messages in the relay (docs/protocol.md 8.6 and 16.2): to a user online in any room, or
 held in the database for one who is offline and delivered at its next login.
 
-A mixin of `Relay` (relay.py), whose state it uses.
+Part of `Relay` (relay.py): it works on the relay's state, which it reaches as `self.relay`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ..protocol.wire import encode_message
 from .formatting import _ms
 
 if TYPE_CHECKING:
-    from .relay import LongChat, Session
+    from .relay import LongChat, Relay, Session
 
 log = logging.getLogger("labchat.server.relay")
 
@@ -32,11 +32,14 @@ OFFLINE_NOTIFIED_RECIPIENTS = 10_000
 class PrivateMessages:
     """WHISPER and held private messages; see the module docstring."""
 
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
     def _whisper(self, sess: Session, message: m.Whisper | LongChat, now: float) -> None:
         assert sess.user is not None
         key = (m.name_key(sess.user), message.msg_id)
-        if (known := self._recent_ids.get(key)) is not None:
-            self._send(sess, m.Accepted(message.msg_id, "", 0, known[2]))  # a resend: relay once
+        if (known := self.relay._recent_ids.get(key)) is not None:
+            self.relay._send(sess, m.Accepted(message.msg_id, "", 0, known[2]))  # a resend: relay once
             return
         target = self._online_session(message.to)
         if target is None:
@@ -46,53 +49,53 @@ class PrivateMessages:
         ts = _ms(now)
         flags = message.flags & m.FLAG_ACTION
         for private in _private_frames(sess.user, target.user, ts, message.text, flags, target.caps):
-            self._send(target, private)
-        self._send(sess, m.Accepted(message.msg_id, "", 0, ts))
-        self._remember_id(key, ("", 0, ts))
+            self.relay._send(target, private)
+        self.relay._send(sess, m.Accepted(message.msg_id, "", 0, ts))
+        self.relay._remember_id(key, ("", 0, ts))
         log.info("private message %s -> %s", sess.user, target.user)
         away = target.away
         if away is not None and target is not sess and key[0] not in away.notified:
             away.notified.add(key[0])
             because = f": {away.reason}" if away.reason else ""
             text = truncate_utf8(f"{target.user} is away{because}", m.MAX_NOTICE_BYTES)
-            self._send(sess, m.Notice(ErrorCode.USER_AWAY, text))
+            self.relay._send(sess, m.Notice(ErrorCode.USER_AWAY, text))
 
     def _online_session(self, name: str) -> Session | None:
         """The live, logged-in session of `name` (in any room), or None: one dictionary look-up."""
-        return self.online_by_key.get(m.name_key(name))
+        return self.relay.online_by_key.get(m.name_key(name))
 
     def _hold_whisper(self, sess: Session, message: m.Whisper | LongChat, now: float) -> None:
         """A WHISPER to an account that is not online: keep it for its next login (section 16.2)."""
         assert sess.user is not None
-        account = self.store.get_account(message.to)
+        account = self.relay.store.get_account(message.to)
         if account is None:
-            self._send(
+            self.relay._send(
                 sess,
                 m.Rejected(message.msg_id, ErrorCode.NO_SUCH_USER, 0, f"{message.to} is not online"),
             )
             return
         ts = _ms(now)
-        self.store.expire_held(ts - HELD_TTL_S * 1000)
-        held_ts = self.store.find_held(sess.user, message.msg_id)
+        self.relay.store.expire_held(ts - HELD_TTL_S * 1000)
+        held_ts = self.relay.store.find_held(sess.user, message.msg_id)
         if held_ts is None:
-            if self.store.held_count(account.name) >= MAX_HELD_PER_USER:
-                self._send(sess, m.Rejected(
+            if self.relay.store.held_count(account.name) >= MAX_HELD_PER_USER:
+                self.relay._send(sess, m.Rejected(
                     message.msg_id, ErrorCode.RECIPIENT_OFFLINE, 0,
                     f"{account.name} is offline and has too many messages waiting",
                 ))  # fmt: skip
                 return
-            held_ts = self.store.hold_private(
+            held_ts = self.relay.store.hold_private(
                 sess.user, account.name, ts, message.text, message.flags & m.FLAG_ACTION, message.msg_id
             )  # committed: the ACCEPTED below is a promise that survives a crash
-        self._send(sess, m.Accepted(message.msg_id, "", 0, held_ts))
-        self._remember_id((m.name_key(sess.user), message.msg_id), ("", 0, held_ts))
+        self.relay._send(sess, m.Accepted(message.msg_id, "", 0, held_ts))
+        self.relay._remember_id((m.name_key(sess.user), message.msg_id), ("", 0, held_ts))
         log.info("private message %s -> %s held: %s is offline", sess.user, account.name, account.name)
-        if len(self._offline_notified) >= OFFLINE_NOTIFIED_RECIPIENTS:
-            self._offline_notified.clear()  # at worst, a sender is told twice
-        told = self._offline_notified.setdefault(account.key, set())
+        if len(self.relay._offline_notified) >= OFFLINE_NOTIFIED_RECIPIENTS:
+            self.relay._offline_notified.clear()  # at worst, a sender is told twice
+        told = self.relay._offline_notified.setdefault(account.key, set())
         if m.name_key(sess.user) not in told:
             told.add(m.name_key(sess.user))
-            self._send(sess, m.Notice(
+            self.relay._send(sess, m.Notice(
                 ErrorCode.RECIPIENT_OFFLINE,
                 f"{account.name} is offline: will be delivered when {account.name} returns",
             ))  # fmt: skip
@@ -101,9 +104,9 @@ class PrivateMessages:
         """After a login: every private message held for this user, oldest first, flagged HELD with
         its original time. Rows are deleted only once the link has acknowledged them (`_settle_held`)."""
         assert sess.user is not None
-        self._offline_notified.pop(m.name_key(sess.user), None)
+        self.relay._offline_notified.pop(m.name_key(sess.user), None)
         # Expired rows are left for the next hold to delete (it writes anyway): a login only reads.
-        held = self.store.held_for(sess.user, MAX_HELD_PER_USER, _ms(now) - HELD_TTL_S * 1000)
+        held = self.relay.store.held_for(sess.user, MAX_HELD_PER_USER, _ms(now) - HELD_TTL_S * 1000)
         if not held:
             return
         frames = []
@@ -113,7 +116,7 @@ class PrivateMessages:
                 # A long one is several frames: its row goes once all of them are acknowledged.
                 frames.append((sess.link.send(private.KIND, encode_message(private)), h.id))
         sess.held_frames = frames
-        self._dirty.add(sess)
+        self.relay._dirty.add(sess)
         log.info("%s: %d held private message(s) delivered", sess.user, len(held))
 
     def _settle_held(self, sess: Session) -> None:
@@ -123,7 +126,7 @@ class PrivateMessages:
         done = list(dict.fromkeys(held_id for _, held_id in sess.held_frames if held_id not in waiting))
         if not done:
             return
-        self.store.delete_held(done)
+        self.relay.store.delete_held(done)
         settled = set(done)
         rest = [pair for pair in sess.held_frames if pair[1] not in settled]
         sess.held_frames = rest or None

@@ -196,9 +196,10 @@ class RelayStats:
     password_checks: int = 0
 
 
-class Relay(Logins, PrivateMessages, RoomRequests):
+class Relay:
     """The whole server, minus sockets. See the module docstring. Logins (logins.py), private
-    messages (privates.py) and the rooms-and-roles requests (room_requests.py) are mixed in."""
+    messages (privates.py) and the rooms-and-roles requests (room_requests.py) are handled by parts
+    of their own that work on this object's state."""
 
     def __init__(
         self,
@@ -238,7 +239,10 @@ class Relay(Logins, PrivateMessages, RoomRequests):
         self.online_by_key: dict[str, Session] = {}
         #: The latest `now` this relay was given (for the few places that format a time unasked).
         self._now = 0.0
-        self._init_rooms()
+        self.logins = Logins(self)
+        self.privates = PrivateMessages(self)
+        self.room_requests = RoomRequests(self)
+        self.room_requests._init_rooms()
 
     # ------------------------------------------------------------ rooms
 
@@ -252,6 +256,14 @@ class Relay(Logins, PrivateMessages, RoomRequests):
                 room.remember(stored)
             self.rooms[name] = room
         return room
+
+    def password_checks(self) -> list[PasswordCheck]:
+        """scrypt work for the transport to run off the event loop, then hand to `complete_login`."""
+        return self.logins.password_checks()
+
+    def complete_login(self, check: PasswordCheck, now: float) -> None:
+        """Finish a login once its password check has run (`check.ok` and, for new accounts, the hash)."""
+        self.logins.complete_login(check, now)
 
     def online(self) -> int:
         return len(self.online_by_key)
@@ -282,7 +294,7 @@ class Relay(Logins, PrivateMessages, RoomRequests):
             return
         sess.last_heard = now
         if sess.held_frames is not None:
-            self._settle_held(sess)
+            self.privates._settle_held(sess)
         if sess.link.wants_to_send:
             self._dirty.add(sess)
         for frame in frames:
@@ -308,7 +320,7 @@ class Relay(Logins, PrivateMessages, RoomRequests):
             text = str(exc).removeprefix("invalid Login: ")
             self._send(sess, m.LoginFailed(code, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
         elif kind in _REQUEST_KINDS and sess.user is not None and len(body) >= 4:
-            self._refuse_bad_request(sess, int.from_bytes(body[:4], "big"), exc)
+            self.room_requests._refuse_bad_request(sess, int.from_bytes(body[:4], "big"), exc)
         elif kind in (m.Kind.SAY, m.Kind.WHISPER, m.Kind.SAY_PART) and sess.user is not None:
             text = truncate_utf8(f"message refused: {exc}", m.MAX_NOTICE_BYTES)
             # Every one of these starts with its msg_id: name it, so the client's outbox lets go of
@@ -326,7 +338,7 @@ class Relay(Logins, PrivateMessages, RoomRequests):
             self.stats.protocol_violations += 1
             return
         if isinstance(message, m.Login):
-            self._on_login(sess, message, now)
+            self.logins._on_login(sess, message, now)
         elif isinstance(message, (m.Say, m.Whisper)):
             if sess.held or not self._take_token(sess, now):
                 self._hold(sess, message, now)
@@ -337,9 +349,9 @@ class Relay(Logins, PrivateMessages, RoomRequests):
         elif isinstance(message, (m.HistoryRequest, m.SearchRequest)):
             self._on_request(sess, message, now)
         elif isinstance(message, _ROOM_REQUESTS):
-            self._on_room_request(sess, message, now)
+            self.room_requests._on_room_request(sess, message, now)
         elif isinstance(message, m.AnnouncementSeen):
-            self._on_announcement_seen(sess, message, now)
+            self.room_requests._on_announcement_seen(sess, message, now)
         elif isinstance(message, m.Who):
             room = sess.rooms.get(message.room)
             # An answer is many frames in a big room: WHO spends from the same bucket as messages,
@@ -398,7 +410,7 @@ class Relay(Logins, PrivateMessages, RoomRequests):
     def _process_chat(self, sess: Session, message: Chat, now: float) -> None:
         assert sess.user is not None
         if isinstance(message, m.Whisper) or (isinstance(message, LongChat) and message.to):
-            self._whisper(sess, message, now)
+            self.privates._whisper(sess, message, now)
             return
         room = sess.rooms.get(message.room)
         if room is None:
@@ -818,8 +830,8 @@ class Relay(Logins, PrivateMessages, RoomRequests):
         anything else: the sessions it has not reached yet keep their output until it resumes.
         """
         self._commit_pending()
-        if self._tally_due:
-            self._send_tallies()
+        if self.room_requests._tally_due:
+            self.room_requests._send_tallies()
         out = self.channel.datagrams_to_send()
         self.stats.datagrams_sent += len(out)
         yield from out
@@ -874,7 +886,7 @@ class Relay(Logins, PrivateMessages, RoomRequests):
         self._timers_compact_at = 2 * len(live) + 64
 
     def next_timer(self) -> float | None:
-        deadlines = [self.channel.next_timer(), self._queue_tick_at, self._next_sanction_end()]
+        deadlines = [self.channel.next_timer(), self._queue_tick_at, self.room_requests._next_sanction_end()]
         deadlines.extend(room.flow.refresh_at for room in self._presence_due.values())
         deadlines.extend(rnd.next_at for rnd in self._presence_rounds.values())
         if self.gate.waiting:
@@ -897,17 +909,17 @@ class Relay(Logins, PrivateMessages, RoomRequests):
             sess = self.sessions.get(sid)
             if sess is not None:
                 self._drop(sess)
-        if self._sanction_timers and self._sanction_timers[0][0] <= _ms(now):
-            self._end_sanctions(now)
+        if self.room_requests._sanction_timers and self.room_requests._sanction_timers[0][0] <= _ms(now):
+            self.room_requests._end_sanctions(now)
         if self._presence_due:
             self._refresh_presence(now)
         if self._presence_rounds:
             self._step_presence_rounds(now)
         if self.gate.waiting or self._queue_tick_at is not None:
             if self._queue_tick_at is not None and now >= self._queue_tick_at:
-                self._on_queue_tick(now)
+                self.logins._on_queue_tick(now)
             else:
-                self._start_checks(now)  # a throttled check's budget may have refilled
+                self.logins._start_checks(now)  # a throttled check's budget may have refilled
         # Collect first, then handle: handling may schedule a deadline that is already due (an ACK
         # that goes out with the next flush), which must not be popped again in this same call.
         due: list[Session] = []
