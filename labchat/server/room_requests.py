@@ -118,7 +118,7 @@ class RoomRequests:
                 room.seen = self.relay.store.seen_by(room.name, room.announcement_id)
         for warning in self.relay.store.warnings:
             if warning.startswith("skipped"):
-                log.warning("%s", warning)
+                log.warning("%s", warning, extra={"markup": False})  # the row may hold "["
 
     # ------------------------------------------------------------ requests
 
