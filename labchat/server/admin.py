@@ -1,4 +1,5 @@
-"""`labchat-admin`: add, remove and list accounts and reset passwords in the server's database.
+"""`labchat-admin`: add, remove and list accounts, reset passwords, and grant or revoke server admin
+(an operator in every room, docs/protocol.md 18.7) in the server's database.
 
 It opens the same SQLite file as the server (WAL mode lets it do so while the server runs). Passwords
 come from LABCHAT_PASSWORD or a hidden prompt, never from the command line, where `ps` would show them.
@@ -40,11 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         "--db", type=Path, default=None, help=f"server database (default {default_db_path()})"
     )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="list accounts")
+    sub.add_parser("list", help="list accounts (admins marked)")
     for name, text in (
         ("add", "create an account"),
         ("remove", "delete an account"),
         ("passwd", "set a new password"),
+        ("grant", "make an account a server admin: an operator in every room (from its next login)"),
+        ("revoke", "take server admin from an account"),
     ):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("name")
@@ -67,9 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(store: Store, args: argparse.Namespace) -> int:
     if args.command == "list":
+        admins = set(store.list_admins())
         for account in store.list_accounts():
             created = time.strftime("%Y-%m-%d %H:%M", time.localtime(account.created_ms / 1000))
-            print(f"{account.name}\tcreated {created}")
+            print(f"{account.name}\tcreated {created}" + ("\tadmin" if account.name in admins else ""))
         return 0
     name = args.name
     if args.command == "add":
@@ -84,6 +88,12 @@ def _run(store: Store, args: argparse.Namespace) -> int:
         if not store.remove_account(name):
             raise StoreError(f"no account named {name!r}")
         print(f"removed {name}")
+    elif args.command in ("grant", "revoke"):
+        if not store.set_admin(name, args.command == "grant"):
+            raise StoreError(f"no account named {name!r}")
+        found = store.get_account(name)
+        shown = found.name if found is not None else name
+        print(f"{shown} is {'now' if args.command == 'grant' else 'no longer'} a server admin")
     elif args.command == "passwd":
         if store.get_account(name) is None:
             raise StoreError(f"no account named {name!r}")

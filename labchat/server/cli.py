@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
+import os
 import socket
 import sqlite3
 import sys
@@ -110,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="password checks (scrypt) run at once; more logins queue and hear their place (default 2)",
     )
+    p.add_argument(
+        "--class-password",
+        action="store_true",
+        help="also admit guests without accounts who know a shared class password (taken from "
+        "LABCHAT_CLASS_PASSWORD, else asked on the terminal); LOGIN then no longer registers accounts",
+    )
     p.add_argument("--name", default="labchat", help="server name shown to clients")
     p.add_argument(
         "--no-discovery",
@@ -176,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    class_password = None
+    if args.class_password:
+        class_password = _class_password()
+        if class_password is None:
+            return 2
     db_path = args.db or default_db_path()
     try:
         store = Store(db_path)
@@ -202,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             parallel_checks=args.login_workers,
             registrations_per_hour=args.max_registrations_per_hour,
         ),
+        class_password=class_password,
     )
     channel = ServerChannel(key)
     channel.discovery_name = None if args.no_discovery else args.name
@@ -211,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.Error as exc:  # the store's start-up probe missed the damage; still one line
         print(f"labchat-server: cannot read database {db_path}: {exc}", file=sys.stderr)
         return 1
+    except StoreError as exc:  # the rooms could not be read
+        print(f"labchat-server: {exc}", file=sys.stderr)
+        return 1
     if "STALE" in (build := compile_status()):
         logging.getLogger(__name__).warning("labchat build: %s", build)
     freeze_startup_objects()
@@ -218,6 +235,28 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run(args.ip, args.port, relay, db_path, fingerprint(public_key_of(key)), console))
     except KeyboardInterrupt:
         return 0
+
+
+def _class_password() -> str | None:
+    """`--class-password`'s value: LABCHAT_CLASS_PASSWORD, else asked (hidden) on the terminal; never
+    a command-line argument, where `ps` would show it. None (after one line on stderr): neither works."""
+    password = os.environ.get("LABCHAT_CLASS_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            print(
+                "labchat-server: --class-password needs LABCHAT_CLASS_PASSWORD set, or a terminal to ask on",
+                file=sys.stderr,
+            )
+            return None
+        try:
+            password = getpass.getpass("Class password: ")
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            return None
+    if not password:
+        print("labchat-server: the class password cannot be empty", file=sys.stderr)
+        return None
+    return password
 
 
 async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str, console: Console) -> int:
@@ -230,6 +269,8 @@ async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str, conso
     bound_host, bound_port = server.address
     # The banner is printed even with --quiet: it is what the operator needs to tell the users.
     registration = "open" if relay.config.registration_open else "closed"
+    if relay.config.class_password is not None:
+        registration = "by labchat-admin; guests with the class password"
     console.print(
         f"[bold]labchat server[/] listening on UDP [bold cyan]{bound_host}:{bound_port}[/]",
         soft_wrap=True,

@@ -21,7 +21,6 @@ A stalled client never holds the others back: fan-out stops queueing for a sessi
 from __future__ import annotations
 
 import heapq
-import hmac
 import logging
 import math
 import os
@@ -34,9 +33,12 @@ from ..protocol.channel import Address, ServerChannel
 from ..protocol.errors import DecodeError, ErrorCode, RemoteProtocolError
 from ..protocol.parts import Reassembler
 from ..protocol.reliability import LinkConfig, ReliableLink
-from ..protocol.text import long_preview, neutralize, over_limit, split_parts, truncate_utf8, utf8_len
+from ..protocol.text import long_preview, over_limit, split_parts, truncate_utf8, utf8_len
 from ..protocol.wire import decode_message, encode_message
 from .accounts import LoginGate, LoginPolicy, PasswordCheck, RegistrationLimit
+from .formatting import _escape, _excerpt, _fmt, _ms
+from .logins import Logins
+from .privates import HELD_TTL_S, MAX_HELD_PER_USER, PrivateMessages  # noqa: F401 (re-exported)
 from .retention import RetentionPolicy
 from .room import (
     MEMBERSHIP_EVENTS_BURST,
@@ -45,7 +47,6 @@ from .room import (
     PRESENCE_REFRESH_STEP_S,
     AwayState,
     MembershipFlow,
-    Role,
     Room,
 )
 from .room_requests import RoomRequests
@@ -54,25 +55,8 @@ from .tickets import TICKET_LIFETIME_S, TicketBook
 
 log = logging.getLogger(__name__)
 
-#: After a login, this many SAYs are checked against the store for a msg_id already stored: a client
-#: resends its unconfirmed messages first thing after reconnecting (ours keeps at most 256 in flight).
-RESEND_CHECK_SAYS = 1024
 #: Message ids remembered in memory for deduplication (older ones are found in the store).
 RECENT_IDS = 100_000
-#: Private messages held for one offline recipient (docs/protocol.md section 16.2): a mailbox for
-#: the absent, not an archive; more are refused so that nobody can fill the disk through one name.
-MAX_HELD_PER_USER = 100
-#: Held private messages older than this are deleted unread.
-HELD_TTL_S = 7 * 24 * 3600
-#: Recipients for whom "X is offline" notices are remembered before that memory starts over.
-OFFLINE_NOTIFIED_RECIPIENTS = 10_000
-#: Log lines show at most this much of a message, then how long it was: a 900-byte line, or a flood
-#: of them, must not drown the operator's terminal.
-LOG_TEXT_CHARS = 200
-#: A waiting login hears LOGIN_QUEUED at least this often (docs/protocol.md 17.3)...
-QUEUED_RESEND_S = 2.0
-#: ...and at most this often when only its position changed.
-QUEUED_UPDATE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +131,7 @@ class Session:
     multi: bool = False  # its LOGIN had CAP_ROOMS (and so does this server): several rooms, section 18
     admin: bool = False  # a server admin: an operator in every room (read at login)
     guest: bool = False  # admitted with the class password (18.11)
+    guest_salt: bytes = b""  # what this guest session's tickets are sealed to (valid while it lasts)
     #: Away (16.1) belongs to the user: one state shared by every room it is in (18.3).
     away: AwayState | None = None
 
@@ -211,9 +196,10 @@ class RelayStats:
     password_checks: int = 0
 
 
-class Relay(RoomRequests):
-    """The whole server, minus sockets. See the module docstring. The rooms-and-roles requests
-    (JOIN, PART, LIST, ROOM_SET, MODERATE, ANNOUNCEMENT_SEEN) live in room_requests.py."""
+class Relay:
+    """The whole server, minus sockets. See the module docstring. Logins (logins.py), private
+    messages (privates.py) and the rooms-and-roles requests (room_requests.py) are handled by parts
+    of their own that work on this object's state."""
 
     def __init__(
         self,
@@ -253,7 +239,10 @@ class Relay(RoomRequests):
         self.online_by_key: dict[str, Session] = {}
         #: The latest `now` this relay was given (for the few places that format a time unasked).
         self._now = 0.0
-        self._init_rooms(now_ms=None)
+        self.logins = Logins(self)
+        self.privates = PrivateMessages(self)
+        self.room_requests = RoomRequests(self)
+        self.room_requests._init_rooms()
 
     # ------------------------------------------------------------ rooms
 
@@ -267,6 +256,14 @@ class Relay(RoomRequests):
                 room.remember(stored)
             self.rooms[name] = room
         return room
+
+    def password_checks(self) -> list[PasswordCheck]:
+        """scrypt work for the transport to run off the event loop, then hand to `complete_login`."""
+        return self.logins.password_checks()
+
+    def complete_login(self, check: PasswordCheck, now: float) -> None:
+        """Finish a login once its password check has run (`check.ok` and, for new accounts, the hash)."""
+        self.logins.complete_login(check, now)
 
     def online(self) -> int:
         return len(self.online_by_key)
@@ -297,7 +294,7 @@ class Relay(RoomRequests):
             return
         sess.last_heard = now
         if sess.held_frames is not None:
-            self._settle_held(sess)
+            self.privates._settle_held(sess)
         if sess.link.wants_to_send:
             self._dirty.add(sess)
         for frame in frames:
@@ -323,7 +320,7 @@ class Relay(RoomRequests):
             text = str(exc).removeprefix("invalid Login: ")
             self._send(sess, m.LoginFailed(code, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
         elif kind in _REQUEST_KINDS and sess.user is not None and len(body) >= 4:
-            self._refuse_bad_request(sess, int.from_bytes(body[:4], "big"), exc)
+            self.room_requests._refuse_bad_request(sess, int.from_bytes(body[:4], "big"), exc)
         elif kind in (m.Kind.SAY, m.Kind.WHISPER, m.Kind.SAY_PART) and sess.user is not None:
             text = truncate_utf8(f"message refused: {exc}", m.MAX_NOTICE_BYTES)
             # Every one of these starts with its msg_id: name it, so the client's outbox lets go of
@@ -341,7 +338,7 @@ class Relay(RoomRequests):
             self.stats.protocol_violations += 1
             return
         if isinstance(message, m.Login):
-            self._on_login(sess, message, now)
+            self.logins._on_login(sess, message, now)
         elif isinstance(message, (m.Say, m.Whisper)):
             if sess.held or not self._take_token(sess, now):
                 self._hold(sess, message, now)
@@ -352,9 +349,9 @@ class Relay(RoomRequests):
         elif isinstance(message, (m.HistoryRequest, m.SearchRequest)):
             self._on_request(sess, message, now)
         elif isinstance(message, _ROOM_REQUESTS):
-            self._on_room_request(sess, message, now)
+            self.room_requests._on_room_request(sess, message, now)
         elif isinstance(message, m.AnnouncementSeen):
-            self._on_announcement_seen(sess, message, now)
+            self.room_requests._on_announcement_seen(sess, message, now)
         elif isinstance(message, m.Who):
             room = sess.rooms.get(message.room)
             # An answer is many frames in a big room: WHO spends from the same bucket as messages,
@@ -369,324 +366,6 @@ class Relay(RoomRequests):
             pass  # its acknowledgement is the answer
         else:
             self.stats.protocol_violations += 1  # a server-to-client kind sent to us
-
-    # ------------------------------------------------------------ login
-
-    def _on_login(self, sess: Session, login: m.Login, now: float) -> None:
-        """docs/protocol.md 8.2 in order: room, ticket, unknown name, throttle and queue."""
-        if sess.user is not None or sess.login_pending:
-            return
-        if self.shutting_down:
-            self._send(sess, m.Closed(ErrorCode.SERVER_SHUTDOWN, "the server is shutting down"))
-            return
-        if login.room not in self.rooms:
-            # Rooms are the server's to create: a client naming any room must not grow memory.
-            self._login_failed(sess, login, ErrorCode.NO_SUCH_ROOM, f"no room named {login.room}", now)
-            return
-        record = self.store.password_record(login.user)
-        if login.ticket:
-            salt = record[0] if record is not None else self._guest_salt()
-            if salt and self.tickets.open(login.ticket, login.user, salt, now):
-                self.stats.ticket_logins += 1
-                self._logged_in(
-                    sess, login, salt, registered=False, now=now, via_ticket=True, guest=record is None
-                )  # fmt: skip
-                return
-            if not login.password:
-                self._login_failed(
-                    sess, login, ErrorCode.TICKET_REJECTED,
-                    "Your saved login has expired: log in with your password", now,
-                )  # fmt: skip
-                return
-        if record is None and self.config.class_password is not None:
-            guest = self.online_by_key.get(m.name_key(login.user))
-            if guest is not None and guest.guest:
-                self._login_failed(
-                    sess, login, ErrorCode.NAME_IN_USE, f"{login.user} is in use by a guest now: pick another name", now
-                )  # fmt: skip
-                return
-        elif record is None and not self._may_register(sess, login, now):
-            return
-        check = PasswordCheck(sess.sid, login, record, self.store.scrypt_n)
-        refusal = self.gate.admit(check, sess.addr[0], now)
-        if refusal is not None:
-            wait = max(1, math.ceil(refusal.wait_s))
-            if refusal.reason == "busy":
-                code, text = ErrorCode.SERVER_BUSY, f"the server is busy with logins: try again in {wait} s"
-            elif refusal.reason == "name":
-                code, text = ErrorCode.LOGIN_THROTTLED, (
-                    f"too many failed logins for {login.user}: try again in {wait} s"
-                )
-            else:
-                code, text = ErrorCode.LOGIN_THROTTLED, (
-                    f"too many failed logins from your address: try again in {wait} s"
-                )
-            self._login_failed(sess, login, code, text, now, retry_after_s=wait)
-            return
-        sess.login_pending = True
-        # Admitted to a password check: the channel's pre-login bounds (10 s, 16 per host) are for
-        # sessions nobody has vouched for. This one waits in a queue bounded by the gate, and a
-        # class behind one address, or a long queue, must not be cut off while it waits. If the
-        # check fails, `_login_failed` ends the session, so it cannot be parked here.
-        self.channel.mark_authenticated(sess.sid)
-        self._start_checks(now)
-        if check in self.gate.waiting:
-            self._tell_queued(sess, check, now)
-
-    def _may_register(self, sess: Session, login: m.Login, now: float) -> bool:
-        """An unknown name: may this LOGIN register it? If not, it has been answered."""
-        if not self.config.registration_open:
-            self._login_failed(
-                sess, login, ErrorCode.REGISTRATION_CLOSED,
-                "Registration is closed: ask the server's admin for an account", now,
-            )  # fmt: skip
-            return False
-        if login.flags & m.LOGIN_NO_REGISTER:
-            self._login_failed(
-                sess, login, ErrorCode.NO_SUCH_ACCOUNT,
-                f"No account {login.user!r} here yet: log in again to create it", now,
-            )  # fmt: skip
-            return False
-        if len(login.password) < m.MIN_NEW_PASSWORD_CHARS:
-            self._login_failed(
-                sess, login, ErrorCode.INVALID_PASSWORD,
-                f"New accounts need a password of at least {m.MIN_NEW_PASSWORD_CHARS} characters", now,
-            )  # fmt: skip
-            return False
-        wait = self.registrations.take(sess.addr[0], now)
-        if wait > 0:
-            minutes = max(1, math.ceil(wait / 60))
-            self._login_failed(
-                sess, login, ErrorCode.REGISTRATION_LIMITED,
-                f"too many new accounts from your address: try again in {minutes} min",
-                now, retry_after_s=math.ceil(wait),
-            )  # fmt: skip
-            return False
-        return True
-
-    def _start_checks(self, now: float) -> None:
-        """Hand the transport every check the gate lets run now."""
-        for check in self.gate.start_ready(now):
-            if check.session_id in self.sessions:
-                self.stats.password_checks += 1
-                self._checks.append(check)
-            else:  # the session went away while it waited
-                self.gate.finished(check, now)
-        if self.gate.waiting and self._queue_tick_at is None:
-            self._queue_tick_at = now + QUEUED_UPDATE_S
-
-    def _tell_queued(self, sess: Session, check: PasswordCheck, now: float) -> None:
-        position = self.gate.position(check)
-        check.told_position, check.told_at = position, now
-        eta_ms = min(0xFFFF_FFFF, int(self.gate.eta_s(position) * 1000))
-        self._send(sess, m.LoginQueued(position, eta_ms))
-
-    def _on_queue_tick(self, now: float) -> None:
-        """Tell waiting logins their place when it changed (at most once a second), and every 2 s
-        anyway, so that their clients keep waiting."""
-        self._queue_tick_at = None
-        self._start_checks(now)
-        for position, check in enumerate(self.gate.waiting):
-            sess = self.sessions.get(check.session_id)
-            if sess is None:
-                continue
-            if position != check.told_position or now - check.told_at >= QUEUED_RESEND_S - 1e-6:
-                self._tell_queued(sess, check, now)
-        if self.gate.waiting and self._queue_tick_at is None:
-            self._queue_tick_at = now + QUEUED_UPDATE_S
-
-    def password_checks(self) -> list[PasswordCheck]:
-        """scrypt work for the transport to run off the event loop, then hand to `complete_login`."""
-        checks, self._checks = self._checks, []
-        return checks
-
-    def complete_login(self, check: PasswordCheck, now: float) -> None:
-        """Finish a login once its password check has run (`check.ok` and, for new accounts, the hash)."""
-        self._now = now
-        self.gate.finished(check, now)
-        self._start_checks(now)
-        sess = self.sessions.get(check.session_id)
-        if sess is None or not sess.login_pending:
-            return
-        sess.login_pending = False
-        login = check.login
-        registered = False
-        salt = check.record[0] if check.record is not None else b""
-        if check.record is None and self.config.class_password is not None:
-            # 18.11: a name with no account is a guest if it knows the class password. The check
-            # went through the gate like any password check, so guesses are throttled the same way.
-            if not hmac.compare_digest(login.password.encode(), self.config.class_password.encode()):
-                self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD, "wrong class password", now)
-                return
-            if self.store.get_account(login.user) is not None or m.name_key(login.user) in self.online_by_key:
-                self._login_failed(
-                    sess, login, ErrorCode.NAME_IN_USE, f"{login.user} is in use: pick another name", now
-                )  # fmt: skip
-                return
-            self._logged_in(sess, login, self._guest_salt(), registered=False, now=now, guest=True)
-            return
-        if check.record is None:
-            assert check.new_hash is not None
-            if self.store.get_account(login.user) is None:
-                salt, digest = check.new_hash
-                self.store.insert_account(login.user, salt, digest, check.scrypt_n)
-                registered = True
-            elif not self.store.check_password(login.user, login.password):
-                self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD, "Invalid password", now)
-                return
-            else:
-                record = self.store.password_record(login.user)
-                salt = record[0] if record is not None else b""
-        elif not check.ok:
-            self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD, "Invalid password", now)
-            return
-        self._logged_in(sess, login, salt, registered=registered, now=now)
-
-    def _logged_in(
-        self,
-        sess: Session,
-        login: m.Login,
-        salt: bytes,
-        *,
-        registered: bool,
-        now: float,
-        via_ticket: bool = False,
-        guest: bool = False,
-    ) -> None:
-        """The password, the ticket or the class password was good: join the rooms (18.3), hand
-        out a fresh ticket."""
-        account = None if guest else self.store.get_account(login.user)
-        user = account.name if account else login.user
-        key = m.name_key(user)
-        multi = bool(login.flags & m.CAP_ROOMS and self.config.capabilities & m.CAP_ROOMS)
-        admin = account is not None and self.store.is_admin(user)
-        rooms = self._rooms_at_login(user, multi, guest, admin, login, now)
-        if isinstance(rooms, tuple):
-            self._login_failed(sess, login, rooms[0], rooms[1], now)
-            return
-        self.channel.mark_authenticated(sess.sid)  # lifts the channel's pre-login limits
-        self.gate.succeeded(login.user, sess.addr[0], now)
-        sess.user, sess.caps, sess.multi, sess.admin, sess.guest = user, login.flags, multi, admin, guest
-        sess.tokens, sess.tokens_at = float(self.config.rate_burst), now
-        sess.fresh_says = RESEND_CHECK_SAYS
-        old = self.online_by_key.get(key)
-        self.online_by_key[key] = sess
-        self.stats.logins += 1
-        flags = self.config.capabilities | (m.LOGIN_OK_GUEST if guest else 0)
-        if not multi:
-            flags &= ~(m.CAP_ROOMS | m.LOGIN_OK_GUEST)  # 18.12: nothing of section 18 to a version-1 client
-        self._send(sess, m.LoginOk(
-            user, rooms[0].name, self.config.server_name, int(registered),
-            int(self.config.client_timeout_s * 1000), flags,
-        ))  # fmt: skip
-        if salt:
-            self._send(sess, m.Ticket(self.tickets.issue(user, salt, now), self.tickets.lifetime_s))
-        kept: dict[str, Room] = {}
-        if old is not None and old is not sess:
-            # One live session per name: the newer login wins, and the old client is told why.
-            log.info("%s logged in again from %s; replacing the session from %s",
-                     user, _fmt(sess.addr), _fmt(old.addr))  # fmt: skip
-            self._send(old, m.Closed(ErrorCode.REPLACED, f"logged in again from {_fmt(sess.addr)}"))
-            sess.away = old.away
-            kept = old.rooms
-            new_names = {r.name for r in rooms}
-            for room in list(kept.values()):
-                if room.name not in new_names and room.remove_member(user, old.sid):
-                    self._announce_membership(room, m.Left(room.name, user, _ms(now), "quit"), old, now)
-            self._forget_session(old)
-            old.closing_at = now + self.config.linger_s
-            self._schedule(old)
-        else:
-            log.info(
-                "[bold green]%s joined[/] from %s (%d online)%s%s",
-                user, _fmt(sess.addr), len(self.online_by_key),
-                " with a resumption ticket" if via_ticket else "", " as a guest" if guest else "",
-            )  # fmt: skip
-        cursors = dict(login.cursors[: m.MAX_CURSORS])
-        for room in rooms:
-            resume = login.resume_seq if room.name == login.room else cursors.get(room.name, 0)
-            self._enter_room(sess, room, resume, now, announce=room.name not in kept)
-        self._deliver_held(sess, now)
-
-    def _rooms_at_login(
-        self, user: str, multi: bool, guest: bool, admin: bool, login: m.Login, now: float
-    ) -> list[Room] | tuple[ErrorCode, str]:
-        """The rooms a login joins (18.3, 18.12), or why LOGIN's room refuses it."""
-        key, now_ms = m.name_key(user), _ms(now)
-        rooms: list[Room] = []
-        if multi and not guest:
-            for name in self.store.memberships_of(user):
-                room = self.rooms.get(name)
-                role = Role.ADMIN if admin else Role.MEMBER
-                if room is None or room.check_join(key, role, room.key, now_ms) is not None:
-                    self.store.remove_membership(user, name)  # banned since: dropped from the list
-                    continue
-                if len(rooms) < m.MAX_ROOMS_PER_USER:
-                    rooms.append(room)
-        if rooms:
-            return rooms
-        room = self.rooms[login.room]
-        role = room.role_of(key, admin=admin, guest=guest)
-        refusal = room.check_join(key, role, "", now_ms)
-        if refusal is not None:
-            return refusal
-        if multi and not guest:
-            self.store.add_membership(user, room.name)
-            room.account_members += 1
-        return [room]
-
-    def _enter_room(self, sess: Session, room: Room, resume_seq: int, now: float, *, announce: bool) -> None:
-        """`sess` joins `room`: the room hears JOINED (unless the user was in it already, on the
-        session this one replaces), the session gets 18.3's sequence for the room."""
-        user = sess.user
-        assert user is not None
-        key = m.name_key(user)
-        flags = (m.MEMBER_GUEST if sess.guest else 0) | (m.MEMBER_ADMIN if sess.admin else 0)
-        room.add_member(user, sess.sid, flags)
-        sess.rooms[room.name] = room
-        if sess.away is not None:
-            room.away[key] = sess.away
-        if announce:
-            self._announce_membership(room, m.Joined(room.name, user, _ms(now)), sess, now)
-        if sess.multi:
-            self._send(sess, room.state_for(key, _ms(now)))
-            if room.announcement_text:
-                self._send(sess, self._announcement(room))
-                if room.member_role(key) >= Role.OP:
-                    self._send(sess, room.tally(self._tally_names(room)))
-        self._replay_history(sess, room, resume_seq)
-        self._send_presence(sess, room)
-        if not sess.multi and room.announcement_text:
-            self._send(sess, m.Notice(ErrorCode.ROOM_NEWS, self._announcement_line(room)))
-
-    def _login_failed(
-        self, sess: Session, login: m.Login, code: ErrorCode, text: str, now: float, *, retry_after_s: int = 0
-    ) -> None:
-        """Refuse a login and end the session: a client tries again on a new one (docs/protocol.md
-        8.2). Wrong passwords were charged to the throttle when their check was admitted."""
-        self.stats.failed_logins += 1
-        log.info("login as %s from %s refused: %s", login.user, _fmt(sess.addr), text)
-        self._send(sess, m.LoginFailed(code, text, min(0xFFFF_FFFF, retry_after_s * 1000)))
-        sess.closing_at = now + self.config.linger_s  # long enough to retransmit the refusal
-        self._schedule(sess)
-
-    def _replay_history(self, sess: Session, room: Room, resume_seq: int) -> None:
-        if resume_seq == 0:
-            history = self.store.last_messages(room.name, self.config.history_on_join)
-            flags = m.FLAG_HISTORY
-        else:
-            history = room.recent_after(resume_seq, self.config.max_backlog_frames) or []
-            if not history and resume_seq < room.next_seq - 1:
-                history = self.store.messages_after(room.name, resume_seq, self.config.max_backlog_frames)
-            flags = 0
-        last = max(resume_seq, room.next_seq - 1)
-        for stored in history:
-            self._send_stored(sess, stored, flags)
-            last = stored.seq
-            if resume_seq and sess.link.backlog >= self.config.max_backlog_frames:
-                break  # long messages are many frames each: the rest comes by catch-up (8.8)
-        if last < room.next_seq - 1:
-            sess.lagging[room.name] = last
 
     # ------------------------------------------------------------ chat
 
@@ -731,7 +410,7 @@ class Relay(RoomRequests):
     def _process_chat(self, sess: Session, message: Chat, now: float) -> None:
         assert sess.user is not None
         if isinstance(message, m.Whisper) or (isinstance(message, LongChat) and message.to):
-            self._whisper(sess, message, now)
+            self.privates._whisper(sess, message, now)
             return
         room = sess.rooms.get(message.room)
         if room is None:
@@ -785,102 +464,6 @@ class Relay(RoomRequests):
         if lagging is not None and seq > lagging:
             return
         self._send(sess, m.Accepted(msg_id, room, seq, ts_ms))
-
-    def _whisper(self, sess: Session, message: m.Whisper | LongChat, now: float) -> None:
-        assert sess.user is not None
-        key = (m.name_key(sess.user), message.msg_id)
-        if (known := self._recent_ids.get(key)) is not None:
-            self._send(sess, m.Accepted(message.msg_id, "", 0, known[2]))  # a resend: relay once
-            return
-        target = self._online_session(message.to)
-        if target is None:
-            self._hold_whisper(sess, message, now)
-            return
-        assert target.user is not None
-        ts = _ms(now)
-        flags = message.flags & m.FLAG_ACTION
-        for private in _private_frames(sess.user, target.user, ts, message.text, flags, target.caps):
-            self._send(target, private)
-        self._send(sess, m.Accepted(message.msg_id, "", 0, ts))
-        self._remember_id(key, ("", 0, ts))
-        log.info("private message %s -> %s", sess.user, target.user)
-        away = target.away
-        if away is not None and target is not sess and key[0] not in away.notified:
-            away.notified.add(key[0])
-            because = f": {away.reason}" if away.reason else ""
-            text = truncate_utf8(f"{target.user} is away{because}", m.MAX_NOTICE_BYTES)
-            self._send(sess, m.Notice(ErrorCode.USER_AWAY, text))
-
-    def _online_session(self, name: str) -> Session | None:
-        """The live, logged-in session of `name` (in any room), or None: one dictionary look-up."""
-        return self.online_by_key.get(m.name_key(name))
-
-    def _hold_whisper(self, sess: Session, message: m.Whisper | LongChat, now: float) -> None:
-        """A WHISPER to an account that is not online: keep it for its next login (section 16.2)."""
-        assert sess.user is not None
-        account = self.store.get_account(message.to)
-        if account is None:
-            self._send(
-                sess,
-                m.Rejected(message.msg_id, ErrorCode.NO_SUCH_USER, 0, f"{message.to} is not online"),
-            )
-            return
-        ts = _ms(now)
-        self.store.expire_held(ts - HELD_TTL_S * 1000)
-        held_ts = self.store.find_held(sess.user, message.msg_id)
-        if held_ts is None:
-            if self.store.held_count(account.name) >= MAX_HELD_PER_USER:
-                self._send(sess, m.Rejected(
-                    message.msg_id, ErrorCode.RECIPIENT_OFFLINE, 0,
-                    f"{account.name} is offline and has too many messages waiting",
-                ))  # fmt: skip
-                return
-            held_ts = self.store.hold_private(
-                sess.user, account.name, ts, message.text, message.flags & m.FLAG_ACTION, message.msg_id
-            )  # committed: the ACCEPTED below is a promise that survives a crash
-        self._send(sess, m.Accepted(message.msg_id, "", 0, held_ts))
-        self._remember_id((m.name_key(sess.user), message.msg_id), ("", 0, held_ts))
-        log.info("private message %s -> %s held: %s is offline", sess.user, account.name, account.name)
-        if len(self._offline_notified) >= OFFLINE_NOTIFIED_RECIPIENTS:
-            self._offline_notified.clear()  # at worst, a sender is told twice
-        told = self._offline_notified.setdefault(account.key, set())
-        if m.name_key(sess.user) not in told:
-            told.add(m.name_key(sess.user))
-            self._send(sess, m.Notice(
-                ErrorCode.RECIPIENT_OFFLINE,
-                f"{account.name} is offline: will be delivered when {account.name} returns",
-            ))  # fmt: skip
-
-    def _deliver_held(self, sess: Session, now: float) -> None:
-        """After a login: every private message held for this user, oldest first, flagged HELD with
-        its original time. Rows are deleted only once the link has acknowledged them (`_settle_held`)."""
-        assert sess.user is not None
-        self._offline_notified.pop(m.name_key(sess.user), None)
-        # Expired rows are left for the next hold to delete (it writes anyway): a login only reads.
-        held = self.store.held_for(sess.user, MAX_HELD_PER_USER, _ms(now) - HELD_TTL_S * 1000)
-        if not held:
-            return
-        frames = []
-        for h in held:
-            flags = (h.flags & m.FLAG_ACTION) | m.FLAG_HELD
-            for private in _private_frames(h.sender, sess.user, h.ts_ms, h.text, flags, sess.caps):
-                # A long one is several frames: its row goes once all of them are acknowledged.
-                frames.append((sess.link.send(private.KIND, encode_message(private)), h.id))
-        sess.held_frames = frames
-        self._dirty.add(sess)
-        log.info("%s: %d held private message(s) delivered", sess.user, len(held))
-
-    def _settle_held(self, sess: Session) -> None:
-        """Delete the held messages whose frames the recipient has acknowledged."""
-        assert sess.held_frames is not None
-        waiting = {held_id for seq, held_id in sess.held_frames if not sess.link.acked(seq)}
-        done = list(dict.fromkeys(held_id for _, held_id in sess.held_frames if held_id not in waiting))
-        if not done:
-            return
-        self.store.delete_held(done)
-        settled = set(done)
-        rest = [pair for pair in sess.held_frames if pair[1] not in settled]
-        sess.held_frames = rest or None
 
     def _on_set_away(self, sess: Session, message: m.SetAway, now: float) -> None:
         """Away or back (section 16.1). Away belongs to the user (18.3): every room the session is in
@@ -1247,8 +830,8 @@ class Relay(RoomRequests):
         anything else: the sessions it has not reached yet keep their output until it resumes.
         """
         self._commit_pending()
-        if self._tally_due:
-            self._send_tallies()
+        if self.room_requests._tally_due:
+            self.room_requests._send_tallies()
         out = self.channel.datagrams_to_send()
         self.stats.datagrams_sent += len(out)
         yield from out
@@ -1303,7 +886,7 @@ class Relay(RoomRequests):
         self._timers_compact_at = 2 * len(live) + 64
 
     def next_timer(self) -> float | None:
-        deadlines = [self.channel.next_timer(), self._queue_tick_at, self._next_sanction_end()]
+        deadlines = [self.channel.next_timer(), self._queue_tick_at, self.room_requests._next_sanction_end()]
         deadlines.extend(room.flow.refresh_at for room in self._presence_due.values())
         deadlines.extend(rnd.next_at for rnd in self._presence_rounds.values())
         if self.gate.waiting:
@@ -1326,17 +909,17 @@ class Relay(RoomRequests):
             sess = self.sessions.get(sid)
             if sess is not None:
                 self._drop(sess)
-        if self._sanction_timers and self._sanction_timers[0][0] <= _ms(now):
-            self._end_sanctions(now)
+        if self.room_requests._sanction_timers and self.room_requests._sanction_timers[0][0] <= _ms(now):
+            self.room_requests._end_sanctions(now)
         if self._presence_due:
             self._refresh_presence(now)
         if self._presence_rounds:
             self._step_presence_rounds(now)
         if self.gate.waiting or self._queue_tick_at is not None:
             if self._queue_tick_at is not None and now >= self._queue_tick_at:
-                self._on_queue_tick(now)
+                self.logins._on_queue_tick(now)
             else:
-                self._start_checks(now)  # a throttled check's budget may have refilled
+                self.logins._start_checks(now)  # a throttled check's budget may have refilled
         # Collect first, then handle: handling may schedule a deadline that is already due (an ACK
         # that goes out with the next flush), which must not be popped again in this same call.
         due: list[Session] = []
@@ -1373,18 +956,6 @@ class Relay(RoomRequests):
         self._schedule(sess)
 
 
-def _private_frames(sender: str, to: str, ts_ms: int, text: str, flags: int, caps: int) -> list[m.Message]:
-    """A private message as its recipient can read it: one PRIVATE, the parts of a long one, or the
-    preview of a long one for a client that does not read parts (docs/protocol.md section 15.3)."""
-    if not over_limit(text):
-        return [m.Private(sender, to, ts_ms, text, flags)]
-    if caps & m.CAP_LONG_MESSAGES:
-        pieces = split_parts(text)
-        count = len(pieces)
-        return [m.PrivatePart(sender, to, ts_ms, flags, i, count, piece) for i, piece in enumerate(pieces)]
-    return [m.Private(sender, to, ts_ms, long_preview(text), flags)]
-
-
 def _cost(message: Chat) -> float:
     return message.cost if isinstance(message, LongChat) else 1.0
 
@@ -1399,24 +970,3 @@ def _room_message(stored: StoredMessage, extra_flags: int = 0) -> m.RoomMessage:
         stored.flags | extra_flags,
         stored.msg_id,
     )
-
-
-def _ms(now: float) -> int:
-    return int(now * 1000)
-
-
-def _fmt(addr: Address) -> str:
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _excerpt(text: str) -> str:
-    """At most `LOG_TEXT_CHARS` of a user's text for the log, saying how long the whole was."""
-    if len(text) <= LOG_TEXT_CHARS:
-        return text
-    return f"{text[:LOG_TEXT_CHARS]}… ({len(text)} chars)"
-
-
-def _escape(text: str) -> str:
-    """Log lines go through Rich markup: user text must not be able to style (or hide) itself."""
-    return neutralize(text).replace("[", "\\[")

@@ -313,7 +313,8 @@ class Room:
         return room
 
     def apply(self, record: RoomRecord) -> None:
-        self.creator, self.topic, self.modes, self.key = record.creator, record.topic, record.modes, record.key
+        self.creator, self.topic, self.modes = record.creator, record.topic, record.modes
+        self.key = record.key
         self.created_ms = record.created_ms
         self.announcement_id, self.announcement_text = record.announcement_id, record.announcement_text
         self.announcement_by, self.announcement_ms = record.announcement_by, record.announcement_ms
@@ -385,7 +386,8 @@ class Room:
         ban = self.sanction(key, "ban", now_ms) if may(Act.BE_SANCTIONED, role) else None
         if ban is not None:
             return ErrorCode.BANNED, f"you are banned from {self.name} {until_text(ban.until_ms, now_ms)}"
-        if self.modes & m.ROOM_PRIVATE and key not in self.invites and not may(Act.JOIN_PRIVATE_UNINVITED, role):
+        private = self.modes & m.ROOM_PRIVATE
+        if private and key not in self.invites and not may(Act.JOIN_PRIVATE_UNINVITED, role):
             return ErrorCode.INVITE_ONLY, f"{self.name} is invite-only: ask an operator for /invite"
         if self.modes & m.ROOM_KEYED and given_key != self.key and not may(Act.JOIN_WITHOUT_KEY, role):
             return ErrorCode.BAD_KEY, f"{self.name} needs a key: /join {self.name} KEY"
@@ -406,13 +408,9 @@ class Room:
         """LIST shows a private room only to its members, the invited, operators and admins (18.6)."""
         if not self.modes & m.ROOM_PRIVATE:
             return True
-        return key in self.members or key in self.invites or may(Act.SEE_PRIVATE, self.role_of_account(key, role))
-
-    def role_of_account(self, key: str, role: Role) -> Role:
-        """`role` as the server sees the account (ADMIN or GUEST win), else the room's role."""
-        if role in (Role.ADMIN, Role.GUEST):
-            return role
-        return self.role_of(key)
+        if role not in (Role.ADMIN, Role.GUEST):
+            role = self.role_of(key)  # an operator of the room sees it
+        return key in self.members or key in self.invites or may(Act.SEE_PRIVATE, role)
 
     def tally(self, names: list[str]) -> m.AnnouncementTally:
         """The read tally of the current announcement over the room's `names` (members, own spelling)."""

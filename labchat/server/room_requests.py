@@ -2,27 +2,27 @@
 MODERATE and ANNOUNCEMENT_SEEN, the news they make (ROOM_EVENT, or NOTICE for version-1 sessions),
 the read tally of announcements, and the timers that end mutes and bans.
 
-A mixin of `Relay` (relay.py), kept apart so that the session and fan-out core stays readable. Who may
-do what is not decided here but in room.py's table (`may`); this module applies the answers.
+Part of `Relay` (relay.py), kept apart so that the session and fan-out core stays readable; it works
+on the relay's state, which it reaches as `self.relay`. Who may do what is not decided here but in
+room.py's table (`may`); this module applies the answers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import logging
 from typing import TYPE_CHECKING
 
 from ..protocol import messages as m
 from ..protocol.errors import DecodeError, ErrorCode
-from ..protocol.text import neutralize, truncate_utf8
+from ..protocol.text import truncate_utf8
 from ..protocol.wire import encode_message
+from .formatting import _escape
 from .room import SWITCH_BITS, Act, Role, Room, may
 from .store import RoomRecord, SanctionRecord
 
 if TYPE_CHECKING:
-    from .relay import RelayConfig, Session, _PresenceRound
-    from .store import Store
+    from .relay import Relay, Session
 
 log = logging.getLogger("labchat.server.relay")
 
@@ -78,70 +78,47 @@ def describe(action: int, actor: str, target: str, minutes: int, value: str) -> 
     return truncate_utf8(sentences[a], m.MAX_NOTICE_BYTES)
 
 
-def _escape(text: str) -> str:
-    """Log lines go through Rich markup: user text must not be able to style (or hide) itself."""
-    return neutralize(text).replace("[", "\\[")
-
-
 class RoomRequests:
-    """Section 18's requests and news; mixed into `Relay`, whose state it uses (declared below)."""
+    """Section 18's requests and news, working on the `Relay`'s state."""
 
-    if TYPE_CHECKING:
-        store: Store
-        config: RelayConfig
-        rooms: dict[str, Room]
-        sessions: dict[bytes, Session]
-        online_by_key: dict[str, Session]
-        _dirty: set[Session]
-        _presence_rounds: dict[str, _PresenceRound]
-
-        def room(self, name: str) -> Room: ...
-        def _send(self, sess: Session, message: m.Message) -> None: ...
-        def _take_token(self, sess: Session, now: float, cost: float = 1.0) -> bool: ...
-        def _enter_room(self, sess: Session, room: Room, resume_seq: int, now: float, *, announce: bool) -> None: ...
-        def _announce_membership(self, room: Room, change: m.Joined | m.Left, sess: Session, now: float) -> None: ...
-        def _end_session(self, sess: Session, reason: str, now: float) -> None: ...
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        #: Rooms whose announcement got acknowledgements since the last flush.
+        self._tally_due: set[str] = set()
+        #: Timed mutes and bans as a heap of (until_ms, room, account key, kind).
+        self._sanction_timers: list[tuple[int, str, str, str]] = []
 
     # ------------------------------------------------------------ start
 
-    def _init_rooms(self, now_ms: int | None = None) -> None:
+    def _init_rooms(self) -> None:
         """Rooms, roles, sanctions, invitations and read marks from the store; timed sanctions
         are put on the timer, those that ended while the server was down end at the first tick."""
-        self._tally_due: set[str] = set()
-        self._sanction_timers: list[tuple[int, str, str, str]] = []  # (until_ms, room, key, kind)
-        records = {r.name: r for r in self.store.load_rooms()}
+        records = {r.name: r for r in self.relay.store.load_rooms()}
         if m.DEFAULT_ROOM not in records:
             records[m.DEFAULT_ROOM] = RoomRecord(m.DEFAULT_ROOM)
-            self.store.save_room(records[m.DEFAULT_ROOM])
+            self.relay.store.save_room(records[m.DEFAULT_ROOM])
         for name, record in records.items():
-            self.room(name).apply(record)
-        for name, count in self.store.member_counts().items():
-            if name in self.rooms:
-                self.rooms[name].account_members = count
-        for name, key, role in self.store.load_roles():
-            if name in self.rooms:
-                self.rooms[name].roles[key] = role
-        for sanction in self.store.load_sanctions():
-            room = self.rooms.get(sanction.room)
+            self.relay.room(name).apply(record)
+        for name, count in self.relay.store.member_counts().items():
+            if name in self.relay.rooms:
+                self.relay.rooms[name].account_members = count
+        for name, key, role in self.relay.store.load_roles():
+            if name in self.relay.rooms:
+                self.relay.rooms[name].roles[key] = role
+        for sanction in self.relay.store.load_sanctions():
+            room = self.relay.rooms.get(sanction.room)
             if room is not None:
                 room.sanctions[(sanction.account_key, sanction.kind)] = sanction
                 self._time_sanction(sanction)
-        for name, key in self.store.load_invites():
-            if name in self.rooms:
-                self.rooms[name].invites.add(key)
-        for room in self.rooms.values():
+        for name, key in self.relay.store.load_invites():
+            if name in self.relay.rooms:
+                self.relay.rooms[name].invites.add(key)
+        for room in self.relay.rooms.values():
             if room.announcement_text:
-                room.seen = self.store.seen_by(room.name, room.announcement_id)
-        for warning in self.store.warnings:
+                room.seen = self.relay.store.seen_by(room.name, room.announcement_id)
+        for warning in self.relay.store.warnings:
             if warning.startswith("skipped"):
-                log.warning("%s", warning)
-
-    def _guest_salt(self) -> bytes:
-        """What guest tickets are sealed to (18.11): the class password, so that a new one voids them."""
-        password = self.config.class_password
-        if password is None:
-            return b""
-        return b"guest:" + hashlib.sha256(password.encode()).digest()[:16]
+                log.warning("%s", warning, extra={"markup": False})  # the row may hold "["
 
     # ------------------------------------------------------------ requests
 
@@ -151,10 +128,10 @@ class RoomRequests:
         code = ErrorCode.INVALID_ROOM if "invalid room name" in text else exc.code
         if code == ErrorCode.INVALID_ROOM:
             text = f"room names are {m.ROOM_RULE}"
-        self._send(sess, m.RequestDone(request_id, code, 0, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
+        self.relay._send(sess, m.RequestDone(request_id, code, 0, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
 
     def _done(self, sess: Session, request_id: int, code: int = 0, text: str = "", more: int = 0) -> None:
-        self._send(sess, m.RequestDone(request_id, code, more, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
+        self.relay._send(sess, m.RequestDone(request_id, code, more, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
 
     def _on_room_request(
         self, sess: Session, req: m.JoinRoom | m.PartRoom | m.ListRooms | m.SetRoom | m.Moderate, now: float
@@ -163,7 +140,7 @@ class RoomRequests:
         if not sess.multi:
             self._done(sess, req.request_id, ErrorCode.PROTOCOL_VIOLATION, "rooms need CAP_ROOMS at login")
             return
-        if not self._take_token(sess, now):
+        if not self.relay._take_token(sess, now):
             self._done(sess, req.request_id, ErrorCode.RATE_LIMITED, "slow down")
             return
         if isinstance(req, m.JoinRoom):
@@ -192,7 +169,7 @@ class RoomRequests:
         if req.room in sess.rooms:
             self._done(sess, req.request_id)  # already there: nothing changes
             return
-        room = self.rooms.get(req.room)
+        room = self.relay.rooms.get(req.room)
         if room is not None:
             refusal = room.check_join(key, self._account_role(sess, room), req.key, now_ms)
             if refusal is not None:
@@ -203,18 +180,18 @@ class RoomRequests:
             self._done(sess, req.request_id, ErrorCode.TOO_MANY_ROOMS, text)
             return
         if room is None:
-            if len(self.rooms) >= MAX_SERVER_ROOMS:
+            if len(self.relay.rooms) >= MAX_SERVER_ROOMS:
                 text = f"this server holds {MAX_SERVER_ROOMS} rooms already: join one of them"
                 self._done(sess, req.request_id, ErrorCode.TOO_MANY_ROOMS, text)
                 return
             room = self._create_room(sess, req.room, now_ms)
         if key in room.invites:  # an invitation is used up by joining
             room.invites.discard(key)
-            self.store.remove_invites(room.name, user)
+            self.relay.store.remove_invites(room.name, user)
         if not sess.guest:
-            self.store.add_membership(user, room.name)
+            self.relay.store.add_membership(user, room.name)
             room.account_members += 1
-        self._enter_room(sess, room, req.resume_seq, now, announce=True)
+        self.relay.logins._enter_room(sess, room, req.resume_seq, now, announce=True)
         self._done(sess, req.request_id)
 
     def _create_room(self, sess: Session, name: str, now_ms: int) -> Room:
@@ -222,12 +199,12 @@ class RoomRequests:
         the topic lock is on (18.4)."""
         user = sess.user
         assert user is not None
-        room = self.room(name)
+        room = self.relay.room(name)
         room.apply(RoomRecord(name, user, "", m.ROOM_TOPIC_LOCKED, "", now_ms))
-        self.store.save_room(room.record())
+        self.relay.store.save_room(room.record())
         if not sess.guest:  # guests are never operators (18.11): an admin can op someone later
             room.roles[m.name_key(user)] = "op"
-            self.store.set_role(name, user, "op")
+            self.relay.store.set_role(name, user, "op")
         log.info("%s created room %s", user, name)
         return room
 
@@ -237,7 +214,7 @@ class RoomRequests:
             self._done(sess, req.request_id, ErrorCode.NO_SUCH_ROOM, f"you are not in {req.room}")
             return
         self._leave_room(sess, room, now, f"left: {req.reason}" if req.reason else "left")
-        self._send(sess, m.RoomLeft(room.name))
+        self.relay._send(sess, m.RoomLeft(room.name))
         self._done(sess, req.request_id)
 
     def _leave_room(self, sess: Session, room: Room, now: float, reason: str) -> None:
@@ -247,18 +224,19 @@ class RoomRequests:
         del sess.rooms[room.name]
         sess.lagging.pop(room.name, None)
         if room.remove_member(user, sess.sid):
-            self._announce_membership(room, m.Left(room.name, user, int(now * 1000), reason), sess, now)
-        if not sess.guest and self.store.remove_membership(user, room.name):
+            self.relay._announce_membership(room, m.Left(room.name, user, int(now * 1000), reason), sess, now)
+        if not sess.guest and self.relay.store.remove_membership(user, room.name):
             room.account_members = max(0, room.account_members - 1)
         log.info("%s left room %s (%s)", user, room.name, _escape(reason))
 
     def _on_list(self, sess: Session, req: m.ListRooms) -> None:
         assert sess.user is not None
         key, role = m.name_key(sess.user), self._account_role(sess, None)
-        visible = sorted(name for name, room in self.rooms.items() if room.visible_to(key, role))
+        visible = sorted(name for name, room in self.relay.rooms.items() if room.visible_to(key, role))
         for name in visible[:MAX_ROOM_INFOS]:
-            room = self.rooms[name]
-            self._send(sess, m.RoomInfo(req.request_id, name, len(room.members), room.topic, room.modes))
+            room = self.relay.rooms[name]
+            info = m.RoomInfo(req.request_id, name, len(room.members), room.topic, room.modes)
+            self.relay._send(sess, info)
         self._done(sess, req.request_id, more=int(len(visible) > MAX_ROOM_INFOS))
 
     # ------------------------------------------------------------ ROOM_SET
@@ -289,7 +267,7 @@ class RoomRequests:
             changed, room.modes = modes != room.modes, modes
             if changed and setting is m.Setting.PRIVATE and value == "off" and room.invites:
                 room.invites.clear()  # invitations last while the room is private (18.9)
-                self.store.remove_invites(room.name)
+                self.relay.store.remove_invites(room.name)
         elif setting is m.Setting.TOPIC:
             changed, room.topic = value != room.topic, value
         elif setting is m.Setting.KEY:
@@ -300,15 +278,16 @@ class RoomRequests:
             if changed and value:
                 room.announcement_id += 1
                 room.seen = set()
-                self.store.forget_seen(room.name, room.announcement_id)
+                self.relay.store.forget_seen(room.name, room.announcement_id)
             room.announcement_text, room.announcement_by, room.announcement_ms = value, user, now_ms
         if not changed:
             self._done(sess, req.request_id)  # as it was: no news
             return
-        self.store.save_room(room.record())
+        self.relay.store.save_room(room.record())
         shown = "" if setting is m.Setting.KEY else value
         action = 16 + int(setting)
-        event = m.RoomEvent(room.name, now_ms, action, user, "", 0, shown, describe(action, user, "", 0, shown))
+        text = describe(action, user, "", 0, shown)
+        event = m.RoomEvent(room.name, now_ms, action, user, "", 0, shown, text)
         log.info("[bold yellow]%s[/] in %s: %s", _escape(user), room.name, _escape(event.text))
         self._room_news(room, event)
         if setting is m.Setting.ANNOUNCEMENT:
@@ -335,15 +314,15 @@ class RoomRequests:
             self._done(sess, req.request_id, ErrorCode.NOT_OPERATOR, text)
             return
         tkey = m.name_key(req.user)
-        target = self.online_by_key.get(tkey)
-        account = self.store.get_account(req.user)
+        target = self.relay.online_by_key.get(tkey)
+        account = self.relay.store.get_account(req.user)
         if account is None and (target is None or not target.guest):
             self._done(sess, req.request_id, ErrorCode.NO_SUCH_USER, f"no user named {req.user}")
             return
         tname = account.name if account is not None else req.user
         if target is not None and target.user is not None:
             tname = target.user
-        t_admin = target.admin if target is not None else self.store.is_admin(tname)
+        t_admin = target.admin if target is not None else self.relay.store.is_admin(tname)
         t_role = room.role_of(tkey, admin=t_admin, guest=account is None)
         if action is m.Action.KICK and tkey not in room.members:
             self._done(sess, req.request_id, ErrorCode.NO_SUCH_USER, f"{tname} is not in {room.name}")
@@ -354,10 +333,12 @@ class RoomRequests:
                 self._done(sess, req.request_id, ErrorCode.NOT_ALLOWED, f"you cannot {word} yourself")
                 return
             if not may(Act.BE_SANCTIONED, t_role) and actor_role is not Role.ADMIN:
-                self._done(sess, req.request_id, ErrorCode.NOT_ALLOWED, f"{tname} is a server admin: cannot {word}")
+                text = f"{tname} is a server admin: cannot {word}"
+                self._done(sess, req.request_id, ErrorCode.NOT_ALLOWED, text)
                 return
         if action is m.Action.OP and not may(Act.BE_OPERATOR, t_role):
-            self._done(sess, req.request_id, ErrorCode.NOT_ALLOWED, f"{tname} is a guest: guests cannot be operators")
+            text = f"{tname} is a guest: guests cannot be operators"
+            self._done(sess, req.request_id, ErrorCode.NOT_ALLOWED, text)
             return
         if not self._apply_moderation(room, user, action, tkey, tname, target, req, now_ms, now):
             self._done(sess, req.request_id)  # nothing to change: no news
@@ -376,32 +357,32 @@ class RoomRequests:
             if role == "op":
                 return False
             room.roles[tkey] = "op"
-            self.store.set_role(room.name, tkey, "op")
+            self.relay.store.set_role(room.name, tkey, "op")
         elif action is m.Action.DEOP or action is m.Action.DEVOICE:
             if role != ("op" if action is m.Action.DEOP else "voice"):
                 return False
             del room.roles[tkey]
-            self.store.set_role(room.name, tkey, None)
+            self.relay.store.set_role(room.name, tkey, None)
         elif action is m.Action.VOICE:
             if role is not None:  # voiced already, or an operator (who speaks anyway)
                 return False
             room.roles[tkey] = "voice"
-            self.store.set_role(room.name, tkey, "voice")
+            self.relay.store.set_role(room.name, tkey, "voice")
         elif action is m.Action.MUTE or action is m.Action.BAN:
             kind = "mute" if action is m.Action.MUTE else "ban"
             until = now_ms + minutes * 60_000 if minutes else None
             sanction = SanctionRecord(room.name, tkey, kind, until, actor, reason)
             room.sanctions[(tkey, kind)] = sanction
-            self.store.set_sanction(sanction)
+            self.relay.store.set_sanction(sanction)
             self._time_sanction(sanction)
         elif action is m.Action.UNMUTE or action is m.Action.UNBAN:
             kind = "mute" if action is m.Action.UNMUTE else "ban"
             if room.sanctions.pop((tkey, kind), None) is None:
                 return False
-            self.store.lift_sanction(room.name, tkey, kind)
+            self.relay.store.lift_sanction(room.name, tkey, kind)
         elif action is m.Action.INVITE:
             room.invites.add(tkey)
-            self.store.add_invite(room.name, tkey)
+            self.relay.store.add_invite(room.name, tkey)
         text = describe(action, actor, tname, minutes, reason)
         log.info("[bold yellow]%s[/] in %s: %s", _escape(actor), room.name, _escape(text))
         # The news first, so that a kicked or banned member hears it before it leaves (18.10).
@@ -413,14 +394,15 @@ class RoomRequests:
                 if action is m.Action.BAN:
                     until_ms = now_ms + minutes * 60_000 if minutes else m.UNTIL_LIFTED_MS
                 self._eject(target, room, code, actor, reason, until_ms, text, now)
-            elif action is m.Action.BAN and self.store.remove_membership(tname, room.name):
+            elif action is m.Action.BAN and self.relay.store.remove_membership(tname, room.name):
                 room.account_members = max(0, room.account_members - 1)  # dropped from its list
         elif action is m.Action.INVITE:
             if target is not None:
                 line = f"{actor} invites you to #{room.name}: /join {room.name}"
-                self._send(target, m.Notice(ErrorCode.ROOM_NEWS, truncate_utf8(line, m.MAX_NOTICE_BYTES)))
+                notice = m.Notice(ErrorCode.ROOM_NEWS, truncate_utf8(line, m.MAX_NOTICE_BYTES))
+                self.relay._send(target, notice)
         elif target is not None and room.name in target.rooms and target.multi:
-            self._send(target, room.state_for(tkey, now_ms))  # its role or mute changed
+            self.relay._send(target, room.state_for(tkey, now_ms))  # its role or mute changed
         return True
 
     def _eject(
@@ -431,12 +413,12 @@ class RoomRequests:
         word = "kicked" if code == ErrorCode.KICKED else "banned"
         if target.multi:
             self._leave_room(target, room, now, f"{word} by {by}")
-            self._send(target, m.RoomLeft(room.name, int(code), by, reason, until_ms))
+            self.relay._send(target, m.RoomLeft(room.name, int(code), by, reason, until_ms))
         else:  # a version-1 session cannot be in no room: it ends (18.12)
-            self._send(target, m.Closed(code, text))
-            if target.user is not None and self.store.remove_membership(target.user, room.name):
+            self.relay._send(target, m.Closed(code, text))
+            if target.user is not None and self.relay.store.remove_membership(target.user, room.name):
                 room.account_members = max(0, room.account_members - 1)
-            self._end_session(target, f"{word} by {by}", now)
+            self.relay._end_session(target, f"{word} by {by}", now)
 
     # ------------------------------------------------------------ news, announcements, sanctions
 
@@ -445,33 +427,34 @@ class RoomRequests:
         body = encode_message(event)
         notice = encode_message(m.Notice(ErrorCode.ROOM_NEWS, event.text))
         for sid in room.members.values():
-            sess = self.sessions.get(sid)
+            sess = self.relay.sessions.get(sid)
             if sess is None:
                 continue
             if sess.multi:
                 sess.link.send(m.Kind.ROOM_EVENT, body)
             else:
                 sess.link.send(m.Kind.NOTICE, notice)
-            self._dirty.add(sess)
+            self.relay._dirty.add(sess)
 
     def _multi_members_send(self, room: Room, message: m.Message) -> None:
         body = encode_message(message)
         for sid in room.members.values():
-            sess = self.sessions.get(sid)
+            sess = self.relay.sessions.get(sid)
             if sess is not None and sess.multi:
                 sess.link.send(message.KIND, body)
-                self._dirty.add(sess)
+                self.relay._dirty.add(sess)
 
     def _send_states(self, room: Room, now_ms: int) -> None:
         """ROOM_STATE to every CAP_ROOMS member (a topic or mode changed)."""
         for key, sid in room.members.items():
-            sess = self.sessions.get(sid)
+            sess = self.relay.sessions.get(sid)
             if sess is not None and sess.multi:
-                self._send(sess, room.state_for(key, now_ms))
+                self.relay._send(sess, room.state_for(key, now_ms))
 
     def _announcement(self, room: Room) -> m.Announcement:
         return m.Announcement(
-            room.name, room.announcement_id, room.announcement_by, room.announcement_ms, room.announcement_text
+            room.name, room.announcement_id, room.announcement_by, room.announcement_ms,
+            room.announcement_text,
         )  # fmt: skip
 
     def _announcement_line(self, room: Room) -> str:
@@ -480,7 +463,7 @@ class RoomRequests:
 
     def _tally_names(self, room: Room) -> list[str]:
         """Whom the tally counts: the accounts with the room in their list, and its online guests."""
-        names = self.store.member_names(room.name)
+        names = self.relay.store.member_names(room.name)
         names += [room.display[k] for k, bits in room.member_flags.items() if bits & m.MEMBER_GUEST]
         return names
 
@@ -494,7 +477,7 @@ class RoomRequests:
             return
         room.seen.add(key)
         if not sess.guest:
-            self.store.mark_seen(room.name, room.announcement_id, key)
+            self.relay.store.mark_seen(room.name, room.announcement_id, key)
         self._tally_due.add(room.name)
 
     def _send_tallies(self) -> None:
@@ -502,7 +485,7 @@ class RoomRequests:
         once per flush, however many arrived in it (18.10)."""
         due, self._tally_due = self._tally_due, set()
         for name in due:
-            room = self.rooms.get(name)
+            room = self.relay.rooms.get(name)
             if room is None or not room.announcement_text:
                 continue
             # Operators and admins are found from the room's roles and flags, not its whole list.
@@ -511,7 +494,7 @@ class RoomRequests:
             ops = []
             for key in dict.fromkeys(candidates):
                 sid = room.members.get(key)
-                sess = self.sessions.get(sid) if sid is not None else None
+                sess = self.relay.sessions.get(sid) if sid is not None else None
                 if sess is not None and sess.multi and room.member_role(key) >= Role.OP:
                     ops.append(sess)
             if not ops:
@@ -519,7 +502,7 @@ class RoomRequests:
             body = encode_message(room.tally(self._tally_names(room)))
             for sess in ops:
                 sess.link.send(m.Kind.ANNOUNCEMENT_TALLY, body)
-                self._dirty.add(sess)
+                self.relay._dirty.add(sess)
 
     def _time_sanction(self, sanction: SanctionRecord) -> None:
         if sanction.until_ms is not None:
@@ -535,18 +518,18 @@ class RoomRequests:
         now_ms = int(now * 1000)
         while self._sanction_timers and self._sanction_timers[0][0] <= now_ms:
             until, name, key, kind = heapq.heappop(self._sanction_timers)
-            room = self.rooms.get(name)
+            room = self.relay.rooms.get(name)
             found = room.sanctions.get((key, kind)) if room is not None else None
             if room is None or found is None or found.until_ms != until:
                 continue
             del room.sanctions[(key, kind)]
-            self.store.lift_sanction(name, key, kind)
-            account = self.store.get_account(key)
+            self.relay.store.lift_sanction(name, key, kind)
+            account = self.relay.store.get_account(key)
             target = room.display.get(key) or (account.name if account is not None else key)
             action = m.Action.MUTE_ENDED if kind == "mute" else m.Action.BAN_ENDED
             text = describe(action, "", target, 0, "")
             log.info("in %s: %s", name, text)
             self._room_news(room, m.RoomEvent(name, now_ms, action, "", target, 0, "", text))
-            sess = self.online_by_key.get(key)
+            sess = self.relay.online_by_key.get(key)
             if kind == "mute" and sess is not None and sess.multi and name in sess.rooms:
-                self._send(sess, room.state_for(key, now_ms))
+                self.relay._send(sess, room.state_for(key, now_ms))

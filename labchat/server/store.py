@@ -699,7 +699,7 @@ class Store:
             " FROM rooms ORDER BY name"
         ):
             try:
-                record = RoomRecord(*(_checked_room_row(row)))
+                record = RoomRecord(*_checked_room_row(row))  # type: ignore[arg-type]
             except ValueError as exc:
                 self.warnings.append(f"skipped a room row in {self.path}: {exc}")
                 continue
@@ -813,7 +813,8 @@ class Store:
         if account is None:
             self._write([("DELETE FROM invites WHERE room = ?", (room,))])
         else:
-            self._write([("DELETE FROM invites WHERE room = ? AND account_key = ?", (room, name_key(account)))])
+            sql = "DELETE FROM invites WHERE room = ? AND account_key = ?"
+            self._write([(sql, (room, name_key(account)))])
 
     def seen_by(self, room: str, announcement_id: int) -> set[str]:
         """The account keys that have acknowledged announcement `announcement_id` of `room`."""
@@ -825,12 +826,14 @@ class Store:
 
     def mark_seen(self, room: str, announcement_id: int, account: str) -> None:
         self._write([(
-            "INSERT OR IGNORE INTO announcement_seen VALUES (?, ?, ?)", (room, announcement_id, name_key(account))
+            "INSERT OR IGNORE INTO announcement_seen VALUES (?, ?, ?)",
+            (room, announcement_id, name_key(account)),
         )])  # fmt: skip
 
     def forget_seen(self, room: str, below_id: int) -> None:
         """Acknowledgements of a room's older announcements are of no more use."""
-        self._write([("DELETE FROM announcement_seen WHERE room = ? AND announcement_id < ?", (room, below_id))])
+        sql = "DELETE FROM announcement_seen WHERE room = ? AND announcement_id < ?"
+        self._write([(sql, (room, below_id))])
 
     def is_admin(self, name: str) -> bool:
         rows = self._read("SELECT admin FROM accounts WHERE key = ?", (name_key(name),))

@@ -3,11 +3,14 @@ wire protocol as an independent CAP_ROOMS client would (and a version-1 one besi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from labchat.protocol import messages as m
 from labchat.protocol.errors import ErrorCode
 from labchat.protocol.wire import decode_message, encode_message
+from labchat.server.relay import RelayConfig
 
 from ..protocol.sim import SimNet
 from .test_relay import RawPeer
@@ -28,6 +31,7 @@ class Peer(RawPeer):
         super().__init__(net, ("10.9.0.1", Peer._port))
         self.user = user
         self.next_id = 0
+        self.deaf = False  # True: the relay's datagrams to it vanish (a stalled client)
         self.peers: dict[tuple[str, int], Peer] = net.__dict__.setdefault("peers", {})
         self.peers[self.addr] = self
         self.pump()
@@ -40,18 +44,21 @@ class Peer(RawPeer):
             moved = False
             for peer in list(self.peers.values()):
                 for d in peer.channel.datagrams_to_send():
-                    relay.receive_datagram(d, peer.addr, self.net.now)
+                    if not self._lost():
+                        relay.receive_datagram(d, peer.addr, self.net.now)
                     moved = True
                 if peer.channel.established:
                     for p in peer.link.packets_to_send(self.net.now):
-                        relay.receive_datagram(peer.channel.seal(p, self.net.now), peer.addr, self.net.now)
+                        sealed = peer.channel.seal(p, self.net.now)
+                        if not self._lost():
+                            relay.receive_datagram(sealed, peer.addr, self.net.now)
                         moved = True
             for check in relay.password_checks():
                 relay.complete_login(check.run(), self.net.now)
                 moved = True
             for data, addr in relay.datagrams_to_send(self.net.now):
                 peer = self.peers.get(addr)  # type: ignore[call-overload]
-                if peer is None:
+                if peer is None or peer.deaf or self._lost():
                     continue
                 payload = peer.channel.receive_datagram(data, self.net.now)
                 if payload is not None:
@@ -63,13 +70,36 @@ class Peer(RawPeer):
             if not moved:
                 return
 
-    def advance(self, seconds: float) -> None:
-        """Move the clock on, running the relay's timers on the way (one step per second)."""
+    def _lost(self) -> bool:
+        """Whether the path drops this datagram (SimNet's loss rate and random generator)."""
+        return self.net.path.loss > 0 and self.net.rng.random() < self.net.path.loss
+
+    def settle(self, done: Callable[[], bool], limit_s: float = 60.0) -> None:
+        """Pump and let time pass in small steps (retransmissions on both sides) until `done`."""
         relay = self.net.relay
         assert relay is not None
-        end = self.net.now + seconds
+        end = self.net.now + limit_s
+        while not done():
+            assert self.net.now < end, "not settled in time"
+            self.net.now += 0.05
+            relay.handle_timer(self.net.now)
+            for peer in self.peers.values():
+                peer.link.handle_timer(self.net.now)
+                peer.channel.handle_timer(self.net.now)
+            self.pump()
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock on, running the relay's timers on the way (one step per second); every
+        peer keeps alive as a client does, so that none times out."""
+        relay = self.net.relay
+        assert relay is not None
+        end, step = self.net.now + seconds, 0
         while self.net.now < end:
             self.net.now = min(end, self.net.now + 1.0)
+            step += 1
+            if step % 10 == 0:
+                for peer in self.peers.values():
+                    peer.link.send(m.Kind.PING, b"")
             relay.handle_timer(self.net.now)
             self.pump()
 
@@ -81,7 +111,9 @@ class Peer(RawPeer):
         self.next_id += 1
         start = len(self.messages)
         self.send(make(self.next_id, *args))  # type: ignore[call-arg]
-        done = [x for x in self.messages[start:] if isinstance(x, m.RequestDone) and x.request_id == self.next_id]
+        done = [
+            x for x in self.messages[start:] if isinstance(x, m.RequestDone) and x.request_id == self.next_id
+        ]
         assert len(done) == 1, self.messages[start:]
         return done[0]
 
@@ -186,7 +218,8 @@ def test_list_shows_rooms_by_name_with_their_online_counts(tmp_path: Path) -> No
     start = len(budi.messages)
     assert budi.request(m.ListRooms).code == 0
     infos = budi.of(m.RoomInfo, start)
-    assert [(i.room, i.online, i.topic) for i in infos] == [("art", 1, "Paint"), ("lobby", 2, ""), ("zoo", 1, "")]
+    listed = [(i.room, i.online, i.topic) for i in infos]
+    assert listed == [("art", 1, "Paint"), ("lobby", 2, ""), ("zoo", 1, "")]
     start = len(ana.messages)
     ana.request(m.ListRooms)
     assert [i.room for i in ana.of(m.RoomInfo, start)] == ["art", "lobby", "secret", "zoo"]
@@ -204,3 +237,105 @@ def test_a_version_1_login_still_chats_in_lobby_with_cap_rooms_clients(tmp_path:
     assert [x.text for x in olga.of(m.RoomMessage)] == ["welcome"] and olga.of(m.Accepted)
     assert olga.request(m.JoinRoom, "cs101").code == ErrorCode.PROTOCOL_VIOLATION
     assert net.relay is not None and net.relay.store.memberships_of("olga") == []
+
+
+def test_two_rooms_through_20_percent_loss_deliver_every_message_once_in_order(tmp_path: Path) -> None:
+    net = SimNet(tmp_path, seed=5)
+    ana, budi = Peer(net, "ana"), Peer(net, "budi")
+    for room in ("cs101", "art"):
+        ana.request(m.JoinRoom, room)
+        budi.request(m.JoinRoom, room)
+    net.path.loss = 0.2
+    for i in range(1, 41):
+        ana.link.send(m.Kind.SAY, encode_message(m.Say(i, "cs101" if i % 2 else "art", f"m{i}")))
+    ana.link.send(m.Kind.ROOM_SET, encode_message(m.SetRoom(99, "art", m.Setting.TOPIC, "Colour")))
+    ana.pump()
+
+    def all_there() -> bool:
+        received = len(budi.of(m.RoomMessage)) >= 40 and bool(budi.of(m.RoomEvent))
+        return received and len(ana.of(m.Accepted)) == 40
+
+    ana.settle(all_there)
+    got = [(x.room, x.text) for x in budi.of(m.RoomMessage)]
+    assert [t for r, t in got if r == "cs101"] == [f"m{i}" for i in range(1, 41, 2)]
+    assert [t for r, t in got if r == "art"] == [f"m{i}" for i in range(2, 41, 2)]
+    assert [e.value for e in budi.of(m.RoomEvent)] == ["Colour"]
+    for room in ("cs101", "art"):
+        seqs = [x.seq for x in budi.of(m.RoomMessage) if x.room == room]
+        assert seqs == list(range(1, 21))
+
+
+def test_away_belongs_to_the_user_in_every_room(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    ana, budi = Peer(net, "ana"), Peer(net, "budi")
+    for peer in (ana, budi):
+        peer.request(m.JoinRoom, "cs101")
+    ana.send(m.SetAway(1, "lunch"))
+    assert sorted((a.room, a.user, a.reason) for a in budi.of(m.Away)) == [
+        ("cs101", "ana", "lunch"), ("lobby", "ana", "lunch")
+    ]
+    budi.request(m.JoinRoom, "art")
+    start = len(budi.messages)
+    ana.request(m.JoinRoom, "art")  # joins a room while away: away there too
+    assert not budi.of(m.Away, start)  # news of a join is JOINED; the state shows in the room's listing
+    start = len(budi.messages)
+    budi.send(m.Who("art"))
+    assert [(a.room, a.user, a.listing) for a in budi.of(m.Away, start)] == [("art", "ana", 1)]
+    budi.send(m.Whisper(5, "ana", "lunch?"))
+    assert budi.last(m.Notice).code == ErrorCode.USER_AWAY
+    ana.send(m.SetAway(0, ""))
+    assert len([a for a in budi.of(m.Away) if not a.away]) == 3  # back, in lobby, cs101 and art
+
+
+def test_a_member_comes_back_to_a_room_that_became_private_and_keyed(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    teacher, bob = Peer(net, "teacher"), Peer(net, "bob")
+    teacher.request(m.JoinRoom, "cs101")
+    bob.request(m.JoinRoom, "cs101")
+    bob.send(m.Bye())
+    teacher.request(m.SetRoom, "cs101", m.Setting.PRIVATE, "on")
+    teacher.request(m.SetRoom, "cs101", m.Setting.KEY, "sesame")
+    again = Peer(net, "bob")
+    assert [s.room for s in again.of(m.RoomState)] == ["lobby", "cs101"]
+
+
+def test_a_stalled_member_catches_up_in_each_of_its_rooms_independently(tmp_path: Path) -> None:
+    cfg = replace(RelayConfig(), max_backlog_frames=64, rate_per_s=10_000, rate_burst=10_000)
+    net = SimNet(tmp_path, relay_config=cfg)
+    ana, budi = Peer(net, "ana"), Peer(net, "budi")
+    for room in ("cs101", "art"):
+        ana.request(m.JoinRoom, room)
+        budi.request(m.JoinRoom, room)
+    budi.deaf = True
+    for i in range(1, 301):
+        ana.link.send(m.Kind.SAY, encode_message(m.Say(i, "cs101" if i % 3 else "art", f"m{i}")))
+        if i % 20 == 0:
+            ana.pump()
+    ana.pump()
+    assert net.relay is not None
+    stalled = next(s for s in net.relay.sessions.values() if s.user == "budi")
+    assert stalled.lagging and stalled.link.backlog <= 64 + 8  # bounded, fed from history later
+    budi.deaf = False
+    ana.settle(lambda: len(budi.of(m.RoomMessage)) >= 300)
+    for room, numbers in (("cs101", [i for i in range(1, 301) if i % 3]), ("art", list(range(3, 301, 3)))):
+        got = [x for x in budi.of(m.RoomMessage) if x.room == room]
+        assert [x.text for x in got] == [f"m{i}" for i in numbers]
+        assert [x.seq for x in got] == list(range(1, len(numbers) + 1))
+    assert not stalled.lagging
+
+
+def test_a_join_flood_is_coalesced_into_presence_refreshes_that_carry_modes(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    teacher = Peer(net, "teacher")
+    teacher.request(m.JoinRoom, "cs101")
+    start = len(teacher.messages)
+    for i in range(40):
+        Peer(net, f"s{i}").request(m.JoinRoom, "cs101")
+    joined = [j for j in teacher.of(m.Joined, start) if j.room == "cs101"]
+    assert 0 < len(joined) < 40  # a burst one by one, then the rest wait for a refresh
+    teacher.advance(5)
+    refresh = [p for p in teacher.of(m.Presence, start) if p.room == "cs101" and not p.requested]
+    assert refresh, "no PRESENCE refresh"
+    first, second = refresh[-2:]  # 41 names: two parts of at most 40, modes cut along with them
+    assert (len(first.users), len(first.modes), first.more) == (40, 40, 1)
+    assert modes_of(second) == {"teacher": m.MEMBER_OP} and second.more == 0

@@ -58,7 +58,8 @@ def test_rooms_roles_sanctions_invites_and_seen_survive_a_reopen(tmp_path: Path)
     store.close()
 
     again = Store(path)
-    assert again.load_rooms()[0] == RoomRecord("cs101", "Alice", "Lab 3", 0x8, "k", 1000, 2, "Quiz", "Alice", 1500)
+    expected = RoomRecord("cs101", "Alice", "Lab 3", 0x8, "k", 1000, 2, "Quiz", "Alice", 1500)
+    assert again.load_rooms()[0] == expected
     assert again.memberships_of("ALICE") == ["lobby", "cs101"]
     assert again.member_counts() == {"lobby": 1, "cs101": 1}
     assert again.member_names("cs101") == ["Alice"]

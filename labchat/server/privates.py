@@ -1,0 +1,144 @@
+"""Private messages in the relay (docs/protocol.md 8.6 and 16.2): to a user online in any room, or
+held in the database for one who is offline and delivered at its next login.
+
+Part of `Relay` (relay.py): it works on the relay's state, which it reaches as `self.relay`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ..protocol import messages as m
+from ..protocol.errors import ErrorCode
+from ..protocol.text import long_preview, over_limit, split_parts, truncate_utf8
+from ..protocol.wire import encode_message
+from .formatting import _ms
+
+if TYPE_CHECKING:
+    from .relay import LongChat, Relay, Session
+
+log = logging.getLogger("labchat.server.relay")
+
+#: Private messages held for one offline recipient (docs/protocol.md section 16.2): a mailbox for
+#: the absent, not an archive; more are refused so that nobody can fill the disk through one name.
+MAX_HELD_PER_USER = 100
+#: Held private messages older than this are deleted unread.
+HELD_TTL_S = 7 * 24 * 3600
+#: Recipients for whom "X is offline" notices are remembered before that memory starts over.
+OFFLINE_NOTIFIED_RECIPIENTS = 10_000
+
+
+class PrivateMessages:
+    """WHISPER and held private messages; see the module docstring."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
+    def _whisper(self, sess: Session, message: m.Whisper | LongChat, now: float) -> None:
+        assert sess.user is not None
+        key = (m.name_key(sess.user), message.msg_id)
+        if (known := self.relay._recent_ids.get(key)) is not None:
+            self.relay._send(sess, m.Accepted(message.msg_id, "", 0, known[2]))  # a resend: relay once
+            return
+        target = self._online_session(message.to)
+        if target is None:
+            self._hold_whisper(sess, message, now)
+            return
+        assert target.user is not None
+        ts = _ms(now)
+        flags = message.flags & m.FLAG_ACTION
+        for private in _private_frames(sess.user, target.user, ts, message.text, flags, target.caps):
+            self.relay._send(target, private)
+        self.relay._send(sess, m.Accepted(message.msg_id, "", 0, ts))
+        self.relay._remember_id(key, ("", 0, ts))
+        log.info("private message %s -> %s", sess.user, target.user)
+        away = target.away
+        if away is not None and target is not sess and key[0] not in away.notified:
+            away.notified.add(key[0])
+            because = f": {away.reason}" if away.reason else ""
+            text = truncate_utf8(f"{target.user} is away{because}", m.MAX_NOTICE_BYTES)
+            self.relay._send(sess, m.Notice(ErrorCode.USER_AWAY, text))
+
+    def _online_session(self, name: str) -> Session | None:
+        """The live, logged-in session of `name` (in any room), or None: one dictionary look-up."""
+        return self.relay.online_by_key.get(m.name_key(name))
+
+    def _hold_whisper(self, sess: Session, message: m.Whisper | LongChat, now: float) -> None:
+        """A WHISPER to an account that is not online: keep it for its next login (section 16.2)."""
+        assert sess.user is not None
+        account = self.relay.store.get_account(message.to)
+        if account is None:
+            self.relay._send(
+                sess,
+                m.Rejected(message.msg_id, ErrorCode.NO_SUCH_USER, 0, f"{message.to} is not online"),
+            )
+            return
+        ts = _ms(now)
+        self.relay.store.expire_held(ts - HELD_TTL_S * 1000)
+        held_ts = self.relay.store.find_held(sess.user, message.msg_id)
+        if held_ts is None:
+            if self.relay.store.held_count(account.name) >= MAX_HELD_PER_USER:
+                self.relay._send(sess, m.Rejected(
+                    message.msg_id, ErrorCode.RECIPIENT_OFFLINE, 0,
+                    f"{account.name} is offline and has too many messages waiting",
+                ))  # fmt: skip
+                return
+            held_ts = self.relay.store.hold_private(
+                sess.user, account.name, ts, message.text, message.flags & m.FLAG_ACTION, message.msg_id
+            )  # committed: the ACCEPTED below is a promise that survives a crash
+        self.relay._send(sess, m.Accepted(message.msg_id, "", 0, held_ts))
+        self.relay._remember_id((m.name_key(sess.user), message.msg_id), ("", 0, held_ts))
+        log.info("private message %s -> %s held: %s is offline", sess.user, account.name, account.name)
+        if len(self.relay._offline_notified) >= OFFLINE_NOTIFIED_RECIPIENTS:
+            self.relay._offline_notified.clear()  # at worst, a sender is told twice
+        told = self.relay._offline_notified.setdefault(account.key, set())
+        if m.name_key(sess.user) not in told:
+            told.add(m.name_key(sess.user))
+            self.relay._send(sess, m.Notice(
+                ErrorCode.RECIPIENT_OFFLINE,
+                f"{account.name} is offline: will be delivered when {account.name} returns",
+            ))  # fmt: skip
+
+    def _deliver_held(self, sess: Session, now: float) -> None:
+        """After a login: every private message held for this user, oldest first, flagged HELD with
+        its original time. Rows are deleted only once the link has acknowledged them (`_settle_held`)."""
+        assert sess.user is not None
+        self.relay._offline_notified.pop(m.name_key(sess.user), None)
+        # Expired rows are left for the next hold to delete (it writes anyway): a login only reads.
+        held = self.relay.store.held_for(sess.user, MAX_HELD_PER_USER, _ms(now) - HELD_TTL_S * 1000)
+        if not held:
+            return
+        frames = []
+        for h in held:
+            flags = (h.flags & m.FLAG_ACTION) | m.FLAG_HELD
+            for private in _private_frames(h.sender, sess.user, h.ts_ms, h.text, flags, sess.caps):
+                # A long one is several frames: its row goes once all of them are acknowledged.
+                frames.append((sess.link.send(private.KIND, encode_message(private)), h.id))
+        sess.held_frames = frames
+        self.relay._dirty.add(sess)
+        log.info("%s: %d held private message(s) delivered", sess.user, len(held))
+
+    def _settle_held(self, sess: Session) -> None:
+        """Delete the held messages whose frames the recipient has acknowledged."""
+        assert sess.held_frames is not None
+        waiting = {held_id for seq, held_id in sess.held_frames if not sess.link.acked(seq)}
+        done = list(dict.fromkeys(held_id for _, held_id in sess.held_frames if held_id not in waiting))
+        if not done:
+            return
+        self.relay.store.delete_held(done)
+        settled = set(done)
+        rest = [pair for pair in sess.held_frames if pair[1] not in settled]
+        sess.held_frames = rest or None
+
+
+def _private_frames(sender: str, to: str, ts_ms: int, text: str, flags: int, caps: int) -> list[m.Message]:
+    """A private message as its recipient can read it: one PRIVATE, the parts of a long one, or the
+    preview of a long one for a client that does not read parts (docs/protocol.md section 15.3)."""
+    if not over_limit(text):
+        return [m.Private(sender, to, ts_ms, text, flags)]
+    if caps & m.CAP_LONG_MESSAGES:
+        pieces = split_parts(text)
+        count = len(pieces)
+        return [m.PrivatePart(sender, to, ts_ms, flags, i, count, piece) for i, piece in enumerate(pieces)]
+    return [m.Private(sender, to, ts_ms, long_preview(text), flags)]
