@@ -8,6 +8,8 @@
     labchat-bench --mode flood                     600 bots log in to a room of 300 and leave: server
                                                    memory, CPU and database, JOINED one by one vs coalesced
     labchat-bench --mode login-storm               300 clients log in at once against real scrypt
+    labchat-bench --mode rooms                     1000 clients in 1 room, then in 20 rooms, then in 20
+                                                   of 921 rooms: the same deliveries/s, what each costs
 
 Everything runs on 127.0.0.1 and stops by itself within --max-time seconds.
 """
@@ -29,7 +31,7 @@ from rich.table import Table
 
 from .runner import Bench, Report, Settings
 
-MODES = ("fixed", "ramp", "idle", "tui", "curve", "core", "flood", "login-storm")
+MODES = ("fixed", "ramp", "idle", "tui", "curve", "core", "flood", "login-storm", "rooms")
 DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
     "fixed": (100, 1000.0, 10.0),
     "ramp": (100, 200.0, 3.0),
@@ -39,6 +41,7 @@ DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
     "core": (100, 0.0, 5.0),
     "flood": (300, 20.0, 30.0),  # members; bot logins per second; seconds of bot logins
     "login-storm": (300, 0.0, 120.0),  # duration: how long the clients may take to get in
+    "rooms": (1000, 10.0, 10.0),  # clients; msg/s in the one-room row (the spread rows: same deliveries/s)
 }
 
 
@@ -65,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "deliveries/s and number at most 200, else 2)")
     p.add_argument("--server", default=None, metavar="HOST:PORT",
                    help="load an existing server instead of starting one (no server CPU/memory then)")
+    p.add_argument("--rooms", type=int, default=None, metavar="R",
+                   help="spread the clients over R rooms (fixed: default 1; rooms mode: default 20)")
+    p.add_argument("--held-rooms", type=int, default=900, metavar="H",
+                   help="rooms mode: empty rooms the server also holds in its last row (default 900)")
     p.add_argument("--sizes", default="10,100,1000", metavar="N,N,..", help="curve: client counts")
     p.add_argument("--deliveries", type=float, default=5_000.0, metavar="D_S",
                    help="curve: target deliveries per second at every size (default 5000)")
@@ -94,6 +101,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
     s.rate = args.rate if args.rate is not None else rate
     s.duration = args.duration if args.duration is not None else duration
     s.processes = args.processes
+    s.rooms = args.rooms if args.rooms is not None else (20 if args.mode == "rooms" else 1)
+    s.held_rooms = args.held_rooms
+    if not 1 <= s.rooms <= 999 or not 0 <= s.held_rooms <= 970:
+        raise ValueError("--rooms must be 1-999 and --held-rooms 0-970 (a server holds 1000 rooms)")
+    if s.rooms > 1 and args.mode not in ("fixed", "rooms"):
+        raise ValueError("--rooms applies to --mode fixed and --mode rooms")
     s.senders = args.senders
     if s.senders is not None and s.senders < 1:
         raise ValueError("--senders must be at least 1")

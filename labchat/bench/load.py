@@ -45,6 +45,16 @@ def user_name(index: int) -> str:
     return f"bench{index:05d}"
 
 
+def room_of(index: int, rooms: int) -> int:
+    """Which of the bench's rooms client `index` is in (0 for every client with one room)."""
+    return index % rooms if rooms > 1 else 0
+
+
+def room_name(number: int) -> str:
+    """The name of bench room `number` (the room rule: lowercase, digits, '-')."""
+    return f"bench-{number:03d}"
+
+
 # Fixed-width fields, so a receiver reads them by slicing instead of splitting (it does so once per
 # delivery, in the processes it measures): "b|" step(4) "|" sender(6) "|" number(9) "|" stamp(20) "|".
 _STEP = slice(2, 6)
@@ -117,12 +127,16 @@ class Recorder:
 class BenchClient(ChatClient):
     """A `ChatClient` whose event hook records into a `Recorder` (see the module docstring)."""
 
-    def __init__(self, host: str, port: int, index: int, recorder: Recorder) -> None:
-        super().__init__(host, port, user_name(index), PASSWORD, config=CLIENT_CONFIG)
+    def __init__(self, host: str, port: int, index: int, recorder: Recorder, rooms: int = 1) -> None:
+        #: With several rooms, each client joins one of them after logging in and talks there only.
+        self.bench_room = room_name(room_of(index, rooms)) if rooms > 1 else None
+        joins = (self.bench_room,) if self.bench_room else ()
+        super().__init__(host, port, user_name(index), PASSWORD, config=CLIENT_CONFIG, rooms=joins)
         self.index = index
+        self.room_index = room_of(index, rooms)
         self.recorder = recorder
         self.login: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self.last_room_seq = 0
+        self.last_seq: dict[str, int] = {}  # per room: seq numbers are per room
         self.sent = 0
         self.step_received = 0
         self.sent_before = 0
@@ -130,13 +144,14 @@ class BenchClient(ChatClient):
 
     def _on_event(self, event: ev.Event) -> None:  # the one override; see the module docstring
         if isinstance(event, ev.MessageReceived):
-            if event.seq <= self.last_room_seq:
+            last = self.last_seq.get(event.room, 0)
+            if event.seq <= last:
                 self.recorder.duplicates += 1
-            self.last_room_seq = max(self.last_room_seq, event.seq)
+            self.last_seq[event.room] = max(last, event.seq)
             if not event.history and self.recorder.received(event.text, time.monotonic()):
                 self.step_received += 1
         elif isinstance(event, ev.MessageDelivered):
-            self.last_room_seq = max(self.last_room_seq, event.seq)
+            self.last_seq[event.room] = max(self.last_seq.get(event.room, 0), event.seq)
             self.recorder.confirmed += 1
             self.recorder.last_confirm = time.monotonic()
             self._progress.set()
@@ -144,10 +159,18 @@ class BenchClient(ChatClient):
             self.recorder.failed += 1
             self._progress.set()
         elif isinstance(event, ev.LoggedIn):
+            self.logged_in = True
             if event.resumed:
                 self.recorder.resumed_logins += 1
-            if not self.login.done():
+            if self.bench_room is None and not self.login.done():
                 self.login.set_result(None)
+        elif isinstance(event, ev.RoomState):
+            # In its own room (and that room current): only now may it send there.
+            if event.joined and event.room == self.bench_room and not self.login.done():
+                self.login.set_result(None)
+        elif isinstance(event, ev.RequestFailed) and not self.login.done():
+            self.error = self.error or f"{self.user}: cannot join {event.room}: {event.text}"
+            self.login.set_result(self.error)
         elif isinstance(event, (ev.LoginRefused, ev.ConnectFailed, ev.Closed)):
             reason = getattr(event, "reason", type(event).__name__)
             self.error = self.error or f"{self.user}: {type(event).__name__}: {reason}"
@@ -166,6 +189,8 @@ class WorkerSpec:
     uvloop: bool = False
     max_s: float = 600.0
     profile: bool = False
+    #: Clients are spread over this many rooms (`room_of`); 1: all in `lobby`, as before rooms.
+    rooms: int = 1
 
 
 @dataclass
@@ -221,7 +246,7 @@ class Worker:
                 await asyncio.wait_for(window.acquire(), max(0.01, deadline - time.monotonic()))
             except TimeoutError:
                 break
-            client = BenchClient(self.spec.host, self.spec.port, index, self.recorder)
+            client = BenchClient(self.spec.host, self.spec.port, index, self.recorder, self.spec.rooms)
             client.login.add_done_callback(release)
             self.clients.append(client)
             await client.start()
@@ -294,11 +319,14 @@ class Worker:
         # Then wait until every client has every message the others sent: the parent adds up what
         # all workers sent and tells us (bounded by drain_max_s; what is missing then counts as lost).
         loop = asyncio.get_running_loop()
-        self.conn.send(("sent", sent))
-        total = (await loop.run_in_executor(None, self.conn.recv))[1]
+        sent_by_room: Counter[int] = Counter()
+        for c in self.clients:
+            sent_by_room[c.room_index] += c.sent - c.sent_before
+        self.conn.send(("sent", dict(sent_by_room)))
+        totals: dict[int, int] = (await loop.run_in_executor(None, self.conn.recv))[1]
         sent_now = {c.index: c.sent - c.sent_before for c in self.clients}
         while time.monotonic() < drain_end:
-            if all(c.step_received >= total - sent_now[c.index]
+            if all(c.step_received >= totals.get(c.room_index, 0) - sent_now[c.index]
                    for c in self.clients if not c.closed.is_set()):
                 break
             await asyncio.sleep(0.02)
@@ -384,18 +412,21 @@ class WorkerPool:
     """Parent-side handle of the worker processes; every wait is bounded."""
 
     def __init__(self, host: str, port: int, clients: int, processes: int, *, uvloop: bool = False,
-                 max_s: float = 600.0, first_index: int = 0, profile: bool = False) -> None:
+                 max_s: float = 600.0, first_index: int = 0, profile: bool = False,
+                 rooms: int = 1) -> None:
         ctx = multiprocessing.get_context("spawn")
         processes = max(1, min(processes, clients))
         self.clients = clients
         self.first_index = first_index
+        self.rooms = rooms
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         for p in range(processes):
             indices = list(range(first_index + p, first_index + clients, processes))
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_worker_main, name=f"labchat-bench-worker-{p}", daemon=True,
-                               args=(child, WorkerSpec(host, port, indices, uvloop, max_s, profile)))
+                               args=(child, WorkerSpec(host, port, indices, uvloop, max_s, profile,
+                                                       rooms)))
             proc.start()
             child.close()
             self._conns.append(parent)
@@ -439,8 +470,10 @@ class WorkerPool:
             share = len(range(p, senders, n)) / senders
             conn.send(("run", step, rate * share, start_at, duration, drain_max_s,
                        self.first_index + senders))
-        total = sum(self._gather("sent", duration + drain_max_s + 30.0))
-        self._send(("expect", total))
+        totals: Counter[int] = Counter()
+        for by_room in self._gather("sent", duration + drain_max_s + 30.0):
+            totals.update(by_room)
+        self._send(("expect", dict(totals)))
         return self._gather("run", drain_max_s + 30.0)
 
     def cpu(self) -> float:
@@ -460,12 +493,15 @@ class WorkerPool:
             conn.close()
 
 
-def merge_step(results: list[StepResult], members: int) -> dict[str, Any]:
+def merge_step(results: list[StepResult], members: int, rooms: int = 1) -> dict[str, Any]:
     """Add the workers' shares up: rates, latency percentiles, lost and duplicated deliveries.
 
-    `members`: clients in the room during the step; each message should reach `members - 1` of them.
+    `members`: clients during the step, spread over `rooms` rooms by `room_of` (clients 0..members-1);
+    each message should reach every other member of its sender's room.
     """
+    room_size = Counter(room_of(i, rooms) for i in range(members))
     counts: Counter[int] = Counter()
+    sent_in_room: Counter[int] = Counter()
     hist = Histogram()
     sent = 0
     expected = 0
@@ -478,12 +514,14 @@ def merge_step(results: list[StepResult], members: int) -> dict[str, Any]:
         dup += r.duplicates
     for r in results:
         for sender, (first, last) in r.sent.items():
+            others = room_size[room_of(sender, rooms)] - 1
             for number in range(first, last + 1):
                 sent += 1
-                expected += members - 1
+                sent_in_room[room_of(sender, rooms)] += 1
+                expected += others
                 got = counts.pop(message_key(sender, number), 0)
-                lost += max(0, members - 1 - got)
-                dup += max(0, got - (members - 1))
+                lost += max(0, others - got)
+                dup += max(0, got - others)
     dup += sum(counts.values())  # ids nobody sent in this step: cannot happen, but would be a bug
     start = min((r.first_send for r in results), default=0.0)
     send_end = max((r.last_send for r in results), default=start)
@@ -495,8 +533,8 @@ def merge_step(results: list[StepResult], members: int) -> dict[str, Any]:
     per_client = [pc for r in results for pc in r.per_client]
     lost_at_senders = lost_at_listeners = 0
     if members > 0:
-        for _, own_sent, got in per_client:
-            missing = max(0, sent - own_sent - got)
+        for index, own_sent, got in per_client:
+            missing = max(0, sent_in_room[room_of(index, rooms)] - own_sent - got)
             if own_sent:
                 lost_at_senders += missing
             else:

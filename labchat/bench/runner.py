@@ -58,6 +58,10 @@ class Settings:
     curve_deliveries: float = 5_000.0
     drain_max: float = 10.0
     ceiling_s: float = 1.0
+    #: Rooms the clients are spread over (`--rooms`); the rooms mode compares 1 with this.
+    rooms: int = 1
+    #: Rooms mode: empty rooms the server holds besides the busy ones, for the third row.
+    held_rooms: int = 900
 
 
 @dataclass
@@ -105,14 +109,14 @@ class Bench:
         deliveries_s = rate * max(0, clients - 1)
         return 1 if clients <= 200 and deliveries_s <= 20_000 else 2
 
-    def start_server(self) -> BenchServer | RemoteServer:
+    def start_server(self, held_rooms: int = 0) -> BenchServer | RemoteServer:
         if self.s.server is not None:
             self.report.notes.append(
                 f"target {self.s.server[0]}:{self.s.server[1]} is not ours: server CPU and memory "
                 "are not available, and its rate limit (default 100 msg/s per user) applies")
             return RemoteServer(*self.s.server)
         server = BenchServer(ServerOptions(profile=self.s.profile, uvloop=self.s.uvloop,
-                                           max_s=self.s.max_time + 60))
+                                           max_s=self.s.max_time + 60, held_rooms=held_rooms))
         for note in (settings_note(), MEMORY_NOTE):
             if note not in self.report.notes:
                 self.report.notes.append(note)
@@ -148,7 +152,7 @@ class Bench:
         results = pool.run(step, rate, duration, self.s.drain_max, self.s.senders)
         wall1 = time.monotonic()
         after = server.stats()
-        row = merge_step(results, clients)
+        row = merge_step(results, clients, pool.rooms)
         row.update({"clients": clients, "rate": rate, "duration_s": duration,
                     "senders": min(self.s.senders or clients, clients)})
         row["clients_cpu"] = row.pop("clients_cpu_s") / max(1e-9, wall1 - wall0)
@@ -233,11 +237,11 @@ class Bench:
             time.sleep(0.1)
 
     def session(
-        self, clients: int, rate: float
+        self, clients: int, rate: float, rooms: int = 1, held_rooms: int = 0
     ) -> tuple[BenchServer | RemoteServer, WorkerPool, dict[str, Any]]:
         """A server, a pool of logged-in clients, and the server's memory cost per client: its
         VmRSS growth while the clients log in, from a baseline taken after a warm-up (`warm_up`)."""
-        server = self.start_server()
+        server = self.start_server(held_rooms)
         pool: WorkerPool | None = None
         try:
             cold = server.stats()
@@ -246,7 +250,7 @@ class Bench:
             processes = self.processes_for(clients, rate)
             pool = WorkerPool(server.host, server.port, clients, processes,
                               uvloop=self.s.uvloop, max_s=self.s.max_time + 60,
-                              profile=self.s.profile_clients)
+                              profile=self.s.profile_clients, rooms=rooms)
             got = self.login(pool, clients)
             time.sleep(min(2.0, 0.5 + clients / 1000))  # let the login fan-out settle
             after = server.stats()
@@ -283,10 +287,10 @@ class Bench:
         return self.report
 
     def mode_fixed(self) -> None:
-        server, pool, info = self.session(self.s.clients, self.s.rate)
+        server, pool, info = self.session(self.s.clients, self.s.rate, self.s.rooms)
         try:
             row = self.step(server, pool, 1, self.s.clients, self.s.rate, self.s.duration)
-            row.update(info, label="fixed")
+            row.update(info, label="fixed" if self.s.rooms == 1 else f"fixed, {self.s.rooms} rooms")
             self.report.rows.append(row)
         finally:
             pool.stop()
@@ -360,6 +364,38 @@ class Bench:
         self.report.notes.append(
             f"curve: offered rate chosen per size for ~{self.s.curve_deliveries:g} deliveries/s, "
             "so server µs per delivery and KB per client compare across sizes")
+
+    def mode_rooms(self) -> None:
+        """The same clients and the same deliveries per second, in one room and then spread over
+        `rooms` rooms, then again with the server holding `held_rooms` more (empty) rooms: what a
+        delivery costs must not depend on how the members are split, nor on how many rooms exist.
+
+        With N clients in R rooms a message reaches N/R - 1 others instead of N - 1, so the spread
+        rows offer (N - 1) / (N/R - 1) times the one-room rate: every row asks for the same
+        deliveries per second, and their µs per delivery compare directly.
+        """
+        clients, rooms = self.s.clients, max(2, self.s.rooms)
+        if clients // rooms < 2:
+            raise RuntimeError(f"--clients {clients} over {rooms} rooms leaves fewer than 2 per room")
+        spread_rate = self.s.rate * (clients - 1) / (clients / rooms - 1)
+        plan = [("1 room", 1, self.s.rate, 0), (f"{rooms} rooms", rooms, spread_rate, 0)]
+        if self.s.held_rooms:
+            plan.append((f"{rooms} rooms of {rooms + self.s.held_rooms + 1}", rooms, spread_rate,
+                         self.s.held_rooms))
+        for label, n_rooms, rate, held in plan:
+            self.need(self.s.duration + clients / self.s.login_pace * 2 + 10, f"the {label} row")
+            server, pool, info = self.session(clients, rate, n_rooms, held)
+            try:
+                row = self.step(server, pool, 1, clients, rate, self.s.duration)
+                row.update(info, label=label, rooms=n_rooms, held_rooms=held)
+                self.report.rows.append(row)
+            finally:
+                pool.stop()
+                self.stop_server(server)
+        self.report.notes.append(
+            f"rooms: {clients} clients in 1 room at {self.s.rate:g} msg/s, then in {rooms} rooms at "
+            f"{spread_rate:,.0f} msg/s (the same deliveries/s); the last row's server also holds "
+            f"{self.s.held_rooms} empty rooms, made before it starts")
 
     def mode_core(self) -> None:
         """The sans-I/O cores alone (core_cost.py): a quiet room, then a busy one."""

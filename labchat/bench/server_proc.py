@@ -49,6 +49,8 @@ class ServerOptions:
     max_s: float = 600.0
     #: RelayConfig fields to change, as (name, value) pairs (the flood mode compares policies).
     relay: tuple[tuple[str, Any], ...] = ()
+    #: Empty rooms made in the database before the server starts (the rooms mode's third row).
+    held_rooms: int = 0
 
 
 def udp_rcvbuf_errors() -> int | None:
@@ -134,6 +136,11 @@ async def _serve(conn: Connection, options: ServerOptions, tmp: Path) -> dict[st
     from ..startup_gc import freeze_startup_objects
 
     store = Store(tmp / "bench.db", scrypt_n=2**10)
+    if options.held_rooms:
+        from ..server.store import RoomRecord
+
+        for i in range(options.held_rooms):
+            store.save_room(RoomRecord(f"held-{i:04d}", "bench", created_ms=int(time.time() * 1000)))
     freeze_startup_objects()  # as labchat-server does
     key = load_or_create_server_key(tmp / "bench.key")
     channel_config = ChannelConfig(

@@ -140,3 +140,17 @@ def test_login_storm_logs_everyone_in(capsys: pytest.CaptureFixture[str]) -> Non
     assert row["last_login_s"] >= row["first_login_s"] > 0
     assert row["server"]["password_checks"] == 12 and row["server"]["scrypt_n"] == 2**14
     assert row["queued_clients"] > 0
+
+
+def test_rooms_mode_spreads_the_clients_and_keeps_the_deliveries(capsys: pytest.CaptureFixture[str]) -> None:
+    """One room, then 2 rooms at the rate that asks for the same deliveries/s, then the same with
+    the server holding empty rooms too: every message reaches exactly the others of its room."""
+    out = run_json(capsys, "--mode", "rooms", "--clients", "6", "--rooms", "2", "--held-rooms", "5",
+                   "--rate", "10", "--duration", "1")  # fmt: skip
+    one, spread, held = out["rows"]
+    assert (one["rooms"], spread["rooms"], held["rooms"], held["held_rooms"]) == (1, 2, 2, 5)
+    for row in (one, spread, held):
+        assert row["lost"] == 0 and row["duplicated"] == 0 and row["messages_sent"] > 0
+        assert row["messages_confirmed"] == row["messages_sent"]
+    assert one["deliveries_expected"] == 5 * one["messages_sent"]  # 6 in one room: 5 others each
+    assert spread["deliveries_expected"] == 2 * spread["messages_sent"]  # 3 per room: 2 others each
