@@ -210,11 +210,13 @@ class CongestionController:
         the limit since the last acknowledgement (section 7.8). A frame sent inside the recovery period
         coming back ends the period.
         """
+        # Full before this ACK (timeout probes of a collapsed window, say) counts as limited too.
+        limited = self._window_limited or self.bytes_in_flight >= self.cwnd - self.config.max_datagram_bytes
         self.bytes_in_flight = max(self.bytes_in_flight - size, 0)
         if growth <= 0:
             return
         self.recovery_start = float("-inf")
-        if not self._window_limited:
+        if not limited:
             self.stats.app_limited_acks += 1
             return
         if self.cwnd < self.ssthresh:

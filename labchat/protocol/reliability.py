@@ -548,11 +548,13 @@ class ReliableLink:
         )
 
     def _on_timeout_congestion(self, now: float) -> None:
-        """The transmissions in `_lost` timed out. Unlike QUIC, the link resends the same frame, so
-        no later ACK will ever declare them lost: the timeout is where it learns of the loss. It is a
-        congestion event (once per recovery period), and when timed-out transmissions sent after the
-        last one acknowledged span the persistent congestion duration, the window collapses
-        (RFC 9002 sections 7.3.2 and 7.6)."""
+        """The transmissions in `_lost` timed out and leave again as a probe. As a PTO in RFC 9002, a
+        timeout alone does not shrink the window: on a LAN most timeouts are a peer's event loop that
+        paused, not a full queue, and a chat that halves its window at every pause would crawl after
+        one. But unlike QUIC the link resends the same frame, so no later ACK ever declares the timed
+        out transmission lost: the timeout is where the link learns of it for persistent congestion.
+        When timed-out transmissions sent after the last one acknowledged span its duration, the
+        window collapses (RFC 9002 section 7.6)."""
         latest_acked = self._acked_sent_max
         first = last = None
         for seq in self._lost:
@@ -567,7 +569,6 @@ class ReliableLink:
         if first is None or last is None:
             return
         cc = self.congestion
-        cc.on_congestion_event(last, now)
         run = self._lost_run
         self._lost_run = run = (first, last) if run is None else (min(run[0], first), max(run[1], last))
         srtt = self.rtt.srtt
