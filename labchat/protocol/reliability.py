@@ -71,9 +71,10 @@ class LinkConfig:
     #: Longest an ACK may wait for something to ride on (RFC 9000's max_ack_delay, 25 ms there too).
     #: A gap or a duplicate is acknowledged at once; otherwise a stream of packets is acknowledged
     #: once per `ack_every` packets or per `max_ack_delay_s`, whichever comes first (the ACK-frequency
-    #: extension of QUIC). Without congestion control there is nothing to clock by ACKs; each ACK
-    #: costs a datagram, a seal and a wake-up at both ends, so a room of 100 busy members must not
-    #: answer every fan-out datagram. It stays well under `rto_min_s`, so a delayed ACK never looks
+    #: extension of QUIC). The congestion window needs no frequent ACKs: the packet that fills it
+    #: asks for its ACK at once (ACK_NOW, docs/protocol.md 5.7). Each ACK costs a datagram, a seal
+    #: and a wake-up at both ends, so a room of 100 busy members must not answer every fan-out
+    #: datagram. It stays well under `rto_min_s`, so a delayed ACK never looks
     #: like a loss.
     max_ack_delay_s: float = 0.025
     #: Packets carrying frames that make an ACK go out at once (see `max_ack_delay_s`).
