@@ -92,50 +92,35 @@ class Pacer:
 
     `budget` may go negative by the last frame sent: the bucket is checked before a frame, not
     against its size, so a frame larger than what is left still leaves and the next one waits longer.
-    With no rate (no RTT sample yet) the bucket refills at once: the window alone limits the sender,
-    and the initial window is no larger than the burst.
+    The rate is not stored: the controller derives it from the window and RTT of the moment, and with
+    no rate (no RTT sample yet) the bucket refills at once: the window alone limits the sender, and
+    the initial window is no larger than the burst.
     """
 
-    __slots__ = ("_capacity", "_quantum", "_rate", "_updated_at", "budget")
+    __slots__ = ("budget", "capacity", "quantum", "updated_at")
 
     def __init__(self, capacity: int, quantum: int) -> None:
-        self._capacity = capacity
-        self._quantum = min(quantum, capacity)
-        self._rate: float | None = None  # bytes per second
-        self._updated_at = 0.0
+        self.capacity = capacity
+        self.quantum = min(quantum, capacity)
+        self.updated_at = 0.0
         self.budget = float(capacity)
 
-    @property
-    def rate(self) -> float | None:
-        """Bytes per second, or None before the first RTT sample."""
-        return self._rate
+    def refill(self, now: float, rate: float | None) -> None:
+        """Credit the time since the last refill at `rate` bytes per second (None: fill up)."""
+        if rate is None or self.budget >= self.capacity:
+            self.budget = float(self.capacity)
+        elif now > self.updated_at:
+            self.budget = min(self.budget + rate * (now - self.updated_at), float(self.capacity))
+        if now > self.updated_at:
+            self.updated_at = now
 
-    def set_rate(self, rate: float | None, now: float) -> None:
-        """Change the rate from `now` on: what accrued so far accrued at the old one."""
-        self.refill(now)
-        self._rate = rate
-
-    def refill(self, now: float) -> None:
-        if self.budget >= self._capacity:
-            self._updated_at = now
-            return
-        if self._rate is None:
-            self.budget = float(self._capacity)
-        elif now > self._updated_at:
-            self.budget = min(self.budget + self._rate * (now - self._updated_at), float(self._capacity))
-        self._updated_at = max(self._updated_at, now)
-
-    def allows(self) -> bool:
-        """True if a frame may leave now (call `refill(now)` first)."""
-        return self.budget > 0
-
-    def release_at(self) -> float | None:
+    def release_at(self, rate: float | None) -> float | None:
         """When the budget, now exhausted, is back to one quantum; None if it is not exhausted."""
         if self.budget > 0:
             return None
-        if self._rate is None:
-            return self._updated_at
-        return self._updated_at + (self._quantum - self.budget) / self._rate
+        if rate is None:
+            return self.updated_at
+        return self.updated_at + (self.quantum - self.budget) / rate
 
 
 class CongestionController:
@@ -143,13 +128,13 @@ class CongestionController:
 
     Fed by the reliable link: `on_sent` for every frame transmission that counts (not ACK-only packets,
     not timeout probes), `on_acked` and `on_lost` for frames that were counted, `on_persistent_congestion`
-    when the link has seen a whole persistent congestion period lost, `refresh_pacer` before sending.
+    when the link has seen a whole persistent congestion period lost, `refill_pacer` before sending.
     Asked: `can_send()` (bytes in flight below the window) and the `pacer`.
     """
 
     __slots__ = (
-        "_window_limited", "bytes_in_flight", "config", "cwnd", "pacer", "recovery_start", "ssthresh",
-        "stats",
+        "bytes_in_flight", "config", "cwnd", "pacer", "recovery_start", "ssthresh", "stats",
+        "window_limited",
     )  # fmt: skip
 
     def __init__(self, config: CongestionConfig | None = None) -> None:
@@ -161,9 +146,9 @@ class CongestionController:
         #: nor start another period. -inf when not in recovery (a plain float: the link compares every
         #: acknowledged frame's send time with it).
         self.recovery_start = float("-inf")
-        # The window (or the pacer) held a frame back, or was nearly full, since the last ACK: only then
-        # may the next ACK grow it (RFC 9002 section 7.8).
-        self._window_limited = False
+        #: The window (or the pacer) held a frame back, or was nearly full, since the last ACK: only
+        #: then may the next ACK grow it (RFC 9002 section 7.8).
+        self.window_limited = False
         cfg = self.config
         self.pacer = Pacer(cfg.pacing_burst_packets * cfg.max_datagram_bytes,
                            cfg.pacing_quantum_packets * cfg.max_datagram_bytes)
@@ -184,11 +169,6 @@ class CongestionController:
     def in_slow_start(self) -> bool:
         return self.cwnd < self.ssthresh
 
-    @property
-    def window_limited(self) -> bool:
-        """True if the window or the pacer was the limit since the last acknowledgement."""
-        return self._window_limited
-
     # ------------------------------------------------------------ signals
 
     def on_sent(self, size: int) -> None:
@@ -196,11 +176,11 @@ class CongestionController:
         self.bytes_in_flight += size
         self.pacer.budget -= size
         if self.bytes_in_flight >= self.cwnd - self.config.max_datagram_bytes:
-            self._window_limited = True  # (nearly) full: the next ACKs may grow it
+            self.window_limited = True  # (nearly) full: the next ACKs may grow it
 
     def on_blocked(self) -> None:
         """The window or the pacer held back a frame that was ready: the sender is not app-limited."""
-        self._window_limited = True
+        self.window_limited = True
 
     def on_acked(self, size: int, growth: int, now: float) -> None:
         """Frames totalling `size` bytes, all counted in flight, were newly acknowledged; `growth` of
@@ -211,7 +191,7 @@ class CongestionController:
         coming back ends the period.
         """
         # Full before this ACK (timeout probes of a collapsed window, say) counts as limited too.
-        limited = self._window_limited or self.bytes_in_flight >= self.cwnd - self.config.max_datagram_bytes
+        limited = self.window_limited or self.bytes_in_flight >= self.cwnd - self.config.max_datagram_bytes
         self.bytes_in_flight = max(self.bytes_in_flight - size, 0)
         if growth <= 0:
             return
@@ -223,7 +203,7 @@ class CongestionController:
             self.cwnd += growth  # slow start: one byte per byte acknowledged
         else:
             self.cwnd += max(self.config.max_datagram_bytes * growth // self.cwnd, 1)  # avoidance
-        self._window_limited = self.bytes_in_flight >= self.cwnd - self.config.max_datagram_bytes
+        self.window_limited = self.bytes_in_flight >= self.cwnd - self.config.max_datagram_bytes
 
     def on_lost(self, size: int, largest_sent_at: float, now: float) -> None:
         """Frames totalling `size` bytes (counted in flight) were declared lost; the most recently sent
@@ -239,7 +219,7 @@ class CongestionController:
         self.recovery_start = now
         self.ssthresh = max(self.cwnd * LOSS_REDUCTION_FACTOR, float(self.config.minimum_window))
         self.cwnd = int(self.ssthresh)
-        self._window_limited = False
+        self.window_limited = False
         self.stats.congestion_events += 1
 
     def on_persistent_congestion(self, now: float) -> None:
@@ -251,16 +231,31 @@ class CongestionController:
             self.stats.congestion_events += 1
         self.cwnd = self.config.minimum_window
         self.recovery_start = float("-inf")
-        self._window_limited = False
+        self.window_limited = False
         self.stats.persistent_congestions += 1
 
-    def refresh_pacer(self, srtt: float | None, now: float) -> None:
-        """Set the pacing rate from the current window and smoothed RTT (None before any sample: no
-        pacing beyond the window) and credit the time since the last call."""
+    def pacing_rate(self, srtt: float | None) -> float | None:
+        """Bytes per second the pacer refills at: gain x window / smoothed RTT (None before a sample)."""
         if srtt is None:
-            self.pacer.set_rate(None, now)
-        else:
-            self.pacer.set_rate(self.config.pacing_gain * self.cwnd / max(srtt, PACING_MIN_RTT_S), now)
+            return None
+        return self.config.pacing_gain * self.cwnd / max(srtt, PACING_MIN_RTT_S)
+
+    def refill_pacer(self, srtt: float | None, now: float) -> None:
+        """Credit the pacer for the time since its last refill, before frames may leave at `now`.
+        (`Pacer.refill` with the rate inlined: this runs before every packet a server sends.)"""
+        pacer = self.pacer
+        if pacer.budget < pacer.capacity:
+            if srtt is None:
+                pacer.budget = float(pacer.capacity)
+            elif now > pacer.updated_at:
+                rate = self.config.pacing_gain * self.cwnd / max(srtt, PACING_MIN_RTT_S)
+                pacer.budget = min(pacer.budget + rate * (now - pacer.updated_at), float(pacer.capacity))
+        if now > pacer.updated_at:
+            pacer.updated_at = now
+
+    def pacer_release_at(self, srtt: float | None) -> float | None:
+        """When an exhausted pacer lets frames go again; None if it is not exhausted."""
+        return self.pacer.release_at(self.pacing_rate(srtt))
 
 
 def persistent_congestion_duration(srtt: float, rttvar: float, granularity_s: float,

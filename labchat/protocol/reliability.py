@@ -264,7 +264,7 @@ class ReliableLink:
             if self._unacked and self._rto_deadline is None:
                 self._arm_rto(now)
             return []
-        cc.refresh_pacer(self.rtt.srtt, now)
+        cc.refill_pacer(self.rtt.srtt, now)
         pacer = cc.pacer
         batch: list[_Sent] = []  # lost frames first, then new ones while the windows allow
         window_full = False  # the congestion window (not the pacer) held a frame back
@@ -301,8 +301,10 @@ class ReliableLink:
                 in_flight += size
                 budget -= size
                 taken += 1
-            if taken:
-                cc.on_sent(in_flight - cc.bytes_in_flight)
+            if taken:  # cc.on_sent, inlined: this is the path of every message the server fans out
+                cc.bytes_in_flight, pacer.budget = in_flight, budget
+                if in_flight >= cwnd - cc.config.max_datagram_bytes:
+                    cc.window_limited = True
             if taken < limit:
                 window_full = window_full or in_flight >= cwnd
                 cc.on_blocked()
@@ -509,7 +511,8 @@ class ReliableLink:
         """When `handle_timer` (then `packets_to_send`) must run next: a delayed ACK, a loss or a
         retransmission deadline, or the moment the pacer lets held-back frames go, if any."""
         deadline = self._rto_deadline
-        for other in (self._loss_deadline, self._ack_due if self._ack_wanted else None, self._paced_until()):
+        paced = None if self.congestion.pacer.budget > 0 else self._paced_until()
+        for other in (self._loss_deadline, self._ack_due if self._ack_wanted else None, paced):
             if other is not None and (deadline is None or other < deadline):
                 deadline = other
         return deadline
@@ -521,7 +524,7 @@ class ReliableLink:
             return None
         if not (self._lost or (self._queue and len(self._unacked) < self.config.max_in_flight)):
             return None
-        return cc.pacer.release_at()
+        return cc.pacer_release_at(self.rtt.srtt)
 
     def handle_timer(self, now: float) -> None:
         """Declare losses whose time has come; on a retransmission timeout resend and back off.
@@ -592,5 +595,5 @@ class ReliableLink:
         cc = self.congestion
         if cc.bytes_in_flight >= cc.cwnd:
             return False
-        cc.pacer.refill(self._now)
-        return cc.pacer.allows()
+        cc.refill_pacer(self.rtt.srtt, self._now)
+        return cc.pacer.budget > 0
