@@ -449,6 +449,9 @@ class ReliableLink:
             # Dicts never shrink: after a burst (a thousand JOINEDs while a room fills up) an
             # emptied table would keep its size for the life of the session. Start a small one.
             self._unacked = OrderedDict()
+            # Nothing is outstanding, so nothing is in flight: a count that drifted (it never should)
+            # must not leave the window closed for good.
+            self.congestion.bytes_in_flight = 0
         largest = max(newly, key=_seq_of)
         if largest.seq > self._largest_acked:
             self._largest_acked = largest.seq

@@ -35,6 +35,7 @@ class Path:
         self.delivered = 0  # frames b delivered
         self.drop: Callable[[int, bytes], bool] = lambda i, p: False
         self.cwnd_log: list[tuple[float, int]] = []
+        self.check_in_flight = False
 
     def _transmit(self) -> None:
         for packet in self.a.packets_to_send(self.now):
@@ -49,6 +50,8 @@ class Path:
         for _ in range(200_000):
             self._transmit()
             self.cwnd_log.append((self.now, self.a.congestion.cwnd))
+            if self.check_in_flight:
+                assert self.a.congestion.bytes_in_flight == counted_bytes(self.a)
             if stop_when_idle and self.a.idle and not self.wire:
                 return
             times = [t for t, _, _ in self.wire]
@@ -78,6 +81,12 @@ class Path:
 
     def bytes_sent_between(self, start: float, end: float) -> int:
         return sum(len(p) for t, p in self.sent if start <= t < end)
+
+
+def counted_bytes(link: ReliableLink) -> int:
+    """What bytes in flight must be: the frames outstanding and not declared lost. Read from the
+    link's table (a read-only look inside, for the invariant; nothing is changed)."""
+    return sum(7 + len(sent.body) for sent in link._unacked.values() if sent.counted)
 
 
 # ------------------------------------------------------------------ the controller alone
@@ -287,6 +296,7 @@ def test_bytes_in_flight_match_the_frames_counted_and_everything_arrives(seed: i
     rng = random.Random(seed)
     path = Path(one_way=rng.choice([0.0005, 0.005, 0.03]))
     path.drop = lambda i, p: rng.random() < loss
+    path.check_in_flight = True
     sizes = [rng.choice([5, 80, BODY]) for _ in range(rng.randint(1, 120))]
     for i, size in enumerate(sizes):
         path.a.send(2, bytes(size - 1) + bytes([i % 256]))
