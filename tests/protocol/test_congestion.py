@@ -264,6 +264,24 @@ def test_a_chat_line_on_an_idle_link_leaves_at_once() -> None:
     assert len(packets) == 1 and b"hi all" in packets[0]
 
 
+def test_a_busy_room_never_waits_for_the_window_or_the_pacer() -> None:
+    # One member's link at 1000 messages a second of 120 bytes (the bench's 100 x 1000 row), arriving
+    # in bursts of 25 every 25 ms as a busy server flushes them, over a 2 ms round trip: every message
+    # leaves in the call that queues it.
+    path = Path(one_way=0.001)
+    path.warm_up()
+    for burst in range(80):
+        for i in range(25):
+            path.a.send(2, bytes(119) + bytes([i]))
+        before = path.a.backlog
+        path.run(path.now, stop_when_idle=False)  # the flush at this instant
+        assert path.a.in_flight == before and not path.a.congestion.window_limited, burst
+        path.run(path.now + 0.025, stop_when_idle=False)
+    path.run(path.now + 1.0)
+    assert path.delivered == 1 + 80 * 25
+    assert path.a.congestion.cwnd == INITIAL
+
+
 def test_acks_and_timeout_probes_are_never_held_back_by_a_full_window() -> None:
     a, b = ReliableLink(), ReliableLink()
     for i in range(30):
