@@ -74,8 +74,7 @@ class LinkConfig:
     #: extension of QUIC). The congestion window needs no frequent ACKs: the packet that fills it
     #: asks for its ACK at once (ACK_NOW, docs/protocol.md 5.7). Each ACK costs a datagram, a seal
     #: and a wake-up at both ends, so a room of 100 busy members must not answer every fan-out
-    #: datagram. It stays well under `rto_min_s`, so a delayed ACK never looks
-    #: like a loss.
+    #: datagram. It stays well under `rto_min_s`, so a delayed ACK never looks like a loss.
     max_ack_delay_s: float = 0.025
     #: Packets carrying frames that make an ACK go out at once (see `max_ack_delay_s`).
     ack_every: int = 16
