@@ -92,9 +92,9 @@ class Pacer:
 
     `budget` may go negative by the last frame sent: the bucket is checked before a frame, not
     against its size, so a frame larger than what is left still leaves and the next one waits longer.
-    The rate is not stored: the controller derives it from the window and RTT of the moment, and with
-    no rate (no RTT sample yet) the bucket refills at once: the window alone limits the sender, and
-    the initial window is no larger than the burst.
+    The rate is not stored: the controller refills the bucket (`refill_pacer`) at the rate its window
+    and RTT give at that moment; with no RTT sample yet, or a window no larger than the bucket, it
+    fills the bucket at once: the window alone then bounds the burst.
     """
 
     __slots__ = ("budget", "capacity", "quantum", "updated_at")
@@ -104,15 +104,6 @@ class Pacer:
         self.quantum = min(quantum, capacity)
         self.updated_at = 0.0
         self.budget = float(capacity)
-
-    def refill(self, now: float, rate: float | None) -> None:
-        """Credit the time since the last refill at `rate` bytes per second (None: fill up)."""
-        if rate is None or self.budget >= self.capacity:
-            self.budget = float(self.capacity)
-        elif now > self.updated_at:
-            self.budget = min(self.budget + rate * (now - self.updated_at), float(self.capacity))
-        if now > self.updated_at:
-            self.updated_at = now
 
     def release_at(self, rate: float | None) -> float | None:
         """When the budget, now exhausted, is back to one quantum; None if it is not exhausted."""
@@ -235,17 +226,22 @@ class CongestionController:
         self.stats.persistent_congestions += 1
 
     def pacing_rate(self, srtt: float | None) -> float | None:
-        """Bytes per second the pacer refills at: gain x window / smoothed RTT (None before a sample)."""
-        if srtt is None:
+        """Bytes per second the pacer refills at: gain x window / smoothed RTT. None (no pacing) before
+        an RTT sample, or while the window is no larger than the pacer's burst (`refill_pacer`)."""
+        if srtt is None or self.cwnd <= self.pacer.capacity:
             return None
         return self.config.pacing_gain * self.cwnd / max(srtt, PACING_MIN_RTT_S)
 
     def refill_pacer(self, srtt: float | None, now: float) -> None:
         """Credit the pacer for the time since its last refill, before frames may leave at `now`.
-        (`Pacer.refill` with the rate inlined: this runs before every packet a server sends.)"""
+        (`pacing_rate` inlined: this runs before every packet a server sends.)"""
         pacer = self.pacer
         if pacer.budget < pacer.capacity:
-            if srtt is None:
+            if srtt is None or self.cwnd <= pacer.capacity:
+                # No RTT yet, or a window no larger than the burst: the window alone bounds what
+                # leaves back to back (RFC 9002 7.7 allows a burst of the initial window). Pacing it
+                # by window / SRTT would only slow a chat whose RTT is long because a busy event loop
+                # answers late, not because a queue is full.
                 pacer.budget = float(pacer.capacity)
             elif now > pacer.updated_at:
                 rate = self.config.pacing_gain * self.cwnd / max(srtt, PACING_MIN_RTT_S)
