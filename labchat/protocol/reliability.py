@@ -95,6 +95,9 @@ class RttEstimator:
     srtt: float | None = None
     rttvar: float = 0.0
     latest: float | None = None
+    #: The smallest sample (RFC 9002 section 5.2): the path's own round trip, without the queues and
+    #: the busy event loops that inflate SRTT. The pacer spreads a window over it.
+    min_rtt: float | None = None
 
     @property
     def rto(self) -> float:
@@ -108,6 +111,8 @@ class RttEstimator:
         """Feed one RTT measurement (seconds), taken only from a frame sent exactly once (Karn)."""
         sample = max(sample, 0.0)
         self.latest = sample
+        if self.min_rtt is None or sample < self.min_rtt:
+            self.min_rtt = sample
         if self.srtt is None:
             self.srtt = sample
             self.rttvar = sample / 2
@@ -263,7 +268,7 @@ class ReliableLink:
             if self._unacked and self._rto_deadline is None:
                 self._arm_rto(now)
             return []
-        cc.refill_pacer(self.rtt.srtt, now)
+        cc.refill_pacer(self.rtt.min_rtt, now)
         pacer = cc.pacer
         batch: list[_Sent] = []  # lost frames first, then new ones while the windows allow
         window_full = False  # the congestion window (not the pacer) held a frame back
@@ -526,7 +531,7 @@ class ReliableLink:
             return None
         if not (self._lost or (self._queue and len(self._unacked) < self.config.max_in_flight)):
             return None
-        return cc.pacer_release_at(self.rtt.srtt)
+        return cc.pacer_release_at(self.rtt.min_rtt)
 
     def handle_timer(self, now: float) -> None:
         """Declare losses whose time has come; on a retransmission timeout resend and back off.
@@ -585,6 +590,7 @@ class ReliableLink:
             if run[1] - run[0] > duration:
                 cc.on_persistent_congestion(now)
                 self._lost_run = None
+                self.rtt.min_rtt = self.rtt.latest  # the path may have changed (RFC 9002 5.2)
 
     @property
     def wants_to_send(self) -> bool:
@@ -597,5 +603,5 @@ class ReliableLink:
         cc = self.congestion
         if cc.bytes_in_flight >= cc.cwnd:
             return False
-        cc.refill_pacer(self.rtt.srtt, self._now)
+        cc.refill_pacer(self.rtt.min_rtt, self._now)
         return cc.pacer.budget > 0

@@ -232,7 +232,7 @@ def test_pacing_spreads_a_window_over_the_round_trip() -> None:
     path.run(start + rtt, stop_when_idle=False)  # no ACK is back before start + rtt
     times = [t for t, p in path.sent if t >= start and len(p) > 100]
     assert len(times) >= 38
-    rate = 1.25 * path.a.congestion.cwnd / (path.a.rtt.srtt or rtt)
+    rate = 1.25 * path.a.congestion.cwnd / (path.a.rtt.min_rtt or rtt)
     spread = times[-1] - times[0]
     assert 0.5 * (30 * (BODY + 7) / rate) <= spread <= rtt  # spaced, yet within one round trip
     gaps = [b - a for a, b in pairwise(times) if b > a]
