@@ -81,6 +81,10 @@ class CongestionConfig:
     #: When the pacer holds frames back, how much budget to wait for before sending again, in
     #: datagrams: one wake-up per two packets instead of one per frame.
     pacing_quantum_packets: int = 2
+    #: Resolution of the owner's timers (the server fires its timers on a 5 ms grid; RFC 9002's
+    #: kGranularity). The pacer lets one tick's worth of its rate leave at once, so on a LAN, whose
+    #: round trip is shorter than a tick, a window is bounded by the window alone.
+    timer_granularity_s: float = 0.005
 
     @property
     def initial_window(self) -> int:
@@ -241,14 +245,16 @@ class CongestionController:
         """Credit the pacer for the time since its last refill, before frames may leave at `now`.
         (`pacing_rate` inlined: this runs before every packet a server sends.)"""
         pacer = self.pacer
-        if pacer.budget < pacer.capacity:
-            if rtt is None or self.cwnd <= pacer.capacity:
-                # No RTT yet, or a window no larger than the burst: the window alone bounds what
-                # leaves back to back (RFC 9002 7.7 allows a burst of the initial window).
-                pacer.budget = float(pacer.capacity)
-            elif now > pacer.updated_at:
-                rate = self.config.pacing_gain * self.cwnd / max(rtt, PACING_MIN_RTT_S)
-                pacer.budget = min(pacer.budget + rate * (now - pacer.updated_at), float(pacer.capacity))
+        if rtt is None or self.cwnd <= pacer.capacity:
+            # No RTT yet, or a window no larger than the burst: the window alone bounds what leaves
+            # back to back (RFC 9002 7.7 allows a burst of the initial window).
+            pacer.budget = float(pacer.capacity)
+        elif now > pacer.updated_at:
+            rate = self.config.pacing_gain * self.cwnd / max(rtt, PACING_MIN_RTT_S)
+            # What the rate gives in one tick of the owner's timer may leave at once: spacing it
+            # finer would only come out as the same burst one tick later.
+            most = max(float(pacer.capacity), rate * self.config.timer_granularity_s)
+            pacer.budget = min(pacer.budget + rate * (now - pacer.updated_at), most)
         if now > pacer.updated_at:
             pacer.updated_at = now
 
