@@ -33,7 +33,9 @@ The rules (RFC 9002 sections 7.2-7.8, and Appendix B):
     the path's minimum (RFC 9002 5.2's min_rtt), not the smoothed one that section 7.7 suggests: on a
     LAN, SRTT is mostly how late a busy event loop answers, and pacing a window over that would
     delay a busy room's messages by up to a whole inflated round trip (measured: a server holding
-    back frames 9 000 times in 10 s at 1000 messages a second) without relieving any queue.
+    back frames 9 000 times in 10 s at 1000 messages a second) without relieving any queue. A
+    window no larger than the burst is not paced at all, and one tick of the owner's timer (5 ms)
+    worth of the rate may leave at once: on a LAN the window is what bounds a burst.
 
 Time is always a parameter: nothing here reads a clock.
 """
