@@ -69,8 +69,9 @@ class CongestionConfig:
 
     #: The largest packet the link builds: the unit of the windows below.
     max_datagram_bytes: int = MAX_PACKET_BYTES
-    #: Window before any loss, in datagrams (RFC 9002: 10). A LAN chat room never fills it: at 1000
-    #: messages a second, a member's link has about 3 KB in flight (see docs/performance.md).
+    #: Window before any loss, in datagrams (RFC 9002: 10). A LAN chat room does not fill it: at 1000
+    #: messages a second a member's link carries a few KB per round trip (docs/performance.md,
+    #: "Congestion control and chat").
     initial_window_packets: int = INITIAL_WINDOW_PACKETS
     #: Floor of the window, in datagrams, after persistent congestion.
     minimum_window_packets: int = MINIMUM_WINDOW_PACKETS
