@@ -33,6 +33,7 @@ PACKAGE = Path(__file__).resolve().parent
 MODULES = (
     "protocol/wire.py",
     "protocol/reliability.py",
+    "protocol/congestion.py",
     "protocol/channel_common.py",
     "protocol/channel_client.py",
     "protocol/channel_server.py",

@@ -14,17 +14,26 @@ Loss is detected two ways, as in QUIC (RFC 9002):
 
 The retransmission timeout follows RFC 6298 (smoothed RTT and variance, Karn's rule for samples) with
 bounds chosen for a LAN (see `LinkConfig`). Time is always a parameter: nothing here reads a clock.
+
+How much may be outstanding and how fast it leaves is the `CongestionController`'s (congestion.py):
+new frames and fast retransmissions go out while bytes in flight are below its window and its pacer
+has budget; ACK-only packets and timeout probes are never held back. Frames held back by the pacer
+give `next_timer` a deadline; frames held back by the window wait for an ACK, and the packet that
+fills the window asks for that ACK at once (ACK_NOW), so the sender is clocked by ACKs instead of the
+peer's delayed-ACK timer.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .congestion import CongestionConfig, CongestionController, persistent_congestion_duration
 from .errors import DecodeError
 from .wire import (
     FLAG_ACK,
     FLAG_ACK_NOW,
+    FRAME_HEADER_BYTES,
     MAX_ACK_RANGES,
     MAX_FRAME_BODY_BYTES,
     MAX_PACKET_BYTES,
@@ -62,10 +71,10 @@ class LinkConfig:
     #: Longest an ACK may wait for something to ride on (RFC 9000's max_ack_delay, 25 ms there too).
     #: A gap or a duplicate is acknowledged at once; otherwise a stream of packets is acknowledged
     #: once per `ack_every` packets or per `max_ack_delay_s`, whichever comes first (the ACK-frequency
-    #: extension of QUIC). Without congestion control there is nothing to clock by ACKs; each ACK
-    #: costs a datagram, a seal and a wake-up at both ends, so a room of 100 busy members must not
-    #: answer every fan-out datagram. It stays well under `rto_min_s`, so a delayed ACK never looks
-    #: like a loss.
+    #: extension of QUIC). The congestion window needs no frequent ACKs: the packet that fills it
+    #: asks for its ACK at once (ACK_NOW, docs/protocol.md 5.7). Each ACK costs a datagram, a seal
+    #: and a wake-up at both ends, so a room of 100 busy members must not answer every fan-out
+    #: datagram. It stays well under `rto_min_s`, so a delayed ACK never looks like a loss.
     max_ack_delay_s: float = 0.025
     #: Packets carrying frames that make an ACK go out at once (see `max_ack_delay_s`).
     ack_every: int = 16
@@ -74,6 +83,8 @@ class LinkConfig:
     #: time; resending everything outstanding would turn one stalled peer (or a paused server, whose
     #: timers all fire at once) into a storm of duplicates that keeps the stall going.
     rto_probe_frames: int = 16
+    #: The congestion window and pacer (RFC 9002 section 7; docs/protocol.md 5.7).
+    congestion: CongestionConfig = field(default_factory=CongestionConfig)
 
 
 @dataclass(slots=True)
@@ -84,6 +95,9 @@ class RttEstimator:
     srtt: float | None = None
     rttvar: float = 0.0
     latest: float | None = None
+    #: The smallest sample (RFC 9002 section 5.2): the path's own round trip, without the queues and
+    #: the busy event loops that inflate SRTT. The pacer spreads a window over it.
+    min_rtt: float | None = None
 
     @property
     def rto(self) -> float:
@@ -97,6 +111,8 @@ class RttEstimator:
         """Feed one RTT measurement (seconds), taken only from a frame sent exactly once (Karn)."""
         sample = max(sample, 0.0)
         self.latest = sample
+        if self.min_rtt is None or sample < self.min_rtt:
+            self.min_rtt = sample
         if self.srtt is None:
             self.srtt = sample
             self.rttvar = sample / 2
@@ -112,7 +128,7 @@ class _Sent:
     delivery: a frame plus a wrapper would double the allocations on the busiest path.
     """
 
-    __slots__ = ("body", "header", "retransmitted", "sent_at", "seq")
+    __slots__ = ("body", "counted", "header", "retransmitted", "sent_at", "seq")
 
     def __init__(self, seq: int, header: bytes, body: bytes) -> None:
         self.seq = seq
@@ -120,6 +136,9 @@ class _Sent:
         self.body = body
         self.sent_at = 0.0
         self.retransmitted = False
+        #: In the congestion controller's bytes in flight: from its (re)transmission until it is
+        #: acknowledged or declared lost by the packet rule.
+        self.counted = False
 
 
 @dataclass(slots=True)
@@ -148,9 +167,10 @@ class ReliableLink:
 
     # One per session on the server: slots keep a thousand idle sessions small.
     __slots__ = (
-        "_ack_due", "_ack_eliciting", "_ack_now", "_ack_owed_since", "_ack_wanted", "_backoff",
-        "_largest_acked", "_loss_deadline", "_lost", "_next_seq", "_queue", "_recv_buffer", "_recv_cum",
-        "_rto_deadline", "_unacked", "config", "last_received_at", "last_sent_at", "rtt", "stats",
+        "_ack_due", "_ack_eliciting", "_ack_now", "_ack_owed_since", "_ack_wanted", "_acked_sent_max",
+        "_backoff", "_largest_acked", "_loss_deadline", "_lost", "_lost_run", "_next_seq", "_now",
+        "_probing", "_queue", "_recv_buffer", "_recv_cum", "_rto_deadline", "_unacked", "config",
+        "congestion", "last_received_at", "last_sent_at", "rtt", "stats",
     )  # fmt: skip
 
     def __init__(self, config: LinkConfig | None = None) -> None:
@@ -176,6 +196,13 @@ class ReliableLink:
         self._ack_now = False  # flag the next packets ACK_NOW (a timeout probe, a keepalive)
         self.last_received_at: float | None = None
         self.last_sent_at: float | None = None
+        self.congestion = CongestionController(self.config.congestion)
+        self._now = 0.0  # the latest time given to any input: `wants_to_send` asks the pacer about it
+        self._probing = False  # the frames in `_lost` are a timeout probe: not held back
+        self._acked_sent_max = float("-inf")  # latest send time of any acknowledged transmission
+        # (first, last) send times of transmissions that timed out since then: persistent congestion
+        # once they span its duration (RFC 9002 section 7.6).
+        self._lost_run: tuple[float, float] | None = None
 
     # ------------------------------------------------------------ sending
 
@@ -228,8 +255,12 @@ class ReliableLink:
         """Everything due now: an ACK if one is owed, lost frames, then new frames while the window allows.
 
         Frames are packed several to a packet (one datagram, one encryption, one system call for many
-        messages to the same peer), and every packet carries the current ACK.
+        messages to the same peer), and every packet carries the current ACK. Lost frames and new
+        ones leave while the congestion window and the pacer allow (a timeout probe always leaves);
+        what they hold back stays queued, in order.
         """
+        self._now = now
+        cc = self.congestion
         sendable = self._queue and len(self._unacked) < self.config.max_in_flight
         ack_due = self._ack_wanted and self._ack_due is not None and now >= self._ack_due
         if not (sendable or self._lost or ack_due):
@@ -237,48 +268,88 @@ class ReliableLink:
             if self._unacked and self._rto_deadline is None:
                 self._arm_rto(now)
             return []
+        cc.refill_pacer(self.rtt.min_rtt, now)
+        pacer = cc.pacer
+        batch: list[_Sent] = []  # lost frames first, then new ones while the windows allow
+        window_full = False  # the congestion window (not the pacer) held a frame back
+        if self._lost:
+            probing, self._probing = self._probing, False
+            held: set[int] = set()
+            resent = 0
+            for seq in sorted(self._lost):
+                sent = self._unacked.get(seq)
+                if sent is None:
+                    continue
+                if not sent.counted:  # declared lost, out of flight: back in, if the windows allow
+                    if not probing and not (cc.bytes_in_flight < cc.cwnd and pacer.budget > 0):
+                        window_full = window_full or cc.bytes_in_flight >= cc.cwnd
+                        held.add(seq)
+                        continue
+                    sent.counted = True
+                    cc.on_sent(FRAME_HEADER_BYTES + len(sent.body))
+                # else: a timeout probe of a frame still counted in flight: it leaves regardless
+                sent.retransmitted = True
+                batch.append(sent)
+                resent += 1
+            self.stats.frames_retransmitted += resent
+            self._lost = held
+            if held:
+                cc.on_blocked()
+        if sendable and not self._lost:
+            queue, unacked = self._queue, self._unacked
+            limit = min(self.config.max_in_flight - len(unacked), len(queue))
+            in_flight, cwnd, budget = cc.bytes_in_flight, cc.cwnd, pacer.budget
+            taken = 0
+            while taken < limit and in_flight < cwnd and budget > 0:
+                size = FRAME_HEADER_BYTES + len(queue[taken].body)
+                in_flight += size
+                budget -= size
+                taken += 1
+            if taken:  # cc.on_sent, inlined: this is the path of every message the server fans out
+                cc.bytes_in_flight, pacer.budget = in_flight, budget
+                if in_flight >= cwnd - cc.config.max_datagram_bytes:
+                    cc.window_limited = True
+            if taken < limit:
+                window_full = window_full or in_flight >= cwnd
+                cc.on_blocked()
+            if taken >= len(queue):
+                fresh, self._queue = queue, []
+            else:
+                fresh = queue[:taken]
+                del queue[:taken]
+            for sent in fresh:
+                sent.counted = True
+                unacked[sent.seq] = sent
+            batch.extend(fresh)
+            self.stats.frames_sent += len(fresh)
+        elif sendable:
+            cc.on_blocked()  # retransmissions first: new frames wait behind the held ones
         flags = FLAG_ACK_NOW if self._ack_now else 0
         ack_block = b""
         if self._ack_wanted or self._recv_cum or self._recv_buffer:
             flags |= FLAG_ACK
             ack_block = encode_ack(self._current_ack(now))
         ack_bytes = bytes((flags,)) + ack_block
-        budget = MAX_PACKET_BYTES - len(ack_bytes)
+        budget_bytes = MAX_PACKET_BYTES - len(ack_bytes)
         packets: list[bytes] = []
         parts: list[bytes] = [ack_bytes]
         used = 0
-        batch: list[_Sent] = []  # lost frames first, then new ones while the window allows
-        if self._lost:
-            for seq in sorted(self._lost):
-                sent = self._unacked.get(seq)
-                if sent is None:
-                    continue
-                sent.retransmitted = True
-                batch.append(sent)
-            self.stats.frames_retransmitted += len(batch)
-            self._lost.clear()
-        if sendable:
-            queue, unacked = self._queue, self._unacked
-            room = self.config.max_in_flight - len(unacked)
-            if room >= len(queue):
-                fresh, self._queue = queue, []
-            else:
-                fresh = queue[:room]
-                del queue[:room]
-            for sent in fresh:
-                unacked[sent.seq] = sent
-            batch.extend(fresh)
-            self.stats.frames_sent += len(fresh)
         for sent in batch:
             sent.sent_at = now
             size = len(sent.header) + len(sent.body)
-            if used + size > budget:
+            if used + size > budget_bytes:
                 packets.append(b"".join(parts))
                 parts, used = [ack_bytes], 0
             parts.append(sent.header)
             parts.append(sent.body)
             used += size
-        if used or (ack_due and flags & FLAG_ACK):
+        if used:
+            if window_full:
+                # The window is full: only an ACK lets more go, so ask for it now rather than after
+                # the peer's delayed-ACK timer (ACK clocking; the flag is free, the bit exists).
+                parts[0] = bytes((flags | FLAG_ACK_NOW,)) + ack_block
+            packets.append(b"".join(parts))
+        elif ack_due and flags & FLAG_ACK:
             packets.append(b"".join(parts))
         if used:
             self._ack_now = False
@@ -377,10 +448,14 @@ class ReliableLink:
                     newly.append(sent)
         if not newly:
             return
+        self._on_acked_congestion(newly, now)
         if not unacked:
             # Dicts never shrink: after a burst (a thousand JOINEDs while a room fills up) an
             # emptied table would keep its size for the life of the session. Start a small one.
             self._unacked = OrderedDict()
+            # Nothing is outstanding, so nothing is in flight: a count that drifted (it never should)
+            # must not leave the window closed for good.
+            self.congestion.bytes_in_flight = 0
         largest = max(newly, key=_seq_of)
         if largest.seq > self._largest_acked:
             self._largest_acked = largest.seq
@@ -392,6 +467,26 @@ class ReliableLink:
         if self._unacked:
             self._arm_rto(now)
 
+    def _on_acked_congestion(self, newly: list[_Sent], now: float) -> None:
+        """Tell the controller how many counted bytes came back, and how many of them were sent after
+        its recovery period began (only those grow the window)."""
+        recovery_start = self.congestion.recovery_start
+        acked = growth = 0
+        latest = self._acked_sent_max
+        for sent in newly:
+            if sent.sent_at > latest:
+                latest = sent.sent_at
+            if sent.counted:
+                size = FRAME_HEADER_BYTES + len(sent.body)
+                acked += size
+                if sent.sent_at > recovery_start:
+                    growth += size
+        self._acked_sent_max = latest
+        if self._lost_run is not None and latest >= self._lost_run[0]:
+            self._lost_run = None  # something sent during the run came back: the path works
+        if acked:
+            self.congestion.on_acked(acked, growth, now)
+
     def _detect_lost(self, now: float) -> None:
         """RFC 9002 section 6.1: packet threshold, gated by the time threshold; arms the loss timer
         for frames that pass the first test but are not yet old enough for the second."""
@@ -399,6 +494,8 @@ class ReliableLink:
         delay = max(TIME_THRESHOLD * max(srtt, self.rtt.latest or 0.0), self.config.granularity_s)
         threshold = self._largest_acked - PACKET_THRESHOLD
         self._loss_deadline = None
+        lost_bytes = 0
+        lost_sent_at = float("-inf")
         for seq, sent in self._unacked.items():
             if seq > threshold:
                 break
@@ -406,22 +503,40 @@ class ReliableLink:
                 continue
             if sent.sent_at + delay <= now:
                 self._lost.add(seq)
+                if sent.counted:
+                    sent.counted = False
+                    lost_bytes += FRAME_HEADER_BYTES + len(sent.body)
+                    lost_sent_at = max(lost_sent_at, sent.sent_at)
             elif self._loss_deadline is None or sent.sent_at + delay < self._loss_deadline:
                 self._loss_deadline = sent.sent_at + delay
+        if lost_bytes:
+            self.congestion.on_lost(lost_bytes, lost_sent_at, now)
 
     # ------------------------------------------------------------ timers
 
     def next_timer(self) -> float | None:
         """When `handle_timer` (then `packets_to_send`) must run next: a delayed ACK, a loss or a
-        retransmission deadline, if any."""
+        retransmission deadline, or the moment the pacer lets held-back frames go, if any."""
         deadline = self._rto_deadline
-        for other in (self._loss_deadline, self._ack_due if self._ack_wanted else None):
+        paced = None if self.congestion.pacer.budget > 0 else self._paced_until()
+        for other in (self._loss_deadline, self._ack_due if self._ack_wanted else None, paced):
             if other is not None and (deadline is None or other < deadline):
                 deadline = other
         return deadline
 
+    def _paced_until(self) -> float | None:
+        """When the pacer releases frames that only it holds back (the window would let them go)."""
+        cc = self.congestion
+        if cc.pacer.budget > 0 or cc.bytes_in_flight >= cc.cwnd:
+            return None
+        if not (self._lost or (self._queue and len(self._unacked) < self.config.max_in_flight)):
+            return None
+        return cc.pacer_release_at(self.rtt.min_rtt)
+
     def handle_timer(self, now: float) -> None:
-        """Declare losses whose time has come; on a retransmission timeout resend and back off."""
+        """Declare losses whose time has come; on a retransmission timeout resend and back off.
+        The pacer needs nothing here: once its deadline passed, `wants_to_send` says so."""
+        self._now = now
         if self._loss_deadline is not None and now >= self._loss_deadline:
             self._detect_lost(now)
         if self._rto_deadline is None or now < self._rto_deadline:
@@ -437,14 +552,56 @@ class ReliableLink:
         if self._unacked and not self._lost:
             # The estimate grew since the timer was armed: still resend the oldest (RFC 6298 5.4).
             self._lost.add(next(iter(self._unacked)))
+        self._on_timeout_congestion(now)
         self._backoff = min(self._backoff + 1, 16)
         self._rto_deadline = (
             None if not self._unacked else now + min(self.rtt.rto * (2**self._backoff), self.config.rto_max_s)
         )
 
+    def _on_timeout_congestion(self, now: float) -> None:
+        """The transmissions in `_lost` timed out and leave again as a probe. As a PTO in RFC 9002, a
+        timeout alone does not shrink the window: on a LAN most timeouts are a peer's event loop that
+        paused, not a full queue, and a chat that halves its window at every pause would crawl after
+        one. But unlike QUIC the link resends the same frame, so no later ACK ever declares the timed
+        out transmission lost: the timeout is where the link learns of it for persistent congestion.
+        When timed-out transmissions sent after the last one acknowledged span its duration, the
+        window collapses (RFC 9002 section 7.6)."""
+        latest_acked = self._acked_sent_max
+        first = last = None
+        for seq in self._lost:
+            sent = self._unacked.get(seq)
+            if sent is None or sent.sent_at <= latest_acked:
+                continue
+            if first is None or sent.sent_at < first:
+                first = sent.sent_at
+            if last is None or sent.sent_at > last:
+                last = sent.sent_at
+        self._probing = True
+        if first is None or last is None:
+            return
+        cc = self.congestion
+        run = self._lost_run
+        self._lost_run = run = (first, last) if run is None else (min(run[0], first), max(run[1], last))
+        srtt = self.rtt.srtt
+        if srtt is not None:
+            cfg = self.config
+            duration = persistent_congestion_duration(srtt, self.rtt.rttvar, cfg.granularity_s,
+                                                      cfg.max_ack_delay_s)
+            if run[1] - run[0] > duration:
+                cc.on_persistent_congestion(now)
+                self._lost_run = None
+                self.rtt.min_rtt = self.rtt.latest  # the path may have changed (RFC 9002 5.2)
+
     @property
     def wants_to_send(self) -> bool:
-        """True when `packets_to_send` would produce something: an owed ACK, a loss, or queued frames."""
-        return bool(
-            self._ack_wanted or self._lost or (self._queue and len(self._unacked) < self.config.max_in_flight)
-        )
+        """True when `packets_to_send` would produce something: an owed ACK, a loss or queued frames
+        that the congestion window and the pacer let go (a timeout probe always goes)."""
+        if self._ack_wanted or self._probing:
+            return bool(self._ack_wanted or self._lost)
+        if not (self._lost or (self._queue and len(self._unacked) < self.config.max_in_flight)):
+            return False
+        cc = self.congestion
+        if cc.bytes_in_flight >= cc.cwnd:
+            return False
+        cc.refill_pacer(self.rtt.min_rtt, self._now)
+        return cc.pacer.budget > 0

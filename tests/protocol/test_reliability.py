@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from labchat.protocol.congestion import CongestionConfig
 from labchat.protocol.errors import DecodeError
 from labchat.protocol.reliability import LinkConfig, ReliableLink, RttEstimator
 from labchat.protocol.wire import Ack, encode_packet
@@ -175,7 +176,9 @@ def test_window_limits_frames_in_flight() -> None:
 
 
 def test_frames_beyond_the_receive_window_are_dropped() -> None:
-    a = ReliableLink(LinkConfig(max_in_flight=100))
+    # 20 KB at once: a congestion window larger than the default 10 packets lets them all go.
+    wide = CongestionConfig(initial_window_packets=32, pacing_burst_packets=32)
+    a = ReliableLink(LinkConfig(max_in_flight=100, congestion=wide))
     b = ReliableLink(LinkConfig(receive_window=8))
     for i in range(20):
         a.send(2, b"y" * 1000 + bytes([i]))

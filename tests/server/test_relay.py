@@ -9,8 +9,9 @@ from pathlib import Path
 from labchat.protocol import events as ev
 from labchat.protocol import messages as m
 from labchat.protocol.channel import ClientChannel
+from labchat.protocol.congestion import CongestionConfig
 from labchat.protocol.errors import ErrorCode
-from labchat.protocol.reliability import ReliableLink
+from labchat.protocol.reliability import LinkConfig, ReliableLink
 from labchat.protocol.wire import Frame, decode_message, encode_message
 from labchat.server.relay import RelayConfig
 
@@ -59,7 +60,10 @@ class RawPeer:
         assert net.relay is not None
         self.net, self.addr = net, addr
         self.channel = ClientChannel(None)
-        self.link = ReliableLink()
+        # `pump` never moves the clock, so a pacer would never refill: this peer sends as fast as it
+        # likes (a hostile peer would not pace anyway), up to a window far above what the tests send.
+        unpaced = CongestionConfig(initial_window_packets=1000, pacing_burst_packets=1000)
+        self.link = ReliableLink(LinkConfig(congestion=unpaced))
         self.channel.start(net.now)
         self.received: list[bytes] = []
         self.messages: list[m.Message] = []
