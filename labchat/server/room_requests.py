@@ -249,6 +249,12 @@ class RoomRequests:
             self._done(sess, req.request_id, ErrorCode.NO_SUCH_ROOM, f"you are not in {req.room}")
             return
         setting, value, now_ms = m.Setting(req.setting), req.value, int(now * 1000)
+        if setting is m.Setting.QUIET or setting is m.Setting.SESSION:
+            if not sess.classroom:
+                self._done(sess, req.request_id, ErrorCode.PROTOCOL_VIOLATION, "the classroom needs CAP_CLASSROOM")
+            else:
+                self.relay.classroom.on_set_room(sess, room, req, now)  # section 20: classroom.py
+            return
         role = room.member_role(m.name_key(user))
         if setting is m.Setting.TOPIC:
             act = Act.SET_TOPIC_LOCKED if room.modes & m.ROOM_TOPIC_LOCKED else Act.SET_TOPIC
