@@ -51,7 +51,9 @@ def describe(action: int, actor: str, target: str, minutes: int, value: str) -> 
         return f"{actor} started the class session"
     if a is m.Action.HAND_RAISED:
         about = f": {value}" if value else ""
-        return truncate_utf8(f"{target} raised a hand ({_ordinal(minutes)} in the queue){about}", m.MAX_NOTICE_BYTES)
+        return truncate_utf8(
+            f"{target} raised a hand ({_ordinal(minutes)} in the queue){about}", m.MAX_NOTICE_BYTES
+        )
     if a is m.Action.HAND_TAKEN:
         return f"{actor} is coming to {target}"
     if a is m.Action.HAND_LOWERED:
@@ -141,7 +143,9 @@ class Classroom:
     ) -> None:
         """Every request ends with one REQUEST_DONE and costs a token of the message rate (20.7)."""
         if not sess.classroom:
-            self._done(sess, req.request_id, ErrorCode.PROTOCOL_VIOLATION, "the classroom needs CAP_CLASSROOM")
+            self._done(
+                sess, req.request_id, ErrorCode.PROTOCOL_VIOLATION, "the classroom needs CAP_CLASSROOM"
+            )
             return
         if not self.relay._take_token(sess, now):
             self._done(sess, req.request_id, ErrorCode.RATE_LIMITED, "slow down")
@@ -184,7 +188,9 @@ class Classroom:
                 return
             self.store.save_queue(room.name, queue.items)
             position = queue.position(user)
-            self._hand_news(room, sess, m.Action.HAND_RAISED, user, item.user, position, item.question, now_ms)
+            self._hand_news(
+                room, sess, m.Action.HAND_RAISED, user, item.user, position, item.question, now_ms
+            )
         else:
             done = queue.remove(user, user, now_ms)
             if done is None:
@@ -213,7 +219,9 @@ class Classroom:
         else:
             done = queue.remove(req.user, user, now_ms)
             if done is None:
-                self._done(sess, req.request_id, ErrorCode.NO_SUCH_USER, f"{req.user} is not in the help queue")
+                self._done(
+                    sess, req.request_id, ErrorCode.NO_SUCH_USER, f"{req.user} is not in the help queue"
+                )
                 return
             self._lowered(room, done, user, self.relay.online_by_key.get(done.item.key), now_ms)
         self._send_queue(room)
@@ -221,7 +229,9 @@ class Classroom:
 
     def _lowered(self, room: Room, done: DoneItem, by: str, student: Session | None, now_ms: int) -> None:
         self.store.save_queue(room.name, self.queue(room.name).items, done)
-        self._hand_news(room, student, m.Action.HAND_LOWERED, by, done.item.user, 0, done.item.question, now_ms)
+        self._hand_news(
+            room, student, m.Action.HAND_LOWERED, by, done.item.user, 0, done.item.question, now_ms
+        )
 
     def _hand_news(
         self, room: Room, student: Session | None, action: m.Action, actor: str, target: str, minutes: int,
@@ -253,7 +263,9 @@ class Classroom:
         user = sess.user
         assert user is not None
         if not may(Act.OPEN_POLL, self._role(sess, room)):
-            self._done(sess, req.request_id, ErrorCode.NOT_OPERATOR, f"only operators of {room.name} can open polls")
+            self._done(
+                sess, req.request_id, ErrorCode.NOT_OPERATOR, f"only operators of {room.name} can open polls"
+            )
             return
         now_ms = _ms(now)
         poll = RoomPoll(
@@ -285,7 +297,9 @@ class Classroom:
         assert user is not None
         poll = self._current(room, req.poll_id)
         if poll is None or not may(Act.VOTE, self._role(sess, room)):
-            self._done(sess, req.request_id, ErrorCode.NO_SUCH_POLL, f"poll #{req.poll_id} is closed or unknown")
+            self._done(
+                sess, req.request_id, ErrorCode.NO_SUCH_POLL, f"poll #{req.poll_id} is closed or unknown"
+            )
             return
         try:
             changed = poll.vote(user, req.choice)
@@ -299,11 +313,15 @@ class Classroom:
 
     def _on_poll_close(self, sess: Session, room: Room, req: m.PollClose, now: float) -> None:
         if not may(Act.OPEN_POLL, self._role(sess, room)):
-            self._done(sess, req.request_id, ErrorCode.NOT_OPERATOR, f"only operators of {room.name} can close polls")
+            self._done(
+                sess, req.request_id, ErrorCode.NOT_OPERATOR, f"only operators of {room.name} can close polls"
+            )
             return
         poll = self._current(room, req.poll_id)
         if poll is None:
-            self._done(sess, req.request_id, ErrorCode.NO_SUCH_POLL, f"poll #{req.poll_id} is closed or unknown")
+            self._done(
+                sess, req.request_id, ErrorCode.NO_SUCH_POLL, f"poll #{req.poll_id} is closed or unknown"
+            )
             return
         self._close(room, poll, _ms(now))
         self._done(sess, req.request_id)
@@ -399,7 +417,9 @@ class Classroom:
         text = describe(action, actor, "", minutes, value)
         log.info("[bold yellow]%s[/] in %s: %s", _escape(actor or "server"), room.name, _escape(text))
         event = encode_message(m.RoomEvent(room.name, now_ms, action, actor, "", minutes, value, text))
-        notice = encode_message(m.Notice(ErrorCode.ROOM_NEWS, truncate_utf8(f"#{room.name}: {text}", m.MAX_NOTICE_BYTES)))
+        notice = encode_message(
+            m.Notice(ErrorCode.ROOM_NEWS, truncate_utf8(f"#{room.name}: {text}", m.MAX_NOTICE_BYTES))
+        )
         for sid in room.members.values():
             sess = self.relay.sessions.get(sid)
             if sess is None:

@@ -56,7 +56,9 @@ class ClassroomStore:
         out: dict[str, list[QueueItem]] = {}
         for room, user, seat, question, raised, taken_by, taken_ms in rows:
             if not isinstance(room, str) or not isinstance(user, str) or not isinstance(raised, int):
-                self.store.warnings.append(f"skipped a help-queue row in {self.store.path}: {room!r} {user!r}")
+                self.store.warnings.append(
+                    f"skipped a help-queue row in {self.store.path}: {room!r} {user!r}"
+                )
                 continue
             item = QueueItem(user, str(seat), str(question), raised, str(taken_by), int(taken_ms or 0))  # type: ignore[call-overload]
             out.setdefault(room, []).append(item)
@@ -64,12 +66,15 @@ class ClassroomStore:
 
     def save_queue(self, room: str, items: list[QueueItem], done: DoneItem | None = None) -> None:
         """The room's whole queue (at most 200 rows), and the hand that went down, in one transaction."""
-        statements: list[tuple[str, tuple[object, ...]]] = [("DELETE FROM hand_queue WHERE room = ?", (room,))]
+        statements: list[tuple[str, tuple[object, ...]]] = [
+            ("DELETE FROM hand_queue WHERE room = ?", (room,))
+        ]
         for position, it in enumerate(items):
             statements.append((
                 "INSERT INTO hand_queue (room, account_key, user, seat, question, raised_ms, taken_by,"
                 " taken_ms, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (room, it.key, it.user, it.seat, it.question, it.raised_ms, it.taken_by, it.taken_ms, position),
+                (room, it.key, it.user, it.seat, it.question, it.raised_ms, it.taken_by, it.taken_ms,
+                 position),
             ))  # fmt: skip
         if done is not None:
             it = done.item
@@ -118,9 +123,9 @@ class ClassroomStore:
             (room, poll_id, m.name_key(user), user, choice),
         )])  # fmt: skip
 
-    def load_polls(self, room: str | None = None, *, open_only: bool = False, since_ms: int = 0) -> list[
-        tuple[str, RoomPoll]
-    ]:
+    def load_polls(
+        self, room: str | None = None, *, open_only: bool = False, since_ms: int = 0
+    ) -> list[tuple[str, RoomPoll]]:
         """Polls with their votes (of one room, or every room), in the order they were opened."""
         sql = (
             "SELECT room, poll_id, by_name, question, options, anonymous, opened_ms, closed_ms FROM polls"
@@ -180,4 +185,3 @@ class ClassroomStore:
             " DO UPDATE SET session_ms = excluded.session_ms, session_seq = excluded.session_seq",
             (room, now_ms, seq),
         )])  # fmt: skip
-

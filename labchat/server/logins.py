@@ -249,7 +249,8 @@ class Logins:
         self.relay.stats.logins += 1
         flags = self.relay.config.capabilities | (m.LOGIN_OK_GUEST if guest else 0)
         if not multi:
-            flags &= ~(m.CAP_ROOMS | m.LOGIN_OK_GUEST | m.CAP_CLASSROOM)  # 18.12: nothing of section 18 to a version-1 client
+            # 18.12: nothing of section 18 (nor 20) to a version-1 client
+            flags &= ~(m.CAP_ROOMS | m.LOGIN_OK_GUEST | m.CAP_CLASSROOM)
         self.relay._send(sess, m.LoginOk(
             user, rooms[0].name, self.relay.config.server_name, int(registered),
             int(self.relay.config.client_timeout_s * 1000), flags,

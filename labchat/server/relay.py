@@ -167,7 +167,10 @@ Chat = m.Say | m.Whisper | LongChat
 #: Requests of section 18 answered by REQUEST_DONE, each costing a token (18.13).
 _ROOM_REQUESTS = (m.JoinRoom, m.PartRoom, m.ListRooms, m.SetRoom, m.Moderate)
 #: Their kinds: a body that does not decode still starts with its request_id (answered, not dropped).
-_REQUEST_KINDS = frozenset({m.Kind.JOIN, m.Kind.PART, m.Kind.LIST, m.Kind.ROOM_SET, m.Kind.MODERATE})
+#: Section 20's requests (classroom.py) start with their request_id too.
+_REQUEST_KINDS = CLASSROOM_REQUEST_KINDS | {
+    m.Kind.JOIN, m.Kind.PART, m.Kind.LIST, m.Kind.ROOM_SET, m.Kind.MODERATE,
+}  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -326,7 +329,7 @@ class Relay:
             )
             text = str(exc).removeprefix("invalid Login: ")
             self._send(sess, m.LoginFailed(code, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
-        elif (kind in _REQUEST_KINDS or kind in CLASSROOM_REQUEST_KINDS) and sess.user is not None and len(body) >= 4:
+        elif kind in _REQUEST_KINDS and sess.user is not None and len(body) >= 4:
             self.room_requests._refuse_bad_request(sess, int.from_bytes(body[:4], "big"), exc)
         elif kind in (m.Kind.SAY, m.Kind.WHISPER, m.Kind.SAY_PART) and sess.user is not None:
             text = truncate_utf8(f"message refused: {exc}", m.MAX_NOTICE_BYTES)

@@ -251,7 +251,8 @@ class RoomRequests:
         setting, value, now_ms = m.Setting(req.setting), req.value, int(now * 1000)
         if setting is m.Setting.QUIET or setting is m.Setting.SESSION:
             if not sess.classroom:
-                self._done(sess, req.request_id, ErrorCode.PROTOCOL_VIOLATION, "the classroom needs CAP_CLASSROOM")
+                text = "the classroom needs CAP_CLASSROOM"
+                self._done(sess, req.request_id, ErrorCode.PROTOCOL_VIOLATION, text)
             else:
                 self.relay.classroom.on_set_room(sess, room, req, now)  # section 20: classroom.py
             return
