@@ -264,3 +264,10 @@ def test_classroom_requests_need_the_capability(tmp_path: Path) -> None:
     assert olga.request(m.SetRoom, "cs101", m.Setting.QUIET, "5").code == ErrorCode.PROTOCOL_VIOLATION
     ana = Peer(net, "ana", flags=CLASS)
     assert ana.request(m.Hand, "nowhere", 1, "").code == ErrorCode.NO_SUCH_ROOM
+
+
+def test_a_longer_seat_is_cut_not_refused(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    ana = Peer(net, "ana", flags=CLASS, seat="é" * 30)  # 60 bytes
+    assert ana.last(m.LoginOk).user == "ana"
+    assert ana.last(m.Presence).seats == ("é" * 20,)
