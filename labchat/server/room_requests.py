@@ -410,6 +410,8 @@ class RoomRequests:
                 self.relay._send(target, notice)
         elif target is not None and room.name in target.rooms and target.multi:
             self.relay._send(target, room.state_for(tkey, now_ms))  # its role or mute changed
+            if action is m.Action.OP:
+                self.relay.classroom.on_enter(target, room)  # a new operator gets the help queue (20.3)
         return True
 
     def _eject(

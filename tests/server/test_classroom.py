@@ -271,3 +271,14 @@ def test_a_longer_seat_is_cut_not_refused(tmp_path: Path) -> None:
     ana = Peer(net, "ana", flags=CLASS, seat="é" * 30)  # 60 bytes
     assert ana.last(m.LoginOk).user == "ana"
     assert ana.last(m.Presence).seats == ("é" * 20,)
+
+
+def test_a_member_made_operator_gets_the_queue_and_the_poll_counts(tmp_path: Path) -> None:
+    _net, (teacher, ta, budi) = classroom(tmp_path, "teacher", "ta", "budi")
+    assert budi.request(m.Hand, "cs101", 1, "stuck").code == 0
+    assert teacher.request(m.PollOpen, "cs101", "Q", ("a", "b"), 0).code == 0
+    assert budi.request(m.PollVote, "cs101", 1, 2).code == 0
+    assert not ta.of(m.QueueEntry) and ta.last(m.Poll).counts == ()
+    assert teacher.request(m.Moderate, "cs101", A.OP, "ta", 0, "").code == 0
+    assert [u for u, *_ in queue_of(ta)] == ["budi"]
+    assert ta.last(m.Poll).counts == (0, 1) and ta.last(m.Poll).ballots == ("2 budi",)
