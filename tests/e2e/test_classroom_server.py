@@ -1,6 +1,7 @@
-"""A lab class through real processes (docs/protocol.md section 20): a student's /hand reaches the
-teacher's /queue, a poll's tally is right with three voters, and quiet mode refuses a message
-between classmates while one to the teacher goes through — with `--json` line-mode clients."""
+"""The classroom server through real processes (docs/protocol.md section 20), beside the client's
+tests/e2e/test_classroom.py: a student's /hand reaches the teacher's /queue, a poll's tally (with
+its ballots) is right with three voters, and quiet mode refuses a message between classmates while
+one to the teacher goes through — with `--json` line-mode clients."""
 
 from __future__ import annotations
 
