@@ -104,15 +104,19 @@ class Classroom:
         assert sess.user is not None
         return room.member_role(m.name_key(sess.user))
 
-    def _ops(self, room: Room) -> list[Session]:
-        """The operators (and admins) online in `room` that speak this section."""
+    def _ops(self, room: Room, *, classroom_only: bool = True) -> list[Session]:
+        """The operators (and admins) online in `room`: those that speak this section, or (with
+        `classroom_only` False) every CAP_ROOMS one. Found from the room's roles and flags, not by
+        walking its whole member list."""
         candidates = [k for k, role in room.roles.items() if role == "op"]
         candidates += [k for k, bits in room.member_flags.items() if bits & m.MEMBER_ADMIN]
         out = []
         for key in dict.fromkeys(candidates):
             sid = room.members.get(key)
             sess = self.relay.sessions.get(sid) if sid is not None else None
-            if sess is not None and sess.classroom and may(Act.SEE_QUEUE, room.member_role(key)):
+            if sess is None or not (sess.classroom if classroom_only else sess.multi):
+                continue
+            if may(Act.SEE_QUEUE, room.member_role(key)):
                 out.append(sess)
         return out
 
@@ -457,25 +461,14 @@ class Classroom:
         assert user is not None
         ts = _ms(now)
         flags = (message.flags & m.FLAG_ACTION) | m.FLAG_TO_OPS
-        seen: set[int] = set()
-        for op in self._ops_any(room):
-            if id(op) in seen or op is sess:
+        for op in self._ops(room, classroom_only=False):
+            if op is sess:
                 continue
-            seen.add(id(op))
             for frame in _private_frames(user, room.name, ts, message.text, flags, op.caps):
                 self.relay._send(op, frame)
         self.relay._send(sess, m.Accepted(message.msg_id, room.name, 0, ts))
         self.relay._remember_id((m.name_key(user), message.msg_id), (room.name, 0, ts))
         log.info("%s -> operators of %s (quiet mode)", user, room.name)
-
-    def _ops_any(self, room: Room) -> list[Session]:
-        """Operators online in `room`, whether or not they speak this section."""
-        out = []
-        for key, sid in room.members.items():
-            sess = self.relay.sessions.get(sid)
-            if sess is not None and sess.multi and may(Act.BE_MESSAGED_WHEN_QUIET, room.member_role(key)):
-                out.append(sess)
-        return out
 
     def whisper_refusal(self, sess: Session, to: str, now: float) -> str | None:
         """REJECTED(QUIET)'s text if `sess` may not message `to` now: it is a student in a quiet room
