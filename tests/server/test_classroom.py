@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from labchat.protocol import messages as m
 from labchat.protocol.errors import ErrorCode
 from labchat.protocol.wire import MAX_FRAME_BODY_BYTES, encode_message
@@ -282,3 +285,23 @@ def test_a_member_made_operator_gets_the_queue_and_the_poll_counts(tmp_path: Pat
     assert teacher.request(m.Moderate, "cs101", A.OP, "ta", 0, "").code == 0
     assert [u for u, *_ in queue_of(ta)] == ["budi"]
     assert ta.last(m.Poll).counts == (0, 1) and ta.last(m.Poll).ballots == ("2 budi",)
+
+
+def test_undecodable_classroom_requests_are_answered_never_a_crash(tmp_path: Path) -> None:
+    """Random bodies for every section-20 request kind: each one of 4 bytes or more is answered
+    REQUEST_DONE with its request_id; the relay keeps serving."""
+    _net, (teacher,) = classroom(tmp_path, "teacher")
+    kinds = [m.Kind.HAND, m.Kind.QUEUE_TAKE, m.Kind.POLL_OPEN, m.Kind.POLL_VOTE, m.Kind.POLL_CLOSE]
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.sampled_from(kinds), st.binary(min_size=4, max_size=200))
+    def one(kind: int, body: bytes) -> None:
+        start = len(teacher.messages)
+        teacher.link.send(kind, body)
+        teacher.pump()
+        request_id = int.from_bytes(body[:4], "big")
+        answers = [x for x in teacher.of(m.RequestDone, start) if x.request_id == request_id]
+        assert len(answers) == 1
+
+    one()
+    assert teacher.request(m.Hand, "cs101", 1, "still fine").code == 0
