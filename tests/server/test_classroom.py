@@ -305,3 +305,20 @@ def test_undecodable_classroom_requests_are_answered_never_a_crash(tmp_path: Pat
 
     one()
     assert teacher.request(m.Hand, "cs101", 1, "still fine").code == 0
+
+
+def test_a_version_1_member_hears_of_quiet_mode_and_its_lines_go_to_the_operators(tmp_path: Path) -> None:
+    net = SimNet(tmp_path)
+    Peer(net, "teacher", flags=CLASS)  # registers the account
+    assert net.relay is not None and net.relay.store.set_admin("teacher", True)
+    teacher = Peer(net, "teacher", flags=CLASS)  # an admin from this login: an operator of lobby
+    olga = Peer(net, "olga", flags=m.CAP_LONG_MESSAGES)
+    assert teacher.request(m.SetRoom, "lobby", m.Setting.QUIET, "5").code == 0
+    notice = olga.last(m.Notice)
+    assert notice.code == ErrorCode.ROOM_NEWS
+    assert notice.text.startswith("#lobby: teacher turned quiet mode on")
+    assert not olga.of(m.RoomEvent)
+    olga.send(m.Say(3, "lobby", "hello?"))
+    assert (olga.last(m.Accepted).room, olga.last(m.Accepted).seq) == ("lobby", 0)
+    got = teacher.last(m.Private)
+    assert (got.sender, got.to, got.text) == ("olga", "lobby", "hello?") and got.flags & m.FLAG_TO_OPS
