@@ -190,7 +190,7 @@ class Classroom:
             if old_question == req.question:
                 self._done(sess, req.request_id)  # as it was: no news
                 return
-            self.store.save_queue(room.name, queue.items)
+            self.store.save_hand(room.name, item)
             position = queue.position(user)
             self._hand_news(
                 room, sess, m.Action.HAND_RAISED, user, item.user, position, item.question, now_ms
@@ -217,7 +217,7 @@ class Classroom:
             if item is None:
                 self._done(sess, req.request_id, ErrorCode.NO_SUCH_USER, "nobody is waiting")
                 return
-            self.store.save_queue(room.name, queue.items)
+            self.store.save_hand(room.name, item)
             student = self.relay.online_by_key.get(item.key)
             self._hand_news(room, student, m.Action.HAND_TAKEN, user, item.user, 0, item.question, now_ms)
         else:
@@ -232,7 +232,7 @@ class Classroom:
         self._done(sess, req.request_id)
 
     def _lowered(self, room: Room, done: DoneItem, by: str, student: Session | None, now_ms: int) -> None:
-        self.store.save_queue(room.name, self.queue(room.name).items, done)
+        self.store.remove_hand(room.name, done)
         self._hand_news(
             room, student, m.Action.HAND_LOWERED, by, done.item.user, 0, done.item.question, now_ms
         )

@@ -64,27 +64,30 @@ class ClassroomStore:
             out.setdefault(room, []).append(item)
         return out
 
-    def save_queue(self, room: str, items: list[QueueItem], done: DoneItem | None = None) -> None:
-        """The room's whole queue (at most 200 rows), and the hand that went down, in one transaction."""
-        statements: list[tuple[str, tuple[object, ...]]] = [
-            ("DELETE FROM hand_queue WHERE room = ?", (room,))
-        ]
-        for position, it in enumerate(items):
-            statements.append((
-                "INSERT INTO hand_queue (room, account_key, user, seat, question, raised_ms, taken_by,"
-                " taken_ms, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (room, it.key, it.user, it.seat, it.question, it.raised_ms, it.taken_by, it.taken_ms,
-                 position),
-            ))  # fmt: skip
-        if done is not None:
-            it = done.item
-            statements.append((
+    def save_hand(self, room: str, it: QueueItem) -> None:
+        """A hand raised (at the end of the queue) or changed where it stands: one row, not the
+        whole queue (a class raising hands together costs one small write each)."""
+        self.store._write([(
+            "INSERT INTO hand_queue (room, account_key, user, seat, question, raised_ms, taken_by, taken_ms,"
+            " position) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+            " (SELECT coalesce(max(position), -1) + 1 FROM hand_queue WHERE room = ?))"
+            " ON CONFLICT (room, account_key) DO UPDATE SET seat = excluded.seat,"
+            " question = excluded.question, taken_by = excluded.taken_by, taken_ms = excluded.taken_ms",
+            (room, it.key, it.user, it.seat, it.question, it.raised_ms, it.taken_by, it.taken_ms, room),
+        )])  # fmt: skip
+
+    def remove_hand(self, room: str, done: DoneItem) -> None:
+        """A hand went down: out of the queue and into the log, in one transaction."""
+        it = done.item
+        self.store._write([
+            ("DELETE FROM hand_queue WHERE room = ? AND account_key = ?", (room, it.key)),
+            (
                 "INSERT INTO hand_log (room, user, seat, question, raised_ms, taken_by, taken_ms, done_ms,"
                 " done_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (room, it.user, it.seat, it.question, it.raised_ms, it.taken_by, it.taken_ms, done.done_ms,
                  done.done_by),
-            ))  # fmt: skip
-        self.store._write(statements)
+            ),
+        ])  # fmt: skip
 
     def hand_log(self, room: str, since_ms: int = 0) -> list[LoggedHand]:
         """Hands of `room` done since `since_ms`, then those still up (done_ms 0), in raise order."""

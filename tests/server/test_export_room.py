@@ -35,9 +35,9 @@ def classroom_db(path: Path) -> int:
     for user, _ in poll.votes.values():
         cls.save_vote("cs101", 1, user, poll.votes[user][1])
     item = QueueItem("budi", "PC-14", "segfault", start + 2500, "teacher", start + 2600)
-    cls.save_queue(
-        "cs101", [QueueItem("cid", "PC-2", "loops", start + 5000)], DoneItem(item, start + 9000, "teacher")
-    )
+    cls.save_hand("cs101", item)
+    cls.save_hand("cs101", QueueItem("cid", "PC-2", "loops", start + 5000))
+    cls.remove_hand("cs101", DoneItem(item, start + 9000, "teacher"))
     store.close()
     return start
 
