@@ -72,10 +72,14 @@ def _files(store: Store, room: str, start_ms: int) -> tuple[Offered, ...]:
     user = pick("user", "sender", "by_name", "owner")
     if not (ts and user and name and size and "room" in cols):
         return ()
+    where = f"room = ? AND {ts} >= ?"
+    if "to_key" in cols:
+        where += " AND to_key = ''"  # a file offered to one member is not the room's
+    if "stored_ms" in cols:
+        where += " AND stored_ms IS NOT NULL"  # an upload never finished was never offered
     try:
         rows = store._read(
-            f"SELECT {ts}, {user}, {name}, {size} FROM files WHERE room = ? AND {ts} >= ? ORDER BY {ts}",
-            (room, start_ms),
+            f"SELECT {ts}, {user}, {name}, {size} FROM files WHERE {where} ORDER BY {ts}", (room, start_ms)
         )
     except (StoreError, sqlite3.Error):
         return ()

@@ -89,3 +89,31 @@ def test_export_room_default_path_and_one_line_errors(
         admin.main(["--db", str(db), "export-room"])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_export_lists_the_files_offered_to_the_room_only(tmp_path: Path) -> None:
+    """With the files table of docs/protocol.md 21 (as the files part of the server keeps it)."""
+    db = tmp_path / "server.db"
+    start = classroom_db(db)
+    store = Store(db)
+    store._write([(
+        "CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY, sender TEXT, sender_key TEXT, room TEXT,"
+        " to_name TEXT DEFAULT '', to_key TEXT DEFAULT '', name TEXT, size INTEGER, created_ms INTEGER,"
+        " stored_ms INTEGER)", (),
+    )])  # fmt: skip
+    rows = [
+        ("teacher", "cs101", "", "lab3.pdf", 250_000, start + 100, start + 200),
+        ("budi", "cs101", "teacher", "secret.c", 10, start + 300, start + 400),  # to one member
+        ("cid", "cs101", "", "half.zip", 10, start + 500, None),  # never finished
+    ]
+    for sender, room, to, name, size, created, stored in rows:
+        store._write([(
+            "INSERT INTO files (sender, sender_key, room, to_name, to_key, name, size, created_ms, stored_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (sender, sender, room, to, to, name, size, created, stored),
+        )])  # fmt: skip
+    store.close()
+    assert admin.main(["--db", str(db), "export-room", "cs101", "--out", str(tmp_path / "t")]) == 0
+    md = (tmp_path / "t.md").read_text()
+    assert "teacher offered the file `lab3.pdf` (244.1 KB)" in md
+    assert "secret.c" not in md and "half.zip" not in md
