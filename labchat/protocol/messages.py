@@ -431,7 +431,9 @@ class Login(Message):
     def __post_init__(self) -> None:
         _check_name(self.user)
         _check_room(self.room)
-        _check_text(self.seat, MAX_SEAT_BYTES, allow_empty=True)
+        # Any length decodes: the server cuts a longer seat to MAX_SEAT_BYTES (20.2) rather than
+        # refuse the login over a label.
+        _check_request_text(self.seat, MAX_LONG_TEXT_BYTES, "seat")
         if len(self.cursors) > MAX_CURSORS:
             raise LocalProtocolError(f"more than {MAX_CURSORS} room cursors", ErrorCode.PROTOCOL_VIOLATION)
         for room, _ in self.cursors:

@@ -1,5 +1,6 @@
 """`labchat-admin`: add, remove and list accounts, reset passwords, and grant or revoke server admin
-(an operator in every room, docs/protocol.md 18.7) in the server's database.
+(an operator in every room, docs/protocol.md 18.7) in the server's database, and export a room's
+transcript (20.6: `export-room ROOM [--since ...] [--out PATH]`).
 
 It opens the same SQLite file as the server (WAL mode lets it do so while the server runs). Passwords
 come from LABCHAT_PASSWORD or a hidden prompt, never from the command line, where `ps` would show them.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from ..protocol.messages import MIN_NEW_PASSWORD_CHARS, NAME_RULE, is_valid_name
 from .store import Store, StoreError, default_db_path
+from .transcript_export import export
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     ):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("name")
+    ex = sub.add_parser("export-room", help="write a room's transcript as PATH.md and PATH.html")
+    ex.add_argument("room")
+    ex.add_argument(
+        "--since", default=None,
+        help="'session' (the default when one was started), an ISO time, or hours ('3h'; else the last 24 h)",
+    )  # fmt: skip
+    ex.add_argument("--out", type=Path, default=None, help="PATH without extension (default ./ROOM-DATE)")
     args = p.parse_args(argv)
     try:
         store = Store(args.db or default_db_path())
@@ -74,6 +83,10 @@ def _run(store: Store, args: argparse.Namespace) -> int:
         for account in store.list_accounts():
             created = time.strftime("%Y-%m-%d %H:%M", time.localtime(account.created_ms / 1000))
             print(f"{account.name}\tcreated {created}" + ("\tadmin" if account.name in admins else ""))
+        return 0
+    if args.command == "export-room":
+        md, page = export(store, args.room.removeprefix("#"), args.since, args.out, int(time.time() * 1000))
+        print(f"wrote {md} and {page}")
         return 0
     name = args.name
     if args.command == "add":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..protocol import messages as m
 from ..protocol.errors import ErrorCode
 from .accounts import PasswordCheck
+from .classroom_state import clean_seat
 from .formatting import _fmt, _ms
 from .room import Role, Room
 
@@ -239,6 +240,8 @@ class Logins:
         self.relay.channel.mark_authenticated(sess.sid)  # lifts the channel's pre-login limits
         self.relay.gate.succeeded(login.user, sess.addr[0], now)
         sess.user, sess.caps, sess.multi, sess.admin, sess.guest = user, login.flags, multi, admin, guest
+        sess.classroom = multi and bool(login.flags & self.relay.config.capabilities & m.CAP_CLASSROOM)
+        sess.seat = clean_seat(login.seat)
         sess.tokens, sess.tokens_at = float(self.relay.config.rate_burst), now
         sess.fresh_says = RESEND_CHECK_SAYS
         old = self.relay.online_by_key.get(key)
@@ -246,7 +249,8 @@ class Logins:
         self.relay.stats.logins += 1
         flags = self.relay.config.capabilities | (m.LOGIN_OK_GUEST if guest else 0)
         if not multi:
-            flags &= ~(m.CAP_ROOMS | m.LOGIN_OK_GUEST)  # 18.12: nothing of section 18 to a version-1 client
+            # 18.12: nothing of section 18 (nor 20) to a version-1 client
+            flags &= ~(m.CAP_ROOMS | m.LOGIN_OK_GUEST | m.CAP_CLASSROOM)
         self.relay._send(sess, m.LoginOk(
             user, rooms[0].name, self.relay.config.server_name, int(registered),
             int(self.relay.config.client_timeout_s * 1000), flags,
@@ -331,6 +335,7 @@ class Logins:
                     self.relay._send(sess, room.tally(self.relay.room_requests._tally_names(room)))
         self._replay_history(sess, room, resume_seq)
         self.relay._send_presence(sess, room)
+        self.relay.classroom.on_enter(sess, room)  # the help queue to an operator, the open poll (20)
         if not sess.multi and room.announcement_text:
             line = self.relay.room_requests._announcement_line(room)
             self.relay._send(sess, m.Notice(ErrorCode.ROOM_NEWS, line))

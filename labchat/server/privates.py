@@ -41,6 +41,10 @@ class PrivateMessages:
         if (known := self.relay._recent_ids.get(key)) is not None:
             self.relay._send(sess, m.Accepted(message.msg_id, "", 0, known[2]))  # a resend: relay once
             return
+        refusal = self.relay.classroom.whisper_refusal(sess, message.to, now)
+        if refusal is not None:  # quiet mode (20.5): students message the teachers only
+            self.relay._send(sess, m.Rejected(message.msg_id, ErrorCode.QUIET, 0, refusal))
+            return
         target = self._online_session(message.to)
         if target is None:
             self._hold_whisper(sess, message, now)

@@ -36,6 +36,7 @@ from ..protocol.reliability import LinkConfig, ReliableLink
 from ..protocol.text import long_preview, over_limit, split_parts, truncate_utf8, utf8_len
 from ..protocol.wire import decode_message, encode_message
 from .accounts import LoginGate, LoginPolicy, PasswordCheck, RegistrationLimit
+from .classroom import CLASSROOM_REQUEST_KINDS, CLASSROOM_REQUESTS, Classroom
 from .formatting import _escape, _excerpt, _fmt, _ms
 from .logins import Logins
 from .privates import HELD_TTL_S, MAX_HELD_PER_USER, PrivateMessages  # noqa: F401 (re-exported)
@@ -97,7 +98,7 @@ class RelayConfig:
     ticket_lifetime_s: int = TICKET_LIFETIME_S
     #: What LOGIN_OK announces the server understands (docs/protocol.md section 15.1). 0 answers as a
     #: version-1 server does, so that clients fall back to what such a server takes.
-    capabilities: int = m.CAP_LONG_MESSAGES | m.CAP_ROOMS
+    capabilities: int = m.CAP_LONG_MESSAGES | m.CAP_ROOMS | m.CAP_CLASSROOM
     #: The class password (`--class-password`, docs/protocol.md 18.11): LOGINs with it for names that
     #: are not accounts come in as guests, and LOGIN no longer registers accounts. None: off.
     class_password: str | None = field(default=None, repr=False)
@@ -134,6 +135,10 @@ class Session:
     guest_salt: bytes = b""  # what this guest session's tickets are sealed to (valid while it lasts)
     #: Away (16.1) belongs to the user: one state shared by every room it is in (18.3).
     away: AwayState | None = None
+    #: Where the user sits (20.2), from its LOGIN, cut and cleaned.
+    seat: str = ""
+    #: Its LOGIN had CAP_CLASSROOM (and CAP_ROOMS), and so does this server: section 20 applies.
+    classroom: bool = False
 
     def __rich_repr__(self):  # type: ignore[no-untyped-def]
         yield "user", self.user
@@ -162,7 +167,10 @@ Chat = m.Say | m.Whisper | LongChat
 #: Requests of section 18 answered by REQUEST_DONE, each costing a token (18.13).
 _ROOM_REQUESTS = (m.JoinRoom, m.PartRoom, m.ListRooms, m.SetRoom, m.Moderate)
 #: Their kinds: a body that does not decode still starts with its request_id (answered, not dropped).
-_REQUEST_KINDS = frozenset({m.Kind.JOIN, m.Kind.PART, m.Kind.LIST, m.Kind.ROOM_SET, m.Kind.MODERATE})
+#: Section 20's requests (classroom.py) start with their request_id too.
+_REQUEST_KINDS = CLASSROOM_REQUEST_KINDS | {
+    m.Kind.JOIN, m.Kind.PART, m.Kind.LIST, m.Kind.ROOM_SET, m.Kind.MODERATE,
+}  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -243,6 +251,8 @@ class Relay:
         self.privates = PrivateMessages(self)
         self.room_requests = RoomRequests(self)
         self.room_requests._init_rooms()
+        self.classroom = Classroom(self)
+        self.classroom.load()
 
     # ------------------------------------------------------------ rooms
 
@@ -350,6 +360,8 @@ class Relay:
             self._on_request(sess, message, now)
         elif isinstance(message, _ROOM_REQUESTS):
             self.room_requests._on_room_request(sess, message, now)
+        elif isinstance(message, CLASSROOM_REQUESTS):
+            self.classroom.on_request(sess, message, now)
         elif isinstance(message, m.AnnouncementSeen):
             self.room_requests._on_announcement_seen(sess, message, now)
         elif isinstance(message, m.Who):
@@ -427,6 +439,9 @@ class Relay:
         refusal = room.check_speak(m.name_key(sess.user), _ms(now))
         if refusal is not None:  # muted, or a moderated room (18.9): refused, never relayed
             self._send(sess, m.Rejected(message.msg_id, refusal[0], 0, refusal[1]))
+            return
+        if room.quiet_until_ms and self.classroom.diverts(sess, room, now):
+            self.classroom.to_ops(sess, room, message, now)  # quiet mode (20.5): to the operators only
             return
         stored = StoredMessage(
             room.name,
@@ -754,7 +769,8 @@ class Relay:
             self._send(sess, m.Away(room.name, user, 1, state.reason, state.since_ms, listing=1))
         # `modes` only to CAP_ROOMS sessions (18.7); the clock is the last thing this relay heard.
         modes = room.presence_modes(_ms(self._now if now is None else now)) if sess.multi else ""
-        for part in m.presence_parts(room.name, room.users(), requested, modes):
+        seats = self.classroom.seats(room) if sess.classroom else ()  # 20.2
+        for part in m.presence_parts(room.name, room.users(), requested, modes, seats):
             self._send(sess, part)
 
     def _announce_membership(self, room: Room, change: m.Joined | m.Left, sess: Session, now: float) -> None:
@@ -795,6 +811,7 @@ class Relay:
             plain = [*parts, *m.presence_parts(room.name, users)]
             bodies = [(part.KIND, encode_message(part)) for part in plain]
             with_modes: list[tuple[int, bytes]] | None = None  # for CAP_ROOMS sessions, made once
+            with_seats: list[tuple[int, bytes]] | None = None  # for CAP_CLASSROOM sessions (20.2)
             for sid in batch:
                 sess = self.sessions.get(sid)
                 if sess is None or sess.rooms.get(room.name) is not room or room.name in sess.lagging:
@@ -805,7 +822,14 @@ class Relay:
                         (part.KIND, encode_message(part))
                         for part in [*parts, *m.presence_parts(room.name, users, 0, modes)]
                     ]
-                for kind, body in with_modes if sess.multi and with_modes is not None else bodies:
+                if sess.classroom and with_seats is None:
+                    modes, seats = room.presence_modes(_ms(now)), self.classroom.seats(room)
+                    with_seats = [
+                        (part.KIND, encode_message(part))
+                        for part in [*parts, *m.presence_parts(room.name, users, 0, modes, seats)]
+                    ]
+                chosen = with_seats if sess.classroom else with_modes if sess.multi else bodies
+                for kind, body in chosen or bodies:
                     sess.link.send(kind, body)
                 self._dirty.add(sess)
             if rnd.sids:
@@ -832,6 +856,8 @@ class Relay:
         self._commit_pending()
         if self.room_requests._tally_due:
             self.room_requests._send_tallies()
+        if self.classroom._polls_due:
+            self.classroom.send_due_polls()
         out = self.channel.datagrams_to_send()
         self.stats.datagrams_sent += len(out)
         yield from out
@@ -887,6 +913,7 @@ class Relay:
 
     def next_timer(self) -> float | None:
         deadlines = [self.channel.next_timer(), self._queue_tick_at, self.room_requests._next_sanction_end()]
+        deadlines.append(self.classroom.next_quiet_end())
         deadlines.extend(room.flow.refresh_at for room in self._presence_due.values())
         deadlines.extend(rnd.next_at for rnd in self._presence_rounds.values())
         if self.gate.waiting:
@@ -911,6 +938,8 @@ class Relay:
                 self._drop(sess)
         if self.room_requests._sanction_timers and self.room_requests._sanction_timers[0][0] <= _ms(now):
             self.room_requests._end_sanctions(now)
+        if self.classroom._quiet_timers and self.classroom._quiet_timers[0][0] <= _ms(now):
+            self.classroom.end_quiet(now)
         if self._presence_due:
             self._refresh_presence(now)
         if self._presence_rounds:

@@ -112,6 +112,17 @@ class Act(Enum):
     SEE_PRIVATE = "see a private room in LIST without being in it"
     BE_SANCTIONED = "be kicked, muted or banned by an operator"
     BE_OPERATOR = "be made an operator"
+    # ---- the classroom (protocol.md 20)
+    RAISE_HAND = "raise a hand in the help queue"
+    TAKE_FROM_QUEUE = "take the next student or mark one done"
+    SEE_QUEUE = "receive the help queue"
+    OPEN_POLL = "open or close a poll"
+    VOTE = "vote in a poll"
+    SEE_VOTES = "see a poll's counts and ballots while it is open"
+    SET_QUIET = "turn quiet mode on or off"
+    START_SESSION = "start a class session"
+    SPEAK_WHEN_QUIET = "speak to the room while it is quiet"
+    BE_MESSAGED_WHEN_QUIET = "receive private messages from students while the room is quiet"
 
 
 _T, _F = True, False
@@ -130,6 +141,16 @@ _TABLE: dict[Act, tuple[bool, bool, bool, bool, bool]] = {
     Act.SEE_PRIVATE:              (_F,  _F,    _F,    _T,  _T),
     Act.BE_SANCTIONED:            (_T,  _T,    _T,    _T,  _F),
     Act.BE_OPERATOR:              (_F,  _T,    _T,    _T,  _T),
+    Act.RAISE_HAND:               (_T,  _T,    _T,    _T,  _T),
+    Act.TAKE_FROM_QUEUE:          (_F,  _F,    _F,    _T,  _T),
+    Act.SEE_QUEUE:                (_F,  _F,    _F,    _T,  _T),
+    Act.OPEN_POLL:                (_F,  _F,    _F,    _T,  _T),
+    Act.VOTE:                     (_T,  _T,    _T,    _T,  _T),
+    Act.SEE_VOTES:                (_F,  _F,    _F,    _T,  _T),
+    Act.SET_QUIET:                (_F,  _F,    _F,    _T,  _T),
+    Act.START_SESSION:            (_F,  _F,    _F,    _T,  _T),
+    Act.SPEAK_WHEN_QUIET:         (_F,  _F,    _F,    _T,  _T),
+    Act.BE_MESSAGED_WHEN_QUIET:   (_F,  _F,    _F,    _T,  _T),
 }  # fmt: skip
 RULES: dict[tuple[Act, Role], bool] = {
     (act, role): allowed for act, row in _TABLE.items() for role, allowed in zip(Role, row, strict=True)
@@ -211,6 +232,13 @@ class Room:
     account_members: int = 0
     #: MEMBER_GUEST / MEMBER_ADMIN of the online members (name key -> bits); absent: neither.
     member_flags: dict[str, int] = field(default_factory=dict)
+    #: Quiet mode (protocol.md 20.5): when it ends, in ms (0: not quiet). Durable in the classroom
+    #: tables, not in the room's record.
+    quiet_until_ms: int = 0
+
+    def quiet(self, now_ms: int) -> bool:
+        """Whether quiet mode is on at `now_ms` (it is over at its end, even before the timer runs)."""
+        return self.quiet_until_ms > now_ms
 
     def __post_init__(self) -> None:
         self.recent = deque(maxlen=self.ring_size)
@@ -374,9 +402,10 @@ class Room:
 
     def state_for(self, key: str, now_ms: int) -> m.RoomState:
         """ROOM_STATE for the online member `key`."""
+        quiet = self.quiet(now_ms)
         return m.RoomState(
-            self.name, self.topic, self.modes, self.member_bits(key, now_ms),
-            self.muted_until_ms(key, now_ms), self.members_total(),
+            self.name, self.topic, self.modes | (m.ROOM_QUIET if quiet else 0), self.member_bits(key, now_ms),
+            self.muted_until_ms(key, now_ms), self.members_total(), self.quiet_until_ms if quiet else 0,
         )  # fmt: skip
 
     def check_join(

@@ -249,6 +249,13 @@ class RoomRequests:
             self._done(sess, req.request_id, ErrorCode.NO_SUCH_ROOM, f"you are not in {req.room}")
             return
         setting, value, now_ms = m.Setting(req.setting), req.value, int(now * 1000)
+        if setting is m.Setting.QUIET or setting is m.Setting.SESSION:
+            if not sess.classroom:
+                text = "the classroom needs CAP_CLASSROOM"
+                self._done(sess, req.request_id, ErrorCode.PROTOCOL_VIOLATION, text)
+            else:
+                self.relay.classroom.on_set_room(sess, room, req, now)  # section 20: classroom.py
+            return
         role = room.member_role(m.name_key(user))
         if setting is m.Setting.TOPIC:
             act = Act.SET_TOPIC_LOCKED if room.modes & m.ROOM_TOPIC_LOCKED else Act.SET_TOPIC
@@ -403,6 +410,8 @@ class RoomRequests:
                 self.relay._send(target, notice)
         elif target is not None and room.name in target.rooms and target.multi:
             self.relay._send(target, room.state_for(tkey, now_ms))  # its role or mute changed
+            if action is m.Action.OP:
+                self.relay.classroom.on_enter(target, room)  # a new operator gets the help queue (20.3)
         return True
 
     def _eject(

@@ -47,7 +47,7 @@ from .private_files import create_private_file, make_private_dir, tighten_databa
 SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _MIGRATIONS: dict[int, str | tuple[str, ...]] = {
     1: """
@@ -170,6 +170,61 @@ _MIGRATIONS: dict[int, str | tuple[str, ...]] = {
             PRIMARY KEY (room, announcement_id, account_key)
         );
         ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0
+    """,
+    # The classroom (docs/protocol.md section 20; read and written by classroom_store.py): help
+    # queues, the log of hands done, polls and their votes, quiet mode and class sessions. New
+    # tables only.
+    7: """
+    CREATE TABLE hand_queue (
+        room        TEXT NOT NULL,
+        account_key TEXT NOT NULL,
+        user        TEXT NOT NULL,
+        seat        TEXT NOT NULL DEFAULT '',
+        question    TEXT NOT NULL DEFAULT '',
+        raised_ms   INTEGER NOT NULL,
+        taken_by    TEXT NOT NULL DEFAULT '',      -- '' while nobody has taken it
+        taken_ms    INTEGER NOT NULL DEFAULT 0,
+        position    INTEGER NOT NULL,              -- order in the queue
+        PRIMARY KEY (room, account_key)
+    );
+    CREATE TABLE hand_log (
+        id          INTEGER PRIMARY KEY,
+        room        TEXT NOT NULL,
+        user        TEXT NOT NULL,
+        seat        TEXT NOT NULL DEFAULT '',
+        question    TEXT NOT NULL DEFAULT '',
+        raised_ms   INTEGER NOT NULL,
+        taken_by    TEXT NOT NULL DEFAULT '',
+        taken_ms    INTEGER NOT NULL DEFAULT 0,
+        done_ms     INTEGER NOT NULL,
+        done_by     TEXT NOT NULL DEFAULT ''       -- the student itself (hand down) or an operator
+    );
+    CREATE INDEX hand_log_by_room ON hand_log (room, done_ms);
+    CREATE TABLE polls (
+        room        TEXT NOT NULL,
+        poll_id     INTEGER NOT NULL,
+        by_name     TEXT NOT NULL,
+        question    TEXT NOT NULL,
+        options     TEXT NOT NULL,                 -- a JSON list of strings
+        anonymous   INTEGER NOT NULL DEFAULT 0,
+        opened_ms   INTEGER NOT NULL,
+        closed_ms   INTEGER NOT NULL DEFAULT 0,    -- 0 while open
+        PRIMARY KEY (room, poll_id)
+    );
+    CREATE TABLE poll_votes (
+        room        TEXT NOT NULL,
+        poll_id     INTEGER NOT NULL,
+        account_key TEXT NOT NULL,
+        user        TEXT NOT NULL,
+        choice      INTEGER NOT NULL,              -- 1-based
+        PRIMARY KEY (room, poll_id, account_key)
+    );
+    CREATE TABLE class_settings (
+        room           TEXT PRIMARY KEY,
+        quiet_until_ms INTEGER NOT NULL DEFAULT 0,
+        session_ms     INTEGER NOT NULL DEFAULT 0,
+        session_seq    INTEGER NOT NULL DEFAULT 0
+    )
     """,
 }
 

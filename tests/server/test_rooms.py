@@ -26,7 +26,7 @@ class Peer(RawPeer):
 
     def __init__(self, net: SimNet, user: str, *, flags: int = ROOMS, room: str = "lobby",
                  cursors: tuple[tuple[str, int], ...] = (), resume_seq: int = 0,
-                 password: str = "secret", ticket: str = "") -> None:  # fmt: skip
+                 password: str = "secret", ticket: str = "", seat: str = "") -> None:  # fmt: skip
         Peer._port += 1
         super().__init__(net, ("10.9.0.1", Peer._port))
         self.user = user
@@ -35,7 +35,7 @@ class Peer(RawPeer):
         self.peers: dict[tuple[str, int], Peer] = net.__dict__.setdefault("peers", {})
         self.peers[self.addr] = self
         self.pump()
-        self.send(m.Login(user, password, room, resume_seq, flags, ticket, cursors))
+        self.send(m.Login(user, password, room, resume_seq, flags, ticket, cursors, seat))
 
     def pump(self) -> None:
         relay = self.net.relay
