@@ -27,6 +27,7 @@ from typing import Any
 from ..deadline_timer import DeadlineTimer
 from ..protocol import events as ev
 from ..protocol import messages as m
+from ..protocol.classroom import NO_CLASSROOM, seat_label
 from ..protocol.client import ONE_ROOM, ClientConfig, ClientConnection, Phase
 from ..protocol.errors import ErrorCode, LocalProtocolError
 from . import commands, room_news
@@ -60,6 +61,32 @@ class Submitted:
     #: The id of the room request the line sent (/join, /part, /list, /topic, /kick ...), 0 for
     #: none: its `RequestFailed` or `RoomList` carries the same id.
     request_id: int = 0
+    #: `/queue`: the help queue the lines show, for a UI that shows it otherwise (--json, a panel).
+    queue: ev.QueueUpdated | None = None
+
+
+def default_seat() -> str:
+    """Where this user sits, when `--seat` does not say: the machine's host name (20.2), which is
+    what lab PCs are labelled with, cut to 40 bytes."""
+    try:
+        return seat_label(socket.gethostname())
+    except OSError:
+        return ""
+
+
+def check_seat(seat: str) -> str:
+    """`--seat LABEL` as LOGIN carries it.
+
+    Raises:
+        LocalProtocolError: longer than 40 bytes, or empty once control characters are dropped.
+    """
+    size = len(seat.encode("utf-8", "surrogatepass"))
+    if size > m.MAX_SEAT_BYTES:
+        raise LocalProtocolError(f"seat {seat!r} is {size} bytes: at most {m.MAX_SEAT_BYTES}")
+    label = seat_label(seat)
+    if not label:
+        raise LocalProtocolError(f"seat {seat!r} is empty: give a label such as PC-14")
+    return label
 
 
 def start_rooms(rooms: tuple[str, ...]) -> tuple[str, ...]:
@@ -128,9 +155,12 @@ class ChatClient:
         ignore_path: Path | None = None,
         register: bool = True,
         rooms: tuple[str, ...] = (),
+        seat: str | None = None,
     ) -> None:
         """Raises LocalProtocolError for an invalid user name or room name (message says the rule).
 
+        `seat` (`--seat`): where the user sits, shown to the room's operators (20.2); None: the
+        machine's host name.
         `ignore_path`: the file that keeps /ignore across runs (ignore_list.py); None keeps it in memory.
         `register=False`: an unknown name is refused with NO_SUCH_ACCOUNT instead of registered, so
         that the app can ask the user first (docs/protocol.md 17.1).
@@ -143,7 +173,10 @@ class ChatClient:
         self.known_servers = known_servers
         self._clock = clock
         pinned = known_servers.lookup(server_host, server_port) if known_servers else None
-        self.conn = ClientConnection(user, password, server_key=pinned, config=config, register=register)
+        self.seat = default_seat() if seat is None else seat_label(seat)
+        self.conn = ClientConnection(
+            user, password, server_key=pinned, config=config, register=register, seat=self.seat
+        )
         # `--room`: queued now, sent right after the first LOGIN_OK (refused then by a one-room server).
         self._start_joins = [self.conn.join(room, "", clock()) for room in start_rooms(rooms)]
         #: Set once logged in and every `--room` join is answered (or the client closed): line mode
@@ -271,6 +304,8 @@ class ChatClient:
                 return Submitted()
             ids: list[int] = []
             room_answer = self._room_command(cmd, now)
+            if room_answer is None:
+                room_answer = self._class_command(cmd, now)
             if room_answer is not None:
                 self._pump()
                 return room_answer
@@ -356,6 +391,85 @@ class ChatClient:
             case _:
                 return None
         return Submitted(room=room, request_id=request_id)
+
+    def _class_command(self, cmd: commands.Command, now: float) -> Submitted | None:
+        """The classroom's commands (docs/protocol.md 20), for the current room; None for any other
+        command. Raises LocalProtocolError as the connection does."""
+        conn, room = self.conn, self.current_room
+        match cmd:
+            case commands.Hand(down=True):
+                request_id = conn.hand(room, False, "", now)
+            case commands.Hand():
+                request_id = conn.hand(room, True, cmd.question, now)
+            case commands.Queue():
+                return self._help_queue_lines(room, now)
+            case commands.Next():
+                request_id = conn.queue_next(room, now)
+            case commands.Done():
+                request_id = conn.queue_done(room, cmd.name, now)
+            case commands.PollOpen():
+                request_id = conn.poll_open(room, cmd.question, cmd.options, now, anonymous=cmd.anonymous)
+            case commands.PollClose():
+                request_id = conn.poll_close(room, now)
+            case commands.PollShow():
+                return Submitted(self._poll_lines(room), room=room)
+            case commands.Vote():
+                request_id = conn.poll_vote(room, cmd.choice, now)
+            case commands.Quiet(show=True):
+                return Submitted((self._quiet_line(room, now),), room=room)
+            case commands.Quiet():
+                value = "off" if cmd.minutes is None else str(cmd.minutes)
+                self._check_classroom()
+                request_id = conn.set_room(room, m.Setting.QUIET, value, now)
+            case commands.SessionStart():
+                self._check_classroom()
+                request_id = conn.set_room(room, m.Setting.SESSION, "", now)
+            case commands.Export():
+                return self._export(room, cmd.path)
+            case _:
+                return None
+        return Submitted(room=room, request_id=request_id)
+
+    def _check_classroom(self) -> None:
+        """Quiet mode and sessions are room settings: refuse them here, as hands and polls are, on
+        a server without the classroom (it would answer with an unknown setting)."""
+        if self.conn.server_has_classroom is False:
+            raise LocalProtocolError(NO_CLASSROOM)
+
+    def _help_queue_lines(self, room: str, now: float) -> Submitted:
+        """/queue: the help queue the server last sent (it sends it to operators only)."""
+        self._check_classroom()
+        queue = self.conn.help_queue(room)
+        if queue is None:
+            state = self.conn.room_state(room)
+            if state is not None and not state.you & (m.MEMBER_OP | m.MEMBER_ADMIN):
+                return Submitted((f"only operators of #{room} see its help queue",), error=True, room=room)
+            queue = ev.QueueUpdated(room, ())
+        return Submitted(tuple(room_news.queue_lines(queue, now)), room=room, queue=queue)
+
+    def _poll_lines(self, room: str) -> tuple[str, ...]:
+        self._check_classroom()
+        poll = self.conn.open_poll(room)
+        if poll is None:
+            return (f"no open poll in #{room}",)
+        lines = [room_news.poll_line(poll)]
+        if poll.counts:
+            lines.append(room_news.tally_line(poll))
+            lines.extend(room_news.ballot_lines(poll))
+        if poll.your_choice:
+            lines.append(f"you chose {room_news.choice_words(poll, poll.your_choice)}")
+        return tuple(lines)
+
+    def _quiet_line(self, room: str, now: float) -> str:
+        self._check_classroom()
+        state = self.conn.room_state(room)
+        if state is None or state.quiet_until is None:
+            return f"#{room} is not quiet (/quiet on [MINUTES] to make it so)"
+        left = max(1, round((state.quiet_until - now) / 60))
+        return f"#{room} is quiet for {left} more min: students may talk only to the teachers"
+
+    def _export(self, room: str, path: str | None) -> Submitted:
+        return Submitted(("/export is not available yet",), error=True, room=room)
 
     def _part(self, cmd: commands.Part, now: float) -> Submitted:
         if self.conn.server_has_rooms is False:
