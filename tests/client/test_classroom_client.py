@@ -80,7 +80,7 @@ async def test_seats_in_who_and_a_hand_through_the_queue(server: RelayServer, tm
     teacher.client.submit("/next")
     coming = await budi.wait_for(ev.RoomEvent, lambda e: e.action == m.Action.HAND_TAKEN)
     assert coming.actor == "teacher"
-    await teacher.wait_for(ev.QueueUpdated, lambda e: e.entries[0].taken_by == "teacher")
+    await teacher.wait_for(ev.QueueUpdated, lambda e: bool(e.entries) and e.entries[0].taken_by == "teacher")
     teacher.client.submit("/done budi")
     lowered = await budi.wait_for(ev.RoomEvent, lambda e: e.action == m.Action.HAND_LOWERED)
     assert lowered.actor == "teacher"
