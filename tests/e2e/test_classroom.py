@@ -82,7 +82,7 @@ async def test_hand_queue_poll_and_quiet_mode(tmp_path: Path) -> None:
     tally = await teacher.expect_json(type="poll", room="cs101", voters=3)
     assert (
         tally["counts"] == [2, 0, 1]
-        and tally["text"] == "poll #%d: yes 2, no 0, stuck 1 (3 voted)" % tally["id"]
+        and tally["text"] == f"poll #{tally['id']}: yes 2, no 0, stuck 1 (3 voted)"
     )
     teacher.send("/poll close")
     for student in (budi, ani, eko):
@@ -90,8 +90,12 @@ async def test_hand_queue_poll_and_quiet_mode(tmp_path: Path) -> None:
         assert closed["counts"] == [2, 0, 1] and closed["voters"] == 3
 
     # Quiet mode: a classmate-to-classmate message is refused; a room line reaches the teacher only.
+    at = ani.mark()
     teacher.send("/quiet on 5")
-    state = await ani.expect_json(type="room", room="cs101", modes=["quiet"])
+    on = await ani.expect_json(type="room_event", action="quiet", value="on", since=at)
+    assert on["minutes"] == 5 and on["actor"] == "teacher"
+    state = await ani.expect_json(type="room", room="cs101", joined=False, since=at)
+    assert "quiet" in state["modes"]
     assert state["quiet_until"] is not None
     budi.send("/msg ani psst")
     refused = await budi.expect_json(type="error", code=ErrorCode.QUIET)
