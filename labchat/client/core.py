@@ -120,6 +120,9 @@ def resolve(host: str, port: int) -> tuple[str, int, socket.AddressFamily]:
     return str(sockaddr[0]), int(sockaddr[1]), socket.AddressFamily(family)
 
 
+#: Lines said "to the operators" in quiet mode kept per room for /export.
+MAX_TO_OPS_KEPT = 5000
+
 #: Datagrams read per wake-up before answering: a burst is acknowledged once.
 MAX_READ_BATCH = 64
 _RECV_BYTES = 2048
@@ -195,6 +198,13 @@ class ChatClient:
         self._progress = asyncio.Event()  # set whenever a message is confirmed or refused
         #: True once the server has accepted our login (it stays true across reconnects).
         self.logged_in = False
+        # /export (export.py): its history pages, the session starts and seats seen, and the lines
+        # said "to the operators" in quiet mode, which no history holds.
+        self._history_waiters: dict[int, asyncio.Future[ev.HistoryPage]] = {}
+        self._export_tasks: set[asyncio.Task[None]] = set()
+        self._session_start: dict[str, float] = {}
+        self._seats: dict[str, dict[str, str]] = {}
+        self._to_ops: dict[str, list[tuple[float, str, str, bool]]] = {}
         self.ignore_path = ignore_path
         if ignore_path is not None:
             try:
@@ -469,7 +479,74 @@ class ChatClient:
         return f"#{room} is quiet for {left} more min: students may talk only to the teachers"
 
     def _export(self, room: str, path: str | None) -> Submitted:
-        return Submitted(("/export is not available yet",), error=True, room=room)
+        """/export [PATH]: start writing the transcript; a notice says when it is written."""
+        try:
+            from . import export
+        except ImportError:  # the transcript writer (labchat/transcript.py) is not installed
+            return Submitted(("/export is not available in this labchat",), error=True, room=room)
+        if self.conn.server_has_rooms is not None and room not in self.rooms:
+            return Submitted(("you are in no room: /join ROOM first",), error=True, room=room)
+        base = export.base_path(path, room, self._clock())
+        task = asyncio.get_running_loop().create_task(self._export_in_background(room, base))
+        self._export_tasks.add(task)
+        task.add_done_callback(self._export_tasks.discard)
+        return Submitted((f"writing the transcript of #{room} to {base}.md and {base}.html …",), room=room)
+
+    async def _export_in_background(self, room: str, base: Path) -> None:
+        try:
+            md, page, said = await self.export(room, base)
+        except (OSError, ClientError, LocalProtocolError) as exc:
+            text = f"cannot export #{room}: {getattr(exc, 'strerror', None) or exc}"
+            self._queue.put_nowait(ev.ServerNotice(text, local=True))
+            return
+        text = f"transcript of #{room} written ({said} messages): {md} and {page}"
+        self._queue.put_nowait(ev.ServerNotice(text, local=True))
+
+    async def export(self, room: str, base: Path) -> tuple[Path, Path, int]:
+        """Write `room`'s transcript to BASE.md and BASE.html (export.py says what is in it).
+
+        Returns the two paths and the number of messages written.
+        Raises:
+            ClientError: the server could not give the history, or the connection closed meanwhile.
+            OSError: the files could not be written.
+        """
+        from . import export
+
+        now = self._clock()
+        since = self._session_start.get(room) or now - export.DEFAULT_HOURS * 3600
+        messages: list[ev.MessageReceived] = []
+        before = 0
+        for _ in range(export.MAX_PAGES):
+            page = await self._history_page(room, before)
+            if page.error:
+                raise ClientError(page.error)
+            messages.extend(page.messages)
+            if not page.more or not page.messages or page.messages[0].ts < since:
+                break
+            before = page.messages[0].seq
+        polls, hands = self.conn.classroom_log(room)
+        state = self.conn.room_state(room)
+        transcript = export.build(
+            room, since, self._clock(), topic=state.topic if state is not None else "", messages=messages,
+            to_ops=[export.ToOps(*line) for line in self._to_ops.get(room, [])],
+            polls=[export.poll_result(p, self.conn.poll_seen_at(room, p.poll_id)) for p in polls],
+            hands=export.hand_log(hands, self._seats.get(room, {})),
+        )  # fmt: skip
+        md, page_path = await asyncio.to_thread(export.write, base, transcript)
+        return md, page_path, len(transcript.messages)
+
+    async def _history_page(self, room: str, before: int) -> ev.HistoryPage:
+        """One page of `room`'s history for /export, kept from the UI (it is not a /history)."""
+        if self.closed.is_set():
+            raise ClientError("the connection is closed")
+        request_id = self.conn.fetch_history(before, self._clock(), m.MAX_HISTORY_PAGE, room=room)
+        waiter: asyncio.Future[ev.HistoryPage] = asyncio.get_running_loop().create_future()
+        self._history_waiters[request_id] = waiter
+        self._pump()
+        try:
+            return await waiter
+        finally:
+            self._history_waiters.pop(request_id, None)
 
     def _part(self, cmd: commands.Part, now: float) -> Submitted:
         if self.conn.server_has_rooms is False:
@@ -668,11 +745,41 @@ class ChatClient:
                 self.unread[event.room] = self.unread.get(event.room, 0) + 1
         elif isinstance(event, (ev.CurrentRoomChanged, ev.RoomLeft)):
             self.unread.pop(event.room, None)
+        elif isinstance(event, ev.HistoryPage) and event.request_id in self._history_waiters:
+            waiter = self._history_waiters.pop(event.request_id)
+            if not waiter.done():
+                waiter.set_result(event)
+            return  # a page of an /export, not one the user asked to see
+        self._keep_for_export(event)
         self._queue.put_nowait(event)
         if isinstance(event, (ev.MessageDelivered, ev.MessageFailed, ev.Closed)):
             self._progress.set()
         if isinstance(event, ev.Closed):
             self.closed.set()
+            for waiter in self._history_waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(ClientError("the connection closed"))
+
+    def _keep_for_export(self, event: ev.Event) -> None:
+        """What /export needs and no history holds (export.py)."""
+        match event:
+            case ev.RoomEvent(action=m.Action.SESSION_STARTED):
+                self._session_start[event.room] = event.ts
+            case ev.PresenceUpdated() if event.seats:
+                self._seats.setdefault(event.room, {}).update(event.seats)
+            case ev.QueueUpdated():
+                seats = {item.user: item.seat for item in event.entries if item.seat}
+                self._seats.setdefault(event.room, {}).update(seats)
+            case ev.PrivateReceived(to_ops=True):
+                self._said_to_ops(event.to, (event.ts, event.sender, event.text, event.action))
+            case ev.MessageDelivered(seq=0, to=None):
+                self._said_to_ops(event.room, (event.ts, self.user, event.text, event.action))
+
+    def _said_to_ops(self, room: str, line: tuple[float, str, str, bool]) -> None:
+        lines = self._to_ops.setdefault(room, [])
+        lines.append(line)
+        if len(lines) > MAX_TO_OPS_KEPT:
+            del lines[: len(lines) - MAX_TO_OPS_KEPT]
 
     def _rearm(self, now: float) -> None:
         if self._timer is None:

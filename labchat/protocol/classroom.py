@@ -61,6 +61,8 @@ class RoomClass:
     polls: dict[int, ev.PollShown] = field(default_factory=dict)
     #: HAND_* news of this room, oldest first: for /export.
     hands: list[ev.RoomEvent] = field(default_factory=list)
+    #: poll id -> when its first POLL arrived (the client's clock): for /export.
+    first_seen: dict[int, float] = field(default_factory=dict)
 
 
 class ClassBook:
@@ -106,8 +108,8 @@ class ClassBook:
         room.parts = []
         return room.queue
 
-    def poll(self, msg: m.Poll) -> ev.PollShown:
-        """POLL: the poll as the server shows it to us now."""
+    def poll(self, msg: m.Poll, now: float = 0.0) -> ev.PollShown:
+        """POLL: the poll as the server shows it to us now (`now`: when it arrived)."""
         ballots = tuple(b for b in (ballot(entry) for entry in msg.ballots) if b is not None)
         shown = ev.PollShown(
             msg.room, msg.poll_id, neutralize(msg.by), neutralize(msg.question),
@@ -115,6 +117,7 @@ class ClassBook:
             bool(msg.flags & m.POLL_CLOSED), tuple(msg.counts), msg.voters, msg.your_choice, ballots,
         )  # fmt: skip
         room = self.of(msg.room)
+        room.first_seen.setdefault(msg.poll_id, now)
         if room.poll is None or room.poll.poll_id <= msg.poll_id:
             room.poll = shown
         room.polls[msg.poll_id] = shown

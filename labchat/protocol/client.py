@@ -335,6 +335,11 @@ class ClientConnection:
             return (), ()
         return tuple(known.polls.values()), tuple(known.hands)
 
+    def poll_seen_at(self, room: str, poll_id: int) -> float | None:
+        """When this client first saw poll `poll_id` of `room` (the `now` of its first POLL)."""
+        known = self._class.rooms.get(room)
+        return known.first_seen.get(poll_id) if known is not None else None
+
     def request_pending(self, request_id: int) -> bool:
         """True while request `request_id` waits for its answer."""
         return request_id in self._requests
@@ -543,8 +548,11 @@ class ClientConnection:
             raise LocalProtocolError(f"no such user name {to!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME)
         return self._queue_text(text, now, action=action, to=to)
 
-    def fetch_history(self, before_seq: int, now: float, limit: int = m.MAX_HISTORY_PAGE) -> int:
-        """Ask for up to `limit` stored room messages older than `before_seq` (0: the newest).
+    def fetch_history(
+        self, before_seq: int, now: float, limit: int = m.MAX_HISTORY_PAGE, *, room: str | None = None
+    ) -> int:
+        """Ask for up to `limit` stored messages of `room` (None: the current room) older than
+        `before_seq` (0: the newest).
 
         Answered by one `HistoryPage`; asked again after a reconnect until it is answered.
 
@@ -554,7 +562,8 @@ class ClientConnection:
             LocalProtocolError: the connection is closed, or the server is too old for history pages.
         """
         self._check_requests_supported("history pages")
-        return self._request(m.HistoryRequest(self._next_request_id(), self.room, before_seq, limit))
+        room = self.room if room is None else room
+        return self._request(m.HistoryRequest(self._next_request_id(), room, before_seq, limit))
 
     def search(self, query: str, now: float, limit: int = m.MAX_SEARCH_HITS) -> int:
         """Search the room's stored messages for every word of `query`; answered by `SearchResults`.
@@ -1297,7 +1306,7 @@ class ClientConnection:
             page = tuple(request.entries)
             if page:
                 self._book.paged_back(ask.room, page[0].seq)
-            self._events.append(ev.HistoryPage(ask.room, page, bool(more), ask.before_seq, error))
+            self._events.append(ev.HistoryPage(ask.room, page, bool(more), ask.before_seq, error, request_id))
         elif isinstance(ask, m.SearchRequest):
             self._events.append(ev.SearchResults(ask.query, tuple(request.hits), bool(more), error, ask.room))
         elif isinstance(ask, m.ListRooms):
@@ -1377,7 +1386,7 @@ class ClientConnection:
 
     def _on_poll(self, msg: m.Poll, now: float) -> None:
         if self._server_classroom() and msg.room in self._book.held:
-            self._events.append(self._class.poll(msg))
+            self._events.append(self._class.poll(msg, now))
 
     def _on_announcement(self, msg: m.Announcement, now: float) -> None:
         event = self._book.announcement(msg) if self._server_rooms() else None

@@ -247,6 +247,8 @@ class HistoryPage(Event):
     more: bool
     before_seq: int = 0
     error: str = ""
+    #: The `fetch_history` request this answers.
+    request_id: int = 0
 
 
 @dataclass(slots=True)
