@@ -18,14 +18,18 @@ from labchat.server.transport import RelayServer
 
 from ..helpers import ClientUnderTest
 
-pytest.importorskip("labchat.transcript", reason="the transcript writer (labchat/transcript.py) is not here yet")
+pytest.importorskip(
+    "labchat.transcript", reason="the transcript writer (labchat/transcript.py) is not here yet"
+)
 
-from labchat.client import export  # noqa: E402  (needs labchat.transcript)
+from labchat.client import export
 
 T0 = 1_764_662_400.0  # 2025-12-02 08:00 UTC
 
 
-def hand(action: int, ts: float, actor: str = "teacher", target: str = "budi", value: str = "") -> ev.RoomEvent:
+def hand(
+    action: int, ts: float, actor: str = "teacher", target: str = "budi", value: str = ""
+) -> ev.RoomEvent:
     return ev.RoomEvent("cs101", ts, action, actor, target, 1, value, "")
 
 
@@ -109,7 +113,9 @@ async def test_an_operator_exports_the_session(server: RelayServer, tmp_path: Pa
 
     answer = teacher.client.submit(f"/export {tmp_path / 'lab3.md'}")
     assert not answer.error and "lab3.md" in answer.local_lines[0]
-    done = await teacher.wait_for(ev.ServerNotice, lambda e: "transcript of #cs101 written" in e.text, timeout=20)
+    done = await teacher.wait_for(
+        ev.ServerNotice, lambda e: "transcript of #cs101 written" in e.text, timeout=20
+    )
     assert done.local
     md = (tmp_path / "lab3.md").read_text()
     page = (tmp_path / "lab3.html").read_text()
@@ -124,7 +130,9 @@ async def test_an_operator_exports_the_session(server: RelayServer, tmp_path: Pa
 
 
 @pytestmark_server
-async def test_an_export_to_a_place_that_cannot_be_written_says_why(server: RelayServer, tmp_path: Path) -> None:
+async def test_an_export_to_a_place_that_cannot_be_written_says_why(
+    server: RelayServer, tmp_path: Path
+) -> None:
     budi = await in_class(server, "budi", tmp_path)
     budi.client.submit(f"/export {tmp_path / 'no' / 'such' / 'dir' / 'x'}")
     failed = await budi.wait_for(ev.ServerNotice, lambda e: e.text.startswith("cannot export #cs101"))
