@@ -21,8 +21,9 @@ from .. import transcript as tr
 from ..protocol import events as ev
 from ..protocol import messages as m
 
-#: How far back `/export` reaches when this client did not see the session start.
-DEFAULT_HOURS = 3
+#: How far back `/export` reaches when this client did not see the session start: what
+#: `labchat-admin export-room` covers when no session was started.
+DEFAULT_HOURS = 24
 #: At most this many history pages (of 100) are fetched for one transcript.
 MAX_PAGES = 100
 

@@ -361,4 +361,6 @@ def ballot_lines(poll: ev.PollShown) -> list[str]:
         names = [name for choice, name in poll.ballots if choice == i]
         if names:
             lines.append(f"  {i}) {option}: {', '.join(names)}")
+    if lines and poll.voters > len(poll.ballots):  # the server cut the list to fit its frame (20.4)
+        lines.append(f"  and {poll.voters - len(poll.ballots)} more")
     return lines

@@ -118,6 +118,8 @@ def test_poll_lines_as_the_contract_spells_them() -> None:
     assert "(anonymous)" in room_news.poll_line(a_poll(anonymous=True))
     ops = a_poll(counts=(1, 1, 0), voters=2, ballots=((1, "budi"), (2, "ani")))
     assert room_news.ballot_lines(ops) == ["  1) yes: budi", "  2) no: ani"]
+    cut = a_poll(counts=(3, 1, 0), voters=4, ballots=((1, "budi"), (2, "ani")))
+    assert room_news.ballot_lines(cut)[-1] == "  and 2 more"
 
 
 def test_the_poll_record() -> None:
