@@ -8,11 +8,14 @@ import json
 from datetime import datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from labchat.client import room_news
 from labchat.client.plain import event_line, event_record
 from labchat.protocol import events as ev
 from labchat.protocol import messages as m
+from labchat.protocol.classroom import ClassBook
 
 A = m.Action
 NOW = datetime(2026, 12, 2, 9, 0).timestamp()
@@ -186,3 +189,25 @@ def test_our_line_in_quiet_mode_is_shown_as_to_the_operators() -> None:
     assert line is not None and line.endswith("[to the operators] <budi> can I go out?")
     normal = event_record(ev.MessageDelivered(8, "cs101", 5, NOW, "hi"), NOW, "budi")
     assert normal is not None and normal["to_ops"] is False
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.text(max_size=6), max_size=12),
+    st.integers(0, 255),
+    st.lists(st.integers(0, 2**32 - 1), max_size=12),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 255),
+    st.lists(st.text(max_size=12), max_size=6),
+)
+def test_any_poll_from_the_server_is_shown_without_raising(
+    options: list[str], flags: int, counts: list[int], voters: int, your_choice: int, ballots: list[str]
+) -> None:
+    book = ClassBook()
+    msg = m.Poll("cs101", 1, "teacher", "Q?", tuple(options), flags, tuple(counts), voters, your_choice,
+                 tuple(ballots))  # fmt: skip
+    shown = book.poll(msg, 0.0)
+    room_news.poll_lines(shown)
+    room_news.ballot_lines(shown)
+    room_news.poll_line(shown)
+    assert all(isinstance(choice, int) and name for choice, name in shown.ballots)

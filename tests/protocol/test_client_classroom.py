@@ -370,3 +370,4 @@ def test_classroom_requests_are_asked_again_after_a_reconnect() -> None:
     assert isinstance(login, m.Login) and login.seat == "PC-14"
     server.send(m.LoginOk("alice", "cs101", flags=CLASSROOM), m.RoomState("cs101", members=3))
     assert len(server.sent(m.Hand)) == 2  # the first may have died with the old session
+
