@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import __version__, signal_handlers
 from ..protocol.errors import LocalProtocolError
 from ..protocol.messages import NAME_RULE, is_valid_name
-from .core import ChatClient, ClientError, resolve, start_rooms
+from .core import ChatClient, ClientError, check_seat, resolve, start_rooms
 from .known_servers import KnownServers, default_known_servers_path
 from .paths import ignore_list_path
 
@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="ROOM",
         help="join ROOM at start (repeatable; a leading '#' is fine); the last one is where lines go",
+    )
+    p.add_argument(
+        "--seat",
+        metavar="LABEL",
+        help="where you sit, shown to the teachers (at most 40 bytes; default: this machine's host name)",
     )
     p.add_argument(
         "--no-bell", action="store_true", help="do not ring the terminal bell on mentions"
@@ -117,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # --room as the wire spells it ('#CS101' is cs101), for line mode and the app alike.
         args.room = list(start_rooms(tuple(args.room)))
+        if args.seat is not None:
+            args.seat = check_seat(args.seat)  # None: the host name (ChatClient's default)
     except LocalProtocolError as exc:
         print(f"labchat: {exc}", file=sys.stderr)
         return 2
@@ -184,6 +191,7 @@ async def _plain(args: argparse.Namespace, password: str, known: KnownServers) -
             known_servers=known,
             ignore_path=ignore_list_path(),
             rooms=tuple(args.room),
+            seat=args.seat,
         )
         await client.start()
     except (ClientError, LocalProtocolError) as exc:

@@ -26,6 +26,17 @@ Rooms and their operators' commands (docs/protocol.md 18), as IRC has them:
     /kick NAME [why], /mute NAME [MINUTES] [why], /unmute NAME, /ban NAME [MINUTES] [why], /unban NAME,
     /moderate on|off, /private on|off, /topiclock on|off, /announce [TEXT | clear]
 
+The classroom (docs/protocol.md 20):
+
+    /hand [question], /hand down   ask for help (your seat goes with it), or no longer
+    /queue, /next, /done NAME      operators: the help queue, take the first, remove NAME
+    /poll "Question?" a | b | c    operators: ask the room (--anonymous: nobody sees who chose what)
+    /poll close, /poll             close the open poll; show it
+    /vote N                        answer the open poll
+    /quiet on [MINUTES] | off      operators: members may talk only to the teachers
+    /session start                 operators: a class session starts (what transcripts cover)
+    /export [PATH]                 write the room's transcript (Markdown and HTML)
+
 Commands are case-insensitive. `QUIT` alone on a line is the classic way to leave and stays.
 Room names are taken as users type them: a leading '#' is dropped and the rest lowercased.
 """
@@ -36,7 +47,12 @@ import re
 from dataclasses import dataclass
 
 from ..protocol.messages import (
+    MAX_POLL_OPTION_BYTES,
+    MAX_POLL_OPTIONS,
+    MAX_QUESTION_BYTES,
+    MAX_QUIET_MINUTES,
     MAX_SANCTION_MINUTES,
+    MIN_POLL_OPTIONS,
     NAME_RULE,
     ROOM_RULE,
     Action,
@@ -189,6 +205,80 @@ class Announce:
     text: str | None
 
 
+# ---- the classroom (docs/protocol.md 20)
+
+
+@dataclass(frozen=True, slots=True)
+class Hand:
+    """`/hand [question]` raises (or re-asks), `/hand down` lowers."""
+
+    question: str = ""
+    down: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """`/queue`: show the help queue (operators)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Next:
+    """`/next`: take the first student waiting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """`/done NAME`: remove NAME's entry from the queue."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PollOpen:
+    """`/poll "Question?" a | b | c` (`--anonymous` first: nobody sees who chose what)."""
+
+    question: str
+    options: tuple[str, ...]
+    anonymous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PollClose:
+    """`/poll close`."""
+
+
+@dataclass(frozen=True, slots=True)
+class PollShow:
+    """`/poll` alone: show the room's open poll."""
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """`/vote N`: option N (1-based) of the open poll."""
+
+    choice: int
+
+
+@dataclass(frozen=True, slots=True)
+class Quiet:
+    """`/quiet on [MINUTES]` (minutes), `/quiet off` (None); `/quiet` alone shows it (show True)."""
+
+    minutes: int | None
+    show: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStart:
+    """`/session start`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """`/export [PATH]`: PATH None for the default file name."""
+
+    path: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Invalid:
     """Input that sends nothing: an unknown command or a command missing its arguments."""
@@ -198,7 +288,8 @@ class Invalid:
 
 Command = (
     Say | Me | Msg | Who | Away | Ignore | Unignore | Quit | Help | Search | History | Join | Part
-    | ListRooms | Rooms | SayTo | Topic | Key | Moderate | Switch | Announce | Invalid
+    | ListRooms | Rooms | SayTo | Topic | Key | Moderate | Switch | Announce | Hand | Queue | Next | Done
+    | PollOpen | PollClose | PollShow | Vote | Quiet | SessionStart | Export | Invalid
 )
 
 HELP_LINES = (
@@ -229,6 +320,18 @@ HELP_LINES = (
     "  /private on|off  invite-only, hidden from /list",
     "  /topiclock on|off only operators set the topic",
     "  /announce TEXT   pin an announcement (/announce clear; alone: show it and who has seen it)",
+    "The classroom:",
+    "  /hand [question] ask for help: you join the help queue with your seat (/hand down: no longer)",
+    "  /vote N          answer the room's open poll (/poll alone: show it)",
+    "  /export [PATH]   write this room's transcript (Markdown and HTML)",
+    "Operators of a class:",
+    "  /queue           the help queue, in order, with seats and waiting times",
+    "  /next            take the first student waiting (they see 'coming: you')",
+    "  /done NAME       take NAME out of the queue",
+    '  /poll "Question?" a | b | c   ask the room (/poll --anonymous ...: nobody sees who chose what)',
+    "  /poll close      close the poll: everyone sees the result",
+    "  /quiet on [MINUTES]  students may talk only to you (default 30 min; /quiet off)",
+    "  /session start   start a class session (what /export covers)",
     "  /help            this list",
     "  /quit or QUIT    leave the chat",
     "  //text           send a line that starts with '/'",
@@ -266,6 +369,9 @@ def parse(line: str) -> Command | None:
     room_command = _parse_room_command(name, rest)
     if room_command is not None:
         return room_command
+    class_command = _parse_class_command(name, rest)
+    if class_command is not None:
+        return class_command
     if name in ("who", "names", "users"):
         return Who()
     if name in ("help", "?"):
@@ -386,6 +492,116 @@ def _parse_moderate(name: str, action: Action, rest: str) -> Moderate | Invalid:
                 )
             minutes, tail = value, after.strip()
     return Moderate(action, user, minutes, tail)
+
+
+# ---- the classroom (docs/protocol.md 20)
+
+#: Opening and closing quotes a question may be typed in ("…", '…', “…”, «…»).
+_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u201e": "\u201d", "\u00ab": "\u00bb"}
+_POLL_USAGE = 'usage: /poll "Question?" answer | answer [| ...]  (or /poll close)'
+#: Quiet mode's length when /quiet on gives none, in minutes.
+DEFAULT_QUIET_MINUTES = 30
+
+
+def _utf8(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _parse_class_command(name: str, rest: str) -> Command | None:
+    """The classroom's commands (None: `name` is not one of them)."""
+    if name == "hand":
+        if rest.lower() == "down":
+            return Hand(down=True)
+        if _utf8(rest) > MAX_QUESTION_BYTES:
+            return Invalid(f"your question is {_utf8(rest)} bytes: at most {MAX_QUESTION_BYTES}")
+        return Hand(rest)
+    if name == "queue":
+        return Queue() if not rest else Invalid("usage: /queue")
+    if name == "next":
+        return Next() if not rest else Invalid("usage: /next (takes the first student waiting)")
+    if name == "done":
+        if not rest or " " in rest:
+            return Invalid("usage: /done NAME")
+        return Done(rest) if is_valid_name(rest) else _name_error(rest)
+    if name == "poll":
+        return parse_poll(rest)
+    if name == "vote":
+        if not (rest.isascii() and rest.isdigit()) or not 1 <= int(rest) <= MAX_POLL_OPTIONS:
+            return Invalid(f"usage: /vote N, the number of your answer (1 to {MAX_POLL_OPTIONS})")
+        return Vote(int(rest))
+    if name == "quiet":
+        return _parse_quiet(rest)
+    if name == "session":
+        return SessionStart() if rest.lower() == "start" else Invalid("usage: /session start")
+    if name == "export":
+        return Export(rest or None)
+    return None
+
+
+def _parse_quiet(rest: str) -> Quiet | Invalid:
+    usage = Invalid(f"usage: /quiet on [MINUTES] | off  (MINUTES from 1 to {MAX_QUIET_MINUTES}, "
+                    f"default {DEFAULT_QUIET_MINUTES})")  # fmt: skip
+    words = rest.lower().split()
+    if not words:
+        return Quiet(None, show=True)
+    if words == ["off"]:
+        return Quiet(None)
+    if words[0] != "on" or len(words) > 2:
+        return usage
+    if len(words) == 1:
+        return Quiet(DEFAULT_QUIET_MINUTES)
+    if not (words[1].isascii() and words[1].isdigit()) or not 1 <= int(words[1]) <= MAX_QUIET_MINUTES:
+        return usage
+    return Quiet(int(words[1]))
+
+
+def parse_poll(rest: str) -> PollOpen | PollClose | PollShow | Invalid:
+    """`/poll`'s arguments: `"Question?" a | b | c`, `--anonymous "Q" a | b`, `close`, or nothing.
+
+    The question is quoted ("…", '…', “…”) or, unquoted, ends at its first '?'. Never raises: any
+    other input is an `Invalid` that says what is wrong."""
+    text = rest.strip()
+    if not text:
+        return PollShow()
+    if text.lower() == "close":
+        return PollClose()
+    anonymous = False
+    first, _, after = text.partition(" ")
+    if first.lower() in ("--anonymous", "--anon", "-a"):
+        anonymous, text = True, after.strip()
+    question, answers = _split_question(text)
+    if question is None:
+        return Invalid(_POLL_USAGE)
+    question = question.strip()
+    if not question:
+        return Invalid(f"the poll needs a question: {_POLL_USAGE}")
+    if _utf8(question) > MAX_QUESTION_BYTES:
+        return Invalid(f"the question is {_utf8(question)} bytes: at most {MAX_QUESTION_BYTES}")
+    options = tuple(option.strip() for option in answers.split("|"))
+    if not answers.strip() or len(options) < MIN_POLL_OPTIONS:
+        return Invalid(f"a poll needs {MIN_POLL_OPTIONS} to {MAX_POLL_OPTIONS} answers between '|': "
+                       f"{_POLL_USAGE}")  # fmt: skip
+    if len(options) > MAX_POLL_OPTIONS:
+        return Invalid(f"{len(options)} answers: a poll has at most {MAX_POLL_OPTIONS}")
+    for i, option in enumerate(options, 1):
+        if not option:
+            return Invalid(f"answer {i} is empty: {_POLL_USAGE}")
+        if _utf8(option) > MAX_POLL_OPTION_BYTES:
+            return Invalid(f"answer {i} is {_utf8(option)} bytes: at most {MAX_POLL_OPTION_BYTES}")
+    return PollOpen(question, options, anonymous)
+
+
+def _split_question(text: str) -> tuple[str | None, str]:
+    """(question, the rest) of `"Q" a | b`; question None when there is no telling where it ends."""
+    if text and text[0] in _QUOTES:
+        end = text.find(_QUOTES[text[0]], 1)
+        if end < 0:
+            return None, ""
+        return text[1:end], text[end + 1 :]
+    mark = text.find("?")
+    if mark < 0:
+        return None, ""
+    return text[: mark + 1], text[mark + 1 :]
 
 
 def command_names() -> tuple[str, ...]:

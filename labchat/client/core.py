@@ -27,6 +27,7 @@ from typing import Any
 from ..deadline_timer import DeadlineTimer
 from ..protocol import events as ev
 from ..protocol import messages as m
+from ..protocol.classroom import NO_CLASSROOM, seat_label
 from ..protocol.client import ONE_ROOM, ClientConfig, ClientConnection, Phase
 from ..protocol.errors import ErrorCode, LocalProtocolError
 from . import commands, room_news
@@ -60,6 +61,32 @@ class Submitted:
     #: The id of the room request the line sent (/join, /part, /list, /topic, /kick ...), 0 for
     #: none: its `RequestFailed` or `RoomList` carries the same id.
     request_id: int = 0
+    #: `/queue`: the help queue the lines show, for a UI that shows it otherwise (--json, a panel).
+    queue: ev.QueueUpdated | None = None
+
+
+def default_seat() -> str:
+    """Where this user sits, when `--seat` does not say: the machine's host name (20.2), which is
+    what lab PCs are labelled with, cut to 40 bytes."""
+    try:
+        return seat_label(socket.gethostname())
+    except OSError:
+        return ""
+
+
+def check_seat(seat: str) -> str:
+    """`--seat LABEL` as LOGIN carries it.
+
+    Raises:
+        LocalProtocolError: longer than 40 bytes, or empty once control characters are dropped.
+    """
+    size = len(seat.encode("utf-8", "surrogatepass"))
+    if size > m.MAX_SEAT_BYTES:
+        raise LocalProtocolError(f"seat {seat!r} is {size} bytes: at most {m.MAX_SEAT_BYTES}")
+    label = seat_label(seat)
+    if not label:
+        raise LocalProtocolError(f"seat {seat!r} is empty: give a label such as PC-14")
+    return label
 
 
 def start_rooms(rooms: tuple[str, ...]) -> tuple[str, ...]:
@@ -92,6 +119,9 @@ def resolve(host: str, port: int) -> tuple[str, int, socket.AddressFamily]:
     family, _, _, _, sockaddr = infos[0]
     return str(sockaddr[0]), int(sockaddr[1]), socket.AddressFamily(family)
 
+
+#: Lines said "to the operators" in quiet mode kept per room for /export.
+MAX_TO_OPS_KEPT = 5000
 
 #: Datagrams read per wake-up before answering: a burst is acknowledged once.
 MAX_READ_BATCH = 64
@@ -128,9 +158,12 @@ class ChatClient:
         ignore_path: Path | None = None,
         register: bool = True,
         rooms: tuple[str, ...] = (),
+        seat: str | None = None,
     ) -> None:
         """Raises LocalProtocolError for an invalid user name or room name (message says the rule).
 
+        `seat` (`--seat`): where the user sits, shown to the room's operators (20.2); None: the
+        machine's host name.
         `ignore_path`: the file that keeps /ignore across runs (ignore_list.py); None keeps it in memory.
         `register=False`: an unknown name is refused with NO_SUCH_ACCOUNT instead of registered, so
         that the app can ask the user first (docs/protocol.md 17.1).
@@ -143,7 +176,10 @@ class ChatClient:
         self.known_servers = known_servers
         self._clock = clock
         pinned = known_servers.lookup(server_host, server_port) if known_servers else None
-        self.conn = ClientConnection(user, password, server_key=pinned, config=config, register=register)
+        self.seat = default_seat() if seat is None else seat_label(seat)
+        self.conn = ClientConnection(
+            user, password, server_key=pinned, config=config, register=register, seat=self.seat
+        )
         # `--room`: queued now, sent right after the first LOGIN_OK (refused then by a one-room server).
         self._start_joins = [self.conn.join(room, "", clock()) for room in start_rooms(rooms)]
         #: Set once logged in and every `--room` join is answered (or the client closed): line mode
@@ -162,6 +198,13 @@ class ChatClient:
         self._progress = asyncio.Event()  # set whenever a message is confirmed or refused
         #: True once the server has accepted our login (it stays true across reconnects).
         self.logged_in = False
+        # /export (export.py): its history pages, the session starts and seats seen, and the lines
+        # said "to the operators" in quiet mode, which no history holds.
+        self._history_waiters: dict[int, asyncio.Future[ev.HistoryPage]] = {}
+        self._export_tasks: set[asyncio.Task[None]] = set()
+        self._session_start: dict[str, float] = {}
+        self._seats: dict[str, dict[str, str]] = {}
+        self._to_ops: dict[str, list[tuple[float, str, str, bool]]] = {}
         self.ignore_path = ignore_path
         if ignore_path is not None:
             try:
@@ -271,6 +314,8 @@ class ChatClient:
                 return Submitted()
             ids: list[int] = []
             room_answer = self._room_command(cmd, now)
+            if room_answer is None:
+                room_answer = self._class_command(cmd, now)
             if room_answer is not None:
                 self._pump()
                 return room_answer
@@ -356,6 +401,152 @@ class ChatClient:
             case _:
                 return None
         return Submitted(room=room, request_id=request_id)
+
+    def _class_command(self, cmd: commands.Command, now: float) -> Submitted | None:
+        """The classroom's commands (docs/protocol.md 20), for the current room; None for any other
+        command. Raises LocalProtocolError as the connection does."""
+        conn, room = self.conn, self.current_room
+        match cmd:
+            case commands.Hand(down=True):
+                request_id = conn.hand(room, False, "", now)
+            case commands.Hand():
+                request_id = conn.hand(room, True, cmd.question, now)
+            case commands.Queue():
+                return self._help_queue_lines(room, now)
+            case commands.Next():
+                request_id = conn.queue_next(room, now)
+            case commands.Done():
+                request_id = conn.queue_done(room, cmd.name, now)
+            case commands.PollOpen():
+                request_id = conn.poll_open(room, cmd.question, cmd.options, now, anonymous=cmd.anonymous)
+            case commands.PollClose():
+                request_id = conn.poll_close(room, now)
+            case commands.PollShow():
+                return Submitted(self._poll_lines(room), room=room)
+            case commands.Vote():
+                request_id = conn.poll_vote(room, cmd.choice, now)
+            case commands.Quiet(show=True):
+                return Submitted((self._quiet_line(room, now),), room=room)
+            case commands.Quiet():
+                value = "off" if cmd.minutes is None else str(cmd.minutes)
+                self._check_classroom()
+                request_id = conn.set_room(room, m.Setting.QUIET, value, now)
+            case commands.SessionStart():
+                self._check_classroom()
+                request_id = conn.set_room(room, m.Setting.SESSION, "", now)
+            case commands.Export():
+                return self._export(room, cmd.path)
+            case _:
+                return None
+        return Submitted(room=room, request_id=request_id)
+
+    def _check_classroom(self) -> None:
+        """Quiet mode and sessions are room settings: refuse them here, as hands and polls are, on
+        a server without the classroom (it would answer with an unknown setting)."""
+        if self.conn.server_has_classroom is False:
+            raise LocalProtocolError(NO_CLASSROOM)
+
+    def _help_queue_lines(self, room: str, now: float) -> Submitted:
+        """/queue: the help queue the server last sent (it sends it to operators only)."""
+        self._check_classroom()
+        queue = self.conn.help_queue(room)
+        if queue is None:
+            state = self.conn.room_state(room)
+            if state is not None and not state.you & (m.MEMBER_OP | m.MEMBER_ADMIN):
+                return Submitted((f"only operators of #{room} see its help queue",), error=True, room=room)
+            queue = ev.QueueUpdated(room, ())
+        return Submitted(tuple(room_news.queue_lines(queue, now)), room=room, queue=queue)
+
+    def _poll_lines(self, room: str) -> tuple[str, ...]:
+        self._check_classroom()
+        poll = self.conn.open_poll(room)
+        if poll is None:
+            return (f"no open poll in #{room}",)
+        lines = [room_news.poll_line(poll)]
+        if poll.counts:
+            lines.append(room_news.tally_line(poll))
+            lines.extend(room_news.ballot_lines(poll))
+        if poll.your_choice:
+            lines.append(f"you chose {room_news.choice_words(poll, poll.your_choice)}")
+        return tuple(lines)
+
+    def _quiet_line(self, room: str, now: float) -> str:
+        self._check_classroom()
+        state = self.conn.room_state(room)
+        if state is None or state.quiet_until is None:
+            return f"#{room} is not quiet (/quiet on [MINUTES] to make it so)"
+        left = max(1, round((state.quiet_until - now) / 60))
+        return f"#{room} is quiet for {left} more min: students may talk only to the teachers"
+
+    def _export(self, room: str, path: str | None) -> Submitted:
+        """/export [PATH]: start writing the transcript; a notice says when it is written."""
+        try:
+            from . import export
+        except ImportError:  # the transcript writer (labchat/transcript.py) is not installed
+            return Submitted(("/export is not available in this labchat",), error=True, room=room)
+        if self.conn.server_has_rooms is not None and room not in self.rooms:
+            return Submitted(("you are in no room: /join ROOM first",), error=True, room=room)
+        base = export.base_path(path, room, self._clock())
+        task = asyncio.get_running_loop().create_task(self._export_in_background(room, base))
+        self._export_tasks.add(task)
+        task.add_done_callback(self._export_tasks.discard)
+        return Submitted((f"writing the transcript of #{room} to {base}.md and {base}.html …",), room=room)
+
+    async def _export_in_background(self, room: str, base: Path) -> None:
+        try:
+            md, page, said = await self.export(room, base)
+        except (OSError, ClientError, LocalProtocolError) as exc:
+            text = f"cannot export #{room}: {getattr(exc, 'strerror', None) or exc}"
+            self._queue.put_nowait(ev.ServerNotice(text, local=True))
+            return
+        text = f"transcript of #{room} written ({said} messages): {md} and {page}"
+        self._queue.put_nowait(ev.ServerNotice(text, local=True))
+
+    async def export(self, room: str, base: Path) -> tuple[Path, Path, int]:
+        """Write `room`'s transcript to BASE.md and BASE.html (export.py says what is in it).
+
+        Returns the two paths and the number of messages written.
+        Raises:
+            ClientError: the server could not give the history, or the connection closed meanwhile.
+            OSError: the files could not be written.
+        """
+        from . import export
+
+        now = self._clock()
+        since = self._session_start.get(room) or now - export.DEFAULT_HOURS * 3600
+        messages: list[ev.MessageReceived] = []
+        before = 0
+        for _ in range(export.MAX_PAGES):
+            page = await self._history_page(room, before)
+            if page.error:
+                raise ClientError(page.error)
+            messages.extend(page.messages)
+            if not page.more or not page.messages or page.messages[0].ts < since:
+                break
+            before = page.messages[0].seq
+        polls, hands = self.conn.classroom_log(room)
+        state = self.conn.room_state(room)
+        transcript = export.build(
+            room, since, self._clock(), topic=state.topic if state is not None else "", messages=messages,
+            to_ops=[export.ToOps(*line) for line in self._to_ops.get(room, [])],
+            polls=[export.poll_result(p, self.conn.poll_seen_at(room, p.poll_id)) for p in polls],
+            hands=export.hand_log(hands, self._seats.get(room, {})),
+        )  # fmt: skip
+        md, page_path = await asyncio.to_thread(export.write, base, transcript)
+        return md, page_path, len(transcript.messages)
+
+    async def _history_page(self, room: str, before: int) -> ev.HistoryPage:
+        """One page of `room`'s history for /export, kept from the UI (it is not a /history)."""
+        if self.closed.is_set():
+            raise ClientError("the connection is closed")
+        request_id = self.conn.fetch_history(before, self._clock(), m.MAX_HISTORY_PAGE, room=room)
+        waiter: asyncio.Future[ev.HistoryPage] = asyncio.get_running_loop().create_future()
+        self._history_waiters[request_id] = waiter
+        self._pump()
+        try:
+            return await waiter
+        finally:
+            self._history_waiters.pop(request_id, None)
 
     def _part(self, cmd: commands.Part, now: float) -> Submitted:
         if self.conn.server_has_rooms is False:
@@ -554,11 +745,41 @@ class ChatClient:
                 self.unread[event.room] = self.unread.get(event.room, 0) + 1
         elif isinstance(event, (ev.CurrentRoomChanged, ev.RoomLeft)):
             self.unread.pop(event.room, None)
+        elif isinstance(event, ev.HistoryPage) and event.request_id in self._history_waiters:
+            waiter = self._history_waiters.pop(event.request_id)
+            if not waiter.done():
+                waiter.set_result(event)
+            return  # a page of an /export, not one the user asked to see
+        self._keep_for_export(event)
         self._queue.put_nowait(event)
         if isinstance(event, (ev.MessageDelivered, ev.MessageFailed, ev.Closed)):
             self._progress.set()
         if isinstance(event, ev.Closed):
             self.closed.set()
+            for waiter in self._history_waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(ClientError("the connection closed"))
+
+    def _keep_for_export(self, event: ev.Event) -> None:
+        """What /export needs and no history holds (export.py)."""
+        match event:
+            case ev.RoomEvent(action=m.Action.SESSION_STARTED):
+                self._session_start[event.room] = event.ts
+            case ev.PresenceUpdated() if event.seats:
+                self._seats.setdefault(event.room, {}).update(event.seats)
+            case ev.QueueUpdated():
+                seats = {item.user: item.seat for item in event.entries if item.seat}
+                self._seats.setdefault(event.room, {}).update(seats)
+            case ev.PrivateReceived(to_ops=True):
+                self._said_to_ops(event.to, (event.ts, event.sender, event.text, event.action))
+            case ev.MessageDelivered(seq=0, to=None):
+                self._said_to_ops(event.room, (event.ts, self.user, event.text, event.action))
+
+    def _said_to_ops(self, room: str, line: tuple[float, str, str, bool]) -> None:
+        lines = self._to_ops.setdefault(room, [])
+        lines.append(line)
+        if len(lines) > MAX_TO_OPS_KEPT:
+            del lines[: len(lines) - MAX_TO_OPS_KEPT]
 
     def _rearm(self, now: float) -> None:
         if self._timer is None:

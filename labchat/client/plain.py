@@ -34,15 +34,20 @@ def _hms(ts: float) -> str:
 
 
 def _with_away(
-    users: tuple[str, ...], away: dict[str, str], modes: dict[str, int] | None = None
+    users: tuple[str, ...],
+    away: dict[str, str],
+    modes: dict[str, int] | None = None,
+    seats: dict[str, str] | None = None,
 ) -> list[str]:
-    """Names for the online line: "@teacher" for an operator, "+bob" voiced, "ani (guest)", and an
-    away one followed by its reason: "bob (away: lunch)"."""
-    if not away and not modes:
+    """Names for the online line: "@teacher" for an operator, "+bob" voiced, "ani (guest)", a seat
+    "budi at PC-14", and an away one followed by its reason: "bob (away: lunch)"."""
+    if not away and not modes and not seats:
         return list(users)
     out = []
     for user in users:
         label = room_news.member_label(user, modes.get(user, 0)) if modes else user
+        if seats and seats.get(user):
+            label += f" at {seats[user]}"
         if user not in away:
             out.append(label)
         else:
@@ -67,7 +72,32 @@ def event_record(event: ev.Event, now: float, me: str | None = None) -> dict[str
     return rec
 
 
-def _room_record(event: ev.Event, now: float) -> dict[str, Any] | None:
+def _class_record(event: ev.Event, now: float) -> dict[str, Any] | None:
+    """The records of the classroom (docs/protocol.md 20), the --json contract."""
+    match event:
+        case ev.QueueUpdated():
+            entries = [
+                {"user": i.user, "seat": i.seat, "question": i.question, "since": _iso(i.since),
+                 "taken_by": i.taken_by or None}
+                for i in event.entries
+            ]  # fmt: skip
+            return {
+                "type": "queue", "user": None, "ts": _iso(now), "room": event.room, "entries": entries,
+                "text": "\n".join(room_news.queue_lines(event, now)),
+            }  # fmt: skip
+        case ev.PollShown():
+            return {
+                "type": "poll", "user": event.by, "ts": _iso(now), "room": event.room, "id": event.poll_id,
+                "by": event.by, "question": event.question, "options": list(event.options),
+                "anonymous": event.anonymous, "closed": event.closed, "counts": list(event.counts),
+                "voters": event.voters, "your_choice": event.your_choice,
+                "ballots": [{"choice": choice, "user": user} for choice, user in event.ballots],
+                "text": "\n".join(room_news.poll_lines(event)),
+            }  # fmt: skip
+    return None
+
+
+def _room_record(event: ev.Event, now: float, me: str | None = None) -> dict[str, Any] | None:
     """The records of rooms and roles (docs/protocol.md 18), the --json contract."""
     match event:
         case ev.RoomState():
@@ -76,6 +106,7 @@ def _room_record(event: ev.Event, now: float) -> dict[str, Any] | None:
                 "modes": room_news.mode_words(event.modes), "you": room_news.member_words(event.you),
                 "members": event.members, "joined": event.joined,
                 "muted_until": _iso_or_none(event.muted_until),
+                "quiet_until": _iso_or_none(event.quiet_until),
                 "text": room_news.describe(event),
             }  # fmt: skip
         case ev.RoomLeft():
@@ -100,7 +131,7 @@ def _room_record(event: ev.Event, now: float) -> dict[str, Any] | None:
                 "type": "room_event", "user": None, "ts": _iso(event.ts), "room": event.room,
                 "action": room_news.action_word(event.action), "actor": event.actor or None,
                 "target": event.target or None, "minutes": event.minutes, "value": event.value,
-                "text": room_news.describe(event),
+                "text": room_news.describe(event, me=me),
             }  # fmt: skip
         case ev.Announcement():
             return {
@@ -121,7 +152,7 @@ def _room_record(event: ev.Event, now: float) -> dict[str, Any] | None:
         case ev.CurrentRoomChanged(joined=False):
             text = f"now talking in #{event.room}" if event.room else "you are in no room now: /join ROOM"
             return {"type": "system", "user": None, "ts": _iso(now), "room": event.room or None, "text": text}
-    return None
+    return _class_record(event, now)
 
 
 def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | None:
@@ -149,6 +180,8 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "action": event.action,
                 "history": False,
                 "own": True,
+                # Quiet mode (docs/protocol.md 20.5): confirmed with seq 0, seen by the operators only.
+                "to_ops": event.seq == 0,
             }
         case ev.MessageDelivered():
             return {
@@ -170,6 +203,7 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "action": event.action,
                 "own": False,
                 "held": event.held,
+                "to_ops": event.to_ops,
             }
         case ev.UserAway():
             because = f": {event.reason}" if event.reason else ""
@@ -201,13 +235,14 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "reason": event.reason,
             }
         case ev.PresenceUpdated():
-            names = ", ".join(_with_away(event.users, event.away, event.modes))
+            names = ", ".join(_with_away(event.users, event.away, event.modes, event.seats))
             return {
                 "type": "presence",
                 "user": None,
                 "users": list(event.users),
                 "away": dict(event.away),
                 "modes": {name: room_news.member_words(bits) for name, bits in event.modes.items()},
+                "seats": dict(event.seats),
                 "room": event.room,
                 "text": f"{len(event.users)} online: {names}",
                 "ts": _iso(now),
@@ -347,7 +382,7 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                     for e in event.messages
                 ],
             }  # fmt: skip
-    return _room_record(event, now)
+    return _room_record(event, now, me)
 
 
 #: Continuation lines of a multi-line message are indented, so no line of text passes for an event.
@@ -387,6 +422,8 @@ def event_line(event: ev.Event, now: float, me: str, *, several: bool = False) -
     if kind == "message":
         user = rec["user"] or me
         hist = "[history] " if rec.get("history") else ""
+        if rec.get("to_ops"):
+            hist = "[to the operators] "
         if rec["action"]:
             return f"{ts} {hist}* {user} {_lines(rec['text'])}"
         return f"{ts} {hist}<{user}> {_lines(rec['text'])}"
@@ -394,9 +431,13 @@ def event_line(event: ev.Event, now: float, me: str, *, several: bool = False) -
         if rec["own"]:
             return f"{ts} [private -> {rec['to']}] <{me}> {_lines(rec['text'])}"
         held = " (held while you were offline)" if rec.get("held") else ""
+        if rec.get("to_ops"):
+            return f"{ts} [to the operators of #{rec['to']}] <{rec['user']}> {_lines(rec['text'])}"
         return f"{ts} [private] <{rec['user']}> {_lines(rec['text'])}{held}"
     if kind in ("join", "leave", "away"):
         return f"{ts} * {rec['text']}"
+    if kind in ("queue", "poll"):
+        return "\n".join(f"{ts} -!- {line}" for line in rec["text"].split("\n"))
     if kind in ("rooms", "room_event", "tally", "part", "room"):
         return f"{ts} -!- {_lines(rec['text'])}"
     if kind == "error":
@@ -616,8 +657,11 @@ class _LineSession:
     def submit(self, item: InputLine) -> bool:
         """Send one input line; True when it was a quit."""
         result = self.client.submit(item.text)
-        for text in result.local_lines:
-            self.local(text, item.ref, error=result.error, room=result.room)
+        if result.queue is not None:
+            self.emit(result.queue, item.ref)  # /queue: the "queue" record, or its lines
+        else:
+            for text in result.local_lines:
+                self.local(text, item.ref, error=result.error, room=result.room)
         typed = self.client._clock()
         for local_id in result.local_ids:
             self.refs_by_id[local_id] = item.ref

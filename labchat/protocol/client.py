@@ -32,6 +32,10 @@ rooms at once. It keeps one cursor per room (client_rooms.py) and, on every re-l
 ROOM_SET and MODERATE are requests like HISTORY: queued while offline, asked again on each new session
 until their REQUEST_DONE. Against a server without rooms they are refused locally ("this server has one
 room") and everything else behaves as it did before rooms existed.
+
+The classroom (docs/protocol.md 20) rides on rooms: LOGIN carries the user's seat, HAND, QUEUE_TAKE and
+the POLL_* requests are room requests like the others, and what their answers and news leave behind
+(the operators' help queue, the last poll, our own vote) is kept in a `ClassBook` (classroom.py).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from enum import Enum, auto
 from . import channel as ch
 from . import events as ev
 from . import messages as m
+from .classroom import NO_CLASSROOM, REQUEST_WORDS, ClassBook, ClassRequest, seat_label
 from .client_rooms import RoomBook
 from .errors import DecodeError, ErrorCode, LocalProtocolError, RemoteProtocolError
 from .parts import Reassembler
@@ -92,7 +97,7 @@ class ClientConfig:
     relogin_max_s: float = 60.0
     #: What LOGIN announces the client can read (docs/protocol.md section 15.1). 0 gets what a
     #: version-1 client gets: a long message as a one-message preview, never in parts.
-    capabilities: int = m.CAP_LONG_MESSAGES | m.CAP_ROOMS
+    capabilities: int = m.CAP_LONG_MESSAGES | m.CAP_ROOMS | m.CAP_CLASSROOM
 
 
 #: Held private messages remembered to drop a second delivery of the same one (docs/protocol.md 16.2).
@@ -105,8 +110,9 @@ _OLDER_SERVER = "this server does not offer it: it runs an older labchat"
 #: Room requests, as `RequestFailed.request` names them.
 _REQUEST_WORDS: dict[type[m.Message], str] = {
     m.JoinRoom: "join", m.PartRoom: "part", m.ListRooms: "list", m.SetRoom: "set", m.Moderate: "moderate",
+    **REQUEST_WORDS,
 }  # fmt: skip
-RoomRequest = m.JoinRoom | m.PartRoom | m.ListRooms | m.SetRoom | m.Moderate
+RoomRequest = m.JoinRoom | m.PartRoom | m.ListRooms | m.SetRoom | m.Moderate | ClassRequest
 
 
 class Phase(Enum):
@@ -179,9 +185,11 @@ class ClientConnection:
         config: ClientConfig | None = None,
         rng: Callable[[int], bytes] = os.urandom,
         register: bool = True,
+        seat: str = "",
     ) -> None:
         """Args:
         user, password: the account; checked against the name rule at once (LocalProtocolError).
+        seat: where the user sits (20.2), sent in LOGIN: cut to 40 bytes, control characters dropped.
         server_key: the pinned public key of this server, or None on first contact.
         register: False asks the server not to register an unknown name (LOGIN_NO_REGISTER): the
             login then fails with NO_SUCH_ACCOUNT, and the app can ask the user first.
@@ -189,6 +197,7 @@ class ClientConnection:
         m.Login(user, password, room)  # validates name and password size now, not on the wire
         self.user = user
         self.room = room
+        self.seat = seat_label(seat)
         self.config = config or ClientConfig()
         self._password = password
         self._rng = rng
@@ -213,7 +222,7 @@ class ClientConnection:
         self._keepalive_s = self.config.keepalive_s * self._keepalive_spread
         self._paused_until: float | None = None
         # Per room: a PRESENCE list in parts (name, MEMBER_* bits) until the part without `more`.
-        self._presence_parts: dict[str, list[tuple[str, int]]] = {}
+        self._presence_parts: dict[str, list[tuple[str, int, str]]] = {}
         self._reconnect_at: float | None = None
         self._waiting_since = 0.0
         self._away_reason: str | None = None  # ours: sent again after every login while set
@@ -235,6 +244,8 @@ class ClientConnection:
         self._request_counter = 0
         # Rooms (section 18): cursors, the rooms held, acknowledgements not sent yet.
         self._book = RoomBook()
+        # The classroom (section 20): help queues, polls, hand news.
+        self._class = ClassBook()
 
     # ------------------------------------------------------------ properties
 
@@ -300,6 +311,34 @@ class ClientConnection:
         admins), from its last PRESENCE and the ROOM_EVENTs since (18.7)."""
         held = self._book.held.get(room)
         return held.member_modes() if held is not None else {}
+
+    @property
+    def server_has_classroom(self) -> bool | None:
+        """Whether the server takes hands, polls and quiet mode (20.1); None before the first login."""
+        if self._server_caps is None:
+            return None
+        return self._server_classroom()
+
+    def help_queue(self, room: str) -> ev.QueueUpdated | None:
+        """`room`'s help queue as last received (None: never: only operators receive it)."""
+        return self._class.queue(room)
+
+    def open_poll(self, room: str) -> ev.PollShown | None:
+        """`room`'s open poll as we last saw it (None: none open)."""
+        return self._class.open_poll(room)
+
+    def classroom_log(self, room: str) -> tuple[tuple[ev.PollShown, ...], tuple[ev.RoomEvent, ...]]:
+        """What `/export` adds to `room`'s messages: every poll seen (its last state) and the hand
+        news received, oldest first."""
+        known = self._class.rooms.get(room)
+        if known is None:
+            return (), ()
+        return tuple(known.polls.values()), tuple(known.hands)
+
+    def poll_seen_at(self, room: str, poll_id: int) -> float | None:
+        """When this client first saw poll `poll_id` of `room` (the `now` of its first POLL)."""
+        known = self._class.rooms.get(room)
+        return known.first_seen.get(poll_id) if known is not None else None
 
     def request_pending(self, request_id: int) -> bool:
         """True while request `request_id` waits for its answer."""
@@ -430,6 +469,73 @@ class ClientConnection:
         self._check_held(room)
         return self._request(m.Moderate(self._next_request_id(), room, action, user, minutes, reason))
 
+    # ------------------------------------------------------------ the classroom (20)
+
+    def hand(self, room: str, raise_: bool, question: str, now: float) -> int:
+        """Raise our hand in `room`'s help queue with `question` (again: a new question, same
+        place), or lower it (20.3). Answered by a `RoomEvent` HAND_RAISED / HAND_LOWERED, or a
+        `RequestFailed` ("hand").
+
+        Raises:
+            LocalProtocolError: not in that room, a question over 300 bytes, a server without it.
+        """
+        self._check_classroom(room)
+        return self._request(m.Hand(self._next_request_id(), room, int(raise_), question))
+
+    def queue_next(self, room: str, now: float) -> int:
+        """An operator takes the first student waiting in `room`'s queue ("coming: teacher")."""
+        self._check_classroom(room)
+        return self._request(m.QueueTake(self._next_request_id(), room, m.QUEUE_NEXT, ""))
+
+    def queue_done(self, room: str, user: str, now: float) -> int:
+        """An operator removes `user`'s entry from `room`'s queue (helped, or gone)."""
+        self._check_classroom(room)
+        if not m.is_valid_name(user):
+            raise LocalProtocolError(f"invalid name {user!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME)
+        return self._request(m.QueueTake(self._next_request_id(), room, m.QUEUE_DONE, user))
+
+    def poll_open(
+        self, room: str, question: str, options: tuple[str, ...], now: float, *, anonymous: bool = False
+    ) -> int:
+        """An operator asks `room` `question` with 2-9 `options` (20.4): every member then gets a
+        `PollShown`. `anonymous`: nobody, operators included, sees who chose what.
+
+        Raises:
+            LocalProtocolError: not in that room, a question or option over its limit, a wrong number
+                of options, a server without polls.
+        """
+        self._check_classroom(room)
+        flags = m.POLL_ANONYMOUS if anonymous else 0
+        return self._request(m.PollOpen(self._next_request_id(), room, question, options, flags))
+
+    def poll_vote(self, room: str, choice: int, now: float) -> int:
+        """Answer `room`'s open poll with option `choice` (1-based); again to change it.
+
+        Raises:
+            LocalProtocolError: no open poll known in that room, or `choice` is not one of its options.
+        """
+        self._check_classroom(room)
+        poll = self._class.open_poll(room)
+        if poll is None:
+            raise LocalProtocolError(f"no open poll in #{room}", ErrorCode.NO_SUCH_POLL)
+        if not 1 <= choice <= len(poll.options):
+            raise LocalProtocolError(
+                f"poll #{poll.poll_id} has options 1 to {len(poll.options)}: /vote N", ErrorCode.BAD_MESSAGE
+            )
+        return self._request(m.PollVote(self._next_request_id(), room, poll.poll_id, choice))
+
+    def poll_close(self, room: str, now: float) -> int:
+        """An operator closes `room`'s open poll: everyone then sees its result.
+
+        Raises:
+            LocalProtocolError: no open poll known in that room.
+        """
+        self._check_classroom(room)
+        poll = self._class.open_poll(room)
+        if poll is None:
+            raise LocalProtocolError(f"no open poll in #{room}", ErrorCode.NO_SUCH_POLL)
+        return self._request(m.PollClose(self._next_request_id(), room, poll.poll_id))
+
     def announcement_seen(self, room: str, announcement_id: int, now: float) -> None:
         """The user has been shown `room`'s announcement `announcement_id`: tell the server, once
         (18.10). Sent as soon as the connection is online; repeated by itself after a reconnect."""
@@ -442,8 +548,11 @@ class ClientConnection:
             raise LocalProtocolError(f"no such user name {to!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME)
         return self._queue_text(text, now, action=action, to=to)
 
-    def fetch_history(self, before_seq: int, now: float, limit: int = m.MAX_HISTORY_PAGE) -> int:
-        """Ask for up to `limit` stored room messages older than `before_seq` (0: the newest).
+    def fetch_history(
+        self, before_seq: int, now: float, limit: int = m.MAX_HISTORY_PAGE, *, room: str | None = None
+    ) -> int:
+        """Ask for up to `limit` stored messages of `room` (None: the current room) older than
+        `before_seq` (0: the newest).
 
         Answered by one `HistoryPage`; asked again after a reconnect until it is answered.
 
@@ -453,7 +562,8 @@ class ClientConnection:
             LocalProtocolError: the connection is closed, or the server is too old for history pages.
         """
         self._check_requests_supported("history pages")
-        return self._request(m.HistoryRequest(self._next_request_id(), self.room, before_seq, limit))
+        room = self.room if room is None else room
+        return self._request(m.HistoryRequest(self._next_request_id(), room, before_seq, limit))
 
     def search(self, query: str, now: float, limit: int = m.MAX_SEARCH_HITS) -> int:
         """Search the room's stored messages for every word of `query`; answered by `SearchResults`.
@@ -740,6 +850,25 @@ class ClientConnection:
         ):
             raise LocalProtocolError(ONE_ROOM)
 
+    def _server_classroom(self) -> bool:
+        """The server has the classroom and we said we do (20.1)."""
+        caps = self._server_caps
+        return (
+            self._server_rooms()
+            and caps is not None
+            and bool(caps & m.CAP_CLASSROOM)
+            and bool(self.config.capabilities & m.CAP_CLASSROOM)
+        )
+
+    def _check_classroom(self, room: str) -> None:
+        """Refuse, in one line, a classroom request this server or room cannot take."""
+        self._check_rooms_supported()
+        if not self.config.capabilities & m.CAP_CLASSROOM or (
+            self._server_caps is not None and not self._server_classroom()
+        ):
+            raise LocalProtocolError(NO_CLASSROOM)
+        self._check_held(room)
+
     def _check_held(self, room: str) -> None:
         """Refuse, in one line, what names a room we are not in (once the server said which we are)."""
         if not m.is_valid_room(room):
@@ -908,7 +1037,9 @@ class ClientConnection:
         room, resume_seq, cursors = self._book.login_rooms(self.room)
         if not self._server_rooms():
             cursors = ()  # the first login, or a server with one room: one cursor says it all
-        self._send(m.Login(self.user, self._password, room, resume_seq, flags, self._ticket, cursors))
+        self._send(
+            m.Login(self.user, self._password, room, resume_seq, flags, self._ticket, cursors, self.seat)
+        )
         for out in self._outbox.values():
             out.sent = False
         # A message cut off with the old link is sent again whole (catch-up, or our own resend).
@@ -944,6 +1075,10 @@ class ClientConnection:
                 if isinstance(request.message, (m.HistoryRequest, m.SearchRequest)):
                     self._finish_request(request_id, _OLDER_SERVER, 0)
         rooms = self._server_rooms()
+        if rooms and not self._server_classroom():
+            for request_id, request in list(self._requests.items()):
+                if isinstance(request.message, ClassRequest):  # a server without the classroom
+                    self._finish_request(request_id, NO_CLASSROOM, 0)
         self._events.append(
             ev.LoggedIn(
                 msg.user, msg.room, msg.server_name, bool(msg.registered), resumed, rooms,
@@ -1066,7 +1201,7 @@ class ClientConnection:
         self._events.append(
             ev.PrivateReceived(
                 neutralize(msg.sender), neutralize(msg.to), msg.ts_ms / 1000, neutralize_text(msg.text),
-                bool(msg.flags & m.FLAG_ACTION), held,
+                bool(msg.flags & m.FLAG_ACTION), held, bool(msg.flags & m.FLAG_TO_OPS),
             )
         )  # fmt: skip
 
@@ -1089,22 +1224,28 @@ class ClientConnection:
     def _on_presence(self, msg: m.Presence, now: float) -> None:
         parts = self._presence_parts.setdefault(msg.room, [])
         modes = msg.modes if self._server_rooms() else ""
+        seats = msg.seats if self._server_classroom() else ()
         for i, user in enumerate(msg.users):
             # 18.7: one character per name; a `modes` shorter than `users` leaves the rest plain.
-            parts.append((neutralize(user), m.member_mode_bits(modes[i]) if i < len(modes) else 0))
+            # 20.2: one seat per name too ("" unknown).
+            seat = neutralize(seats[i]) if i < len(seats) else ""
+            parts.append((neutralize(user), m.member_mode_bits(modes[i]) if i < len(modes) else 0, seat))
         if msg.more:
             return  # the list continues in the next PRESENCE
         del self._presence_parts[msg.room]
-        users = tuple(name for name, _ in parts)
+        users = tuple(name for name, _, _ in parts)
         # The AWAYs listed since the room's previous PRESENCE are the whole truth about who is away.
         listed = self._away_listing.pop(msg.room, {})
         away = {u: listed[u] for u in users if u in listed}
         held = self._book.held.get(msg.room)
         if held is not None:
-            held.set_modes(parts)
-        bits = {name: b for name, b in parts if b}
+            held.set_modes([(name, b) for name, b, _ in parts])
+        bits = {name: b for name, b, _ in parts if b}
+        where = {name: seat for name, _, seat in parts if seat}
         self._events.append(
-            ev.PresenceUpdated(msg.room, users, requested=msg.requested != 0, away=away, modes=bits)
+            ev.PresenceUpdated(
+                msg.room, users, requested=msg.requested != 0, away=away, modes=bits, seats=where
+            )
         )
 
     def _on_message_part(self, msg: m.MessagePart, now: float) -> None:
@@ -1165,7 +1306,7 @@ class ClientConnection:
             page = tuple(request.entries)
             if page:
                 self._book.paged_back(ask.room, page[0].seq)
-            self._events.append(ev.HistoryPage(ask.room, page, bool(more), ask.before_seq, error))
+            self._events.append(ev.HistoryPage(ask.room, page, bool(more), ask.before_seq, error, request_id))
         elif isinstance(ask, m.SearchRequest):
             self._events.append(ev.SearchResults(ask.query, tuple(request.hits), bool(more), error, ask.room))
         elif isinstance(ask, m.ListRooms):
@@ -1178,10 +1319,15 @@ class ClientConnection:
 
     def _finish_room_request(self, request_id: int, request: _Request, error: str, code: int) -> None:
         ask = request.message
-        assert isinstance(ask, (m.JoinRoom, m.PartRoom, m.SetRoom, m.Moderate))
+        assert not isinstance(ask, (m.HistoryRequest, m.SearchRequest, m.ListRooms))
         if not error:
             if isinstance(ask, m.JoinRoom) and ask.room in self._book.held and not request.switched:
                 self._switch(ask.room, joined=True)  # joined before (at login): switch all the same
+            elif isinstance(ask, m.PollVote):
+                # A member hears of a poll only when it opens and closes: our vote is ours to show.
+                shown = self._class.voted(ask.room, ask.poll_id, ask.choice)
+                if shown is not None:
+                    self._events.append(shown)
             return
         if isinstance(ask, m.PartRoom) and code == ErrorCode.NO_SUCH_ROOM and ask.room in self._book.held:
             # Asked again after a reconnect, the first PART had already left: so much the better.
@@ -1210,6 +1356,7 @@ class ClientConnection:
 
     def _left(self, room: str, event: ev.RoomLeft) -> None:
         self._book.drop(room)
+        self._class.drop(room)
         self._presence_parts.pop(room, None)
         self._away_listing.pop(room, None)
         self._events.append(event)
@@ -1226,7 +1373,20 @@ class ClientConnection:
 
     def _on_room_event(self, msg: m.RoomEvent, now: float) -> None:
         if self._server_rooms():
-            self._events.append(self._book.news(msg))
+            event = self._book.news(msg)
+            if event.action in (m.Action.HAND_RAISED, m.Action.HAND_TAKEN, m.Action.HAND_LOWERED):
+                self._class.hand_news(event)
+            self._events.append(event)
+
+    def _on_queue_entry(self, msg: m.QueueEntry, now: float) -> None:
+        if self._server_classroom() and msg.room in self._book.held:
+            event = self._class.queue_entry(msg)
+            if event is not None:
+                self._events.append(event)
+
+    def _on_poll(self, msg: m.Poll, now: float) -> None:
+        if self._server_classroom() and msg.room in self._book.held:
+            self._events.append(self._class.poll(msg, now))
 
     def _on_announcement(self, msg: m.Announcement, now: float) -> None:
         event = self._book.announcement(msg) if self._server_rooms() else None
@@ -1277,5 +1437,7 @@ _HANDLERS: dict[type[m.Message], Callable[[ClientConnection, m.Message, float], 
     m.RoomEvent: ClientConnection._on_room_event,  # type: ignore[dict-item]
     m.Announcement: ClientConnection._on_announcement,  # type: ignore[dict-item]
     m.AnnouncementTally: ClientConnection._on_announcement_tally,  # type: ignore[dict-item]
+    m.QueueEntry: ClientConnection._on_queue_entry,  # type: ignore[dict-item]
+    m.Poll: ClientConnection._on_poll,  # type: ignore[dict-item]
 }
 

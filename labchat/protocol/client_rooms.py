@@ -169,9 +169,11 @@ class RoomBook:
         if not m.is_valid_room(msg.room):
             return None
         held, new = self.hold(msg.room)
+        quiet = msg.quiet_until_ms / 1000 if msg.quiet_until_ms else None  # 20.5: 0 is not quiet
         held.state = ev.RoomState(
-            msg.room, neutralize(msg.topic), msg.modes, msg.you, until(msg.muted_until_ms), msg.members, new
-        )
+            msg.room, neutralize(msg.topic), msg.modes, msg.you, until(msg.muted_until_ms), msg.members, new,
+            quiet,
+        )  # fmt: skip
         return held.state
 
     def left(self, msg: m.RoomLeft) -> ev.RoomLeft | None:

@@ -167,6 +167,9 @@ class PrivateReceived(Event):
     text: str
     action: bool = False
     held: bool = False
+    #: A member's room line in quiet mode, for the operators only (FLAG_TO_OPS, 20.5): `to` is the
+    #: room it was said in.
+    to_ops: bool = False
 
 
 @dataclass(slots=True)
@@ -196,6 +199,9 @@ class PresenceUpdated(Event):
     #: MEMBER_* bits (messages.py) of the users that have any: operators, voiced, muted, guests,
     #: admins (18.7). Empty from a server without rooms.
     modes: dict[str, int] = field(default_factory=dict)
+    #: Each user's seat (host name or `--seat`, 20.2) for those that have one known. Empty from a
+    #: server without the classroom.
+    seats: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -241,6 +247,8 @@ class HistoryPage(Event):
     more: bool
     before_seq: int = 0
     error: str = ""
+    #: The `fetch_history` request this answers.
+    request_id: int = 0
 
 
 @dataclass(slots=True)
@@ -283,6 +291,8 @@ class RoomState(Event):
     muted_until: float | None
     members: int
     joined: bool = False
+    #: When quiet mode ends (20.5), None when the room is not quiet.
+    quiet_until: float | None = None
 
 
 @dataclass(slots=True)
@@ -359,7 +369,8 @@ class AnnouncementTally(Event):
 
 @dataclass(slots=True)
 class RequestFailed(Event):
-    """A room request was refused: `request` is "join", "part", "list", "set" or "moderate";
+    """A room request was refused: `request` is "join", "part", "list", "set" or "moderate", or one
+    of the classroom's (20): "hand", "queue", "poll", "vote";
     `code` the server's ErrorCode, `text` its words for the user."""
 
     request: str
@@ -379,3 +390,47 @@ class CurrentRoomChanged(Event):
 
     room: str
     joined: bool = False
+
+
+# ---- the classroom (20)
+
+
+@dataclass(slots=True)
+class QueueItem:
+    """One entry of a room's help queue: `user` at `seat` asked `question` at `since` (Unix
+    seconds); `taken_by` the operator coming to help ("" while waiting)."""
+
+    user: str
+    seat: str
+    question: str
+    since: float
+    taken_by: str = ""
+
+
+@dataclass(slots=True)
+class QueueUpdated(Event):
+    """For operators: `room`'s whole help queue, in order (empty: nobody waiting). Sent whenever it
+    changes, and on joining or logging in."""
+
+    room: str
+    entries: tuple[QueueItem, ...]
+
+
+@dataclass(slots=True)
+class PollShown(Event):
+    """A poll of `room` as we may see it (20.4): on opening, on closing, and for operators as votes
+    arrive. `counts` (one per option) and `voters` are empty/0 for a member while it is open;
+    `your_choice` is our own vote (1-based, 0: none); `ballots` (choice, voter) only for operators
+    of a poll that is not anonymous."""
+
+    room: str
+    poll_id: int
+    by: str
+    question: str
+    options: tuple[str, ...]
+    anonymous: bool
+    closed: bool
+    counts: tuple[int, ...]
+    voters: int
+    your_choice: int
+    ballots: tuple[tuple[int, str], ...]
