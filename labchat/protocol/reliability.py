@@ -96,7 +96,7 @@ class LinkConfig:
 
 @dataclass(slots=True)
 class RttEstimator:
-    """RFC 6298 section 2: SRTT, RTTVAR and RTO."""
+    """RFC 6298 section 2: SRTT, RTTVAR and RTO (plus max_ack_delay, as RFC 9002's PTO)."""
 
     config: LinkConfig
     srtt: float | None = None
@@ -111,7 +111,9 @@ class RttEstimator:
         cfg = self.config
         if self.srtt is None:
             return cfg.rto_initial_s
-        rto = self.srtt + max(cfg.granularity_s, 4 * self.rttvar)
+        # RFC 9002's PTO adds max_ack_delay: samples exclude the peer's ACK delay (see `_on_ack`), so
+        # a frame whose ACK waits the full delay must not time out.
+        rto = self.srtt + max(cfg.granularity_s, 4 * self.rttvar) + cfg.max_ack_delay_s
         return min(max(rto, cfg.rto_min_s), cfg.rto_max_s)
 
     def update(self, sample: float) -> None:
