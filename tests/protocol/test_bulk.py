@@ -122,3 +122,15 @@ def test_bulk_counters_fall_as_acks_arrive() -> None:
     assert a.bulk_in_flight == 10 and a.bulk_queued == 0
     _ack_all(a, b, packets, 0.001)
     assert a.bulk_in_flight == 0 and a.bulk_pending == 0 and a.idle
+
+
+def test_bulk_in_flight_is_capped_so_a_file_cannot_fill_the_path_queue() -> None:
+    a = ReliableLink(LinkConfig(max_bulk_in_flight=4))
+    for _ in range(10):
+        a.send(FILE, CHUNK, bulk=True)
+    a.packets_to_send(0.0)
+    assert a.bulk_in_flight == 4 and a.bulk_queued == 6
+    assert not a.wants_to_send  # waits for an ACK, not for a timer
+    a.send(CHAT, b"still goes")
+    assert a.wants_to_send
+    assert _frames(a.packets_to_send(0.001)) == [(CHAT, b"still goes")]
