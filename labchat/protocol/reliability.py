@@ -21,11 +21,18 @@ has budget; ACK-only packets and timeout probes are never held back. Frames held
 give `next_timer` a deadline; frames held back by the window wait for an ACK, and the packet that
 fills the window asks for that ACK at once (ACK_NOW), so the sender is clocked by ACKs instead of the
 peer's delayed-ACK timer.
+
+Chat goes before files (docs/protocol.md 21.7): `send(..., bulk=True)` puts a frame in a queue of its
+own that feeds the window only when no other frame waits (neither a new one nor a lost one), and a
+lost chat frame is resent before a lost file frame. A bulk frame takes its sequence number when it
+leaves that queue, not when it enters it: a chat frame sent after a thousand queued file chunks is
+numbered (and delivered) before them, instead of waiting in the peer's reorder buffer for them.
+Bulk frames keep their order among themselves; a later ordinary frame may overtake them.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from .congestion import CongestionConfig, CongestionController, persistent_congestion_duration
@@ -83,13 +90,18 @@ class LinkConfig:
     #: time; resending everything outstanding would turn one stalled peer (or a paused server, whose
     #: timers all fire at once) into a storm of duplicates that keeps the stall going.
     rto_probe_frames: int = 16
+    #: Bulk (file) frames in flight at most (21.7). The congestion window is loss-based: alone, a file
+    #: would fill it and the switch's queue in front of it, and a chat line would wait behind that
+    #: queue (at the 512-frame cap, 40 ms at 100 Mbit/s). 64 KB in flight keeps that wait to 5 ms at
+    #: 100 Mbit/s and 0.5 ms at 1 Gbit/s, and still moves 64 KB per round trip: tens of MB/s on a LAN.
+    max_bulk_in_flight: int = 64
     #: The congestion window and pacer (RFC 9002 section 7; docs/protocol.md 5.7).
     congestion: CongestionConfig = field(default_factory=CongestionConfig)
 
 
 @dataclass(slots=True)
 class RttEstimator:
-    """RFC 6298 section 2: SRTT, RTTVAR and RTO."""
+    """RFC 6298 section 2: SRTT, RTTVAR and RTO (plus max_ack_delay, as RFC 9002's PTO)."""
 
     config: LinkConfig
     srtt: float | None = None
@@ -104,7 +116,9 @@ class RttEstimator:
         cfg = self.config
         if self.srtt is None:
             return cfg.rto_initial_s
-        rto = self.srtt + max(cfg.granularity_s, 4 * self.rttvar)
+        # RFC 9002's PTO adds max_ack_delay: samples exclude the peer's ACK delay (see `_on_ack`), so
+        # a frame whose ACK waits the full delay must not time out.
+        rto = self.srtt + max(cfg.granularity_s, 4 * self.rttvar) + cfg.max_ack_delay_s
         return min(max(rto, cfg.rto_min_s), cfg.rto_max_s)
 
     def update(self, sample: float) -> None:
@@ -128,10 +142,11 @@ class _Sent:
     delivery: a frame plus a wrapper would double the allocations on the busiest path.
     """
 
-    __slots__ = ("body", "counted", "header", "retransmitted", "sent_at", "seq")
+    __slots__ = ("body", "bulk", "counted", "header", "retransmitted", "sent_at", "seq")
 
-    def __init__(self, seq: int, header: bytes, body: bytes) -> None:
+    def __init__(self, seq: int, header: bytes, body: bytes, bulk: bool = False) -> None:
         self.seq = seq
+        self.bulk = bulk  # a file frame: resent after any lost chat frame
         self.header = header
         self.body = body
         self.sent_at = 0.0
@@ -158,6 +173,10 @@ def _seq_of(sent: _Sent) -> int:
     return sent.seq
 
 
+def _chat_first(sent: _Sent) -> tuple[bool, int]:
+    return sent.bulk, sent.seq
+
+
 class ReliableLink:
     """One direction pair of reliable frame delivery. See the module docstring for the rules.
 
@@ -168,7 +187,8 @@ class ReliableLink:
     # One per session on the server: slots keep a thousand idle sessions small.
     __slots__ = (
         "_ack_due", "_ack_eliciting", "_ack_now", "_ack_owed_since", "_ack_wanted", "_acked_sent_max",
-        "_backoff", "_largest_acked", "_loss_deadline", "_lost", "_lost_run", "_next_seq", "_now",
+        "_backoff", "_bulk", "_bulk_in_flight", "_largest_acked", "_loss_deadline", "_lost", "_lost_run",
+        "_next_seq", "_now",
         "_probing", "_queue", "_recv_buffer", "_recv_cum", "_rto_deadline", "_unacked", "config",
         "congestion", "last_received_at", "last_sent_at", "rtt", "stats",
     )  # fmt: skip
@@ -181,6 +201,10 @@ class ReliableLink:
         # A list, not a deque: it is usually empty, and an empty deque costs 760 bytes against 56;
         # a thousand idle sessions on a server each have one.
         self._queue: list[_Sent] = []
+        # File frames (kind, body) waiting for the link to have nothing else to send; numbered on leaving.
+        # None until the first one: most sessions never send a file.
+        self._bulk: deque[tuple[int, bytes]] | None = None
+        self._bulk_in_flight = 0  # bulk frames sent and not yet acknowledged
         self._unacked: OrderedDict[int, _Sent] = OrderedDict()  # by seq: popped from the front
         self._lost: set[int] = set()
         self._largest_acked = 0
@@ -206,14 +230,23 @@ class ReliableLink:
 
     # ------------------------------------------------------------ sending
 
-    def send(self, kind: int, body: bytes) -> int:
+    def send(self, kind: int, body: bytes, *, bulk: bool = False) -> int:
         """Queue one reliable frame and return its sequence number.
+
+        A `bulk` frame (FILE_CHUNK, FILE_DATA) waits in its own queue and leaves only when no other frame
+        is waiting (docs/protocol.md 21.7). It is numbered when it leaves, so for it `send` returns 0;
+        `bulk_queued` and `bulk_in_flight` tell a sender how far its file has got.
 
         Raises:
             ValueError: the body cannot fit one packet; callers split text long before this.
         """
         if len(body) > MAX_FRAME_BODY_BYTES:
             raise ValueError(f"frame body of {len(body)} bytes exceeds {MAX_FRAME_BODY_BYTES}")
+        if bulk:
+            if self._bulk is None:
+                self._bulk = deque()
+            self._bulk.append((kind, body))
+            return 0
         seq = self._next_seq
         self._next_seq += 1
         self._queue.append(_Sent(seq, encode_frame_header(kind, seq, len(body)), body))
@@ -237,13 +270,28 @@ class ReliableLink:
         return len(self._unacked)
 
     @property
+    def bulk_queued(self) -> int:
+        """Bulk frames given to `send` and not sent yet."""
+        return len(self._bulk) if self._bulk else 0
+
+    @property
+    def bulk_in_flight(self) -> int:
+        """Bulk frames sent and not acknowledged yet."""
+        return self._bulk_in_flight
+
+    @property
+    def bulk_pending(self) -> int:
+        """Bulk frames not yet acknowledged, sent or not: what file flow control (21.5) counts."""
+        return self._bulk_in_flight + self.bulk_queued
+
+    @property
     def backlog(self) -> int:
         """Frames not yet acknowledged, sent or not: what a slow peer costs us in memory."""
-        return len(self._unacked) + len(self._queue)
+        return len(self._unacked) + len(self._queue) + self.bulk_queued
 
     @property
     def idle(self) -> bool:
-        return not self._unacked and not self._queue
+        return not self._unacked and not self._queue and not self._bulk
 
     def oldest_unacked_sent_at(self) -> float | None:
         """When the oldest outstanding frame was (last) sent: how long the peer has been silent to us."""
@@ -261,7 +309,7 @@ class ReliableLink:
         """
         self._now = now
         cc = self.congestion
-        sendable = self._queue and len(self._unacked) < self.config.max_in_flight
+        sendable = self._new_sendable()
         ack_due = self._ack_wanted and self._ack_due is not None and now >= self._ack_due
         if not (sendable or self._lost or ack_due):
             # The common call after a received datagram whose ACK may wait: nothing to build.
@@ -276,10 +324,10 @@ class ReliableLink:
             probing, self._probing = self._probing, False
             held: set[int] = set()
             resent = 0
-            for seq in sorted(self._lost):
-                sent = self._unacked.get(seq)
-                if sent is None:
-                    continue
+            lost = [sent for seq in self._lost if (sent := self._unacked.get(seq)) is not None]
+            lost.sort(key=_chat_first if self._bulk_in_flight else _seq_of)  # chat before files
+            for sent in lost:
+                seq = sent.seq
                 if not sent.counted:  # declared lost, out of flight: back in, if the windows allow
                     if not probing and not (cc.bytes_in_flight < cc.cwnd and pacer.budget > 0):
                         window_full = window_full or cc.bytes_in_flight >= cc.cwnd
@@ -309,9 +357,6 @@ class ReliableLink:
                 cc.bytes_in_flight, pacer.budget = in_flight, budget
                 if in_flight >= cwnd - cc.config.max_datagram_bytes:
                     cc.window_limited = True
-            if taken < limit:
-                window_full = window_full or in_flight >= cwnd
-                cc.on_blocked()
             if taken >= len(queue):
                 fresh, self._queue = queue, []
             else:
@@ -320,6 +365,31 @@ class ReliableLink:
             for sent in fresh:
                 sent.counted = True
                 unacked[sent.seq] = sent
+            bulk = self._bulk
+            if bulk and not self._queue:
+                # Nothing else waits: file frames fill what the windows have left, numbered now.
+                room = min(self.config.max_in_flight - len(unacked),
+                           self.config.max_bulk_in_flight - self._bulk_in_flight)
+                seq = self._next_seq
+                while bulk and room > 0 and in_flight < cwnd and budget > 0:
+                    kind, body = bulk.popleft()
+                    size = FRAME_HEADER_BYTES + len(body)
+                    in_flight += size
+                    budget -= size
+                    room -= 1
+                    sent = _Sent(seq, encode_frame_header(kind, seq, len(body)), body, True)
+                    sent.counted = True
+                    unacked[seq] = sent
+                    fresh.append(sent)
+                    seq += 1
+                    self._bulk_in_flight += 1
+                self._next_seq = seq
+                cc.bytes_in_flight, pacer.budget = in_flight, budget
+                if in_flight >= cwnd - cc.config.max_datagram_bytes:
+                    cc.window_limited = True
+            if (self._queue or bulk) and (in_flight >= cwnd or budget <= 0):
+                window_full = window_full or in_flight >= cwnd
+                cc.on_blocked()
             batch.extend(fresh)
             self.stats.frames_sent += len(fresh)
         elif sendable:
@@ -448,6 +518,8 @@ class ReliableLink:
                     newly.append(sent)
         if not newly:
             return
+        if self._bulk_in_flight:
+            self._bulk_in_flight -= sum(1 for sent in newly if sent.bulk)
         self._on_acked_congestion(newly, now)
         if not unacked:
             # Dicts never shrink: after a burst (a thousand JOINEDs while a room fills up) an
@@ -524,12 +596,20 @@ class ReliableLink:
                 deadline = other
         return deadline
 
+    def _new_sendable(self) -> bool:
+        """New frames (chat or bulk) wait and the in-flight cap would let one go."""
+        if len(self._unacked) >= self.config.max_in_flight:
+            return False
+        return bool(self._queue) or (
+            bool(self._bulk) and self._bulk_in_flight < self.config.max_bulk_in_flight
+        )
+
     def _paced_until(self) -> float | None:
         """When the pacer releases frames that only it holds back (the window would let them go)."""
         cc = self.congestion
         if cc.pacer.budget > 0 or cc.bytes_in_flight >= cc.cwnd:
             return None
-        if not (self._lost or (self._queue and len(self._unacked) < self.config.max_in_flight)):
+        if not (self._lost or self._new_sendable()):
             return None
         return cc.pacer_release_at(self.rtt.min_rtt)
 
@@ -598,7 +678,7 @@ class ReliableLink:
         that the congestion window and the pacer let go (a timeout probe always goes)."""
         if self._ack_wanted or self._probing:
             return bool(self._ack_wanted or self._lost)
-        if not (self._lost or (self._queue and len(self._unacked) < self.config.max_in_flight)):
+        if not (self._lost or self._new_sendable()):
             return False
         cc = self.congestion
         if cc.bytes_in_flight >= cc.cwnd:

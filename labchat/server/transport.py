@@ -20,6 +20,8 @@ import contextlib
 import errno
 import logging
 import socket
+import struct
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +42,107 @@ DROP_SUMMARY_INTERVAL_S = 5.0
 #: How often the database's WAL is checkpointed, on a thread of its own (see store.py): often enough
 #: that the WAL stays a few MB even at thousands of messages per second.
 CHECKPOINT_INTERVAL_S = 1.0
+
+
+#: Linux's UDP_SEGMENT socket option (generic segmentation offload for UDP, Linux 4.18+); Python 3.11's
+#: socket module does not name it.
+UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
+#: The kernel's limit on segments in one GSO send (UDP_MAX_SEGMENTS).
+GSO_MAX_SEGMENTS = 64
+#: Bytes in one GSO send: under the 65,507-byte payload of one IPv4 UDP datagram.
+GSO_MAX_BYTES = 65000
+
+
+def gso_available(sock: socket.socket) -> bool:
+    """True where the kernel segments UDP for us: Linux only, detected once per socket by reading the
+    option (an old kernel refuses it). Windows and macOS never try."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        sock.getsockopt(socket.SOL_UDP, UDP_SEGMENT)
+    except OSError:
+        return False
+    return True
+
+
+class DatagramSender:
+    """Sends one flush's datagrams; where several in a row go to one peer, in one system call.
+
+    A file transfer, a history replay or a burst of fan-out puts several full datagrams for one peer
+    in one flush. With UDP GSO they leave in one `sendmsg` with UDP_SEGMENT: the kernel cuts the buffer
+    into datagrams of the given size (only the last may be shorter), so the peer receives exactly the
+    datagrams it would have otherwise, for one system call instead of many. Where GSO is missing, or a
+    send with it fails in a way that says the path cannot do it, every datagram goes alone, as before.
+    """
+
+    def __init__(self, sock: socket.socket, sendto: Callable[[bytes, Address], object], *, gso: bool) -> None:
+        self.sock = sock
+        self.sendto = sendto
+        self.gso = gso
+        self.errors = 0
+        self.gso_sends = 0  # sendmsg calls that carried more than one datagram
+        self.gso_datagrams = 0  # datagrams they carried
+
+    def send(self, datagrams: list[tuple[bytes, Address]]) -> None:
+        if not self.gso:
+            for datagram, addr in datagrams:
+                self._send_one(datagram, addr)
+            return
+        i, n = 0, len(datagrams)
+        while i < n:
+            first, addr = datagrams[i]
+            size = len(first)
+            j, total = i + 1, size
+            while j < n and j - i < GSO_MAX_SEGMENTS:
+                datagram, to = datagrams[j]
+                length = len(datagram)
+                if to != addr or length > size or total + length > GSO_MAX_BYTES:
+                    break
+                total += length
+                j += 1
+                if length < size:
+                    break  # only the last segment may be shorter
+            if j - i == 1:
+                self._send_one(first, addr)
+            elif not self._send_segmented(datagrams[i:j], size, addr):
+                for datagram, to in datagrams[i:j]:
+                    self._send_one(datagram, to)
+            i = j
+
+    def _send_one(self, datagram: bytes, addr: Address) -> None:
+        try:
+            self.sendto(datagram, addr)
+        except (BlockingIOError, InterruptedError):
+            self.errors += 1  # the kernel's buffer is full: the link will retransmit
+        except OSError as exc:
+            self.errors += 1
+            log.debug("cannot send to %s: %s", addr[0], exc)
+
+    def _send_segmented(self, run: list[tuple[bytes, Address]], size: int, addr: Address) -> bool:
+        """One GSO send; False (and GSO off for good) when the path refuses it, so the caller sends
+        the run datagram by datagram."""
+        try:
+            self.sock.sendmsg(
+                [b"".join(datagram for datagram, _ in run)],
+                [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))],
+                0,
+                addr,
+            )
+        except (BlockingIOError, InterruptedError):
+            self.errors += len(run)  # as for a plain send: the link will retransmit
+            return True
+        except OSError as exc:
+            if exc.errno in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EMSGSIZE):
+                # A device without checksum offload (EIO) or a kernel that refuses the size: never again.
+                log.info("UDP segmentation offload refused (%s); sending datagrams one by one", exc)
+                self.gso = False
+                return False
+            self.errors += len(run)
+            log.debug("cannot send to %s: %s", addr[0], exc)
+            return True
+        self.gso_sends += 1
+        self.gso_datagrams += len(run)
+        return True
 
 
 class ServerError(Exception):
@@ -94,7 +197,7 @@ class RelayProtocol:
         self._closed = False
         sock.setblocking(False)
         self._transport: asyncio.DatagramTransport | None = None
-        self._sendto: Callable[[bytes, Address], object] = sock.sendto
+        self.sender = DatagramSender(sock, sock.sendto, gso=gso_available(sock))
         try:
             self._loop.add_reader(sock.fileno(), self._on_readable)
             #: True on a loop without add_reader: `attach_transport()` must be awaited (serve() does).
@@ -136,7 +239,8 @@ class RelayProtocol:
             lambda: _RelayDatagrams(self), sock=self.sock
         )
         self._transport = transport
-        self._sendto = transport.sendto
+        # The transport owns the socket now (no add_reader: not Linux): plain sends through it.
+        self.sender = DatagramSender(self.sock, transport.sendto, gso=False)
         self.needs_transport = False
 
     def on_datagram(self, data: bytes, addr: Any) -> None:
@@ -166,15 +270,10 @@ class RelayProtocol:
         for check in self.relay.password_checks():
             future = self._loop.run_in_executor(self._executor, check.run)
             future.add_done_callback(self._login_checked)
-        sendto = self._sendto
-        for datagram, addr in self.relay.datagrams_to_send(now):
-            try:
-                sendto(datagram, addr)
-            except (BlockingIOError, InterruptedError):
-                self.send_errors += 1  # the kernel's buffer is full: the link will retransmit
-            except OSError as exc:
-                self.send_errors += 1
-                log.debug("cannot send to %s: %s", addr[0], exc)
+        sender = self.sender
+        errors = sender.errors
+        sender.send(self.relay.datagrams_to_send(now))
+        self.send_errors += sender.errors - errors
         self._rearm(now)
 
     def _login_checked(self, future: asyncio.Future[PasswordCheck]) -> None:

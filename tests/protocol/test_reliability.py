@@ -141,7 +141,7 @@ def test_rtt_estimator_follows_rfc6298() -> None:
     est.update(0.1)
     assert est.srtt == pytest.approx(0.1)
     assert est.rttvar == pytest.approx(0.05)
-    assert est.rto == pytest.approx(0.3)
+    assert est.rto == pytest.approx(0.3 + 0.025)  # + max_ack_delay, as RFC 9002's PTO
     est.update(0.2)
     assert est.rttvar == pytest.approx(0.75 * 0.05 + 0.25 * 0.1)
     assert est.srtt == pytest.approx(0.875 * 0.1 + 0.125 * 0.2)
