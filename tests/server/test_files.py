@@ -264,7 +264,9 @@ def test_too_large_quota_no_such_room_and_no_such_user_are_refused_before_any_by
     assert isinstance(nobody, m.RequestDone) and nobody.code == ErrorCode.NO_SUCH_USER
     ana.send(m.FileCancel(first.file_id, "changed my mind"))
     assert isinstance(offer(ana, payload(9000, 3), "c.txt"), m.FileState)  # the cancel freed quota
-    assert sorted(os.listdir(files_dir(net))) == sorted(f"{i}.part" for i in (second.file_id, first.file_id + 2))
+    assert sorted(os.listdir(files_dir(net))) == sorted(
+        f"{i}.part" for i in (second.file_id, first.file_id + 2)
+    )
 
 
 def test_a_muted_member_and_a_moderated_room_refuse_offers(tmp_path: Path) -> None:
@@ -312,8 +314,10 @@ def test_more_bytes_than_offered_end_the_upload(tmp_path: Path) -> None:
 
 def _hostile_offer_body(request_id: int, name: bytes, size: int) -> bytes:
     """A FILE_OFFER laid out by hand, so that the name and the size are whatever bytes we like."""
+
     def s(b: bytes) -> bytes:
         return len(b).to_bytes(2, "big") + b
+
     return (request_id.to_bytes(4, "big") + s(b"lobby") + s(b"") + s(name) + size.to_bytes(8, "big")
             + s(bytes(32)) + s(b"") + b"\0")  # fmt: skip
 
