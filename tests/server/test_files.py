@@ -485,3 +485,19 @@ def test_retention_deletes_kept_files_and_unfinished_uploads(tmp_path: Path) -> 
 def test_human_size() -> None:
     assert [human_size(n) for n in (0, 1023, 4300, 10 * 1024, 100 * MIB, 5 * 1024 * MIB)] == [
         "0 B", "1023 B", "4.2 KB", "10 KB", "100 MB", "5.0 GB"]  # fmt: skip
+
+
+# ------------------------------------------------------------ the command line
+
+
+def test_file_flags_are_checked_with_one_line(capsys) -> None:  # type: ignore[no-untyped-def]
+    from labchat.server.cli import build_parser, main
+
+    for flag in ("--max-file-mb", "--quota-mb", "--file-retention-days"):
+        assert main(["127.0.0.1", "-p", "0", flag, "0"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "must be more than 0" in err
+    argv = ["127.0.0.1", "--max-file-mb", "2.5", "--quota-mb", "40", "--file-retention-days", "1"]
+    args = build_parser().parse_args([*argv, "--files-dir", "x"])
+    got = (args.max_file_mb, args.quota_mb, args.file_retention_days, args.files_dir)
+    assert got == (2.5, 40, 1, Path("x"))
