@@ -4,9 +4,12 @@ resumes after a reconnect and after a restart of the relay, quotas, hostile name
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -501,3 +504,109 @@ def test_file_flags_are_checked_with_one_line(capsys) -> None:  # type: ignore[n
     args = build_parser().parse_args([*argv, "--files-dir", "x"])
     got = (args.max_file_mb, args.quota_mb, args.file_retention_days, args.files_dir)
     assert got == (2.5, 40, 1, Path("x"))
+
+
+# ------------------------------------------------------------ real sockets
+
+
+class SocketPeer:
+    """A raw client on a real UDP socket on 127.0.0.1: the channel and link of the protocol, driven
+    by asyncio, sending whatever messages the test likes."""
+
+    def __init__(self, server_addr: tuple[str, int]) -> None:
+        import socket
+
+        from labchat.protocol.channel import ClientChannel
+        from labchat.protocol.reliability import ReliableLink
+
+        self.server = server_addr
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.channel = ClientChannel(None)
+        self.link = ReliableLink()
+        self.messages: list[m.Message] = []
+        self.clock = time.monotonic
+        self.channel.start(self.clock())
+
+    def send(self, message: m.Message) -> None:
+        self.link.send(message.KIND, encode_message(message))
+
+    def _flush(self) -> None:
+        now = self.clock()
+        for d in self.channel.datagrams_to_send():
+            self.sock.sendto(d, self.server)
+        if self.channel.established:
+            for p in self.link.packets_to_send(now):
+                self.sock.sendto(self.channel.seal(p, now), self.server)
+
+    async def until(self, done: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Run the peer (send, receive, timers) until `done()` or the timeout (a failure)."""
+        loop = asyncio.get_running_loop()
+        deadline = self.clock() + timeout
+        while not done():
+            assert self.clock() < deadline, "timed out"
+            self._flush()
+            try:
+                data = await asyncio.wait_for(loop.sock_recv(self.sock, 2048), 0.005)
+            except TimeoutError:
+                data = None
+            now = self.clock()
+            while data is not None:
+                payload = self.channel.receive_datagram(data, now)
+                if payload is not None:
+                    for frame in self.link.receive_packet(payload, now):
+                        self.messages.append(decode_message(frame.kind, frame.body))
+                try:
+                    data = self.sock.recv(2048)
+                except BlockingIOError:
+                    data = None
+            self.channel.handle_timer(now)
+            self.link.handle_timer(now)
+        self._flush()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def test_a_file_goes_up_and_down_through_real_sockets(tmp_path: Path) -> None:
+    """2 MB up from one raw client and down to another over UDP on 127.0.0.1, through the relay's
+    own transport; the rates are printed (pytest -s) for docs/performance.md."""
+    from ..helpers import start_server
+
+    server = await start_server(tmp_path)
+    ana, budi = SocketPeer(server.address), SocketPeer(server.address)
+    try:
+        for peer, name in ((ana, "ana"), (budi, "budi")):
+            peer.send(m.Login(name, "secret", "lobby", 0, FILES))
+            await peer.until(lambda p=peer: any(isinstance(x, m.Presence) for x in p.messages))  # type: ignore[misc]
+        data = os.urandom(2 * MIB)
+        ana.send(m.FileOffer(1, "lobby", "", "data.bin", len(data), hashlib.sha256(data).digest()))
+        await ana.until(lambda: any(isinstance(x, m.FileState) for x in ana.messages))
+        file_id = next(x for x in ana.messages if isinstance(x, m.FileState)).file_id
+        started = time.perf_counter()
+        for offset in range(0, len(data), CHUNK):
+            ana.send(m.FileChunk(file_id, offset, data[offset : offset + CHUNK]))
+        await ana.until(lambda: any(isinstance(x, m.FileState) and x.text == "stored" for x in ana.messages))
+        up = time.perf_counter() - started
+        await budi.until(lambda: any(isinstance(x, m.FileOffered) for x in budi.messages))
+        started = time.perf_counter()
+        budi.send(m.FileGet(file_id, 0))
+        got = bytearray()
+
+        def complete() -> bool:
+            while budi.messages:
+                x = budi.messages.pop(0)
+                if isinstance(x, m.FileData):
+                    assert x.offset == len(got)
+                    got.extend(x.data)
+            return len(got) == len(data)
+
+        await budi.until(complete, 60)
+        down = time.perf_counter() - started
+        assert bytes(got) == data
+        print(f"\n2 MB up {len(data) / up / MIB:.1f} MB/s, down {len(data) / down / MIB:.1f} MB/s")
+    finally:
+        ana.close()
+        budi.close()
+        await server.stop(grace_s=0)
