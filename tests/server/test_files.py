@@ -610,3 +610,21 @@ async def test_a_file_goes_up_and_down_through_real_sockets(tmp_path: Path) -> N
         ana.close()
         budi.close()
         await server.stop(grace_s=0)
+
+
+def test_a_quiet_room_refuses_offers_from_members(tmp_path: Path) -> None:
+    """Quiet mode (20.5) is the classroom's; this runs once room.py has it."""
+    from labchat.server.room import Room
+
+    if not hasattr(Room, "quiet"):
+        import pytest
+
+        pytest.skip("quiet mode is not in this build")
+    net = make_net(tmp_path)
+    ana, budi = Peer(net, "ana", flags=FILES), Peer(net, "budi", flags=FILES)
+    assert ana.request(m.JoinRoom, "cs101").code == 0
+    assert budi.request(m.JoinRoom, "cs101").code == 0
+    relay_of(net).rooms["cs101"].quiet_until_ms = int((net.now + 600) * 1000)  # type: ignore[attr-defined]
+    quiet = offer(budi, b"x", room="cs101")
+    assert isinstance(quiet, m.RequestDone) and quiet.code == ErrorCode.QUIET
+    assert isinstance(offer(ana, b"x", room="cs101"), m.FileState)  # the teacher still may
