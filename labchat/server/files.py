@@ -546,26 +546,27 @@ class Files:
         self._offer_stored(record, sess)
 
     def _offer_stored(self, record: FileRecord, sender: Session) -> None:
-        """FILE_OFFERED (live) to the room's members online, or to the one recipient."""
+        """FILE_OFFERED (live) to the room's members online, the sender among them (its client shows
+        its own file in the room, as the others see it), or to the one recipient and the sender."""
         body = encode_message(record.offered())
-        count = 0
+        targets: list[Session] = []
         if record.to_key:
             target = self.relay.online_by_key.get(record.to_key)
-            if target is not None and target is not sender and self._wants_files(target):
-                target.link.send(m.Kind.FILE_OFFERED, body)
-                self.relay._dirty.add(target)
-                count = 1
+            targets = [sender] if target is None or target is sender else [target, sender]
             where = f"{record.to} (from {record.room})"
         else:
             room = self.relay.rooms.get(record.room)
             for sid in room.members.values() if room is not None else ():
                 member = self.relay.sessions.get(sid)
-                if member is None or member is sender or not self._wants_files(member):
-                    continue
-                member.link.send(m.Kind.FILE_OFFERED, body)
-                self.relay._dirty.add(member)
-                count += 1
+                if member is not None:
+                    targets.append(member)
             where = record.room
+        count = 0
+        for target in targets:
+            if self._wants_files(target):
+                target.link.send(m.Kind.FILE_OFFERED, body)
+                self.relay._dirty.add(target)
+                count += target is not sender
         log.info("%s offered %s (%s) to %s  [dim](file %d, told %d)[/]", record.sender,
                  _escape(record.name), human_size(record.size), where, record.id, count)  # fmt: skip
 

@@ -118,7 +118,7 @@ def test_offer_upload_offer_to_the_room_and_download(tmp_path: Path, caplog) -> 
         state.file_id, "lobby", "", "ana", "lab3.py", len(data))  # fmt: skip
     assert offered.sha256 == hashlib.sha256(data).digest() and offered.listing == 0
     assert offered.mime == "text/x-python" and offered.ts_ms == int(net.now * 1000)
-    assert not ana.of(m.FileOffered) and not olga.of(m.FileOffered)
+    assert ana.last(m.FileOffered) == offered and not olga.of(m.FileOffered)
     # on disk: named by id alone, the whole file, nothing left over
     assert sorted(os.listdir(files_dir(net))) == [str(state.file_id)]
     assert (files_dir(net) / str(state.file_id)).read_bytes() == data
@@ -390,7 +390,7 @@ def test_a_file_for_one_person_reaches_only_them_even_offline(tmp_path: Path) ->
     state = offer(ana, data, "notes.txt", to="BUDI")
     upload(ana, state.file_id, data)
     assert stored(ana, state.file_id).text == "stored"
-    assert not carl.of(m.FileOffered)
+    assert not carl.of(m.FileOffered) and ana.last(m.FileOffered).to == "budi"
     carl.send(m.FileGet(state.file_id, 0))
     assert carl.last(m.FileState).code == ErrorCode.NO_SUCH_FILE
     budi = Peer(net, "budi", flags=FILES)
