@@ -65,6 +65,16 @@ REQUEST_KINDS = frozenset({m.Kind.FILE_OFFER, m.Kind.FILES})
 FileRequest = m.FileOffer | m.FileChunk | m.FileGet | m.FileCancel | m.ListFiles
 #: Stored files sent to one session per FILES or join: a room's listing, newest last.
 MAX_LISTED = 200
+#: Files one user may have kept or under way at once, whatever their size: a quota in bytes alone
+#: would let a loop of one-byte offers fill the table.
+MAX_FILES_PER_USER = 500
+#: Unfinished uploads one user may have at once.
+MAX_UPLOADS_PER_USER = 16
+#: Uploads held open (a descriptor each) across all users; the least recently written is closed
+#: beyond it and reopened from its partial file when its next chunk comes.
+MAX_OPEN_UPLOADS = 256
+#: Downloads one session may have under way at once (each holds a descriptor).
+MAX_STREAMS_PER_SESSION = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +228,14 @@ class FileStore:
              offer.sha256),
         )  # fmt: skip
         return rows[0] if rows else None
+
+    def counts(self, sender_key: str) -> tuple[int, int]:
+        """(files kept or under way, unfinished uploads) of one user."""
+        rows = self.store._read(
+            "SELECT count(*), count(*) - count(stored_ms) FROM files WHERE sender_key = ?", (sender_key,)
+        )
+        kept, unfinished = rows[0]
+        return (kept if isinstance(kept, int) else 0, unfinished if isinstance(unfinished, int) else 0)
 
     def used_bytes(self, sender_key: str, except_id: int = 0) -> int:
         rows = self.store._read(
@@ -401,6 +419,15 @@ class Files:
                 f"{self.policy.retention_s / DAY_S:g} days after they were sent)"
             ))  # fmt: skip
             return
+        if record is None:
+            files, uploads = self.disk.counts(key)
+            if files >= MAX_FILES_PER_USER or uploads >= MAX_UPLOADS_PER_USER:
+                self._done(sess, offer.request_id, ErrorCode.QUOTA, (
+                    f"you have {uploads} unfinished uploads (at most {MAX_UPLOADS_PER_USER}): finish or "
+                    "cancel one first" if uploads >= MAX_UPLOADS_PER_USER else
+                    f"you have {files} files on this server, the most one user may keep"
+                ))  # fmt: skip
+                return
         to = self._recipient_name(offer.to) if offer.to else ""
         if record is None:
             record = self.disk.create(sess.user, offer, to, now_ms)
@@ -433,6 +460,8 @@ class Files:
         upload = self._uploads.get(record.id)
         if upload is not None:
             return upload
+        while len(self._uploads) >= MAX_OPEN_UPLOADS:  # the least recently written goes
+            self._close_upload(next(iter(self._uploads.values())))
         path = self.disk.part_path(record.id)
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
         fd = os.open(path, flags, 0o600)
@@ -469,6 +498,8 @@ class Files:
         elif upload.record.sender_key != m.name_key(sess.user):
             self._no_such_file(sess, chunk.file_id, "no such upload")
             return
+        else:  # most recently written last: `_open_upload` closes from the front
+            self._uploads[chunk.file_id] = self._uploads.pop(chunk.file_id)
         start, end = chunk.offset, chunk.offset + len(chunk.data)
         if end <= upload.received:
             return  # a resend of what is held
@@ -632,7 +663,12 @@ class Files:
         if get.offset > record.size:
             self._no_such_file(sess, get.file_id, f"{record.name} has only {record.size} bytes")
             return
-        self._stop_stream(sess, record.id)  # a new FILE_GET replaces the stream under way
+        replaced = self._stop_stream(sess, record.id)  # a new FILE_GET replaces the stream under way
+        state = self.streaming.get(sess.sid)
+        if not replaced and state is not None and len(state.streams) >= MAX_STREAMS_PER_SESSION:
+            text = f"at most {MAX_STREAMS_PER_SESSION} downloads at once"
+            self._state(sess, m.FileState(record.id, 0, 0, ErrorCode.RATE_LIMITED, text))
+            return
         path = self.disk.final_path(record.id)
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))

@@ -357,6 +357,7 @@ def test_hostile_names_and_sizes_are_refused_cleanly(tmp_path: Path, name: str, 
         assert isinstance(answer, m.RequestDone) and answer.code == ErrorCode.FILE_TOO_LARGE
     else:
         assert isinstance(answer, m.FileState) and answer.code in (0, ErrorCode.BAD_CHECKSUM)
+        ana.send(m.FileCancel(answer.file_id, ""))  # (an upload a user may have at once)
     # whatever the name, the directory holds only names made of digits
     directory = relay_of(net).files.disk.directory
     assert all(f.removesuffix(".part").isdigit() for f in os.listdir(directory))
@@ -628,3 +629,45 @@ def test_a_quiet_room_refuses_offers_from_members(tmp_path: Path) -> None:
     quiet = offer(budi, b"x", room="cs101")
     assert isinstance(quiet, m.RequestDone) and quiet.code == ErrorCode.QUIET
     assert isinstance(offer(ana, b"x", room="cs101"), m.FileState)  # the teacher still may
+
+
+def test_unfinished_uploads_and_downloads_at_once_are_bounded(tmp_path: Path) -> None:
+    from labchat.server.files import MAX_STREAMS_PER_SESSION, MAX_UPLOADS_PER_USER
+
+    net = make_net(tmp_path)
+    ana, budi = Peer(net, "ana", flags=FILES), Peer(net, "budi", flags=FILES)
+    states = [offer(ana, payload(100 * CHUNK, i), f"f{i}.bin") for i in range(MAX_UPLOADS_PER_USER)]
+    assert all(isinstance(x, m.FileState) for x in states)
+    over = offer(ana, payload(100 * CHUNK, 99), "one-too-many.bin")
+    assert isinstance(over, m.RequestDone) and over.code == ErrorCode.QUOTA and "unfinished" in over.text
+    for i, state in enumerate(states):
+        upload(ana, state.file_id, payload(100 * CHUNK, i))
+    budi.link.send(m.Kind.FILE_GET, b"")  # (undecodable: ignored)
+    for state in states[: MAX_STREAMS_PER_SESSION + 1]:
+        budi.link.send(m.Kind.FILE_GET, encode_message(m.FileGet(state.file_id, 0)))
+    relay = relay_of(net)
+    for packet in budi.link.packets_to_send(net.now):  # all at once, before any acknowledgement
+        relay.receive_datagram(budi.channel.seal(packet, net.now), budi.addr, net.now)
+    budi.pump()
+    refused = [x for x in budi.of(m.FileState) if x.code == ErrorCode.RATE_LIMITED]
+    assert [x.file_id for x in refused] == [states[MAX_STREAMS_PER_SESSION].file_id]
+    settle(net, ana, budi)
+    for i, state in enumerate(states[:MAX_STREAMS_PER_SESSION]):
+        assert downloaded(budi, state.file_id) == payload(100 * CHUNK, i)
+
+
+def test_uploads_closed_for_want_of_descriptors_reopen_and_verify(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import labchat.server.files as files_module
+
+    monkeypatch.setattr(files_module, "MAX_OPEN_UPLOADS", 2)
+    net = make_net(tmp_path)
+    ana = Peer(net, "ana", flags=FILES)
+    blobs = [payload(20 * CHUNK, i) for i in range(4)]
+    states = [offer(ana, blob, f"f{i}.bin") for i, blob in enumerate(blobs)]
+    for step in range(0, 20 * CHUNK, 5 * CHUNK):  # interleaved: each reopen rebuilds the digest from disk
+        for state, blob in zip(states, blobs, strict=True):
+            upload(ana, state.file_id, blob, step, step + 5 * CHUNK)
+        assert len(relay_of(net).files._uploads) <= 2
+    for state, blob in zip(states, blobs, strict=True):
+        assert stored(ana, state.file_id).text == "stored"
+        assert (files_dir(net) / str(state.file_id)).read_bytes() == blob
