@@ -486,7 +486,10 @@ class Files:
         upload = self._uploads.get(chunk.file_id)
         if upload is None:
             record = self.disk.get(chunk.file_id)
-            if record is None or record.stored_ms is not None or record.sender_key != m.name_key(sess.user):
+            ours = record is not None and record.sender_key == m.name_key(sess.user)
+            if ours and record is not None and record.stored_ms is not None:
+                return  # a resend after the file was stored: it has every byte already
+            if record is None or record.stored_ms is not None or not ours:
                 self._no_such_file(sess, chunk.file_id, "no such upload: offer the file again")
                 return
             try:
@@ -598,8 +601,8 @@ class Files:
                 target.link.send(m.Kind.FILE_OFFERED, body)
                 self.relay._dirty.add(target)
                 count += target is not sender
-        log.info("%s offered %s (%s) to %s  [dim](file %d, told %d)[/]", record.sender,
-                 _escape(record.name), human_size(record.size), where, record.id, count)  # fmt: skip
+        log.info("%s offered %s (%s) to %s  [dim](file %d, told %d)[/]", _escape(record.sender),
+                 _escape(record.name), human_size(record.size), _escape(where), record.id, count)  # fmt: skip
 
     # ------------------------------------------------------------ listings (21.4)
 
@@ -703,7 +706,7 @@ class Files:
             still = []
             for seq, record in state.finishing:
                 if link.acked(seq):
-                    log.info("%s downloaded %s", sess.user, _escape(record.name))
+                    log.info("%s downloaded %s", _escape(sess.user or ""), _escape(record.name))
                 else:
                     still.append((seq, record))
             state.finishing = still

@@ -198,6 +198,9 @@ def test_an_upload_resumes_after_a_reconnect(tmp_path: Path) -> None:
     upload(again, state.file_id, data, 25 * CHUNK)
     assert stored(again, state.file_id).text == "stored"
     assert budi.last(m.FileOffered).file_id == state.file_id
+    before = len(again.messages)
+    upload(again, state.file_id, data, 49 * CHUNK)  # a resend after it was stored: nothing to say
+    assert not again.of(m.FileState, before)
     assert (files_dir(net) / str(state.file_id)).read_bytes() == data
 
 
