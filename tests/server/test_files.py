@@ -674,3 +674,21 @@ def test_uploads_closed_for_want_of_descriptors_reopen_and_verify(tmp_path: Path
     for state, blob in zip(states, blobs, strict=True):
         assert stored(ana, state.file_id).text == "stored"
         assert (files_dir(net) / str(state.file_id)).read_bytes() == blob
+
+
+async def test_retention_runs_in_the_background_with_the_given_clock(tmp_path: Path) -> None:
+    from labchat.server.files import prune_files_regularly
+
+    net = make_net(tmp_path)
+    ana = Peer(net, "ana", flags=FILES)
+    data = payload(2000)
+    state = offer(ana, data)
+    upload(ana, state.file_id, data)
+    files = relay_of(net).files
+    pruned = asyncio.Event()
+    task = asyncio.create_task(prune_files_regularly(files, lambda: net.now + 8 * DAY_S, pruned))
+    try:
+        await asyncio.wait_for(pruned.wait(), 10)
+    finally:
+        task.cancel()
+    assert files.pruned == 1 and os.listdir(files_dir(net)) == []
