@@ -356,9 +356,9 @@ class Files:
     def _kept(self, record: FileRecord, now_ms: int) -> bool:
         return record.stored_ms is not None and record.stored_ms + self.policy.retention_s * 1000 > now_ms
 
-    @staticmethod
-    def _wants_files(sess: Session) -> bool:
-        return bool(sess.caps & m.CAP_FILES)
+    def _wants_files(self, sess: Session) -> bool:
+        """Both ends speak section 21: the session's LOGIN and this server's capabilities."""
+        return bool(sess.caps & self.relay.config.capabilities & m.CAP_FILES)
 
     # ------------------------------------------------------------ offers and uploads (21.3)
 
