@@ -327,7 +327,7 @@ async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str, conso
     )
     files = relay.config.files
     console.print(
-        f"files kept {files.retention_s / DAY_S:g} days in {relay.files.disk.directory} "
+        f"files kept {files.retention_s / DAY_S:g} days in {relay.files.disk.location} "
         f"(at most {files.max_file_bytes / MIB:g} MB each, {files.quota_bytes / MIB:g} MB per user)",
         soft_wrap=True,
         markup=False,

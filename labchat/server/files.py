@@ -189,13 +189,19 @@ class FileStore:
         self._made = False
 
     @property
-    def directory(self) -> Path:
-        """Made (owner-only) on first use, so that a server that never sees a file makes no directory."""
+    def location(self) -> Path:
+        """Where the files are kept, without making the directory (the banner shows it)."""
         if self._directory is None:
             if str(self.store.path) == ":memory:":
                 self._directory = Path(tempfile.mkdtemp(prefix="labchat-files-"))
             else:
                 self._directory = self.store.path.parent / "files"
+        return self._directory
+
+    @property
+    def directory(self) -> Path:
+        """Made (owner-only) on first use, so that a server that never sees a file makes no directory."""
+        self._directory = self.location
         if not self._made:
             for warning in make_private_dir(self._directory):
                 log.warning("%s", warning, extra={"markup": False})
