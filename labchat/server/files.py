@@ -706,17 +706,19 @@ class Files:
         if state is None:
             return
         link, in_flight = sess.link, state.in_flight
+        # A link with a bulk queue (21.7) counts our frames itself; without one, we keep their numbers.
+        pending: int | None = getattr(link, "bulk_pending", None)
         while in_flight and link.acked(in_flight[0]):
             in_flight.popleft()
         if state.finishing:
             still = []
             for seq, record in state.finishing:
-                if link.acked(seq):
+                if (pending == 0) if pending is not None else link.acked(seq):
                     log.info("%s downloaded %s", _escape(sess.user or ""), _escape(record.name))
                 else:
                     still.append((seq, record))
             state.finishing = still
-        budget = self.policy.window_frames - len(in_flight)
+        budget = self.policy.window_frames - (len(in_flight) if pending is None else pending)
         queued = False
         while budget > 0 and state.streams:
             for stream in list(state.streams.values()):
@@ -730,6 +732,17 @@ class Files:
             self.relay._dirty.add(sess)
         if not state.streams and not in_flight and not state.finishing:
             del self.streaming[sess.sid]
+
+    @staticmethod
+    def _send_bulk(sess: Session, kind: int, body: bytes) -> int:
+        """Queue a file frame behind chat (21.7) where the link has a bulk queue; the frame's number,
+        or 0 where the link numbers bulk frames only as they leave (it counts them for us then)."""
+        link = sess.link
+        if hasattr(link, "bulk_pending"):
+            send: Callable[..., int] = link.send
+            send(kind, body, bulk=True)
+            return 0
+        return link.send(kind, body)
 
     def _send_chunk(self, sess: Session, state: _SessionStreams, stream: _Stream) -> int | None:
         record = stream.record
@@ -746,8 +759,10 @@ class Files:
         if not data:  # an empty file, or one asked from its end: nothing to send
             self._stop_stream(sess, record.id)
             return None
-        seq = sess.link.send(m.Kind.FILE_DATA, encode_message(m.FileData(record.id, stream.offset, data)))
-        state.in_flight.append(seq)
+        body = encode_message(m.FileData(record.id, stream.offset, data))
+        seq = self._send_bulk(sess, m.Kind.FILE_DATA, body)
+        if seq:
+            state.in_flight.append(seq)
         stream.offset += len(data)
         if stream.offset >= record.size:
             self._stop_stream(sess, record.id)
