@@ -393,16 +393,8 @@ class Files:
             speak = room.check_speak(key, now_ms)
             if speak is not None:
                 return speak
-            # Quiet mode (20.5) comes with the classroom's room.py; until both are in one build,
-            # asked for by name so that this module works with and without it.
-            quiet = getattr(room, "quiet", None)
-            speak_when_quiet: Act | None = getattr(Act, "SPEAK_WHEN_QUIET", None)
-            if (
-                quiet is not None
-                and speak_when_quiet is not None
-                and quiet(now_ms)
-                and not may(speak_when_quiet, room.member_role(key))
-            ):
+            # Quiet mode (20.5): the room hears its teachers only, and so it takes their files only.
+            if room.quiet(now_ms) and not may(Act.SPEAK_WHEN_QUIET, room.member_role(key)):
                 return ErrorCode.QUIET, f"{room.name} is in quiet mode: offer the file when it ends"
         return None
 
@@ -706,8 +698,8 @@ class Files:
         if state is None:
             return
         link, in_flight = sess.link, state.in_flight
-        # A link with a bulk queue (21.7) counts our frames itself; without one, we keep their numbers.
-        pending: int | None = getattr(link, "bulk_pending", None)
+        # FILE_DATA rides the link's bulk queue (21.7), which counts our frames not yet acknowledged.
+        pending: int | None = link.bulk_pending
         while in_flight and link.acked(in_flight[0]):
             in_flight.popleft()
         if state.finishing:
@@ -735,14 +727,9 @@ class Files:
 
     @staticmethod
     def _send_bulk(sess: Session, kind: int, body: bytes) -> int:
-        """Queue a file frame behind chat (21.7) where the link has a bulk queue; the frame's number,
-        or 0 where the link numbers bulk frames only as they leave (it counts them for us then)."""
-        link = sess.link
-        if hasattr(link, "bulk_pending"):
-            send: Callable[..., int] = link.send
-            send(kind, body, bulk=True)
-            return 0
-        return link.send(kind, body)
+        """Queue a file frame behind chat (21.7). The link numbers bulk frames only as they leave
+        (0 here) and counts them itself (`bulk_pending`)."""
+        return sess.link.send(kind, body, bulk=True)
 
     def _send_chunk(self, sess: Session, state: _SessionStreams, stream: _Stream) -> int | None:
         record = stream.record
