@@ -25,6 +25,7 @@ from ..compile import status as compile_status
 from ..protocol.channel import ServerChannel, fingerprint
 from ..startup_gc import freeze_startup_objects
 from .accounts import LoginPolicy
+from .files import FilePolicy
 from .keys import KeyFileError, load_or_create_server_key, public_key_of
 from .relay import Relay, RelayConfig
 from .retention import DAY_S, MIB, RetentionPolicy
@@ -97,6 +98,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=1024.0,
         metavar="MB",
         help="delete the oldest messages while the database is larger (default 1024; 0: no cap)",
+    )
+    p.add_argument(
+        "--max-file-mb",
+        type=float,
+        default=100.0,
+        metavar="MB",
+        help="the largest file a user may offer (default 100)",
+    )
+    p.add_argument(
+        "--quota-mb",
+        type=float,
+        default=500.0,
+        metavar="MB",
+        help="what one user's kept files may take on the server in all (default 500)",
+    )
+    p.add_argument(
+        "--file-retention-days",
+        type=float,
+        default=7.0,
+        metavar="DAYS",
+        help="delete offered files this long after they were sent (default 7); "
+        "unfinished uploads go after 24 hours",
+    )
+    p.add_argument(
+        "--files-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where offered files are kept (default: files/ beside the database)",
     )
     p.add_argument(
         "--max-registrations-per-hour",
@@ -178,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if not (0 < args.max_file_mb < 1e7 and 0 < args.quota_mb < 1e9 and 0 < args.file_retention_days < 1e5):
+        print(
+            "labchat-server: --max-file-mb, --quota-mb and --file-retention-days must be more than 0",
+            file=sys.stderr,
+        )
+        return 2
     if args.max_registrations_per_hour < 0 or not 1 <= args.login_workers <= 64:
         print(
             "labchat-server: --max-registrations-per-hour must be 0 or more, --login-workers 1-64",
@@ -216,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
             registrations_per_hour=args.max_registrations_per_hour,
         ),
         class_password=class_password,
+        files=FilePolicy(
+            max_file_bytes=int(args.max_file_mb * MIB),
+            quota_bytes=int(args.quota_mb * MIB),
+            retention_s=args.file_retention_days * DAY_S,
+            directory=args.files_dir,
+        ),
     )
     channel = ServerChannel(key)
     channel.discovery_name = None if args.no_discovery else args.name
@@ -280,6 +322,13 @@ async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str, conso
     cap = "no size cap" if retention.max_bytes is None else f"at most {retention.max_bytes / MIB:g} MB"
     console.print(
         f"database {db_path} (registration {registration}; history kept {days}, {cap})",
+        soft_wrap=True,
+        markup=False,
+    )
+    files = relay.config.files
+    console.print(
+        f"files kept {files.retention_s / DAY_S:g} days in {relay.files.disk.location} "
+        f"(at most {files.max_file_bytes / MIB:g} MB each, {files.quota_bytes / MIB:g} MB per user)",
         soft_wrap=True,
         markup=False,
     )

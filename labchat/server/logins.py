@@ -286,6 +286,7 @@ class Logins:
             resume = login.resume_seq if room.name == login.room else cursors.get(room.name, 0)
             self._enter_room(sess, room, resume, now, announce=room.name not in kept)
         self.relay.privates._deliver_held(sess, now)
+        self.relay.files.logged_in(sess, now)
 
     def _rooms_at_login(
         self, user: str, multi: bool, guest: bool, admin: bool, login: m.Login, now: float
@@ -339,6 +340,7 @@ class Logins:
         if not sess.multi and room.announcement_text:
             line = self.relay.room_requests._announcement_line(room)
             self.relay._send(sess, m.Notice(ErrorCode.ROOM_NEWS, line))
+        self.relay.files.entered_room(sess, room.name, now)
 
     def _login_failed(
         self, sess: Session, login: m.Login, code: ErrorCode, text: str, now: float, *, retry_after_s: int = 0

@@ -37,6 +37,8 @@ from ..protocol.text import long_preview, over_limit, split_parts, truncate_utf8
 from ..protocol.wire import decode_message, encode_message
 from .accounts import LoginGate, LoginPolicy, PasswordCheck, RegistrationLimit
 from .classroom import CLASSROOM_REQUEST_KINDS, CLASSROOM_REQUESTS, Classroom
+from .files import REQUEST_KINDS as _FILE_REQUEST_KINDS
+from .files import FilePolicy, Files
 from .formatting import _escape, _excerpt, _fmt, _ms
 from .logins import Logins
 from .privates import HELD_TTL_S, MAX_HELD_PER_USER, PrivateMessages  # noqa: F401 (re-exported)
@@ -98,10 +100,12 @@ class RelayConfig:
     ticket_lifetime_s: int = TICKET_LIFETIME_S
     #: What LOGIN_OK announces the server understands (docs/protocol.md section 15.1). 0 answers as a
     #: version-1 server does, so that clients fall back to what such a server takes.
-    capabilities: int = m.CAP_LONG_MESSAGES | m.CAP_ROOMS | m.CAP_CLASSROOM
+    capabilities: int = m.CAP_LONG_MESSAGES | m.CAP_ROOMS | m.CAP_CLASSROOM | m.CAP_FILES
     #: The class password (`--class-password`, docs/protocol.md 18.11): LOGINs with it for names that
     #: are not accounts come in as guests, and LOGIN no longer registers accounts. None: off.
     class_password: str | None = field(default=None, repr=False)
+    #: Files (section 21, files.py): largest file, quota, retention, where they are kept.
+    files: FilePolicy = field(default_factory=FilePolicy)
 
 
 @dataclass(eq=False, slots=True)
@@ -171,6 +175,8 @@ _ROOM_REQUESTS = (m.JoinRoom, m.PartRoom, m.ListRooms, m.SetRoom, m.Moderate)
 _REQUEST_KINDS = CLASSROOM_REQUEST_KINDS | {
     m.Kind.JOIN, m.Kind.PART, m.Kind.LIST, m.Kind.ROOM_SET, m.Kind.MODERATE,
 }  # fmt: skip
+#: Section 21's client messages, handled by files.py.
+_FILE_MESSAGES = (m.FileOffer, m.FileChunk, m.FileGet, m.FileCancel, m.ListFiles)
 
 
 @dataclass(slots=True)
@@ -253,6 +259,8 @@ class Relay:
         self.room_requests._init_rooms()
         self.classroom = Classroom(self)
         self.classroom.load()
+        #: Offers, uploads, downloads and retention of files (section 21).
+        self.files = Files(self, self.config.files)
 
     # ------------------------------------------------------------ rooms
 
@@ -318,6 +326,8 @@ class Relay:
             self._dispatch(sess, message, now)
         if sess.lagging:
             self._catch_up(sess)
+        if sess.sid in self.files.streaming:
+            self.files.pump(sess)  # acknowledgements make room for more FILE_DATA (21.5)
 
     def _on_bad_message(self, sess: Session, kind: int, body: bytes, exc: DecodeError, now: float) -> None:
         self.stats.bad_messages += 1
@@ -331,6 +341,8 @@ class Relay:
             self._send(sess, m.LoginFailed(code, truncate_utf8(text, m.MAX_NOTICE_BYTES)))
         elif kind in _REQUEST_KINDS and sess.user is not None and len(body) >= 4:
             self.room_requests._refuse_bad_request(sess, int.from_bytes(body[:4], "big"), exc)
+        elif kind in _FILE_REQUEST_KINDS and sess.user is not None:
+            self.files.refuse_undecodable(sess, kind, body, exc)
         elif kind in (m.Kind.SAY, m.Kind.WHISPER, m.Kind.SAY_PART) and sess.user is not None:
             text = truncate_utf8(f"message refused: {exc}", m.MAX_NOTICE_BYTES)
             # Every one of these starts with its msg_id: name it, so the client's outbox lets go of
@@ -372,6 +384,8 @@ class Relay:
                 self._send_presence(sess, room, requested=1)
         elif isinstance(message, m.SetAway):
             self._on_set_away(sess, message, now)
+        elif isinstance(message, _FILE_MESSAGES) and self.config.capabilities & m.CAP_FILES:
+            self.files.dispatch(sess, message, now)
         elif isinstance(message, m.Bye):
             self._end_session(sess, "quit", now)
         elif isinstance(message, m.Ping):
@@ -742,6 +756,7 @@ class Relay:
         sess.held.clear()
         sess.held_until = None
         sess.parts = None
+        self.files.forget(sess)
 
     def _drop(self, sess: Session) -> None:
         if sess.login_pending:

@@ -47,7 +47,7 @@ from .private_files import create_private_file, make_private_dir, tighten_databa
 SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _MIGRATIONS: dict[int, str | tuple[str, ...]] = {
     1: """
@@ -225,6 +225,30 @@ _MIGRATIONS: dict[int, str | tuple[str, ...]] = {
         session_ms     INTEGER NOT NULL DEFAULT 0,
         session_seq    INTEGER NOT NULL DEFAULT 0
     )
+    """,
+    # Files (docs/protocol.md 21, server/files.py): one row per upload (stored_ms NULL) or kept file.
+    # The bytes are on disk beside the database, named by `id` alone; AUTOINCREMENT so that an id a
+    # client still holds never names another file. IF NOT EXISTS: the step may be renumbered safely.
+    8: """
+        CREATE TABLE IF NOT EXISTS files (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            sender      TEXT NOT NULL,
+            sender_key  TEXT NOT NULL,
+            room        TEXT NOT NULL,
+            to_name     TEXT NOT NULL DEFAULT '',
+            to_key      TEXT NOT NULL DEFAULT '',    -- one recipient's name key, '' for the room
+            name        TEXT NOT NULL,
+            size        INTEGER NOT NULL,
+            sha256      BLOB NOT NULL,
+            mime        TEXT NOT NULL DEFAULT '',
+            flags       INTEGER NOT NULL DEFAULT 0,
+            created_ms  INTEGER NOT NULL,
+            touched_ms  INTEGER NOT NULL,            -- last offered: unfinished uploads expire from it
+            stored_ms   INTEGER                      -- NULL while the upload is under way
+        );
+        CREATE INDEX IF NOT EXISTS files_room ON files (room, stored_ms);
+        CREATE INDEX IF NOT EXISTS files_sender ON files (sender_key);
+        CREATE INDEX IF NOT EXISTS files_to ON files (to_key)
     """,
 }
 

@@ -31,6 +31,7 @@ from typing import Any
 from ..deadline_timer import DeadlineTimer
 from ..protocol.channel import Address
 from .accounts import PasswordCheck
+from .files import prune_files_regularly
 from .relay import Relay
 from .retention import HistoryPruner, prune_regularly
 from .store import StoreError
@@ -210,6 +211,10 @@ class RelayProtocol:
         self.pruner = HistoryPruner(relay.store, relay.rooms, relay.config.retention)
         self.pruned = asyncio.Event()  # set after each round of pruning: lets a test wait for one
         self._prune_task = self._loop.create_task(prune_regularly(self.pruner, self.clock, self.pruned))
+        self.files_pruned = asyncio.Event()  # set after each round of file retention
+        self._files_task = self._loop.create_task(
+            prune_files_regularly(relay.files, self.clock, self.files_pruned)
+        )
 
     def _on_readable(self) -> None:
         recvfrom = self.sock.recvfrom
@@ -346,6 +351,7 @@ class RelayProtocol:
             self._summary_task.cancel()
         self._checkpoint_task.cancel()
         self._prune_task.cancel()
+        self._files_task.cancel()
         # Wait for a checkpoint under way (milliseconds): the store closes its connection next.
         self._checkpointer.shutdown(wait=True, cancel_futures=True)
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -391,6 +397,7 @@ class RelayServer:
             await asyncio.sleep(grace_s)  # a bounded grace period for retransmissions, not a test sleep
             self.protocol.flush()
         self.protocol.close()
+        self.relay.files.close()
         self.relay.store.close()
 
 

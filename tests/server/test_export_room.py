@@ -108,9 +108,9 @@ def test_export_lists_the_files_offered_to_the_room_only(tmp_path: Path) -> None
     ]
     for sender, room, to, name, size, created, stored in rows:
         store._write([(
-            "INSERT INTO files (sender, sender_key, room, to_name, to_key, name, size, created_ms, stored_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (sender, sender, room, to, to, name, size, created, stored),
+            "INSERT INTO files (sender, sender_key, room, to_name, to_key, name, size, created_ms, stored_ms,"
+            " sha256, touched_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (sender, sender, room, to, to, name, size, created, stored, bytes(32), created),
         )])  # fmt: skip
     store.close()
     assert admin.main(["--db", str(db), "export-room", "cs101", "--out", str(tmp_path / "t")]) == 0
