@@ -146,6 +146,8 @@ class LabchatApp(App[int]):
             tz=self.settings.tz,
             clock=self.settings.clock,
             max_entries=self.settings.max_entries,
+            switch_room=self.set_current_room,
+            announcement_seen=self.announcement_seen,
         )
         return self._room
 
@@ -253,6 +255,13 @@ class LabchatApp(App[int]):
         if self._logged_in:
             for title, help_text, line in PALETTE_COMMANDS:
                 yield SystemCommand(title, help_text, lambda line=line: self.room.run_line(line))
+            rooms = self.room.room_names
+            if len(rooms) > 1:
+                for number, name in enumerate(rooms, 1):
+                    keys = f" (Alt+{number})" if number <= 9 else ""
+                    yield SystemCommand(
+                        f"Switch to #{name}", f"Show #{name}{keys}", lambda name=name: self.room.switch_to(name)
+                    )
         yield from super().get_system_commands(screen)
 
     # ------------------------------------------------------------ logging in
@@ -441,6 +450,18 @@ class LabchatApp(App[int]):
         if self.client is None:
             return Submitted(("not connected",), error=True)
         return self.client.submit(line)
+
+    def set_current_room(self, room: str) -> None:
+        """The user switched rooms: typed lines go to `room` from now on."""
+        client = self.client
+        if client is not None:
+            client.set_current_room(room)
+
+    def announcement_seen(self, room: str, announcement_id: int) -> None:
+        """The room's announcement has been on screen: the server counts this user as having seen it."""
+        client = self.client
+        if client is not None:
+            client.announcement_seen(room, announcement_id)
 
     def action_quit(self) -> None:  # type: ignore[override]
         """Leave politely: tell the server (others see the leave at once), then exit."""
