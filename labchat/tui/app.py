@@ -260,7 +260,9 @@ class LabchatApp(App[int]):
                 for number, name in enumerate(rooms, 1):
                     keys = f" (Alt+{number})" if number <= 9 else ""
                     yield SystemCommand(
-                        f"Switch to #{name}", f"Show #{name}{keys}", lambda name=name: self.room.switch_to(name)
+                        f"Switch to #{name}",
+                        f"Show #{name}{keys}",
+                        lambda name=name: self.room.switch_to(name),
                     )
         yield from super().get_system_commands(screen)
 

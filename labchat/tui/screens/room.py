@@ -369,7 +369,7 @@ class RoomScreen(Screen[None]):
         shown = view.announcement
         if (
             shown is None or not shown.text or view.acked == shown.announcement_id
-            or not self.logged_in or not self.is_current or not self.banner.display
+            or not self.logged_in or not self.is_active or not self.banner.display
             or self.banner.announcement is not shown
         ):  # fmt: skip
             return

@@ -9,6 +9,7 @@ whether the screen itself is visible (the login screen may still cover it).
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import ClassVar
 
 from rich.style import Style
@@ -20,12 +21,10 @@ from ..formatting import clock_time
 
 
 def tally_line(tally: ev.AnnouncementTally) -> str:
-    """"seen by 23 of 28 — not yet: ani, budi" (no "not yet" part once everyone has seen it)."""
+    """The tally sentence: "seen by 23 of 28 — not yet: ani, budi" ("seen by 2 of 2" once all have)."""
     text = f"seen by {tally.seen} of {tally.total}"
     if tally.not_yet:
-        more = tally.total - tally.seen - len(tally.not_yet)
-        names = ", ".join(tally.not_yet) + (f" and {more} more" if more > 0 else "")
-        text += f" — not yet: {names}"
+        text += f" — not yet: {', '.join(tally.not_yet)}"
     return text
 
 
@@ -44,7 +43,7 @@ class AnnouncementBanner(Static):
         self,
         announcement: ev.Announcement | None,
         tally: ev.AnnouncementTally | None = None,
-        tz: object = None,
+        tz: tzinfo | None = None,
     ) -> None:
         """Show `announcement` (None or an empty text hides the banner), with `tally` if given
         and about this announcement."""
@@ -54,12 +53,13 @@ class AnnouncementBanner(Static):
             self.update("")
             return
         self.announcement = announcement
-        self.tally = tally if tally is not None and tally.announcement_id == announcement.announcement_id else None
+        same = tally is not None and tally.announcement_id == announcement.announcement_id
+        self.tally = tally if same else None
 
         def style(name: str) -> Style:
             return self.get_component_rich_style(f"announcement--{name}", partial=True)
 
-        when = clock_time(announcement.ts, tz)  # type: ignore[arg-type]
+        when = clock_time(announcement.ts, tz)
         text = Text.assemble("📌 ", announcement.text, (f"  — {announcement.by}, {when}", style("by")))
         if self.tally is not None:
             text.append("\n")

@@ -92,7 +92,9 @@ class RoomList(Vertical):
     def _redraw(self) -> None:
         option_list = self.query_one("#rooms", OptionList)
         width = max(8, option_list.scrollable_content_region.width or self.size.width - 1)
-        options = [Option(self._label(i, row, width), id=f"room-{row.room}") for i, row in enumerate(self._rows)]
+        options = [
+            Option(self._label(i, row, width), id=f"room-{row.room}") for i, row in enumerate(self._rows)
+        ]
         option_list.set_options(options)
         if self._current in self.rooms:
             option_list.highlighted = self.rooms.index(self._current)
