@@ -388,6 +388,7 @@ class RoomScreen(Screen[None]):
             if not room:
                 return self._current
             view = self._rooms[room] = _Room(room, self._new_log())
+            view.log.display = False  # the switcher hides only the children it started with
             self.query_one("#logs", ContentSwitcher).mount(view.log)
             self._show_rooms()
         return view
@@ -712,7 +713,8 @@ class RoomScreen(Screen[None]):
             view.left_reason += f": {event.reason}"
         view.log.add(Entry(EntryKind.ERROR, self._clock(), line))
         if view is not self._current:
-            self.info(f"#{event.room}: {line}", EntryKind.ERROR)
+            where = "" if f"#{event.room}" in line else f"#{event.room}: "
+            self.info(f"{where}{line}", EntryKind.ERROR)
             self._show_rooms()
         else:
             self._show_room()

@@ -31,7 +31,7 @@ def tally_line(tally: ev.AnnouncementTally) -> str:
 class AnnouncementBanner(Static):
     """The current room's announcement (and, for operators, its tally); hidden when there is none."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"announcement--by", "announcement--tally"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"announcement--label", "announcement--by", "announcement--tally"}
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__("", id=id, classes=classes)
@@ -60,7 +60,9 @@ class AnnouncementBanner(Static):
             return self.get_component_rich_style(f"announcement--{name}", partial=True)
 
         when = clock_time(announcement.ts, tz)
-        text = Text.assemble("📌 ", announcement.text, (f"  — {announcement.by}, {when}", style("by")))
+        text = Text.assemble(
+            ("Pinned ", style("label")), announcement.text, (f"  — {announcement.by}, {when}", style("by"))
+        )
         if self.tally is not None:
             text.append("\n")
             text.append(tally_line(self.tally), style=style("tally"))
