@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -457,7 +458,9 @@ class LabchatApp(App[int]):
         """The user switched rooms: typed lines go to `room` from now on."""
         client = self.client
         if client is not None:
-            client.set_current_room(room)
+            # A room we were kicked from, shown greyed, is refused: the screen sends nothing there.
+            with contextlib.suppress(LocalProtocolError):
+                client.set_current_room(room)
 
     def announcement_seen(self, room: str, announcement_id: int) -> None:
         """The room's announcement has been on screen: the server counts this user as having seen it."""

@@ -261,7 +261,8 @@ async def test_announcement_covered_by_the_login_screen_is_acknowledged_after_it
 async def test_kicked_room_stays_greyed_with_the_reason_and_a_parted_one_goes(
     recorded: dict[str, list[object]],
 ) -> None:
-    app = recording_app([])
+    submitted: list[str] = []
+    app = recording_app(submitted)
     async with app.run_test(size=(100, 30)) as pilot:
         await two_rooms(app, pilot)
         core(app, ev.RoomLeft("cs101", ErrorCode.KICKED, "teacher", "spam"))
@@ -276,6 +277,15 @@ async def test_kicked_room_stays_greyed_with_the_reason_and_a_parted_one_goes(
         await pilot.press("alt+2")
         await wait_until(pilot, lambda: app.room.current_room == "cs101")
         assert app.room.user_list.users == []  # not in it: nobody to show
+        assert not app.room.room_log("lobby").display  # type: ignore[union-attr]
+        # Nothing typed here goes anywhere: the client core's current room is another one now.
+        app.room.run_line("anyone?")
+        app.room.run_line("/topic mine now")
+        assert app.room.log_view.entries[-1].kind is EntryKind.ERROR
+        assert "/join cs101 to go back in" in app.room.log_view.entries[-1].text
+        assert app.room.composer.text == "/topic mine now"  # kept, to be sent elsewhere
+        app.room.composer.focus_input("")
+        assert submitted == []
         # Joining again brings it back.
         core(app, ev.RoomState("cs101", "Lab 3: pointers", 0, 0, None, 4, joined=True))
         await wait_until(pilot, lambda: rooms.rows[1].joined)

@@ -277,6 +277,16 @@ class RoomScreen(Screen[None]):
         if local == "/clear":
             self.log_view.clear()  # this screen only: the room's history stays on the server
             return
+        view = self._current
+        if not view.joined and _aimed_at_the_room(text):
+            why = f" ({view.left_reason})" if view.left_reason else ""
+            self.info(
+                f"You are not in #{view.name} any more{why}: /join {view.name} to go back in, "
+                "or Alt+1..9 for another room.",
+                EntryKind.ERROR,
+            )
+            self.composer.focus_input(text)  # kept, to be sent elsewhere
+            return
         joining = _join_target(text)
         if joining:
             view = self._rooms.get(joining)
@@ -771,6 +781,24 @@ class RoomScreen(Screen[None]):
         """(unread messages, mentions) of `room` since the user last had it on screen."""
         view = self._rooms.get(room)
         return (view.unread, view.mentions) if view is not None else (0, 0)
+
+
+#: Typed commands that act on the room on screen (not sent while it is one we were put out of).
+_ROOM_COMMANDS = frozenset(
+    {
+        "me", "topic", "invite", "key", "op", "deop", "voice", "devoice", "kick", "mute", "unmute",
+        "ban", "unban", "moderate", "private", "topiclock", "announce", "part",
+    }
+)  # fmt: skip
+
+
+def _aimed_at_the_room(text: str) -> bool:
+    """Would this typed line say something in, or change, the room on screen?"""
+    line = text.strip()
+    if not line.startswith("/") or line.startswith("//"):
+        return bool(line)
+    word = line[1:].split(maxsplit=1)[0].lower() if len(line) > 1 else ""
+    return word in _ROOM_COMMANDS and not (word == "part" and len(line.split()) > 1)
 
 
 def _join_target(text: str) -> str:
