@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from textual.pilot import Pilot
 
+from labchat.client.core import Submitted
 from labchat.protocol import events as ev
 from labchat.protocol.errors import ErrorCode
 from labchat.protocol.messages import (
@@ -22,7 +23,7 @@ from labchat.protocol.messages import (
     Action,
 )
 from labchat.tui import messages as msg
-from labchat.tui.app import LabchatApp
+from labchat.tui.app import LabchatApp, make_app
 from labchat.tui.log_entry import EntryKind
 from labchat.tui.widgets.room_list import RoomRow
 
@@ -85,9 +86,9 @@ async def test_rooms_list_counts_unread_and_mentions_of_other_rooms(
             said("cs101", 2, "teacher", "alice: can you share your screen?"),
             said("lobby", 5, "bob", "lunch?"),
         )
-        await wait_until(pilot, lambda: app.room.unread("cs101") == (2, 1))
+        await wait_until(pilot, lambda: rooms.rows[1] == RoomRow("cs101", unread=2, mentions=1))
+        assert app.room.unread("cs101") == (2, 1)
         assert app.room.unread("lobby") == (0, 0)  # on screen: read as it arrives
-        assert rooms.rows[1] == RoomRow("cs101", unread=2, mentions=1)
         assert app.bells == 1  # a mention in another room still rings
         # Each room's messages are in its own log.
         assert "<teacher> open the handout" in app.room.room_log("cs101").plain_lines()  # type: ignore[union-attr]
@@ -100,7 +101,7 @@ async def test_rooms_list_counts_unread_and_mentions_of_other_rooms(
         assert recorded["switch"] == ["cs101"]
         assert (app.room.status.room, app.room.status.topic) == ("cs101", "Lab 3: pointers")
         assert app.room.user_list.users == ["alice", "teacher"]  # the current room's members
-        assert rooms.current == "cs101"
+        await wait_until(pilot, lambda: rooms.current == "cs101")
         await pilot.press("alt+1")
         await wait_until(pilot, lambda: app.room.current_room == "lobby")
         assert app.room.user_list.users == ["alice", "bob", "carol"]
@@ -307,7 +308,7 @@ async def test_join_shows_the_new_room_and_private_rooms_are_marked(
         assert submitted == ["/join #Secret key1"]
         core(app, ev.RoomState("secret", "", ROOM_PRIVATE, MEMBER_OP, None, 1, joined=True))
         await wait_until(pilot, lambda: app.room.current_room == "secret")
-        assert app.room.room_list.rows[2] == RoomRow("secret", private=True)
+        await wait_until(pilot, lambda: app.room.room_list.rows[2:] == [RoomRow("secret", private=True)])
         assert "You are in #secret" in app.room.log_view.plain_lines()
         # /join of a room already held only switches.
         app.room.run_line("/join cs101")
@@ -360,3 +361,19 @@ async def test_one_room_server_shows_no_rooms_list() -> None:
         await pilot.pause()
         assert not app.room.room_list.display
         assert app.room.room_names == ["lobby"]
+
+
+async def test_a_busy_room_never_looked_at_keeps_a_bounded_log() -> None:
+    app = make_app("127.0.0.1", 9, 0, max_entries=50)
+    app.submit = lambda line: Submitted()  # type: ignore[method-assign]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await two_rooms(app, pilot)
+        core(app, *(said("cs101", seq, "bob", f"line {seq}") for seq in range(1, 501)))
+        await wait_until(pilot, lambda: app.room.unread("cs101") == (500, 0))
+        cs101 = app.room.room_log("cs101")
+        assert cs101 is not None
+        await wait_until(pilot, lambda: len(cs101.entries) <= 50)
+        await pilot.press("alt+2")
+        await wait_until(pilot, lambda: bool(cs101._lines) and cs101.scroll_y == cs101.max_scroll_y > 0)
+        assert cs101.plain_lines()[-1] == "<bob> line 500"
+        assert cs101.anchored

@@ -180,6 +180,7 @@ class RoomScreen(Screen[None]):
         self._rooms: dict[str, _Room] = {"": self._current}
         #: The server has rooms (LOGIN_OK's CAP_ROOMS): the rooms list is shown.
         self.rooms_enabled = False
+        self._rooms_dirty = False
         #: A room the user asked to /join: shown as soon as it is joined.
         self._pending_join = ""
 
@@ -387,6 +388,14 @@ class RoomScreen(Screen[None]):
         self._announcement_seen(view.name, shown.announcement_id)
 
     def _show_rooms(self) -> None:
+        """Redraw the rooms list once the events being handled are done (a burst of messages in
+        a background room redraws it once, not once per message)."""
+        if not self._rooms_dirty:
+            self._rooms_dirty = True
+            self.call_later(self._redraw_rooms)
+
+    def _redraw_rooms(self) -> None:
+        self._rooms_dirty = False
         rooms = self.room_list
         rooms.display = self.rooms_enabled or len(self.room_names) > 1
         rooms.set_rooms([view.row() for view in self._rooms.values() if view.name], self._current.name)

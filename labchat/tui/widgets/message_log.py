@@ -379,7 +379,8 @@ class MessageLog(ScrollView, can_focus=True):
         except ValueError:
             return
         if entry.first_row == UNRENDERED:
-            self._unrendered.remove(entry)
+            if entry in self._unrendered:  # not when the log was never laid out (see _flush)
+                self._unrendered.remove(entry)
             return
         if entry.first_row < self._dropped_rows:
             return
@@ -499,7 +500,11 @@ class MessageLog(ScrollView, can_focus=True):
     def _flush(self) -> None:
         self._flush_timer = None
         if self._width <= 0:
-            return  # not laid out yet: the first resize renders everything queued
+            # Not laid out yet (a room never shown): the first resize renders every entry, so
+            # nothing need wait in the queue; the log still keeps only the newest `max_entries`.
+            self._unrendered.clear()
+            self._trim()
+            return
         if self._check_layout():
             self._rewrap()
             return
