@@ -408,6 +408,7 @@ class RoomScreen(Screen[None]):
                 return self._current
             view = self._rooms[room] = _Room(room, self._new_log())
             view.log.display = False  # the switcher hides only the children it started with
+            view.log.lay_out_like(self._current.log)
             self.query_one("#logs", ContentSwitcher).mount(view.log)
             self._show_rooms()
         return view

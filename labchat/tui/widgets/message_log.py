@@ -207,6 +207,13 @@ class MessageLog(ScrollView, can_focus=True):
         self._replace_rows(entry, self._render_entry(entry))
         self.refresh()
 
+    def lay_out_like(self, other: MessageLog) -> None:
+        """Draw entries for `other`'s width while this log is not laid out yet (a room's log that
+        is hidden until switched to): they are then drawn as they come, in batches, and showing
+        the log costs no redraw of everything at once. A different width on show re-wraps."""
+        if self._width <= 0 < other._width:
+            self._width = other._width
+
     def plain_lines(self) -> list[str]:
         """Every entry as plain text, oldest first (for tests and accessibility)."""
         return [entry.plain for entry in self.entries]
@@ -506,6 +513,7 @@ class MessageLog(ScrollView, can_focus=True):
             self._trim()
             return
         if self._check_layout():
+            self._trim()  # before drawing everything again: what is dropped need not be drawn
             self._rewrap()
             return
         for _ in range(min(FLUSH_BATCH, len(self._unrendered))):
