@@ -161,6 +161,13 @@ async def test_read_marker_shows_where_unread_begins_in_a_room_left_behind(
         await pilot.press("alt+1")
         lines = app.room.log_view.plain_lines()
         assert lines.index("— new —") == lines.index("<bob> while you were away") - 1
+        # Back and forth with nothing new: no marker lands on what arrives while looking.
+        await pilot.press("alt+2", "alt+1")
+        await wait_until(pilot, lambda: app.room.current_room == "lobby")
+        core(app, said("lobby", 3, "bob", "seen as it came"))
+        await wait_until(pilot, lambda: "<bob> seen as it came" in app.room.log_view.plain_lines())
+        lines = app.room.log_view.plain_lines()
+        assert lines.index("— new —") == lines.index("<bob> while you were away") - 1
 
 
 async def test_members_show_their_roles_and_follow_room_news(recorded: dict[str, list[object]]) -> None:

@@ -345,6 +345,7 @@ class RoomScreen(Screen[None]):
         old.log.set_read_marker()  # what arrives from now on is unread when the user comes back
         self._current = view
         view.unread = view.mentions = 0
+        view.log.looked_at()
         self.query_one("#logs", ContentSwitcher).current = view.log.id
         self.composer.focus_input(view.draft)
         self._show_room()

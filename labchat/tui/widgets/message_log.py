@@ -170,7 +170,12 @@ class MessageLog(ScrollView, can_focus=True):
         if not focused:
             self.set_read_marker()
         else:
-            self._marker_pending = False  # nothing arrived while away: no marker to place
+            self.looked_at()
+
+    def looked_at(self) -> None:
+        """The user looks at the log again (the terminal focused, its room shown): if nothing
+        arrived meanwhile, no marker is placed later."""
+        self._marker_pending = False
 
     # ------------------------------------------------------------ public API
 
