@@ -316,7 +316,7 @@ async def test_join_shows_the_new_room_and_private_rooms_are_marked(
         core(app, ev.RoomState("secret", "", ROOM_PRIVATE, MEMBER_OP, None, 1, joined=True))
         await wait_until(pilot, lambda: app.room.current_room == "secret")
         await wait_until(pilot, lambda: app.room.room_list.rows[2:] == [RoomRow("secret", private=True)])
-        assert "You are in #secret" in app.room.log_view.plain_lines()
+        assert "you joined #secret (1 member, private, you: op)" in app.room.log_view.plain_lines()
         # /join of a room already held only switches.
         app.room.run_line("/join cs101")
         assert app.room.current_room == "cs101"

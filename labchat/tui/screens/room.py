@@ -28,6 +28,7 @@ from textual.widgets import ContentSwitcher, Footer
 
 from ...client import commands
 from ...client.core import Submitted
+from ...client.room_news import describe, room_list_lines
 from ...protocol import events as ev
 from ...protocol.errors import ErrorCode
 from ...protocol.events import ConnectionState
@@ -35,7 +36,7 @@ from ...protocol.messages import MEMBER_ADMIN, MEMBER_OP, ROOM_PRIVATE
 from .. import messages as msg
 from ..formatting import local_date, mentions, stamp
 from ..log_entry import Delivery, Entry, EntryKind
-from ..room_lines import describe, member_bits_after
+from ..room_lines import member_bits_after
 from ..widgets.announcement import AnnouncementBanner, tally_line
 from ..widgets.composer import Composer
 from ..widgets.message_log import DEFAULT_MAX_ENTRIES, MessageLog
@@ -95,8 +96,9 @@ class _Room:
     you: int = 0
     #: Still in it; False once kicked, banned (or parted from the last room).
     joined: bool = True
-    #: Why we are not in it any more, for the rooms list.
+    #: Why we are not in it any more, for the rooms list; and the whole sentence.
     left_reason: str = ""
+    left_line: str = ""
     #: What was being written here when the user switched away.
     draft: str = ""
     #: Messages (and mentions of us) that arrived while another room was on screen.
@@ -496,6 +498,8 @@ class RoomScreen(Screen[None]):
                 self.info(describe(event), EntryKind.ERROR)
             case ev.RoomList():
                 self._show_room_list(event)
+            case ev.CurrentRoomChanged():
+                self._follow_current_room(event)
 
     def _show_state_changed(self, event: ev.StateChanged) -> None:
         # Shown as reported: the core only reports "reconnecting" once the server has owed an answer
@@ -700,8 +704,7 @@ class RoomScreen(Screen[None]):
         view.topic, view.room_modes, view.you = event.topic, event.modes, event.you
         view.joined, view.left_reason = True, ""
         if event.joined and (not was_joined or not view.log.entries):
-            topic = f" · topic: {event.topic}" if event.topic else ""
-            view.log.add(Entry(EntryKind.INFO, self._clock(), f"You are in #{event.room}{topic}"))
+            view.log.add(Entry(EntryKind.INFO, self._clock(), describe(event)))
         if view is self._current:
             self._show_room()
         else:
@@ -709,6 +712,18 @@ class RoomScreen(Screen[None]):
         if event.joined and event.room == self._pending_join:
             self._pending_join = ""
             self.switch_to(event.room)
+
+    def _follow_current_room(self, event: ev.CurrentRoomChanged) -> None:
+        """The client core moved its current room by itself: our JOIN succeeded (show the new room,
+        as every chat does), or the room on screen was left (show the one lines go to now, with
+        the news of why, so that nothing typed next goes somewhere unseen)."""
+        left = self._current
+        if not event.room or event.room not in self._rooms:
+            return
+        self._pending_join = ""
+        self.switch_to(event.room)
+        if not event.joined and left is not self._current and not left.joined and left.left_line:
+            self.info(left.left_line, EntryKind.ERROR)
 
     def _show_room_left(self, event: ev.RoomLeft) -> None:
         view = self._rooms.get(event.room)
@@ -732,6 +747,7 @@ class RoomScreen(Screen[None]):
             view.left_reason = "left"
         if event.reason:
             view.left_reason += f": {event.reason}"
+        view.left_line = line
         view.log.add(Entry(EntryKind.ERROR, self._clock(), line))
         if view is not self._current:
             where = "" if f"#{event.room}" in line else f"#{event.room}: "
@@ -771,12 +787,8 @@ class RoomScreen(Screen[None]):
         if event.error:
             self.info(f"The rooms could not be listed: {event.error}", EntryKind.ERROR)
             return
-        more = " (the first ones; there are more)" if event.more else ""
-        self.info(f"{len(event.rooms)} rooms{more}:")
-        for info in event.rooms:
-            mark = "🔒" if info.modes & ROOM_PRIVATE else "#"
-            topic = f" · {info.topic}" if info.topic else ""
-            self.info(f"  {mark}{info.room}  {info.online} online{topic}")
+        for line in room_list_lines(event.rooms, event.more):
+            self.info(line)
 
     def announcement_text(self, room: str) -> str:
         """What `room`'s banner says (its tally included for operators); "" when none."""

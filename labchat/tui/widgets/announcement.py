@@ -16,16 +16,14 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
+from ...client.room_news import describe
 from ...protocol import events as ev
 from ..formatting import clock_time
 
 
 def tally_line(tally: ev.AnnouncementTally) -> str:
     """The tally sentence: "seen by 23 of 28 — not yet: ani, budi" ("seen by 2 of 2" once all have)."""
-    text = f"seen by {tally.seen} of {tally.total}"
-    if tally.not_yet:
-        text += f" — not yet: {', '.join(tally.not_yet)}"
-    return text
+    return describe(tally)  # the same words as line mode
 
 
 class AnnouncementBanner(Static):
