@@ -1,11 +1,14 @@
 """Rooms in the app (docs/protocol.md 18): the rooms list and its badges, switching (each room keeps its
 scroll position and draft), members with their roles, the announcement banner, and room news.
 
-These drive the real app's event routing with the events the client core reports, as the network
-worker posts them; nothing is sent anywhere (the app's `submit` is recorded).
+Most drive the real app's event routing with the events the client core reports, as the network
+worker posts them, with nothing sent anywhere (the app's `submit` is recorded); the last one runs
+the app against a real server and a second real client.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
@@ -22,12 +25,15 @@ from labchat.protocol.messages import (
     ROOM_TOPIC_LOCKED,
     Action,
 )
+from labchat.server.transport import RelayServer
 from labchat.tui import messages as msg
 from labchat.tui.app import LabchatApp, make_app
 from labchat.tui.log_entry import EntryKind
 from labchat.tui.widgets.room_list import RoomRow
 
-from .util import recording_app, wait_until
+from ..helpers import connect
+from .test_room import type_line
+from .util import app_for, log_in, log_lines, recording_app, wait_until
 
 T0 = 1_709_631_660.0
 
@@ -384,3 +390,66 @@ async def test_a_busy_room_never_looked_at_keeps_a_bounded_log() -> None:
         await wait_until(pilot, lambda: bool(cs101._lines) and cs101.scroll_y == cs101.max_scroll_y > 0)
         assert cs101.plain_lines()[-1] == "<bob> line 500"
         assert cs101.anchored
+
+
+async def test_leaving_the_room_on_screen_follows_the_core_with_the_news(
+    recorded: dict[str, list[object]],
+) -> None:
+    app = recording_app([])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await two_rooms(app, pilot)
+        await pilot.press("alt+2")
+        await wait_until(pilot, lambda: app.room.current_room == "cs101")
+        core(
+            app,
+            ev.RoomLeft("cs101", ErrorCode.BANNED, "teacher", "spam", float("inf")),
+            ev.CurrentRoomChanged("lobby", joined=False),
+        )
+        await wait_until(pilot, lambda: app.room.current_room == "lobby")
+        assert app.room.log_view.plain_lines()[-1].endswith(
+            "you were banned from #cs101 by teacher (until lifted): spam"
+        )
+        assert app.room.room_list.rows[1].left_reason == "banned by teacher: spam"
+        # Our JOIN done: the core says so and the new room comes on screen.
+        core(
+            app,
+            ev.RoomState("physics", "", 0, MEMBER_OP, None, 1, joined=True),
+            ev.CurrentRoomChanged("physics", joined=True),
+        )
+        await wait_until(pilot, lambda: app.room.current_room == "physics")
+
+
+async def test_a_second_room_against_a_real_server(server: RelayServer, tmp_path: Path) -> None:
+    """Join a second room, get a message there while looking at the first: an unread badge with a
+    mention; switch to it and talk there."""
+    bob = await connect(server, "bob", tmp_path=tmp_path)
+    if not bob.of(ev.LoggedIn)[0].rooms:
+        await bob.close()
+        pytest.skip("this relay has no rooms yet")
+    bob.client.submit("/join cs101")
+    await bob.wait_for(ev.RoomState, lambda e: e.room == "cs101")
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await log_in(pilot, app, "alice")
+        assert app.room.room_list.display  # the server has rooms
+        await type_line(pilot, "/join #CS101")
+        await wait_until(pilot, lambda: app.room.current_room == "cs101")
+        await wait_until(pilot, lambda: app.room.user_list.users == ["alice", "bob"])
+        await pilot.press("alt+1")
+        await wait_until(pilot, lambda: app.room.current_room == "lobby")
+        assert app.client is not None and app.client.current_room == "lobby"
+
+        bob.client.submit("/say cs101 alice: the lab starts now")
+        await wait_until(pilot, lambda: app.room.unread("cs101") == (1, 1))
+        assert app.room.room_list.rows[1] == RoomRow("cs101", unread=1, mentions=1)
+        assert not any("lab starts" in line for line in log_lines(app))
+
+        await pilot.press("alt+2")
+        await wait_until(pilot, lambda: app.room.current_room == "cs101")
+        assert app.client.current_room == "cs101"
+        assert "<bob> alice: the lab starts now" in log_lines(app)
+        assert app.room.unread("cs101") == (0, 0)
+        await type_line(pilot, "on my way")
+        got = await bob.wait_for(ev.MessageReceived, lambda e: e.text == "on my way")
+        assert got.room == "cs101"
+    await bob.close()
