@@ -94,6 +94,8 @@ class AppSettings:
     tz: tzinfo | None = None
     #: Log entries kept.
     max_entries: int = DEFAULT_MAX_ENTRIES
+    #: Rooms to join right after the first login (`--room`, repeatable); the last one is shown.
+    rooms: tuple[str, ...] = ()
     #: Idle time before the app sets the user away by itself; 0 never does.
     auto_away_s: float = AUTO_AWAY_S
     #: Where "Find servers" sends its probe (docs/protocol.md 19): the LAN's broadcast address.
@@ -313,6 +315,7 @@ class LabchatApp(App[int]):
                 # Never register from a typo or a password typed into the name field: the server
                 # says NO_SUCH_ACCOUNT and the login screen asks before an account is created.
                 register=register,
+                rooms=settings.rooms,
             )  # fmt: skip
         except LocalProtocolError as exc:
             if login is not None:
@@ -529,7 +532,7 @@ def make_app(
     """Build the app (the command line and the tests both come through here).
 
     `options` are `AppSettings` fields by name (bell, notify, settings_path, ignore_path,
-    known_servers, clock, tz, max_entries, auto_away_s, fixed_server).
+    known_servers, clock, tz, max_entries, auto_away_s, fixed_server, rooms).
     """
     return LabchatApp(
         AppSettings(
@@ -551,6 +554,7 @@ def run_app(args: argparse.Namespace, known: KnownServers) -> int:
         settings_path=ui_settings_path(),
         ignore_path=ignore_list_path(),
         known_servers=known,
+        rooms=tuple(args.room),
     )
     freeze_startup_objects()
     try:

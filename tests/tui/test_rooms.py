@@ -319,7 +319,11 @@ async def test_join_shows_the_new_room_and_private_rooms_are_marked(
         await two_rooms(app, pilot)
         app.room.run_line("/join #Secret key1")
         assert submitted == ["/join #Secret key1"]
-        core(app, ev.RoomState("secret", "", ROOM_PRIVATE, MEMBER_OP, None, 1, joined=True))
+        core(
+            app,
+            ev.RoomState("secret", "", ROOM_PRIVATE, MEMBER_OP, None, 1, joined=True),
+            ev.CurrentRoomChanged("secret", joined=True),
+        )
         await wait_until(pilot, lambda: app.room.current_room == "secret")
         await wait_until(pilot, lambda: app.room.room_list.rows[2:] == [RoomRow("secret", private=True)])
         assert "you joined #secret (1 member, private, you: op)" in app.room.log_view.plain_lines()
@@ -453,3 +457,17 @@ async def test_a_second_room_against_a_real_server(server: RelayServer, tmp_path
         got = await bob.wait_for(ev.MessageReceived, lambda e: e.text == "on my way")
         assert got.room == "cs101"
     await bob.close()
+
+
+async def test_rooms_given_at_start_are_joined_and_the_last_is_shown(
+    server: RelayServer, tmp_path: Path
+) -> None:
+    app = app_for(server, tmp_path, rooms=("#CS101", "lab2"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await log_in(pilot, app, "alice")
+        if not app.room.rooms_enabled:
+            pytest.skip("this relay has no rooms yet")
+        await wait_until(pilot, lambda: app.room.room_names == ["lobby", "cs101", "lab2"])
+        await wait_until(pilot, lambda: app.room.current_room == "lab2")
+        assert app.client is not None and app.client.current_room == "lab2"
+        assert app.room.status.room == "lab2"

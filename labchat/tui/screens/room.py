@@ -183,8 +183,6 @@ class RoomScreen(Screen[None]):
         #: The server has rooms (LOGIN_OK's CAP_ROOMS): the rooms list is shown.
         self.rooms_enabled = False
         self._rooms_dirty = False
-        #: A room the user asked to /join: shown as soon as it is joined.
-        self._pending_join = ""
 
     def _new_log(self) -> MessageLog:
         self._logs_made += 1
@@ -290,13 +288,11 @@ class RoomScreen(Screen[None]):
             )
             self.composer.focus_input(text)  # kept, to be sent elsewhere
             return
-        joining = _join_target(text)
-        if joining:
-            view = self._rooms.get(joining)
-            if view is not None and view.joined:
-                self.switch_to(joining)  # /join of a room already held: go there
-            else:
-                self._pending_join = joining
+        joining = self._rooms.get(_join_target(text))
+        if joining is not None and joining.joined:
+            # /join of a room already held: the core switches without news (a new room's JOIN is
+            # reported by CurrentRoomChanged once done).
+            self.switch_to(joining.name)
         result = self._submit(text)
         for line in result.local_lines:
             self.info(line, EntryKind.ERROR if result.error else EntryKind.INFO)
@@ -709,9 +705,6 @@ class RoomScreen(Screen[None]):
             self._show_room()
         else:
             self._show_rooms()
-        if event.joined and event.room == self._pending_join:
-            self._pending_join = ""
-            self.switch_to(event.room)
 
     def _follow_current_room(self, event: ev.CurrentRoomChanged) -> None:
         """The client core moved its current room by itself: our JOIN succeeded (show the new room,
@@ -720,7 +713,6 @@ class RoomScreen(Screen[None]):
         left = self._current
         if not event.room or event.room not in self._rooms:
             return
-        self._pending_join = ""
         self.switch_to(event.room)
         if not event.joined and left is not self._current and not left.joined and left.left_line:
             self.info(left.left_line, EntryKind.ERROR)
