@@ -471,3 +471,23 @@ async def test_rooms_given_at_start_are_joined_and_the_last_is_shown(
         await wait_until(pilot, lambda: app.room.current_room == "lab2")
         assert app.client is not None and app.client.current_room == "lab2"
         assert app.room.status.room == "lab2"
+
+
+async def test_an_announcement_shown_is_counted_for_the_operator(server: RelayServer, tmp_path: Path) -> None:
+    teacher = await connect(server, "teacher", tmp_path=tmp_path)
+    if not teacher.of(ev.LoggedIn)[0].rooms:
+        await teacher.close()
+        pytest.skip("this relay has no rooms yet")
+    teacher.client.submit("/join cs101")
+    await teacher.wait_for(ev.RoomState, lambda e: e.room == "cs101")
+    teacher.client.submit("/announce Quiz at 10")
+    await teacher.wait_for(ev.Announcement, lambda e: e.text == "Quiz at 10")
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await log_in(pilot, app, "alice")
+        await type_line(pilot, "/join cs101")
+        await wait_until(pilot, lambda: app.room.current_room == "cs101" and app.room.banner.display)
+        assert app.room.banner.plain == "Quiz at 10"
+        tally = await teacher.wait_for(ev.AnnouncementTally, lambda e: e.seen == 1)
+        assert (tally.seen, tally.total, tally.not_yet) == (1, 1, ())
+    await teacher.close()
