@@ -491,3 +491,27 @@ async def test_an_announcement_shown_is_counted_for_the_operator(server: RelaySe
         tally = await teacher.wait_for(ev.AnnouncementTally, lambda e: e.seen == 1)
         assert (tally.seen, tally.total, tally.not_yet) == (1, 1, ())
     await teacher.close()
+
+
+async def test_kicked_by_a_real_operator(server: RelayServer, tmp_path: Path) -> None:
+    teacher = await connect(server, "teacher", tmp_path=tmp_path)
+    if not teacher.of(ev.LoggedIn)[0].rooms:
+        await teacher.close()
+        pytest.skip("this relay has no rooms yet")
+    teacher.client.submit("/join cs101")
+    await teacher.wait_for(ev.RoomState, lambda e: e.room == "cs101")
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await log_in(pilot, app, "alice")
+        await type_line(pilot, "/join cs101")
+        await wait_until(pilot, lambda: app.room.current_room == "cs101")
+        await teacher.wait_for(ev.UserJoined, lambda e: e.user == "alice")
+        teacher.client.submit("/kick alice spam")
+        await wait_until(pilot, lambda: app.room.current_room == "lobby")
+        await wait_until(pilot, lambda: not app.room.room_list.rows[1].joined)
+        assert app.room.room_list.rows[1].left_reason == "kicked by teacher: spam"
+        assert "you were kicked from #cs101 by teacher: spam" in log_lines(app)
+        await type_line(pilot, "back in lobby")
+        got = await teacher.wait_for(ev.MessageReceived, lambda e: e.text == "back in lobby")
+        assert got.room == "lobby"
+    await teacher.close()
