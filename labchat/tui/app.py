@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -93,6 +94,8 @@ class AppSettings:
     tz: tzinfo | None = None
     #: Log entries kept.
     max_entries: int = DEFAULT_MAX_ENTRIES
+    #: Rooms to join right after the first login (`--room`, repeatable); the last one is shown.
+    rooms: tuple[str, ...] = ()
     #: Idle time before the app sets the user away by itself; 0 never does.
     auto_away_s: float = AUTO_AWAY_S
     #: Where "Find servers" sends its probe (docs/protocol.md 19): the LAN's broadcast address.
@@ -146,6 +149,8 @@ class LabchatApp(App[int]):
             tz=self.settings.tz,
             clock=self.settings.clock,
             max_entries=self.settings.max_entries,
+            switch_room=self.set_current_room,
+            announcement_seen=self.announcement_seen,
         )
         return self._room
 
@@ -253,6 +258,15 @@ class LabchatApp(App[int]):
         if self._logged_in:
             for title, help_text, line in PALETTE_COMMANDS:
                 yield SystemCommand(title, help_text, lambda line=line: self.room.run_line(line))
+            rooms = self.room.room_names
+            if len(rooms) > 1:
+                for number, name in enumerate(rooms, 1):
+                    keys = f" (Alt+{number})" if number <= 9 else ""
+                    yield SystemCommand(
+                        f"Switch to #{name}",
+                        f"Show #{name}{keys}",
+                        lambda name=name: self.room.switch_to(name),
+                    )
         yield from super().get_system_commands(screen)
 
     # ------------------------------------------------------------ logging in
@@ -301,6 +315,7 @@ class LabchatApp(App[int]):
                 # Never register from a typo or a password typed into the name field: the server
                 # says NO_SUCH_ACCOUNT and the login screen asks before an account is created.
                 register=register,
+                rooms=settings.rooms,
             )  # fmt: skip
         except LocalProtocolError as exc:
             if login is not None:
@@ -442,6 +457,20 @@ class LabchatApp(App[int]):
             return Submitted(("not connected",), error=True)
         return self.client.submit(line)
 
+    def set_current_room(self, room: str) -> None:
+        """The user switched rooms: typed lines go to `room` from now on."""
+        client = self.client
+        if client is not None:
+            # A room we were kicked from, shown greyed, is refused: the screen sends nothing there.
+            with contextlib.suppress(LocalProtocolError):
+                client.set_current_room(room)
+
+    def announcement_seen(self, room: str, announcement_id: int) -> None:
+        """The room's announcement has been on screen: the server counts this user as having seen it."""
+        client = self.client
+        if client is not None:
+            client.announcement_seen(room, announcement_id)
+
     def action_quit(self) -> None:  # type: ignore[override]
         """Leave politely: tell the server (others see the leave at once), then exit."""
         if not self._leaving:
@@ -503,7 +532,7 @@ def make_app(
     """Build the app (the command line and the tests both come through here).
 
     `options` are `AppSettings` fields by name (bell, notify, settings_path, ignore_path,
-    known_servers, clock, tz, max_entries, auto_away_s, fixed_server).
+    known_servers, clock, tz, max_entries, auto_away_s, fixed_server, rooms).
     """
     return LabchatApp(
         AppSettings(
@@ -525,6 +554,7 @@ def run_app(args: argparse.Namespace, known: KnownServers) -> int:
         settings_path=ui_settings_path(),
         ignore_path=ignore_list_path(),
         known_servers=known,
+        rooms=tuple(args.room),
     )
     freeze_startup_objects()
     try:

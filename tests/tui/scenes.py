@@ -70,3 +70,36 @@ async def play(pilot: Pilot[object], messages: list[msg.CoreEvent]) -> None:
     while log._unrendered:
         await pilot.pause(0.02)
     await pilot.pause()
+
+
+def rooms_conversation(app: LabchatApp) -> list[msg.CoreEvent]:
+    """A teacher's class on a server with rooms: alice in lobby, cs101 (operator) and a private room."""
+    a = app.attempt
+
+    def said(room: str, seq: int, minute: float, user: str, text: str) -> msg.CoreEvent:
+        return msg.CoreEvent(a, ev.MessageReceived(room, seq, T0 + minute * 60, user, text))
+
+    op, voice, guest = 0x1, 0x2, 0x8  # MEMBER_OP, MEMBER_VOICE, MEMBER_GUEST
+    return [
+        msg.CoreEvent(a, ev.StateChanged(ev.ConnectionState.CONNECTED)),
+        msg.CoreEvent(a, ev.LoggedIn("alice", "lobby", "physics-lab", False, False, rooms=True)),
+        msg.CoreEvent(a, ev.RoomState("lobby", "", 0, 0, None, 5, joined=True)),
+        msg.CoreEvent(a, ev.PresenceUpdated("lobby", ("alice", "bob", "carol"))),
+        msg.CoreEvent(a, ev.RoomState("cs101", "Lab 3: pointers", 0x8, op, None, 6, joined=True)),
+        msg.CoreEvent(a, ev.Announcement("cs101", 2, "alice", T0, "Quiz at 10:30, closed book")),
+        msg.CoreEvent(a, ev.AnnouncementTally("cs101", 2, 3, 5, ("ani", "budi"))),
+        msg.CoreEvent(
+            a,
+            ev.PresenceUpdated(
+                "cs101",
+                ("alice", "ani", "bob", "budi", "guest7"),
+                modes={"alice": op, "bob": voice, "guest7": guest},
+            ),
+        ),
+        msg.CoreEvent(a, ev.RoomState("staff", "", 0x1, op, None, 2, joined=True)),
+        said("lobby", 10, 1, "bob", "anyone seen my charger?"),
+        said("cs101", 20, 2, "ani", "is the quiz on chapter 4?"),
+        said("cs101", 21, 2.5, "bob", "alice: can we use notes?"),
+        said("staff", 5, 3, "carol", "grades are due friday"),
+        said("lobby", 11, 4, "carol", "it's by the printer"),
+    ]

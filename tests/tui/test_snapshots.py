@@ -15,7 +15,7 @@ from labchat.protocol import events as ev
 from labchat.protocol.errors import ErrorCode
 from labchat.tui import messages as msg
 
-from .scenes import FINGERPRINT, OTHER_FINGERPRINT, T0, conversation, play, scene_app
+from .scenes import FINGERPRINT, OTHER_FINGERPRINT, T0, conversation, play, rooms_conversation, scene_app
 
 SIZE = (80, 24)
 Compare = Callable[..., bool]
@@ -127,3 +127,29 @@ def test_away(snap_compare: Compare) -> None:
         )
 
     assert snap_compare(scene_app(), terminal_size=SIZE, run_before=away)
+
+
+def test_rooms_with_unread_badges(snap_compare: Compare) -> None:
+    """lobby on screen; cs101 has a mention of alice, staff (private) one unread message."""
+
+    async def rooms(pilot: Pilot[object]) -> None:
+        await steady(pilot)
+        await play(pilot, rooms_conversation(pilot.app))  # type: ignore[arg-type]
+
+    assert snap_compare(scene_app(), terminal_size=SIZE, run_before=rooms)
+
+
+def test_rooms_switched_to_the_announcement(snap_compare: Compare) -> None:
+    """cs101 on screen: its topic, the pinned announcement with the operator's tally, roles; the
+    draft typed in lobby stays there, and staff was left greyed after a kick."""
+
+    async def switched(pilot: Pilot[object]) -> None:
+        await steady(pilot)
+        app = pilot.app
+        await play(pilot, rooms_conversation(app))  # type: ignore[arg-type]
+        await pilot.press(*"brb")
+        await pilot.press("alt+2")
+        kicked = ev.RoomLeft("staff", ErrorCode.KICKED, "carol", "wrong room")
+        await play(pilot, [msg.CoreEvent(0, kicked)])
+
+    assert snap_compare(scene_app(), terminal_size=SIZE, run_before=switched)

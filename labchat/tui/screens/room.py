@@ -3,37 +3,51 @@
 It reacts to the network messages the App forwards (one handler each) and hands typed lines to the
 App's `submit`, which is the client core's `submit`: commands are parsed there once, for every UI.
 The only command handled here is `/retry`, because resending is about what this screen showed.
+
+Rooms (docs/protocol.md 18): the screen keeps one `_Room` per room the user is in, each with its own
+`MessageLog` (in a `ContentSwitcher`, so each keeps its scroll position, read marker and "new
+messages" bar), its own draft, members, topic and announcement. Events are routed by their `room`;
+private messages and the app's own lines go to the room on screen. The rooms list shows them all,
+with unread and mention counts; switching tells the client core where typed lines go now.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import ClassVar
 
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import ContentSwitcher, Footer
 
 from ...client import commands
 from ...client.core import Submitted
+from ...client.room_news import describe, room_list_lines
 from ...protocol import events as ev
+from ...protocol.errors import ErrorCode
 from ...protocol.events import ConnectionState
+from ...protocol.messages import MEMBER_ADMIN, MEMBER_OP, ROOM_PRIVATE
 from .. import messages as msg
 from ..formatting import local_date, mentions, stamp
 from ..log_entry import Delivery, Entry, EntryKind
+from ..room_lines import member_bits_after
+from ..widgets.announcement import AnnouncementBanner, tally_line
 from ..widgets.composer import Composer
 from ..widgets.message_log import DEFAULT_MAX_ENTRIES, MessageLog
+from ..widgets.room_list import RoomList, RoomRow
 from ..widgets.status_bar import StatusBar
 from ..widgets.user_list import UserList
 
 #: Below this many columns the online list is hidden, leaving the width to the messages.
 NARROW_WIDTH = 64
+#: Below this many the rooms list is hidden too (Alt+1..9, Ctrl+PgUp/PgDn and Ctrl+P still switch).
+TINY_WIDTH = 48
 
 #: Shown after the core's /help lines: what only the full-screen app adds.
 APP_HELP_LINES = (
@@ -41,6 +55,7 @@ APP_HELP_LINES = (
     "  /clear           empty the log on this screen (the server keeps the history)",
     "Keys: Enter send · Shift+Enter, Alt+Enter or Ctrl+J new line · Tab complete names and /commands",
     "      Up/Down history · PgUp/PgDn scroll · Ctrl+P command palette · Ctrl+Q quit",
+    "Rooms: Alt+1..9 go to room N · Ctrl+PgUp/Ctrl+PgDn previous/next · click a room in the list",
     "Copy: select text in the log with the mouse (Shift+drag where the terminal grabs the mouse).",
 )
 
@@ -62,6 +77,60 @@ class _Unsent:
         return f"/{self.text}" if self.text.startswith("/") else self.text
 
 
+@dataclass(eq=False)
+class _Room:
+    """One room as this screen knows it: its log, members, settings, draft and unread counts."""
+
+    name: str
+    log: MessageLog
+    #: casefolded name -> name as the server spells it.
+    members: dict[str, str] = field(default_factory=dict)
+    #: casefolded name -> away reason ("" for none).
+    away: dict[str, str] = field(default_factory=dict)
+    #: casefolded name -> MEMBER_* bits (only members that have some).
+    modes: dict[str, int] = field(default_factory=dict)
+    topic: str = ""
+    #: ROOM_* bits.
+    room_modes: int = 0
+    #: Our own MEMBER_* bits here.
+    you: int = 0
+    #: Still in it; False once kicked, banned (or parted from the last room).
+    joined: bool = True
+    #: Why we are not in it any more, for the rooms list; and the whole sentence.
+    left_reason: str = ""
+    left_line: str = ""
+    #: What was being written here when the user switched away.
+    draft: str = ""
+    #: Messages (and mentions of us) that arrived while another room was on screen.
+    unread: int = 0
+    mentions: int = 0
+    announcement: ev.Announcement | None = None
+    tally: ev.AnnouncementTally | None = None
+    #: The announcement id acknowledged to the server (0: none yet).
+    acked: int = 0
+    #: The server may hold older messages than the log shows; a page was asked for.
+    history_more: bool = True
+    history_pending: bool = False
+
+    @property
+    def operator(self) -> bool:
+        return bool(self.you & (MEMBER_OP | MEMBER_ADMIN))
+
+    def row(self) -> RoomRow:
+        return RoomRow(
+            self.name, self.unread, self.mentions, bool(self.room_modes & ROOM_PRIVATE),
+            self.joined, self.left_reason,
+        )  # fmt: skip
+
+
+def _no_switch(room: str) -> None:
+    """Default for `RoomScreen(switch_room=...)`: nobody to tell."""
+
+
+def _no_ack(room: str, announcement_id: int) -> None:
+    """Default for `RoomScreen(announcement_seen=...)`: nobody to tell."""
+
+
 class RoomScreen(Screen[None]):
     """The chat room. `submit` sends a typed line through the client core; `leave` quits politely."""
 
@@ -70,6 +139,12 @@ class RoomScreen(Screen[None]):
         # Priority: the input line would take Page Up/Down for itself, but it has nothing to scroll.
         Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/PgDn", priority=True),
         Binding("pagedown", "scroll_log(1)", "Scroll", show=False, priority=True),
+        Binding("ctrl+pageup", "cycle_room(-1)", "Prev room", show=False, priority=True),
+        Binding("ctrl+pagedown", "cycle_room(1)", "Next room", show=False, priority=True),
+        *(
+            Binding(f"alt+{n}", f"goto_room({n})", f"Room {n}", show=False, priority=True)
+            for n in range(1, 10)
+        ),
     ]
 
     def __init__(
@@ -82,6 +157,8 @@ class RoomScreen(Screen[None]):
         tz: tzinfo | None = None,
         clock: Callable[[], float] = time.time,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        switch_room: Callable[[str], None] = _no_switch,
+        announcement_seen: Callable[[str, int], None] = _no_ack,
     ) -> None:
         super().__init__()
         self.server_label = server_label
@@ -93,16 +170,34 @@ class RoomScreen(Screen[None]):
         self._max_entries = max_entries
         self.user = ""
         self.logged_in = False
+        self._switch_room = switch_room
+        self._announcement_seen = announcement_seen
         self._own: dict[int, Entry] = {}  # local_id -> our pending message's entry
+        self._own_log: dict[int, MessageLog] = {}  # local_id -> the log that shows it
         self._queued: dict[int, _Unsent] = {}  # local_id -> how it was typed (for a resend)
         self.unsent: list[_Unsent] = []  # failed messages, newest last
-        self._history_more = True  # the server may hold older messages than the log shows
-        self._history_pending = False  # a page was asked for and has not come yet
+        self._logs_made = 0
+        # Until the login names the first room, the one log has no room ("").
+        self._current = _Room("", self._new_log())
+        self._rooms: dict[str, _Room] = {"": self._current}
+        #: The server has rooms (LOGIN_OK's CAP_ROOMS): the rooms list is shown.
+        self.rooms_enabled = False
+        self._rooms_dirty = False
+
+    def _new_log(self) -> MessageLog:
+        self._logs_made += 1
+        return MessageLog(
+            id=f"log-{self._logs_made}", tz=self._tz, max_entries=self._max_entries, clock=self._clock
+        )
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         with Horizontal(id="room-body"):
-            yield MessageLog(id="log", tz=self._tz, max_entries=self._max_entries, clock=self._clock)
+            yield RoomList(id="room-list")
+            with Vertical(id="room-main"):
+                yield AnnouncementBanner(id="announcement")
+                with ContentSwitcher(id="logs", initial=self._current.log.id):
+                    yield self._current.log
             yield UserList(id="sidebar")
         yield Composer(
             id="composer",
@@ -113,17 +208,44 @@ class RoomScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.status.server = self.server_label
+        self.query_one(RoomList).display = False  # until the server turns out to have rooms
 
     def on_screen_resume(self) -> None:
         self.composer.focus_input()
+        self.call_after_refresh(self._acknowledge_announcement)  # the login screen covered it
 
     def on_resize(self, event: events.Resize) -> None:
         # In a narrow terminal the words matter more than the list (which /who still gives).
         self.set_class(event.size.width < NARROW_WIDTH, "-narrow")
+        self.set_class(event.size.width < TINY_WIDTH, "-tiny")
 
     @property
     def log_view(self) -> MessageLog:
-        return self.query_one(MessageLog)
+        """The log of the room on screen."""
+        return self._current.log
+
+    @property
+    def current_room(self) -> str:
+        """The room on screen ("" before the login)."""
+        return self._current.name
+
+    @property
+    def room_names(self) -> list[str]:
+        """The rooms in the list, in order (left ones included, greyed)."""
+        return [name for name in self._rooms if name]
+
+    def room_log(self, room: str) -> MessageLog | None:
+        """The log of `room` (None for a room not in the list)."""
+        view = self._rooms.get(room)
+        return view.log if view is not None else None
+
+    @property
+    def room_list(self) -> RoomList:
+        return self.query_one(RoomList)
+
+    @property
+    def banner(self) -> AnnouncementBanner:
+        return self.query_one(AnnouncementBanner)
 
     @property
     def status(self) -> StatusBar:
@@ -156,6 +278,21 @@ class RoomScreen(Screen[None]):
         if local == "/clear":
             self.log_view.clear()  # this screen only: the room's history stays on the server
             return
+        view = self._current
+        if not view.joined and _aimed_at_the_room(text):
+            why = f" ({view.left_reason})" if view.left_reason else ""
+            self.info(
+                f"You are not in #{view.name} any more{why}: /join {view.name} to go back in, "
+                "or Alt+1..9 for another room.",
+                EntryKind.ERROR,
+            )
+            self.composer.focus_input(text)  # kept, to be sent elsewhere
+            return
+        joining = self._rooms.get(_join_target(text))
+        if joining is not None and joining.joined:
+            # /join of a room already held: the core switches without news (a new room's JOIN is
+            # reported by CurrentRoomChanged once done).
+            self.switch_to(joining.name)
         result = self._submit(text)
         for line in result.local_lines:
             self.info(line, EntryKind.ERROR if result.error else EntryKind.INFO)
@@ -178,6 +315,113 @@ class RoomScreen(Screen[None]):
         # empty draft (as Tab completion does), the name and a space anywhere else.
         draft = self.composer.text
         self.composer.insert(f"{event.name}: " if not draft else f"{event.name} ")
+
+    @on(RoomList.Selected)
+    def _room_selected(self, event: RoomList.Selected) -> None:
+        self.switch_to(event.room)
+
+    def action_goto_room(self, number: int) -> None:
+        """Alt+N: the N-th room of the list."""
+        names = self.room_names
+        if 1 <= number <= len(names):
+            self.switch_to(names[number - 1])
+
+    def action_cycle_room(self, step: int) -> None:
+        """Ctrl+PgUp / Ctrl+PgDn: the previous / next room, round the list."""
+        names = self.room_names
+        if len(names) > 1 and self._current.name in names:
+            self.switch_to(names[(names.index(self._current.name) + step) % len(names)])
+
+    def switch_to(self, room: str) -> None:
+        """Show `room`: its log (where it was left), its draft, members, topic and announcement;
+        and tell the client core that typed lines go there now."""
+        view = self._rooms.get(room)
+        if view is None or view is self._current or not room:
+            return
+        old = self._current
+        old.draft = self.composer.text
+        old.log.set_read_marker()  # what arrives from now on is unread when the user comes back
+        self._current = view
+        view.unread = view.mentions = 0
+        view.log.looked_at()
+        self.query_one("#logs", ContentSwitcher).current = view.log.id
+        self.composer.focus_input(view.draft)
+        self._show_room()
+        self._switch_room(room)
+
+    def _show_room(self) -> None:
+        """Header, members, banner and rooms list for the room on screen."""
+        view = self._current
+        self.status.room = view.name
+        self.status.topic = view.topic
+        self._show_members()
+        self._show_banner()
+        self._show_rooms()
+
+    def _show_members(self) -> None:
+        view = self._current
+        if view.joined:
+            away = {view.members[k]: reason for k, reason in view.away.items() if k in view.members}
+            modes = {view.members[k]: bits for k, bits in view.modes.items() if k in view.members}
+            self.user_list.set_users(list(view.members.values()), away, modes)
+        else:
+            self.user_list.set_users([])
+
+    def _show_banner(self) -> None:
+        view = self._current
+        self.banner.show(view.announcement, view.tally if view.operator else None, self._tz)
+        self.call_after_refresh(self._acknowledge_announcement)
+
+    def _acknowledge_announcement(self) -> None:
+        """Tell the server the current room's announcement has been shown, once: only when the
+        banner is on screen (this screen active, not covered by the login screen)."""
+        view = self._current
+        shown = view.announcement
+        if (
+            shown is None or not shown.text or view.acked == shown.announcement_id
+            or not self.logged_in or not self.is_active or not self.banner.display
+            or self.banner.announcement is not shown
+        ):  # fmt: skip
+            return
+        view.acked = shown.announcement_id
+        self._announcement_seen(view.name, shown.announcement_id)
+
+    def _show_rooms(self) -> None:
+        """Redraw the rooms list once the events being handled are done (a burst of messages in
+        a background room redraws it once, not once per message)."""
+        if not self._rooms_dirty:
+            self._rooms_dirty = True
+            self.call_later(self._redraw_rooms)
+
+    def _redraw_rooms(self) -> None:
+        self._rooms_dirty = False
+        rooms = self.room_list
+        rooms.display = self.rooms_enabled or len(self.room_names) > 1
+        rooms.set_rooms([view.row() for view in self._rooms.values() if view.name], self._current.name)
+
+    def _view_for(self, room: str) -> _Room:
+        """The room's state, made (with its log) the first time the room is named."""
+        view = self._rooms.get(room)
+        if view is None:
+            if not room:
+                return self._current
+            view = self._rooms[room] = _Room(room, self._new_log())
+            view.log.display = False  # the switcher hides only the children it started with
+            view.log.lay_out_like(self._current.log)
+            self.query_one("#logs", ContentSwitcher).mount(view.log)
+            self._show_rooms()
+        return view
+
+    def _drop_room(self, view: _Room) -> None:
+        """Forget a room the user parted; another one comes on screen if it was this one."""
+        if view is self._current:
+            names = self.room_names
+            index = names.index(view.name)
+            rest = names[:index] + names[index + 1 :]
+            self.switch_to(rest[min(index, len(rest) - 1)])
+        del self._rooms[view.name]
+        view.log.remove()
+        self._show_rooms()
 
     def action_resend(self) -> None:
         """Send the newest failed message again."""
@@ -214,13 +458,9 @@ class RoomScreen(Screen[None]):
             case ev.PrivateReceived():
                 self._show_private_received(event)
             case ev.UserJoined():
-                self.user_list.add_user(event.user)
-                self.log_view.add(Entry(EntryKind.JOIN, event.ts, f"{event.user} joined", user=event.user))
+                self._show_user_joined(event)
             case ev.UserLeft():
-                self.user_list.remove_user(event.user)
-                why = "" if event.reason == "quit" else f" ({event.reason})"
-                text = f"{event.user} left{why}"
-                self.log_view.add(Entry(EntryKind.LEAVE, event.ts, text, user=event.user))
+                self._show_user_left(event)
             case ev.UserAway():
                 self._show_user_away(event)
             case ev.PresenceUpdated():
@@ -240,6 +480,22 @@ class RoomScreen(Screen[None]):
                 self.info(f"The server said: {event.reason}. Logging in again in {event.retry_in_s:.0f} s.")
             case ev.Closed():
                 self._show_closed(event)
+            case ev.RoomState():
+                self._show_room_state(event)
+            case ev.RoomLeft():
+                self._show_room_left(event)
+            case ev.RoomEvent():
+                self._show_room_event(event)
+            case ev.Announcement():
+                self._show_announcement(event)
+            case ev.AnnouncementTally():
+                self._show_tally(event)
+            case ev.RequestFailed():
+                self.info(describe(event), EntryKind.ERROR)
+            case ev.RoomList():
+                self._show_room_list(event)
+            case ev.CurrentRoomChanged():
+                self._follow_current_room(event)
 
     def _show_state_changed(self, event: ev.StateChanged) -> None:
         # Shown as reported: the core only reports "reconnecting" once the server has owed an answer
@@ -258,10 +514,17 @@ class RoomScreen(Screen[None]):
 
     def _show_logged_in(self, event: ev.LoggedIn) -> None:
         self.user = event.user
+        if not self._current.name:
+            # The first login names the room the log so far belongs to.
+            view = self._rooms.pop("")
+            view.name = event.room
+            self._rooms = {event.room: view, **self._rooms}
+        self.rooms_enabled = self.rooms_enabled or event.rooms
         self.status.user = event.user
-        self.status.room = event.room
         self.status.server = f"{event.server_name} at {self.server_label}"
-        self.log_view.set_own_name(event.user)
+        for view in self._rooms.values():
+            view.log.set_own_name(event.user)
+        self._show_room()
         self.user_list.own_name = event.user
         self.composer.set_prompt(event.user)
         if event.resumed:
@@ -274,14 +537,20 @@ class RoomScreen(Screen[None]):
 
     def _show_message_received(self, event: ev.MessageReceived) -> None:
         mentioned = not event.own and mentions(event.text, self.user)
-        self.log_view.add(
+        view = self._view_for(event.room)
+        if view is not self._current and not event.own and not event.history:
+            view.unread += 1
+            view.mentions += mentioned
+            self._show_rooms()
+        view.log.add(
             Entry(
                 EntryKind.ACTION if event.action else EntryKind.CHAT, event.ts, event.text,
                 user=event.user, own=event.own, mention=mentioned, history=event.history, seq=event.seq,
             )
         )  # fmt: skip
         if mentioned and not event.history:
-            self._alert(f"{event.user} mentioned you", event.text)
+            where = f" in #{event.room}" if view is not self._current else ""
+            self._alert(f"{event.user} mentioned you{where}", event.text)
 
     def _show_message_queued(self, event: ev.MessageQueued) -> None:
         if event.to is not None:
@@ -290,35 +559,65 @@ class RoomScreen(Screen[None]):
             kind = EntryKind.ACTION if event.action else EntryKind.CHAT
         user = self.user_list.canonical(event.to) if event.to is not None else self.user
         entry = Entry(kind, self._clock(), event.text, user=user, own=True, delivery=Delivery.PENDING)
-        self._own[event.local_id] = self.log_view.add(entry)
+        # A private message shows where it was typed; a room message in its room.
+        log = self.log_view if event.to is not None else self._view_for(event.room).log
+        self._own[event.local_id] = log.add(entry)
+        self._own_log[event.local_id] = log
         self._queued[event.local_id] = _Unsent(event.text, event.action, event.to)
 
     def _show_message_delivered(self, event: ev.MessageDelivered) -> None:
         self._queued.pop(event.local_id, None)
         entry = self._own.pop(event.local_id, None)
+        log = self._own_log.pop(event.local_id, self.log_view)
         if entry is not None:
             # The time it was typed stays: a line written while offline and delivered a minute
             # later is shown when it was written, as every chat client does.
             entry.delivery = Delivery.DELIVERED
             entry.sent_ts = event.ts  # shown beside the typed time when much later
-            self.log_view.update(entry)
+            log.update(entry)
 
     def _show_message_failed(self, event: ev.MessageFailed) -> None:
         unsent = self._queued.pop(event.local_id, None) or _Unsent(event.text, False, event.to)
         self.unsent.append(unsent)
         entry = self._own.pop(event.local_id, None)
+        log = self._own_log.pop(event.local_id, self.log_view)
         if entry is not None:
             entry.delivery = Delivery.FAILED
             entry.note = event.reason
-            self.log_view.update(entry)
+            log.update(entry)
 
     def _show_private_received(self, event: ev.PrivateReceived) -> None:
         text = f"{event.text}  (sent while you were offline)" if event.held else event.text
         self.log_view.add(Entry(EntryKind.PRIVATE_IN, event.ts, text, user=event.sender))
         self._alert(f"{event.sender} (private)", event.text)
 
+    def _show_user_joined(self, event: ev.UserJoined) -> None:
+        view = self._view_for(event.room)
+        view.members[event.user.casefold()] = event.user
+        if view is self._current:
+            self.user_list.add_user(event.user)
+        view.log.add(Entry(EntryKind.JOIN, event.ts, f"{event.user} joined", user=event.user))
+
+    def _show_user_left(self, event: ev.UserLeft) -> None:
+        view = self._view_for(event.room)
+        key = event.user.casefold()
+        view.members.pop(key, None)
+        view.away.pop(key, None)
+        view.modes.pop(key, None)
+        if view is self._current:
+            self.user_list.remove_user(event.user)
+        why = "" if event.reason == "quit" else f" ({event.reason})"
+        text = f"{event.user} left{why}"
+        view.log.add(Entry(EntryKind.LEAVE, event.ts, text, user=event.user))
+
     def _show_user_away(self, event: ev.UserAway) -> None:
-        self.user_list.set_away(event.user, event.reason if event.away else None)
+        view = self._view_for(event.room)
+        if event.away:
+            view.away[event.user.casefold()] = event.reason
+        else:
+            view.away.pop(event.user.casefold(), None)
+        if view is self._current:
+            self.user_list.set_away(event.user, event.reason if event.away else None)
         own = event.user.casefold() == self.user.casefold()
         if own:
             self.status.away = event.reason if event.away else None
@@ -326,7 +625,7 @@ class RoomScreen(Screen[None]):
         text = f"{event.user} is away{why}" if event.away else f"{event.user} is back"
         if own:
             text = f"You are away{why} (/back to return)" if event.away else "You are back"
-        self.log_view.add(Entry(EntryKind.INFO, event.ts, text))
+        view.log.add(Entry(EntryKind.INFO, event.ts, text))
 
     def _show_search_results(self, event: ev.SearchResults) -> None:
         if event.error:
@@ -346,16 +645,18 @@ class RoomScreen(Screen[None]):
     @on(MessageLog.TopReached)
     def _top_reached(self) -> None:
         # Scrolled to the very top: the page before the oldest message shown, once at a time.
-        if self.logged_in and self._history_more and not self._history_pending:
+        view = self._current
+        if self.logged_in and view.joined and view.history_more and not view.history_pending:
             result = self._submit("/history")
-            self._history_pending = not result.error
+            view.history_pending = not result.error
 
     def _show_history_page(self, event: ev.HistoryPage) -> None:
-        self._history_pending = False
+        view = self._view_for(event.room)
+        view.history_pending = False
         if event.error:
             self.info(f"Older messages could not be fetched: {event.error}", EntryKind.ERROR)
             return
-        self._history_more = event.more
+        view.history_more = event.more
         entries = [
             Entry(
                 EntryKind.ACTION if m.action else EntryKind.CHAT, m.ts, m.text, user=m.user,
@@ -366,10 +667,15 @@ class RoomScreen(Screen[None]):
         if not event.more:
             first_ts = entries[0].ts if entries else self._clock()
             entries.insert(0, Entry(EntryKind.INFO, first_ts, "The beginning of this room's history."))
-        self.log_view.prepend(entries)
+        view.log.prepend(entries)
 
     def _show_presence_updated(self, event: ev.PresenceUpdated) -> None:
-        self.user_list.set_users(event.users, event.away)
+        view = self._view_for(event.room)
+        view.members = {name.casefold(): name for name in event.users}
+        view.away = {name.casefold(): reason for name, reason in event.away.items()}
+        view.modes = {name.casefold(): bits for name, bits in event.modes.items() if bits}
+        if view is self._current:
+            self._show_members()
         if event.requested:
             names = [f"{u} (away)" if u in event.away else u for u in event.users]
             self.info(f"{len(event.users)} online: {', '.join(names)}")
@@ -378,8 +684,141 @@ class RoomScreen(Screen[None]):
         self.composer.connected = False
         if self.logged_in:
             self.user_list.set_offline()
+            for view in self._rooms.values():
+                view.members.clear()
         if self.logged_in and event.reason != "quit":
             self.info(
                 f"Disconnected: {event.reason}. Nothing more will arrive; Ctrl+Q quits.",
                 EntryKind.ERROR,
             )
+
+    # ------------------------------------------------------------ rooms and roles
+
+    def _show_room_state(self, event: ev.RoomState) -> None:
+        view = self._view_for(event.room)
+        was_joined = view.joined
+        view.topic, view.room_modes, view.you = event.topic, event.modes, event.you
+        view.joined, view.left_reason = True, ""
+        if event.joined and (not was_joined or not view.log.entries):
+            view.log.add(Entry(EntryKind.INFO, self._clock(), describe(event)))
+        if view is self._current:
+            self._show_room()
+        else:
+            self._show_rooms()
+
+    def _follow_current_room(self, event: ev.CurrentRoomChanged) -> None:
+        """The client core moved its current room by itself: our JOIN succeeded (show the new room,
+        as every chat does), or the room on screen was left (show the one lines go to now, with
+        the news of why, so that nothing typed next goes somewhere unseen)."""
+        left = self._current
+        if not event.room or event.room not in self._rooms:
+            return
+        self.switch_to(event.room)
+        if not event.joined and left is not self._current and not left.joined and left.left_line:
+            self.info(left.left_line, EntryKind.ERROR)
+
+    def _show_room_left(self, event: ev.RoomLeft) -> None:
+        view = self._rooms.get(event.room)
+        if view is None:
+            return
+        line = describe(event)
+        if event.code == 0 and len(self.room_names) > 1:
+            self._drop_room(view)
+            self.info(line)
+            return
+        view.joined = False
+        view.members.clear()
+        view.away.clear()
+        view.modes.clear()
+        view.you = 0
+        if event.code == ErrorCode.KICKED:
+            view.left_reason = f"kicked by {event.by}" if event.by else "kicked"
+        elif event.code == ErrorCode.BANNED:
+            view.left_reason = f"banned by {event.by}" if event.by else "banned"
+        else:
+            view.left_reason = "left"
+        if event.reason:
+            view.left_reason += f": {event.reason}"
+        view.left_line = line
+        view.log.add(Entry(EntryKind.ERROR, self._clock(), line))
+        if view is not self._current:
+            where = "" if f"#{event.room}" in line else f"#{event.room}: "
+            self.info(f"{where}{line}", EntryKind.ERROR)
+            self._show_rooms()
+        else:
+            self._show_room()
+
+    def _show_room_event(self, event: ev.RoomEvent) -> None:
+        view = self._view_for(event.room)
+        key = event.target.casefold()
+        if event.target:
+            bits = member_bits_after(view.modes.get(key, 0), event.action)
+            if bits:
+                view.modes[key] = bits
+            else:
+                view.modes.pop(key, None)
+        view.log.add(Entry(EntryKind.NOTICE, event.ts, describe(event)))
+        if view is self._current:
+            self._show_members()
+
+    def _show_announcement(self, event: ev.Announcement) -> None:
+        view = self._view_for(event.room)
+        view.announcement = event if event.text else None
+        if view.tally is not None and view.tally.announcement_id != event.announcement_id:
+            view.tally = None
+        if view is self._current:
+            self._show_banner()
+
+    def _show_tally(self, event: ev.AnnouncementTally) -> None:
+        view = self._view_for(event.room)
+        view.tally = event
+        if view is self._current:
+            self._show_banner()
+
+    def _show_room_list(self, event: ev.RoomList) -> None:
+        if event.error:
+            self.info(f"The rooms could not be listed: {event.error}", EntryKind.ERROR)
+            return
+        for line in room_list_lines(event.rooms, event.more):
+            self.info(line)
+
+    def announcement_text(self, room: str) -> str:
+        """What `room`'s banner says (its tally included for operators); "" when none."""
+        view = self._rooms.get(room)
+        if view is None or view.announcement is None:
+            return ""
+        text = view.announcement.text
+        if view.operator and view.tally is not None:
+            text += "\n" + tally_line(view.tally)
+        return text
+
+    def unread(self, room: str) -> tuple[int, int]:
+        """(unread messages, mentions) of `room` since the user last had it on screen."""
+        view = self._rooms.get(room)
+        return (view.unread, view.mentions) if view is not None else (0, 0)
+
+
+#: Typed commands that act on the room on screen (not sent while it is one we were put out of).
+_ROOM_COMMANDS = frozenset(
+    {
+        "me", "topic", "invite", "key", "op", "deop", "voice", "devoice", "kick", "mute", "unmute",
+        "ban", "unban", "moderate", "private", "topiclock", "announce", "part",
+    }
+)  # fmt: skip
+
+
+def _aimed_at_the_room(text: str) -> bool:
+    """Would this typed line say something in, or change, the room on screen?"""
+    line = text.strip()
+    if not line.startswith("/") or line.startswith("//"):
+        return bool(line)
+    word = line[1:].split(maxsplit=1)[0].lower() if len(line) > 1 else ""
+    return word in _ROOM_COMMANDS and not (word == "part" and len(line.split()) > 1)
+
+
+def _join_target(text: str) -> str:
+    """The room named by a typed `/join ROOM [KEY]`, as the wire spells it; "" for any other line."""
+    words = text.split()
+    if len(words) < 2 or words[0].lower() != "/join":
+        return ""
+    return words[1].removeprefix("#").lower()

@@ -170,7 +170,12 @@ class MessageLog(ScrollView, can_focus=True):
         if not focused:
             self.set_read_marker()
         else:
-            self._marker_pending = False  # nothing arrived while away: no marker to place
+            self.looked_at()
+
+    def looked_at(self) -> None:
+        """The user looks at the log again (the terminal focused, its room shown): if nothing
+        arrived meanwhile, no marker is placed later."""
+        self._marker_pending = False
 
     # ------------------------------------------------------------ public API
 
@@ -206,6 +211,13 @@ class MessageLog(ScrollView, can_focus=True):
             return  # not drawn yet (the next batch draws it as it is now) or already dropped
         self._replace_rows(entry, self._render_entry(entry))
         self.refresh()
+
+    def lay_out_like(self, other: MessageLog) -> None:
+        """Draw entries for `other`'s width while this log is not laid out yet (a room's log that
+        is hidden until switched to): they are then drawn as they come, in batches, and showing
+        the log costs no redraw of everything at once. A different width on show re-wraps."""
+        if self._width <= 0 < other._width:
+            self._width = other._width
 
     def plain_lines(self) -> list[str]:
         """Every entry as plain text, oldest first (for tests and accessibility)."""
@@ -379,7 +391,8 @@ class MessageLog(ScrollView, can_focus=True):
         except ValueError:
             return
         if entry.first_row == UNRENDERED:
-            self._unrendered.remove(entry)
+            if entry in self._unrendered:  # not when the log was never laid out (see _flush)
+                self._unrendered.remove(entry)
             return
         if entry.first_row < self._dropped_rows:
             return
@@ -499,8 +512,13 @@ class MessageLog(ScrollView, can_focus=True):
     def _flush(self) -> None:
         self._flush_timer = None
         if self._width <= 0:
-            return  # not laid out yet: the first resize renders everything queued
+            # Not laid out yet (a room never shown): the first resize renders every entry, so
+            # nothing need wait in the queue; the log still keeps only the newest `max_entries`.
+            self._unrendered.clear()
+            self._trim()
+            return
         if self._check_layout():
+            self._trim()  # before drawing everything again: what is dropped need not be drawn
             self._rewrap()
             return
         for _ in range(min(FLUSH_BATCH, len(self._unrendered))):

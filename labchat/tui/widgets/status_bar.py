@@ -25,6 +25,7 @@ class StatusBar(Widget):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "status-bar--room",
+        "status-bar--topic",
         "status-bar--server",
         "status-bar--user",
         "status-bar--away",
@@ -35,6 +36,8 @@ class StatusBar(Widget):
     }
 
     room: reactive[str] = reactive("")
+    #: The room's topic, shown after its name.
+    topic: reactive[str] = reactive("")
     server: reactive[str] = reactive("")
     user: reactive[str] = reactive("")
     state: reactive[ConnectionState] = reactive(ConnectionState.CONNECTING)
@@ -59,6 +62,7 @@ class StatusBar(Widget):
             state_text += f" ({self.detail})"
         left = Text.assemble(
             (f"#{self.room}" if self.room else "labchat", style("room")),
+            (f" · {self.topic}" if self.topic and self.room else "", style("topic")),
             "  ",
             (self.server, style("server")),
             "  ",

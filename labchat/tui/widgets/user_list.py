@@ -1,4 +1,8 @@
-"""The sidebar: who is online, and how many. Selecting a name starts a private message to them."""
+"""The sidebar: who is online, and how many. Selecting a name starts a private message to them.
+
+In a server with rooms each name carries its role in the room on screen, as IRC clients show it:
+`@` an operator (or admin), `+` voiced; and a dim mark for a muted member and for a guest.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,17 @@ from textual.message import Message
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from ...protocol.messages import MEMBER_ADMIN, MEMBER_GUEST, MEMBER_MUTED, MEMBER_OP, MEMBER_VOICE
 from ..formatting import NICK_COLOURS, nick_colour
+
+
+def mode_badge(bits: int) -> str:
+    """The one-character role badge before a name: '@' operator or admin, '+' voiced, else ''."""
+    if bits & (MEMBER_OP | MEMBER_ADMIN):
+        return "@"
+    if bits & MEMBER_VOICE:
+        return "+"
+    return ""
 
 
 class UserList(Vertical):
@@ -23,6 +37,7 @@ class UserList(Vertical):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "user-list--you",
         "user-list--away",
+        "user-list--badge",
         *(f"user-list--nick-{i}" for i in range(NICK_COLOURS)),
     }
 
@@ -36,6 +51,7 @@ class UserList(Vertical):
         super().__init__(id=id, classes=classes)
         self._users: dict[str, str] = {}  # casefolded name -> name as the server spells it
         self._away: dict[str, str] = {}  # casefolded name -> away reason
+        self._modes: dict[str, int] = {}  # casefolded name -> MEMBER_* bits
         self.own_name = ""
 
     def compose(self) -> ComposeResult:
@@ -47,11 +63,22 @@ class UserList(Vertical):
         """The names shown, in display order."""
         return [self._users[key] for key in sorted(self._users)]
 
-    def set_users(self, names: tuple[str, ...] | list[str], away: dict[str, str] | None = None) -> None:
-        """Replace the whole list (a presence update from the server), with who is away and why."""
+    def set_users(
+        self,
+        names: tuple[str, ...] | list[str],
+        away: dict[str, str] | None = None,
+        modes: dict[str, int] | None = None,
+    ) -> None:
+        """Replace the whole list (a presence update from the server, or another room shown), with
+        who is away and why, and everyone's MEMBER_* bits in the room."""
         self._users = {name.casefold(): name for name in names}
         self._away = {name.casefold(): reason for name, reason in (away or {}).items()}
+        self._modes = {name.casefold(): bits for name, bits in (modes or {}).items()}
         self._refresh_list()
+
+    def modes_of(self, name: str) -> int:
+        """`name`'s MEMBER_* bits in the room shown (0: a plain member)."""
+        return self._modes.get(name.casefold(), 0)
 
     def set_away(self, name: str, reason: str | None) -> None:
         """`name` went away (for `reason`, "" if none) or came back (None)."""
@@ -72,6 +99,7 @@ class UserList(Vertical):
     def remove_user(self, name: str) -> None:
         self._users.pop(name.casefold(), None)
         self._away.pop(name.casefold(), None)
+        self._modes.pop(name.casefold(), None)
         self._refresh_list()
 
     def _refresh_list(self) -> None:
@@ -83,12 +111,22 @@ class UserList(Vertical):
             own = name.casefold() == self.own_name.casefold()
             # One line each, whatever the name's length: a long name ends in "…", never wraps.
             label = Text(name, style=self._nick_style(name), no_wrap=True, overflow="ellipsis")
+            bits = self._modes.get(name.casefold(), 0)
+            if badge := mode_badge(bits):
+                label = Text.assemble(
+                    (badge, self.get_component_rich_style("user-list--badge", partial=True)), label,
+                    no_wrap=True, overflow="ellipsis",
+                )  # fmt: skip
             if own:
                 label.append(" (you)", style=self.get_component_rich_style("user-list--you", partial=True))
             if name.casefold() in self._away:
                 # Dimmed, as Slack's hollow dot: still here, not at the keyboard.
                 label.stylize(self.get_component_rich_style("user-list--away", partial=True))
                 label.append(" away", style=self.get_component_rich_style("user-list--you", partial=True))
+            if bits & MEMBER_MUTED:
+                label.append(" muted", style=self.get_component_rich_style("user-list--you", partial=True))
+            if bits & MEMBER_GUEST:
+                label.append(" guest", style=self.get_component_rich_style("user-list--you", partial=True))
             options.append(Option(label, id=name.casefold()))
         option_list.set_options(options)
         if keep is not None and keep in self._users:
