@@ -643,8 +643,9 @@ class ChatClient:
 
     # ------------------------------------------------------------ files (docs/protocol.md 21)
 
-    def send_file(self, path: Path | str, to: str | None = None) -> int:
-        """Offer the file or folder at `path` to the current room, or to user `to` alone. Its
+    def send_file(self, path: Path | str, to: str | None = None, *, name: str | None = None) -> int:
+        """Offer the file or folder at `path` to the current room, or to user `to` alone, under its
+        own name made safe (or `name`, as given: the server's rule of 21.2 still applies). Its
         SHA-256 is computed in a worker thread first (a folder is packed on the fly); then the offer
         goes out and the upload follows, reported as `FileProgress`, `FileDone` or `FileFailed`
         events carrying the returned local id.
@@ -666,7 +667,7 @@ class ChatClient:
             source.close()
             raise LocalProtocolError(f"no such user name {to!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME)
         room = self.current_room
-        name = safe_name(path.resolve().name or "file")
+        name = safe_name(path.resolve().name or "file") if name is None else name
         folder = path.is_dir()
         mime = "" if folder else (mimetypes.guess_type(name)[0] or "")
         local_id = self.conn.new_upload_id()
@@ -981,7 +982,7 @@ class ChatClient:
 
     async def _finish_folder(self, incoming: Incoming, event: ev.FileDone) -> None:
         done = await asyncio.to_thread(self._saved_event, incoming, event)
-        self._on_event(done)
+        self._publish(done)
 
     def _on_event(self, event: ev.Event) -> None:
         if isinstance(event, (ev.FileChunkReceived, ev.FileDone, ev.FileFailed)):
@@ -989,6 +990,10 @@ class ChatClient:
             if passed is None:
                 return
             event = passed
+        self._publish(event)
+
+    def _publish(self, event: ev.Event) -> None:
+        """Pass an event on to the UI, keeping the core's own state (login, unread counts) first."""
         if isinstance(event, ev.ServerKeyTrusted) and event.first_contact:
             key = self.conn.server_key
             if (

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from labchat.client.core import ChatClient
+from labchat.client.known_servers import KnownServers
 from labchat.netem import ImpairmentConfig, start_proxy
 from labchat.protocol import messages as m
 from labchat.server.relay import RelayConfig
@@ -130,23 +132,40 @@ async def test_transfer_interrupted_by_server_kill_resumes_and_arrives_identical
             await p.kill()
 
 
-async def test_hostile_offer_names_are_saved_safely_never_over_a_file_never_executable(tmp_path: Path) -> None:
+async def test_hostile_offer_names_are_saved_safely_never_over_a_file_never_executable(
+    tmp_path: Path,
+) -> None:
     server, port = await start_server_proc(tmp_path, "--quiet")
-    ana, budi, downloads = await pair(tmp_path, port)
+    downloads = tmp_path / "downloads"
+    budi = await start_client_proc(tmp_path, port, "budi", "--json", "--downloads", str(downloads))
+    await budi.expect_json(type="presence", timeout=30)
+    # The sender offers names as a hostile client could: each passes the server's rule (21.2).
+    sender = ChatClient(
+        "127.0.0.1", port, "mallory", "secret", known_servers=KnownServers(tmp_path / "known")
+    )
+    await sender.start()
     try:
+        await asyncio.wait_for(sender.ready.wait(), 30)
         names = {"CON.txt": "_CON.txt", 'run<me>:now|"?*.sh': "run_me__now____.sh", "lab3.py": "lab3.py",
-                 "lab3.py ": "lab3 (1).py", "notes. . .": "notes"}  # fmt: skip
-        for i, (name, _) in enumerate(names.items()):
+                 "lab3.py ": "lab3 (1).py", "notes. . .": "notes", "aux": "_aux"}  # fmt: skip
+        for i, (name, safe) in enumerate(names.items()):
             path = tmp_path / f"src{i}"
             path.write_bytes(f"#!/bin/sh\necho {i}\n".encode())
             path.chmod(0o755)
-            # The sender names each file as a hostile client could (the server's rule allows these).
-            ana.send(f'{{"text": "/send {path}"}}')
-            await ana.expect_json(type="file_offer", name=f"src{i}", timeout=30)
-        await asyncio.sleep(0)
-        pytest.skip("needs a sender that offers raw names") if False else None
+            sender.send_file(path, name=name)
+            offer = await budi.expect_json(type="file_offer", name=name, timeout=30)
+            mark = budi.mark()
+            budi.send(f"/accept {offer['id']}")
+            done = await budi.expect_json(type="file_done", id=offer["id"], since=mark, timeout=30)
+            saved = Path(done["path"])
+            assert saved == downloads / safe and saved.read_bytes() == path.read_bytes()
+            assert not saved.stat().st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        assert sorted(p.name for p in downloads.iterdir()) == sorted(names.values())
+        budi.send("QUIT")
+        await budi.wait(15)
     finally:
-        for p in (ana, budi, server):
+        await sender.close()
+        for p in (budi, server):
             await p.kill()
 
 
