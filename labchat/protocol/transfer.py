@@ -34,6 +34,8 @@ PROGRESS_EVERY_S = 0.25
 READ_AHEAD = 256 * 1024
 #: Read this much at once when the read-ahead runs low: a few system calls per megabyte.
 READ_BLOCK = 128 * 1024
+#: FILE_STATE's text once the server has verified and kept an upload (21.3 step 4).
+STORED = "stored"
 #: The rate is measured over about this long, so that it follows the link without jumping about.
 RATE_WINDOW_S = 2.0
 
@@ -425,7 +427,7 @@ class Transfers:
             self._events.append(ev.FileFailed(up.local_id, up.name, "up", reason))
             return
         up.file_id = msg.file_id
-        if msg.received >= up.size:  # stored: the server checked the whole (21.3 step 4)
+        if msg.received >= up.size and msg.text == STORED:  # the server checked the whole (21.3 step 4)
             up.state = State.STORED
             up.sent = up.size
             up.buffer.clear()

@@ -232,3 +232,31 @@ async def test_send_accept_files_open_through_a_real_server(tmp_path: Path) -> N
         await ana.close()
         await budi.close()
         await server.stop(grace_s=0.0)
+
+
+# ---------------------------------------------------------------- line mode words (the contract)
+
+
+def test_line_mode_words_and_json_records_of_file_events() -> None:
+    from labchat.client.plain import file_record, file_text
+
+    offer = ev.FileOffered(7, "lobby", None, "alice", "lab3.py", 4300, "ab" * 32, "text/x-python", False, 1.0)
+    assert file_text(offer) == "alice offers lab3.py (4.2 KB, python) — /accept 7, /decline 7"
+    assert file_text(offer, "alice").startswith("you offer lab3.py")
+    progress = ev.FileProgress(7, "lab3.py", "down", 42, 100, 1.2 * 1024 * 1024, 2.1)
+    assert file_text(progress) == "lab3.py: 42% 1.2 MB/s 3 s left"
+    done = ev.FileDone(7, "lab3.py", "down", "/home/x/Downloads/labchat/lab3.py", "ab" * 32)
+    assert file_text(done) == "saved lab3.py to /home/x/Downloads/labchat/lab3.py (verified)"
+    rec = file_record(offer, 2.0, {}, "budi")
+    assert (
+        rec["type"] == "file_offer" and rec["id"] == 7 and rec["from"] == "alice" and rec["room"] == "lobby"
+    )
+    assert rec["size"] == 4300 and rec["sha256"] == "ab" * 32 and rec["to"] is None
+    details = {"size": 100, "sha256": "ab" * 32, "from": "alice", "room": "lobby", "to": None}
+    rec = file_record(progress, 2.0, details)
+    assert (rec["type"], rec["done"], rec["direction"], rec["eta"]) == ("file_progress", 42, "down", 2.1)
+    assert rec["from"] == "alice" and rec["sha256"] == "ab" * 32
+    rec = file_record(done, 2.0, details)
+    assert rec["type"] == "file_done" and rec["path"].endswith("lab3.py")
+    failed = ev.FileFailed(7, "lab3.py", "down", "the disk is full")
+    assert file_record(failed, 2.0, details)["text"] == "lab3.py not saved: the disk is full"

@@ -398,3 +398,13 @@ def test_hostile_file_messages_never_raise_nor_write_beyond_an_offer(messages: l
             assert hashlib.sha256(b"").hexdigest() == event.sha256 or held.get(event.file_id) == down.size
         if isinstance(event, ev.FileOffered):
             assert "\x00" not in event.name and "\x1b" not in event.name
+
+
+def test_all_bytes_held_is_not_stored_until_the_server_says_so() -> None:
+    server = files_server()
+    _, sent = offer(server)
+    server.send(m.FileState(6, sent.request_id, len(DATA)))  # a resumed offer: every byte is there
+    pump(server)
+    assert not server.sent(m.FileChunk) and not server.events(ev.FileDone)
+    server.send(m.FileState(6, 0, 0, ErrorCode.BAD_CHECKSUM, "checksum mismatch"))
+    assert server.events(ev.FileFailed) and not server.events(ev.FileDone)
