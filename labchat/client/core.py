@@ -65,6 +65,10 @@ class Submitted:
     request_id: int = 0
     #: `/queue`: the help queue the lines show, for a UI that shows it otherwise (--json, a panel).
     queue: ev.QueueUpdated | None = None
+    #: The transfer the line started: ("up", the upload's local id) for /send, ("down", the file
+    #: id) for /accept; None for none. Its FileProgress/FileDone/FileFailed events carry that id.
+    transfer: tuple[str, int] | None = None
+
 
 
 def default_seat() -> str:
@@ -775,11 +779,11 @@ class ChatClient:
                 whom = f"to {cmd.to}" if cmd.to else f"to #{self.current_room}"
                 name = safe_name(Path(cmd.path).expanduser().resolve().name or "file")
                 return Submitted((f"offering {name} {whom}: checking it first",), room=self.current_room,
-                                 local_ids=(local_id,))  # fmt: skip
+                                 transfer=("up", local_id))  # fmt: skip
             case commands.Accept():
                 self.accept_file(cmd.file_id)
                 return Submitted((f"downloading file {cmd.file_id} into {self.downloads_dir}",),
-                                 room=self.current_room)  # fmt: skip
+                                 room=self.current_room, transfer=("down", cmd.file_id))  # fmt: skip
             case commands.Decline():
                 self.decline_file(cmd.file_id)
                 return Submitted((f"declined file {cmd.file_id}",), room=self.current_room)

@@ -628,6 +628,7 @@ class _LineSession:
         self.refs_by_request: dict[int, Ref] = {}  # room request id -> its line's ref
         self.typed_offline: dict[int, float] = {}  # local_id -> when typed, for lines typed offline
         self.progress_printed: dict[tuple[str, int], float] = {}  # plain: one progress line a second
+        self.refs_by_transfer: dict[tuple[str, int], Ref] = {}  # (direction, id) -> the /send or /accept
 
     # ------------------------------------------------------------ output
 
@@ -714,6 +715,10 @@ class _LineSession:
                 ref = self.who_refs.popleft() if self.who_refs else None
             case ev.RequestFailed() | ev.RoomList():
                 ref = self.refs_by_request.pop(event.request_id, None)
+            case ev.FileProgress():
+                ref = self.refs_by_transfer.get((event.direction, event.file_id))
+            case ev.FileDone() | ev.FileFailed():
+                ref = self.refs_by_transfer.pop((event.direction, event.file_id), None)
             case ev.LoggedIn():
                 self.logged_in = True
                 self.reconnecting = False
@@ -776,6 +781,8 @@ class _LineSession:
                 self.typed_offline[local_id] = typed
         if result.who:
             self.who_refs.append(item.ref)
+        if result.transfer is not None:
+            self.refs_by_transfer[result.transfer] = item.ref
         if result.request_id and self.as_json:
             self.refs_by_request[result.request_id] = item.ref
             if len(self.refs_by_request) > 256:  # answered in silence (a JOIN that worked): forget
