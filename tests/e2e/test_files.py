@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import signal
 import stat
 import sys
@@ -209,3 +210,32 @@ def test_mode_of_saved_files_is_never_executable(tmp_path: Path) -> None:
     incoming.write(0, b"#!/bin/sh\n")
     saved = incoming.finish()
     assert not saved.stat().st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+async def test_plain_lines_offer_progress_saved_and_ref(tmp_path: Path) -> None:
+    server, port = await start_server_proc(tmp_path, "--quiet")
+    downloads = tmp_path / "downloads"
+    ana = await start_client_proc(tmp_path, port, "ana", "--json")
+    await ana.expect_json(type="presence", timeout=30)
+    budi = await start_client_proc(tmp_path, port, "budi", "--downloads", str(downloads))
+    await budi.expect(r"\d+ online", timeout=30)
+    source = tmp_path / "lab3.py"
+    source.write_text("print('hello')\n" * 300)
+    try:
+        ana.send(f'{{"ref": "s1", "text": "/send {source}"}}')
+        offer = await budi.expect(
+            r"ana offers lab3\.py \(4\.4 KB, python\) — /accept (\d+), /decline \1", timeout=30
+        )
+        budi.send(f"/accept {offer.group(1)}")
+        await budi.expect(r"-!- lab3\.py: 100%", timeout=30)
+        await budi.expect(rf"-!- saved lab3\.py to {downloads / 'lab3.py'} \(verified\)", timeout=30)
+        stored = await ana.expect_json(type="file_done", direction="up", timeout=30)
+        assert stored["ref"] == "s1" and stored["name"] == "lab3.py" and stored["from"] == "ana"
+        assert (downloads / "lab3.py").read_text() == source.read_text()
+        budi.send("/open " + offer.group(1))
+        await budi.expect(re.escape(str(downloads / "lab3.py")) + "$", timeout=10)
+        budi.send("QUIT")
+        await budi.wait(15)
+    finally:
+        for p in (ana, budi, server):
+            await p.kill()

@@ -408,3 +408,20 @@ def test_all_bytes_held_is_not_stored_until_the_server_says_so() -> None:
     assert not server.sent(m.FileChunk) and not server.events(ev.FileDone)
     server.send(m.FileState(6, 0, 0, ErrorCode.BAD_CHECKSUM, "checksum mismatch"))
     assert server.events(ev.FileFailed) and not server.events(ev.FileDone)
+
+
+def test_a_chat_line_waits_behind_at_most_the_file_window() -> None:
+    """21.7: file frames never fill the link; a line typed mid-upload goes out behind at most
+    `file_window` chunks, not behind the rest of the file."""
+    server = files_server()
+    big = os.urandom(500 * m.MAX_CHUNK_BYTES)
+    _, sent = offer(server, big)
+    server.send(m.FileState(5, sent.request_id, 0))
+    for _ in range(3):
+        for local, offset, length in server.conn.files.wants():
+            server.conn.files.feed(local, offset, big[offset : offset + length])
+    server.conn.datagrams_to_send(server.now)  # the window fills with chunks, none acknowledged
+    server.conn.say("is the handout up?", server.now)
+    server.conn.datagrams_to_send(server.now)
+    assert server.conn._link.backlog <= server.conn.config.file_window + 1
+    assert len(server.conn.files.uploads[1].buffer) > 0  # the rest of the file waits its turn
