@@ -232,6 +232,7 @@ class ChatClient:
         self._incoming: dict[int, Incoming] = {}  # file id -> the download being written
         self._saved: dict[int, Path] = {}  # file id -> where it was saved
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unpacking = 0  # received folders being unpacked (in a worker thread)
         if ignore_path is not None:
             try:
                 for name in load_ignored(ignore_path):
@@ -835,10 +836,17 @@ class ChatClient:
         self._pump()
 
     async def wait_drained(self) -> None:
-        """Wait until every message typed so far is confirmed by the server (or the client closed)."""
-        while self.conn.pending and not self.closed.is_set():
+        """Wait until every message typed so far is confirmed by the server, and every file sent or
+        accepted has been stored or saved (or failed), or the client closed: a script that ends its
+        input after `/send` leaves once its file is on the server."""
+        while (self.conn.pending or self.transfers_pending) and not self.closed.is_set():
             self._progress.clear()
             await self._progress.wait()
+
+    @property
+    def transfers_pending(self) -> bool:
+        """True while an upload or an accepted download of ours is not finished (nor failed)."""
+        return bool(self._sources or self._incoming or self._unpacking)
 
     async def close(self) -> None:
         """Leave politely (BYE) if still connected, wait briefly for that, and release the socket."""
@@ -961,6 +969,7 @@ class ChatClient:
                 if incoming is None:
                     return None
                 if incoming.folder:
+                    self._unpacking += 1
                     task = asyncio.get_running_loop().create_task(self._finish_folder(incoming, event))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
@@ -985,7 +994,10 @@ class ChatClient:
         return ev.FileDone(event.file_id, event.name, "down", str(path), event.sha256)
 
     async def _finish_folder(self, incoming: Incoming, event: ev.FileDone) -> None:
-        done = await asyncio.to_thread(self._saved_event, incoming, event)
+        try:
+            done = await asyncio.to_thread(self._saved_event, incoming, event)
+        finally:
+            self._unpacking -= 1
         self._publish(done)
 
     def _on_event(self, event: ev.Event) -> None:
@@ -1020,7 +1032,7 @@ class ChatClient:
             return  # a page of an /export, not one the user asked to see
         self._keep_for_export(event)
         self._queue.put_nowait(event)
-        if isinstance(event, (ev.MessageDelivered, ev.MessageFailed, ev.Closed)):
+        if isinstance(event, (ev.MessageDelivered, ev.MessageFailed, ev.Closed, ev.FileDone, ev.FileFailed)):
             self._progress.set()
         if isinstance(event, ev.Closed):
             self.closed.set()

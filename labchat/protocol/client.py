@@ -110,6 +110,7 @@ HELD_SEEN = 1000
 #: The one-line refusal of a room request to a server without rooms (18.1).
 ONE_ROOM = "this server has one room"
 _OLDER_SERVER = "this server does not offer it: it runs an older labchat"
+_NO_FILES = "this server does not take files: it runs an older labchat"
 
 #: Room requests, as `RequestFailed.request` names them.
 _REQUEST_WORDS: dict[type[m.Message], str] = {
@@ -944,7 +945,7 @@ class ClientConnection:
         if (self._server_caps is not None and not self._server_files()) or not (
             self.config.capabilities & m.CAP_FILES
         ):
-            raise LocalProtocolError("this server does not take files: it runs an older labchat")
+            raise LocalProtocolError(_NO_FILES)
 
     def _send_files(self, now: float) -> None:
         """File requests not sent on this session, then FILE_CHUNKs while the link holds fewer
@@ -1198,6 +1199,8 @@ class ClientConnection:
             for request_id, request in list(self._requests.items()):
                 if isinstance(request.message, (m.HistoryRequest, m.SearchRequest)):
                     self._finish_request(request_id, _OLDER_SERVER, 0)
+        if not self._server_files():
+            self.files.unsupported(_NO_FILES)
         rooms = self._server_rooms()
         if rooms and not self._server_classroom():
             for request_id, request in list(self._requests.items()):

@@ -351,6 +351,20 @@ class Transfers:
                 down.get_unsent = True
         self.listings_unsent = [m.ListFiles(i, room) for i, room in self._listings.items()]
 
+    def unsupported(self, reason: str) -> None:
+        """The server turned out not to take files: every transfer under way fails with `reason`."""
+        for up in self.uploads.values():
+            if not up.state.over:
+                up.state = State.FAILED
+                up.buffer.clear()
+                self._events.append(ev.FileFailed(up.local_id, up.name, "up", reason))
+        for down in self.downloads.values():
+            if down.state is State.RECEIVING:
+                down.state = State.FAILED
+                self._events.append(ev.FileFailed(down.offer.file_id, down.offer.name, "down", reason))
+        self._listings.clear()
+        self.listings_unsent = []
+
     def requests_to_send(self, next_request_id: Iterator[int]) -> list[m.Message]:
         """Offers, FILE_GETs and FILES requests not sent on this session yet."""
         out: list[m.Message] = []

@@ -239,3 +239,20 @@ async def test_plain_lines_offer_progress_saved_and_ref(tmp_path: Path) -> None:
     finally:
         for p in (ana, budi, server):
             await p.kill()
+
+
+async def test_end_of_input_after_send_leaves_once_the_file_is_stored(tmp_path: Path) -> None:
+    server, port = await start_server_proc(tmp_path, "--quiet")
+    source = tmp_path / "report.pdf"
+    digest = make_file(source, 2 * MB)
+    ana = await start_client_proc(tmp_path, port, "ana", "--json")
+    try:
+        await ana.expect_json(type="presence", timeout=30)
+        ana.send(f"/send {source}")
+        ana.close_stdin()  # a script: `echo "/send report.pdf" | labchat ... --json`
+        assert await ana.wait(60) == 0
+        [stored] = ana.events("file_done")
+        assert stored["sha256"] == digest and stored["direction"] == "up"
+    finally:
+        for p in (ana, server):
+            await p.kill()

@@ -425,3 +425,15 @@ def test_a_chat_line_waits_behind_at_most_the_file_window() -> None:
     server.conn.datagrams_to_send(server.now)
     assert server.conn._link.backlog <= server.conn.config.file_window + 1
     assert len(server.conn.files.uploads[1].buffer) > 0  # the rest of the file waits its turn
+
+
+def test_an_offer_made_before_login_to_a_server_without_files_fails_in_one_line() -> None:
+    server = ScriptedServer.start()
+    local_id = server.conn.offer_file("a.txt", len(DATA), DIGEST, server.now)
+    login = server.last(m.Login)
+    server.send(m.LoginOk(login.user, "lobby", flags=m.CAP_ROOMS | m.CAP_LONG_MESSAGES))  # type: ignore[attr-defined]
+    [failed] = server.events(ev.FileFailed)
+    assert failed == ev.FileFailed(
+        local_id, "a.txt", "up", "this server does not take files: it runs an older labchat"
+    )
+    assert not server.sent(m.FileOffer)
