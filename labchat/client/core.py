@@ -967,7 +967,7 @@ class ChatClient:
             case ev.FileDone(direction="down"):
                 incoming = self._incoming.pop(event.file_id, None)
                 if incoming is None:
-                    return None
+                    return event  # not written by us (accepted on the connection directly)
                 if incoming.folder:
                     self._unpacking += 1
                     task = asyncio.get_running_loop().create_task(self._finish_folder(incoming, event))

@@ -779,7 +779,7 @@ class ClientConnection:
                     self._send_requests()
                 if self._book.acks_unsent:
                     self._send_acks()
-                if self._server_caps is not None and self._server_caps & m.CAP_FILES:
+                if self._server_files():
                     self._send_files(now)
                 self._maybe_send_bye(now)
             if (
