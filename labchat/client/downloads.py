@@ -99,7 +99,7 @@ def make_dir(directory: Path) -> None:
 
 
 def _disk_words(exc: OSError, path: Path) -> str:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT if hasattr(errno, "EDQUOT") else errno.ENOSPC):
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):  # full, or over a disk quota
         return f"the disk is full: {path.parent} has no room for it"
     if exc.errno == errno.EFBIG:
         return f"the file is larger than this system allows to write in {path.parent}"

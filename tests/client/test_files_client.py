@@ -260,3 +260,19 @@ def test_line_mode_words_and_json_records_of_file_events() -> None:
     assert rec["type"] == "file_done" and rec["path"].endswith("lab3.py")
     failed = ev.FileFailed(7, "lab3.py", "down", "the disk is full")
     assert file_record(failed, 2.0, details)["text"] == "lab3.py not saved: the disk is full"
+
+
+def test_a_full_disk_is_one_line_and_removes_the_partial_file(tmp_path: Path) -> None:
+    import errno
+
+    class FullDisk(io.BytesIO):
+        def write(self, data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    incoming = Incoming(tmp_path, "big.iso", 3)
+    incoming.write(0, b"first bytes")
+    incoming._file.close()
+    incoming._file = FullDisk()  # type: ignore[assignment]
+    with pytest.raises(SaveError, match=r"^the disk is full: .* has no room for it$"):
+        incoming.write(11, b"more")
+    assert list(tmp_path.iterdir()) == []
