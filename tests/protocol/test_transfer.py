@@ -28,13 +28,14 @@ def files_server() -> ScriptedServer:
 
 def pump(server: ScriptedServer, data: bytes = DATA) -> None:
     """The owner's part: read what the uploads want from `data`, then let the link carry it."""
-    for _ in range(100):
+    for _ in range(1000):
         wants = list(server.conn.files.wants())
-        if not wants:
-            break
         for local_id, offset, length in wants:
             server.conn.files.feed(local_id, offset, data[offset : offset + length])
-        server.exchange()
+        buffered = any(up.buffer for up in server.conn.files.uploads.values())
+        if not wants and not buffered:
+            break
+        server.advance(0.03)  # delayed ACKs fire: the link drains, more chunks go
     server.exchange()
 
 
