@@ -70,7 +70,6 @@ class Submitted:
     transfer: tuple[str, int] | None = None
 
 
-
 def default_seat() -> str:
     """Where this user sits, when `--seat` does not say: the machine's host name (20.2), which is
     what lab PCs are labelled with, cut to 40 bytes."""
