@@ -99,8 +99,8 @@ class ClientConfig:
     #: What LOGIN announces the client can read (docs/protocol.md section 15.1). 0 gets what a
     #: version-1 client gets: a long message as a one-message preview, never in parts.
     capabilities: int = m.CAP_LONG_MESSAGES | m.CAP_ROOMS | m.CAP_CLASSROOM | m.CAP_FILES
-    #: File frames (FILE_CHUNK) we keep queued or in flight on the link at most: uploads go as the
-    #: link drains, and a chat line typed meanwhile waits behind at most this many (21.7).
+    #: File frames (FILE_CHUNK) we keep in the link's bulk queue or in flight at most (21.5, 21.7):
+    #: uploads go as the link drains; chat leaves before any of them that is not sent yet.
     file_window: int = 64
 
 
@@ -949,16 +949,17 @@ class ClientConnection:
 
     def _send_files(self, now: float) -> None:
         """File requests not sent on this session, then FILE_CHUNKs while the link holds fewer
-        than `file_window` frames: behind any chat line queued before them (21.7)."""
+        than `file_window` of them: in its bulk queue, behind every chat frame (21.7)."""
         files = self.files
         for message in files.requests_to_send(iter(self._next_request_id, None)):
             self._send(message)
-        budget = self.config.file_window - self._link.backlog
+        budget = self.config.file_window - self._link.bulk_pending
         if budget > 0:
             chunks = files.chunks(budget)
             if chunks:
+                link = self._link
                 for chunk in chunks:
-                    self._send(chunk)
+                    link.send(chunk.KIND, encode_message(chunk), bulk=True)  # behind chat (21.7)
                 files.progress_due(now)
 
     def _server_rooms(self) -> bool:

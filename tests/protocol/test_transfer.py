@@ -125,7 +125,7 @@ def test_chunks_go_as_the_link_drains_never_more_than_the_window() -> None:
     for local, offset, length in server.conn.files.wants():
         server.conn.files.feed(local, offset, big[offset : offset + length])
     datagrams = server.conn.datagrams_to_send(server.now)  # nothing acknowledged yet
-    assert server.conn._link.backlog <= server.conn.config.file_window
+    assert server.conn._link.bulk_pending <= server.conn.config.file_window
     for data in datagrams:
         server._receive(data)
     pump(server, big)
@@ -412,8 +412,8 @@ def test_all_bytes_held_is_not_stored_until_the_server_says_so() -> None:
 
 
 def test_a_chat_line_waits_behind_at_most_the_file_window() -> None:
-    """21.7: file frames never fill the link; a line typed mid-upload goes out behind at most
-    `file_window` chunks, not behind the rest of the file."""
+    """21.7: file frames never fill the link; a line typed mid-upload leaves before the chunks
+    still queued, not behind the rest of the file."""
     server = files_server()
     big = os.urandom(500 * m.MAX_CHUNK_BYTES)
     _, sent = offer(server, big)
@@ -423,8 +423,9 @@ def test_a_chat_line_waits_behind_at_most_the_file_window() -> None:
             server.conn.files.feed(local, offset, big[offset : offset + length])
     server.conn.datagrams_to_send(server.now)  # the window fills with chunks, none acknowledged
     server.conn.say("is the handout up?", server.now)
+    assert server.conn._link.bulk_pending <= server.conn.config.file_window
     server.conn.datagrams_to_send(server.now)
-    assert server.conn._link.backlog <= server.conn.config.file_window + 1
+    assert server.conn._link.bulk_pending <= server.conn.config.file_window  # (the link sends chat first)
     assert len(server.conn.files.uploads[1].buffer) > 0  # the rest of the file waits its turn
 
 
