@@ -62,6 +62,8 @@ async def offer_and_accept(ana: Proc, budi: Proc, path: Path, timeout: float = 6
     return offer
 
 
+@pytest.mark.timeout(420)  # seconds with the link as it was; about 50 s a direction with loss-based
+# congestion control at 10 % random loss (docs/performance.md): bounded either way
 async def test_20_mb_through_10_percent_loss_arrives_identical(tmp_path: Path) -> None:
     server, port = await start_server_proc(tmp_path, "--quiet")
     lossy = ImpairmentConfig(loss=0.10)
@@ -73,9 +75,9 @@ async def test_20_mb_through_10_percent_loss_arrives_identical(tmp_path: Path) -
         started = time.monotonic()
         offer = await offer_and_accept(ana, budi, source, timeout=90)
         assert offer["sha256"] == digest and offer["size"] == 20 * MB and offer["from"] == "ana"
-        uploaded = await ana.expect_json(type="file_done", direction="up", timeout=120)
+        uploaded = await ana.expect_json(type="file_done", direction="up", timeout=200)
         up_s = time.monotonic() - started
-        done = await budi.expect_json(type="file_done", direction="down", timeout=120)
+        done = await budi.expect_json(type="file_done", direction="down", timeout=200)
         total_s = time.monotonic() - started
         assert uploaded["sha256"] == digest
         assert done["sha256"] == digest and done["path"] == str(downloads / "big.bin")
