@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="where you sit, shown to the teachers (at most 40 bytes; default: this machine's host name)",
     )
     p.add_argument(
+        "--downloads",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="save accepted files in DIR (default: $LABCHAT_DOWNLOADS, else your Downloads folder/labchat)",
+    )
+    p.add_argument(
         "--no-bell", action="store_true", help="do not ring the terminal bell on mentions"
     )
     p.add_argument(
@@ -192,6 +199,7 @@ async def _plain(args: argparse.Namespace, password: str, known: KnownServers) -
             ignore_path=ignore_list_path(),
             rooms=tuple(args.room),
             seat=args.seat,
+            downloads_dir=args.downloads,
         )
         await client.start()
     except (ClientError, LocalProtocolError) as exc:

@@ -37,13 +37,22 @@ The classroom (docs/protocol.md 20):
     /session start                 operators: a class session starts (what transcripts cover)
     /export [PATH]                 write the room's transcript (Markdown and HTML)
 
+Files (docs/protocol.md 21):
+
+    /send PATH [NAME]   offer a file or a folder to the room, or to NAME alone
+    /accept ID, /decline ID   download an offer (into the downloads folder), or say no
+    /files              the files offered in the room, with where each stands
+    /open ID            a saved file (the app shows a small text file; line mode prints its path)
+
 Commands are case-insensitive. `QUIT` alone on a line is the classic way to leave and stays.
 Room names are taken as users type them: a leading '#' is dropped and the rest lowercased.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 from dataclasses import dataclass
 
 from ..protocol.messages import (
@@ -279,6 +288,39 @@ class Export:
     path: str | None = None
 
 
+# ---- files (docs/protocol.md 21)
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """`/send PATH [NAME]`: offer PATH to the current room, or to NAME alone (`to`). `raw` is
+    everything after /send as typed: a path with spaces needs no quotes when it exists as typed."""
+
+    path: str
+    to: str | None = None
+    raw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    file_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decline:
+    file_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Files:
+    """`/files`: the offers of the current room."""
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    file_id: int
+
+
 @dataclass(frozen=True, slots=True)
 class Invalid:
     """Input that sends nothing: an unknown command or a command missing its arguments."""
@@ -289,7 +331,8 @@ class Invalid:
 Command = (
     Say | Me | Msg | Who | Away | Ignore | Unignore | Quit | Help | Search | History | Join | Part
     | ListRooms | Rooms | SayTo | Topic | Key | Moderate | Switch | Announce | Hand | Queue | Next | Done
-    | PollOpen | PollClose | PollShow | Vote | Quiet | SessionStart | Export | Invalid
+    | PollOpen | PollClose | PollShow | Vote | Quiet | SessionStart | Export | Send | Accept | Decline
+    | Files | Open | Invalid
 )
 
 HELP_LINES = (
@@ -332,6 +375,11 @@ HELP_LINES = (
     "  /poll close      close the poll: everyone sees the result",
     "  /quiet on [MINUTES]  students may talk only to you (default 30 min; /quiet off)",
     "  /session start   start a class session (what /export covers)",
+    "Files:",
+    "  /send PATH [NAME]  offer a file or folder to the room (or to NAME alone)",
+    "  /accept ID       download offer ID into your downloads folder (/decline ID: no thanks)",
+    "  /files           the files offered in this room",
+    "  /open ID         a file you saved (its path here)",
     "  /help            this list",
     "  /quit or QUIT    leave the chat",
     "  //text           send a line that starts with '/'",
@@ -366,7 +414,7 @@ def parse(line: str) -> Command | None:
     rest = rest.strip()
     if name in ("quit", "exit"):
         return Quit()
-    room_command = _parse_room_command(name, rest)
+    room_command = _parse_room_command(name, rest) or _parse_file_command(name, rest)
     if room_command is not None:
         return room_command
     class_command = _parse_class_command(name, rest)
@@ -602,6 +650,33 @@ def _split_question(text: str) -> tuple[str | None, str]:
     if mark < 0:
         return None, ""
     return text[: mark + 1], text[mark + 1 :]
+
+
+def _parse_file_command(name: str, rest: str) -> Command | None:
+    """The commands of files (None: `name` is not one of them)."""
+    if name == "send":
+        if not rest:
+            return Invalid("usage: /send PATH [NAME] (a file or a folder; NAME: to one person)")
+        try:
+            words = shlex.split(rest, posix=os.name != "nt")
+        except ValueError:
+            return Invalid("usage: /send PATH [NAME]: a quote is not closed")
+        words = [w.strip('"') for w in words] if os.name == "nt" else words
+        if len(words) == 1:
+            return Send(words[0], None, rest)
+        if len(words) == 2 and is_valid_name(words[1]):
+            return Send(words[0], words[1], rest)
+        return Send(rest, None, rest)  # a path with spaces, typed without quotes (checked later)
+    if name in ("accept", "decline", "open"):
+        if not rest.isdigit() or not 0 < int(rest) < 2**64:
+            return Invalid(f"usage: /{name} ID (the number in the offer; /files lists them)")
+        file_id = int(rest)
+        if name == "accept":
+            return Accept(file_id)
+        return Decline(file_id) if name == "decline" else Open(file_id)
+    if name == "files":
+        return Files()
+    return None
 
 
 def command_names() -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import mimetypes
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +32,7 @@ from ..protocol.classroom import NO_CLASSROOM, seat_label
 from ..protocol.client import ONE_ROOM, ClientConfig, ClientConnection, Phase
 from ..protocol.errors import ErrorCode, LocalProtocolError
 from . import commands, room_news
+from .downloads import Incoming, SaveError, Source, default_downloads_dir, open_source, safe_name
 from .ignore_list import IgnoreListError, load_ignored, save_ignored
 from .known_servers import KnownServers
 
@@ -63,6 +65,9 @@ class Submitted:
     request_id: int = 0
     #: `/queue`: the help queue the lines show, for a UI that shows it otherwise (--json, a panel).
     queue: ev.QueueUpdated | None = None
+    #: The transfer the line started: ("up", the upload's local id) for /send, ("down", the file
+    #: id) for /accept; None for none. Its FileProgress/FileDone/FileFailed events carry that id.
+    transfer: tuple[str, int] | None = None
 
 
 def default_seat() -> str:
@@ -106,6 +111,16 @@ def start_rooms(rooms: tuple[str, ...]) -> tuple[str, ...]:
             out.remove(room)  # `--room a --room b --room a`: a is joined once, and is current
         out.append(room)
     return tuple(out)
+
+
+def human_size(size: int) -> str:
+    """`4.2 KB`, `1.5 MB`: a size as people read it (1 KB = 1024 bytes, as file managers show)."""
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
 
 
 def resolve(host: str, port: int) -> tuple[str, int, socket.AddressFamily]:
@@ -159,6 +174,7 @@ class ChatClient:
         register: bool = True,
         rooms: tuple[str, ...] = (),
         seat: str | None = None,
+        downloads_dir: Path | None = None,
     ) -> None:
         """Raises LocalProtocolError for an invalid user name or room name (message says the rule).
 
@@ -169,6 +185,8 @@ class ChatClient:
         that the app can ask the user first (docs/protocol.md 17.1).
         `rooms` (`--room`): joined right after the first login (as typed: '#CS101' is cs101); the
         last one joined becomes the current room. `ready` is set once every one is answered.
+        `downloads_dir` (`--downloads`): where accepted files are saved; default
+        $LABCHAT_DOWNLOADS, else the platform's downloads folder + `labchat`.
         """
         self.server_host = server_host
         self.server_port = server_port
@@ -206,6 +224,14 @@ class ChatClient:
         self._seats: dict[str, dict[str, str]] = {}
         self._to_ops: dict[str, list[tuple[float, str, str, bool]]] = {}
         self.ignore_path = ignore_path
+        #: Where accepted files are saved (created when the first one is).
+        self.downloads_dir = downloads_dir if downloads_dir is not None else default_downloads_dir()
+        self._sources: dict[int, Source] = {}  # upload local id -> what it reads
+        self._upload_paths: dict[int, Path] = {}  # upload local id -> the path offered
+        self._incoming: dict[int, Incoming] = {}  # file id -> the download being written
+        self._saved: dict[int, Path] = {}  # file id -> where it was saved
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unpacking = 0  # received folders being unpacked (in a worker thread)
         if ignore_path is not None:
             try:
                 for name in load_ignored(ignore_path):
@@ -316,6 +342,8 @@ class ChatClient:
             room_answer = self._room_command(cmd, now)
             if room_answer is None:
                 room_answer = self._class_command(cmd, now)
+            if room_answer is None:
+                room_answer = self._file_command(cmd, now)
             if room_answer is not None:
                 self._pump()
                 return room_answer
@@ -617,6 +645,173 @@ class ChatClient:
             return Submitted((done, f"{exc} (kept for this session only)"), error=True)
         return Submitted((done,))
 
+    # ------------------------------------------------------------ files (docs/protocol.md 21)
+
+    def send_file(self, path: Path | str, to: str | None = None, *, name: str | None = None) -> int:
+        """Offer the file or folder at `path` to the current room, or to user `to` alone, under its
+        own name made safe (or `name`, as given: the server's rule of 21.2 still applies). Its
+        SHA-256 is computed in a worker thread first (a folder is packed on the fly); then the offer
+        goes out and the upload follows, reported as `FileProgress`, `FileDone` or `FileFailed`
+        events carrying the returned local id.
+
+        Raises:
+            LocalProtocolError: no such file, not readable, a server without files, a bad name.
+        """
+        path = Path(path).expanduser()
+        try:
+            source = open_source(path)
+        except FileNotFoundError:
+            raise LocalProtocolError(f"no such file or folder: {path}") from None
+        except (OSError, ValueError) as exc:
+            raise LocalProtocolError(f"cannot send {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        if self.conn.server_has_files is False:
+            source.close()
+            raise LocalProtocolError("this server does not take files: it runs an older labchat")
+        if to is not None and not m.is_valid_name(to):
+            source.close()
+            raise LocalProtocolError(f"no such user name {to!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME)
+        room = self.current_room
+        name = safe_name(path.resolve().name or "file") if name is None else name
+        folder = path.is_dir()
+        mime = "" if folder else (mimetypes.guess_type(name)[0] or "")
+        local_id = self.conn.new_upload_id()
+        self._sources[local_id] = source
+        self._upload_paths[local_id] = path
+        task = asyncio.get_running_loop().create_task(
+            self._offer(local_id, source, name, room, to, mime, folder)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return local_id
+
+    async def _offer(
+        self, local_id: int, source: Source, name: str, room: str, to: str | None, mime: str, folder: bool
+    ) -> None:
+        try:
+            digest = await asyncio.to_thread(source.digest, self.closed.is_set)
+        except OSError as exc:
+            self._file_failed(local_id, name, "up", f"cannot read it: {exc.strerror or exc}")
+            return
+        if self.closed.is_set():
+            return
+        try:
+            self.conn.offer_file(name, source.size, digest, self._clock(), room=room, to=to or "",
+                                 mime=mime, folder=folder, local_id=local_id)  # fmt: skip
+        except LocalProtocolError as exc:
+            self._file_failed(local_id, name, "up", str(exc))
+            return
+        self._pump()
+
+    def _file_failed(self, file_id: int, name: str, direction: str, reason: str) -> None:
+        source = self._sources.pop(file_id, None) if direction == "up" else None
+        if source is not None:
+            source.close()
+        self._on_event(ev.FileFailed(file_id, name, direction, reason))
+
+    def accept_file(self, file_id: int) -> None:
+        """Download offer `file_id` into `downloads_dir` (a temporary file until verified).
+
+        Raises:
+            LocalProtocolError: no such offer, under way already, or the folder cannot be written.
+        """
+        offer = next((d.offer for d in self.conn.file_offers() if d.offer.file_id == file_id), None)
+        if offer is None:
+            raise LocalProtocolError(f"no file offer {file_id}: /files lists them")
+        old = self._incoming.pop(file_id, None)
+        if old is not None:
+            old.discard()
+        try:
+            incoming = Incoming(self.downloads_dir, offer.name, file_id, folder=offer.folder)
+        except SaveError as exc:
+            raise LocalProtocolError(str(exc)) from None
+        try:
+            self.conn.accept_file(file_id, self._clock())
+        except LocalProtocolError:
+            incoming.discard()
+            raise
+        self._incoming[file_id] = incoming
+        self._pump()
+
+    def decline_file(self, file_id: int) -> None:
+        """Say no to offer `file_id` (a download under way stops; its partial file is removed).
+
+        Raises:
+            LocalProtocolError: no such offer.
+        """
+        self.conn.decline_file(file_id)
+        self._pump()
+
+    def files(self, room: str | None = None) -> list[tuple[ev.FileOffered, str, Path | None]]:
+        """The offers seen in `room` (None: every room), oldest first: each with where it stands
+        ("offered", "receiving", "done", "declined", "failed", "cancelled") and its saved path."""
+        return [
+            (d.offer, d.state.value, self._saved.get(d.offer.file_id)) for d in self.conn.file_offers(room)
+        ]
+
+    def saved_path(self, file_id: int) -> Path | None:
+        """Where download `file_id` was saved (None: not saved in this run)."""
+        return self._saved.get(file_id)
+
+    def file_details(self, direction: str, file_id: int) -> dict[str, Any]:
+        """What --json records of a transfer carry besides its event: size, sha256, from, room, to."""
+        if direction == "up":
+            up = self.conn.upload(file_id)
+            if up is None:
+                return {"from": self.user, "room": self.current_room, "to": None, "sha256": None}
+            return {"size": up.size, "sha256": up.sha256.hex(), "from": self.user,
+                    "room": None if up.to else up.room, "to": up.to or None}  # fmt: skip
+        down = self.conn.files.downloads.get(file_id)
+        if down is None:
+            return {"from": None, "room": None, "to": None, "sha256": None}
+        offer = down.offer
+        return {"size": offer.size, "sha256": offer.sha256, "from": offer.sender,
+                "room": None if offer.to else offer.room, "to": offer.to}  # fmt: skip
+
+    def _file_command(self, cmd: commands.Command, now: float) -> Submitted | None:
+        """/send, /accept, /decline, /files, /open; None for any other command."""
+        match cmd:
+            case commands.Send():
+                raw = Path(cmd.raw).expanduser()
+                if cmd.raw and cmd.raw != cmd.path and raw.exists():
+                    local_id = self.send_file(raw)  # a path with spaces, typed as it is
+                else:
+                    local_id = self.send_file(cmd.path, cmd.to)
+                whom = f"to {cmd.to}" if cmd.to else f"to #{self.current_room}"
+                name = safe_name(Path(cmd.path).expanduser().resolve().name or "file")
+                return Submitted((f"offering {name} {whom}: checking it first",), room=self.current_room,
+                                 transfer=("up", local_id))  # fmt: skip
+            case commands.Accept():
+                self.accept_file(cmd.file_id)
+                return Submitted((f"downloading file {cmd.file_id} into {self.downloads_dir}",),
+                                 room=self.current_room, transfer=("down", cmd.file_id))  # fmt: skip
+            case commands.Decline():
+                self.decline_file(cmd.file_id)
+                return Submitted((f"declined file {cmd.file_id}",), room=self.current_room)
+            case commands.Files():
+                return Submitted(self._files_lines(now), room=self.current_room)
+            case commands.Open():
+                saved = self._saved.get(cmd.file_id)
+                if saved is None:
+                    return Submitted((f"file {cmd.file_id} is not saved here: /accept {cmd.file_id} first",),
+                                     error=True, room=self.current_room)  # fmt: skip
+                return Submitted((str(saved),), room=self.current_room)
+        return None
+
+    def _files_lines(self, now: float) -> tuple[str, ...]:
+        room = self.current_room
+        if self.conn.server_has_files:
+            with contextlib.suppress(LocalProtocolError):
+                self.conn.list_files(room, now)  # any kept file not known yet is offered again
+        offers = self.files(room)
+        if not offers:
+            return (f"no files offered in #{room} yet (asking the server for kept ones)",)
+        lines = [f"files in #{room}:"]
+        for offer, state, path in offers:
+            where = f" -> {path}" if path is not None else ""
+            lines.append(f"  {offer.file_id}: {offer.name} ({human_size(offer.size)}) from {offer.sender}, "
+                         f"{state}{where}")  # fmt: skip
+        return tuple(lines)
+
     def set_away(self, reason: str | None) -> None:
         """Away for `reason` ("" for none) or back (None), as /away and /back do: for an owner that
         marks the user away by itself after a while without input.
@@ -640,10 +835,17 @@ class ChatClient:
         self._pump()
 
     async def wait_drained(self) -> None:
-        """Wait until every message typed so far is confirmed by the server (or the client closed)."""
-        while self.conn.pending and not self.closed.is_set():
+        """Wait until every message typed so far is confirmed by the server, and every file sent or
+        accepted has been stored or saved (or failed), or the client closed: a script that ends its
+        input after `/send` leaves once its file is on the server."""
+        while (self.conn.pending or self.transfers_pending) and not self.closed.is_set():
             self._progress.clear()
             await self._progress.wait()
+
+    @property
+    def transfers_pending(self) -> bool:
+        """True while an upload or an accepted download of ours is not finished (nor failed)."""
+        return bool(self._sources or self._incoming or self._unpacking)
 
     async def close(self) -> None:
         """Leave politely (BYE) if still connected, wait briefly for that, and release the socket."""
@@ -713,6 +915,8 @@ class ChatClient:
 
     def _pump(self) -> None:
         now = self._clock()
+        if self._sources:
+            self._feed_uploads()
         if self._sock is not None and self._server_addr is not None:
             send = self._sock.sendto if self._transport is None else self._transport.sendto
             for datagram in self.conn.datagrams_to_send(now):
@@ -729,7 +933,82 @@ class ChatClient:
             self.ready.set()
         self._rearm(now)
 
+    def _feed_uploads(self) -> None:
+        """Read what the uploads under way need next (small blocks: the loop is never held long)."""
+        files = self.conn.files
+        for local_id, offset, length in list(files.wants()):
+            source = self._sources.get(local_id)
+            if source is None:
+                continue
+            try:
+                data = source.read_at(offset, length)
+            except OSError as exc:
+                self.conn.cancel_file(local_id, f"cannot read it: {exc.strerror or exc}", direction="up")
+                continue
+            if not data:
+                self.conn.cancel_file(local_id, "the file got shorter while it was sent", direction="up")
+                continue
+            files.feed(local_id, offset, data)
+
+    def _on_file_event(self, event: ev.Event) -> ev.Event | None:
+        """Write, save or clean up after a file event of the connection; the event to pass on
+        (None: none, or later once a folder is unpacked)."""
+        match event:
+            case ev.FileChunkReceived():
+                incoming = self._incoming.get(event.file_id)
+                if incoming is not None:
+                    try:
+                        incoming.write(event.offset, event.data)
+                    except SaveError as exc:
+                        del self._incoming[event.file_id]
+                        self.conn.cancel_file(event.file_id, str(exc), direction="down")
+                return None
+            case ev.FileDone(direction="down"):
+                incoming = self._incoming.pop(event.file_id, None)
+                if incoming is None:
+                    return event  # not written by us (accepted on the connection directly)
+                if incoming.folder:
+                    self._unpacking += 1
+                    task = asyncio.get_running_loop().create_task(self._finish_folder(incoming, event))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                    return None
+                return self._saved_event(incoming, event)
+            case ev.FileFailed(direction="down"):
+                incoming = self._incoming.pop(event.file_id, None)
+                if incoming is not None:
+                    incoming.discard()
+            case ev.FileDone(direction="up") | ev.FileFailed(direction="up"):
+                source = self._sources.pop(event.file_id, None)
+                if source is not None:
+                    source.close()
+        return event
+
+    def _saved_event(self, incoming: Incoming, event: ev.FileDone) -> ev.Event:
+        try:
+            path = incoming.finish()
+        except SaveError as exc:
+            return ev.FileFailed(event.file_id, event.name, "down", str(exc))
+        self._saved[event.file_id] = path
+        return ev.FileDone(event.file_id, event.name, "down", str(path), event.sha256)
+
+    async def _finish_folder(self, incoming: Incoming, event: ev.FileDone) -> None:
+        try:
+            done = await asyncio.to_thread(self._saved_event, incoming, event)
+        finally:
+            self._unpacking -= 1
+        self._publish(done)
+
     def _on_event(self, event: ev.Event) -> None:
+        if isinstance(event, (ev.FileChunkReceived, ev.FileDone, ev.FileFailed)):
+            passed = self._on_file_event(event)
+            if passed is None:
+                return
+            event = passed
+        self._publish(event)
+
+    def _publish(self, event: ev.Event) -> None:
+        """Pass an event on to the UI, keeping the core's own state (login, unread counts) first."""
         if isinstance(event, ev.ServerKeyTrusted) and event.first_contact:
             key = self.conn.server_key
             if (
@@ -752,7 +1031,7 @@ class ChatClient:
             return  # a page of an /export, not one the user asked to see
         self._keep_for_export(event)
         self._queue.put_nowait(event)
-        if isinstance(event, (ev.MessageDelivered, ev.MessageFailed, ev.Closed)):
+        if isinstance(event, (ev.MessageDelivered, ev.MessageFailed, ev.Closed, ev.FileDone, ev.FileFailed)):
             self._progress.set()
         if isinstance(event, ev.Closed):
             self.closed.set()
@@ -787,6 +1066,12 @@ class ChatClient:
         self._timer.set(None if self.closed.is_set() else self.conn.next_timer(), now)
 
     def _shutdown(self) -> None:
+        for source in self._sources.values():
+            source.close()
+        self._sources.clear()
+        for incoming in self._incoming.values():
+            incoming.discard()  # a partial download is not left behind
+        self._incoming.clear()
         if self._timer is not None:
             self._timer.cancel()
         if self._transport is not None:

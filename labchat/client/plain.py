@@ -22,7 +22,7 @@ from ..protocol import events as ev
 from ..protocol import messages as m
 from ..protocol.errors import ErrorCode
 from . import room_news
-from .core import ChatClient
+from .core import ChatClient, human_size
 
 
 def _iso(ts: float) -> str:
@@ -385,6 +385,87 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
     return _room_record(event, now, me)
 
 
+# ---- files (docs/protocol.md 21)
+
+#: File events line mode prints (the --json contract: file_offer, file_progress, file_done, file_failed).
+FILE_EVENTS = (ev.FileOffered, ev.FileProgress, ev.FileDone, ev.FileFailed)
+
+
+def kind_word(mime: str, name: str, folder: bool = False) -> str:
+    """What a file is, in a word for the offer line: "python", "pdf", "png image", "folder"."""
+    if folder:
+        return "folder"
+    major, _, sub = mime.partition("/")
+    sub = sub.removeprefix("x-").split(";")[0].split("+")[0]
+    if sub and major in ("image", "audio", "video"):
+        return f"{sub} {major}"
+    if sub:
+        return sub
+    suffix = name.rpartition(".")[2] if "." in name else ""
+    return suffix.lower() or "file"
+
+
+def file_text(event: ev.Event, me: str | None = None) -> str:
+    """The line mode sentence of a file event (the app uses the same words)."""
+    match event:
+        case ev.FileOffered():
+            kind = kind_word(event.mime, event.name, event.folder)
+            what = f"{event.name} ({human_size(event.size)}, {kind})"
+            if me is not None and event.sender == me:
+                where = f"to {event.to}" if event.to else f"in #{event.room}"
+                return f"you offer {what} {where} (file {event.file_id})"
+            you = " you" if event.to else ""
+            return f"{event.sender} offers{you} {what} — /accept {event.file_id}, /decline {event.file_id}"
+        case ev.FileProgress():
+            percent = 100 * event.done // event.size if event.size else 100
+            parts = [f"{event.name}: {percent}%"]
+            if event.rate_bps > 0:
+                parts.append(f"{human_size(int(event.rate_bps))}/s")
+            if event.eta_s is not None and event.done < event.size:
+                parts.append(f"{math.ceil(event.eta_s)} s left")
+            return " ".join(parts)
+        case ev.FileDone(direction="down"):
+            return f"saved {event.name} to {event.path} (verified)"
+        case ev.FileDone():
+            return f"sent {event.name}: stored on the server (verified)"
+        case ev.FileFailed(direction="down"):
+            return f"{event.name} not saved: {event.reason}"
+        case ev.FileFailed():
+            return f"{event.name} not sent: {event.reason}"
+    return ""
+
+
+def file_record(
+    event: ev.Event, now: float, details: dict[str, Any], me: str | None = None
+) -> dict[str, Any]:
+    """The --json record of a file event; `details` from `ChatClient.file_details` (size, sha256,
+    from, room, to) for the events that do not carry them."""
+    rec: dict[str, Any] = {"user": None, "ts": _iso(now), "room": None, "to": None, "from": None}
+    rec.update(details)
+    match event:
+        case ev.FileOffered():
+            rec.update(
+                type="file_offer", user=event.sender, ts=_iso(event.ts), id=event.file_id, name=event.name,
+                size=event.size, sha256=event.sha256, room=None if event.to else event.room, to=event.to,
+                mime=event.mime, folder=event.folder, listing=event.listing, own=event.sender == me,
+            )  # fmt: skip
+            rec["from"] = event.sender
+        case ev.FileProgress():
+            rec.update(
+                type="file_progress", id=event.file_id, name=event.name, direction=event.direction,
+                size=event.size, done=event.done, rate=round(event.rate_bps),
+                eta=None if event.eta_s is None else round(event.eta_s, 1),
+            )  # fmt: skip
+        case ev.FileDone():
+            rec.update(type="file_done", id=event.file_id, name=event.name, direction=event.direction,
+                       path=event.path, sha256=event.sha256)  # fmt: skip
+        case ev.FileFailed():
+            rec.update(type="file_failed", id=event.file_id, name=event.name, direction=event.direction,
+                       reason=event.reason)  # fmt: skip
+    rec["text"] = file_text(event, me)
+    return rec
+
+
 #: Continuation lines of a multi-line message are indented, so no line of text passes for an event.
 _CONTINUATION = "\n    "
 
@@ -546,6 +627,8 @@ class _LineSession:
         self.who_refs: deque[Ref] = deque()  # refs of /who lines not answered yet, oldest first
         self.refs_by_request: dict[int, Ref] = {}  # room request id -> its line's ref
         self.typed_offline: dict[int, float] = {}  # local_id -> when typed, for lines typed offline
+        self.progress_printed: dict[tuple[str, int], float] = {}  # plain: one progress line a second
+        self.refs_by_transfer: dict[tuple[str, int], Ref] = {}  # (direction, id) -> the /send or /accept
 
     # ------------------------------------------------------------ output
 
@@ -578,6 +661,9 @@ class _LineSession:
         """Print `event`; `typed`: when our message was typed, if that was while offline (it reached
         the room only later, so its own time says little about when it was said)."""
         now = self.client._clock()
+        if isinstance(event, FILE_EVENTS):
+            self._emit_file(event, ref, now)
+            return
         if not self.as_json:
             line = event_line(event, now, self.client.user, several=len(self.client.rooms) > 1)
             if line is not None:
@@ -594,6 +680,28 @@ class _LineSession:
                 rec["ref"] = ref
             self.write(rec)
 
+    def _emit_file(self, event: ev.Event, ref: Ref | None, now: float) -> None:
+        direction = "down" if isinstance(event, ev.FileOffered) else getattr(event, "direction", "down")
+        file_id: int = getattr(event, "file_id", 0)
+        if isinstance(event, ev.FileProgress) and not self.as_json:
+            key = (direction, file_id)
+            last = self.progress_printed.get(key)
+            if event.done < event.size and last is not None and now - last < 1.0:
+                return  # --plain: at most one progress line a second (the last one always)
+            self.progress_printed[key] = now
+        rec = file_record(event, now, self.client.file_details(direction, file_id), self.client.user)
+        if ref is not None:
+            rec["ref"] = ref
+        if self.as_json:
+            self.write(rec)
+            return
+        when = _hms(now)
+        if isinstance(event, ev.FileFailed):
+            self.out.write(f"{when} -!- error: {rec['text']}\n")
+        else:
+            self.out.write(f"{when} -!- {rec['text']}\n")
+        self.out.flush()
+
     # ------------------------------------------------------------ events
 
     def on_event(self, event: ev.Event) -> None:
@@ -607,6 +715,10 @@ class _LineSession:
                 ref = self.who_refs.popleft() if self.who_refs else None
             case ev.RequestFailed() | ev.RoomList():
                 ref = self.refs_by_request.pop(event.request_id, None)
+            case ev.FileProgress():
+                ref = self.refs_by_transfer.get((event.direction, event.file_id))
+            case ev.FileDone() | ev.FileFailed():
+                ref = self.refs_by_transfer.pop((event.direction, event.file_id), None)
             case ev.LoggedIn():
                 self.logged_in = True
                 self.reconnecting = False
@@ -669,6 +781,8 @@ class _LineSession:
                 self.typed_offline[local_id] = typed
         if result.who:
             self.who_refs.append(item.ref)
+        if result.transfer is not None:
+            self.refs_by_transfer[result.transfer] = item.ref
         if result.request_id and self.as_json:
             self.refs_by_request[result.request_id] = item.ref
             if len(self.refs_by_request) > 256:  # answered in silence (a JOIN that worked): forget

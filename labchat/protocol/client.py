@@ -55,6 +55,7 @@ from .errors import DecodeError, ErrorCode, LocalProtocolError, RemoteProtocolEr
 from .parts import Reassembler
 from .reliability import LinkConfig, ReliableLink
 from .text import neutralize, neutralize_text, over_limit, split_parts, split_text, utf8_len
+from .transfer import Download, Transfers, Upload
 from .wire import decode_message, encode_message
 
 
@@ -97,7 +98,10 @@ class ClientConfig:
     relogin_max_s: float = 60.0
     #: What LOGIN announces the client can read (docs/protocol.md section 15.1). 0 gets what a
     #: version-1 client gets: a long message as a one-message preview, never in parts.
-    capabilities: int = m.CAP_LONG_MESSAGES | m.CAP_ROOMS | m.CAP_CLASSROOM
+    capabilities: int = m.CAP_LONG_MESSAGES | m.CAP_ROOMS | m.CAP_CLASSROOM | m.CAP_FILES
+    #: File frames (FILE_CHUNK) we keep in the link's bulk queue or in flight at most (21.5, 21.7):
+    #: uploads go as the link drains; chat leaves before any of them that is not sent yet.
+    file_window: int = 64
 
 
 #: Held private messages remembered to drop a second delivery of the same one (docs/protocol.md 16.2).
@@ -106,6 +110,7 @@ HELD_SEEN = 1000
 #: The one-line refusal of a room request to a server without rooms (18.1).
 ONE_ROOM = "this server has one room"
 _OLDER_SERVER = "this server does not offer it: it runs an older labchat"
+_NO_FILES = "this server does not take files: it runs an older labchat"
 
 #: Room requests, as `RequestFailed.request` names them.
 _REQUEST_WORDS: dict[type[m.Message], str] = {
@@ -246,6 +251,8 @@ class ClientConnection:
         self._book = RoomBook()
         # The classroom (section 20): help queues, polls, hand news.
         self._class = ClassBook()
+        #: Uploads and downloads (section 21, transfer.py); they report into our event queue.
+        self.files = Transfers(self._events)
 
     # ------------------------------------------------------------ properties
 
@@ -542,6 +549,95 @@ class ClientConnection:
         if self._server_rooms():
             self._book.acknowledge(room, announcement_id)
 
+    # ------------------------------------------------------------ files (docs/protocol.md 21)
+
+    def new_upload_id(self) -> int:
+        """A local id for an upload whose offer is still being prepared (its SHA-256 computed):
+        the id its events will carry."""
+        return self.files.new_local_id()
+
+    def offer_file(
+        self, name: str, size: int, sha256: bytes, now: float, *, room: str | None = None, to: str = "",
+        mime: str = "", folder: bool = False, local_id: int = 0,
+    ) -> int:
+        """Offer a file (or a folder's tar stream) of `size` bytes to `room` (None: the current
+        room) or to user `to` alone (21.3); sent as soon as we are online, and again after every
+        reconnect until the server has stored it. The owner then reads the file as `files.wants()`
+        asks and hands the bytes to `files.feed()`. Reported by `FileProgress`, then `FileDone` or
+        `FileFailed` (refused before any byte: too large, quota, a bad name).
+
+        Returns:
+            The upload's local id (`local_id` if given, from `new_upload_id`).
+        Raises:
+            LocalProtocolError: a server without files, a bad name or recipient, not in the room.
+        """
+        self._check_files_supported()
+        if to and not m.is_valid_name(to):
+            raise LocalProtocolError(f"no such user name {to!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME)
+        target = self._say_room(room)
+        local_id = local_id or self.files.new_local_id()
+        self.files.upload(local_id, name, size, sha256, room=target, to=to, mime=mime, folder=folder)
+        return local_id
+
+    def accept_file(self, file_id: int, now: float) -> Download:
+        """Download offer `file_id` (FILE_GET; resumed by itself after a reconnect). The bytes
+        arrive as `FileChunkReceived` events for the owner to write, then `FileDone` (verified) or
+        `FileFailed`.
+
+        Raises:
+            LocalProtocolError: no such offer, or it is under way or saved already.
+        """
+        if self._phase is Phase.CLOSED:
+            raise LocalProtocolError("the connection is closed")
+        return self.files.accept(file_id, now)
+
+    def decline_file(self, file_id: int) -> Download:
+        """Say no to offer `file_id`; a download under way is cancelled.
+
+        Raises:
+            LocalProtocolError: no such offer.
+        """
+        down = self.files.decline(file_id)
+        self.cancel_file(file_id, "declined", direction="down")
+        return down
+
+    def cancel_file(self, file_id: int, reason: str, *, direction: str) -> None:
+        """Stop upload (`direction` "up", by local id) or download ("down") `file_id`: a
+        `FileFailed` with `reason` follows, and the server is told (FILE_CANCEL)."""
+        if direction == "up":
+            cancel = self.files.cancel_upload(file_id, reason)
+        else:
+            cancel = self.files.cancel_download(file_id, reason, 0.0)
+        if cancel is not None and self._phase is Phase.ONLINE:
+            self._send(cancel)
+
+    def list_files(self, room: str | None, now: float) -> int:
+        """Ask for the files kept for `room` (None: the current room): each one not known yet
+        arrives as a `FileOffered(listing=True)`. Returns the request's id.
+
+        Raises:
+            LocalProtocolError: a server without files, a room we are not in.
+        """
+        self._check_files_supported()
+        target = self._say_room(room)
+        request_id = self._next_request_id()
+        self.files.list_files(request_id, target)
+        return request_id
+
+    def file_offers(self, room: str | None = None) -> list[Download]:
+        """The offers seen (in `room`, or all), oldest first, with where each stands."""
+        return self.files.offers(room)
+
+    def upload(self, local_id: int) -> Upload | None:
+        return self.files.uploads.get(local_id)
+
+    @property
+    def server_has_files(self) -> bool | None:
+        """Whether the server takes files (CAP_FILES); None before the first login."""
+        if self._server_caps is None:
+            return None
+        return self._server_files()
+
     def whisper(self, to: str, text: str, now: float, *, action: bool = False) -> list[int]:
         """Queue a private message to `to`."""
         if not m.is_valid_name(to):
@@ -683,6 +779,8 @@ class ClientConnection:
                     self._send_requests()
                 if self._book.acks_unsent:
                     self._send_acks()
+                if self._server_files():
+                    self._send_files(now)
                 self._maybe_send_bye(now)
             if (
                 self._phase is Phase.ONLINE
@@ -836,6 +934,33 @@ class ClientConnection:
 
     def _server_long(self) -> bool:
         return self._server_caps is not None and bool(self._server_caps & m.CAP_LONG_MESSAGES)
+
+    def _server_files(self) -> bool:
+        caps = self._server_caps
+        return caps is not None and bool(caps & m.CAP_FILES) and bool(self.config.capabilities & m.CAP_FILES)
+
+    def _check_files_supported(self) -> None:
+        if self._phase is Phase.CLOSED:
+            raise LocalProtocolError("the connection is closed")
+        if (self._server_caps is not None and not self._server_files()) or not (
+            self.config.capabilities & m.CAP_FILES
+        ):
+            raise LocalProtocolError(_NO_FILES)
+
+    def _send_files(self, now: float) -> None:
+        """File requests not sent on this session, then FILE_CHUNKs while the link holds fewer
+        than `file_window` of them: in its bulk queue, behind every chat frame (21.7)."""
+        files = self.files
+        for message in files.requests_to_send(iter(self._next_request_id, None)):
+            self._send(message)
+        budget = self.config.file_window - self._link.bulk_pending
+        if budget > 0:
+            chunks = files.chunks(budget)
+            if chunks:
+                link = self._link
+                for chunk in chunks:
+                    link.send(chunk.KIND, encode_message(chunk), bulk=True)  # behind chat (21.7)
+                files.progress_due(now)
 
     def _server_rooms(self) -> bool:
         """The server has rooms and we said we do (18.1): room requests and news are allowed."""
@@ -1051,6 +1176,7 @@ class ClientConnection:
             request.entries.clear()
             request.hits.clear()
         self._requests_unsent = bool(self._requests)
+        self.files.new_session()  # offers sent again (to learn where to resume), downloads asked again
 
     def _handle(self, message: m.Message, now: float) -> None:
         handler = _HANDLERS.get(type(message))
@@ -1074,6 +1200,8 @@ class ClientConnection:
             for request_id, request in list(self._requests.items()):
                 if isinstance(request.message, (m.HistoryRequest, m.SearchRequest)):
                     self._finish_request(request_id, _OLDER_SERVER, 0)
+        if not self._server_files():
+            self.files.unsupported(_NO_FILES)
         rooms = self._server_rooms()
         if rooms and not self._server_classroom():
             for request_id, request in list(self._requests.items()):
@@ -1294,6 +1422,8 @@ class ClientConnection:
             )  # fmt: skip
 
     def _on_request_done(self, msg: m.RequestDone, now: float) -> None:
+        if self.files.on_request_done(msg, now):
+            return
         error = (neutralize(msg.text) or f"refused (error {msg.code})") if msg.code else ""
         self._finish_request(msg.request_id, error, msg.more, msg.code)
 
@@ -1398,6 +1528,20 @@ class ClientConnection:
         if event is not None:
             self._events.append(event)
 
+    # ------------------------------------------------------------ files (docs/protocol.md 21)
+
+    def _on_file_state(self, msg: m.FileState, now: float) -> None:
+        if self._server_files():
+            self.files.on_state(msg, now)
+
+    def _on_file_data(self, msg: m.FileData, now: float) -> None:
+        if self._server_files():
+            self.files.on_data(msg, now)
+
+    def _on_file_offered(self, msg: m.FileOffered, now: float) -> None:
+        if self._server_files():
+            self.files.on_offered(msg, now)
+
     def _on_notice(self, msg: m.Notice, now: float) -> None:
         self._events.append(ev.ServerNotice(neutralize(msg.text), msg.code))
 
@@ -1439,5 +1583,8 @@ _HANDLERS: dict[type[m.Message], Callable[[ClientConnection, m.Message, float], 
     m.AnnouncementTally: ClientConnection._on_announcement_tally,  # type: ignore[dict-item]
     m.QueueEntry: ClientConnection._on_queue_entry,  # type: ignore[dict-item]
     m.Poll: ClientConnection._on_poll,  # type: ignore[dict-item]
+    m.FileState: ClientConnection._on_file_state,  # type: ignore[dict-item]
+    m.FileData: ClientConnection._on_file_data,  # type: ignore[dict-item]
+    m.FileOffered: ClientConnection._on_file_offered,  # type: ignore[dict-item]
 }
 

@@ -434,3 +434,73 @@ class PollShown(Event):
     voters: int
     your_choice: int
     ballots: tuple[tuple[int, str], ...]
+
+
+# ---- files (21)
+
+
+@dataclass(slots=True)
+class FileOffered(Event):
+    """A file offered to a room (`room`) or to us alone (`to`): nothing is sent until the user
+    accepts it (`ChatClient.accept_file(file_id)`). `sha256` in hex; `listing` True when it was kept
+    for us (a late join, FILES, an offer made while we were offline) rather than offered just now.
+    Every text field is as the sender wrote it, made printable: never a path to trust (21.5)."""
+
+    file_id: int
+    room: str | None
+    to: str | None
+    sender: str
+    name: str
+    size: int
+    sha256: str
+    mime: str
+    folder: bool
+    ts: float
+    listing: bool = False
+
+
+@dataclass(slots=True)
+class FileProgress(Event):
+    """How far a transfer is: `direction` "up" (ours; `file_id` is the local id `send_file`
+    returned) or "down". At most ~4 a second per transfer, and one at the end."""
+
+    file_id: int
+    name: str
+    direction: str
+    done: int
+    size: int
+    rate_bps: float
+    eta_s: float | None
+
+
+@dataclass(slots=True)
+class FileDone(Event):
+    """A transfer finished: an upload stored by the server, or a download verified (SHA-256) and
+    saved at `path` (None from the connection itself: the client core saves it and fills it in)."""
+
+    file_id: int
+    name: str
+    direction: str
+    path: str | None
+    sha256: str
+
+
+@dataclass(slots=True)
+class FileFailed(Event):
+    """A transfer ended without the file: refused (too large, quota, name), cancelled, a checksum
+    mismatch, a full disk. `reason` is one line for the user."""
+
+    file_id: int
+    name: str
+    direction: str
+    reason: str
+
+
+@dataclass(slots=True)
+class FileChunkReceived(Event):
+    """Bytes of download `file_id` at `offset`, in order, each once: for the owner that writes the
+    file (the client core), which does not pass this event on to the UI."""
+
+    file_id: int
+    offset: int
+    data: bytes = field(repr=False)
