@@ -168,7 +168,8 @@ def test_presence_records_carry_seats() -> None:
                                {"budi": "PC-14", "teacher": "T-1"})  # fmt: skip
     rec = event_record(event, NOW)
     assert rec is not None and rec["seats"] == {"budi": "PC-14", "teacher": "T-1"}
-    assert rec["text"] == "3 online: @teacher at T-1, budi at PC-14, ani"
+    # The online line keeps its words for scripts; the seats follow on a line of their own.
+    assert rec["text"] == "3 online: @teacher, budi, ani\nseats: teacher at T-1, budi at PC-14"
 
 
 def test_a_students_line_in_quiet_mode() -> None:
