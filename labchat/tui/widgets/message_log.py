@@ -561,10 +561,6 @@ class MessageLog(ScrollView, can_focus=True):
         if width > 0 and width != self._width:
             self._width = width
             self._rewrap()
-        else:
-            # Only the height changed (a panel below it opened, such as the file cards): the
-            # newest message stays in view while the log follows.
-            self.call_after_refresh(self._scroll_to_end_if_following)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
