@@ -809,31 +809,6 @@ class RoomScreen(Screen[None]):
         view = self._rooms.get(room)
         return (view.unread, view.mentions) if view is not None else (0, 0)
 
-
-#: Typed commands that act on the room on screen (not sent while it is one we were put out of).
-_ROOM_COMMANDS = frozenset(
-    {
-        "me", "topic", "invite", "key", "op", "deop", "voice", "devoice", "kick", "mute", "unmute",
-        "ban", "unban", "moderate", "private", "topiclock", "announce", "part",
-    }
-)  # fmt: skip
-
-
-def _aimed_at_the_room(text: str) -> bool:
-    """Would this typed line say something in, or change, the room on screen?"""
-    line = text.strip()
-    if not line.startswith("/") or line.startswith("//"):
-        return bool(line)
-    word = line[1:].split(maxsplit=1)[0].lower() if len(line) > 1 else ""
-    return word in _ROOM_COMMANDS and not (word == "part" and len(line.split()) > 1)
-
-
-def _join_target(text: str) -> str:
-    """The room named by a typed `/join ROOM [KEY]`, as the wire spells it; "" for any other line."""
-    words = text.split()
-    if len(words) < 2 or words[0].lower() != "/join":
-        return ""
-    return words[1].removeprefix("#").lower()
     # ------------------------------------------------------------ files (protocol 21)
 
     @property
@@ -900,6 +875,32 @@ def _join_target(text: str) -> str:
             self.open_file(card.path)
         elif event.action in ("accept", "decline"):
             self.run_line(f"/{event.action} {card.file_id}")
+
+
+#: Typed commands that act on the room on screen (not sent while it is one we were put out of).
+_ROOM_COMMANDS = frozenset(
+    {
+        "me", "topic", "invite", "key", "op", "deop", "voice", "devoice", "kick", "mute", "unmute",
+        "ban", "unban", "moderate", "private", "topiclock", "announce", "part",
+    }
+)  # fmt: skip
+
+
+def _aimed_at_the_room(text: str) -> bool:
+    """Would this typed line say something in, or change, the room on screen?"""
+    line = text.strip()
+    if not line.startswith("/") or line.startswith("//"):
+        return bool(line)
+    word = line[1:].split(maxsplit=1)[0].lower() if len(line) > 1 else ""
+    return word in _ROOM_COMMANDS and not (word == "part" and len(line.split()) > 1)
+
+
+def _join_target(text: str) -> str:
+    """The room named by a typed `/join ROOM [KEY]`, as the wire spells it; "" for any other line."""
+    words = text.split()
+    if len(words) < 2 or words[0].lower() != "/join":
+        return ""
+    return words[1].removeprefix("#").lower()
 
 
 #: A typed answer to an offer, and /open, as commands.py spells them.
