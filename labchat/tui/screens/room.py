@@ -13,10 +13,12 @@ with unread and mention counts; switching tells the client core where typed line
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from pathlib import Path
 from typing import ClassVar
 
 from textual import events, on
@@ -33,16 +35,19 @@ from ...protocol import events as ev
 from ...protocol.errors import ErrorCode
 from ...protocol.events import ConnectionState
 from ...protocol.messages import MEMBER_ADMIN, MEMBER_OP, ROOM_PRIVATE
+from .. import file_words
 from .. import messages as msg
 from ..formatting import local_date, mentions, stamp
 from ..log_entry import Delivery, Entry, EntryKind
 from ..room_lines import member_bits_after
 from ..widgets.announcement import AnnouncementBanner, tally_line
 from ..widgets.composer import Composer
+from ..widgets.file_cards import FileCard, FileTray
 from ..widgets.message_log import DEFAULT_MAX_ENTRIES, MessageLog
 from ..widgets.room_list import RoomList, RoomRow
 from ..widgets.status_bar import StatusBar
 from ..widgets.user_list import UserList
+from .file_viewer import FileViewer, view_problem
 
 #: Below this many columns the online list is hidden, leaving the width to the messages.
 NARROW_WIDTH = 64
@@ -53,6 +58,7 @@ TINY_WIDTH = 48
 APP_HELP_LINES = (
     "  /retry           resend the last message that failed (or Ctrl+R)",
     "  /clear           empty the log on this screen (the server keeps the history)",
+    "  /open ID         show a saved text file (Esc closes it)",
     "Keys: Enter send · Shift+Enter, Alt+Enter or Ctrl+J new line · Tab complete names and /commands",
     "      Up/Down history · PgUp/PgDn scroll · Ctrl+P command palette · Ctrl+Q quit",
     "Rooms: Alt+1..9 go to room N · Ctrl+PgUp/Ctrl+PgDn previous/next · click a room in the list",
@@ -199,6 +205,7 @@ class RoomScreen(Screen[None]):
                 with ContentSwitcher(id="logs", initial=self._current.log.id):
                     yield self._current.log
             yield UserList(id="sidebar")
+        yield FileTray(id="files")
         yield Composer(
             id="composer",
             names=lambda: self.user_list.users,
@@ -278,6 +285,8 @@ class RoomScreen(Screen[None]):
         if local == "/clear":
             self.log_view.clear()  # this screen only: the room's history stays on the server
             return
+        if self._open_typed(text):
+            return
         view = self._current
         if not view.joined and _aimed_at_the_room(text):
             why = f" ({view.left_reason})" if view.left_reason else ""
@@ -294,6 +303,7 @@ class RoomScreen(Screen[None]):
             # reported by CurrentRoomChanged once done).
             self.switch_to(joining.name)
         result = self._submit(text)
+        self._file_answered(text, result)
         for line in result.local_lines:
             self.info(line, EntryKind.ERROR if result.error else EntryKind.INFO)
         if isinstance(commands.parse(text), commands.Help):
@@ -496,6 +506,8 @@ class RoomScreen(Screen[None]):
                 self._show_room_list(event)
             case ev.CurrentRoomChanged():
                 self._follow_current_room(event)
+            case ev.FileOffered() | ev.FileProgress() | ev.FileDone() | ev.FileFailed():
+                self._show_file_event(event)
 
     def _show_state_changed(self, event: ev.StateChanged) -> None:
         # Shown as reported: the core only reports "reconnecting" once the server has owed an answer
@@ -797,6 +809,73 @@ class RoomScreen(Screen[None]):
         view = self._rooms.get(room)
         return (view.unread, view.mentions) if view is not None else (0, 0)
 
+    # ------------------------------------------------------------ files (protocol 21)
+
+    @property
+    def file_tray(self) -> FileTray:
+        return self.query_one(FileTray)
+
+    def _show_file_event(self, event: ev.FileOffered | ev.FileProgress | ev.FileDone | ev.FileFailed) -> None:
+        """A card for each offer and transfer, and a log line for each step but progress."""
+        tray = self.file_tray
+        me = self.user or None
+        log = self.log_view
+        if log.anchored:
+            # The tray may grow and take lines from the log: the newest message stays in view.
+            self.call_after_refresh(log.jump_to_bottom)
+        match event:
+            case ev.FileOffered():
+                tray.offered(event, me)
+                self.log_view.add(Entry(EntryKind.NOTICE, event.ts, file_words.offer_line(event, me)))
+            case ev.FileProgress():
+                tray.progress(event)
+            case ev.FileDone():
+                tray.done(event)
+                self.info(file_words.done_line(event))
+            case ev.FileFailed():
+                tray.failed(event)
+                self.info(file_words.failed_line(event), EntryKind.ERROR)
+
+    def _file_answered(self, text: str, result: Submitted) -> None:
+        """/accept N or /decline N went through: the card follows, whether typed or clicked."""
+        answer = _FILE_ANSWER.match(text.strip())
+        if answer is None or result.error:
+            return
+        file_id = int(answer["id"])
+        if answer["verb"].lower() == "accept":
+            self.file_tray.accepted(file_id)
+        else:
+            self.file_tray.remove_card("down", file_id)
+
+    def _open_typed(self, text: str) -> bool:
+        """/open ID of a file saved in this session: shown here. Other IDs go on to the core."""
+        typed = _FILE_OPEN.match(text.strip())
+        if typed is None:
+            return False
+        path = self.file_tray.saved.get(int(typed["id"]))
+        if path is None:
+            return False
+        self.open_file(path)
+        return True
+
+    def open_file(self, path: Path) -> None:
+        """The viewer for a small text file; for anything else, one line that says why not."""
+        problem = view_problem(path)
+        if problem is not None:
+            self.info(problem)
+            return
+        self.app.push_screen(FileViewer(path))
+
+    @on(FileCard.Chosen)
+    def _file_chosen(self, event: FileCard.Chosen) -> None:
+        card = event.card
+        if event.action == "dismiss":
+            self.file_tray.remove_card(*card.key)
+        elif event.action == "open" and card.path is not None:
+            self.open_file(card.path)
+        elif event.action in ("accept", "decline"):
+            self.run_line(f"/{event.action} {card.file_id}")
+
 
 #: Typed commands that act on the room on screen (not sent while it is one we were put out of).
 _ROOM_COMMANDS = frozenset(
@@ -822,3 +901,8 @@ def _join_target(text: str) -> str:
     if len(words) < 2 or words[0].lower() != "/join":
         return ""
     return words[1].removeprefix("#").lower()
+
+
+#: A typed answer to an offer, and /open, as commands.py spells them.
+_FILE_ANSWER = re.compile(r"/(?P<verb>accept|decline)\s+(?P<id>\d+)$", re.IGNORECASE)
+_FILE_OPEN = re.compile(r"/open\s+(?P<id>\d+)$", re.IGNORECASE)
