@@ -9,6 +9,11 @@ Rooms (docs/protocol.md 18): the screen keeps one `_Room` per room the user is i
 messages" bar), its own draft, members, topic and announcement. Events are routed by their `room`;
 private messages and the app's own lines go to the room on screen. The rooms list shows them all,
 with unread and mention counts; switching tells the client core where typed lines go now.
+
+The classroom (docs/protocol.md 20) adds to each room its help queue (a side panel for operators),
+its poll (a card pinned under the announcement), quiet mode (in the header, and a member's lines
+shown as going to the operators) and where each member sits (in the online list). The panel and
+the card turn keys into the typed commands `/next`, `/done NAME` and `/vote N`.
 """
 
 from __future__ import annotations
@@ -32,14 +37,17 @@ from ...client.room_news import describe, room_list_lines
 from ...protocol import events as ev
 from ...protocol.errors import ErrorCode
 from ...protocol.events import ConnectionState
-from ...protocol.messages import MEMBER_ADMIN, MEMBER_OP, ROOM_PRIVATE
+from ...protocol.messages import MEMBER_ADMIN, MEMBER_OP, ROOM_PRIVATE, Action
 from .. import messages as msg
+from ..classroom_words import hand_words, poll_tally_line, quiet_words
 from ..formatting import local_date, mentions, stamp
 from ..log_entry import Delivery, Entry, EntryKind
 from ..room_lines import member_bits_after
 from ..widgets.announcement import AnnouncementBanner, tally_line
 from ..widgets.composer import Composer
+from ..widgets.help_queue import HelpQueue
 from ..widgets.message_log import DEFAULT_MAX_ENTRIES, MessageLog
+from ..widgets.poll_card import PollCard
 from ..widgets.room_list import RoomList, RoomRow
 from ..widgets.status_bar import StatusBar
 from ..widgets.user_list import UserList
@@ -49,6 +57,11 @@ NARROW_WIDTH = 64
 #: Below this many the rooms list is hidden too (Alt+1..9, Ctrl+PgUp/PgDn and Ctrl+P still switch).
 TINY_WIDTH = 48
 
+#: How often the header's "quiet: N min left" is redrawn.
+QUIET_TICK_S = 10.0
+#: The name a member's line in quiet mode is shown as going to.
+TO_OPERATORS = "operators"
+
 #: Shown after the core's /help lines: what only the full-screen app adds.
 APP_HELP_LINES = (
     "  /retry           resend the last message that failed (or Ctrl+R)",
@@ -56,6 +69,7 @@ APP_HELP_LINES = (
     "Keys: Enter send · Shift+Enter, Alt+Enter or Ctrl+J new line · Tab complete names and /commands",
     "      Up/Down history · PgUp/PgDn scroll · Ctrl+P command palette · Ctrl+Q quit",
     "Rooms: Alt+1..9 go to room N · Ctrl+PgUp/Ctrl+PgDn previous/next · click a room in the list",
+    "Class: Tab to a poll and press 1-9 to vote · in the help queue (operators) n next, d done",
     "Copy: select text in the log with the mouse (Shift+drag where the terminal grabs the mouse).",
 )
 
@@ -111,10 +125,21 @@ class _Room:
     #: The server may hold older messages than the log shows; a page was asked for.
     history_more: bool = True
     history_pending: bool = False
+    #: The classroom (20): the help queue (operators), the latest poll, when quiet mode ends
+    #: (None: not quiet), our own hand ("" when down), and where members sit.
+    queue: tuple[ev.QueueItem, ...] = ()
+    poll: ev.PollShown | None = None
+    quiet_until: float | None = None
+    hand: str = ""
+    seats: dict[str, str] = field(default_factory=dict)
 
     @property
     def operator(self) -> bool:
         return bool(self.you & (MEMBER_OP | MEMBER_ADMIN))
+
+    def quiet(self, now: float) -> bool:
+        """Quiet mode is on here now."""
+        return self.quiet_until is not None and self.quiet_until > now
 
     def row(self) -> RoomRow:
         return RoomRow(
@@ -196,8 +221,10 @@ class RoomScreen(Screen[None]):
             yield RoomList(id="room-list")
             with Vertical(id="room-main"):
                 yield AnnouncementBanner(id="announcement")
+                yield PollCard(id="poll")
                 with ContentSwitcher(id="logs", initial=self._current.log.id):
                     yield self._current.log
+            yield HelpQueue(id="help-queue", clock=self._clock)
             yield UserList(id="sidebar")
         yield Composer(
             id="composer",
@@ -209,6 +236,8 @@ class RoomScreen(Screen[None]):
     def on_mount(self) -> None:
         self.status.server = self.server_label
         self.query_one(RoomList).display = False  # until the server turns out to have rooms
+        self.help_queue.display = False  # until an operator's room has someone waiting
+        self.set_interval(QUIET_TICK_S, self._show_quiet)
 
     def on_screen_resume(self) -> None:
         self.composer.focus_input()
@@ -246,6 +275,14 @@ class RoomScreen(Screen[None]):
     @property
     def banner(self) -> AnnouncementBanner:
         return self.query_one(AnnouncementBanner)
+
+    @property
+    def help_queue(self) -> HelpQueue:
+        return self.query_one(HelpQueue)
+
+    @property
+    def poll_card(self) -> PollCard:
+        return self.query_one(PollCard)
 
     @property
     def status(self) -> StatusBar:
@@ -320,6 +357,22 @@ class RoomScreen(Screen[None]):
     def _room_selected(self, event: RoomList.Selected) -> None:
         self.switch_to(event.room)
 
+    @on(HelpQueue.Next)
+    def _queue_next(self, event: HelpQueue.Next) -> None:
+        event.stop()
+        self.run_line("/next")
+
+    @on(HelpQueue.Done)
+    def _queue_done(self, event: HelpQueue.Done) -> None:
+        event.stop()
+        self.run_line(f"/done {event.user}")
+
+    @on(PollCard.Voted)
+    def _poll_voted(self, event: PollCard.Voted) -> None:
+        event.stop()
+        if event.room == self._current.name:  # /vote is about the current room's poll
+            self.run_line(f"/vote {event.choice}")
+
     def action_goto_room(self, number: int) -> None:
         """Alt+N: the N-th room of the list."""
         names = self.room_names
@@ -356,6 +409,7 @@ class RoomScreen(Screen[None]):
         self.status.topic = view.topic
         self._show_members()
         self._show_banner()
+        self._show_classroom()
         self._show_rooms()
 
     def _show_members(self) -> None:
@@ -363,7 +417,8 @@ class RoomScreen(Screen[None]):
         if view.joined:
             away = {view.members[k]: reason for k, reason in view.away.items() if k in view.members}
             modes = {view.members[k]: bits for k, bits in view.modes.items() if k in view.members}
-            self.user_list.set_users(list(view.members.values()), away, modes)
+            seats = {view.members[k]: seat for k, seat in view.seats.items() if k in view.members}
+            self.user_list.set_users(list(view.members.values()), away, modes, seats)
         else:
             self.user_list.set_users([])
 
@@ -385,6 +440,23 @@ class RoomScreen(Screen[None]):
             return
         view.acked = shown.announcement_id
         self._announcement_seen(view.name, shown.announcement_id)
+
+    def _show_classroom(self) -> None:
+        """The room on screen's help queue (operators, while someone is in it), poll card, the
+        header's quiet note and our own hand."""
+        view = self._current
+        panel = self.help_queue
+        panel.own_name = self.user
+        panel.show(view.queue if view.operator and view.joined else ())
+        panel.display = bool(panel.entries)
+        self.poll_card.show(view.poll if view.joined else None, operator=view.operator)
+        self.status.hand = view.hand if view.joined else ""
+        self._show_quiet()
+
+    def _show_quiet(self) -> None:
+        """The header's "quiet: N min left" for the room on screen (redrawn as the minutes pass)."""
+        view = self._current
+        self.status.quiet = quiet_words(view.quiet_until, self._clock()) if view.joined else ""
 
     def _show_rooms(self) -> None:
         """Redraw the rooms list once the events being handled are done (a burst of messages in
@@ -496,6 +568,10 @@ class RoomScreen(Screen[None]):
                 self._show_room_list(event)
             case ev.CurrentRoomChanged():
                 self._follow_current_room(event)
+            case ev.QueueUpdated():
+                self._show_queue(event)
+            case ev.PollShown():
+                self._show_poll(event)
 
     def _show_state_changed(self, event: ev.StateChanged) -> None:
         # Shown as reported: the core only reports "reconnecting" once the server has owed an answer
@@ -553,14 +629,21 @@ class RoomScreen(Screen[None]):
             self._alert(f"{event.user} mentioned you{where}", event.text)
 
     def _show_message_queued(self, event: ev.MessageQueued) -> None:
-        if event.to is not None:
+        room = self._rooms.get(event.room)
+        to_ops = event.to is None and room is not None and room.quiet(self._clock()) and not room.operator
+        if event.to is not None or to_ops:
             kind = EntryKind.PRIVATE_OUT
         else:
             kind = EntryKind.ACTION if event.action else EntryKind.CHAT
-        user = self.user_list.canonical(event.to) if event.to is not None else self.user
+        if to_ops:
+            user = TO_OPERATORS  # quiet mode (20.5): the server passes it to the operators only
+        else:
+            user = self.user_list.canonical(event.to) if event.to is not None else self.user
         entry = Entry(kind, self._clock(), event.text, user=user, own=True, delivery=Delivery.PENDING)
         # A private message shows where it was typed; a room message in its room.
         log = self.log_view if event.to is not None else self._view_for(event.room).log
+        if to_ops and event.action:
+            entry.text = f"* {self.user} {event.text}"
         self._own[event.local_id] = log.add(entry)
         self._own_log[event.local_id] = log
         self._queued[event.local_id] = _Unsent(event.text, event.action, event.to)
@@ -587,9 +670,23 @@ class RoomScreen(Screen[None]):
             log.update(entry)
 
     def _show_private_received(self, event: ev.PrivateReceived) -> None:
+        if event.to_ops and event.to in self._rooms:
+            self._show_to_operators(event)
+            return
         text = f"{event.text}  (sent while you were offline)" if event.held else event.text
         self.log_view.add(Entry(EntryKind.PRIVATE_IN, event.ts, text, user=event.sender))
         self._alert(f"{event.sender} (private)", event.text)
+
+    def _show_to_operators(self, event: ev.PrivateReceived) -> None:
+        """A member's line in a quiet room, passed to us as one of its operators: in that room's
+        log, marked as meant for the operators only."""
+        view = self._view_for(event.to)
+        said = f"* {event.sender} {event.text}" if event.action else event.text
+        view.log.add(Entry(EntryKind.PRIVATE_IN, event.ts, f"(to the operators) {said}", user=event.sender))
+        if view is not self._current:
+            view.unread += 1
+            self._show_rooms()
+        self._alert(f"{event.sender} (to the operators of #{event.to})", event.text)
 
     def _show_user_joined(self, event: ev.UserJoined) -> None:
         view = self._view_for(event.room)
@@ -674,6 +771,7 @@ class RoomScreen(Screen[None]):
         view.members = {name.casefold(): name for name in event.users}
         view.away = {name.casefold(): reason for name, reason in event.away.items()}
         view.modes = {name.casefold(): bits for name, bits in event.modes.items() if bits}
+        view.seats = {name.casefold(): seat for name, seat in event.seats.items() if seat}
         if view is self._current:
             self._show_members()
         if event.requested:
@@ -698,6 +796,7 @@ class RoomScreen(Screen[None]):
         view = self._view_for(event.room)
         was_joined = view.joined
         view.topic, view.room_modes, view.you = event.topic, event.modes, event.you
+        view.quiet_until = event.quiet_until
         view.joined, view.left_reason = True, ""
         if event.joined and (not was_joined or not view.log.entries):
             view.log.add(Entry(EntryKind.INFO, self._clock(), describe(event)))
@@ -731,6 +830,7 @@ class RoomScreen(Screen[None]):
         view.away.clear()
         view.modes.clear()
         view.you = 0
+        view.queue, view.poll, view.quiet_until, view.hand = (), None, None, ""
         if event.code == ErrorCode.KICKED:
             view.left_reason = f"kicked by {event.by}" if event.by else "kicked"
         elif event.code == ErrorCode.BANNED:
@@ -758,8 +858,45 @@ class RoomScreen(Screen[None]):
             else:
                 view.modes.pop(key, None)
         view.log.add(Entry(EntryKind.NOTICE, event.ts, describe(event)))
+        self._classroom_news(view, event)
         if view is self._current:
             self._show_members()
+            self._show_classroom()
+
+    def _classroom_news(self, view: _Room, event: ev.RoomEvent) -> None:
+        """What a room event changes of the classroom state: our hand, quiet mode's end."""
+        hand = hand_words(event, self.user)
+        if hand is not None:
+            view.hand = hand
+        if event.action == Action.QUIET_SET:
+            if event.value == "off":
+                view.quiet_until = None
+            elif event.minutes > 0 and view.quiet_until is None:
+                # The ROOM_STATE that follows carries the exact end; until then, count from now.
+                view.quiet_until = event.ts + event.minutes * 60
+
+    def _show_queue(self, event: ev.QueueUpdated) -> None:
+        view = self._view_for(event.room)
+        view.queue = event.entries
+        if view is self._current:
+            self._show_classroom()
+
+    def _show_poll(self, event: ev.PollShown) -> None:
+        """A poll opened, closed, or its tally moved: the card, and a line in the log when it
+        opens or closes (so the log keeps the question and the result)."""
+        view = self._view_for(event.room)
+        old = view.poll
+        view.poll = event
+        if old is None or old.poll_id != event.poll_id:
+            options = "  ".join(f"{n}) {option}" for n, option in enumerate(event.options, 1))
+            if not event.closed:
+                line = f"poll #{event.poll_id} by {event.by}: {event.question}  {options}  — /vote N"
+                view.log.add(Entry(EntryKind.NOTICE, self._clock(), line))
+        if event.closed and (old is None or old.poll_id != event.poll_id or not old.closed):
+            result = poll_tally_line(event) if event.counts else f"poll #{event.poll_id} closed"
+            view.log.add(Entry(EntryKind.NOTICE, self._clock(), f"{result} — {event.question}"))
+        if view is self._current:
+            self._show_classroom()
 
     def _show_announcement(self, event: ev.Announcement) -> None:
         view = self._view_for(event.room)
