@@ -44,8 +44,9 @@ class HelpQueue(Vertical):
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("n", "next", "Next student"),
-        Binding("d", "done", "Done"),
+        # Priority: the room screen hands printable keys nobody bound to the input line.
+        Binding("n", "next", "Next student", priority=True),
+        Binding("d", "done", "Done", priority=True),
     ]
 
     class Next(Message):

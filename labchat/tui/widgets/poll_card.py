@@ -39,7 +39,8 @@ class PollCard(Static, can_focus=True):
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        *(Binding(str(n), f"vote({n})", f"Vote {n}", show=False) for n in range(1, 10)),
+        # Priority: the room screen hands printable keys nobody bound to the input line.
+        *(Binding(str(n), f"vote({n})", f"Vote {n}", show=False, priority=True) for n in range(1, 10)),
     ]
 
     @dataclass
@@ -81,7 +82,7 @@ class PollCard(Static, can_focus=True):
     def _render_poll(self) -> Text:
         poll = self.poll
         assert poll is not None
-        label = "Poll closed" if poll.closed else "Poll"
+        label = "Results of poll" if poll.closed else "Poll"
         anonymous = ", anonymous" if poll.anonymous else ""
         text = Text.assemble(
             (f"{label} #{poll.poll_id}", self._style("label")),
