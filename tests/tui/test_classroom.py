@@ -141,7 +141,7 @@ async def test_operator_sees_the_queue_with_waiting_times_and_takes_the_next() -
         )
         await wait_until(pilot, lambda: bool(panel.entries) and panel.entries[0].taken_by == "teacher")
         assert panel.lines()[0].endswith("→ you are helping")
-        assert str(panel.query_one("#queue-title").render()) == "Help queue · 1 waiting · 1 taken"
+        assert str(panel.query_one("#queue-title").render()) == "Queue · 1 waiting · 1 taken"
         # d is about the highlighted entry: the second one here.
         panel.query_one(OptionList).highlighted = 1
         await pilot.press("d")
@@ -255,6 +255,7 @@ async def test_quiet_mode_in_the_header_and_a_members_lines_go_to_the_operators(
         await wait_until(pilot, lambda: bool(log.entries) and log.entries[-1].text == "is exercise 3 graded?")
         entry = log.entries[-1]
         assert (entry.kind, entry.user) == (EntryKind.PRIVATE_OUT, "operators")
+        assert log.plain_lines()[-1] == "[to the operators] is exercise 3 graded?"
 
         core(app, ev.RoomEvent("cs101", T0, Action.QUIET_SET, "teacher", "", 0, "off", "quiet mode off"))
         await wait_until(pilot, lambda: status.quiet == "")
@@ -271,7 +272,8 @@ async def test_operator_gets_a_members_quiet_line_in_the_room() -> None:
         log = app.room.log_view
         await wait_until(pilot, lambda: bool(log.entries) and "toilet" in log.entries[-1].text)
         assert log.entries[-1].kind is EntryKind.PRIVATE_IN
-        assert log.entries[-1].text == "(to the operators) can I go to the toilet?"
+        assert log.entries[-1].text == "can I go to the toilet?"
+        assert log.plain_lines()[-1] == "[to the operators] <budi> can I go to the toilet?"
 
 
 async def test_seats_follow_names_in_the_online_list() -> None:

@@ -61,6 +61,7 @@ TINY_WIDTH = 48
 QUIET_TICK_S = 10.0
 #: The name a member's line in quiet mode is shown as going to.
 TO_OPERATORS = "operators"
+TO_OPERATORS_LABEL = "to the operators"
 
 #: Shown after the core's /help lines: what only the full-screen app adds.
 APP_HELP_LINES = (
@@ -640,6 +641,8 @@ class RoomScreen(Screen[None]):
         else:
             user = self.user_list.canonical(event.to) if event.to is not None else self.user
         entry = Entry(kind, self._clock(), event.text, user=user, own=True, delivery=Delivery.PENDING)
+        if to_ops:
+            entry.label = TO_OPERATORS_LABEL
         # A private message shows where it was typed; a room message in its room.
         log = self.log_view if event.to is not None else self._view_for(event.room).log
         if to_ops and event.action:
@@ -682,7 +685,8 @@ class RoomScreen(Screen[None]):
         log, marked as meant for the operators only."""
         view = self._view_for(event.to)
         said = f"* {event.sender} {event.text}" if event.action else event.text
-        view.log.add(Entry(EntryKind.PRIVATE_IN, event.ts, f"(to the operators) {said}", user=event.sender))
+        entry = Entry(EntryKind.PRIVATE_IN, event.ts, said, user=event.sender, label=TO_OPERATORS_LABEL)
+        view.log.add(entry)
         if view is not self._current:
             view.unread += 1
             self._show_rooms()

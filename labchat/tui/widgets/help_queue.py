@@ -74,8 +74,8 @@ class HelpQueue(Vertical):
         yield Label("Help queue", id="queue-title")
         yield OptionList(id="queue-entries")
         with Horizontal(id="queue-actions"):
-            yield Button("Next", id="queue-next", compact=True)
-            yield Button("Done", id="queue-done", compact=True)
+            yield Button("Next (n)", id="queue-next", compact=True)
+            yield Button("Done (d)", id="queue-done", compact=True)
 
     def on_mount(self) -> None:
         self.set_interval(TICK_S, self._redraw)
@@ -125,7 +125,7 @@ class HelpQueue(Vertical):
         total, waiting = len(self.entries), self.waiting
         title = f"Help queue · {waiting} waiting" if waiting else "Help queue"
         if total > waiting:
-            title += f" · {total - waiting} taken"
+            title = f"Queue · {waiting} waiting · {total - waiting} taken"
         self.query_one("#queue-title", Label).update(title)
 
     def done_target(self) -> str | None:

@@ -14,12 +14,13 @@ from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Static
 
 from ...protocol import events as ev
-from ..classroom_words import tally_bar
+from ..classroom_words import BAR_WIDTH, tally_bar
 
 #: Names listed after an option's bar before "+N more".
 MAX_NAMES = 6
@@ -56,6 +57,10 @@ class PollCard(Static, can_focus=True):
         self.poll: ev.PollShown | None = None
         self.operator = False
         self.display = False
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.poll is not None:
+            self.update(self._render_poll())  # the bars fit the new width
 
     def show(self, poll: ev.PollShown | None, *, operator: bool = False) -> None:
         """Show `poll` (None hides the card) as a member, or with the live tally as an operator."""
@@ -109,6 +114,10 @@ class PollCard(Static, can_focus=True):
     def _append_tally(self, text: Text, poll: ev.PollShown) -> None:
         most = max(poll.counts, default=0)
         width = max(len(option) for option in poll.options)
+        # "●1) " + option + " " + bar + " " + count: the bar takes what is left, up to BAR_WIDTH,
+        # keeping about as much again for the names of those who chose it.
+        room = self.content_size.width - 4 - width - 5
+        bar_width = BAR_WIDTH if room <= 0 else max(4, min(BAR_WIDTH, room // 2))
         names: dict[int, list[str]] = {}
         for choice, user in poll.ballots:
             names.setdefault(choice, []).append(user)
@@ -117,7 +126,7 @@ class PollCard(Static, can_focus=True):
             mark = "●" if chosen else " "
             text.append(f"\n{mark}{number}) ", style=self._style("number"))
             text.append(option.ljust(width), style=self._style("chosen") if chosen else Style())
-            text.append(f" {tally_bar(count, most)} ", style=self._style("bar"))
+            text.append(f" {tally_bar(count, most, bar_width)} ", style=self._style("bar"))
             text.append(f"{count:>3}")
             who = sorted(names.get(number, []), key=str.casefold)
             if who:
