@@ -125,8 +125,9 @@ async def test_operator_sees_the_queue_with_waiting_times_and_takes_the_next() -
         panel._redraw()
         assert panel.lines()[1] == "2. ani · PC-03 · 2 min"
 
-        # n in the panel takes the next student; the button does the same.
-        panel.query_one(OptionList).focus()
+        # n in the panel (Alt+Q goes there) takes the next student; the button does the same.
+        await pilot.press("alt+q")
+        await wait_until(pilot, lambda: panel.query_one(OptionList).has_focus)
         await pilot.press("n")
         await wait_until(pilot, lambda: submitted == ["/next"])
         await pilot.click("#queue-next")
@@ -188,7 +189,7 @@ async def test_poll_card_votes_with_number_keys_and_shows_results_when_closed() 
         assert card.plain.splitlines() == [
             "Poll #3 by teacher: Done with exercise 2?",
             " 1) yes    2) no    3) stuck",
-            "press 1-3 to vote (Tab here first) or /vote N",
+            "Alt+V then 1-3 to vote, or /vote N",
         ]
         opened = "poll #3 by teacher: Done with exercise 2?  1) yes  2) no  3) stuck  — /vote N"
         assert opened in app.room.log_view.plain_lines()
@@ -196,14 +197,16 @@ async def test_poll_card_votes_with_number_keys_and_shows_results_when_closed() 
         await pilot.press("2")
         assert submitted == [] and app.room.composer.text == "2"
         app.room.composer.input.value = ""
-        # ...and vote while the card has it.
-        card.focus()
+        # ...and vote while the card has it (Alt+V, or a click).
+        await pilot.press("alt+v")
+        await wait_until(pilot, lambda: card.has_focus)
+        assert card.plain.splitlines()[-1] == "1-3 to vote, or /vote N · Esc back to typing"
         await pilot.press("2")
         await wait_until(pilot, lambda: submitted == ["/vote 2"])
         await pilot.press("7")  # no option 7: nothing sent
         core(app, poll(your_choice=2))
         await wait_until(pilot, lambda: "●2) no" in card.plain)
-        assert "you chose 2: press 1-3 to change" in card.plain
+        assert "you chose 2: 1-3 to change, or /vote N" in card.plain
         await pilot.press("3")
         await wait_until(pilot, lambda: submitted == ["/vote 2", "/vote 3"])
 
@@ -215,6 +218,8 @@ async def test_poll_card_votes_with_number_keys_and_shows_results_when_closed() 
         assert lines[-1] == "24 voted"
         await pilot.press("1")  # closed: no vote
         assert submitted == ["/vote 2", "/vote 3"]
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.room.composer.input.has_focus)
         result = "poll #3: yes 20, no 3, stuck 1 (24 voted) — Done with exercise 2?"
         assert result in app.room.log_view.plain_lines()
 

@@ -70,7 +70,7 @@ APP_HELP_LINES = (
     "Keys: Enter send · Shift+Enter, Alt+Enter or Ctrl+J new line · Tab complete names and /commands",
     "      Up/Down history · PgUp/PgDn scroll · Ctrl+P command palette · Ctrl+Q quit",
     "Rooms: Alt+1..9 go to room N · Ctrl+PgUp/Ctrl+PgDn previous/next · click a room in the list",
-    "Class: Tab to a poll and press 1-9 to vote · in the help queue (operators) n next, d done",
+    "Class: Alt+V then 1-9 votes in the poll · Alt+Q the help queue (operators): n next, d done",
     "Copy: select text in the log with the mouse (Shift+drag where the terminal grabs the mouse).",
 )
 
@@ -171,6 +171,8 @@ class RoomScreen(Screen[None]):
             Binding(f"alt+{n}", f"goto_room({n})", f"Room {n}", show=False, priority=True)
             for n in range(1, 10)
         ),
+        Binding("alt+v", "focus_poll", "Vote", show=False, priority=True),
+        Binding("alt+q", "focus_queue", "Help queue", show=False, priority=True),
     ]
 
     def __init__(
@@ -373,6 +375,20 @@ class RoomScreen(Screen[None]):
         event.stop()
         if event.room == self._current.name:  # /vote is about the current room's poll
             self.run_line(f"/vote {event.choice}")
+
+    def action_focus_poll(self) -> None:
+        """Alt+V: to the poll card, where 1-9 vote (Esc comes back)."""
+        if self.poll_card.display:
+            self.poll_card.focus()
+        else:
+            self.app.bell()
+
+    def action_focus_queue(self) -> None:
+        """Alt+Q: to the help queue (operators), where n and d take and finish (Esc comes back)."""
+        if self.help_queue.display:
+            self.help_queue.query_one("#queue-entries").focus()
+        else:
+            self.app.bell()
 
     def action_goto_room(self, number: int) -> None:
         """Alt+N: the N-th room of the list."""

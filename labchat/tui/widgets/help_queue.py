@@ -27,6 +27,7 @@ from textual.widgets.option_list import Option
 
 from ...protocol import events as ev
 from ..classroom_words import waiting_words
+from .composer import Composer
 
 #: How often the waiting times are redrawn (they show whole minutes).
 TICK_S = 15.0
@@ -47,6 +48,7 @@ class HelpQueue(Vertical):
         # Priority: the room screen hands printable keys nobody bound to the input line.
         Binding("n", "next", "Next student", priority=True),
         Binding("d", "done", "Done", priority=True),
+        Binding("escape", "leave", "Back to typing"),
     ]
 
     class Next(Message):
@@ -143,6 +145,10 @@ class HelpQueue(Vertical):
             if entry.taken_by:
                 return entry.user
         return self.entries[0].user if self.entries else None
+
+    def action_leave(self) -> None:
+        """Esc: back to the input line."""
+        self.screen.query_one(Composer).focus_input()
 
     def action_next(self) -> None:
         self.post_message(self.Next())

@@ -21,6 +21,7 @@ from textual.widgets import Static
 
 from ...protocol import events as ev
 from ..classroom_words import BAR_WIDTH, tally_bar
+from .composer import Composer
 
 #: Names listed after an option's bar before "+N more".
 MAX_NAMES = 6
@@ -42,6 +43,7 @@ class PollCard(Static, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         # Priority: the room screen hands printable keys nobody bound to the input line.
         *(Binding(str(n), f"vote({n})", f"Vote {n}", show=False, priority=True) for n in range(1, 10)),
+        Binding("escape", "leave", "Back to typing"),
     ]
 
     @dataclass
@@ -57,6 +59,20 @@ class PollCard(Static, can_focus=True):
         self.poll: ev.PollShown | None = None
         self.operator = False
         self.display = False
+
+    def on_focus(self, event: events.Focus) -> None:
+        self._redraw()  # the hint says what the keys do now
+
+    def on_blur(self, event: events.Blur) -> None:
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if self.poll is not None:
+            self.update(self._render_poll())
+
+    def action_leave(self) -> None:
+        """Esc: back to the input line."""
+        self.screen.query_one(Composer).focus_input()
 
     def on_resize(self, event: events.Resize) -> None:
         if self.poll is not None:
@@ -138,10 +154,13 @@ class PollCard(Static, can_focus=True):
         if poll.closed:
             return voted or "closed"
         last = len(poll.options)
+        keys = f"1-{last}" if self.has_focus else f"Alt+V then 1-{last}"
         if poll.your_choice:
-            hint = f"you chose {poll.your_choice}: press 1-{last} to change (Tab here first) or /vote N"
+            hint = f"you chose {poll.your_choice}: {keys} to change, or /vote N"
         else:
-            hint = f"press 1-{last} to vote (Tab here first) or /vote N"
+            hint = f"{keys} to vote, or /vote N"
+        if self.has_focus:
+            hint += " · Esc back to typing"
         if self.operator:
             hint = f"{voted} · /poll close to end it" if voted else "/poll close to end it"
         return hint
