@@ -3,25 +3,32 @@ hand in the header, the poll card (keys 1-9 vote, the operator's live tally, res
 quiet mode in the header and a member's lines shown as going to the operators, seats in the online
 list.
 
-They drive the real app's event routing with the events the client core reports, as the network
+Most drive the real app's event routing with the events the client core reports, as the network
 worker posts them; what the screen asks the core is recorded (the typed commands it submits). The
-clock is a list the test moves, so waiting times and quiet mode's minutes are exact.
+clock is a list the test moves, so waiting times and quiet mode's minutes are exact. The last one
+runs the app against a real server and a real operator's client.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import OptionList
 
 from labchat.client.core import Submitted
 from labchat.protocol import events as ev
 from labchat.protocol.messages import MEMBER_OP, ROOM_QUIET, Action
+from labchat.server.transport import RelayServer
 from labchat.tui import messages as msg
 from labchat.tui.app import LabchatApp, make_app
 from labchat.tui.classroom_words import hand_words, ordinal, quiet_words, waiting_words
 from labchat.tui.log_entry import EntryKind
 
-from .util import wait_until
+from ..helpers import connect
+from .test_room import type_line
+from .util import app_for, log_in, wait_until
 
 T0 = 1_709_631_660.0
 
@@ -291,3 +298,37 @@ async def test_seats_follow_names_in_the_online_list() -> None:
         prompts = [str(option.prompt) for option in users.query_one(OptionList).options]
         assert "budi PC-14" in prompts
         assert "@teacher (you)" in prompts
+
+
+async def test_a_poll_opened_by_a_real_operator_reaches_the_card_and_a_key_votes(
+    server: RelayServer, tmp_path: Path
+) -> None:
+    """End to end: the teacher (a client core) opens a poll in cs101; alice, in the app, joins, sees
+    the card, votes with Alt+V then 2; the teacher's live tally counts her vote by name."""
+    teacher = await connect(server, "teacher", tmp_path=tmp_path)
+    if not teacher.of(ev.LoggedIn)[0].rooms:
+        await teacher.close()
+        pytest.skip("this relay has no rooms yet")
+    teacher.client.submit("/join cs101")
+    await teacher.wait_for(ev.RoomState, lambda e: e.room == "cs101")
+    opened = teacher.client.submit('/poll "Done with exercise 2?" yes | no | stuck')
+    if opened.error:
+        await teacher.close()
+        pytest.skip(f"no classroom in this client or relay yet: {' '.join(opened.local_lines)}")
+    await teacher.wait_for(ev.PollShown, lambda e: e.room == "cs101" and not e.closed)
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await log_in(pilot, app, "alice")
+        await type_line(pilot, "/join cs101")
+        card = app.room.poll_card
+        await wait_until(pilot, lambda: app.room.current_room == "cs101" and card.display)
+        assert card.plain.startswith("Poll #") and "Done with exercise 2?" in card.plain
+        await pilot.press("alt+v")
+        await wait_until(pilot, lambda: card.has_focus)
+        await pilot.press("2")
+        tally = await teacher.wait_for(ev.PollShown, lambda e: e.voters == 1)
+        assert tally.counts == (0, 1, 0)
+        assert tally.ballots == ((2, "alice"),)
+        await wait_until(pilot, lambda: card.poll is not None and card.poll.your_choice == 2)
+        assert "●2) no" in card.plain
+    await teacher.close()
