@@ -269,6 +269,20 @@ async def test_quiet_mode_in_the_header_and_a_members_lines_go_to_the_operators(
         assert (entry.kind, entry.user) == (EntryKind.PRIVATE_OUT, "operators")
         assert log.plain_lines()[-1] == "[to the operators] is exercise 3 graded?"
 
+        core(app, ev.MessageDelivered(1, "cs101", 0, T0, "is exercise 3 graded?"))
+        # What the app guessed while typing, the server settles: a line it accepted with seq 0 went
+        # to the operators (quiet mode began meanwhile); one placed in the room (seq > 0) did not.
+        core(app, ev.MessageQueued(7, "cs101", "me too"))
+        await wait_until(pilot, lambda: log.entries[-1].text == "me too")
+        app.room._current.quiet_until = None
+        core(app, ev.MessageQueued(8, "cs101", "same here"))
+        core(app, ev.MessageDelivered(8, "cs101", 0, T0, "same here"))
+        await wait_until(pilot, lambda: log.entries[-1].label == "to the operators")
+        assert log.entries[-1].kind is EntryKind.PRIVATE_OUT
+        core(app, ev.MessageDelivered(7, "cs101", 57, T0, "me too"))
+        await wait_until(pilot, lambda: log.entries[-2].kind is EntryKind.CHAT)
+        assert log.entries[-2].user == "budi" and log.entries[-2].label == ""
+        app.room._current.quiet_until = T0 + 12 * 60
         core(app, ev.RoomEvent("cs101", T0, Action.QUIET_SET, "teacher", "", 0, "off", "quiet mode off"))
         await wait_until(pilot, lambda: status.quiet == "")
         core(app, ev.MessageQueued(2, "cs101", "thanks"))

@@ -646,29 +646,33 @@ class RoomScreen(Screen[None]):
             self._alert(f"{event.user} mentioned you{where}", event.text)
 
     def _show_message_queued(self, event: ev.MessageQueued) -> None:
-        room = self._rooms.get(event.room)
-        to_ops = event.to is None and room is not None and room.quiet(self._clock()) and not room.operator
-        if event.to is not None or to_ops:
+        if event.to is not None:
             kind = EntryKind.PRIVATE_OUT
         else:
             kind = EntryKind.ACTION if event.action else EntryKind.CHAT
-        if to_ops:
-            user = TO_OPERATORS  # quiet mode (20.5): the server passes it to the operators only
-        else:
-            user = self.user_list.canonical(event.to) if event.to is not None else self.user
+        user = self.user_list.canonical(event.to) if event.to is not None else self.user
         entry = Entry(kind, self._clock(), event.text, user=user, own=True, delivery=Delivery.PENDING)
-        if to_ops:
-            entry.label = TO_OPERATORS_LABEL
+        room = self._rooms.get(event.room)
+        if event.to is None and room is not None and room.quiet(self._clock()) and not room.operator:
+            # Quiet mode (20.5): the server passes a member's line to the operators only.
+            self._to_operators(entry, event.text, event.action, True)
         # A private message shows where it was typed; a room message in its room.
         log = self.log_view if event.to is not None else self._view_for(event.room).log
-        if to_ops and event.action:
-            entry.text = f"* {self.user} {event.text}"
         self._own[event.local_id] = log.add(entry)
         self._own_log[event.local_id] = log
         self._queued[event.local_id] = _Unsent(event.text, event.action, event.to)
 
+    def _to_operators(self, entry: Entry, text: str, action: bool, to_ops: bool) -> None:
+        """Show our room line as said to the operators only (quiet mode), or as said to the room."""
+        if to_ops:
+            entry.kind, entry.user, entry.label = EntryKind.PRIVATE_OUT, TO_OPERATORS, TO_OPERATORS_LABEL
+            entry.text = f"* {self.user} {text}" if action else text
+        else:
+            entry.kind = EntryKind.ACTION if action else EntryKind.CHAT
+            entry.user, entry.label, entry.text = self.user, "", text
+
     def _show_message_delivered(self, event: ev.MessageDelivered) -> None:
-        self._queued.pop(event.local_id, None)
+        queued = self._queued.pop(event.local_id, None)
         entry = self._own.pop(event.local_id, None)
         log = self._own_log.pop(event.local_id, self.log_view)
         if entry is not None:
@@ -676,6 +680,10 @@ class RoomScreen(Screen[None]):
             # later is shown when it was written, as every chat client does.
             entry.delivery = Delivery.DELIVERED
             entry.sent_ts = event.ts  # shown beside the typed time when much later
+            if event.to is None and queued is not None and queued.to is None:
+                # The server's word settles a guess made while typing: a room line it accepted
+                # without a place in the room (seq 0) went to the operators only (20.5).
+                self._to_operators(entry, queued.text, queued.action, event.seq == 0)
             log.update(entry)
 
     def _show_message_failed(self, event: ev.MessageFailed) -> None:
