@@ -193,6 +193,7 @@ async def test_poll_card_votes_with_number_keys_and_shows_results_when_closed() 
         assert not card.display
         core(app, poll())
         await wait_until(pilot, lambda: card.display)
+        assert app.bells == 1  # a question to the class rings, as a mention does
         assert card.plain.splitlines() == [
             "Poll #3 by teacher: Done with exercise 2?",
             " 1) yes    2) no    3) stuck",
@@ -346,3 +347,27 @@ async def test_a_poll_opened_by_a_real_operator_reaches_the_card_and_a_key_votes
         await wait_until(pilot, lambda: card.poll is not None and card.poll.your_choice == 2)
         assert "●2) no" in card.plain
     await teacher.close()
+
+
+async def test_each_room_has_its_own_poll_queue_and_quiet_mode() -> None:
+    app = class_app([], [T0])
+    async with app.run_test(size=(110, 30)) as pilot:
+        await in_class(app, pilot, "teacher", operator=True)
+        core(
+            app,
+            ev.RoomState("lobby", "", ROOM_QUIET, 0, None, 3, joined=True, quiet_until=T0 + 60),
+            ev.PollShown("lobby", 9, "carol", "Pizza?", ("yes", "no"), False, False, (), 0, 0, ()),
+            queue(("budi", "PC-14", "", T0, "")),
+        )
+        screen = app.room
+        await wait_until(pilot, lambda: screen.unread("lobby") == (1, 1) and screen.help_queue.display)
+        assert screen.current_room == "cs101"
+        assert not screen.poll_card.display and screen.status.quiet == ""  # lobby's, not shown here
+        screen.switch_to("lobby")
+        await wait_until(pilot, lambda: screen.poll_card.display)
+        assert screen.poll_card.plain.startswith("Poll #9 by carol: Pizza?")
+        assert screen.status.quiet == "quiet: 1 min left"
+        assert not screen.help_queue.display  # not an operator in lobby
+        screen.switch_to("cs101")
+        await wait_until(pilot, lambda: not screen.poll_card.display and screen.help_queue.display)
+        assert screen.status.quiet == ""

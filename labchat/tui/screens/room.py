@@ -920,6 +920,14 @@ class RoomScreen(Screen[None]):
             if not event.closed:
                 line = f"poll #{event.poll_id} by {event.by}: {event.question}  {options}  — /vote N"
                 view.log.add(Entry(EntryKind.NOTICE, self._clock(), line))
+                if event.by.casefold() != self.user.casefold():
+                    # A question to the class is worth a bell, like a mention.
+                    if view is not self._current:
+                        view.unread += 1
+                        view.mentions += 1
+                        self._show_rooms()
+                    where = f" in #{event.room}" if view is not self._current else ""
+                    self._alert(f"poll by {event.by}{where}", event.question)
         if event.closed and (old is None or old.poll_id != event.poll_id or not old.closed):
             result = poll_tally_line(event) if event.counts else f"poll #{event.poll_id} closed"
             view.log.add(Entry(EntryKind.NOTICE, self._clock(), f"{result} — {event.question}"))
