@@ -80,7 +80,11 @@ class HelpQueue(Vertical):
             yield Button("Done (d)", id="queue-done", compact=True)
 
     def on_mount(self) -> None:
-        self.set_interval(TICK_S, self._redraw)
+        self.set_interval(TICK_S, self._tick)
+
+    def _tick(self) -> None:
+        if self.display and self.entries:
+            self._redraw()  # the minutes waited move on
 
     def show(self, entries: tuple[ev.QueueItem, ...]) -> None:
         """Replace the queue shown (a QueueUpdated, or another room came on screen)."""
