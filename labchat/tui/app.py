@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events, on, work
@@ -318,7 +318,7 @@ class LabchatApp(App[int]):
                 # says NO_SUCH_ACCOUNT and the login screen asks before an account is created.
                 register=register,
                 rooms=settings.rooms,
-                **_seat_option(settings.seat),
+                seat=settings.seat,
             )  # fmt: skip
         except LocalProtocolError as exc:
             if login is not None:
@@ -523,12 +523,6 @@ def _key_changed_text(message: ev.ServerKeyChanged, settings: AppSettings, port:
     )
 
 
-def _seat_option(seat: str | None) -> dict[str, Any]:
-    """ChatClient's `seat` argument, only when the user gave one (`--seat`): the core's default is
-    the machine's host name."""
-    return {"seat": seat} if seat is not None else {}
-
-
 def make_app(
     server_host: str,
     server_port: int,
@@ -564,7 +558,7 @@ def run_app(args: argparse.Namespace, known: KnownServers) -> int:
         ignore_path=ignore_list_path(),
         known_servers=known,
         rooms=tuple(args.room),
-        seat=getattr(args, "seat", None),
+        seat=args.seat,
     )
     freeze_startup_objects()
     try:

@@ -885,7 +885,8 @@ class RoomScreen(Screen[None]):
                 view.modes[key] = bits
             else:
                 view.modes.pop(key, None)
-        view.log.add(Entry(EntryKind.NOTICE, event.ts, describe(event)))
+        # With our name, news of our own hand reads "you are 3rd in the queue".
+        view.log.add(Entry(EntryKind.NOTICE, event.ts, describe(event, me=self.user)))
         self._classroom_news(view, event)
         if view is self._current:
             self._show_members()
