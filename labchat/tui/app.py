@@ -96,6 +96,8 @@ class AppSettings:
     max_entries: int = DEFAULT_MAX_ENTRIES
     #: Rooms to join right after the first login (`--room`, repeatable); the last one is shown.
     rooms: tuple[str, ...] = ()
+    #: Where the user sits (`--seat`, protocol 20.2); None lets the client core use the host name.
+    seat: str | None = None
     #: Idle time before the app sets the user away by itself; 0 never does.
     auto_away_s: float = AUTO_AWAY_S
     #: Where "Find servers" sends its probe (docs/protocol.md 19): the LAN's broadcast address.
@@ -316,6 +318,7 @@ class LabchatApp(App[int]):
                 # says NO_SUCH_ACCOUNT and the login screen asks before an account is created.
                 register=register,
                 rooms=settings.rooms,
+                seat=settings.seat,
             )  # fmt: skip
         except LocalProtocolError as exc:
             if login is not None:
@@ -532,7 +535,7 @@ def make_app(
     """Build the app (the command line and the tests both come through here).
 
     `options` are `AppSettings` fields by name (bell, notify, settings_path, ignore_path,
-    known_servers, clock, tz, max_entries, auto_away_s, fixed_server, rooms).
+    known_servers, clock, tz, max_entries, auto_away_s, fixed_server, rooms, seat).
     """
     return LabchatApp(
         AppSettings(
@@ -555,6 +558,7 @@ def run_app(args: argparse.Namespace, known: KnownServers) -> int:
         ignore_path=ignore_list_path(),
         known_servers=known,
         rooms=tuple(args.room),
+        seat=args.seat,
     )
     freeze_startup_objects()
     try:

@@ -114,6 +114,9 @@ class Entry:
     #: kept across repaints and resizes (highlighting is the costly part of drawing).
     parts: list[Prose | CodeBlock] | None = field(default=None, repr=False)
     code_lines: dict[int, list[Text]] = field(default_factory=dict, repr=False)
+    #: A private message's label instead of "private" (a member's line in a quiet room: "to the
+    #: operators").
+    label: str = ""
 
     @property
     def plain(self) -> str:
@@ -121,8 +124,8 @@ class Entry:
         who = {
             EntryKind.CHAT: f"<{self.user}> ",
             EntryKind.ACTION: f"* {self.user} ",
-            EntryKind.PRIVATE_IN: f"[private] <{self.user}> ",
-            EntryKind.PRIVATE_OUT: f"[private to {self.user}] ",
+            EntryKind.PRIVATE_IN: f"[{self.label or 'private'}] <{self.user}> ",
+            EntryKind.PRIVATE_OUT: f"[{self.label or f'private to {self.user}'}] ",
         }.get(self.kind, "")
         if self.kind in DIVIDER_KINDS:
             return f"— {self.text} —"
@@ -229,6 +232,8 @@ def _lead(entry: Entry, style: StyleLookup, nick_style: Style) -> Text:
     """What comes before the words in the text column: the actor of a /me, a private label."""
     if entry.kind is EntryKind.ACTION:
         return Text.assemble((entry.user, nick_style), " ")
+    if entry.label and entry.kind in (EntryKind.PRIVATE_IN, EntryKind.PRIVATE_OUT):
+        return Text(f"({entry.label}) ", style("private-label"))
     if entry.kind is EntryKind.PRIVATE_IN:
         return Text("(private) ", style("private-label"))
     if entry.kind is EntryKind.PRIVATE_OUT:

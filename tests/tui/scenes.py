@@ -11,6 +11,7 @@ from datetime import UTC
 from textual.pilot import Pilot
 
 from labchat.protocol import events as ev
+from labchat.protocol.messages import Action
 from labchat.tui import messages as msg
 from labchat.tui.app import LabchatApp, make_app
 
@@ -102,4 +103,84 @@ def rooms_conversation(app: LabchatApp) -> list[msg.CoreEvent]:
         said("cs101", 21, 2.5, "bob", "alice: can we use notes?"),
         said("staff", 5, 3, "carol", "grades are due friday"),
         said("lobby", 11, 4, "carol", "it's by the printer"),
+    ]
+
+
+def classroom_teacher(app: LabchatApp) -> list[msg.CoreEvent]:
+    """The teacher's view of cs101 during a lab: seats, three hands up (one taken), a poll's tally."""
+    a = app.attempt
+    op = 0x1  # MEMBER_OP
+
+    def said(seq: int, minute: float, user: str, text: str) -> msg.CoreEvent:
+        return msg.CoreEvent(a, ev.MessageReceived("cs101", seq, T0 + minute * 60, user, text))
+
+    return [
+        msg.CoreEvent(a, ev.StateChanged(ev.ConnectionState.CONNECTED)),
+        msg.CoreEvent(a, ev.LoggedIn("teacher", "cs101", "physics-lab", False, False, rooms=True)),
+        msg.CoreEvent(a, ev.RoomState("cs101", "Lab 3: pointers", 0, op, None, 5, joined=True)),
+        msg.CoreEvent(
+            a,
+            ev.PresenceUpdated(
+                "cs101",
+                ("ani", "budi", "cici", "dewi", "teacher"),
+                modes={"teacher": op},
+                seats={"ani": "PC-03", "budi": "PC-14", "cici": "PC-07", "dewi": "PC-21"},
+            ),
+        ),
+        said(30, 0, "ani", "which file is exercise 2 in?"),
+        said(31, 0.5, "teacher", "lab3/ex2.c"),
+        msg.CoreEvent(
+            a,
+            ev.QueueUpdated(
+                "cs101",
+                (
+                    ev.QueueItem("budi", "PC-14", "segfault in exercise 2", T0 - 240, "teacher"),
+                    ev.QueueItem("ani", "PC-03", "what does -> mean?", T0 + 60, ""),
+                    ev.QueueItem("dewi", "PC-21", "", T0 + 240, ""),
+                ),
+            ),
+        ),
+        msg.CoreEvent(
+            a,
+            ev.PollShown(
+                "cs101", 3, "teacher", "Done with exercise 2?", ("yes", "no", "stuck"), False, False,
+                (2, 1, 1), 4, 0, ((1, "ani"), (1, "cici"), (2, "dewi"), (3, "budi")),
+            ),
+        ),
+    ]
+
+
+def classroom_student(app: LabchatApp) -> list[msg.CoreEvent]:
+    """budi's view of cs101 in quiet mode: his hand up, an open poll he voted on, a line he sent
+    to the operators."""
+    a = app.attempt
+    op, quiet = 0x1, 0x10  # MEMBER_OP, ROOM_QUIET
+    return [
+        msg.CoreEvent(a, ev.StateChanged(ev.ConnectionState.CONNECTED)),
+        msg.CoreEvent(a, ev.LoggedIn("budi", "cs101", "physics-lab", False, False, rooms=True)),
+        msg.CoreEvent(
+            a, ev.RoomState("cs101", "Quiz", quiet, 0, None, 4, joined=True, quiet_until=T0 + 300 + 12 * 60)
+        ),
+        msg.CoreEvent(
+            a,
+            ev.PresenceUpdated(
+                "cs101", ("ani", "budi", "cici", "teacher"), modes={"teacher": op},
+                seats={"ani": "PC-03", "budi": "PC-14", "cici": "PC-07"},
+            ),
+        ),
+        msg.CoreEvent(
+            a, ev.RoomEvent("cs101", T0, Action.QUIET_SET, "teacher", "", 12, "on", "quiet for 12 min")
+        ),
+        msg.CoreEvent(
+            a,
+            ev.PollShown(
+                "cs101", 4, "teacher", "Which is a pointer to int?", ("int *p", "int &p", "*int p"), False,
+                False, (), 0, 1, (),
+            ),
+        ),
+        msg.CoreEvent(
+            a, ev.RoomEvent("cs101", T0 + 60, Action.HAND_RAISED, "budi", "budi", 3, "", "you are 3rd")
+        ),
+        msg.CoreEvent(a, ev.MessageQueued(1, "cs101", "is question 4 about arrays?")),
+        msg.CoreEvent(a, ev.MessageDelivered(1, "cs101", 0, T0 + 290, "is question 4 about arrays?")),
     ]

@@ -15,7 +15,17 @@ from labchat.protocol import events as ev
 from labchat.protocol.errors import ErrorCode
 from labchat.tui import messages as msg
 
-from .scenes import FINGERPRINT, OTHER_FINGERPRINT, T0, conversation, play, rooms_conversation, scene_app
+from .scenes import (
+    FINGERPRINT,
+    OTHER_FINGERPRINT,
+    T0,
+    classroom_student,
+    classroom_teacher,
+    conversation,
+    play,
+    rooms_conversation,
+    scene_app,
+)
 
 SIZE = (80, 24)
 Compare = Callable[..., bool]
@@ -153,3 +163,27 @@ def test_rooms_switched_to_the_announcement(snap_compare: Compare) -> None:
         await play(pilot, [msg.CoreEvent(0, kicked)])
 
     assert snap_compare(scene_app(), terminal_size=SIZE, run_before=switched)
+
+
+def test_classroom_teacher_queue_and_poll_tally(snap_compare: Compare) -> None:
+    """The teacher's cs101: seats in the online list, the help queue (budi taken by the teacher,
+    two waiting, minutes waited), the open poll's live tally with bars and names."""
+
+    async def teacher(pilot: Pilot[object]) -> None:
+        await steady(pilot)
+        await play(pilot, classroom_teacher(pilot.app))  # type: ignore[arg-type]
+
+    assert snap_compare(scene_app(), terminal_size=(110, 30), run_before=teacher)
+
+
+def test_classroom_student_quiet_hand_and_poll(snap_compare: Compare) -> None:
+    """budi's cs101 in quiet mode: "quiet: 12 min left" and his hand in the header, the poll card
+    with his vote (focused, so 1-3 vote), his line shown as going to the operators."""
+
+    async def student(pilot: Pilot[object]) -> None:
+        await steady(pilot)
+        await play(pilot, classroom_student(pilot.app))  # type: ignore[arg-type]
+        pilot.app.room.poll_card.focus()  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(scene_app(), terminal_size=(100, 26), run_before=student)

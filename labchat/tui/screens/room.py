@@ -9,6 +9,11 @@ Rooms (docs/protocol.md 18): the screen keeps one `_Room` per room the user is i
 messages" bar), its own draft, members, topic and announcement. Events are routed by their `room`;
 private messages and the app's own lines go to the room on screen. The rooms list shows them all,
 with unread and mention counts; switching tells the client core where typed lines go now.
+
+The classroom (docs/protocol.md 20) adds to each room its help queue (a side panel for operators),
+its poll (a card pinned under the announcement), quiet mode (in the header, and a member's lines
+shown as going to the operators) and where each member sits (in the online list). The panel and
+the card turn keys into the typed commands `/next`, `/done NAME` and `/vote N`.
 """
 
 from __future__ import annotations
@@ -34,16 +39,19 @@ from ...client.room_news import describe, room_list_lines
 from ...protocol import events as ev
 from ...protocol.errors import ErrorCode
 from ...protocol.events import ConnectionState
-from ...protocol.messages import MEMBER_ADMIN, MEMBER_OP, ROOM_PRIVATE
+from ...protocol.messages import MEMBER_ADMIN, MEMBER_OP, ROOM_PRIVATE, Action
 from .. import file_words
 from .. import messages as msg
+from ..classroom_words import hand_words, poll_tally_line, quiet_words
 from ..formatting import local_date, mentions, stamp
 from ..log_entry import Delivery, Entry, EntryKind
 from ..room_lines import member_bits_after
 from ..widgets.announcement import AnnouncementBanner, tally_line
 from ..widgets.composer import Composer
 from ..widgets.file_cards import FileCard, FileTray
+from ..widgets.help_queue import HelpQueue
 from ..widgets.message_log import DEFAULT_MAX_ENTRIES, MessageLog
+from ..widgets.poll_card import PollCard
 from ..widgets.room_list import RoomList, RoomRow
 from ..widgets.status_bar import StatusBar
 from ..widgets.user_list import UserList
@@ -54,6 +62,12 @@ NARROW_WIDTH = 64
 #: Below this many the rooms list is hidden too (Alt+1..9, Ctrl+PgUp/PgDn and Ctrl+P still switch).
 TINY_WIDTH = 48
 
+#: How often the header's "quiet: N min left" is redrawn.
+QUIET_TICK_S = 10.0
+#: The name a member's line in quiet mode is shown as going to.
+TO_OPERATORS = "operators"
+TO_OPERATORS_LABEL = "to the operators"
+
 #: Shown after the core's /help lines: what only the full-screen app adds.
 APP_HELP_LINES = (
     "  /retry           resend the last message that failed (or Ctrl+R)",
@@ -62,6 +76,7 @@ APP_HELP_LINES = (
     "Keys: Enter send · Shift+Enter, Alt+Enter or Ctrl+J new line · Tab complete names and /commands",
     "      Up/Down history · PgUp/PgDn scroll · Ctrl+P command palette · Ctrl+Q quit",
     "Rooms: Alt+1..9 go to room N · Ctrl+PgUp/Ctrl+PgDn previous/next · click a room in the list",
+    "Class: Alt+V then 1-9 votes in the poll · Alt+Q the help queue (operators): n next, d done",
     "Copy: select text in the log with the mouse (Shift+drag where the terminal grabs the mouse).",
 )
 
@@ -117,10 +132,21 @@ class _Room:
     #: The server may hold older messages than the log shows; a page was asked for.
     history_more: bool = True
     history_pending: bool = False
+    #: The classroom (20): the help queue (operators), the latest poll, when quiet mode ends
+    #: (None: not quiet), our own hand ("" when down), and where members sit.
+    queue: tuple[ev.QueueItem, ...] = ()
+    poll: ev.PollShown | None = None
+    quiet_until: float | None = None
+    hand: str = ""
+    seats: dict[str, str] = field(default_factory=dict)
 
     @property
     def operator(self) -> bool:
         return bool(self.you & (MEMBER_OP | MEMBER_ADMIN))
+
+    def quiet(self, now: float) -> bool:
+        """Quiet mode is on here now."""
+        return self.quiet_until is not None and self.quiet_until > now
 
     def row(self) -> RoomRow:
         return RoomRow(
@@ -151,6 +177,8 @@ class RoomScreen(Screen[None]):
             Binding(f"alt+{n}", f"goto_room({n})", f"Room {n}", show=False, priority=True)
             for n in range(1, 10)
         ),
+        Binding("alt+v", "focus_poll", "Vote", show=False, priority=True),
+        Binding("alt+q", "focus_queue", "Help queue", show=False, priority=True),
     ]
 
     def __init__(
@@ -202,8 +230,10 @@ class RoomScreen(Screen[None]):
             yield RoomList(id="room-list")
             with Vertical(id="room-main"):
                 yield AnnouncementBanner(id="announcement")
+                yield PollCard(id="poll")
                 with ContentSwitcher(id="logs", initial=self._current.log.id):
                     yield self._current.log
+            yield HelpQueue(id="help-queue", clock=self._clock)
             yield UserList(id="sidebar")
         yield FileTray(id="files")
         yield Composer(
@@ -216,6 +246,8 @@ class RoomScreen(Screen[None]):
     def on_mount(self) -> None:
         self.status.server = self.server_label
         self.query_one(RoomList).display = False  # until the server turns out to have rooms
+        self.help_queue.display = False  # until an operator's room has someone waiting
+        self.set_interval(QUIET_TICK_S, self._show_quiet)
 
     def on_screen_resume(self) -> None:
         self.composer.focus_input()
@@ -253,6 +285,14 @@ class RoomScreen(Screen[None]):
     @property
     def banner(self) -> AnnouncementBanner:
         return self.query_one(AnnouncementBanner)
+
+    @property
+    def help_queue(self) -> HelpQueue:
+        return self.query_one(HelpQueue)
+
+    @property
+    def poll_card(self) -> PollCard:
+        return self.query_one(PollCard)
 
     @property
     def status(self) -> StatusBar:
@@ -330,6 +370,36 @@ class RoomScreen(Screen[None]):
     def _room_selected(self, event: RoomList.Selected) -> None:
         self.switch_to(event.room)
 
+    @on(HelpQueue.Next)
+    def _queue_next(self, event: HelpQueue.Next) -> None:
+        event.stop()
+        self.run_line("/next")
+
+    @on(HelpQueue.Done)
+    def _queue_done(self, event: HelpQueue.Done) -> None:
+        event.stop()
+        self.run_line(f"/done {event.user}")
+
+    @on(PollCard.Voted)
+    def _poll_voted(self, event: PollCard.Voted) -> None:
+        event.stop()
+        if event.room == self._current.name:  # /vote is about the current room's poll
+            self.run_line(f"/vote {event.choice}")
+
+    def action_focus_poll(self) -> None:
+        """Alt+V: to the poll card, where 1-9 vote (Esc comes back)."""
+        if self.poll_card.display:
+            self.poll_card.focus()
+        else:
+            self.app.bell()
+
+    def action_focus_queue(self) -> None:
+        """Alt+Q: to the help queue (operators), where n and d take and finish (Esc comes back)."""
+        if self.help_queue.display:
+            self.help_queue.query_one("#queue-entries").focus()
+        else:
+            self.app.bell()
+
     def action_goto_room(self, number: int) -> None:
         """Alt+N: the N-th room of the list."""
         names = self.room_names
@@ -366,6 +436,7 @@ class RoomScreen(Screen[None]):
         self.status.topic = view.topic
         self._show_members()
         self._show_banner()
+        self._show_classroom()
         self._show_rooms()
 
     def _show_members(self) -> None:
@@ -373,7 +444,8 @@ class RoomScreen(Screen[None]):
         if view.joined:
             away = {view.members[k]: reason for k, reason in view.away.items() if k in view.members}
             modes = {view.members[k]: bits for k, bits in view.modes.items() if k in view.members}
-            self.user_list.set_users(list(view.members.values()), away, modes)
+            seats = {view.members[k]: seat for k, seat in view.seats.items() if k in view.members}
+            self.user_list.set_users(list(view.members.values()), away, modes, seats)
         else:
             self.user_list.set_users([])
 
@@ -395,6 +467,23 @@ class RoomScreen(Screen[None]):
             return
         view.acked = shown.announcement_id
         self._announcement_seen(view.name, shown.announcement_id)
+
+    def _show_classroom(self) -> None:
+        """The room on screen's help queue (operators, while someone is in it), poll card, the
+        header's quiet note and our own hand."""
+        view = self._current
+        panel = self.help_queue
+        panel.own_name = self.user
+        panel.show(view.queue if view.operator and view.joined else ())
+        panel.display = bool(panel.entries)
+        self.poll_card.show(view.poll if view.joined else None, operator=view.operator)
+        self.status.hand = view.hand if view.joined else ""
+        self._show_quiet()
+
+    def _show_quiet(self) -> None:
+        """The header's "quiet: N min left" for the room on screen (redrawn as the minutes pass)."""
+        view = self._current
+        self.status.quiet = quiet_words(view.quiet_until, self._clock()) if view.joined else ""
 
     def _show_rooms(self) -> None:
         """Redraw the rooms list once the events being handled are done (a burst of messages in
@@ -508,6 +597,10 @@ class RoomScreen(Screen[None]):
                 self._follow_current_room(event)
             case ev.FileOffered() | ev.FileProgress() | ev.FileDone() | ev.FileFailed():
                 self._show_file_event(event)
+            case ev.QueueUpdated():
+                self._show_queue(event)
+            case ev.PollShown():
+                self._show_poll(event)
 
     def _show_state_changed(self, event: ev.StateChanged) -> None:
         # Shown as reported: the core only reports "reconnecting" once the server has owed an answer
@@ -571,14 +664,27 @@ class RoomScreen(Screen[None]):
             kind = EntryKind.ACTION if event.action else EntryKind.CHAT
         user = self.user_list.canonical(event.to) if event.to is not None else self.user
         entry = Entry(kind, self._clock(), event.text, user=user, own=True, delivery=Delivery.PENDING)
+        room = self._rooms.get(event.room)
+        if event.to is None and room is not None and room.quiet(self._clock()) and not room.operator:
+            # Quiet mode (20.5): the server passes a member's line to the operators only.
+            self._to_operators(entry, event.text, event.action, True)
         # A private message shows where it was typed; a room message in its room.
         log = self.log_view if event.to is not None else self._view_for(event.room).log
         self._own[event.local_id] = log.add(entry)
         self._own_log[event.local_id] = log
         self._queued[event.local_id] = _Unsent(event.text, event.action, event.to)
 
+    def _to_operators(self, entry: Entry, text: str, action: bool, to_ops: bool) -> None:
+        """Show our room line as said to the operators only (quiet mode), or as said to the room."""
+        if to_ops:
+            entry.kind, entry.user, entry.label = EntryKind.PRIVATE_OUT, TO_OPERATORS, TO_OPERATORS_LABEL
+            entry.text = f"* {self.user} {text}" if action else text
+        else:
+            entry.kind = EntryKind.ACTION if action else EntryKind.CHAT
+            entry.user, entry.label, entry.text = self.user, "", text
+
     def _show_message_delivered(self, event: ev.MessageDelivered) -> None:
-        self._queued.pop(event.local_id, None)
+        queued = self._queued.pop(event.local_id, None)
         entry = self._own.pop(event.local_id, None)
         log = self._own_log.pop(event.local_id, self.log_view)
         if entry is not None:
@@ -586,6 +692,10 @@ class RoomScreen(Screen[None]):
             # later is shown when it was written, as every chat client does.
             entry.delivery = Delivery.DELIVERED
             entry.sent_ts = event.ts  # shown beside the typed time when much later
+            if event.to is None and queued is not None and queued.to is None:
+                # The server's word settles a guess made while typing: a room line it accepted
+                # without a place in the room (seq 0) went to the operators only (20.5).
+                self._to_operators(entry, queued.text, queued.action, event.seq == 0)
             log.update(entry)
 
     def _show_message_failed(self, event: ev.MessageFailed) -> None:
@@ -599,9 +709,24 @@ class RoomScreen(Screen[None]):
             log.update(entry)
 
     def _show_private_received(self, event: ev.PrivateReceived) -> None:
+        if event.to_ops and event.to in self._rooms:
+            self._show_to_operators(event)
+            return
         text = f"{event.text}  (sent while you were offline)" if event.held else event.text
         self.log_view.add(Entry(EntryKind.PRIVATE_IN, event.ts, text, user=event.sender))
         self._alert(f"{event.sender} (private)", event.text)
+
+    def _show_to_operators(self, event: ev.PrivateReceived) -> None:
+        """A member's line in a quiet room, passed to us as one of its operators: in that room's
+        log, marked as meant for the operators only."""
+        view = self._view_for(event.to)
+        said = f"* {event.sender} {event.text}" if event.action else event.text
+        entry = Entry(EntryKind.PRIVATE_IN, event.ts, said, user=event.sender, label=TO_OPERATORS_LABEL)
+        view.log.add(entry)
+        if view is not self._current:
+            view.unread += 1
+            self._show_rooms()
+        self._alert(f"{event.sender} (to the operators of #{event.to})", event.text)
 
     def _show_user_joined(self, event: ev.UserJoined) -> None:
         view = self._view_for(event.room)
@@ -686,6 +811,7 @@ class RoomScreen(Screen[None]):
         view.members = {name.casefold(): name for name in event.users}
         view.away = {name.casefold(): reason for name, reason in event.away.items()}
         view.modes = {name.casefold(): bits for name, bits in event.modes.items() if bits}
+        view.seats = {name.casefold(): seat for name, seat in event.seats.items() if seat}
         if view is self._current:
             self._show_members()
         if event.requested:
@@ -710,6 +836,7 @@ class RoomScreen(Screen[None]):
         view = self._view_for(event.room)
         was_joined = view.joined
         view.topic, view.room_modes, view.you = event.topic, event.modes, event.you
+        view.quiet_until = event.quiet_until
         view.joined, view.left_reason = True, ""
         if event.joined and (not was_joined or not view.log.entries):
             view.log.add(Entry(EntryKind.INFO, self._clock(), describe(event)))
@@ -743,6 +870,7 @@ class RoomScreen(Screen[None]):
         view.away.clear()
         view.modes.clear()
         view.you = 0
+        view.queue, view.poll, view.quiet_until, view.hand = (), None, None, ""
         if event.code == ErrorCode.KICKED:
             view.left_reason = f"kicked by {event.by}" if event.by else "kicked"
         elif event.code == ErrorCode.BANNED:
@@ -769,9 +897,55 @@ class RoomScreen(Screen[None]):
                 view.modes[key] = bits
             else:
                 view.modes.pop(key, None)
-        view.log.add(Entry(EntryKind.NOTICE, event.ts, describe(event)))
+        # With our name, news of our own hand reads "you are 3rd in the queue".
+        view.log.add(Entry(EntryKind.NOTICE, event.ts, describe(event, me=self.user)))
+        self._classroom_news(view, event)
         if view is self._current:
             self._show_members()
+            self._show_classroom()
+
+    def _classroom_news(self, view: _Room, event: ev.RoomEvent) -> None:
+        """What a room event changes of the classroom state: our hand, quiet mode's end."""
+        hand = hand_words(event, self.user)
+        if hand is not None:
+            view.hand = hand
+        if event.action == Action.QUIET_SET:
+            if event.value == "off":
+                view.quiet_until = None
+            elif event.minutes > 0 and view.quiet_until is None:
+                # The ROOM_STATE that follows carries the exact end; until then, count from now.
+                view.quiet_until = event.ts + event.minutes * 60
+
+    def _show_queue(self, event: ev.QueueUpdated) -> None:
+        view = self._view_for(event.room)
+        view.queue = event.entries
+        if view is self._current:
+            self._show_classroom()
+
+    def _show_poll(self, event: ev.PollShown) -> None:
+        """A poll opened, closed, or its tally moved: the card, and a line in the log when it
+        opens or closes (so the log keeps the question and the result)."""
+        view = self._view_for(event.room)
+        old = view.poll
+        view.poll = event
+        if old is None or old.poll_id != event.poll_id:
+            options = "  ".join(f"{n}) {option}" for n, option in enumerate(event.options, 1))
+            if not event.closed:
+                line = f"poll #{event.poll_id} by {event.by}: {event.question}  {options}  — /vote N"
+                view.log.add(Entry(EntryKind.NOTICE, self._clock(), line))
+                if event.by.casefold() != self.user.casefold():
+                    # A question to the class is worth a bell, like a mention.
+                    if view is not self._current:
+                        view.unread += 1
+                        view.mentions += 1
+                        self._show_rooms()
+                    where = f" in #{event.room}" if view is not self._current else ""
+                    self._alert(f"poll by {event.by}{where}", event.question)
+        if event.closed and (old is None or old.poll_id != event.poll_id or not old.closed):
+            result = poll_tally_line(event) if event.counts else f"poll #{event.poll_id} closed"
+            view.log.add(Entry(EntryKind.NOTICE, self._clock(), f"{result} — {event.question}"))
+        if view is self._current:
+            self._show_classroom()
 
     def _show_announcement(self, event: ev.Announcement) -> None:
         view = self._view_for(event.room)

@@ -26,6 +26,8 @@ class StatusBar(Widget):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "status-bar--room",
         "status-bar--topic",
+        "status-bar--quiet",
+        "status-bar--hand",
         "status-bar--server",
         "status-bar--user",
         "status-bar--away",
@@ -38,6 +40,10 @@ class StatusBar(Widget):
     room: reactive[str] = reactive("")
     #: The room's topic, shown after its name.
     topic: reactive[str] = reactive("")
+    #: The classroom (protocol 20): "quiet: 12 min left" while the room is quiet, and the user's own
+    #: hand ("your hand is up: 3rd in line", "coming: teacher"); "" for none.
+    quiet: reactive[str] = reactive("")
+    hand: reactive[str] = reactive("")
     server: reactive[str] = reactive("")
     user: reactive[str] = reactive("")
     state: reactive[ConnectionState] = reactive(ConnectionState.CONNECTING)
@@ -63,6 +69,8 @@ class StatusBar(Widget):
         left = Text.assemble(
             (f"#{self.room}" if self.room else "labchat", style("room")),
             (f" · {self.topic}" if self.topic and self.room else "", style("topic")),
+            (f" · {self.quiet}" if self.quiet else "", style("quiet")),
+            (f" · {self.hand}" if self.hand else "", style("hand")),
             "  ",
             (self.server, style("server")),
             "  ",

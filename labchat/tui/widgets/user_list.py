@@ -1,7 +1,8 @@
 """The sidebar: who is online, and how many. Selecting a name starts a private message to them.
 
 In a server with rooms each name carries its role in the room on screen, as IRC clients show it:
-`@` an operator (or admin), `+` voiced; and a dim mark for a muted member and for a guest.
+`@` an operator (or admin), `+` voiced; and a dim mark for a muted member and for a guest. In a
+classroom (protocol 20.2) each name is followed, dimmed, by the seat the user sits at when known.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class UserList(Vertical):
         "user-list--you",
         "user-list--away",
         "user-list--badge",
+        "user-list--seat",
         *(f"user-list--nick-{i}" for i in range(NICK_COLOURS)),
     }
 
@@ -52,6 +54,7 @@ class UserList(Vertical):
         self._users: dict[str, str] = {}  # casefolded name -> name as the server spells it
         self._away: dict[str, str] = {}  # casefolded name -> away reason
         self._modes: dict[str, int] = {}  # casefolded name -> MEMBER_* bits
+        self._seats: dict[str, str] = {}  # casefolded name -> seat label
         self.own_name = ""
 
     def compose(self) -> ComposeResult:
@@ -68,17 +71,23 @@ class UserList(Vertical):
         names: tuple[str, ...] | list[str],
         away: dict[str, str] | None = None,
         modes: dict[str, int] | None = None,
+        seats: dict[str, str] | None = None,
     ) -> None:
         """Replace the whole list (a presence update from the server, or another room shown), with
-        who is away and why, and everyone's MEMBER_* bits in the room."""
+        who is away and why, everyone's MEMBER_* bits in the room, and where they sit."""
         self._users = {name.casefold(): name for name in names}
         self._away = {name.casefold(): reason for name, reason in (away or {}).items()}
         self._modes = {name.casefold(): bits for name, bits in (modes or {}).items()}
+        self._seats = {name.casefold(): seat for name, seat in (seats or {}).items() if seat}
         self._refresh_list()
 
     def modes_of(self, name: str) -> int:
         """`name`'s MEMBER_* bits in the room shown (0: a plain member)."""
         return self._modes.get(name.casefold(), 0)
+
+    def seat_of(self, name: str) -> str:
+        """Where `name` sits ("" when unknown)."""
+        return self._seats.get(name.casefold(), "")
 
     def set_away(self, name: str, reason: str | None) -> None:
         """`name` went away (for `reason`, "" if none) or came back (None)."""
@@ -100,6 +109,7 @@ class UserList(Vertical):
         self._users.pop(name.casefold(), None)
         self._away.pop(name.casefold(), None)
         self._modes.pop(name.casefold(), None)
+        self._seats.pop(name.casefold(), None)
         self._refresh_list()
 
     def _refresh_list(self) -> None:
@@ -117,6 +127,8 @@ class UserList(Vertical):
                     (badge, self.get_component_rich_style("user-list--badge", partial=True)), label,
                     no_wrap=True, overflow="ellipsis",
                 )  # fmt: skip
+            if seat := self._seats.get(name.casefold()):
+                label.append(f" {seat}", style=self.get_component_rich_style("user-list--seat", partial=True))
             if own:
                 label.append(" (you)", style=self.get_component_rich_style("user-list--you", partial=True))
             if name.casefold() in self._away:
