@@ -1,7 +1,8 @@
 """Keep the translation catalogues in step with the code: `python -m labchat.i18n_catalog [--check]`.
 
 It finds every string given to `_()`, `ngettext()` or `N_()` in the labchat package (by reading the
-source's syntax tree, so a string built at run time is refused rather than missed), then rewrites each
+source's syntax tree, so that a string built at run time inside `_()` is refused rather than missed;
+`_(NAME)` of a constant marked with `N_()` is fine), then rewrites each
 `labchat/locale/<lang>/LC_MESSAGES/labchat.po`: translations already there are kept, new strings get
 an empty msgstr for the translator, strings the code no longer uses are dropped. `--check` changes
 nothing and exits 1 when a catalogue lacks a string or a translation (what tests/test_i18n.py checks).
@@ -56,12 +57,15 @@ def extract(root: Path = PACKAGE_DIR) -> tuple[list[Message], list[str]]:
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
                 continue
             count = MARKERS.get(node.func.id)
-            if count is None or (path.name == "i18n.py" and not node.args):
+            if count is None:
                 continue
             texts = [_literal(arg) for arg in node.args[:count]]
             if len(node.args) < count or any(t is None for t in texts):
-                if path.name != "i18n.py":  # the definitions themselves pass their parameters on
-                    problems.append(f"{rel}:{node.lineno}: {node.func.id}() needs string literals")
+                # `_(SENTENCES[x])` translates a constant marked with N_() where it is defined: fine.
+                # A string built here (f-string, %, +, .format()) can never be in the catalogue.
+                built = (ast.JoinedStr, ast.BinOp, ast.Call)
+                if len(node.args) < count or any(isinstance(arg, built) for arg in node.args[:count]):
+                    problems.append(f"{rel}:{node.lineno}: {node.func.id}() of a string built at run time")
                 continue
             msgid = texts[0] or ""
             plural = texts[1] if count == 2 else None

@@ -43,6 +43,19 @@ def test_every_marked_string_is_a_literal() -> None:
     assert len(messages) > 100
 
 
+def test_a_string_built_inside_the_marker_is_refused(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "m.py").write_text(
+        'from labchat.i18n import N_, _\nWORDS = {1: N_("one")}\n'
+        'a = _(f"hi {x}")\nb = _("%s" % y)\nc = _(WORDS[1])\nd = _("fine {name}").format(name=1)\n',
+        encoding="utf-8",
+    )
+    messages, problems = extract(package)
+    assert [m.msgid for m in messages] == ["one", "fine {name}"]
+    assert [p.split(":")[1] for p in problems] == ["3", "4"]
+
+
 def test_every_shown_string_is_translated_into_indonesian() -> None:
     messages, _problems = extract()
     untranslated = [f"{m.where[0]}: {m.msgid!r}" for m in missing("id", messages)]
@@ -234,3 +247,24 @@ async def test_the_login_and_trust_screens_in_indonesian(server: RelayServer, tm
         await wait_until(pilot, lambda: isinstance(app.screen, TrustScreen))
         assert app.screen.query_one("#trust-box").border_title == "Server baru"
         assert str(app.screen.query_one("#trust", Button).label) == "Percayai dan masuk (Enter)"
+
+
+# ------------------------------------------------------------ room news (line mode and the app)
+
+
+def test_room_news_in_indonesian() -> None:
+    from labchat.client import room_news
+    from labchat.protocol import events as ev
+    from labchat.protocol.messages import Action
+
+    mute = ev.RoomEvent("cs101", 0.0, Action.MUTE, "guru", "budi", 10, "berisik", "server words")
+    hand = ev.RoomEvent("cs101", 0.0, Action.HAND_RAISED, "", "budi", 3, "segfault", "")
+    english = room_news.describe(mute)
+    assert english == "budi was muted for 10 min by guru: berisik"
+    i18n.set_language("id")
+    assert room_news.describe(mute) == "budi dibisukan selama 10 menit oleh guru: berisik"
+    assert room_news.describe(hand) == "budi mengangkat tangan (urutan ke-3 dalam antrean): segfault"
+    assert room_news.describe(hand, me="budi") == "Anda urutan ke-3 dalam antrean"
+    # The --json words never change with the language.
+    assert room_news.action_word(Action.MUTE) == "mute"
+    assert room_news.mode_words(0xFF)[:2] == ["private", "moderated"]
