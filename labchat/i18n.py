@@ -240,6 +240,11 @@ def name_rule() -> str:
     )
 
 
+def room_rule() -> str:
+    """`protocol.messages.ROOM_RULE` in the active language (checked as `name_rule` is)."""
+    return _("1-32 characters: lowercase letters (a-z), digits, '_' or '-', starting with a letter or digit")
+
+
 # ------------------------------------------------------------ the `--lang` flag of every command
 
 
@@ -302,6 +307,7 @@ __all__ = [
     "name_rule",
     "ngettext",
     "read_po",
+    "room_rule",
     "set_language",
     "styled_parts",
 ]

@@ -53,6 +53,7 @@ def extract(root: Path = PACKAGE_DIR) -> tuple[list[Message], list[str]]:
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root.parent).as_posix()
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
+        problems += _shadowed_marker(tree, rel)
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
                 continue
@@ -74,6 +75,22 @@ def extract(root: Path = PACKAGE_DIR) -> tuple[list[Message], list[str]]:
             message.where.append(f"{rel}:{node.lineno}")
     ordered = sorted(found.values(), key=lambda m: _order(m.where[0]))
     return ordered, problems
+
+
+def _shadowed_marker(tree: ast.Module, rel: str) -> list[str]:
+    """A module that imports `_` and also assigns it (`name, _, rest = ...`) would call a string:
+    each such assignment is a problem."""
+    imports_marker = any(
+        isinstance(node, ast.ImportFrom) and any(alias.name == "_" for alias in node.names)
+        for node in tree.body
+    )
+    if not imports_marker:
+        return []
+    return [
+        f"{rel}:{node.lineno}: assigns `_`, the translation function here (name it `_sep`, `_unused`...)"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and node.id == "_" and isinstance(node.ctx, ast.Store)
+    ]
 
 
 def _order(where: str) -> tuple[str, int]:

@@ -13,7 +13,7 @@ from textual.widgets import Button, Label, Static
 from labchat import i18n
 from labchat.client import cli as client_cli
 from labchat.i18n_catalog import Message, extract, missing, render
-from labchat.protocol.messages import NAME_RULE
+from labchat.protocol.messages import NAME_RULE, ROOM_RULE
 from labchat.server import admin as server_admin
 from labchat.server import cli as server_cli
 from labchat.server.transport import RelayServer
@@ -83,6 +83,7 @@ def test_the_catalogue_file_is_as_the_tool_writes_it() -> None:
 
 def test_the_name_rule_says_what_the_protocol_checks() -> None:
     assert i18n.name_rule() == NAME_RULE
+    assert i18n.room_rule() == ROOM_RULE
     i18n.set_language("id")
     assert i18n.name_rule().startswith("1-20 karakter")
 
@@ -268,3 +269,20 @@ def test_room_news_in_indonesian() -> None:
     # The --json words never change with the language.
     assert room_news.action_word(Action.MUTE) == "mute"
     assert room_news.mode_words(0xFF)[:2] == ["private", "moderated"]
+
+
+def test_help_keeps_the_command_words_in_indonesian() -> None:
+    """Commands are never translated: every /command of a help line is in its translation too."""
+    from labchat.client import commands
+
+    i18n.set_language("id")
+    lines = commands.help_lines()
+    assert lines[0] == "Perintah:"
+    for english, translated in zip(commands.HELP_LINES, lines, strict=True):
+        assert re.findall(r"/[a-z]+", english) == re.findall(r"/[a-z]+", translated), translated
+    # Tab completion reads the English lines: the same names in every language.
+    names = commands.command_names()
+    assert "join" in names and "vote" in names
+    invalid = commands.parse("/frobnicate")
+    assert isinstance(invalid, commands.Invalid)
+    assert invalid.error == "perintah /frobnicate tidak dikenal: ketik /help untuk melihat daftarnya"

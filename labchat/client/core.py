@@ -373,7 +373,7 @@ class ChatClient:
             elif isinstance(cmd, commands.Unignore):
                 return self._unignore(cmd.name)
             elif isinstance(cmd, commands.Help):
-                return Submitted(commands.HELP_LINES)
+                return Submitted(commands.help_lines())
             elif isinstance(cmd, commands.Quit):
                 self.conn.quit(now)
                 self._pump()
