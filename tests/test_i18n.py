@@ -286,3 +286,42 @@ def test_help_keeps_the_command_words_in_indonesian() -> None:
     invalid = commands.parse("/frobnicate")
     assert isinstance(invalid, commands.Invalid)
     assert invalid.error == "perintah /frobnicate tidak dikenal: ketik /help untuk melihat daftarnya"
+
+
+# ------------------------------------------------------------ the commands as processes
+
+
+@pytest.mark.timeout(60)
+async def test_server_and_line_mode_in_indonesian(tmp_path: Path) -> None:
+    """`--lang id` on the server and a --plain client; LANGUAGE=id (the locale) on a --json one,
+    whose keys, types and command names stay as in English."""
+    from .e2e.procs import PYTHON, env_for, spawn, spawn_server
+
+    server = await spawn_server(tmp_path, tmp_path / "server.db", "--lang", "id")
+    port = int((await server.expect(r"mendengarkan di UDP 127\.0\.0\.1:(\d+)")).group(1))
+    await server.expect(r"klien terhubung dengan: labchat 127\.0\.0\.1")
+
+    def client(user: str, *extra: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+        args = ("-m", "labchat.client", "127.0.0.1", str(port), "0", "--user", user, *extra)
+        return spawn(PYTHON, *args, env=env or env_for(tmp_path))
+
+    budi = await client("budi", "--plain", "--lang", "id")
+    await budi.expect(r"-!- masuk sebagai budi ke .*, ruang ")
+    ani = await client("ani", "--json", env={**env_for(tmp_path), "LANGUAGE": "id"})
+    joined = await budi.expect(r"^\d\d:\d\d:\d\d \* ani bergabung$")
+    assert joined
+    presence = await ani.expect_json(type="presence")
+    assert presence["text"].startswith("2 daring: ")
+    budi.send("/frobnicate")
+    await budi.expect(r"-!- galat: perintah /frobnicate tidak dikenal: ketik /help")
+    budi.send("/help")
+    await budi.expect(r"-!- Perintah:")
+    budi.send("QUIT")
+    assert await budi.wait() == 0
+    left = await ani.expect_json(type="leave", user="budi")
+    assert left["text"] == "budi keluar"
+    ani.send("/quit")
+    assert await ani.wait() == 0
+    server.proc.terminate()
+    await server.expect(r"mematikan server: memberi tahu \d+ klien")
+    assert await server.wait() == 0
