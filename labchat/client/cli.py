@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help=_("save accepted files in DIR (default: $LABCHAT_DOWNLOADS, else your Downloads folder/labchat)"),
+        help=_(
+            "save accepted files in DIR (default: $LABCHAT_DOWNLOADS, else your Downloads folder/labchat)"
+        ),
     )
     p.add_argument(
         "--no-bell", action="store_true", help=_("do not ring the terminal bell on mentions")

@@ -705,7 +705,9 @@ def _parse_file_command(name: str, rest: str) -> Command | None:
         return Send(rest, None, rest)  # a path with spaces, typed without quotes (checked later)
     if name in ("accept", "decline", "open"):
         if not rest.isdigit() or not 0 < int(rest) < 2**64:
-            return Invalid(_("usage: {usage} (the number in the offer; /files lists them)").format(usage=f"/{name} ID"))
+            return Invalid(
+                _("usage: {usage} (the number in the offer; /files lists them)").format(usage=f"/{name} ID")
+            )
         file_id = int(rest)
         if name == "accept":
             return Accept(file_id)
