@@ -441,7 +441,7 @@ def kind_word(mime: str, name: str, folder: bool = False) -> str:
     """What a file is, in a word for the offer line: "python", "pdf", "png image", "folder"."""
     if folder:
         return "folder"
-    major, _, sub = mime.partition("/")
+    major, _sep, sub = mime.partition("/")
     sub = sub.removeprefix("x-").split(";")[0].split("+")[0]
     if sub and major in ("image", "audio", "video"):
         return f"{sub} {major}"
@@ -458,26 +458,32 @@ def file_text(event: ev.Event, me: str | None = None) -> str:
             kind = kind_word(event.mime, event.name, event.folder)
             what = f"{event.name} ({human_size(event.size)}, {kind})"
             if me is not None and event.sender == me:
-                where = f"to {event.to}" if event.to else f"in #{event.room}"
-                return f"you offer {what} {where} (file {event.file_id})"
-            you = " you" if event.to else ""
-            return f"{event.sender} offers{you} {what} — /accept {event.file_id}, /decline {event.file_id}"
+                if event.to:
+                    mine = _("you offer {what} to {user} (file {id})")
+                else:
+                    mine = _("you offer {what} in #{room} (file {id})")
+                return mine.format(what=what, user=event.to, room=event.room, id=event.file_id)
+            if event.to:
+                offer = _("{user} offers you {what} — /accept {id}, /decline {id}")
+            else:
+                offer = _("{user} offers {what} — /accept {id}, /decline {id}")
+            return offer.format(user=event.sender, what=what, id=event.file_id)
         case ev.FileProgress():
             percent = 100 * event.done // event.size if event.size else 100
             parts = [f"{event.name}: {percent}%"]
             if event.rate_bps > 0:
                 parts.append(f"{human_size(int(event.rate_bps))}/s")
             if event.eta_s is not None and event.done < event.size:
-                parts.append(f"{math.ceil(event.eta_s)} s left")
+                parts.append(_("{seconds} s left").format(seconds=math.ceil(event.eta_s)))
             return " ".join(parts)
         case ev.FileDone(direction="down"):
-            return f"saved {event.name} to {event.path} (verified)"
+            return _("saved {name} to {path} (verified)").format(name=event.name, path=event.path)
         case ev.FileDone():
-            return f"sent {event.name}: stored on the server (verified)"
+            return _("sent {name}: stored on the server (verified)").format(name=event.name)
         case ev.FileFailed(direction="down"):
-            return f"{event.name} not saved: {event.reason}"
+            return _("{name} not saved: {reason}").format(name=event.name, reason=event.reason)
         case ev.FileFailed():
-            return f"{event.name} not sent: {event.reason}"
+            return _("{name} not sent: {reason}").format(name=event.name, reason=event.reason)
     return ""
 
 
