@@ -24,7 +24,9 @@ from labchat.tui.screens.trust import TrustScreen
 from .tui.util import app_for, wait_until
 
 #: `{name}`, `{name!r}`, `{count}`, and Rich markup tags: a translation must keep every one.
-PLACEHOLDER = re.compile(r"\{[a-z_]*(?:![rs])?\}|\[/?(?:bold|dim|italic|red|green|cyan|yellow)[a-z ]*\]|\[/\]")
+PLACEHOLDER = re.compile(
+    r"\{[a-z_]*(?:![rs])?\}|\[/?(?:bold|dim|italic|red|green|cyan|yellow)[a-z ]*\]|\[/\]"
+)
 
 
 @pytest.fixture(autouse=True)
