@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..deadline_timer import DeadlineTimer
-from ..i18n import _, ngettext, room_rule
+from ..i18n import N_, _, ngettext, room_rule
 from ..protocol import events as ev
 from ..protocol import messages as m
 from ..protocol.classroom import NO_CLASSROOM, seat_label
@@ -117,6 +117,17 @@ def start_rooms(rooms: tuple[str, ...]) -> tuple[str, ...]:
             out.remove(room)  # `--room a --room b --room a`: a is joined once, and is current
         out.append(room)
     return tuple(out)
+
+
+#: A transfer's state words (ChatClient.files), as /files shows them.
+_FILE_STATES = {
+    "offered": N_("offered"),
+    "receiving": N_("receiving"),
+    "done": N_("done"),
+    "declined": N_("declined"),
+    "failed": N_("failed"),
+    "cancelled": N_("cancelled"),
+}
 
 
 def human_size(size: int) -> str:
@@ -695,12 +706,14 @@ class ChatClient:
         try:
             source = open_source(path)
         except FileNotFoundError:
-            raise LocalProtocolError(f"no such file or folder: {path}") from None
+            raise LocalProtocolError(_("no such file or folder: {path}").format(path=path)) from None
         except (OSError, ValueError) as exc:
-            raise LocalProtocolError(f"cannot send {path}: {getattr(exc, 'strerror', None) or exc}") from None
+            reason = getattr(exc, "strerror", None) or exc
+            text = _("cannot send {path}: {reason}").format(path=path, reason=reason)
+            raise LocalProtocolError(text) from None
         if self.conn.server_has_files is False:
             source.close()
-            raise LocalProtocolError("this server does not take files: it runs an older labchat")
+            raise LocalProtocolError(_("this server does not take files: it runs an older labchat"))
         if to is not None and not m.is_valid_name(to):
             source.close()
             raise LocalProtocolError(f"no such user name {to!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME)
@@ -750,7 +763,7 @@ class ChatClient:
         """
         offer = next((d.offer for d in self.conn.file_offers() if d.offer.file_id == file_id), None)
         if offer is None:
-            raise LocalProtocolError(f"no file offer {file_id}: /files lists them")
+            raise LocalProtocolError(_("no file offer {id}: /files lists them").format(id=file_id))
         old = self._incoming.pop(file_id, None)
         if old is not None:
             old.discard()
@@ -810,24 +823,27 @@ class ChatClient:
                     local_id = self.send_file(raw)  # a path with spaces, typed as it is
                 else:
                     local_id = self.send_file(cmd.path, cmd.to)
-                whom = f"to {cmd.to}" if cmd.to else f"to #{self.current_room}"
                 name = safe_name(Path(cmd.path).expanduser().resolve().name or "file")
-                return Submitted((f"offering {name} {whom}: checking it first",), room=self.current_room,
-                                 transfer=("up", local_id))  # fmt: skip
+                if cmd.to:
+                    offering = _("offering {name} to {user}: checking it first")
+                else:
+                    offering = _("offering {name} to #{room}: checking it first")
+                line = offering.format(name=name, user=cmd.to, room=self.current_room)
+                return Submitted((line,), room=self.current_room, transfer=("up", local_id))
             case commands.Accept():
                 self.accept_file(cmd.file_id)
-                return Submitted((f"downloading file {cmd.file_id} into {self.downloads_dir}",),
-                                 room=self.current_room, transfer=("down", cmd.file_id))  # fmt: skip
+                line = _("downloading file {id} into {path}").format(id=cmd.file_id, path=self.downloads_dir)
+                return Submitted((line,), room=self.current_room, transfer=("down", cmd.file_id))
             case commands.Decline():
                 self.decline_file(cmd.file_id)
-                return Submitted((f"declined file {cmd.file_id}",), room=self.current_room)
+                return Submitted((_("declined file {id}").format(id=cmd.file_id),), room=self.current_room)
             case commands.Files():
                 return Submitted(self._files_lines(now), room=self.current_room)
             case commands.Open():
                 saved = self._saved.get(cmd.file_id)
                 if saved is None:
-                    return Submitted((f"file {cmd.file_id} is not saved here: /accept {cmd.file_id} first",),
-                                     error=True, room=self.current_room)  # fmt: skip
+                    line = _("file {id} is not saved here: /accept {id} first").format(id=cmd.file_id)
+                    return Submitted((line,), error=True, room=self.current_room)
                 return Submitted((str(saved),), room=self.current_room)
         return None
 
@@ -842,8 +858,11 @@ class ChatClient:
         lines = [_("files in #{room}:").format(room=room)]
         for offer, state, path in offers:
             where = f" -> {path}" if path is not None else ""
-            lines.append(f"  {offer.file_id}: {offer.name} ({human_size(offer.size)}) from {offer.sender}, "
-                         f"{state}{where}")  # fmt: skip
+            line = _("{id}: {name} ({size}) from {user}, {state}").format(
+                id=offer.file_id, name=offer.name, size=human_size(offer.size), user=offer.sender,
+                state=_(_FILE_STATES[state]) if state in _FILE_STATES else state,
+            )  # fmt: skip
+            lines.append(f"  {line}{where}")
         return tuple(lines)
 
     def set_away(self, reason: str | None) -> None:
