@@ -414,7 +414,9 @@ async def serve(host: str, port: int, relay: Relay) -> RelayServer:
         sock = socket.socket(family, socket.SOCK_DGRAM)
     except (OSError, UnicodeError) as exc:
         raise ServerError(
-            f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
+            _("cannot listen on {address}: {reason}").format(
+                address=f"{host}:{port}", reason=getattr(exc, "strerror", None) or exc
+            )
         ) from None
     try:
         # Room for a burst: 100 clients answering at once must not overflow the kernel's queue.
@@ -430,13 +432,18 @@ async def serve(host: str, port: int, relay: Relay) -> RelayServer:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise ServerError(
-                f"UDP port {port} on {host} is already in use: is another server running?"
+                _("UDP port {port} on {host} is already in use: is another server running?").format(
+                    port=port, host=host
+                )
             ) from None
         if exc.errno == errno.EADDRNOTAVAIL:
-            raise ServerError(f"{host} is not an address of this machine") from None
+            raise ServerError(_("{host} is not an address of this machine").format(host=host)) from None
         if exc.errno == errno.EACCES:
-            raise ServerError(f"no permission to use port {port}: use 1024 or above") from None
-        raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            text = _("no permission to use port {port}: use 1024 or above").format(port=port)
+            raise ServerError(text) from None
+        reason = exc.strerror or exc
+        text = _("cannot listen on {address}: {reason}").format(address=f"{host}:{port}", reason=reason)
+        raise ServerError(text) from None
     protocol = RelayProtocol(relay, sock)
     if protocol.needs_transport:
         await protocol.attach_transport()
