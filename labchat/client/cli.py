@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from .. import __version__, signal_handlers
+from ..i18n import _, add_lang_argument, choose_language, name_rule
 from ..protocol.errors import LocalProtocolError
-from ..protocol.messages import NAME_RULE, is_valid_name
+from ..protocol.messages import is_valid_name
 from .core import ChatClient, ClientError, check_seat, resolve, start_rooms
 from .known_servers import KnownServers, default_known_servers_path
 from .paths import ignore_list_path
@@ -25,70 +26,75 @@ PASSWORD_ENV = "LABCHAT_PASSWORD"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:
-        self.exit(2, f"labchat: {message} (see --help)\n")
+        self.exit(2, _("labchat: {message} (see --help)").format(message=message) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
-        prog="labchat", description="Chat with everyone on the LAN through a labchat server."
+        prog="labchat", description=_("Chat with everyone on the LAN through a labchat server.")
     )
     # Optional only for --discover, which takes at most an address and a port; main() checks.
-    p.add_argument("server_ip", nargs="?", help="the server's address")
-    p.add_argument("server_port", nargs="?", type=int, help="the server's UDP port (usually 8080)")
+    p.add_argument("server_ip", nargs="?", help=_("the server's address"))
+    p.add_argument("server_port", nargs="?", type=int, help=_("the server's UDP port (usually 8080)"))
     p.add_argument(
         "client_port",
         nargs="?",
         type=int,
-        help="local UDP port to use (labs open 5000-5010; 0 = any free)",
+        help=_("local UDP port to use (labs open 5000-5010; 0 = any free)"),
     )
     p.add_argument(
         "--discover",
         action="store_true",
-        help="list the labchat servers on this network (or ask only SERVER_IP [SERVER_PORT]) and exit",
+        help=_("list the labchat servers on this network (or ask only SERVER_IP [SERVER_PORT]) and exit"),
     )
-    p.add_argument("--user", "-u", metavar="NAME", help=f"user name ({NAME_RULE})")
+    p.add_argument("--user", "-u", metavar="NAME", help=_("user name ({rule})").format(rule=name_rule()))
     p.add_argument(
-        "--plain", action="store_true", help="line mode: stdin lines in, one line per event out"
+        "--plain", action="store_true", help=_("line mode: stdin lines in, one line per event out")
     )
-    p.add_argument("--json", action="store_true", help="line mode with one JSON object per event")
+    p.add_argument("--json", action="store_true", help=_("line mode with one JSON object per event"))
     p.add_argument(
         "--room",
         action="append",
         default=[],
         metavar="ROOM",
-        help="join ROOM at start (repeatable; a leading '#' is fine); the last one is where lines go",
+        help=_("join ROOM at start (repeatable; a leading '#' is fine); the last one is where lines go"),
     )
     p.add_argument(
         "--seat",
         metavar="LABEL",
-        help="where you sit, shown to the teachers (at most 40 bytes; default: this machine's host name)",
+        help=_("where you sit, shown to the teachers (at most 40 bytes; default: this machine's host name)"),
     )
     p.add_argument(
         "--downloads",
         type=Path,
         default=None,
         metavar="DIR",
-        help="save accepted files in DIR (default: $LABCHAT_DOWNLOADS, else your Downloads folder/labchat)",
+        help=_(
+            "save accepted files in DIR (default: $LABCHAT_DOWNLOADS, else your Downloads folder/labchat)"
+        ),
     )
     p.add_argument(
-        "--no-bell", action="store_true", help="do not ring the terminal bell on mentions"
+        "--no-bell", action="store_true", help=_("do not ring the terminal bell on mentions")
     )
     p.add_argument(
         "--no-notify",
         action="store_true",
-        help="no desktop notifications (mentions and private messages while the terminal is not focused)",
+        help=_(
+            "no desktop notifications (mentions and private messages while the terminal is not focused)"
+        ),
     )
     p.add_argument(
         "--accept-new-server-key",
         action="store_true",
-        help="trust the server's key even if it changed since last time (after checking it!)",
+        help=_("trust the server's key even if it changed since last time (after checking it!)"),
     )
     p.add_argument(
         "--known-servers",
         type=Path,
         default=None,
-        help=f"pinned server keys file (default {default_known_servers_path()})",
+        help=_("pinned server keys file (default {path})").format(path=default_known_servers_path()),
     )
+    add_lang_argument(p)
     p.add_argument("--version", action="version", version=f"labchat {__version__}")
     return p
 
@@ -99,32 +105,39 @@ def _read_password(user: str) -> str | None:
         return env
     if sys.stdin.isatty():
         try:
-            return getpass.getpass(f"Password for {user}: ")
+            return getpass.getpass(_("Password for {user}: ").format(user=user))
         except (EOFError, KeyboardInterrupt):
             return None
     return None
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    choose_language("labchat", argv)  # first: the help and every error below speak it
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.discover:
         return _discover(args)
     missing = [n for n in ("server_ip", "server_port", "client_port") if getattr(args, n) is None]
     if missing:
-        parser.error(f"the following arguments are required: {', '.join(missing)}")
+        parser.error(_("the following arguments are required: {names}").format(names=", ".join(missing)))
     plain = args.plain or args.json
     try:
         resolve(args.server_ip, args.server_port)
         if not 0 <= args.client_port < 65536:
             raise ClientError(
-                f"invalid client port {args.client_port}: use 0-65535 (0 picks a free one)"
+                _("invalid client port {port}: use 0-65535 (0 picks a free one)").format(
+                    port=args.client_port
+                )
             )
     except ClientError as exc:
         print(f"labchat: {exc}", file=sys.stderr)
         return 2
     if args.user is not None and not is_valid_name(args.user):
-        print(f"labchat: invalid user name {args.user!r}: {NAME_RULE}", file=sys.stderr)
+        print(
+            _("labchat: invalid user name {name!r}: {rule}").format(name=args.user, rule=name_rule()),
+            file=sys.stderr,
+        )
         return 2
     try:
         # --room as the wire spells it ('#CS101' is cs101), for line mode and the app alike.
@@ -142,11 +155,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_app(args, known)
     if args.user is None:
-        print("labchat: --plain needs --user NAME", file=sys.stderr)
+        print(_("labchat: --plain needs --user NAME"), file=sys.stderr)
         return 2
     password = _read_password(args.user)
     if password is None:
-        print(f"labchat: no password: set {PASSWORD_ENV} or run on a terminal", file=sys.stderr)
+        print(
+            _("labchat: no password: set {env} or run on a terminal").format(env=PASSWORD_ENV),
+            file=sys.stderr,
+        )
         return 2
     for stream in (sys.stdin, sys.stdout):
         # A character the terminal or pipe's encoding cannot carry (an emoji on a Windows cp1252
@@ -168,19 +184,24 @@ def _discover(args: argparse.Namespace) -> int:
     host = args.server_ip or BROADCAST
     port = 8080 if args.server_port is None else args.server_port
     if not 0 < port < 65536:
-        print(f"labchat: invalid server port {port}: use 1-65535", file=sys.stderr)
+        print(_("labchat: invalid server port {port}: use 1-65535").format(port=port), file=sys.stderr)
         return 2
     try:
         found = asyncio.run(discover(host, port))
     except OSError as exc:
-        print(f"labchat: cannot probe {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            _("labchat: cannot probe {host}:{port}: {reason}").format(
+                host=host, port=port, reason=exc.strerror or exc
+            ),
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130
     for server in found:
         print(json.dumps(found_record(server)) if args.json else found_line(server))
     if not found:
-        print(f"labchat: no labchat server answered on port {port}", file=sys.stderr)
+        print(_("labchat: no labchat server answered on port {port}").format(port=port), file=sys.stderr)
         return 1
     return 0
 

@@ -55,6 +55,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from ..i18n import N_, _, name_rule, room_rule
 from ..protocol.messages import (
     MAX_POLL_OPTION_BYTES,
     MAX_POLL_OPTIONS,
@@ -62,8 +63,6 @@ from ..protocol.messages import (
     MAX_QUIET_MINUTES,
     MAX_SANCTION_MINUTES,
     MIN_POLL_OPTIONS,
-    NAME_RULE,
-    ROOM_RULE,
     Action,
     Setting,
     is_valid_name,
@@ -335,54 +334,56 @@ Command = (
     | Files | Open | Invalid
 )
 
+#: /help, in English (marked for the catalogue; `help_lines()` gives them in the active language).
+#: Each translation keeps the command words: only the descriptions are translated.
 HELP_LINES = (
-    "Commands:",
-    "  /msg NAME text   private message to NAME (only you and NAME see it)",
-    "  /me text         action, shown as '* you text'",
-    "  /who             who is online",
-    "  /search WORDS    search the room's history for messages with all these words",
-    "  /history [N]     show N older messages (default 50, at most 100)",
-    "  /away [reason]   mark yourself away (/away alone: back again)",
-    "  /back            no longer away",
-    "  /ignore [NAME]   hide NAME's messages here (alone: list who is ignored)",
-    "  /unignore NAME   show NAME's messages again",
-    "  /join ROOM [KEY] join or create a room (a room you are in: switch to it)",
-    "  /part [ROOM] [reason]  leave a room (default: this one)",
-    "  /say ROOM text   send to ROOM, whichever room you are in now",
-    "  /rooms           the rooms you are in",
-    "  /list            every room you may join, with its topic",
-    "  /topic [TEXT]    show or set the room's topic",
-    "Operators of a room:",
-    "  /op NAME, /deop NAME, /voice NAME, /devoice NAME   give or take a role",
-    "  /kick NAME [reason]              remove NAME from the room (they may come back)",
-    "  /mute NAME [MINUTES] [reason]    NAME may not speak here (/unmute NAME)",
-    "  /ban NAME [MINUTES] [reason]     kick NAME and keep them out (/unban NAME)",
-    "  /invite NAME     let NAME into a private room",
-    "  /key [KEY]       the room needs KEY to join (/key alone: no key)",
-    "  /moderate on|off only operators and voiced members speak",
-    "  /private on|off  invite-only, hidden from /list",
-    "  /topiclock on|off only operators set the topic",
-    "  /announce TEXT   pin an announcement (/announce clear; alone: show it and who has seen it)",
-    "The classroom:",
-    "  /hand [question] ask for help: you join the help queue with your seat (/hand down: no longer)",
-    "  /vote N          answer the room's open poll (/poll alone: show it)",
-    "  /export [PATH]   write this room's transcript (Markdown and HTML)",
-    "Operators of a class:",
-    "  /queue           the help queue, in order, with seats and waiting times",
-    "  /next            take the first student waiting (they see 'coming: you')",
-    "  /done NAME       take NAME out of the queue",
-    '  /poll "Question?" a | b | c   ask the room (/poll --anonymous ...: nobody sees who chose what)',
-    "  /poll close      close the poll: everyone sees the result",
-    "  /quiet on [MINUTES]  students may talk only to you (default 30 min; /quiet off)",
-    "  /session start   start a class session (what /export covers)",
-    "Files:",
-    "  /send PATH [NAME]  offer a file or folder to the room (or to NAME alone)",
-    "  /accept ID       download offer ID into your downloads folder (/decline ID: no thanks)",
-    "  /files           the files offered in this room",
-    "  /open ID         a file you saved (its path here)",
-    "  /help            this list",
-    "  /quit or QUIT    leave the chat",
-    "  //text           send a line that starts with '/'",
+    N_("Commands:"),
+    N_("  /msg NAME text   private message to NAME (only you and NAME see it)"),
+    N_("  /me text         action, shown as '* you text'"),
+    N_("  /who             who is online"),
+    N_("  /search WORDS    search the room's history for messages with all these words"),
+    N_("  /history [N]     show N older messages (default 50, at most 100)"),
+    N_("  /away [reason]   mark yourself away (/away alone: back again)"),
+    N_("  /back            no longer away"),
+    N_("  /ignore [NAME]   hide NAME's messages here (alone: list who is ignored)"),
+    N_("  /unignore NAME   show NAME's messages again"),
+    N_("  /join ROOM [KEY] join or create a room (a room you are in: switch to it)"),
+    N_("  /part [ROOM] [reason]  leave a room (default: this one)"),
+    N_("  /say ROOM text   send to ROOM, whichever room you are in now"),
+    N_("  /rooms           the rooms you are in"),
+    N_("  /list            every room you may join, with its topic"),
+    N_("  /topic [TEXT]    show or set the room's topic"),
+    N_("Operators of a room:"),
+    N_("  /op NAME, /deop NAME, /voice NAME, /devoice NAME   give or take a role"),
+    N_("  /kick NAME [reason]              remove NAME from the room (they may come back)"),
+    N_("  /mute NAME [MINUTES] [reason]    NAME may not speak here (/unmute NAME)"),
+    N_("  /ban NAME [MINUTES] [reason]     kick NAME and keep them out (/unban NAME)"),
+    N_("  /invite NAME     let NAME into a private room"),
+    N_("  /key [KEY]       the room needs KEY to join (/key alone: no key)"),
+    N_("  /moderate on|off only operators and voiced members speak"),
+    N_("  /private on|off  invite-only, hidden from /list"),
+    N_("  /topiclock on|off only operators set the topic"),
+    N_("  /announce TEXT   pin an announcement (/announce clear; alone: show it and who has seen it)"),
+    N_("The classroom:"),
+    N_("  /hand [question] ask for help: you join the help queue with your seat (/hand down: no longer)"),
+    N_("  /vote N          answer the room's open poll (/poll alone: show it)"),
+    N_("  /export [PATH]   write this room's transcript (Markdown and HTML)"),
+    N_("Operators of a class:"),
+    N_("  /queue           the help queue, in order, with seats and waiting times"),
+    N_("  /next            take the first student waiting (they see 'coming: you')"),
+    N_("  /done NAME       take NAME out of the queue"),
+    N_('  /poll "Question?" a | b | c   ask the room (/poll --anonymous ...: nobody sees who chose what)'),
+    N_("  /poll close      close the poll: everyone sees the result"),
+    N_("  /quiet on [MINUTES]  students may talk only to you (default 30 min; /quiet off)"),
+    N_("  /session start   start a class session (what /export covers)"),
+    N_("Files:"),
+    N_("  /send PATH [NAME]  offer a file or folder to the room (or to NAME alone)"),
+    N_("  /accept ID       download offer ID into your downloads folder (/decline ID: no thanks)"),
+    N_("  /files           the files offered in this room"),
+    N_("  /open ID         a file you saved (its path here)"),
+    N_("  /help            this list"),
+    N_("  /quit or QUIT    leave the chat"),
+    N_("  //text           send a line that starts with '/'"),
 )
 
 #: Typed name -> MODERATE action for the commands that take a NAME.
@@ -409,7 +410,7 @@ def parse(line: str) -> Command | None:
         return Say(line.rstrip("\r\n"))
     if stripped.startswith("//"):
         return Say(stripped[1:])
-    name, _, rest = stripped[1:].partition(" ")
+    name, _sep, rest = stripped[1:].partition(" ")
     name = name.lower()
     rest = rest.strip()
     if name in ("quit", "exit"):
@@ -425,19 +426,19 @@ def parse(line: str) -> Command | None:
     if name in ("help", "?"):
         return Help()
     if name == "me":
-        return Me(rest) if rest else Invalid("usage: /me text")
+        return Me(rest) if rest else _usage("/me text")
     if name in ("msg", "query", "w", "whisper", "tell"):
-        to, _, text = rest.partition(" ")
+        to, _sep, text = rest.partition(" ")
         if not to or not text.strip():
-            return Invalid("usage: /msg NAME text")
+            return _usage("/msg NAME text")
         return Msg(to, text.strip())
     if name in ("search", "find", "grep"):
-        return Search(rest) if rest else Invalid("usage: /search WORDS")
+        return Search(rest) if rest else _usage("/search WORDS")
     if name == "history":
         if not rest:
             return History()
         if not rest.isdigit() or not 1 <= int(rest) <= 100:
-            return Invalid("usage: /history [N], N from 1 to 100")
+            return Invalid(_("usage: {usage}, N from 1 to 100").format(usage="/history [N]"))
         return History(int(rest))
     if name == "away":
         return Away(rest or None)
@@ -445,33 +446,41 @@ def parse(line: str) -> Command | None:
         return Away(None)
     if name == "ignore":
         if " " in rest:
-            return Invalid("usage: /ignore NAME (one name), or /ignore to list")
+            return Invalid(_("usage: /ignore NAME (one name), or /ignore to list"))
         return Ignore(rest or None)
     if name == "unignore":
         if not rest or " " in rest:
-            return Invalid("usage: /unignore NAME")
+            return _usage("/unignore NAME")
         return Unignore(rest)
-    return Invalid(f"unknown command /{name}: type /help for the list")
+    return Invalid(_("unknown command /{name}: type /help for the list").format(name=name))
 
 
 def _room(word: str) -> str | Invalid:
     """A room name as typed ('#CS101' is cs101), or the one-line error naming the rule."""
     room = room_from_user(word)
     if not is_valid_room(room):
-        return Invalid(f"invalid room name {word!r}: room names are {ROOM_RULE}")
+        return Invalid(
+            _("invalid room name {name!r}: room names are {rule}").format(name=word, rule=room_rule())
+        )
     return room
 
 
 def _name_error(name: str) -> Invalid:
-    return Invalid(f"invalid name {name!r}: names are {NAME_RULE}")
+    return Invalid(_("invalid name {name!r}: names are {rule}").format(name=name, rule=name_rule()))
+
+
+def _usage(synopsis: str) -> Invalid:
+    """ "usage: /me text": the command's synopsis is the same in every language."""
+    return Invalid(_("usage: {usage}").format(usage=synopsis))
+
 
 
 def _parse_room_command(name: str, rest: str) -> Command | None:
     """The commands of rooms and roles (None: `name` is not one of them)."""
     if name in ("join", "j"):
-        word, _, key = rest.partition(" ")
+        word, _sep, key = rest.partition(" ")
         if not word:
-            return Invalid("usage: /join ROOM [KEY]")
+            return _usage("/join ROOM [KEY]")
         room = _room(word)
         return room if isinstance(room, Invalid) else Join(room, key.strip())
     if name in ("part", "leave"):
@@ -481,9 +490,9 @@ def _parse_room_command(name: str, rest: str) -> Command | None:
     if name in ("rooms", "channels"):
         return Rooms()
     if name == "say":
-        word, _, text = rest.partition(" ")
+        word, _sep, text = rest.partition(" ")
         if not word or not text.strip():
-            return Invalid("usage: /say ROOM text")
+            return _usage("/say ROOM text")
         room = _room(word)
         return room if isinstance(room, Invalid) else SayTo(room, text.strip())
     if name == "topic":
@@ -493,7 +502,7 @@ def _parse_room_command(name: str, rest: str) -> Command | None:
     if name in _SWITCHES:
         word = rest.lower()
         if word not in ("on", "off"):
-            return Invalid(f"usage: /{name} on|off")
+            return _usage(f"/{name} on|off")
         return Switch(_SWITCHES[name], word == "on")
     if name == "announce":
         if not rest:
@@ -507,7 +516,7 @@ def _parse_room_command(name: str, rest: str) -> Command | None:
 def _parse_part(rest: str) -> Part | Invalid:
     if not rest:
         return Part(None)
-    word, _, reason = rest.partition(" ")
+    word, _sep, reason = rest.partition(" ")
     if word.startswith("#"):
         room = _room(word)
         return room if isinstance(room, Invalid) else Part(room, reason.strip())
@@ -520,23 +529,24 @@ def _parse_moderate(name: str, action: Action, rest: str) -> Moderate | Invalid:
     words = rest.split(maxsplit=1)
     usage = {Action.KICK: " [reason]", Action.MUTE: " [MINUTES] [reason]", Action.BAN: " [MINUTES] [reason]"}
     if not words:
-        return Invalid(f"usage: /{name} NAME{usage.get(action, '')}")
+        return _usage(f"/{name} NAME{usage.get(action, '')}")
     user, tail = words[0], (words[1] if len(words) > 1 else "")
     if not is_valid_name(user):
         return _name_error(user)
     if action not in _WITH_REASON:
         if tail:
-            return Invalid(f"usage: /{name} NAME (one name)")
+            return Invalid(_("usage: {usage} (one name)").format(usage=f"/{name} NAME"))
         return Moderate(action, user)
     minutes = 0
     if action in _WITH_MINUTES and tail:
-        first, _, after = tail.partition(" ")
+        first, _sep, after = tail.partition(" ")
         if _NUMBER.fullmatch(first):
             value = int(first)
             if not 1 <= value <= MAX_SANCTION_MINUTES:
                 return Invalid(
-                    f"MINUTES is a whole number from 1 to {MAX_SANCTION_MINUTES} (30 days); "
-                    f"leave it out for until lifted"
+                    _(
+                        "MINUTES is a whole number from 1 to {max} (30 days); leave it out for until lifted"
+                    ).format(max=MAX_SANCTION_MINUTES)
                 )
             minutes, tail = value, after.strip()
     return Moderate(action, user, minutes, tail)
@@ -546,9 +556,13 @@ def _parse_moderate(name: str, action: Action, rest: str) -> Moderate | Invalid:
 
 #: Opening and closing quotes a question may be typed in ("…", '…', “…”, «…»).
 _QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u201e": "\u201d", "\u00ab": "\u00bb"}
-_POLL_USAGE = 'usage: /poll "Question?" answer | answer [| ...]  (or /poll close)'
+_POLL_SYNOPSIS = '/poll "Question?" answer | answer [| ...]'
 #: Quiet mode's length when /quiet on gives none, in minutes.
 DEFAULT_QUIET_MINUTES = 30
+
+
+def _poll_usage() -> str:
+    return _("usage: {usage}  (or /poll close)").format(usage=_POLL_SYNOPSIS)
 
 
 def _utf8(text: str) -> int:
@@ -561,34 +575,43 @@ def _parse_class_command(name: str, rest: str) -> Command | None:
         if rest.lower() == "down":
             return Hand(down=True)
         if _utf8(rest) > MAX_QUESTION_BYTES:
-            return Invalid(f"your question is {_utf8(rest)} bytes: at most {MAX_QUESTION_BYTES}")
+            return Invalid(
+                _("your question is {size} bytes: at most {max}").format(
+                    size=_utf8(rest), max=MAX_QUESTION_BYTES
+                )
+            )
         return Hand(rest)
     if name == "queue":
-        return Queue() if not rest else Invalid("usage: /queue")
+        return Queue() if not rest else _usage("/queue")
     if name == "next":
-        return Next() if not rest else Invalid("usage: /next (takes the first student waiting)")
+        return Next() if not rest else Invalid(_("usage: /next (takes the first student waiting)"))
     if name == "done":
         if not rest or " " in rest:
-            return Invalid("usage: /done NAME")
+            return _usage("/done NAME")
         return Done(rest) if is_valid_name(rest) else _name_error(rest)
     if name == "poll":
         return parse_poll(rest)
     if name == "vote":
         if not (rest.isascii() and rest.isdigit()) or not 1 <= int(rest) <= MAX_POLL_OPTIONS:
-            return Invalid(f"usage: /vote N, the number of your answer (1 to {MAX_POLL_OPTIONS})")
+            return Invalid(
+                _("usage: /vote N, the number of your answer (1 to {max})").format(max=MAX_POLL_OPTIONS)
+            )
         return Vote(int(rest))
     if name == "quiet":
         return _parse_quiet(rest)
     if name == "session":
-        return SessionStart() if rest.lower() == "start" else Invalid("usage: /session start")
+        return SessionStart() if rest.lower() == "start" else _usage("/session start")
     if name == "export":
         return Export(rest or None)
     return None
 
 
 def _parse_quiet(rest: str) -> Quiet | Invalid:
-    usage = Invalid(f"usage: /quiet on [MINUTES] | off  (MINUTES from 1 to {MAX_QUIET_MINUTES}, "
-                    f"default {DEFAULT_QUIET_MINUTES})")  # fmt: skip
+    usage = Invalid(
+        _("usage: /quiet on [MINUTES] | off  (MINUTES from 1 to {max}, default {default})").format(
+            max=MAX_QUIET_MINUTES, default=DEFAULT_QUIET_MINUTES
+        )
+    )
     words = rest.lower().split()
     if not words:
         return Quiet(None, show=True)
@@ -614,28 +637,41 @@ def parse_poll(rest: str) -> PollOpen | PollClose | PollShow | Invalid:
     if text.lower() == "close":
         return PollClose()
     anonymous = False
-    first, _, after = text.partition(" ")
+    first, _sep, after = text.partition(" ")
     if first.lower() in ("--anonymous", "--anon", "-a"):
         anonymous, text = True, after.strip()
     question, answers = _split_question(text)
     if question is None:
-        return Invalid(_POLL_USAGE)
+        return Invalid(_poll_usage())
     question = question.strip()
     if not question:
-        return Invalid(f"the poll needs a question: {_POLL_USAGE}")
+        return Invalid(_("the poll needs a question: {usage}").format(usage=_poll_usage()))
     if _utf8(question) > MAX_QUESTION_BYTES:
-        return Invalid(f"the question is {_utf8(question)} bytes: at most {MAX_QUESTION_BYTES}")
+        return Invalid(
+            _("the question is {size} bytes: at most {max}").format(
+                size=_utf8(question), max=MAX_QUESTION_BYTES
+            )
+        )
     options = tuple(option.strip() for option in answers.split("|"))
     if not answers.strip() or len(options) < MIN_POLL_OPTIONS:
-        return Invalid(f"a poll needs {MIN_POLL_OPTIONS} to {MAX_POLL_OPTIONS} answers between '|': "
-                       f"{_POLL_USAGE}")  # fmt: skip
+        return Invalid(
+            _("a poll needs {min} to {max} answers between '|': {usage}").format(
+                min=MIN_POLL_OPTIONS, max=MAX_POLL_OPTIONS, usage=_poll_usage()
+            )
+        )
     if len(options) > MAX_POLL_OPTIONS:
-        return Invalid(f"{len(options)} answers: a poll has at most {MAX_POLL_OPTIONS}")
+        return Invalid(
+            _("{count} answers: a poll has at most {max}").format(count=len(options), max=MAX_POLL_OPTIONS)
+        )
     for i, option in enumerate(options, 1):
         if not option:
-            return Invalid(f"answer {i} is empty: {_POLL_USAGE}")
+            return Invalid(_("answer {n} is empty: {usage}").format(n=i, usage=_poll_usage()))
         if _utf8(option) > MAX_POLL_OPTION_BYTES:
-            return Invalid(f"answer {i} is {_utf8(option)} bytes: at most {MAX_POLL_OPTION_BYTES}")
+            return Invalid(
+                _("answer {n} is {size} bytes: at most {max}").format(
+                    n=i, size=_utf8(option), max=MAX_POLL_OPTION_BYTES
+                )
+            )
     return PollOpen(question, options, anonymous)
 
 
@@ -656,11 +692,11 @@ def _parse_file_command(name: str, rest: str) -> Command | None:
     """The commands of files (None: `name` is not one of them)."""
     if name == "send":
         if not rest:
-            return Invalid("usage: /send PATH [NAME] (a file or a folder; NAME: to one person)")
+            return Invalid(_("usage: /send PATH [NAME] (a file or a folder; NAME: to one person)"))
         try:
             words = shlex.split(rest, posix=os.name != "nt")
         except ValueError:
-            return Invalid("usage: /send PATH [NAME]: a quote is not closed")
+            return Invalid(_("usage: /send PATH [NAME]: a quote is not closed"))
         words = [w.strip('"') for w in words] if os.name == "nt" else words
         if len(words) == 1:
             return Send(words[0], None, rest)
@@ -669,7 +705,9 @@ def _parse_file_command(name: str, rest: str) -> Command | None:
         return Send(rest, None, rest)  # a path with spaces, typed without quotes (checked later)
     if name in ("accept", "decline", "open"):
         if not rest.isdigit() or not 0 < int(rest) < 2**64:
-            return Invalid(f"usage: /{name} ID (the number in the offer; /files lists them)")
+            return Invalid(
+                _("usage: {usage} (the number in the offer; /files lists them)").format(usage=f"/{name} ID")
+            )
         file_id = int(rest)
         if name == "accept":
             return Accept(file_id)
@@ -677,6 +715,11 @@ def _parse_file_command(name: str, rest: str) -> Command | None:
     if name == "files":
         return Files()
     return None
+
+
+def help_lines() -> tuple[str, ...]:
+    """/help's lines in the active language."""
+    return tuple(_(line) for line in HELP_LINES)
 
 
 def command_names() -> tuple[str, ...]:

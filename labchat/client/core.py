@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..deadline_timer import DeadlineTimer
+from ..i18n import N_, _, ngettext, room_rule
 from ..protocol import events as ev
 from ..protocol import messages as m
 from ..protocol.classroom import NO_CLASSROOM, seat_label
@@ -87,10 +88,14 @@ def check_seat(seat: str) -> str:
     """
     size = len(seat.encode("utf-8", "surrogatepass"))
     if size > m.MAX_SEAT_BYTES:
-        raise LocalProtocolError(f"seat {seat!r} is {size} bytes: at most {m.MAX_SEAT_BYTES}")
+        raise LocalProtocolError(
+            _("seat {seat!r} is {size} bytes: at most {max}").format(
+                seat=seat, size=size, max=m.MAX_SEAT_BYTES
+            )
+        )
     label = seat_label(seat)
     if not label:
-        raise LocalProtocolError(f"seat {seat!r} is empty: give a label such as PC-14")
+        raise LocalProtocolError(_("seat {seat!r} is empty: give a label such as PC-14").format(seat=seat))
     return label
 
 
@@ -105,12 +110,24 @@ def start_rooms(rooms: tuple[str, ...]) -> tuple[str, ...]:
         room = m.room_from_user(typed)
         if not m.is_valid_room(room):
             raise LocalProtocolError(
-                f"invalid room name {typed!r}: room names are {m.ROOM_RULE}", ErrorCode.INVALID_ROOM
+                _("invalid room name {name!r}: room names are {rule}").format(name=typed, rule=room_rule()),
+                ErrorCode.INVALID_ROOM,
             )
         if room in out:
             out.remove(room)  # `--room a --room b --room a`: a is joined once, and is current
         out.append(room)
     return tuple(out)
+
+
+#: A transfer's state words (ChatClient.files), as /files shows them.
+_FILE_STATES = {
+    "offered": N_("offered"),
+    "receiving": N_("receiving"),
+    "done": N_("done"),
+    "declined": N_("declined"),
+    "failed": N_("failed"),
+    "cancelled": N_("cancelled"),
+}
 
 
 def human_size(size: int) -> str:
@@ -126,12 +143,13 @@ def human_size(size: int) -> str:
 def resolve(host: str, port: int) -> tuple[str, int, socket.AddressFamily]:
     """Resolve the server address once, up front, so a typo fails now in one clear line."""
     if not 0 < port < 65536:
-        raise ClientError(f"invalid server port {port}: use 1-65535")
+        raise ClientError(_("invalid server port {port}: use 1-65535").format(port=port))
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise ClientError(f"cannot resolve server address {host!r}: {exc}") from None
-    family, _, _, _, sockaddr = infos[0]
+        text = _("cannot resolve server address {host!r}: {reason}").format(host=host, reason=exc)
+        raise ClientError(text) from None
+    family, _type, _proto, _name, sockaddr = infos[0]
     return str(sockaddr[0]), int(sockaddr[1]), socket.AddressFamily(family)
 
 
@@ -291,7 +309,7 @@ class ChatClient:
             local_host = host  # a loopback server: stay on loopback
         if not 0 <= self.local_port < 65536:
             raise ClientError(
-                f"invalid client port {self.local_port}: use 0-65535 (0 picks a free one)"
+                _("invalid client port {port}: use 0-65535 (0 picks a free one)").format(port=self.local_port)
             )
         loop = asyncio.get_running_loop()
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -301,15 +319,21 @@ class ChatClient:
             sock.close()
             if exc.errno == errno.EADDRINUSE:
                 raise ClientError(
-                    f"client port {self.local_port} is already in use: choose another "
-                    f"(labs open 5000-5010) or 0 for any free port"
+                    _(
+                        "client port {port} is already in use: choose another "
+                        "(labs open 5000-5010) or 0 for any free port"
+                    ).format(port=self.local_port)
                 ) from None
             if exc.errno == errno.EACCES:
                 raise ClientError(
-                    f"no permission to use client port {self.local_port}: use 1024 or above"
+                    _("no permission to use client port {port}: use 1024 or above").format(
+                        port=self.local_port
+                    )
                 ) from None
             raise ClientError(
-                f"cannot bind client port {self.local_port}: {exc.strerror}"
+                _("cannot bind client port {port}: {reason}").format(
+                    port=self.local_port, reason=exc.strerror
+                )
             ) from None
         # Our own non-blocking socket, read dry on each wake-up: one pass of the event loop and
         # one answer for a burst, instead of a callback and a flush per datagram.
@@ -324,7 +348,7 @@ class ChatClient:
             loop.add_reader(sock.fileno(), self._on_readable)
         except NotImplementedError:
             # Windows' proactor loop cannot watch a socket: let asyncio read it for us.
-            transport, _ = await loop.create_datagram_endpoint(lambda: _DatagramFeed(self), sock=sock)
+            transport, _protocol = await loop.create_datagram_endpoint(lambda: _DatagramFeed(self), sock=sock)
             self._transport = transport
         self.conn.connect(self._clock())
         self._pump()
@@ -356,7 +380,7 @@ class ChatClient:
             elif isinstance(cmd, commands.Who):
                 if self.conn.phase is not Phase.ONLINE:
                     # Asked now it would be lost with the old session: say so rather than stay silent.
-                    return Submitted(("not connected: /who works again once reconnected",), error=True)
+                    return Submitted((_("not connected: /who works again once reconnected"),), error=True)
                 self.conn.who(now)
                 self._pump()
                 return Submitted(who=True)
@@ -366,14 +390,14 @@ class ChatClient:
                 self.conn.fetch_history(self.conn.oldest_seq, now, cmd.count)
             elif isinstance(cmd, commands.Away):
                 if cmd.reason is None and self.conn.away_reason is None:
-                    return Submitted(("you are not marked as away",))
+                    return Submitted((_("you are not marked as away"),))
                 self.conn.set_away(cmd.reason, now)
             elif isinstance(cmd, commands.Ignore):
                 return self._ignore(cmd.name)
             elif isinstance(cmd, commands.Unignore):
                 return self._unignore(cmd.name)
             elif isinstance(cmd, commands.Help):
-                return Submitted(commands.HELP_LINES)
+                return Submitted(commands.help_lines())
             elif isinstance(cmd, commands.Quit):
                 self.conn.quit(now)
                 self._pump()
@@ -403,7 +427,7 @@ class ChatClient:
                 return Submitted(local_ids=tuple(conn.say(cmd.text, now, room=cmd.room)), room=cmd.room)
             case commands.Join() if cmd.room in conn.rooms:
                 self.set_current_room(cmd.room)  # already in it: switch, as WeeChat and Slack do
-                return Submitted((f"now talking in #{cmd.room}",), room=cmd.room)
+                return Submitted((_("now talking in #{room}").format(room=cmd.room),), room=cmd.room)
             case commands.Join():
                 return Submitted(room=cmd.room, request_id=conn.join(cmd.room, cmd.key, now))
             case commands.Part():
@@ -481,7 +505,11 @@ class ChatClient:
         if queue is None:
             state = self.conn.room_state(room)
             if state is not None and not state.you & (m.MEMBER_OP | m.MEMBER_ADMIN):
-                return Submitted((f"only operators of #{room} see its help queue",), error=True, room=room)
+                return Submitted(
+                    (_("only operators of #{room} see its help queue").format(room=room),),
+                    error=True,
+                    room=room,
+                )
             queue = ev.QueueUpdated(room, ())
         return Submitted(tuple(room_news.queue_lines(queue, now)), room=room, queue=queue)
 
@@ -489,45 +517,56 @@ class ChatClient:
         self._check_classroom()
         poll = self.conn.open_poll(room)
         if poll is None:
-            return (f"no open poll in #{room}",)
+            return (_("no open poll in #{room}").format(room=room),)
         lines = [room_news.poll_line(poll)]
         if poll.counts:
             lines.append(room_news.tally_line(poll))
             lines.extend(room_news.ballot_lines(poll))
         if poll.your_choice:
-            lines.append(f"you chose {room_news.choice_words(poll, poll.your_choice)}")
+            choice = room_news.choice_words(poll, poll.your_choice)
+            lines.append(_("you chose {choice}").format(choice=choice))
         return tuple(lines)
 
     def _quiet_line(self, room: str, now: float) -> str:
         self._check_classroom()
         state = self.conn.room_state(room)
         if state is None or state.quiet_until is None:
-            return f"#{room} is not quiet (/quiet on [MINUTES] to make it so)"
+            return _("#{room} is not quiet (/quiet on [MINUTES] to make it so)").format(room=room)
         left = max(1, round((state.quiet_until - now) / 60))
-        return f"#{room} is quiet for {left} more min: students may talk only to the teachers"
+        return _("#{room} is quiet for {minutes} more min: students may talk only to the teachers").format(
+            room=room, minutes=left
+        )
 
     def _export(self, room: str, path: str | None) -> Submitted:
         """/export [PATH]: start writing the transcript; a notice says when it is written."""
         try:
             from . import export
         except ImportError:  # the transcript writer (labchat/transcript.py) is not installed
-            return Submitted(("/export is not available in this labchat",), error=True, room=room)
+            return Submitted((_("/export is not available in this labchat"),), error=True, room=room)
         if self.conn.server_has_rooms is not None and room not in self.rooms:
-            return Submitted(("you are in no room: /join ROOM first",), error=True, room=room)
+            return Submitted((_("you are in no room: /join ROOM first"),), error=True, room=room)
         base = export.base_path(path, room, self._clock())
         task = asyncio.get_running_loop().create_task(self._export_in_background(room, base))
         self._export_tasks.add(task)
         task.add_done_callback(self._export_tasks.discard)
-        return Submitted((f"writing the transcript of #{room} to {base}.md and {base}.html …",), room=room)
+        writing = _("writing the transcript of #{room} to {markdown} and {html} …").format(
+            room=room, markdown=f"{base}.md", html=f"{base}.html"
+        )
+        return Submitted((writing,), room=room)
 
     async def _export_in_background(self, room: str, base: Path) -> None:
         try:
             md, page, said = await self.export(room, base)
         except (OSError, ClientError, LocalProtocolError) as exc:
-            text = f"cannot export #{room}: {getattr(exc, 'strerror', None) or exc}"
+            reason = getattr(exc, "strerror", None) or exc
+            text = _("cannot export #{room}: {reason}").format(room=room, reason=reason)
             self._queue.put_nowait(ev.ServerNotice(text, local=True))
             return
-        text = f"transcript of #{room} written ({said} messages): {md} and {page}"
+        text = ngettext(
+            "transcript of #{room} written ({count} message): {markdown} and {html}",
+            "transcript of #{room} written ({count} messages): {markdown} and {html}",
+            said,
+        ).format(room=room, count=said, markdown=md, html=page)
         self._queue.put_nowait(ev.ServerNotice(text, local=True))
 
     async def export(self, room: str, base: Path) -> tuple[Path, Path, int]:
@@ -544,7 +583,7 @@ class ChatClient:
         since = self._session_start.get(room) or now - export.DEFAULT_HOURS * 3600
         messages: list[ev.MessageReceived] = []
         before = 0
-        for _ in range(export.MAX_PAGES):
+        for _page in range(export.MAX_PAGES):
             page = await self._history_page(room, before)
             if page.error:
                 raise ClientError(page.error)
@@ -566,7 +605,7 @@ class ChatClient:
     async def _history_page(self, room: str, before: int) -> ev.HistoryPage:
         """One page of `room`'s history for /export, kept from the UI (it is not a /history)."""
         if self.closed.is_set():
-            raise ClientError("the connection is closed")
+            raise ClientError(_("the connection is closed"))
         request_id = self.conn.fetch_history(before, self._clock(), m.MAX_HISTORY_PAGE, room=room)
         waiter: asyncio.Future[ev.HistoryPage] = asyncio.get_running_loop().create_future()
         self._history_waiters[request_id] = waiter
@@ -592,31 +631,32 @@ class ChatClient:
     def _rooms_lines(self) -> tuple[str, ...]:
         rooms = self.rooms
         if not rooms:
-            return ("you are in no room: /join ROOM",)
+            return (_("you are in no room: /join ROOM"),)
         names = []
         for room in rooms:
             if room == self.current_room:
-                names.append(f"#{room} (current)")
+                names.append(_("#{room} (current)").format(room=room))
             elif self.unread.get(room):
-                names.append(f"#{room} ({self.unread[room]} unread)")
+                names.append(_("#{room} ({count} unread)").format(room=room, count=self.unread[room]))
             else:
                 names.append(f"#{room}")
-        return (f"you are in {len(rooms)} room{'s' if len(rooms) != 1 else ''}: {', '.join(names)}",)
+        line = ngettext("you are in {count} room: {rooms}", "you are in {count} rooms: {rooms}", len(rooms))
+        return (line.format(count=len(rooms), rooms=", ".join(names)),)
 
     def _topic_line(self, room: str) -> str:
         if self.conn.server_has_rooms is False:
             raise LocalProtocolError(ONE_ROOM)
         state = self.conn.room_state(room)
         if state is None or not state.topic:
-            return f"no topic is set in #{room}"
-        return f"topic of #{room}: {state.topic}"
+            return _("no topic is set in #{room}").format(room=room)
+        return _("topic of #{room}: {topic}").format(room=room, topic=state.topic)
 
     def _announcement_lines(self, room: str) -> tuple[str, ...]:
         if self.conn.server_has_rooms is False:
             raise LocalProtocolError(ONE_ROOM)
         announcement, tally = self.conn.announcement(room)
         if announcement is None:
-            return (f"no announcement in #{room}",)
+            return (_("no announcement in #{room}").format(room=room),)
         lines = [room_news.describe(announcement)]
         if tally is not None:
             lines.append(room_news.describe(tally))
@@ -626,15 +666,19 @@ class ChatClient:
         """/ignore NAME, or /ignore alone to list. The filter itself is in the connection."""
         if name is None:
             names = self.conn.ignored
-            return Submitted((f"ignoring: {', '.join(names)}" if names else "ignoring nobody",))
+            if not names:
+                return Submitted((_("ignoring nobody"),))
+            return Submitted((_("ignoring: {names}").format(names=", ".join(names)),))
         if not self.conn.ignore(name):
-            return Submitted((f"already ignoring {name}",))
-        return self._save_ignored(f"ignoring {name}: their messages are hidden (/unignore {name} to undo)")
+            return Submitted((_("already ignoring {name}").format(name=name),))
+        return self._save_ignored(
+            _("ignoring {name}: their messages are hidden (/unignore {name} to undo)").format(name=name)
+        )
 
     def _unignore(self, name: str) -> Submitted:
         if not self.conn.unignore(name):
-            return Submitted((f"{name} is not ignored",), error=True)
-        return self._save_ignored(f"no longer ignoring {name}")
+            return Submitted((_("{name} is not ignored").format(name=name),), error=True)
+        return self._save_ignored(_("no longer ignoring {name}").format(name=name))
 
     def _save_ignored(self, done: str) -> Submitted:
         if self.ignore_path is None:
@@ -642,7 +686,8 @@ class ChatClient:
         try:
             save_ignored(self.ignore_path, self.conn.ignored)
         except IgnoreListError as exc:
-            return Submitted((done, f"{exc} (kept for this session only)"), error=True)
+            kept = _("{reason} (kept for this session only)").format(reason=exc)
+            return Submitted((done, kept), error=True)
         return Submitted((done,))
 
     # ------------------------------------------------------------ files (docs/protocol.md 21)
@@ -661,12 +706,14 @@ class ChatClient:
         try:
             source = open_source(path)
         except FileNotFoundError:
-            raise LocalProtocolError(f"no such file or folder: {path}") from None
+            raise LocalProtocolError(_("no such file or folder: {path}").format(path=path)) from None
         except (OSError, ValueError) as exc:
-            raise LocalProtocolError(f"cannot send {path}: {getattr(exc, 'strerror', None) or exc}") from None
+            reason = getattr(exc, "strerror", None) or exc
+            text = _("cannot send {path}: {reason}").format(path=path, reason=reason)
+            raise LocalProtocolError(text) from None
         if self.conn.server_has_files is False:
             source.close()
-            raise LocalProtocolError("this server does not take files: it runs an older labchat")
+            raise LocalProtocolError(_("this server does not take files: it runs an older labchat"))
         if to is not None and not m.is_valid_name(to):
             source.close()
             raise LocalProtocolError(f"no such user name {to!r}: {m.NAME_RULE}", ErrorCode.INVALID_NAME)
@@ -716,7 +763,7 @@ class ChatClient:
         """
         offer = next((d.offer for d in self.conn.file_offers() if d.offer.file_id == file_id), None)
         if offer is None:
-            raise LocalProtocolError(f"no file offer {file_id}: /files lists them")
+            raise LocalProtocolError(_("no file offer {id}: /files lists them").format(id=file_id))
         old = self._incoming.pop(file_id, None)
         if old is not None:
             old.discard()
@@ -776,24 +823,27 @@ class ChatClient:
                     local_id = self.send_file(raw)  # a path with spaces, typed as it is
                 else:
                     local_id = self.send_file(cmd.path, cmd.to)
-                whom = f"to {cmd.to}" if cmd.to else f"to #{self.current_room}"
                 name = safe_name(Path(cmd.path).expanduser().resolve().name or "file")
-                return Submitted((f"offering {name} {whom}: checking it first",), room=self.current_room,
-                                 transfer=("up", local_id))  # fmt: skip
+                if cmd.to:
+                    offering = _("offering {name} to {user}: checking it first")
+                else:
+                    offering = _("offering {name} to #{room}: checking it first")
+                line = offering.format(name=name, user=cmd.to, room=self.current_room)
+                return Submitted((line,), room=self.current_room, transfer=("up", local_id))
             case commands.Accept():
                 self.accept_file(cmd.file_id)
-                return Submitted((f"downloading file {cmd.file_id} into {self.downloads_dir}",),
-                                 room=self.current_room, transfer=("down", cmd.file_id))  # fmt: skip
+                line = _("downloading file {id} into {path}").format(id=cmd.file_id, path=self.downloads_dir)
+                return Submitted((line,), room=self.current_room, transfer=("down", cmd.file_id))
             case commands.Decline():
                 self.decline_file(cmd.file_id)
-                return Submitted((f"declined file {cmd.file_id}",), room=self.current_room)
+                return Submitted((_("declined file {id}").format(id=cmd.file_id),), room=self.current_room)
             case commands.Files():
                 return Submitted(self._files_lines(now), room=self.current_room)
             case commands.Open():
                 saved = self._saved.get(cmd.file_id)
                 if saved is None:
-                    return Submitted((f"file {cmd.file_id} is not saved here: /accept {cmd.file_id} first",),
-                                     error=True, room=self.current_room)  # fmt: skip
+                    line = _("file {id} is not saved here: /accept {id} first").format(id=cmd.file_id)
+                    return Submitted((line,), error=True, room=self.current_room)
                 return Submitted((str(saved),), room=self.current_room)
         return None
 
@@ -804,12 +854,15 @@ class ChatClient:
                 self.conn.list_files(room, now)  # any kept file not known yet is offered again
         offers = self.files(room)
         if not offers:
-            return (f"no files offered in #{room} yet (asking the server for kept ones)",)
-        lines = [f"files in #{room}:"]
+            return (_("no files offered in #{room} yet (asking the server for kept ones)").format(room=room),)
+        lines = [_("files in #{room}:").format(room=room)]
         for offer, state, path in offers:
             where = f" -> {path}" if path is not None else ""
-            lines.append(f"  {offer.file_id}: {offer.name} ({human_size(offer.size)}) from {offer.sender}, "
-                         f"{state}{where}")  # fmt: skip
+            line = _("{id}: {name} ({size}) from {user}, {state}").format(
+                id=offer.file_id, name=offer.name, size=human_size(offer.size), user=offer.sender,
+                state=_(_FILE_STATES[state]) if state in _FILE_STATES else state,
+            )  # fmt: skip
+            lines.append(f"  {line}{where}")
         return tuple(lines)
 
     def set_away(self, reason: str | None) -> None:
@@ -883,7 +936,7 @@ class ChatClient:
             return
         now = self._clock()
         server = self._server_addr
-        for _ in range(MAX_READ_BATCH):
+        for _read in range(MAX_READ_BATCH):
             try:
                 data, addr = sock.recvfrom(_RECV_BYTES)
             except (BlockingIOError, InterruptedError):

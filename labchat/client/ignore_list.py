@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..i18n import _
 from ..protocol.messages import is_valid_name, name_key
 
 
@@ -32,7 +33,9 @@ def load_ignored(path: Path) -> list[str]:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        raise IgnoreListError(f"cannot read ignore list {path}: {exc.strerror or exc}") from None
+        raise IgnoreListError(
+            _("cannot read ignore list {path}: {reason}").format(path=path, reason=exc.strerror or exc)
+        ) from None
     names: list[str] = []
     seen: set[str] = set()
     for line in text.splitlines():
@@ -64,4 +67,6 @@ def save_ignored(path: Path, names: Iterable[str]) -> None:
             Path(tmp).unlink(missing_ok=True)
             raise
     except OSError as exc:
-        raise IgnoreListError(f"cannot write ignore list {path}: {exc.strerror or exc}") from None
+        raise IgnoreListError(
+            _("cannot write ignore list {path}: {reason}").format(path=path, reason=exc.strerror or exc)
+        ) from None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
+from ..i18n import _, ngettext
 from ..protocol import events as ev
 from ..protocol import messages as m
 from ..protocol.errors import ErrorCode
@@ -47,12 +48,23 @@ def _with_away(
     for user in users:
         label = room_news.member_label(user, modes.get(user, 0)) if modes else user
         if seats and seats.get(user):
-            label += f" at {seats[user]}"
+            label = _("{name} at {seat}").format(name=label, seat=seats[user])
         if user not in away:
             out.append(label)
         else:
-            out.append(f"{label} (away: {away[user]})" if away[user] else f"{label} (away)")
+            if away[user]:
+                out.append(_("{name} (away: {reason})").format(name=label, reason=away[user]))
+            else:
+                out.append(_("{name} (away)").format(name=label))
     return out
+
+
+def _away_text(event: ev.UserAway) -> str:
+    if not event.away:
+        return _("{user} is back").format(user=event.user)
+    if event.reason:
+        return _("{user} is away: {reason}").format(user=event.user, reason=event.reason)
+    return _("{user} is away").format(user=event.user)
 
 
 def _iso_or_none(ts: float | None) -> str | None:
@@ -150,7 +162,10 @@ def _room_record(event: ev.Event, now: float, me: str | None = None) -> dict[str
                 "request": event.request, "code": event.code, "text": event.text,
             }  # fmt: skip
         case ev.CurrentRoomChanged(joined=False):
-            text = f"now talking in #{event.room}" if event.room else "you are in no room now: /join ROOM"
+            if event.room:
+                text = _("now talking in #{room}").format(room=event.room)
+            else:
+                text = _("you are in no room now: /join ROOM")
             return {"type": "system", "user": None, "ts": _iso(now), "room": event.room or None, "text": text}
     return _class_record(event, now)
 
@@ -206,13 +221,12 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "to_ops": event.to_ops,
             }
         case ev.UserAway():
-            because = f": {event.reason}" if event.reason else ""
             return {
                 "type": "away",
                 "user": event.user,
                 "away": event.away,
                 "reason": event.reason,
-                "text": f"{event.user} is away{because}" if event.away else f"{event.user} is back",
+                "text": _away_text(event),
                 "ts": _iso(event.ts),
                 "room": event.room,
             }
@@ -220,16 +234,19 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
             return {
                 "type": "join",
                 "user": event.user,
-                "text": f"{event.user} joined",
+                "text": _("{user} joined").format(user=event.user),
                 "ts": _iso(event.ts),
                 "room": event.room,
             }
         case ev.UserLeft():
-            reason = "" if event.reason == "quit" else f" ({event.reason})"
             return {
                 "type": "leave",
                 "user": event.user,
-                "text": f"{event.user} left{reason}",
+                "text": (
+                    _("{user} left").format(user=event.user)
+                    if event.reason == "quit"
+                    else _("{user} left ({reason})").format(user=event.user, reason=event.reason)
+                ),
                 "ts": _iso(event.ts),
                 "room": event.room,
                 "reason": event.reason,
@@ -237,9 +254,13 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
         case ev.PresenceUpdated():
             names = ", ".join(_with_away(event.users, event.away, event.modes))
             # Seats on a line of their own: the online line keeps the words scripts already read.
-            seated = [f"{user} at {event.seats[user]}" for user in event.users if event.seats.get(user)]
+            seated = [
+                _("{name} at {seat}").format(name=user, seat=event.seats[user])
+                for user in event.users
+                if event.seats.get(user)
+            ]
             if seated:
-                names += "\nseats: " + ", ".join(seated)
+                names += "\n" + _("seats: {seats}").format(seats=", ".join(seated))
             return {
                 "type": "presence",
                 "user": None,
@@ -248,14 +269,14 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "modes": {name: room_news.member_words(bits) for name, bits in event.modes.items()},
                 "seats": dict(event.seats),
                 "room": event.room,
-                "text": f"{len(event.users)} online: {names}",
+                "text": _("{count} online: {names}").format(count=len(event.users), names=names),
                 "ts": _iso(now),
             }
         case ev.MessageFailed():
             return {
                 "type": "error",
                 "user": None,
-                "text": f"not delivered: {event.reason}: {event.text}",
+                "text": _("not delivered: {reason}: {text}").format(reason=event.reason, text=event.text),
                 "ts": _iso(now),
                 "to": event.to,
                 "room": event.room or None,
@@ -272,14 +293,17 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
         case ev.ConnectFailed():
             return {"type": "error", "user": None, "text": event.reason, "ts": _iso(now)}
         case ev.LoginQueued():
-            ahead = "you are next" if event.position == 0 else f"{event.position} ahead of you"
+            if event.position == 0:
+                ahead = _("you are next")
+            else:
+                ahead = _("{count} ahead of you").format(count=event.position)
             return {
                 "type": "system",
                 "user": None,
                 "ts": _iso(now),
                 "state": "queued",
                 "position": event.position,
-                "text": f"waiting for the server: {ahead}",
+                "text": _("waiting for the server: {place}").format(place=ahead),
             }
         case ev.LoginRetrying():
             return {
@@ -288,7 +312,9 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "ts": _iso(now),
                 "state": "reconnecting",
                 "code": event.code,
-                "text": f"login refused for now ({event.reason}); retrying in {event.retry_in_s:.0f} s",
+                "text": _("login refused for now ({reason}); retrying in {seconds} s").format(
+                    reason=event.reason, seconds=f"{event.retry_in_s:.0f}"
+                ),
             }
         case ev.ServerKeyChanged():
             return {
@@ -297,11 +323,11 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "ts": _iso(now),
                 "expected": event.expected,
                 "actual": event.actual,
-                "text": (
-                    f"the server's key has changed: expected {event.expected}, got {event.actual}. "
+                "text": _(
+                    "the server's key has changed: expected {expected}, got {actual}. "
                     "Refusing to send the password. If the server's key was replaced on purpose, "
                     "run again with --accept-new-server-key"
-                ),
+                ).format(expected=event.expected, actual=event.actual),
             }
         case ev.ServerKeyTrusted(first_contact=True):
             return {
@@ -309,17 +335,23 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "user": None,
                 "ts": _iso(now),
                 "fingerprint": event.fingerprint,
-                "text": f"new server key {event.fingerprint} pinned on first contact",
+                "text": _("new server key {fingerprint} pinned on first contact").format(
+                    fingerprint=event.fingerprint
+                ),
             }
         case ev.LoggedIn():
-            what = "reconnected" if event.resumed else "logged in"
-            extra = " (new account registered)" if event.registered else ""
+            if event.resumed:
+                text = _("reconnected as {user} to {server}, room {room}")
+            elif event.registered:
+                text = _("logged in as {user} to {server}, room {room} (new account registered)")
+            else:
+                text = _("logged in as {user} to {server}, room {room}")
             return {
                 "type": "system",
                 "user": event.user,
                 "ts": _iso(now),
                 "room": event.room,
-                "text": f"{what} as {event.user} to {event.server_name}, room {event.room}{extra}",
+                "text": text.format(user=event.user, server=event.server_name, room=event.room),
             }
         case ev.StateChanged(state=ev.ConnectionState.RECONNECTING):
             return {
@@ -328,7 +360,7 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "ts": _iso(now),
                 "state": "reconnecting",
                 "detail": event.detail,
-                "text": "connection lost: reconnecting…",
+                "text": _("connection lost: reconnecting…"),
             }
         case ev.ServerNotice():
             return {"type": "system", "user": None, "ts": _iso(now), "text": event.text}
@@ -340,14 +372,19 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "state": "closed",
                 "reason": event.reason,
                 "code": event.code,
-                "text": f"disconnected: {event.reason}",
+                "text": _("disconnected: {reason}").format(reason=event.reason),
             }
         case ev.SearchResults():
             if event.error:
-                text = f"search for {event.query!r} failed: {event.error}"
+                text = _("search for {query!r} failed: {error}").format(query=event.query, error=event.error)
             else:
-                more = " (more matched: add words to narrow it)" if event.more else ""
-                text = f"{len(event.hits)} results for {event.query!r}, newest first{more}"
+                if event.more:
+                    found = _(
+                        "{count} results for {query!r}, newest first (more matched: add words to narrow it)"
+                    )
+                else:
+                    found = _("{count} results for {query!r}, newest first")
+                text = found.format(count=len(event.hits), query=event.query)
             return {
                 "type": "search",
                 "user": None,
@@ -364,12 +401,21 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
             }
         case ev.HistoryPage():
             if event.error:
-                text = f"no history: {event.error}"
+                text = _("no history: {error}").format(error=event.error)
             elif not event.messages:
-                text = "no older messages"
+                text = _("no older messages")
+            elif event.more:
+                text = ngettext(
+                    "{count} older message; /history for older ones",
+                    "{count} older messages; /history for older ones",
+                    len(event.messages),
+                ).format(count=len(event.messages))
             else:
-                older = "; /history for older ones" if event.more else "; that is the beginning"
-                text = f"{len(event.messages)} older messages{older}"
+                text = ngettext(
+                    "{count} older message; that is the beginning",
+                    "{count} older messages; that is the beginning",
+                    len(event.messages),
+                ).format(count=len(event.messages))
             return {
                 "type": "history",
                 "user": None,
@@ -399,7 +445,7 @@ def kind_word(mime: str, name: str, folder: bool = False) -> str:
     """What a file is, in a word for the offer line: "python", "pdf", "png image", "folder"."""
     if folder:
         return "folder"
-    major, _, sub = mime.partition("/")
+    major, _sep, sub = mime.partition("/")
     sub = sub.removeprefix("x-").split(";")[0].split("+")[0]
     if sub and major in ("image", "audio", "video"):
         return f"{sub} {major}"
@@ -416,26 +462,32 @@ def file_text(event: ev.Event, me: str | None = None) -> str:
             kind = kind_word(event.mime, event.name, event.folder)
             what = f"{event.name} ({human_size(event.size)}, {kind})"
             if me is not None and event.sender == me:
-                where = f"to {event.to}" if event.to else f"in #{event.room}"
-                return f"you offer {what} {where} (file {event.file_id})"
-            you = " you" if event.to else ""
-            return f"{event.sender} offers{you} {what} — /accept {event.file_id}, /decline {event.file_id}"
+                if event.to:
+                    mine = _("you offer {what} to {user} (file {id})")
+                else:
+                    mine = _("you offer {what} in #{room} (file {id})")
+                return mine.format(what=what, user=event.to, room=event.room, id=event.file_id)
+            if event.to:
+                offer = _("{user} offers you {what} — /accept {id}, /decline {id}")
+            else:
+                offer = _("{user} offers {what} — /accept {id}, /decline {id}")
+            return offer.format(user=event.sender, what=what, id=event.file_id)
         case ev.FileProgress():
             percent = 100 * event.done // event.size if event.size else 100
             parts = [f"{event.name}: {percent}%"]
             if event.rate_bps > 0:
                 parts.append(f"{human_size(int(event.rate_bps))}/s")
             if event.eta_s is not None and event.done < event.size:
-                parts.append(f"{math.ceil(event.eta_s)} s left")
+                parts.append(_("{seconds} s left").format(seconds=math.ceil(event.eta_s)))
             return " ".join(parts)
         case ev.FileDone(direction="down"):
-            return f"saved {event.name} to {event.path} (verified)"
+            return _("saved {name} to {path} (verified)").format(name=event.name, path=event.path)
         case ev.FileDone():
-            return f"sent {event.name}: stored on the server (verified)"
+            return _("sent {name}: stored on the server (verified)").format(name=event.name)
         case ev.FileFailed(direction="down"):
-            return f"{event.name} not saved: {event.reason}"
+            return _("{name} not saved: {reason}").format(name=event.name, reason=event.reason)
         case ev.FileFailed():
-            return f"{event.name} not sent: {event.reason}"
+            return _("{name} not sent: {reason}").format(name=event.name, reason=event.reason)
     return ""
 
 
@@ -506,19 +558,21 @@ def event_line(event: ev.Event, now: float, me: str, *, several: bool = False) -
         return f"{ts} -!- {room_news.describe(event)}" if isinstance(event, ev.Announcement) else None
     if kind == "message":
         user = rec["user"] or me
-        hist = "[history] " if rec.get("history") else ""
+        hist = _("[history]") + " " if rec.get("history") else ""
         if rec.get("to_ops"):
-            hist = "[to the operators] "
+            hist = _("[to the operators]") + " "
         if rec["action"]:
             return f"{ts} {hist}* {user} {_lines(rec['text'])}"
         return f"{ts} {hist}<{user}> {_lines(rec['text'])}"
     if kind == "private":
         if rec["own"]:
-            return f"{ts} [private -> {rec['to']}] <{me}> {_lines(rec['text'])}"
-        held = " (held while you were offline)" if rec.get("held") else ""
+            to = _("[private -> {user}]").format(user=rec["to"])
+            return f"{ts} {to} <{me}> {_lines(rec['text'])}"
+        held = _(" (held while you were offline)") if rec.get("held") else ""
         if rec.get("to_ops"):
-            return f"{ts} [to the operators of #{rec['to']}] <{rec['user']}> {_lines(rec['text'])}"
-        return f"{ts} [private] <{rec['user']}> {_lines(rec['text'])}{held}"
+            to = _("[to the operators of #{room}]").format(room=rec["to"])
+            return f"{ts} {to} <{rec['user']}> {_lines(rec['text'])}"
+        return f"{ts} {_('[private]')} <{rec['user']}> {_lines(rec['text'])}{held}"
     if kind in ("join", "leave", "away"):
         return f"{ts} * {rec['text']}"
     if kind in ("queue", "poll"):
@@ -526,7 +580,7 @@ def event_line(event: ev.Event, now: float, me: str, *, several: bool = False) -
     if kind in ("rooms", "room_event", "tally", "part", "room"):
         return f"{ts} -!- {_lines(rec['text'])}"
     if kind == "error":
-        return f"{ts} -!- error: {rec['text']}"
+        return f"{ts} -!- " + _("error: {text}").format(text=rec["text"])
     if kind == "search":
         lines = [f"{ts} -!- {rec['text']}"]
         for hit in rec["hits"]:
@@ -539,7 +593,7 @@ def event_line(event: ev.Event, now: float, me: str, *, several: bool = False) -
         for entry in rec["messages"]:
             when = _hms(datetime.fromisoformat(entry["ts"]).timestamp())
             who = f"* {entry['user']}" if entry["action"] else f"<{entry['user']}>"
-            lines.append(f"{when} [history] {who} {_lines(entry['text'])}")
+            lines.append(f"{when} {_('[history]')} {who} {_lines(entry['text'])}")
         lines.append(f"{ts} -!- {rec['text']}")
         return "\n".join(lines)
     return f"{ts} -!- {rec['text']}"
@@ -594,9 +648,12 @@ def parse_input(line: str, number: int, *, as_json: bool) -> InputLine:
     try:
         obj = json.loads(text)
     except ValueError as exc:
-        raise InputError(f"line {number} is not valid JSON ({exc}): nothing sent", number) from None
+        text = _("line {number} is not valid JSON ({error}): nothing sent").format(number=number, error=exc)
+        raise InputError(text, number) from None
     if not isinstance(obj, dict):
-        raise InputError(f"line {number} is not a JSON object: nothing sent", number)
+        raise InputError(
+            _("line {number} is not a JSON object: nothing sent").format(number=number), number
+        )
     ref = obj.get("ref", number)
     if ref is None:
         ref = number
@@ -605,10 +662,14 @@ def parse_input(line: str, number: int, *, as_json: bool) -> InputLine:
         or not isinstance(ref, (int, float, str))
         or (isinstance(ref, float) and not math.isfinite(ref))  # NaN cannot be echoed as JSON
     ):
-        raise InputError(f"line {number}: \"ref\" must be a string or a number: nothing sent", number)
+        raise InputError(
+            _('line {number}: "ref" must be a string or a number: nothing sent').format(number=number), number
+        )
     body = obj.get("text")
     if not isinstance(body, str):
-        raise InputError(f"line {number}: a JSON line needs \"text\" (a string): nothing sent", ref)
+        raise InputError(
+            _('line {number}: a JSON line needs "text" (a string): nothing sent').format(number=number), ref
+        )
     return InputLine(ref, body, from_json=True)
 
 
@@ -644,7 +705,7 @@ class _LineSession:
     def _human(self, rec: dict[str, Any], ts: float | None) -> str:
         when = _hms(ts if ts is not None else self.client._clock())
         if rec["type"] == "error":
-            return f"{when} -!- error: {rec['text']}"
+            return f"{when} -!- " + _("error: {text}").format(text=rec["text"])
         return f"{when} -!- {rec['text']}"
 
     def local(self, text: str, ref: Ref | None, *, error: bool = False, room: str | None = None) -> None:
@@ -672,7 +733,7 @@ class _LineSession:
             line = event_line(event, now, self.client.user, several=len(self.client.rooms) > 1)
             if line is not None:
                 if typed is not None:
-                    line += f" (typed {_hms(typed)}, while offline)"
+                    line += _(" (typed {time}, while offline)").format(time=_hms(typed))
                 self.out.write(line + "\n")
                 self.out.flush()
             return
@@ -761,10 +822,10 @@ class _LineSession:
     def _ask_again(self) -> None:
         """/who lines sent on the session that was lost were never answered: ask again for them, so
         that each still gets exactly one answer, in order."""
-        for _ in range(len(self.who_refs)):
+        for _unused in range(len(self.who_refs)):
             if not self.client.submit("/who").who:
                 while self.who_refs:
-                    self.local("/who lost in the reconnection: ask again", self.who_refs.popleft(),
+                    self.local(_("/who lost in the reconnection: ask again"), self.who_refs.popleft(),
                                error=True)  # fmt: skip
                 return
 
@@ -793,7 +854,7 @@ class _LineSession:
                 pending = self.client.conn.request_pending
                 self.refs_by_request = {i: r for i, r in self.refs_by_request.items() if pending(i)}
         if item.from_json and not item.text.strip():
-            self.local("empty text: nothing sent", item.ref, error=True)  # a script waits for an answer
+            self.local(_("empty text: nothing sent"), item.ref, error=True)  # a script waits for an answer
         return result.quit
 
     @property

@@ -3,7 +3,8 @@
 The server sends its own English sentence with each ROOM_EVENT (`text`); docs/protocol.md 18.10 asks
 a client to build its line from the fields instead (so that it can be translated) and to fall back
 to the server's text only for an action it does not know. Everything here is pure: events in,
-one line out, nothing printed.
+one line out, nothing printed. The sentences are in the active language (labchat/i18n.py); the
+words of the --json contract (ROOM_MODE_WORDS, MEMBER_WORDS, ACTION_WORDS) are not translated.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 import time
 from datetime import datetime
 
+from ..i18n import N_, _, ngettext
 from ..protocol import events as ev
 from ..protocol import messages as m
 from ..protocol.errors import ErrorCode
@@ -58,12 +60,33 @@ ACTION_WORDS: dict[int, str] = {
     m.Action.HAND_LOWERED: "hand_lowered",
     m.Action.HAND_TAKEN: "hand_taken",
 }
-#: The switches' words in "teacher turned moderation on".
-_SWITCH_NAMES = {
-    m.Action.MODERATED_SET: "moderation",
-    m.Action.PRIVATE_SET: "invite-only",
-    m.Action.TOPIC_LOCK_SET: "the topic lock",
+#: The switches' sentences: "teacher turned moderation on".
+_SWITCH_SENTENCES = {
+    (m.Action.MODERATED_SET, True): N_("{actor} turned moderation on"),
+    (m.Action.MODERATED_SET, False): N_("{actor} turned moderation off"),
+    (m.Action.PRIVATE_SET, True): N_("{actor} turned invite-only on"),
+    (m.Action.PRIVATE_SET, False): N_("{actor} turned invite-only off"),
+    (m.Action.TOPIC_LOCK_SET, True): N_("{actor} turned the topic lock on"),
+    (m.Action.TOPIC_LOCK_SET, False): N_("{actor} turned the topic lock off"),
 }
+#: The words shown for a room's modes and a member's marks (the --json words stay as they are).
+_SHOWN_WORDS = {
+    "private": N_("private"),
+    "moderated": N_("moderated"),
+    "keyed": N_("keyed"),
+    "topic_locked": N_("topic_locked"),
+    "quiet": N_("quiet"),
+    "op": N_("op"),
+    "voice": N_("voice"),
+    "muted": N_("muted"),
+    "guest": N_("guest"),
+    "admin": N_("admin"),
+}
+
+
+def shown_word(word: str) -> str:
+    """A mode or member word as a person reads it, in the active language."""
+    return _(_SHOWN_WORDS[word]) if word in _SHOWN_WORDS else word
 
 
 def mode_words(bits: int) -> list[str]:
@@ -85,7 +108,7 @@ def member_label(name: str, bits: int) -> str:
     """A name as /who lists it: "@teacher" (operator or admin), "+bob" (voiced), with "(guest)" and
     "(muted)" after it, as IRC clients mark them."""
     prefix = "@" if bits & (m.MEMBER_OP | m.MEMBER_ADMIN) else "+" if bits & m.MEMBER_VOICE else ""
-    marks = [word for bit, word in ((m.MEMBER_GUEST, "guest"), (m.MEMBER_MUTED, "muted")) if bits & bit]
+    marks = [shown_word(w) for bit, w in ((m.MEMBER_GUEST, "guest"), (m.MEMBER_MUTED, "muted")) if bits & bit]
     return f"{prefix}{name}" + (f" ({', '.join(marks)})" if marks else "")
 
 
@@ -93,23 +116,41 @@ def _length(minutes: int) -> str:
     """ " for 10 min", " for 60 min", " for 3 days": a sanction's length, in the unit it was given."""
     if minutes % 1440 == 0:
         days = minutes // 1440
-        return f" for {days} day{'s' if days != 1 else ''}"
-    return f" for {minutes} min"
+        return ngettext(" for {count} day", " for {count} days", days).format(count=days)
+    return _(" for {minutes} min").format(minutes=minutes)
+
+
+#: verb -> (the sentence with a length, the one without): "bob was muted for 10 min by teacher".
+_SANCTIONS = {
+    "muted": (
+        N_("{target} was muted{length} by {actor}"),
+        N_("{target} was muted by {actor} (until lifted)"),
+    ),
+    "banned": (
+        N_("{target} was banned{length} by {actor}"),
+        N_("{target} was banned by {actor} (until lifted)"),
+    ),
+    "kicked": (N_("{target} was kicked by {actor}"), N_("{target} was kicked by {actor}")),
+}
 
 
 def _sanction(target: str, verb: str, actor: str, minutes: int, reason: str) -> str:
-    length = _length(minutes) if minutes else ""
-    line = f"{target} was {verb}{length} by {actor}"
-    if not minutes and verb in ("muted", "banned"):
-        line += " (until lifted)"
-    return line + (f": {reason}" if reason else "")
+    timed, untimed = _SANCTIONS[verb]
+    line = _(timed if minutes else untimed).format(target=target, actor=actor, length=_length(minutes))
+    return _with_reason(line, reason)
+
+
+def _with_reason(line: str, reason: str) -> str:
+    """ "line: reason" (the colon as the language writes it)."""
+    return _("{line}: {reason}").format(line=line, reason=reason) if reason else line
 
 
 def ordinal(n: int) -> str:
-    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st."""
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st (Indonesian: ke-1, ke-2, ...)."""
     if 10 <= n % 100 <= 20:
-        return f"{n}th"
-    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }"
+        return _("{n}th").format(n=n)
+    suffix = {1: N_("{n}st"), 2: N_("{n}nd"), 3: N_("{n}rd")}.get(n % 10, N_("{n}th"))
+    return _(suffix).format(n=n)
 
 
 def _is(name: str, me: str | None) -> bool:
@@ -122,33 +163,47 @@ def _hand(event: ev.RoomEvent, me: str | None) -> str:
     actor, target, question = event.actor, event.target, event.value
     mine = _is(target, me)
     if event.action == m.Action.HAND_RAISED:
-        place = f"{ordinal(event.minutes)} in the queue" if event.minutes > 0 else ""
+        place = ordinal(event.minutes) if event.minutes > 0 else ""
         if mine:
-            return f"you are {place}" if place else "your hand is up"
-        line = f"{target} raised a hand" + (f" ({place})" if place else "")
-        return line + (f": {question}" if question else "")
+            return _("you are {place} in the queue").format(place=place) if place else _("your hand is up")
+        if place:
+            line = _("{target} raised a hand ({place} in the queue)").format(target=target, place=place)
+        else:
+            line = _("{target} raised a hand").format(target=target)
+        return _with_reason(line, question)
     if event.action == m.Action.HAND_TAKEN:
-        return f"coming: {actor}" if mine else f"{actor} is on the way to {target}"
+        if mine:
+            return _("coming: {actor}").format(actor=actor)
+        return _("{actor} is on the way to {target}").format(actor=actor, target=target)
     # HAND_LOWERED: by the student itself, or an operator's /done.
     by_self = not actor or m.name_key(actor) == m.name_key(target)
     if mine:
-        return "your hand is down" if by_self else f"your hand is down ({actor} marked it done)"
-    return f"{target}'s hand is down" if by_self else f"{target}'s hand is down (done by {actor})"
+        if by_self:
+            return _("your hand is down")
+        return _("your hand is down ({actor} marked it done)").format(actor=actor)
+    if by_self:
+        return _("{target}'s hand is down").format(target=target)
+    return _("{target}'s hand is down (done by {actor})").format(target=target, actor=actor)
 
 
 def _quiet(event: ev.RoomEvent) -> str:
     """QUIET_SET (20.5): "teacher turned quiet mode on for 30 min", or its end."""
     if event.value == "on":
-        length = f" for {event.minutes} min" if event.minutes else ""
-        by = event.actor or "the server"
-        return f"{by} turned quiet mode on{length}: only the teachers see what students say"
+        length = _(" for {minutes} min").format(minutes=event.minutes) if event.minutes else ""
+        by = event.actor or _("the server")
+        return _("{actor} turned quiet mode on{length}: only the teachers see what students say").format(
+            actor=by, length=length
+        )
     if not event.actor:
-        return "quiet mode is over: everyone may talk again"
-    return f"{event.actor} turned quiet mode off"
+        return _("quiet mode is over: everyone may talk again")
+    return _("{actor} turned quiet mode off").format(actor=event.actor)
 
 
 def _room_event(event: ev.RoomEvent, me: str | None = None) -> str:
-    actor, target, value = event.actor or "the server", event.target, event.value
+    actor, target, value = event.actor or _("the server"), event.target, event.value
+    said = _room_event_sentence(event.action, value)
+    if said is not None:
+        return _(said).format(actor=actor, target=target, value=value)
     match event.action:
         case m.Action.MUTE:
             return _sanction(target, "muted", actor, event.minutes, value)
@@ -156,69 +211,77 @@ def _room_event(event: ev.RoomEvent, me: str | None = None) -> str:
             return _sanction(target, "banned", actor, event.minutes, value)
         case m.Action.KICK:
             return _sanction(target, "kicked", actor, 0, value)
-        case m.Action.UNMUTE:
-            return f"{target} was unmuted by {actor}"
-        case m.Action.UNBAN:
-            return f"{target} was unbanned by {actor}"
-        case m.Action.OP:
-            return f"{actor} gave {target} operator"
-        case m.Action.DEOP:
-            return f"{actor} took operator from {target}"
-        case m.Action.VOICE:
-            return f"{actor} gave {target} voice"
-        case m.Action.DEVOICE:
-            return f"{actor} took voice from {target}"
-        case m.Action.INVITE:
-            return f"{actor} invited {target}"
-        case m.Action.TOPIC_SET:
-            return f"{actor} set the topic: {value}" if value else f"{actor} cleared the topic"
-        case m.Action.KEY_SET:
-            return f"{actor} changed the room key"  # the key itself is never shown (18.8)
-        case m.Action.ANNOUNCEMENT_SET:
-            # 18.8: no value (the text follows in ANNOUNCEMENT, which says whether it was cleared).
-            return f"{actor} changed the announcement"
-        case m.Action.MODERATED_SET | m.Action.PRIVATE_SET | m.Action.TOPIC_LOCK_SET:
-            return f"{actor} turned {_SWITCH_NAMES[m.Action(event.action)]} {value or 'off'}"
-        case m.Action.MUTE_ENDED:
-            return f"{target}'s mute ended"
-        case m.Action.BAN_ENDED:
-            return f"{target}'s ban ended"
         case m.Action.QUIET_SET:
             return _quiet(event)
-        case m.Action.SESSION_STARTED:
-            return f"{actor} started a class session"
         case m.Action.HAND_RAISED | m.Action.HAND_TAKEN | m.Action.HAND_LOWERED:
             return _hand(event, me)
-    return event.text or f"{actor} changed something in #{event.room}"
+    return event.text or _("{actor} changed something in #{room}").format(actor=actor, room=event.room)
+
+
+#: The room news that is one sentence of actor, target and value (the key itself is never shown,
+#: 18.8; ANNOUNCEMENT_SET has no value: the text follows in ANNOUNCEMENT).
+_SENTENCES = {
+    m.Action.UNMUTE: N_("{target} was unmuted by {actor}"),
+    m.Action.UNBAN: N_("{target} was unbanned by {actor}"),
+    m.Action.OP: N_("{actor} gave {target} operator"),
+    m.Action.DEOP: N_("{actor} took operator from {target}"),
+    m.Action.VOICE: N_("{actor} gave {target} voice"),
+    m.Action.DEVOICE: N_("{actor} took voice from {target}"),
+    m.Action.INVITE: N_("{actor} invited {target}"),
+    m.Action.KEY_SET: N_("{actor} changed the room key"),
+    m.Action.ANNOUNCEMENT_SET: N_("{actor} changed the announcement"),
+    m.Action.MUTE_ENDED: N_("{target}'s mute ended"),
+    m.Action.BAN_ENDED: N_("{target}'s ban ended"),
+    m.Action.SESSION_STARTED: N_("{actor} started a class session"),
+}
+
+
+def _room_event_sentence(action: int, value: str) -> str | None:
+    """The untranslated sentence for `action`, or None when it needs more than one template."""
+    if action == m.Action.TOPIC_SET:
+        return N_("{actor} set the topic: {value}") if value else N_("{actor} cleared the topic")
+    if action in (m.Action.MODERATED_SET, m.Action.PRIVATE_SET, m.Action.TOPIC_LOCK_SET):
+        return _SWITCH_SENTENCES[(m.Action(action), value == "on")]
+    return _SENTENCES.get(action)
 
 
 def _until(until: float, now: float) -> str:
     if math.isinf(until):
-        return " (until lifted)"
+        return _(" (until lifted)")
     end = datetime.fromtimestamp(until)
     same_day = end.date() == datetime.fromtimestamp(now).date()
-    return f" until {end.strftime('%H:%M' if same_day else '%Y-%m-%d %H:%M')}"
+    return _(" until {time}").format(time=end.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M"))
 
 
 def _room_left(event: ev.RoomLeft, now: float) -> str:
-    reason = f": {event.reason}" if event.reason else ""
-    by = f" by {event.by}" if event.by else ""
+    room = event.room
     if event.code == ErrorCode.KICKED:
-        return f"you were kicked from #{event.room}{by}{reason}"
-    if event.code == ErrorCode.BANNED:
+        if event.by:
+            line = _("you were kicked from #{room} by {actor}").format(room=room, actor=event.by)
+        else:
+            line = _("you were kicked from #{room}").format(room=room)
+    elif event.code == ErrorCode.BANNED:
         until = _until(event.until, now) if event.until is not None else ""
-        return f"you were banned from #{event.room}{by}{until}{reason}"
-    if event.code:
-        return f"you are no longer in #{event.room}{reason}"
-    return f"you left #{event.room}{reason}"
+        if event.by:
+            line = _("you were banned from #{room} by {actor}{until}").format(
+                room=room, actor=event.by, until=until
+            )
+        else:
+            line = _("you were banned from #{room}{until}").format(room=room, until=until)
+    elif event.code:
+        line = _("you are no longer in #{room}").format(room=room)
+    else:
+        line = _("you left #{room}").format(room=room)
+    return _with_reason(line, event.reason)
 
 
 def tally_sentence(seen: int, total: int, not_yet: tuple[str, ...]) -> str:
     """ "seen by 23 of 28 — not yet: ani, budi" ("…" when the server had to cut the list)."""
-    line = f"seen by {seen} of {total}"
+    line = _("seen by {seen} of {total}").format(seen=seen, total=total)
     if not_yet:
         cut = len(not_yet) >= m.MAX_TALLY_NAMES and total - seen > len(not_yet)
-        line += f" — not yet: {', '.join(not_yet)}" + (", …" if cut else "")
+        names = ", ".join(not_yet) + (", …" if cut else "")
+        line = _("{line} — not yet: {names}").format(line=line, names=names)
     return line
 
 
@@ -247,8 +310,8 @@ def describe(
             return _room_left(event, time.time() if now is None else now)
         case ev.Announcement():
             if not event.text:
-                return f"the announcement of #{event.room} was cleared"
-            return f"announcement by {event.by}: {event.text}"
+                return _("the announcement of #{room} was cleared").format(room=event.room)
+            return _("announcement by {actor}: {text}").format(actor=event.by, text=event.text)
         case ev.AnnouncementTally():
             return tally_sentence(event.seen, event.total, event.not_yet)
         case ev.RoomState():
@@ -259,28 +322,35 @@ def describe(
 
 
 def _room_state(state: ev.RoomState) -> str:
-    head = f"you joined #{state.room}" if state.joined else f"#{state.room}"
-    topic = f" — topic: {state.topic}" if state.topic else ""
-    words = [w for w in mode_words(state.modes) if w != "quiet"]
+    head = _("you joined #{room}").format(room=state.room) if state.joined else f"#{state.room}"
+    topic = _(" — topic: {topic}").format(topic=state.topic) if state.topic else ""
+    words = [shown_word(w) for w in mode_words(state.modes) if w != "quiet"]
     if state.quiet_until is not None:
-        words.append(f"quiet until {datetime.fromtimestamp(state.quiet_until).strftime('%H:%M')}")
-    you = [w for w in member_words(state.you) if w != "guest"]
-    details = [f"{state.members} member{'s' if state.members != 1 else ''}", *words]
+        end = datetime.fromtimestamp(state.quiet_until).strftime("%H:%M")
+        words.append(_("quiet until {time}").format(time=end))
+    you = [shown_word(w) for w in member_words(state.you) if w != "guest"]
+    members = ngettext("{count} member", "{count} members", state.members).format(count=state.members)
+    details = [members, *words]
     if you:
-        details.append("you: " + ", ".join(you))
+        details.append(_("you: {roles}").format(roles=", ".join(you)))
     return f"{head}{topic} ({', '.join(details)})"
 
 
 def room_list_lines(rooms: tuple[ev.RoomInfo, ...], more: bool) -> list[str]:
     """/list: one line per room, "#cs101 (12 online) Lab 3 [moderated]"."""
     if not rooms:
-        return ["no rooms to list"]
-    lines = [f"{len(rooms)} rooms" + (" (more not shown)" if more else "") + ":"]
+        return [_("no rooms to list")]
+    if more:
+        head = ngettext("{count} room (more not shown):", "{count} rooms (more not shown):", len(rooms))
+    else:
+        head = ngettext("{count} room:", "{count} rooms:", len(rooms))
+    lines = [head.format(count=len(rooms))]
     for info in rooms:
-        words = mode_words(info.modes)
+        words = [shown_word(w) for w in mode_words(info.modes)]
         modes = f" [{', '.join(words)}]" if words else ""
         topic = f" {info.topic}" if info.topic else ""
-        lines.append(f"  #{info.room} ({info.online} online){topic}{modes}")
+        online = _("{count} online").format(count=info.online)
+        lines.append(f"  #{info.room} ({online}){topic}{modes}")
     return lines
 
 
@@ -291,17 +361,17 @@ def waiting(since: float, now: float) -> str:
     """ "waiting 3 min", "waiting 1 h 5 min", "waiting <1 min"."""
     minutes = max(0, int((now - since) // 60))
     if minutes < 1:
-        return "waiting <1 min"
+        return _("waiting <1 min")
     if minutes < 60:
-        return f"waiting {minutes} min"
-    return f"waiting {minutes // 60} h {minutes % 60} min"
+        return _("waiting {minutes} min").format(minutes=minutes)
+    return _("waiting {hours} h {minutes} min").format(hours=minutes // 60, minutes=minutes % 60)
 
 
 def queue_entry_line(position: int, item: ev.QueueItem, now: float) -> str:
     """ "1. budi (PC-14, waiting 3 min): segfault in exercise 2"; a taken one says who is coming."""
     details = [d for d in (item.seat, waiting(item.since, now)) if d]
     if item.taken_by:
-        details.append(f"{item.taken_by} coming")
+        details.append(_("{actor} coming").format(actor=item.taken_by))
     question = f": {item.question}" if item.question else ""
     return f"{position}. {item.user} ({', '.join(details)}){question}"
 
@@ -309,20 +379,26 @@ def queue_entry_line(position: int, item: ev.QueueItem, now: float) -> str:
 def queue_lines(queue: ev.QueueUpdated, now: float) -> list[str]:
     """The help queue as /queue prints it: a head line, then one line per entry in order."""
     if not queue.entries:
-        return [f"the help queue of #{queue.room} is empty"]
+        return [_("the help queue of #{room} is empty").format(room=queue.room)]
     waiting_now = sum(1 for item in queue.entries if not item.taken_by)
-    head = f"help queue of #{queue.room}: {waiting_now} waiting"
     taken = len(queue.entries) - waiting_now
     if taken:
-        head += f", {taken} being helped"
+        head = _("help queue of #{room}: {waiting} waiting, {taken} being helped").format(
+            room=queue.room, waiting=waiting_now, taken=taken
+        )
+    else:
+        head = _("help queue of #{room}: {waiting} waiting").format(room=queue.room, waiting=waiting_now)
     return [head] + [queue_entry_line(i, item, now) for i, item in enumerate(queue.entries, 1)]
 
 
 def poll_line(poll: ev.PollShown) -> str:
     """ "poll #3 by teacher: Done with exercise 2?  1) yes  2) no  3) stuck  — /vote N"."""
-    anonymous = " (anonymous)" if poll.anonymous else ""
     options = "  ".join(f"{i}) {option}" for i, option in enumerate(poll.options, 1))
-    return f"poll #{poll.poll_id} by {poll.by}{anonymous}: {poll.question}  {options}  — /vote N"
+    if poll.anonymous:
+        template = _("poll #{id} by {actor} (anonymous): {question}  {options}  — /vote N")
+    else:
+        template = _("poll #{id} by {actor}: {question}  {options}  — /vote N")
+    return template.format(id=poll.poll_id, actor=poll.by, question=poll.question, options=options)
 
 
 def tally_line(poll: ev.PollShown) -> str:
@@ -330,7 +406,7 @@ def tally_line(poll: ev.PollShown) -> str:
     counts = ", ".join(
         f"{option} {poll.counts[i] if i < len(poll.counts) else 0}" for i, option in enumerate(poll.options)
     )
-    return f"poll #{poll.poll_id}: {counts} ({poll.voters} voted)"
+    return _("poll #{id}: {counts} ({count} voted)").format(id=poll.poll_id, counts=counts, count=poll.voters)
 
 
 def choice_words(poll: ev.PollShown, choice: int) -> str:
@@ -343,13 +419,15 @@ def poll_lines(poll: ev.PollShown) -> list[str]:
     """What a poll shown says: the question and its options while it is open (to an operator, the
     tally once votes came in; to a member who voted, its choice), and the result once closed."""
     if poll.closed:
-        return [f"poll #{poll.poll_id} closed: {poll.question}", tally_line(poll)]
+        closed = _("poll #{id} closed: {question}").format(id=poll.poll_id, question=poll.question)
+        return [closed, tally_line(poll)]
     if poll.counts and poll.voters:
         return [tally_line(poll)]
     if poll.your_choice:
         return [
-            f"poll #{poll.poll_id} ({poll.question}): you chose {choice_words(poll, poll.your_choice)}"
-            " — /vote N to change it"
+            _("poll #{id} ({question}): you chose {choice} — /vote N to change it").format(
+                id=poll.poll_id, question=poll.question, choice=choice_words(poll, poll.your_choice)
+            )
         ]
     return [poll_line(poll)]
 
@@ -362,5 +440,5 @@ def ballot_lines(poll: ev.PollShown) -> list[str]:
         if names:
             lines.append(f"  {i}) {option}: {', '.join(names)}")
     if lines and poll.voters > len(poll.ballots):  # the server cut the list to fit its frame (20.4)
-        lines.append(f"  and {poll.voters - len(poll.ballots)} more")
+        lines.append("  " + _("and {count} more").format(count=poll.voters - len(poll.ballots)))
     return lines

@@ -15,14 +15,15 @@ import sys
 import time
 from pathlib import Path
 
-from ..protocol.messages import MIN_NEW_PASSWORD_CHARS, NAME_RULE, is_valid_name
+from ..i18n import _, add_lang_argument, choose_language, name_rule, ngettext
+from ..protocol.messages import MIN_NEW_PASSWORD_CHARS, is_valid_name
 from .store import Store, StoreError, default_db_path
 from .transcript_export import export
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:
-        self.exit(2, f"labchat-admin: {message} (see --help)\n")
+        self.exit(2, _("labchat-admin: {message} (see --help)").format(message=message) + "\n")
 
 
 def _password(prompt: str) -> str:
@@ -30,41 +31,56 @@ def _password(prompt: str) -> str:
     if env is not None:
         return env
     if not sys.stdin.isatty():
-        raise StoreError("set LABCHAT_PASSWORD or run on a terminal to be asked for the password")
+        raise StoreError(_("set LABCHAT_PASSWORD or run on a terminal to be asked for the password"))
     first = getpass.getpass(prompt)
-    if getpass.getpass("Again: ") != first:
-        raise StoreError("the passwords did not match")
+    if getpass.getpass(_("Again: ")) != first:
+        raise StoreError(_("the passwords did not match"))
     return first
 
 
+def _too_short() -> str:
+    return ngettext(
+        "passwords need at least {count} character", "passwords need at least {count} characters",
+        MIN_NEW_PASSWORD_CHARS,
+    ).format(count=MIN_NEW_PASSWORD_CHARS)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="labchat-admin", description="Manage labchat accounts.")
+    argv = sys.argv[1:] if argv is None else argv
+    choose_language("labchat-admin", argv)
+    p = _Parser(prog="labchat-admin", description=_("Manage labchat accounts."))
     p.add_argument(
-        "--db", type=Path, default=None, help=f"server database (default {default_db_path()})"
+        "--db",
+        type=Path,
+        default=None,
+        help=_("server database (default {path})").format(path=default_db_path()),
     )
+    add_lang_argument(p)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="list accounts (admins marked)")
+    sub.add_parser("list", help=_("list accounts (admins marked)"))
     for name, text in (
-        ("add", "create an account"),
-        ("remove", "delete an account"),
-        ("passwd", "set a new password"),
-        ("grant", "make an account a server admin: an operator in every room (from its next login)"),
-        ("revoke", "take server admin from an account"),
+        ("add", _("create an account")),
+        ("remove", _("delete an account")),
+        ("passwd", _("set a new password")),
+        ("grant", _("make an account a server admin: an operator in every room (from its next login)")),
+        ("revoke", _("take server admin from an account")),
     ):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("name")
-    ex = sub.add_parser("export-room", help="write a room's transcript as PATH.md and PATH.html")
+    ex = sub.add_parser("export-room", help=_("write a room's transcript as PATH.md and PATH.html"))
     ex.add_argument("room")
     ex.add_argument(
         "--since", default=None,
-        help="'session' (the default when one was started), an ISO time, or hours ('3h'; else the last 24 h)",
+        help=_(
+            "'session' (the default when one was started), an ISO time, or hours ('3h'; else the last 24 h)"
+        ),
     )  # fmt: skip
-    ex.add_argument("--out", type=Path, default=None, help="PATH without extension (default ./ROOM-DATE)")
+    ex.add_argument("--out", type=Path, default=None, help=_("PATH without extension (default ./ROOM-DATE)"))
     args = p.parse_args(argv)
     try:
         store = Store(args.db or default_db_path())
         for warning in store.warnings:
-            print(f"labchat-admin: warning: {warning}", file=sys.stderr)
+            print(_("labchat-admin: warning: {warning}").format(warning=warning), file=sys.stderr)
         try:
             return _run(store, args)
         finally:
@@ -82,39 +98,44 @@ def _run(store: Store, args: argparse.Namespace) -> int:
         admins = set(store.list_admins())
         for account in store.list_accounts():
             created = time.strftime("%Y-%m-%d %H:%M", time.localtime(account.created_ms / 1000))
-            print(f"{account.name}\tcreated {created}" + ("\tadmin" if account.name in admins else ""))
+            # Tab-separated columns for scripts: the words in them are translated, the layout is not.
+            line = _("{name}\tcreated {when}").format(name=account.name, when=created)
+            print(line + ("\t" + _("admin") if account.name in admins else ""))
         return 0
     if args.command == "export-room":
         md, page = export(store, args.room.removeprefix("#"), args.since, args.out, int(time.time() * 1000))
-        print(f"wrote {md} and {page}")
+        print(_("wrote {markdown} and {html}").format(markdown=md, html=page))
         return 0
     name = args.name
     if args.command == "add":
         if not is_valid_name(name):
-            raise StoreError(f"invalid name {name!r}: {NAME_RULE}")
-        password = _password(f"Password for {name}: ")
+            raise StoreError(_("invalid name {name!r}: {rule}").format(name=name, rule=name_rule()))
+        password = _password(_("Password for {user}: ").format(user=name))
         if len(password) < MIN_NEW_PASSWORD_CHARS:
-            raise StoreError(f"passwords need at least {MIN_NEW_PASSWORD_CHARS} characters")
+            raise StoreError(_too_short())
         store.create_account(name, password)
-        print(f"added {name}")
+        print(_("added {name}").format(name=name))
     elif args.command == "remove":
         if not store.remove_account(name):
-            raise StoreError(f"no account named {name!r}")
-        print(f"removed {name}")
+            raise StoreError(_("no account named {name!r}").format(name=name))
+        print(_("removed {name}").format(name=name))
     elif args.command in ("grant", "revoke"):
         if not store.set_admin(name, args.command == "grant"):
-            raise StoreError(f"no account named {name!r}")
+            raise StoreError(_("no account named {name!r}").format(name=name))
         found = store.get_account(name)
         shown = found.name if found is not None else name
-        print(f"{shown} is {'now' if args.command == 'grant' else 'no longer'} a server admin")
+        if args.command == "grant":
+            print(_("{name} is now a server admin").format(name=shown))
+        else:
+            print(_("{name} is no longer a server admin").format(name=shown))
     elif args.command == "passwd":
         if store.get_account(name) is None:
-            raise StoreError(f"no account named {name!r}")
-        password = _password(f"New password for {name}: ")
+            raise StoreError(_("no account named {name!r}").format(name=name))
+        password = _password(_("New password for {user}: ").format(user=name))
         if len(password) < MIN_NEW_PASSWORD_CHARS:
-            raise StoreError(f"passwords need at least {MIN_NEW_PASSWORD_CHARS} characters")
+            raise StoreError(_too_short())
         store.set_password(name, password)
-        print(f"password of {name} changed")
+        print(_("password of {name} changed").format(name=name))
     return 0
 
 

@@ -13,6 +13,7 @@ import heapq
 import logging
 from typing import TYPE_CHECKING
 
+from ..i18n import _
 from ..protocol import messages as m
 from ..protocol.errors import ErrorCode
 from ..protocol.text import truncate_utf8
@@ -244,7 +245,7 @@ class Classroom:
         """HAND_* news to the student concerned and the room's operators, nobody else (20.3)."""
         text = describe(action, actor, target, minutes, value)
         event = m.RoomEvent(room.name, now_ms, action, actor, target, minutes, value, text)
-        log.info("in %s: %s", room.name, _escape(text))
+        log.info(_("in %s: %s"), room.name, _escape(text))
         body = encode_message(event)
         to = self._ops(room)
         if student is not None and student.classroom and room.name in student.rooms and student not in to:
@@ -288,7 +289,7 @@ class Classroom:
             self._close(room, previous, now_ms)
         self.polls[room.name] = poll
         self.store.save_poll(room.name, poll)
-        log.info("%s opened poll #%d in %s: %s", user, poll.poll_id, room.name, _escape(poll.question))
+        log.info(_("%s opened poll #%d in %s: %s"), user, poll.poll_id, room.name, _escape(poll.question))
         self._show_poll(room, poll)
         self._done(sess, req.request_id)
 
@@ -335,7 +336,7 @@ class Classroom:
         self.store.save_poll(room.name, poll)
         del self.polls[room.name]
         self._polls_due.discard(room.name)
-        log.info("poll #%d in %s closed: %s", poll.poll_id, room.name, poll.counts())
+        log.info(_("poll #%d in %s closed: %s"), poll.poll_id, room.name, poll.counts())
         self._show_poll(room, poll)
 
     def _poll_for(self, room: Room, poll: RoomPoll, sess: Session) -> m.Poll:
@@ -419,7 +420,7 @@ class Classroom:
         """Room-wide news of this section: ROOM_EVENT to CAP_CLASSROOM members, NOTICE to the others
         (quiet mode concerns them too: their messages go to the operators only)."""
         text = describe(action, actor, "", minutes, value)
-        log.info("[bold yellow]%s[/] in %s: %s", _escape(actor or "server"), room.name, _escape(text))
+        log.info(_("[bold yellow]%s[/] in %s: %s"), _escape(actor or "server"), room.name, _escape(text))
         event = encode_message(m.RoomEvent(room.name, now_ms, action, actor, "", minutes, value, text))
         notice = encode_message(
             m.Notice(ErrorCode.ROOM_NEWS, truncate_utf8(f"#{room.name}: {text}", m.MAX_NOTICE_BYTES))
@@ -468,7 +469,7 @@ class Classroom:
                 self.relay._send(op, frame)
         self.relay._send(sess, m.Accepted(message.msg_id, room.name, 0, ts))
         self.relay._remember_id((m.name_key(user), message.msg_id), (room.name, 0, ts))
-        log.info("%s -> operators of %s (quiet mode)", user, room.name)
+        log.info(_("%s -> operators of %s (quiet mode)"), user, room.name)
 
     def whisper_refusal(self, sess: Session, to: str, now: float) -> str | None:
         """REJECTED(QUIET)'s text if `sess` may not message `to` now: it is a student in a quiet room

@@ -22,6 +22,7 @@ from rich.logging import RichHandler
 
 from .. import __version__, signal_handlers
 from ..compile import status as compile_status
+from ..i18n import _, add_lang_argument, choose_language, ngettext
 from ..protocol.channel import ServerChannel, fingerprint
 from ..startup_gc import freeze_startup_objects
 from .accounts import LoginPolicy
@@ -38,124 +39,136 @@ log = logging.getLogger("labchat.server")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, as every labchat command does
-        self.exit(2, f"labchat-server: {message} (see --help)\n")
+        self.exit(2, _("labchat-server: {message} (see --help)").format(message=message) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="labchat-server",
-        description="Relay server for labchat: one chat room for everyone on the LAN.",
+        description=_("Relay server for labchat: one chat room for everyone on the LAN."),
     )
     p.add_argument(
-        "ip", help="address to listen on (0.0.0.0 for every interface, 127.0.0.1 for this machine)"
+        "ip", help=_("address to listen on (0.0.0.0 for every interface, 127.0.0.1 for this machine)")
     )
-    p.add_argument("-p", "--port", type=int, default=8080, help="UDP port (default 8080)")
-    p.add_argument("--db", type=Path, default=None, help=f"SQLite database (default {default_db_path()})")
+    p.add_argument("-p", "--port", type=int, default=8080, help=_("UDP port (default 8080)"))
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help=_("SQLite database (default {path})").format(path=default_db_path()),
+    )
     p.add_argument(
         "--registration",
         choices=("open", "closed"),
         default="open",
-        help="open: unknown names register on first login (default); closed: existing accounts only",
+        help=_("open: unknown names register on first login (default); closed: existing accounts only"),
     )
     p.add_argument(
         "--history",
         type=int,
         default=50,
         metavar="N",
-        help="messages shown to a newcomer (default 50)",
+        help=_("messages shown to a newcomer (default 50)"),
     )
     p.add_argument(
         "--client-timeout",
         type=float,
         default=30.0,
         metavar="S",
-        help="seconds of silence before a client is dropped (default 30)",
+        help=_("seconds of silence before a client is dropped (default 30)"),
     )
     p.add_argument(
         "--rate",
         type=float,
         default=100.0,
         metavar="N",
-        help="messages per second per user before the server holds them back (default 100)",
+        help=_("messages per second per user before the server holds them back (default 100)"),
     )
     p.add_argument(
         "--burst",
         type=int,
         default=500,
         metavar="N",
-        help="burst allowed above --rate (default 500)",
+        help=_("burst allowed above --rate (default 500)"),
     )
     p.add_argument(
         "--history-days",
         type=float,
         default=365.0,
         metavar="DAYS",
-        help="delete room messages older than this (default 365; 0: keep them forever)",
+        help=_("delete room messages older than this (default 365; 0: keep them forever)"),
     )
     p.add_argument(
         "--history-max-mb",
         type=float,
         default=1024.0,
         metavar="MB",
-        help="delete the oldest messages while the database is larger (default 1024; 0: no cap)",
+        help=_("delete the oldest messages while the database is larger (default 1024; 0: no cap)"),
     )
     p.add_argument(
         "--max-file-mb",
         type=float,
         default=100.0,
         metavar="MB",
-        help="the largest file a user may offer (default 100)",
+        help=_("the largest file a user may offer (default 100)"),
     )
     p.add_argument(
         "--quota-mb",
         type=float,
         default=500.0,
         metavar="MB",
-        help="what one user's kept files may take on the server in all (default 500)",
+        help=_("what one user's kept files may take on the server in all (default 500)"),
     )
     p.add_argument(
         "--file-retention-days",
         type=float,
         default=7.0,
         metavar="DAYS",
-        help="delete offered files this long after they were sent (default 7); "
-        "unfinished uploads go after 24 hours",
+        help=_(
+            "delete offered files this long after they were sent (default 7); "
+            "unfinished uploads go after 24 hours"
+        ),
     )
     p.add_argument(
         "--files-dir",
         type=Path,
         default=None,
         metavar="DIR",
-        help="where offered files are kept (default: files/ beside the database)",
+        help=_("where offered files are kept (default: files/ beside the database)"),
     )
     p.add_argument(
         "--max-registrations-per-hour",
         type=int,
         default=60,
         metavar="N",
-        help="new accounts one address may register per hour (default 60, a class; 0: no limit)",
+        help=_("new accounts one address may register per hour (default 60, a class; 0: no limit)"),
     )
     p.add_argument(
         "--login-workers",
         type=int,
         default=2,
         metavar="N",
-        help="password checks (scrypt) run at once; more logins queue and hear their place (default 2)",
+        help=_("password checks (scrypt) run at once; more logins queue and hear their place (default 2)"),
     )
     p.add_argument(
         "--class-password",
         action="store_true",
-        help="also admit guests without accounts who know a shared class password (taken from "
-        "LABCHAT_CLASS_PASSWORD, else asked on the terminal); LOGIN then no longer registers accounts",
+        help=_(
+            "also admit guests without accounts who know a shared class password (taken from "
+            "LABCHAT_CLASS_PASSWORD, else asked on the terminal); LOGIN then no longer registers accounts"
+        ),
     )
-    p.add_argument("--name", default="labchat", help="server name shown to clients")
+    p.add_argument("--name", default="labchat", help=_("server name shown to clients"))
     p.add_argument(
         "--no-discovery",
         action="store_true",
-        help="do not answer `labchat --discover` (by default the server tells the LAN its name and key)",
+        help=_("do not answer `labchat --discover` (by default the server tells the LAN its name and key)"),
     )
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
-    p.add_argument("--quiet", action="store_true", help="log only warnings and errors (no per-message lines)")
+    p.add_argument(
+        "--quiet", action="store_true", help=_("log only warnings and errors (no per-message lines)")
+    )
+    add_lang_argument(p)
     p.add_argument("--version", action="version", version=f"labchat {__version__}")
     return p
 
@@ -180,6 +193,8 @@ def addresses_for_clients(bound_host: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    choose_language("labchat-server", argv)  # first: the help, errors, banner and log speak it
     args = build_parser().parse_args(argv)
     console = Console(stderr=False, highlight=False)
     level = logging.WARNING if args.quiet else getattr(logging, args.log_level.upper())
@@ -193,30 +208,33 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     if not 0 <= args.port < 65536:
         print(
-            f"labchat-server: invalid port {args.port}: use 1-65535 (or 0 for any free port)", file=sys.stderr
+            _("labchat-server: invalid port {port}: use 1-65535 (or 0 for any free port)").format(
+                port=args.port
+            ),
+            file=sys.stderr,
         )
         return 2
     if args.history < 0 or args.rate <= 0 or args.burst < 1 or args.client_timeout <= 0:
         print(
-            "labchat-server: --history, --rate, --burst and --client-timeout must be positive",
+            _("labchat-server: --history, --rate, --burst and --client-timeout must be positive"),
             file=sys.stderr,
         )
         return 2
     if not (0 <= args.history_days < 1e6 and 0 <= args.history_max_mb < 1e9):
         print(
-            "labchat-server: --history-days and --history-max-mb must be 0 (no limit) or more",
+            _("labchat-server: --history-days and --history-max-mb must be 0 (no limit) or more"),
             file=sys.stderr,
         )
         return 2
     if not (0 < args.max_file_mb < 1e7 and 0 < args.quota_mb < 1e9 and 0 < args.file_retention_days < 1e5):
         print(
-            "labchat-server: --max-file-mb, --quota-mb and --file-retention-days must be more than 0",
+            _("labchat-server: --max-file-mb, --quota-mb and --file-retention-days must be more than 0"),
             file=sys.stderr,
         )
         return 2
     if args.max_registrations_per_hour < 0 or not 1 <= args.login_workers <= 64:
         print(
-            "labchat-server: --max-registrations-per-hour must be 0 or more, --login-workers 1-64",
+            _("labchat-server: --max-registrations-per-hour must be 0 or more, --login-workers 1-64"),
             file=sys.stderr,
         )
         return 2
@@ -265,7 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         relay = Relay(store, channel, config, tickets)
     except sqlite3.Error as exc:  # the store's start-up probe missed the damage; still one line
-        print(f"labchat-server: cannot read database {db_path}: {exc}", file=sys.stderr)
+        print(
+            _("labchat-server: cannot read database {path}: {reason}").format(path=db_path, reason=exc),
+            file=sys.stderr,
+        )
         return 1
     except StoreError as exc:  # the rooms could not be read
         print(f"labchat-server: {exc}", file=sys.stderr)
@@ -286,17 +307,20 @@ def _class_password() -> str | None:
     if password is None:
         if not sys.stdin.isatty():
             print(
-                "labchat-server: --class-password needs LABCHAT_CLASS_PASSWORD set, or a terminal to ask on",
+                _(
+                    "labchat-server: --class-password needs LABCHAT_CLASS_PASSWORD set, "
+                    "or a terminal to ask on"
+                ),
                 file=sys.stderr,
             )
             return None
         try:
-            password = getpass.getpass("Class password: ")
+            password = getpass.getpass(_("Class password: "))
         except (EOFError, KeyboardInterrupt):
             print(file=sys.stderr)
             return None
     if not password:
-        print("labchat-server: the class password cannot be empty", file=sys.stderr)
+        print(_("labchat-server: the class password cannot be empty"), file=sys.stderr)
         return None
     return password
 
@@ -310,32 +334,46 @@ async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str, conso
         return 1
     bound_host, bound_port = server.address
     # The banner is printed even with --quiet: it is what the operator needs to tell the users.
-    registration = "open" if relay.config.registration_open else "closed"
+    registration = _("open") if relay.config.registration_open else _("closed")
     if relay.config.class_password is not None:
-        registration = "by labchat-admin; guests with the class password"
+        registration = _("by labchat-admin; guests with the class password")
     console.print(
-        f"[bold]labchat server[/] listening on UDP [bold cyan]{bound_host}:{bound_port}[/]",
+        _("[bold]labchat server[/] listening on UDP [bold cyan]{address}[/]").format(
+            address=f"{bound_host}:{bound_port}"
+        ),
         soft_wrap=True,
     )
     retention = relay.config.retention
-    days = "forever" if retention.max_age_s is None else f"{retention.max_age_s / DAY_S:g} days"
-    cap = "no size cap" if retention.max_bytes is None else f"at most {retention.max_bytes / MIB:g} MB"
+    if retention.max_age_s is None:
+        days = _("forever")
+    else:
+        days = _("{days} days").format(days=f"{retention.max_age_s / DAY_S:g}")
+    if retention.max_bytes is None:
+        cap = _("no size cap")
+    else:
+        cap = _("at most {mb} MB").format(mb=f"{retention.max_bytes / MIB:g}")
     console.print(
-        f"database {db_path} (registration {registration}; history kept {days}, {cap})",
+        _("database {path} (registration {registration}; history kept {days}, {cap})").format(
+            path=db_path, registration=registration, days=days, cap=cap
+        ),
         soft_wrap=True,
         markup=False,
     )
     files = relay.config.files
     console.print(
-        f"files kept {files.retention_s / DAY_S:g} days in {relay.files.disk.location} "
-        f"(at most {files.max_file_bytes / MIB:g} MB each, {files.quota_bytes / MIB:g} MB per user)",
+        _("files kept {days} days in {path} (at most {mb} MB each, {quota} MB per user)").format(
+            days=f"{files.retention_s / DAY_S:g}",
+            path=relay.files.disk.location,
+            mb=f"{files.max_file_bytes / MIB:g}",
+            quota=f"{files.quota_bytes / MIB:g}",
+        ),
         soft_wrap=True,
         markup=False,
     )
-    console.print(f"server key fingerprint [bold]{fp}[/]", soft_wrap=True)
+    console.print(_("server key fingerprint [bold]{fingerprint}[/]").format(fingerprint=fp), soft_wrap=True)
     for host in addresses_for_clients(bound_host):
         console.print(
-            f"clients connect with: labchat {host} {bound_port} 5000",
+            _("clients connect with: {command}").format(command=f"labchat {host} {bound_port} 5000"),
             soft_wrap=True,
             markup=False,
         )
@@ -347,6 +385,10 @@ async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str, conso
     )
     await stop.wait()
     restore()
-    console.print(f"shutting down: telling {relay.online()} client(s)")
+    console.print(
+        ngettext(
+            "shutting down: telling {count} client", "shutting down: telling {count} clients", relay.online()
+        ).format(count=relay.online())
+    )
     await server.stop()
     return 0

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..i18n import _
 from ..protocol import messages as m
 from ..protocol.errors import DecodeError, ErrorCode
 from ..protocol.text import truncate_utf8
@@ -328,7 +329,7 @@ class Files:
             elif isinstance(message, m.ListFiles):
                 self._on_list(sess, message, now)
         except StoreError as exc:
-            log.warning("files: %s", exc)
+            log.warning(_("files: %s"), exc)
             if isinstance(message, (m.FileOffer, m.ListFiles)):
                 self._done(sess, message.request_id, ErrorCode.INTERNAL, "the server cannot store files now")
             else:
@@ -436,7 +437,7 @@ class Files:
         try:
             upload = self._open_upload(record)
         except OSError as exc:
-            log.warning("files: cannot write %s: %s", self.disk.part_path(record.id), exc)
+            log.warning(_("files: cannot write %s: %s"), self.disk.part_path(record.id), exc)
             self.disk.delete(record)
             self._done(sess, offer.request_id, ErrorCode.INTERNAL, "the server cannot store files now")
             return
@@ -493,7 +494,7 @@ class Files:
             try:
                 upload = self._open_upload(record)
             except OSError as exc:
-                log.warning("files: cannot write %s: %s", self.disk.part_path(record.id), exc)
+                log.warning(_("files: cannot write %s: %s"), self.disk.part_path(record.id), exc)
                 self._no_such_file(sess, chunk.file_id, "the server cannot store files now")
                 return
         elif upload.record.sender_key != m.name_key(sess.user):
@@ -514,7 +515,7 @@ class Files:
         try:
             self._append(upload, data)
         except OSError as exc:
-            log.warning("files: cannot write %s: %s", self.disk.part_path(upload.record.id), exc)
+            log.warning(_("files: cannot write %s: %s"), self.disk.part_path(upload.record.id), exc)
             self._close_upload(upload)  # what reached the disk stays: the sender resumes from it
             self._state(sess, m.FileState(upload.record.id, 0, 0, ErrorCode.INTERNAL,
                                           "the server cannot store files now"))  # fmt: skip
@@ -550,7 +551,7 @@ class Files:
         record = upload.record
         self._close_upload(upload)
         self.disk.delete(record)
-        log.info("%s's upload of %s failed: %s", record.sender, record.name, why)
+        log.info(_("%s's upload of %s failed: %s"), record.sender, record.name, why)
         self._state(sess, m.FileState(record.id, 0, 0, ErrorCode.BAD_CHECKSUM,
                                       f"{record.name}: {why}; offer it again"))  # fmt: skip
 
@@ -567,7 +568,7 @@ class Files:
             self._close_upload(upload)
             os.replace(self.disk.part_path(record.id), self.disk.final_path(record.id))
         except OSError as exc:
-            log.warning("files: cannot keep file %d: %s", record.id, exc)
+            log.warning(_("files: cannot keep file %d: %s"), record.id, exc)
             self._close_upload(upload)
             self.disk.delete(record)
             self._state(sess, m.FileState(record.id, 0, 0, ErrorCode.INTERNAL,
@@ -599,7 +600,7 @@ class Files:
                 target.link.send(m.Kind.FILE_OFFERED, body)
                 self.relay._dirty.add(target)
                 count += target is not sender
-        log.info("%s offered %s (%s) to %s  [dim](file %d, told %d)[/]", _escape(record.sender),
+        log.info(_("%s offered %s (%s) to %s  [dim](file %d, told %d)[/]"), _escape(record.sender),
                  _escape(record.name), human_size(record.size), _escape(where), record.id, count)  # fmt: skip
 
     # ------------------------------------------------------------ listings (21.4)
@@ -611,7 +612,7 @@ class Files:
         try:
             records = self.disk.kept_in(room, m.name_key(sess.user))
         except StoreError as exc:
-            log.warning("files: %s", exc)
+            log.warning(_("files: %s"), exc)
             return
         now_ms = int(now * 1000)
         for record in records:
@@ -626,7 +627,7 @@ class Files:
         try:
             records = self.disk.kept_for(m.name_key(sess.user))
         except StoreError as exc:
-            log.warning("files: %s", exc)
+            log.warning(_("files: %s"), exc)
             return
         now_ms = int(now * 1000)
         for record in records:
@@ -674,7 +675,7 @@ class Files:
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except OSError as exc:
-            log.warning("files: file %d (%s) is gone from disk: %s", record.id, record.name, exc)
+            log.warning(_("files: file %d (%s) is gone from disk: %s"), record.id, record.name, exc)
             self._no_such_file(sess, record.id, f"{record.name} is no longer kept")
             return
         try:
@@ -684,7 +685,7 @@ class Files:
             os.lseek(fd, get.offset, os.SEEK_SET)
         except OSError as exc:
             os.close(fd)
-            log.warning("files: file %d (%s) is damaged on disk: %s", record.id, record.name, exc)
+            log.warning(_("files: file %d (%s) is damaged on disk: %s"), record.id, record.name, exc)
             self._no_such_file(sess, record.id, f"{record.name} is no longer kept")
             return
         streams = self.streaming.setdefault(sess.sid, _SessionStreams())
@@ -706,7 +707,7 @@ class Files:
             still = []
             for seq, record in state.finishing:
                 if (pending == 0) if pending is not None else link.acked(seq):
-                    log.info("%s downloaded %s", _escape(sess.user or ""), _escape(record.name))
+                    log.info(_("%s downloaded %s"), _escape(sess.user or ""), _escape(record.name))
                 else:
                     still.append((seq, record))
             state.finishing = still
@@ -739,7 +740,7 @@ class Files:
             if len(data) < want:
                 raise OSError("shorter on disk than recorded")
         except OSError as exc:
-            log.warning("files: cannot read file %d (%s): %s", record.id, record.name, exc)
+            log.warning(_("files: cannot read file %d (%s): %s"), record.id, record.name, exc)
             self._stop_stream(sess, record.id)
             self._no_such_file(sess, record.id, f"{record.name} is no longer kept")
             return None
@@ -785,7 +786,7 @@ class Files:
         if upload is not None:
             self._close_upload(upload)
         self.disk.delete(record)
-        log.info("%s cancelled the upload of %s", sess.user, _escape(record.name))
+        log.info(_("%s cancelled the upload of %s"), sess.user, _escape(record.name))
 
     # ------------------------------------------------------------ retention
 
@@ -831,12 +832,12 @@ async def prune_files_regularly(
                 await asyncio.sleep(0)
         except (StoreError, sqlite3.Error) as exc:
             if not failing:
-                log.warning("files: %s; retrying every %g s", exc, files.policy.interval_s)
+                log.warning(_("files: %s; retrying every %g s"), exc, files.policy.interval_s)
             failing = True
         else:
             failing = False
             if total:
-                log.info("files: deleted %d expired file(s) and unfinished upload(s)", total)
+                log.info(_("files: deleted %d expired file(s) and unfinished upload(s)"), total)
         if pruned is not None:
             pruned.set()
         await asyncio.sleep(files.policy.interval_s)

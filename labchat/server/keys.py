@@ -16,6 +16,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from ..i18n import _
+
 #: Raw X25519 private key length.
 SERVER_KEY_BYTES = 32
 #: Owner read/write only.
@@ -39,11 +41,13 @@ def _check_permissions(path: Path) -> None:
         return
     mode = path.stat().st_mode
     if not stat.S_ISREG(mode):
-        raise KeyFileError(f"{path} is not a regular file")
+        raise KeyFileError(_("{path} is not a regular file").format(path=path))
     if mode & 0o077:
         raise KeyFileError(
-            f"{path} is readable by other users (mode {stat.S_IMODE(mode):o}); "
-            f"run 'chmod 600 {path}' if the key was never exposed, else delete it to rotate"
+            _(
+                "{path} is readable by other users (mode {mode}); "
+                "run 'chmod 600 {path}' if the key was never exposed, else delete it to rotate"
+            ).format(path=path, mode=f"{stat.S_IMODE(mode):o}")
         )
 
 
@@ -53,11 +57,14 @@ def _load(path: Path) -> bytes:
         with path.open("rb") as handle:
             private = handle.read(SERVER_KEY_BYTES + 1)
     except OSError as exc:
-        raise KeyFileError(f"cannot read server key {path}: {exc.strerror or exc}") from exc
+        raise KeyFileError(
+            _("cannot read server key {path}: {reason}").format(path=path, reason=exc.strerror or exc)
+        ) from exc
     if len(private) != SERVER_KEY_BYTES:
         raise KeyFileError(
-            f"{path} is not a server key (expected {SERVER_KEY_BYTES} bytes); "
-            "move it away to generate a new key"
+            _(
+                "{path} is not a server key (expected {size} bytes); move it away to generate a new key"
+            ).format(path=path, size=SERVER_KEY_BYTES)
         )
     return private
 
@@ -93,5 +100,7 @@ def load_or_create_server_key(path: Path, rng: Callable[[int], bytes] = os.urand
             except FileExistsError:
                 pass  # created concurrently: load what the other process wrote
     except OSError as exc:
-        raise KeyFileError(f"cannot create server key {path}: {exc.strerror or exc}") from exc
+        raise KeyFileError(
+            _("cannot create server key {path}: {reason}").format(path=path, reason=exc.strerror or exc)
+        ) from exc
     return _load(path)

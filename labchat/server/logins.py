@@ -12,6 +12,7 @@ import math
 import os
 from typing import TYPE_CHECKING
 
+from ..i18n import _
 from ..protocol import messages as m
 from ..protocol.errors import ErrorCode
 from .accounts import PasswordCheck
@@ -263,7 +264,7 @@ class Logins:
         kept: dict[str, Room] = {}
         if old is not None and old is not sess:
             # One live session per name: the newer login wins, and the old client is told why.
-            log.info("%s logged in again from %s; replacing the session from %s",
+            log.info(_("%s logged in again from %s; replacing the session from %s"),
                      user, _fmt(sess.addr), _fmt(old.addr))  # fmt: skip
             self.relay._send(old, m.Closed(ErrorCode.REPLACED, f"logged in again from {_fmt(sess.addr)}"))
             sess.away = old.away
@@ -277,9 +278,9 @@ class Logins:
             self.relay._schedule(old)
         else:
             log.info(
-                "[bold green]%s joined[/] from %s (%d online)%s%s",
+                _("[bold green]%s joined[/] from %s (%d online)%s%s"),
                 user, _fmt(sess.addr), len(self.relay.online_by_key),
-                " with a resumption ticket" if via_ticket else "", " as a guest" if guest else "",
+                _(" with a resumption ticket") if via_ticket else "", _(" as a guest") if guest else "",
             )  # fmt: skip
         cursors = dict(login.cursors[: m.MAX_CURSORS])
         for room in rooms:
@@ -348,7 +349,7 @@ class Logins:
         """Refuse a login and end the session: a client tries again on a new one (docs/protocol.md
         8.2). Wrong passwords were charged to the throttle when their check was admitted."""
         self.relay.stats.failed_logins += 1
-        log.info("login as %s from %s refused: %s", login.user, _fmt(sess.addr), text)
+        log.info(_("login as %s from %s refused: %s"), login.user, _fmt(sess.addr), text)
         self.relay._send(sess, m.LoginFailed(code, text, min(0xFFFF_FFFF, retry_after_s * 1000)))
         sess.closing_at = now + self.relay.config.linger_s  # long enough to retransmit the refusal
         self.relay._schedule(sess)

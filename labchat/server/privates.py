@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ..i18n import _
 from ..protocol import messages as m
 from ..protocol.errors import ErrorCode
 from ..protocol.text import long_preview, over_limit, split_parts, truncate_utf8
@@ -56,7 +57,7 @@ class PrivateMessages:
             self.relay._send(target, private)
         self.relay._send(sess, m.Accepted(message.msg_id, "", 0, ts))
         self.relay._remember_id(key, ("", 0, ts))
-        log.info("private message %s -> %s", sess.user, target.user)
+        log.info(_("private message %s -> %s"), sess.user, target.user)
         away = target.away
         if away is not None and target is not sess and key[0] not in away.notified:
             away.notified.add(key[0])
@@ -93,7 +94,7 @@ class PrivateMessages:
             )  # committed: the ACCEPTED below is a promise that survives a crash
         self.relay._send(sess, m.Accepted(message.msg_id, "", 0, held_ts))
         self.relay._remember_id((m.name_key(sess.user), message.msg_id), ("", 0, held_ts))
-        log.info("private message %s -> %s held: %s is offline", sess.user, account.name, account.name)
+        log.info(_("private message %s -> %s held: %s is offline"), sess.user, account.name, account.name)
         if len(self.relay._offline_notified) >= OFFLINE_NOTIFIED_RECIPIENTS:
             self.relay._offline_notified.clear()  # at worst, a sender is told twice
         told = self.relay._offline_notified.setdefault(account.key, set())
@@ -121,13 +122,13 @@ class PrivateMessages:
                 frames.append((sess.link.send(private.KIND, encode_message(private)), h.id))
         sess.held_frames = frames
         self.relay._dirty.add(sess)
-        log.info("%s: %d held private message(s) delivered", sess.user, len(held))
+        log.info(_("%s: %d held private message(s) delivered"), sess.user, len(held))
 
     def _settle_held(self, sess: Session) -> None:
         """Delete the held messages whose frames the recipient has acknowledged."""
         assert sess.held_frames is not None
         waiting = {held_id for seq, held_id in sess.held_frames if not sess.link.acked(seq)}
-        done = list(dict.fromkeys(held_id for _, held_id in sess.held_frames if held_id not in waiting))
+        done = list(dict.fromkeys(held_id for _frame, held_id in sess.held_frames if held_id not in waiting))
         if not done:
             return
         self.relay.store.delete_held(done)

@@ -28,6 +28,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from ..i18n import _
 from ..protocol import messages as m
 from ..protocol.channel import Address, ServerChannel
 from ..protocol.errors import DecodeError, ErrorCode, RemoteProtocolError
@@ -302,7 +303,7 @@ class Relay:
             self.sessions[sess.sid] = sess
             self._schedule(sess)
         elif got.addr != sess.addr:
-            log.info("%s moved from %s to %s", sess.user or "session", _fmt(sess.addr), _fmt(got.addr))
+            log.info(_("%s moved from %s to %s"), sess.user or "session", _fmt(sess.addr), _fmt(got.addr))
             sess.addr = got.addr
         try:
             frames = sess.link.receive_packet(got.payload, now)
@@ -516,9 +517,9 @@ class Relay:
             else:
                 room.away[key] = sess.away
         if reason is None:
-            log.info("%s is back", user)
+            log.info(_("%s is back"), user)
         else:
-            log.info("%s is away: %s", user, _escape(_excerpt(reason)))
+            log.info(_("%s is away: %s"), user, _escape(_excerpt(reason)))
         for room in sess.rooms.values():
             self._broadcast(room, m.Away(room.name, user, message.away, reason or "", ts))
 
@@ -541,7 +542,7 @@ class Relay:
             self.stats.deliveries += count
             if log.isEnabledFor(logging.INFO):
                 log.info(
-                    "<%s> %s  [dim](#%d, forwarded to %d)[/]",
+                    _("<%s> %s  [dim](#%d, forwarded to %d)[/]"),
                     p.stored.user,
                     _escape(_excerpt(p.stored.text)),
                     p.stored.seq,
@@ -693,7 +694,7 @@ class Relay:
             else:
                 self._answer_search(sess, req)
         except StoreError as exc:
-            log.warning("%s: %s failed: %s", sess.user, type(req).__name__, exc)
+            log.warning(_("%s: %s failed: %s"), sess.user, type(req).__name__, exc)
             text = "the room's history is not available now"
             self._send(sess, m.RequestDone(req.request_id, ErrorCode.BAD_QUERY, 0, text))
 
@@ -734,7 +735,7 @@ class Relay:
         user, rooms = sess.user, list(sess.rooms.values())
         self._forget_session(sess)
         if user is not None:
-            log.info("[bold red]%s left[/] (%s) from %s (%d online)",
+            log.info(_("[bold red]%s left[/] (%s) from %s (%d online)"),
                      user, reason, _fmt(sess.addr), len(self.online_by_key))  # fmt: skip
         for room in rooms:
             if user is not None and room.remove_member(user, sess.sid):
@@ -804,7 +805,7 @@ class Relay:
             carried = room.flow.refreshed()
             # A round still under way is replaced: the new one carries the newer list to everyone.
             self._presence_rounds[room.name] = _PresenceRound(room, list(room.members.values()), now)
-            log.info("%d joins and leaves in %s sent as one member list (%d online)", carried, room.name,
+            log.info(_("%d joins and leaves in %s sent as one member list (%d online)"), carried, room.name,
                      len(room.members))  # fmt: skip
 
     def _step_presence_rounds(self, now: float) -> None:
@@ -934,7 +935,7 @@ class Relay:
         if self.gate.waiting:
             deadlines.append(self.gate.next_timer())
         while self._timers:
-            deadline, _, sid = self._timers[0]
+            deadline, _seq, sid = self._timers[0]
             sess = self.sessions.get(sid)
             if sess is None or sess.timer_at != deadline:
                 heapq.heappop(self._timers)  # stale
@@ -968,7 +969,7 @@ class Relay:
         # that goes out with the next flush), which must not be popped again in this same call.
         due: list[Session] = []
         while self._timers and self._timers[0][0] <= now:
-            deadline, _, sid = heapq.heappop(self._timers)
+            deadline, _seq, sid = heapq.heappop(self._timers)
             sess = self.sessions.get(sid)
             if sess is None or sess.timer_at != deadline:
                 continue

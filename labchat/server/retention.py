@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..i18n import _
 from .room import Room
 from .store import Store, StoreError
 
@@ -96,12 +97,12 @@ async def prune_regularly(
                 await asyncio.sleep(0)  # let datagrams in between two batches
         except StoreError as exc:
             if not failing:
-                log.warning("%s; retrying every %g s", exc, pruner.policy.interval_s)
+                log.warning(_("%s; retrying every %g s"), exc, pruner.policy.interval_s)
             failing = True
         else:
             failing = False
             if total:
-                log.info("history: deleted %d old message(s) (retention limits)", total)
+                log.info(_("history: deleted %d old message(s) (retention limits)"), total)
         if pruned is not None:
             pruned.set()
         await asyncio.sleep(pruner.policy.interval_s)

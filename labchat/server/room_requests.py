@@ -13,6 +13,7 @@ import heapq
 import logging
 from typing import TYPE_CHECKING
 
+from ..i18n import _
 from ..protocol import messages as m
 from ..protocol.errors import DecodeError, ErrorCode
 from ..protocol.text import truncate_utf8
@@ -205,7 +206,7 @@ class RoomRequests:
         if not sess.guest:  # guests are never operators (18.11): an admin can op someone later
             room.roles[m.name_key(user)] = "op"
             self.relay.store.set_role(name, user, "op")
-        log.info("%s created room %s", user, name)
+        log.info(_("%s created room %s"), user, name)
         return room
 
     def _on_part(self, sess: Session, req: m.PartRoom, now: float) -> None:
@@ -227,7 +228,7 @@ class RoomRequests:
             self.relay._announce_membership(room, m.Left(room.name, user, int(now * 1000), reason), sess, now)
         if not sess.guest and self.relay.store.remove_membership(user, room.name):
             room.account_members = max(0, room.account_members - 1)
-        log.info("%s left room %s (%s)", user, room.name, _escape(reason))
+        log.info(_("%s left room %s (%s)"), user, room.name, _escape(reason))
 
     def _on_list(self, sess: Session, req: m.ListRooms) -> None:
         assert sess.user is not None
@@ -295,7 +296,7 @@ class RoomRequests:
         action = 16 + int(setting)
         text = describe(action, user, "", 0, shown)
         event = m.RoomEvent(room.name, now_ms, action, user, "", 0, shown, text)
-        log.info("[bold yellow]%s[/] in %s: %s", _escape(user), room.name, _escape(event.text))
+        log.info(_("[bold yellow]%s[/] in %s: %s"), _escape(user), room.name, _escape(event.text))
         self._room_news(room, event)
         if setting is m.Setting.ANNOUNCEMENT:
             self._multi_members_send(room, self._announcement(room))
@@ -391,7 +392,7 @@ class RoomRequests:
             room.invites.add(tkey)
             self.relay.store.add_invite(room.name, tkey)
         text = describe(action, actor, tname, minutes, reason)
-        log.info("[bold yellow]%s[/] in %s: %s", _escape(actor), room.name, _escape(text))
+        log.info(_("[bold yellow]%s[/] in %s: %s"), _escape(actor), room.name, _escape(text))
         # The news first, so that a kicked or banned member hears it before it leaves (18.10).
         self._room_news(room, m.RoomEvent(room.name, now_ms, action, actor, tname, minutes, reason, text))
         if action is m.Action.KICK or action is m.Action.BAN:
@@ -537,7 +538,7 @@ class RoomRequests:
             target = room.display.get(key) or (account.name if account is not None else key)
             action = m.Action.MUTE_ENDED if kind == "mute" else m.Action.BAN_ENDED
             text = describe(action, "", target, 0, "")
-            log.info("in %s: %s", name, text)
+            log.info(_("in %s: %s"), name, text)
             self._room_news(room, m.RoomEvent(name, now_ms, action, "", target, 0, "", text))
             sess = self.relay.online_by_key.get(key)
             if kind == "mute" and sess is not None and sess.multi and name in sess.rooms:

@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..i18n import _
 from ..paths import user_data_file
 from ..protocol.messages import is_valid_room, name_key
 from .private_files import create_private_file, make_private_dir, tighten_database_files
@@ -402,7 +403,9 @@ class Store:
             if str(path) != ":memory:":
                 self.warnings += tighten_database_files(self.path)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open database {self.path}: {_one_line(exc)}") from exc
+            raise StoreError(
+                _("cannot open database {path}: {reason}").format(path=self.path, reason=_one_line(exc))
+            ) from exc
         self._checkpoint_db: sqlite3.Connection | None = None
 
     def checkpoint_in_background(self) -> None:
@@ -436,7 +439,9 @@ class Store:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"database {self.path} has schema {version}, newer than this labchat ({SCHEMA_VERSION})"
+                _("database {path} has schema {version}, newer than this labchat ({ours})").format(
+                    path=self.path, version=version, ours=SCHEMA_VERSION
+                )
             )
         # A quick integrity probe: a file that is not a database fails here, not in the middle of a chat.
         self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -493,7 +498,7 @@ class Store:
                 (name_key(name), name, salt, digest, scrypt_n, SCRYPT_R, SCRYPT_P, created),
             )
         except sqlite3.IntegrityError as exc:
-            raise StoreError(f"account {name!r} exists already") from exc
+            raise StoreError(_("account {name!r} exists already").format(name=name)) from exc
         return Account(name, name_key(name), created)
 
     def check_password(self, name: str, password: str) -> bool:
@@ -757,7 +762,8 @@ class Store:
         try:
             return list(self._db.execute(sql, params).fetchall())
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read {self.path}: {_one_line(exc)}") from exc
+            text = _("cannot read {path}: {reason}").format(path=self.path, reason=_one_line(exc))
+            raise StoreError(text) from exc
 
     def _write(self, statements: Iterable[tuple[str, tuple[object, ...]]]) -> int:
         """Run statements in one transaction; returns the rows the last one changed."""
@@ -768,7 +774,8 @@ class Store:
                 for sql, params in statements:
                     changed = self._db.execute(sql, params).rowcount
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write {self.path}: {_one_line(exc)}") from exc
+            text = _("cannot write {path}: {reason}").format(path=self.path, reason=_one_line(exc))
+            raise StoreError(text) from exc
         return changed
 
     def load_rooms(self) -> list[RoomRecord]:

@@ -14,6 +14,7 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
+from ..i18n import _
 from ..protocol import messages as m
 from ..transcript import Hand, Offered, PollResult, Said, Transcript, to_html, to_markdown
 from .classroom_store import ClassroomStore
@@ -35,7 +36,9 @@ def since_ms(store: Store, room: str, since: str | None, now_ms: int) -> tuple[i
         return now_ms - DEFAULT_HOURS * 3_600_000, 0
     if since == "session":
         if not settings.session_ms:
-            raise StoreError(f"no class session was started in {room}: use --since TIME or --since Nh")
+            raise StoreError(
+                _("no class session was started in {room}: use --since TIME or --since Nh").format(room=room)
+            )
         return settings.session_ms, settings.session_seq
     hours = _HOURS.match(since)
     if hours:
@@ -44,7 +47,9 @@ def since_ms(store: Store, room: str, since: str | None, now_ms: int) -> tuple[i
         when = datetime.fromisoformat(since)
     except ValueError:
         raise StoreError(
-            f"--since {since!r}: give an ISO time (2026-12-01T09:00), 'session' or a number of hours (3h)"
+            _(
+                "--since {value!r}: give an ISO time (2026-12-01T09:00), 'session' or a number of hours (3h)"
+            ).format(value=since)
         ) from None
     if when.tzinfo is None:
         when = when.astimezone()  # a time without a zone is local
@@ -89,7 +94,7 @@ def _files(store: Store, room: str, start_ms: int) -> tuple[Offered, ...]:
 def build(store: Store, room: str, since: str | None, now_ms: int) -> Transcript:
     """The transcript of `room` from `since` (see `since_ms`) to `now_ms`."""
     if not m.is_valid_room(room) or room not in {r.name for r in store.load_rooms()}:
-        raise StoreError(f"no room named {room!r}")
+        raise StoreError(_("no room named {room!r}").format(room=room))
     start_ms, start_seq = since_ms(store, room, since, now_ms)
     messages: list[Said] = []
     after = start_seq
@@ -106,7 +111,7 @@ def build(store: Store, room: str, since: str | None, now_ms: int) -> Transcript
     classroom = ClassroomStore(store)
     polls = tuple(
         PollResult(p.opened_ms, p.by, p.question, p.options, p.counts(), len(p.votes), p.anonymous, p.closed)
-        for _, p in classroom.load_polls(room, since_ms=start_ms)
+        for _poll_id, p in classroom.load_polls(room, since_ms=start_ms)
     )
     hands = tuple(
         Hand(h.user, h.seat, h.question, h.raised_ms, h.taken_by, h.taken_ms, h.done_ms, h.done_by)
@@ -132,5 +137,7 @@ def export(store: Store, room: str, since: str | None, out: Path | None, now_ms:
         md.write_text(to_markdown(transcript), encoding="utf-8")
         page.write_text(to_html(transcript), encoding="utf-8")
     except OSError as exc:
-        raise StoreError(f"cannot write {exc.filename}: {exc.strerror}") from None
+        raise StoreError(
+            _("cannot write {path}: {reason}").format(path=exc.filename, reason=exc.strerror)
+        ) from None
     return md, page

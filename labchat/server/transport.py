@@ -29,6 +29,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..deadline_timer import DeadlineTimer
+from ..i18n import _
 from ..protocol.channel import Address
 from .accounts import PasswordCheck
 from .files import prune_files_regularly
@@ -124,7 +125,7 @@ class DatagramSender:
         the run datagram by datagram."""
         try:
             self.sock.sendmsg(
-                [b"".join(datagram for datagram, _ in run)],
+                [b"".join(datagram for datagram, _addr in run)],
                 [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))],
                 0,
                 addr,
@@ -135,7 +136,7 @@ class DatagramSender:
         except OSError as exc:
             if exc.errno in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EMSGSIZE):
                 # A device without checksum offload (EIO) or a kernel that refuses the size: never again.
-                log.info("UDP segmentation offload refused (%s); sending datagrams one by one", exc)
+                log.info(_("UDP segmentation offload refused (%s); sending datagrams one by one"), exc)
                 self.gso = False
                 return False
             self.errors += len(run)
@@ -220,7 +221,7 @@ class RelayProtocol:
         recvfrom = self.sock.recvfrom
         receive = self.relay.receive_datagram
         now = self.clock()
-        for _ in range(MAX_READ_BATCH):
+        for _read in range(MAX_READ_BATCH):
             try:
                 data, addr = recvfrom(_RECV_BYTES)
             except (BlockingIOError, InterruptedError):
@@ -240,7 +241,7 @@ class RelayProtocol:
 
     async def attach_transport(self) -> None:
         """Let asyncio's datagram transport own the socket (for a loop without add_reader)."""
-        transport, _ = await self._loop.create_datagram_endpoint(
+        transport, _protocol = await self._loop.create_datagram_endpoint(
             lambda: _RelayDatagrams(self), sock=self.sock
         )
         self._transport = transport
@@ -320,7 +321,7 @@ class RelayProtocol:
                 deltas["bad_packets"] = bad - last_bad
             if deltas:
                 summary = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(deltas.items()))
-                log.warning("dropped datagrams in the last %.0f s: %s", DROP_SUMMARY_INTERVAL_S, summary)
+                log.warning(_("dropped datagrams in the last %.0f s: %s"), DROP_SUMMARY_INTERVAL_S, summary)
             last, last_bad = now_stats, bad
 
     async def _checkpoint_regularly(self) -> None:
@@ -334,11 +335,11 @@ class RelayProtocol:
                 # The room goes on (commits still work); the WAL grows until the disk recovers.
                 # Said once, not every second.
                 if not failing:
-                    log.warning("%s; retrying every %g s", exc, CHECKPOINT_INTERVAL_S)
+                    log.warning(_("%s; retrying every %g s"), exc, CHECKPOINT_INTERVAL_S)
                 failing = True
                 continue
             if failing:
-                log.warning("database checkpoints work again")
+                log.warning(_("database checkpoints work again"))
                 failing = False
             self.checkpoints += 1
             self.last_checkpoint = result
@@ -409,11 +410,13 @@ async def serve(host: str, port: int, relay: Relay) -> RelayServer:
     """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
-        family, _, _, _, sockaddr = infos[0]
+        family, _type, _proto, _name, sockaddr = infos[0]
         sock = socket.socket(family, socket.SOCK_DGRAM)
     except (OSError, UnicodeError) as exc:
         raise ServerError(
-            f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
+            _("cannot listen on {address}: {reason}").format(
+                address=f"{host}:{port}", reason=getattr(exc, "strerror", None) or exc
+            )
         ) from None
     try:
         # Room for a burst: 100 clients answering at once must not overflow the kernel's queue.
@@ -429,13 +432,18 @@ async def serve(host: str, port: int, relay: Relay) -> RelayServer:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise ServerError(
-                f"UDP port {port} on {host} is already in use: is another server running?"
+                _("UDP port {port} on {host} is already in use: is another server running?").format(
+                    port=port, host=host
+                )
             ) from None
         if exc.errno == errno.EADDRNOTAVAIL:
-            raise ServerError(f"{host} is not an address of this machine") from None
+            raise ServerError(_("{host} is not an address of this machine").format(host=host)) from None
         if exc.errno == errno.EACCES:
-            raise ServerError(f"no permission to use port {port}: use 1024 or above") from None
-        raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            text = _("no permission to use port {port}: use 1024 or above").format(port=port)
+            raise ServerError(text) from None
+        reason = exc.strerror or exc
+        text = _("cannot listen on {address}: {reason}").format(address=f"{host}:{port}", reason=reason)
+        raise ServerError(text) from None
     protocol = RelayProtocol(relay, sock)
     if protocol.needs_transport:
         await protocol.attach_transport()

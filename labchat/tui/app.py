@@ -35,6 +35,7 @@ from ..client.core import ChatClient, ClientError, Submitted
 from ..client.discover import BROADCAST, discover
 from ..client.known_servers import KnownServers
 from ..client.paths import ignore_list_path, ui_settings_path
+from ..i18n import N_, _, ngettext
 from ..protocol import events as ev
 from ..protocol.client import ClientConfig
 from ..protocol.discovery import ServerFound
@@ -59,10 +60,10 @@ AUTO_AWAY_REASON = "idle"
 
 #: What the command palette offers besides Textual's own entries: (title, help, line to run).
 PALETTE_COMMANDS = (
-    ("Who is online", "List who is in the room (/who)", "/who"),
-    ("Help", "The commands and keys (/help)", "/help"),
-    ("Clear the log", "Empty the message log on this screen (/clear)", "/clear"),
-    ("Resend failed message", "Send the last refused message again (/retry)", "/retry"),
+    (N_("Who is online"), N_("List who is in the room (/who)"), "/who"),
+    (N_("Help"), N_("The commands and keys (/help)"), "/help"),
+    (N_("Clear the log"), N_("Empty the message log on this screen (/clear)"), "/clear"),
+    (N_("Resend failed message"), N_("Send the last refused message again (/retry)"), "/retry"),
 )
 
 
@@ -118,7 +119,7 @@ class LabchatApp(App[int]):
     CSS_PATH = "labchat.tcss"
     TITLE = "labchat"
     ENABLE_COMMAND_PALETTE = True
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+q", "quit", "Quit", priority=True)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+q", "quit", N_("Quit"), priority=True)]
 
     def __init__(self, settings: AppSettings) -> None:
         super().__init__()
@@ -259,14 +260,14 @@ class LabchatApp(App[int]):
         """The command palette (Ctrl+P): labchat's commands first, then Textual's (themes, keys)."""
         if self._logged_in:
             for title, help_text, line in PALETTE_COMMANDS:
-                yield SystemCommand(title, help_text, lambda line=line: self.room.run_line(line))
+                yield SystemCommand(_(title), _(help_text), lambda line=line: self.room.run_line(line))
             rooms = self.room.room_names
             if len(rooms) > 1:
                 for number, name in enumerate(rooms, 1):
                     keys = f" (Alt+{number})" if number <= 9 else ""
                     yield SystemCommand(
-                        f"Switch to #{name}",
-                        f"Show #{name}{keys}",
+                        _("Switch to #{room}").format(room=name),
+                        _("Show #{room}{keys}").format(room=name, keys=keys),
                         lambda name=name: self.room.switch_to(name),
                     )
         yield from super().get_system_commands(screen)
@@ -282,12 +283,16 @@ class LabchatApp(App[int]):
             found = await discover(self.settings.discover_host, port)
         except OSError as exc:
             if (login := self.login_screen) is not None:
-                login.show_error(f"Cannot look for servers: {exc.strerror or exc}")
+                login.show_error(_("Cannot look for servers: {reason}").format(reason=exc.strerror or exc))
             return
         login = self.login_screen
         if login is None:
             return
-        login.show_info(f"{len(found)} server(s) answered." if found else "No server answered.")
+        if found:
+            answered = ngettext("{count} server answered.", "{count} servers answered.", len(found))
+            login.show_info(answered.format(count=len(found)))
+        else:
+            login.show_info(_("No server answered."))
 
         def picked(choice: ServerFound | None) -> None:
             if choice is None or (screen := self.login_screen) is None:
@@ -322,7 +327,7 @@ class LabchatApp(App[int]):
             )  # fmt: skip
         except LocalProtocolError as exc:
             if login is not None:
-                login.show_error(f"Cannot log in: {exc}.", focus="user")
+                login.show_error(_("Cannot log in: {reason}.").format(reason=exc), focus="user")
             return
         self._attempt += 1
         self._attempt_over = False
@@ -331,8 +336,9 @@ class LabchatApp(App[int]):
         self.client = client
         if login is not None:
             login.show_busy(
-                f"Connecting to {settings.server_label} as {user}…  (Esc cancels; gives up "
-                f"after {settings.config.connect_timeout_s:g} s)"
+                _("Connecting to {server} as {user}…  (Esc cancels; gives up after {seconds} s)").format(
+                    server=settings.server_label, user=user, seconds=f"{settings.config.connect_timeout_s:g}"
+                )
             )
         self._network(client, self._attempt)
 
@@ -364,7 +370,7 @@ class LabchatApp(App[int]):
         await self._drop_client()
         login = self.login_screen
         if login is not None:
-            login.show_info("Cancelled. Press Enter to try again.")
+            login.show_info(_("Cancelled. Press Enter to try again."))
 
     def _login_failed(self, text: str | Text, focus: str = "user") -> None:
         """Show this attempt's failure once (a refusal is followed by the close, say only the first)."""
@@ -387,7 +393,7 @@ class LabchatApp(App[int]):
             return
         if not trusted:
             await self._drop_client()
-            self._login_failed("Not logged in: you did not trust the server's key.")
+            self._login_failed(_("Not logged in: you did not trust the server's key."))
             return
         client.trust_server_key()  # pins the key; the core shakes hands again and logs in
 
@@ -424,18 +430,29 @@ class LabchatApp(App[int]):
                 focus = "password" if about_password else "user"
                 self._login_failed(_refusal_text(event), focus=focus)
             case ev.LoginQueued() if not self._logged_in and login is not None:
-                ahead = "you are next" if event.position == 0 else f"{event.position} ahead of you"
-                eta = f", about {event.eta_s:.0f} s" if event.eta_s >= 1 else ""
-                login.show_busy(f"The server is checking other logins: {ahead}{eta}. Waiting…  (Esc cancels)")
+                if event.position == 0:
+                    ahead = _("you are next")
+                else:
+                    ahead = _("{count} ahead of you").format(count=event.position)
+                eta = ""
+                if event.eta_s >= 1:
+                    eta = _(", about {seconds} s").format(seconds=f"{event.eta_s:.0f}")
+                login.show_busy(
+                    _("The server is checking other logins: {place}{eta}. Waiting…  (Esc cancels)").format(
+                        place=ahead, eta=eta
+                    )
+                )
             case msg.StartFailed():
-                self._login_failed(f"Cannot start: {event.reason}.", focus="port")
+                self._login_failed(_("Cannot start: {reason}.").format(reason=event.reason), focus="port")
             case ev.ConnectFailed():
                 self._login_failed(
-                    f"Server {self.settings.server_label} is not answering: {event.reason}. "
-                    "Check the address and port, and that labchat-server is running there."
+                    _(
+                        "Server {server} is not answering: {reason}. "
+                        "Check the address and port, and that labchat-server is running there."
+                    ).format(server=self.settings.server_label, reason=event.reason)
                 )
             case ev.Closed() if not self._logged_in:
-                self._login_failed(f"Not logged in: {event.reason}.")
+                self._login_failed(_("Not logged in: {reason}.").format(reason=event.reason))
             case ev.LoggedIn() if not self._logged_in:
                 self._logged_in = True
                 self._attempt_port = None
@@ -457,7 +474,7 @@ class LabchatApp(App[int]):
     def submit(self, line: str) -> Submitted:
         """Send a typed line through the client core (the one way the UI sends anything)."""
         if self.client is None:
-            return Submitted(("not connected",), error=True)
+            return Submitted((_("not connected"),), error=True)
         return self.client.submit(line)
 
     def set_current_room(self, room: str) -> None:
@@ -495,9 +512,9 @@ class LabchatApp(App[int]):
 
 def _refusal_text(message: ev.LoginRefused) -> str:
     hints = {
-        ErrorCode.INVALID_PASSWORD: "Wrong password for this name. Type it again.",
-        ErrorCode.INVALID_NAME: "That user name is not allowed.",
-        ErrorCode.REGISTRATION_CLOSED: (
+        ErrorCode.INVALID_PASSWORD: _("Wrong password for this name. Type it again."),
+        ErrorCode.INVALID_NAME: _("That user name is not allowed."),
+        ErrorCode.REGISTRATION_CLOSED: _(
             "No account with this name, and this server does not register new ones. "
             "Check the spelling, or ask the server's admin for an account."
         ),
@@ -505,17 +522,21 @@ def _refusal_text(message: ev.LoginRefused) -> str:
     hint = hints.get(message.code)  # type: ignore[call-overload]  # IntEnum keys match ints
     # The server's words already say why (a throttle says how long to wait): say it once.
     reason = message.reason.rstrip(".")
-    return f"Login refused: {reason}." + (f" {hint}" if hint else "")
+    line = _("Login refused: {reason}.").format(reason=reason)
+    return f"{line} {hint}" if hint else line
 
 
 def _key_changed_text(message: ev.ServerKeyChanged, settings: AppSettings, port: int) -> Text:
     return Text.assemble(
-        ("The server's key has CHANGED. ", "bold"),
-        "Not logged in; your password was not sent.\n",
-        f"  pinned:  {message.expected}\n",
-        f"  now:     {message.actual}\n",
-        "Someone may be pretending to be the server. If its admin replaced the key on purpose, "
-        "check the new fingerprint with them, then run:\n",
+        (_("The server's key has CHANGED.") + " ", "bold"),
+        _("Not logged in; your password was not sent.") + "\n",
+        _("  pinned:  {fingerprint}").format(fingerprint=message.expected) + "\n",
+        _("  now:     {fingerprint}").format(fingerprint=message.actual) + "\n",
+        _(
+            "Someone may be pretending to be the server. If its admin replaced the key on purpose, "
+            "check the new fingerprint with them, then run:"
+        )
+        + "\n",
         (
             f"  labchat {settings.server_host} {settings.server_port} {port} --accept-new-server-key",
             "bold",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import html
 import os
 import re
 import shlex
@@ -41,6 +42,7 @@ from textual_serve.server import Server
 from .. import __version__, signal_handlers
 from ..client.core import ClientError, resolve
 from ..client.known_servers import default_known_servers_path
+from ..i18n import _, add_lang_argument, choose_language, current_language
 
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_HOST = "127.0.0.1"
@@ -61,13 +63,29 @@ LOCAL_FONT_STYLE = """<style>
     </style>"""
 
 
-#: The page for a browser that comes when every tab is taken.
+#: The page for a browser that comes when every tab is taken ({lang}, {title}, {body} filled in).
 FULL_PAGE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>labchat: full</title></head>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title></head>
 <body style="background:#0c181f;color:#e0e0e0;font-family:monospace;padding:4em">
-<p>labchat is full: {count} browser tabs are open, the most this machine serves at once.</p>
-<p>Try again in a minute, or ask your teacher.</p></body></html>
+{body}</body></html>
 """
+
+
+def full_page(count: int) -> str:
+    """The "try later" page in the active language."""
+    body = "<p>{}</p>\n<p>{}</p>".format(
+        html.escape(
+            _("labchat is full: {count} browser tabs are open, the most this machine serves at once.").format(
+                count=count
+            )
+        ),
+        html.escape(_("Try again in a minute, or ask your teacher.")),
+    )
+    return (
+        FULL_PAGE.replace("{lang}", current_language())
+        .replace("{title}", html.escape(_("labchat: full")))
+        .replace("{body}", body)
+    )
 
 
 class WebError(Exception):
@@ -76,43 +94,45 @@ class WebError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"labchat-web: {message} (see --help)\n")
+        self.exit(2, _("labchat-web: {message} (see --help)").format(message=message) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="labchat-web",
-        description=(
+        description=_(
             "Serve the labchat app to web browsers: every browser tab that opens the page is one "
             "labchat client, running on this machine, logged in to the server given here."
         ),
-        epilog=(
+        epilog=_(
             "Security: the page is plain HTTP (no TLS). By default only this machine can open it. "
             "--host 0.0.0.0 serves the login page to the whole LAN, and names and passwords then "
             "cross it in clear between the browsers and this machine: for a lab, keep the default "
             "host and put labchat-web behind the lab's own reverse proxy with TLS (see --public-url)."
         ),
     )
-    p.add_argument("server_ip", help="the labchat server's address")
-    p.add_argument("server_port", type=int, help="the labchat server's UDP port (usually 8080)")
+    p.add_argument("server_ip", help=_("the labchat server's address"))
+    p.add_argument("server_port", type=int, help=_("the labchat server's UDP port (usually 8080)"))
     p.add_argument(
         "--port",
         type=int,
         default=DEFAULT_HTTP_PORT,
-        help=f"TCP port for the web page (default {DEFAULT_HTTP_PORT}; 0 picks a free one)",
+        help=_("TCP port for the web page (default {port}; 0 picks a free one)").format(
+            port=DEFAULT_HTTP_PORT
+        ),
     )
     p.add_argument(
         "--host",
         default=DEFAULT_HOST,
-        help=(
-            f"address to serve the page on (default {DEFAULT_HOST}: this machine only; 0.0.0.0 "
+        help=_(
+            "address to serve the page on (default {host}: this machine only; 0.0.0.0 "
             "serves the login page to the LAN without TLS: put it behind a reverse proxy instead)"
-        ),
+        ).format(host=DEFAULT_HOST),
     )
     p.add_argument(
         "--public-url",
         metavar="URL",
-        help=(
+        help=_(
             "the address browsers reach the page at, when a reverse proxy stands in front "
             "(e.g. https://lab.example/chat); default: the address each browser used"
         ),
@@ -122,24 +142,30 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_TABS,
         metavar="N",
-        help=(
-            f"browser tabs served at once, each a labchat process of about 60 MB "
-            f"(default {DEFAULT_MAX_TABS}; 0: no limit); the page tells who comes next to try later"
-        ),
+        help=_(
+            "browser tabs served at once, each a labchat process of about 60 MB "
+            "(default {count}; 0: no limit); the page tells who comes next to try later"
+        ).format(count=DEFAULT_MAX_TABS),
     )
     p.add_argument(
         "--known-servers",
         type=Path,
         default=None,
-        help=f"pinned server keys file shared by every tab (default {default_known_servers_path()})",
+        help=_("pinned server keys file shared by every tab (default {path})").format(
+            path=default_known_servers_path()
+        ),
     )
+    add_lang_argument(p)
     p.add_argument("--version", action="version", version=f"labchat-web {__version__}")
     return p
 
 
-def tab_command(server_ip: str, server_port: int, known_servers: Path) -> str:
-    """The shell command textual-serve runs for each browser tab (it starts it through a shell)."""
+def tab_command(server_ip: str, server_port: int, known_servers: Path, lang: str | None = None) -> str:
+    """The shell command textual-serve runs for each browser tab (it starts it through a shell).
+    `lang`: the language of `labchat-web --lang`, passed on to every tab (None: the tab's locale)."""
     argv = [sys.executable, "-m", "labchat.tui.web_tab", server_ip, str(server_port), str(known_servers)]
+    if lang is not None:
+        argv.append(lang)
     if sys.platform == "win32":
         return subprocess.list2cmdline(argv)
     return "exec " + shlex.join(argv)  # the shell becomes the app: no idle shell per tab
@@ -148,7 +174,7 @@ def tab_command(server_ip: str, server_port: int, known_servers: Path) -> str:
 def _check_public_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ClientError(f"invalid --public-url {url!r}: use http(s)://host[:port][/path]")
+        raise ClientError(_("invalid --public-url {url!r}: use http(s)://host[:port][/path]").format(url=url))
     return url.rstrip("/")
 
 
@@ -181,10 +207,14 @@ class WebServer(Server):
 
     def _full_response(self, request: web.Request) -> web.HTTPServiceUnavailable:
         """The "try later" page (a 503), for the page and for a websocket that comes anyway."""
-        _log(f"refused a tab from {request.remote}: {len(self._tabs)} open, the most allowed (--max-tabs)")
+        _log(
+            _("refused a tab from {address}: {count} open, the most allowed (--max-tabs)").format(
+                address=request.remote, count=len(self._tabs)
+            )
+        )
         return web.HTTPServiceUnavailable(
             content_type="text/html",
-            text=FULL_PAGE.replace("{count}", str(len(self._tabs))),
+            text=full_page(len(self._tabs)),
             headers={"Retry-After": "60"},
         )
 
@@ -234,19 +264,23 @@ class WebServer(Server):
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         """One tab: logged, and tracked so that a stop can close it. Other sites' pages are refused."""
         if not self._same_origin(request):
-            _log(f"refused a tab from {request.remote}: opened by another site ({request.headers['Origin']})")
-            raise web.HTTPForbidden(text="labchat-web: this page belongs to another site\n")
+            _log(
+                _("refused a tab from {address}: opened by another site ({origin})").format(
+                    address=request.remote, origin=request.headers["Origin"]
+                )
+            )
+            raise web.HTTPForbidden(text=_("labchat-web: this page belongs to another site") + "\n")
         if self.full:
             raise self._full_response(request)
         task = asyncio.current_task()
         assert task is not None
         self._tabs.add(task)
-        _log(f"tab opened from {request.remote}")
+        _log(_("tab opened from {address}").format(address=request.remote))
         try:
             return await super().handle_websocket(request)
         finally:
             self._tabs.discard(task)
-            _log(f"tab closed from {request.remote}")
+            _log(_("tab closed from {address}").format(address=request.remote))
 
     async def on_startup(self, app: web.Application) -> None:
         """No banner here (the port is not bound yet); `run` prints ours."""
@@ -268,20 +302,30 @@ class WebServer(Server):
         except OSError as exc:
             await runner.cleanup()
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise WebError(f"cannot serve on {self.host}:{self.port}: {reason}") from None
+            raise WebError(
+                _("cannot serve on {address}: {reason}").format(
+                    address=f"{self.host}:{self.port}", reason=reason
+                )
+            ) from None
         self.bound_port = int(runner.addresses[0][1])
         host = f"[{self.host}]" if ":" in self.host else self.host
         if self.host in ("0.0.0.0", "::", ""):
-            host = "<this machine's address>"
+            host = _("<this machine's address>")
         print(
-            f"labchat-web: serving labchat for {self.server_label} on http://{host}:{self.bound_port}/ "
-            "(one client per browser tab; Ctrl+C stops)",
+            _(
+                "labchat-web: serving labchat for {server} on {url} "
+                "(one client per browser tab; Ctrl+C stops)"
+            ).format(
+                server=self.server_label, url=f"http://{host}:{self.bound_port}/"
+            ),
             flush=True,
         )
         if self.host not in ("127.0.0.1", "::1", "localhost"):
             print(
-                "labchat-web: warning: the page is plain HTTP on the network: "
-                "passwords cross it in clear; put a TLS reverse proxy in front",
+                _(
+                    "labchat-web: warning: the page is plain HTTP on the network: "
+                    "passwords cross it in clear; put a TLS reverse proxy in front"
+                ),
                 flush=True,
             )
         stop = asyncio.Event()
@@ -294,7 +338,7 @@ class WebServer(Server):
             await stop.wait()
         finally:
             restore()
-            _log("stopping: closing the open tabs")
+            _log(_("stopping: closing the open tabs"))
             await runner.cleanup()
 
 
@@ -313,19 +357,25 @@ def _check_host(host: str, port: int) -> None:
     try:
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
-        raise ClientError(f"invalid --host {host!r}: {exc}") from None
+        raise ClientError(_("invalid --host {host!r}: {reason}").format(host=host, reason=exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    lang = choose_language("labchat-web", argv)
     args = build_parser().parse_args(argv)
     try:
         resolve(args.server_ip, args.server_port)
         if not 0 <= args.port < 65536:
-            raise ClientError(f"invalid --port {args.port}: use 0-65535 (0 picks a free one)")
+            raise ClientError(
+                _("invalid --port {port}: use 0-65535 (0 picks a free one)").format(port=args.port)
+            )
         _check_host(args.host, args.port)
         public_url = None if args.public_url is None else _check_public_url(args.public_url)
         if args.max_tabs < 0:
-            raise ClientError(f"invalid --max-tabs {args.max_tabs}: use 1 or more (0: no limit)")
+            raise ClientError(
+                _("invalid --max-tabs {count}: use 1 or more (0: no limit)").format(count=args.max_tabs)
+            )
     except ClientError as exc:
         print(f"labchat-web: {exc}", file=sys.stderr)
         return 2
@@ -333,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     host = f"[{args.server_ip}]" if ":" in args.server_ip else args.server_ip
     label = f"{host}:{args.server_port}"
     server = WebServer(
-        tab_command(args.server_ip, args.server_port, known),
+        tab_command(args.server_ip, args.server_port, known, lang),  # each tab speaks our language
         host=args.host,
         port=args.port,
         server_label=label,

@@ -1,6 +1,6 @@
 """One browser tab's client: the full-screen app that `labchat-web` starts for every tab it serves.
 
-`labchat-web` (tui/web.py) runs `python -m labchat.tui.web_tab SERVER_IP SERVER_PORT KNOWN_SERVERS`
+`labchat-web` (tui/web.py) runs `python -m labchat.tui.web_tab SERVER_IP SERVER_PORT KNOWN_SERVERS [LANG]`
 once per browser connection, with Textual's web driver chosen through the environment, so each tab
 is its own process with its own UDP socket, as if the student had typed `labchat` in a terminal.
 
@@ -25,13 +25,21 @@ import sys
 from pathlib import Path
 
 from ..client.known_servers import KnownServers
+from ..i18n import set_language
 from .app import make_app
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 3 or not args[1].isdigit():
-        print("labchat-web: the tab process takes SERVER_IP SERVER_PORT KNOWN_SERVERS", file=sys.stderr)
+    if len(args) not in (3, 4) or not args[1].isdigit():
+        print(
+            "labchat-web: the tab process takes SERVER_IP SERVER_PORT KNOWN_SERVERS [LANG]", file=sys.stderr
+        )
+        return 2
+    try:
+        set_language(args[3] if len(args) == 4 else None)  # labchat-web's --lang, else the locale
+    except ValueError:
+        print(f"labchat-web: the tab process got an unknown language {args[3]!r}", file=sys.stderr)
         return 2
     server_ip, server_port, known_path = args[0], int(args[1]), Path(args[2])
     app = make_app(

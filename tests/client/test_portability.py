@@ -147,7 +147,7 @@ def test_server_stops_politely_on_a_loop_without_signal_handlers(tmp_path: Path)
         return await serving
 
     assert run_on_windows_like_loop(run) == 0
-    assert "shutting down: telling 0 client(s)" in out.getvalue()
+    assert "shutting down: telling 0 clients" in out.getvalue()
 
 
 def test_line_mode_without_sighup_on_a_windows_like_loop(

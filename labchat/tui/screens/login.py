@@ -19,14 +19,20 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from ...protocol.messages import NAME_RULE, is_valid_name
+from ...i18n import N_, _, name_rule, styled_parts
+from ...protocol.messages import is_valid_name
+
+
+def _server_line(label: str) -> Text:
+    # The label is padded to the other rows' width in every language.
+    return Text.assemble((_("Server").ljust(10), "bold"), label)
 
 
 class LoginScreen(Screen[None]):
     """Who you are and where you connect. Posts `LoginScreen.Submitted`; see the module docstring."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", show=False),
+        Binding("escape", "cancel", N_("Cancel"), show=False),
         # Priority: the app moves focus as it reads the Tab, before it hands on the keys after it.
         # A password manager's auto-type sends "name<Tab>password<Enter>" in one burst; without
         # this the Tab reaches the name field first and the password lands there too.
@@ -66,34 +72,33 @@ class LoginScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="login-box") as box:
-            box.border_title = "labchat · log in"
-            yield Static(Text.assemble(("Server    ", "bold"), self.server_label), id="login-server")
+            box.border_title = _("labchat · log in")
+            yield Static(_server_line(self.server_label), id="login-server")
             with Horizontal(classes="login-row"):
-                yield Label("Name", classes="login-label")
+                yield Label(_("Name"), classes="login-label")
                 yield Input(
                     value=self.initial_user,
-                    placeholder="your user name",
+                    placeholder=_("your user name"),
                     id="user",
                     compact=True,
                     # Focus must not select the name: a password typed next would replace it.
                     select_on_focus=False,
                 )
             with Horizontal(classes="login-row"):
-                yield Label("Password", classes="login-label")
-                yield Input(placeholder="password", password=True, id="password", compact=True)
+                yield Label(_("Password"), classes="login-label")
+                yield Input(placeholder=_("password"), password=True, id="password", compact=True)
             with Horizontal(classes="login-row", id="login-port-row"):
-                yield Label("Your port", classes="login-label")
+                yield Label(_("Your port"), classes="login-label")
                 yield Input(
                     value=str(self.client_port), type="integer", max_length=5, id="port",
                     compact=True,
                 )  # fmt: skip
-                yield Label("UDP port on this computer; 0 = any free one", id="port-hint")
+                yield Label(_("UDP port on this computer; 0 = any free one"), id="port-hint")
             with Horizontal(id="login-actions"):
-                yield Button("Log in", id="login", variant="primary", compact=True)
-                yield Button("Create account", id="create", variant="success", compact=True)
-                yield Button("Find servers", id="find", compact=True)
-            yield Static("New name? You will be asked before an account is created.",
-                         id="login-status")
+                yield Button(_("Log in"), id="login", variant="primary", compact=True)
+                yield Button(_("Create account"), id="create", variant="success", compact=True)
+                yield Button(_("Find servers"), id="find", compact=True)
+            yield Static(_("New name? You will be asked before an account is created."), id="login-status")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -136,14 +141,14 @@ class LoginScreen(Screen[None]):
     def _find_servers(self, event: Button.Pressed) -> None:
         event.stop()
         if not self.busy:
-            self._set_status("Looking for servers on this network…", "-busy")
+            self._set_status(_("Looking for servers on this network…"), "-busy")
             self.post_message(self.FindServers())
 
     def set_server(self, label: str) -> None:
         """The user picked another server: show where the next login goes."""
         self.server_label = label
-        self.query_one("#login-server", Static).update(Text.assemble(("Server    ", "bold"), label))
-        self.show_info(f"Server set to {label}: log in when ready.")
+        self.query_one("#login-server", Static).update(_server_line(label))
+        self.show_info(_("Server set to {server}: log in when ready.").format(server=label))
 
     @on(Button.Pressed, "#create")
     def _create_confirmed(self, event: Button.Pressed) -> None:
@@ -165,8 +170,13 @@ class LoginScreen(Screen[None]):
         self._offered_name = user
         self._set_status(
             Text.assemble(
-                "No account ", (repr(user), "bold"), " here yet: create it with this password? ",
-                "Enter creates it; correct the name if it was a typo.",
+                *styled_parts(
+                    _(
+                        "No account {name} here yet: create it with this password? "
+                        "Enter creates it; correct the name if it was a typo."
+                    ),
+                    name=repr(user),
+                )
             ),
             "-info",
         )  # fmt: skip
@@ -184,18 +194,20 @@ class LoginScreen(Screen[None]):
         user = self.user_input.value.strip()
         password = self.password_input.value
         if not user:
-            self.show_error("Type your user name.", focus="user")
+            self.show_error(_("Type your user name."), focus="user")
             return
         if not is_valid_name(user):
             # Said here, in full, instead of cutting a long name short without a word.
-            self.show_error(f"Invalid user name {user!r}: {NAME_RULE}.", focus="user")
+            self.show_error(
+                _("Invalid user name {name!r}: {rule}.").format(name=user, rule=name_rule()), focus="user"
+            )
             return
         if not password:
-            self.show_error("Type your password.", focus="password")
+            self.show_error(_("Type your password."), focus="password")
             return
         port_text = self.port_input.value.strip() or "0"
         if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
-            self.show_error("Your port must be a number from 0 to 65535 (0: any free port).", "port")
+            self.show_error(_("Your port must be a number from 0 to 65535 (0: any free port)."), "port")
             return
         if register and user != self._offered_name:
             register = False  # the name changed since the question: ask again
@@ -207,7 +219,7 @@ class LoginScreen(Screen[None]):
             self.post_message(self.Cancelled())
         elif self._offered_name is not None:
             self._withdraw_offer()
-            self._set_status("Not created. Correct the name, or log in with an existing one.", "-info")
+            self._set_status(_("Not created. Correct the name, or log in with an existing one."), "-info")
             self.user_input.focus()
 
     # ------------------------------------------------------------ feedback

@@ -36,6 +36,7 @@ from textual.widgets import ContentSwitcher, Footer
 from ...client import commands
 from ...client.core import Submitted
 from ...client.room_news import describe, room_list_lines
+from ...i18n import N_, _, ngettext
 from ...protocol import events as ev
 from ...protocol.errors import ErrorCode
 from ...protocol.events import ConnectionState
@@ -66,18 +67,18 @@ TINY_WIDTH = 48
 QUIET_TICK_S = 10.0
 #: The name a member's line in quiet mode is shown as going to.
 TO_OPERATORS = "operators"
-TO_OPERATORS_LABEL = "to the operators"
+TO_OPERATORS_LABEL = N_("to the operators")
 
 #: Shown after the core's /help lines: what only the full-screen app adds.
 APP_HELP_LINES = (
-    "  /retry           resend the last message that failed (or Ctrl+R)",
-    "  /clear           empty the log on this screen (the server keeps the history)",
-    "  /open ID         show a saved text file (Esc closes it)",
-    "Keys: Enter send · Shift+Enter, Alt+Enter or Ctrl+J new line · Tab complete names and /commands",
-    "      Up/Down history · PgUp/PgDn scroll · Ctrl+P command palette · Ctrl+Q quit",
-    "Rooms: Alt+1..9 go to room N · Ctrl+PgUp/Ctrl+PgDn previous/next · click a room in the list",
-    "Class: Alt+V then 1-9 votes in the poll · Alt+Q the help queue (operators): n next, d done",
-    "Copy: select text in the log with the mouse (Shift+drag where the terminal grabs the mouse).",
+    N_("  /retry           resend the last message that failed (or Ctrl+R)"),
+    N_("  /clear           empty the log on this screen (the server keeps the history)"),
+    N_("  /open ID         show a saved text file (Esc closes it)"),
+    N_("Keys: Enter send · Shift+Enter, Alt+Enter or Ctrl+J new line · Tab complete names and /commands"),
+    N_("      Up/Down history · PgUp/PgDn scroll · Ctrl+P command palette · Ctrl+Q quit"),
+    N_("Rooms: Alt+1..9 go to room N · Ctrl+PgUp/Ctrl+PgDn previous/next · click a room in the list"),
+    N_("Class: Alt+V then 1-9 votes in the poll · Alt+Q the help queue (operators): n next, d done"),
+    N_("Copy: select text in the log with the mouse (Shift+drag where the terminal grabs the mouse)."),
 )
 
 
@@ -167,18 +168,18 @@ class RoomScreen(Screen[None]):
     """The chat room. `submit` sends a typed line through the client core; `leave` quits politely."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+r", "resend", "Resend failed"),
+        Binding("ctrl+r", "resend", N_("Resend failed")),
         # Priority: the input line would take Page Up/Down for itself, but it has nothing to scroll.
         Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/PgDn", priority=True),
         Binding("pagedown", "scroll_log(1)", "Scroll", show=False, priority=True),
-        Binding("ctrl+pageup", "cycle_room(-1)", "Prev room", show=False, priority=True),
-        Binding("ctrl+pagedown", "cycle_room(1)", "Next room", show=False, priority=True),
+        Binding("ctrl+pageup", "cycle_room(-1)", N_("Prev room"), show=False, priority=True),
+        Binding("ctrl+pagedown", "cycle_room(1)", N_("Next room"), show=False, priority=True),
         *(
             Binding(f"alt+{n}", f"goto_room({n})", f"Room {n}", show=False, priority=True)
             for n in range(1, 10)
         ),
         Binding("alt+v", "focus_poll", "Vote", show=False, priority=True),
-        Binding("alt+q", "focus_queue", "Help queue", show=False, priority=True),
+        Binding("alt+q", "focus_queue", N_("Help queue"), show=False, priority=True),
     ]
 
     def __init__(
@@ -331,8 +332,10 @@ class RoomScreen(Screen[None]):
         if not view.joined and _aimed_at_the_room(text):
             why = f" ({view.left_reason})" if view.left_reason else ""
             self.info(
-                f"You are not in #{view.name} any more{why}: /join {view.name} to go back in, "
-                "or Alt+1..9 for another room.",
+                _(
+                    "You are not in #{room} any more{why}: /join {room} to go back in, "
+                    "or Alt+1..9 for another room."
+                ).format(room=view.name, why=why),
                 EntryKind.ERROR,
             )
             self.composer.focus_input(text)  # kept, to be sent elsewhere
@@ -348,7 +351,7 @@ class RoomScreen(Screen[None]):
             self.info(line, EntryKind.ERROR if result.error else EntryKind.INFO)
         if isinstance(commands.parse(text), commands.Help):
             for line in APP_HELP_LINES:
-                self.info(line)
+                self.info(_(line))
         if result.quit:
             self._leave()
 
@@ -525,7 +528,7 @@ class RoomScreen(Screen[None]):
     def action_resend(self) -> None:
         """Send the newest failed message again."""
         if not self.unsent:
-            self.info("Nothing to resend: no message failed.")
+            self.info(_("Nothing to resend: no message failed."))
             return
         self._submit(self.unsent.pop().as_line())
 
@@ -576,7 +579,11 @@ class RoomScreen(Screen[None]):
             case ev.LoggedIn():
                 self._show_logged_in(event)
             case ev.LoginRetrying() if self.logged_in:
-                self.info(f"The server said: {event.reason}. Logging in again in {event.retry_in_s:.0f} s.")
+                self.info(
+                    _("The server said: {reason}. Logging in again in {seconds} s.").format(
+                        reason=event.reason, seconds=f"{event.retry_in_s:.0f}"
+                    )
+                )
             case ev.Closed():
                 self._show_closed(event)
             case ev.RoomState():
@@ -611,7 +618,7 @@ class RoomScreen(Screen[None]):
             self.status.rtt_s = event.rtt_s
         self.composer.connected = event.state is ConnectionState.CONNECTED
         if self.logged_in and event.state is ConnectionState.RECONNECTING:
-            self.info("Connection lost; reconnecting by itself. What you type waits and is sent after.")
+            self.info(_("Connection lost; reconnecting by itself. What you type waits and is sent after."))
 
     def set_rtt(self, rtt_s: float | None) -> None:
         """A fresh round-trip time measurement for the header."""
@@ -626,19 +633,24 @@ class RoomScreen(Screen[None]):
             self._rooms = {event.room: view, **self._rooms}
         self.rooms_enabled = self.rooms_enabled or event.rooms
         self.status.user = event.user
-        self.status.server = f"{event.server_name} at {self.server_label}"
+        where = _("{server} at {address}")
+        self.status.server = where.format(server=event.server_name, address=self.server_label)
         for view in self._rooms.values():
             view.log.set_own_name(event.user)
         self._show_room()
         self.user_list.own_name = event.user
         self.composer.set_prompt(event.user)
         if event.resumed:
-            self.info("Reconnected.")
+            self.info(_("Reconnected."))
         else:
             self.logged_in = True
-            self.info(f"Logged in as {event.user} to #{event.room}. Type /help for commands.")
+            self.info(
+                _("Logged in as {user} to #{room}. Type /help for commands.").format(
+                    user=event.user, room=event.room
+                )
+            )
             if event.registered:
-                self.info(f"New account {event.user} registered: remember your password.")
+                self.info(_("New account {user} registered: remember your password.").format(user=event.user))
 
     def _show_message_received(self, event: ev.MessageReceived) -> None:
         mentioned = not event.own and mentions(event.text, self.user)
@@ -654,8 +666,11 @@ class RoomScreen(Screen[None]):
             )
         )  # fmt: skip
         if mentioned and not event.history:
-            where = f" in #{event.room}" if view is not self._current else ""
-            self._alert(f"{event.user} mentioned you{where}", event.text)
+            if view is not self._current:
+                title = _("{user} mentioned you in #{room}").format(user=event.user, room=event.room)
+            else:
+                title = _("{user} mentioned you").format(user=event.user)
+            self._alert(title, event.text)
 
     def _show_message_queued(self, event: ev.MessageQueued) -> None:
         if event.to is not None:
@@ -677,7 +692,7 @@ class RoomScreen(Screen[None]):
     def _to_operators(self, entry: Entry, text: str, action: bool, to_ops: bool) -> None:
         """Show our room line as said to the operators only (quiet mode), or as said to the room."""
         if to_ops:
-            entry.kind, entry.user, entry.label = EntryKind.PRIVATE_OUT, TO_OPERATORS, TO_OPERATORS_LABEL
+            entry.kind, entry.user, entry.label = EntryKind.PRIVATE_OUT, TO_OPERATORS, _(TO_OPERATORS_LABEL)
             entry.text = f"* {self.user} {text}" if action else text
         else:
             entry.kind = EntryKind.ACTION if action else EntryKind.CHAT
@@ -712,28 +727,32 @@ class RoomScreen(Screen[None]):
         if event.to_ops and event.to in self._rooms:
             self._show_to_operators(event)
             return
-        text = f"{event.text}  (sent while you were offline)" if event.held else event.text
+        text = event.text
+        if event.held:
+            text = _("{text}  (sent while you were offline)").format(text=event.text)
         self.log_view.add(Entry(EntryKind.PRIVATE_IN, event.ts, text, user=event.sender))
-        self._alert(f"{event.sender} (private)", event.text)
+        self._alert(_("{user} (private)").format(user=event.sender), event.text)
 
     def _show_to_operators(self, event: ev.PrivateReceived) -> None:
         """A member's line in a quiet room, passed to us as one of its operators: in that room's
         log, marked as meant for the operators only."""
         view = self._view_for(event.to)
         said = f"* {event.sender} {event.text}" if event.action else event.text
-        entry = Entry(EntryKind.PRIVATE_IN, event.ts, said, user=event.sender, label=TO_OPERATORS_LABEL)
+        entry = Entry(EntryKind.PRIVATE_IN, event.ts, said, user=event.sender, label=_(TO_OPERATORS_LABEL))
         view.log.add(entry)
         if view is not self._current:
             view.unread += 1
             self._show_rooms()
-        self._alert(f"{event.sender} (to the operators of #{event.to})", event.text)
+        title = _("{user} (to the operators of #{room})").format(user=event.sender, room=event.to)
+        self._alert(title, event.text)
 
     def _show_user_joined(self, event: ev.UserJoined) -> None:
         view = self._view_for(event.room)
         view.members[event.user.casefold()] = event.user
         if view is self._current:
             self.user_list.add_user(event.user)
-        view.log.add(Entry(EntryKind.JOIN, event.ts, f"{event.user} joined", user=event.user))
+        joined = _("{user} joined").format(user=event.user)
+        view.log.add(Entry(EntryKind.JOIN, event.ts, joined, user=event.user))
 
     def _show_user_left(self, event: ev.UserLeft) -> None:
         view = self._view_for(event.room)
@@ -743,8 +762,10 @@ class RoomScreen(Screen[None]):
         view.modes.pop(key, None)
         if view is self._current:
             self.user_list.remove_user(event.user)
-        why = "" if event.reason == "quit" else f" ({event.reason})"
-        text = f"{event.user} left{why}"
+        if event.reason == "quit":
+            text = _("{user} left").format(user=event.user)
+        else:
+            text = _("{user} left ({reason})").format(user=event.user, reason=event.reason)
         view.log.add(Entry(EntryKind.LEAVE, event.ts, text, user=event.user))
 
     def _show_user_away(self, event: ev.UserAway) -> None:
@@ -758,22 +779,42 @@ class RoomScreen(Screen[None]):
         own = event.user.casefold() == self.user.casefold()
         if own:
             self.status.away = event.reason if event.away else None
-        why = f": {event.reason}" if event.reason else ""
-        text = f"{event.user} is away{why}" if event.away else f"{event.user} is back"
-        if own:
-            text = f"You are away{why} (/back to return)" if event.away else "You are back"
+        if not event.away:
+            text = _("You are back") if own else _("{user} is back").format(user=event.user)
+        elif own:
+            if event.reason:
+                text = _("You are away: {reason} (/back to return)").format(reason=event.reason)
+            else:
+                text = _("You are away (/back to return)")
+        elif event.reason:
+            text = _("{user} is away: {reason}").format(user=event.user, reason=event.reason)
+        else:
+            text = _("{user} is away").format(user=event.user)
         view.log.add(Entry(EntryKind.INFO, event.ts, text))
 
     def _show_search_results(self, event: ev.SearchResults) -> None:
         if event.error:
-            self.info(f"Search for “{event.query}” failed: {event.error}", EntryKind.ERROR)
+            self.info(
+                _("Search for “{query}” failed: {error}").format(query=event.query, error=event.error),
+                EntryKind.ERROR,
+            )
             return
         if not event.hits:
-            self.info(f"No messages with “{event.query}” in this room's history.")
+            self.info(_("No messages with “{query}” in this room's history.").format(query=event.query))
             return
-        more = " (the newest; narrow the words to see others)" if event.more else ""
-        count = "1 message" if len(event.hits) == 1 else f"{len(event.hits)} messages"
-        self.info(f"{count} with “{event.query}”{more}, newest first:")
+        if event.more:
+            found = ngettext(
+                "{count} message with “{query}” (the newest; narrow the words to see others), newest first:",
+                "{count} messages with “{query}” (the newest; narrow the words to see others), newest first:",
+                len(event.hits),
+            )
+        else:
+            found = ngettext(
+                "{count} message with “{query}”, newest first:",
+                "{count} messages with “{query}”, newest first:",
+                len(event.hits),
+            )
+        self.info(found.format(count=len(event.hits), query=event.query))
         today = local_date(self._clock(), self._tz)
         for hit in event.hits:
             who = f"* {hit.user}" if hit.action else f"<{hit.user}>"
@@ -791,7 +832,8 @@ class RoomScreen(Screen[None]):
         view = self._view_for(event.room)
         view.history_pending = False
         if event.error:
-            self.info(f"Older messages could not be fetched: {event.error}", EntryKind.ERROR)
+            failed = _("Older messages could not be fetched: {error}").format(error=event.error)
+            self.info(failed, EntryKind.ERROR)
             return
         view.history_more = event.more
         entries = [
@@ -803,7 +845,7 @@ class RoomScreen(Screen[None]):
         ]  # fmt: skip
         if not event.more:
             first_ts = entries[0].ts if entries else self._clock()
-            entries.insert(0, Entry(EntryKind.INFO, first_ts, "The beginning of this room's history."))
+            entries.insert(0, Entry(EntryKind.INFO, first_ts, _("The beginning of this room's history.")))
         view.log.prepend(entries)
 
     def _show_presence_updated(self, event: ev.PresenceUpdated) -> None:
@@ -815,8 +857,8 @@ class RoomScreen(Screen[None]):
         if view is self._current:
             self._show_members()
         if event.requested:
-            names = [f"{u} (away)" if u in event.away else u for u in event.users]
-            self.info(f"{len(event.users)} online: {', '.join(names)}")
+            names = [_("{name} (away)").format(name=u) if u in event.away else u for u in event.users]
+            self.info(_("{count} online: {names}").format(count=len(event.users), names=", ".join(names)))
 
     def _show_closed(self, event: ev.Closed) -> None:
         self.composer.connected = False
@@ -826,7 +868,9 @@ class RoomScreen(Screen[None]):
                 view.members.clear()
         if self.logged_in and event.reason != "quit":
             self.info(
-                f"Disconnected: {event.reason}. Nothing more will arrive; Ctrl+Q quits.",
+                _("Disconnected: {reason}. Nothing more will arrive; Ctrl+Q quits.").format(
+                    reason=event.reason
+                ),
                 EntryKind.ERROR,
             )
 
@@ -872,11 +916,11 @@ class RoomScreen(Screen[None]):
         view.you = 0
         view.queue, view.poll, view.quiet_until, view.hand = (), None, None, ""
         if event.code == ErrorCode.KICKED:
-            view.left_reason = f"kicked by {event.by}" if event.by else "kicked"
+            view.left_reason = _("kicked by {user}").format(user=event.by) if event.by else _("kicked")
         elif event.code == ErrorCode.BANNED:
-            view.left_reason = f"banned by {event.by}" if event.by else "banned"
+            view.left_reason = _("banned by {user}").format(user=event.by) if event.by else _("banned")
         else:
-            view.left_reason = "left"
+            view.left_reason = _("left")
         if event.reason:
             view.left_reason += f": {event.reason}"
         view.left_line = line
@@ -931,7 +975,9 @@ class RoomScreen(Screen[None]):
         if old is None or old.poll_id != event.poll_id:
             options = "  ".join(f"{n}) {option}" for n, option in enumerate(event.options, 1))
             if not event.closed:
-                line = f"poll #{event.poll_id} by {event.by}: {event.question}  {options}  — /vote N"
+                line = _("poll #{id} by {actor}: {question}  {options}  — /vote N").format(
+                    id=event.poll_id, actor=event.by, question=event.question, options=options
+                )
                 view.log.add(Entry(EntryKind.NOTICE, self._clock(), line))
                 if event.by.casefold() != self.user.casefold():
                     # A question to the class is worth a bell, like a mention.
@@ -939,10 +985,16 @@ class RoomScreen(Screen[None]):
                         view.unread += 1
                         view.mentions += 1
                         self._show_rooms()
-                    where = f" in #{event.room}" if view is not self._current else ""
-                    self._alert(f"poll by {event.by}{where}", event.question)
+                    if view is not self._current:
+                        title = _("poll by {actor} in #{room}").format(actor=event.by, room=event.room)
+                    else:
+                        title = _("poll by {actor}").format(actor=event.by)
+                    self._alert(title, event.question)
         if event.closed and (old is None or old.poll_id != event.poll_id or not old.closed):
-            result = poll_tally_line(event) if event.counts else f"poll #{event.poll_id} closed"
+            if event.counts:
+                result = poll_tally_line(event)
+            else:
+                result = _("poll #{id} closed").format(id=event.poll_id)
             view.log.add(Entry(EntryKind.NOTICE, self._clock(), f"{result} — {event.question}"))
         if view is self._current:
             self._show_classroom()
@@ -963,7 +1015,7 @@ class RoomScreen(Screen[None]):
 
     def _show_room_list(self, event: ev.RoomList) -> None:
         if event.error:
-            self.info(f"The rooms could not be listed: {event.error}", EntryKind.ERROR)
+            self.info(_("The rooms could not be listed: {error}").format(error=event.error), EntryKind.ERROR)
             return
         for line in room_list_lines(event.rooms, event.more):
             self.info(line)

@@ -18,6 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
 
+from ...i18n import N_, _
 from ...protocol.discovery import ServerFound
 
 
@@ -28,7 +29,7 @@ def _where(found: ServerFound) -> str:
 class ServersScreen(ModalScreen[ServerFound | None]):
     """The servers found, one per line: Enter picks, Escape closes."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", N_("Close"))]
 
     def __init__(self, found: list[ServerFound], port: int) -> None:
         super().__init__()
@@ -37,9 +38,9 @@ class ServersScreen(ModalScreen[ServerFound | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="servers-box") as box:
-            box.border_title = "Servers on this network"
+            box.border_title = _("Servers on this network")
             if self.found:
-                yield Static("Pick one with Enter (Escape: keep the address you gave).", id="servers-hint")
+                yield Static(_("Pick one with Enter (Escape: keep the address you gave)."), id="servers-hint")
                 yield OptionList(
                     *(
                         Option(
@@ -52,11 +53,13 @@ class ServersScreen(ModalScreen[ServerFound | None]):
                 )
             else:
                 yield Static(
-                    f"No labchat server answered on UDP port {self.port}. Ask for the address, or check "
-                    "that this computer is on the lab's network.",
+                    _(
+                        "No labchat server answered on UDP port {port}. Ask for the address, or check "
+                        "that this computer is on the lab's network."
+                    ).format(port=self.port),
                     id="servers-none",
                 )
-            yield Button("Close (Esc)", id="servers-close", compact=True)
+            yield Button(_("Close (Esc)"), id="servers-close", compact=True)
 
     def on_mount(self) -> None:
         target = "#servers-list" if self.found else "#servers-close"

@@ -16,11 +16,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from ...i18n import N_, _, styled_parts
+
 
 class TrustScreen(ModalScreen[bool]):
     """Asks to trust a server seen for the first time."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", N_("Cancel"))]
 
     def __init__(self, server_label: str, fingerprint: str) -> None:
         super().__init__()
@@ -29,23 +31,26 @@ class TrustScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="trust-box") as box:
-            box.border_title = "New server"
+            box.border_title = _("New server")
             yield Static(
                 Text.assemble(
-                    "This is the first time you connect to ",
-                    (self.server_label, "bold"),
-                    ". Its key fingerprint is:",
+                    *styled_parts(
+                        _("This is the first time you connect to {server}. Its key fingerprint is:"),
+                        server=self.server_label,
+                    )
                 ),
             )
             yield Static(Text(self.fingerprint), id="trust-fingerprint")
             yield Static(
-                "Compare it with the one the server's admin gives you (labchat-server prints it when "
-                "it starts). Trusting pins this key: you will be warned if it ever changes.",
+                _(
+                    "Compare it with the one the server's admin gives you (labchat-server prints it when "
+                    "it starts). Trusting pins this key: you will be warned if it ever changes."
+                ),
                 id="trust-explain",
             )
             with Horizontal(id="trust-actions"):
-                yield Button("Trust and log in (Enter)", id="trust", variant="primary")
-                yield Button("Cancel (Esc)", id="cancel")
+                yield Button(_("Trust and log in (Enter)"), id="trust", variant="primary")
+                yield Button(_("Cancel (Esc)"), id="cancel")
 
     def on_mount(self) -> None:
         self.query_one("#trust", Button).focus()

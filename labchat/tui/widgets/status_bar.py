@@ -9,14 +9,15 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from ...i18n import N_, _
 from ...protocol.events import ConnectionState
 from ..formatting import format_rtt
 
 _STATE_WORDS = {
-    ConnectionState.CONNECTING: "connecting…",
-    ConnectionState.CONNECTED: "connected",
-    ConnectionState.RECONNECTING: "reconnecting…",
-    ConnectionState.CLOSED: "disconnected",
+    ConnectionState.CONNECTING: N_("connecting…"),
+    ConnectionState.CONNECTED: N_("connected"),
+    ConnectionState.RECONNECTING: N_("reconnecting…"),
+    ConnectionState.CLOSED: N_("disconnected"),
 }
 
 
@@ -61,7 +62,7 @@ class StatusBar(Widget):
         def style(name: str) -> Style:
             return self.get_component_rich_style(f"status-bar--{name}", partial=True)
 
-        state_text = _STATE_WORDS[self.state]
+        state_text = _(_STATE_WORDS[self.state])
         if self.state is ConnectionState.CONNECTED and self.rtt_s is not None:
             state_text += f" · {format_rtt(self.rtt_s)}"
         elif self.state is not ConnectionState.CONNECTED and self.detail not in ("", "reconnecting"):
@@ -78,7 +79,8 @@ class StatusBar(Widget):
         )
         right = Text(self.user, style=style("user"))
         if self.away is not None:
-            right.append(f" (away{': ' + self.away if self.away else ''})", style=style("away"))
+            away = _(" (away: {reason})").format(reason=self.away) if self.away else _(" (away)")
+            right.append(away, style=style("away"))
         width = self.size.width
         gap = width - left.cell_len - right.cell_len - 1
         if gap < 1:
