@@ -8,31 +8,9 @@ from __future__ import annotations
 
 import math
 
+from ..client.core import human_size
+from ..client.plain import kind_word
 from ..protocol import events as ev
-
-
-def human_size(size: int) -> str:
-    """`4.2 KB`, `1.5 MB`: a size as file managers show it (1 KB = 1024 bytes)."""
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"  # pragma: no cover - the loop returns at GB
-
-
-def kind_word(mime: str, name: str, folder: bool = False) -> str:
-    """What a file is, in a word: "python", "pdf", "png image", "folder"."""
-    if folder:
-        return "folder"
-    major, _, sub = mime.partition("/")
-    sub = sub.removeprefix("x-").split(";")[0].split("+")[0]
-    if sub and major in ("image", "audio", "video"):
-        return f"{sub} {major}"
-    if sub:
-        return sub
-    suffix = name.rpartition(".")[2] if "." in name else ""
-    return suffix.lower() or "file"
 
 
 def what(event: ev.FileOffered) -> str:
