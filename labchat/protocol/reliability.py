@@ -432,8 +432,9 @@ class ReliableLink:
             packets.append(b"".join(parts))
         if used:
             self._ack_now = False
-            if self._tlp_sent < TLP_MAX_PROBES:
-                self._tlp_deadline = now + self._tlp_delay(bool(parts[0][0] & FLAG_ACK_NOW))
+            delay = self._tlp_delay(bool(parts[0][0] & FLAG_ACK_NOW))
+            if delay is not None:
+                self._tlp_deadline = now + delay
         if packets:
             self._ack_wanted = False
             self._ack_due = None
@@ -551,8 +552,9 @@ class ReliableLink:
         self._tlp_deadline = None
         if self._unacked:
             self._arm_rto(now)
-            if self.last_sent_at is not None:
-                self._tlp_deadline = max(self.last_sent_at + self._tlp_delay(False), now)
+            delay = self._tlp_delay(False)
+            if delay is not None and self.last_sent_at is not None:
+                self._tlp_deadline = max(self.last_sent_at + delay, now)
 
     def _on_acked_congestion(self, newly: list[_Sent], now: float) -> None:
         """Tell the controller how many counted bytes came back, and how many of them were sent after
@@ -660,12 +662,13 @@ class ReliableLink:
             None if not self._unacked else now + min(self.rtt.rto * (2**self._backoff), self.config.rto_max_s)
         )
 
-    def _tlp_delay(self, ack_now: bool) -> float:
+    def _tlp_delay(self, ack_now: bool) -> float | None:
         """How long after the last frames left a tail loss probe goes: two smoothed round trips (RFC
-        8985's PTO), plus the peer's ACK delay unless the last packet asked for its ACK at once."""
+        8985's PTO), doubled per probe already sent, plus the peer's ACK delay unless the last packet
+        asked for its ACK at once. None: no probe (none left, or no RTT sample yet to time one by)."""
         srtt = self.rtt.srtt
-        if srtt is None:
-            return self.config.rto_initial_s
+        if srtt is None or self._tlp_sent >= TLP_MAX_PROBES:
+            return None
         cfg = self.config
         delay = 2 * srtt + max(4 * self.rtt.rttvar, cfg.granularity_s)
         return delay * (2**self._tlp_sent) + (0.0 if ack_now else cfg.max_ack_delay_s)
