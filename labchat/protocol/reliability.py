@@ -7,8 +7,9 @@ buffer and reporting them back as SACK ranges, so one lost datagram costs one re
 resending of everything after it.
 
 Loss is detected two ways, as in QUIC (RFC 9002):
-  * packet threshold: a frame is lost when one sent `PACKET_THRESHOLD` later has been acknowledged and at
-    least 9/8 of an RTT has passed since it was sent ("fast retransmit");
+  * time threshold: a frame is lost when a later one has been acknowledged and at least 9/8 of an RTT
+    has passed since it was sent ("fast retransmit"; a tail loss probe asks for that ACK when the
+    last frames of a round met with silence);
   * timeout: a frame still unacknowledged `rto` after it was sent is sent again, and the timeout doubles
     for each consecutive expiry (exponential back-off) until an acknowledgement makes progress.
 
@@ -51,9 +52,10 @@ from .wire import (
     encode_frame_header,
 )
 
-#: RFC 9002's kPacketThreshold: reordering tolerated before a gap counts as loss.
-PACKET_THRESHOLD = 3
-#: RFC 9002's kTimeThreshold: a frame must be this many RTTs old before the packet rule declares it lost.
+#: RFC 9002's kTimeThreshold: a frame below the largest acknowledged is lost once this many RTTs old.
+#: There is no separate packet threshold (RFC 9002's kPacketThreshold, 3): it was only ever applied
+#: together with this one, and it left a window of three frames or fewer (what 10 % random loss
+#: leaves a loss-based window with) no way to detect a loss but the 100 ms retransmission timer.
 TIME_THRESHOLD = 9 / 8
 #: Tail loss probes per acknowledgement before only the retransmission timer is left (docs/protocol.md
 #: 5.7). Each waits twice as long as the one before; a probe is a single frame.
@@ -577,11 +579,11 @@ class ReliableLink:
             self.congestion.on_acked(acked, growth, now)
 
     def _detect_lost(self, now: float) -> None:
-        """RFC 9002 section 6.1: packet threshold, gated by the time threshold; arms the loss timer
-        for frames that pass the first test but are not yet old enough for the second."""
+        """RFC 9002 section 6.1's time threshold for every frame below the largest acknowledged; arms
+        the loss timer for those not yet old enough."""
         srtt = self.rtt.srtt if self.rtt.srtt is not None else self.config.rto_initial_s
         delay = max(TIME_THRESHOLD * max(srtt, self.rtt.latest or 0.0), self.config.granularity_s)
-        threshold = self._largest_acked - PACKET_THRESHOLD
+        threshold = self._largest_acked - 1
         self._loss_deadline = None
         lost_bytes = 0
         lost_sent_at = float("-inf")
@@ -671,11 +673,12 @@ class ReliableLink:
             return None
         cfg = self.config
         delay = 2 * srtt + max(4 * self.rtt.rttvar, cfg.granularity_s)
-        return delay * (2**self._tlp_sent) + (0.0 if ack_now else cfg.max_ack_delay_s)
+        scale: float = 2.0**self._tlp_sent
+        return delay * scale + (0.0 if ack_now else cfg.max_ack_delay_s)
 
     def _tail_loss_probe(self) -> None:
         """Nothing came back for the last frames sent: resend the newest one, flagged ACK_NOW, once.
-        Its answer (a SACK) tells the packet threshold what is missing, where the retransmission
+        Its answer (a SACK) tells the time threshold what is missing, where the retransmission
         timer would have waited `rto_min_s`. Unlike a timeout it neither backs off nor counts towards
         persistent congestion: the window is untouched, and the probe is one frame."""
         self._tlp_deadline = None
