@@ -97,7 +97,8 @@ def run(*, with_file: bool, bulk: bool = True, seconds: float = 10.0, chat_inter
 
 def main() -> int:
     rows = [("no file", run(with_file=False)), ("file, bulk queue (21.7)", run(with_file=True)),
-            ("file as ordinary frames", run(with_file=True, bulk=False))]
+            ("file as ordinary frames", run(with_file=True, bulk=False)),
+            ("file, 10 % random loss", run(with_file=True, loss=0.10))]
     print(f"{'':26} {'lines':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'file MB/s':>10}")
     for name, r in rows:
         print(f"{name:26} {r['chat_lines']:>6} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.2f}"
