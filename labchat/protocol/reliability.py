@@ -666,15 +666,18 @@ class ReliableLink:
 
     def _tlp_delay(self, ack_now: bool) -> float | None:
         """How long after the last frames left a tail loss probe goes: two smoothed round trips (RFC
-        8985's PTO), doubled per probe already sent, plus the peer's ACK delay unless the last packet
-        asked for its ACK at once. None: no probe (none left, or no RTT sample yet to time one by)."""
+        8985's PTO), doubled per probe already sent, plus the peer's ACK delay (and one tick of its
+        timer) unless the last packet asked for its ACK at once. None: no probe (none left, or no
+        RTT sample yet to time one by)."""
         srtt = self.rtt.srtt
         if srtt is None or self._tlp_sent >= TLP_MAX_PROBES:
             return None
         cfg = self.config
         delay = 2 * srtt + max(4 * self.rtt.rttvar, cfg.granularity_s)
         scale: float = 2.0**self._tlp_sent
-        return delay * scale + (0.0 if ack_now else cfg.max_ack_delay_s)
+        # Without ACK_NOW the peer may wait max_ack_delay, and its timer may fire a tick (G) late:
+        # a lone chat line's ACK must come back before its probe would leave.
+        return delay * scale + (0.0 if ack_now else cfg.max_ack_delay_s + cfg.granularity_s)
 
     def _tail_loss_probe(self) -> None:
         """Nothing came back for the last frames sent: resend the newest one, flagged ACK_NOW, once.
