@@ -13,6 +13,7 @@ would wait behind without the priority.
 from __future__ import annotations
 
 import heapq
+import random
 import sys
 from typing import Any
 
@@ -24,8 +25,15 @@ CHUNK = b"f" * 1000
 
 
 def run(*, with_file: bool, bulk: bool = True, seconds: float = 10.0, chat_interval_s: float = 0.01,
-        rate_bps: float = 100e6, delay_s: float = 0.0005) -> dict[str, Any]:
-    """Simulate `seconds`; return the chat delays (p50, p99, max, ms) and the file's goodput."""
+        rate_bps: float = 100e6, delay_s: float = 0.0005, loss: float = 0.0,
+        seed: int = 16) -> dict[str, Any]:
+    """Simulate `seconds`; return the chat delays (p50, p99, max, ms) and the file's goodput.
+
+    `loss` drops that fraction of the packets in each direction at random (seeded: the same run gives
+    the same figures), as labchat-netem does: loss that is not congestion, which a loss-based window
+    reads as if it were.
+    """
+    rng = random.Random(seed)
     a, b = ReliableLink(), ReliableLink()
     now = 0.0
     arrivals: list[tuple[float, int, str, bytes]] = []  # (time, tiebreak, destination, packet)
@@ -41,6 +49,8 @@ def run(*, with_file: bool, bulk: bool = True, seconds: float = 10.0, chat_inter
         nonlocal tie
         dst = "b" if src == "a" else "a"
         for p in packets:
+            if loss and rng.random() < loss:
+                continue
             start = max(now, link_free[src])
             link_free[src] = start + (len(p) + 28) * 8 / rate_bps
             tie += 1
@@ -87,7 +97,8 @@ def run(*, with_file: bool, bulk: bool = True, seconds: float = 10.0, chat_inter
 
 def main() -> int:
     rows = [("no file", run(with_file=False)), ("file, bulk queue (21.7)", run(with_file=True)),
-            ("file as ordinary frames", run(with_file=True, bulk=False))]
+            ("file as ordinary frames", run(with_file=True, bulk=False)),
+            ("file, 10 % random loss", run(with_file=True, loss=0.10))]
     print(f"{'':26} {'lines':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'file MB/s':>10}")
     for name, r in rows:
         print(f"{name:26} {r['chat_lines']:>6} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.2f}"

@@ -7,8 +7,9 @@ buffer and reporting them back as SACK ranges, so one lost datagram costs one re
 resending of everything after it.
 
 Loss is detected two ways, as in QUIC (RFC 9002):
-  * packet threshold: a frame is lost when one sent `PACKET_THRESHOLD` later has been acknowledged and at
-    least 9/8 of an RTT has passed since it was sent ("fast retransmit");
+  * time threshold: a frame is lost when a later one has been acknowledged and at least 9/8 of an RTT
+    has passed since it was sent ("fast retransmit"; a tail loss probe asks for that ACK when the
+    last frames of a round met with silence);
   * timeout: a frame still unacknowledged `rto` after it was sent is sent again, and the timeout doubles
     for each consecutive expiry (exponential back-off) until an acknowledgement makes progress.
 
@@ -51,10 +52,14 @@ from .wire import (
     encode_frame_header,
 )
 
-#: RFC 9002's kPacketThreshold: reordering tolerated before a gap counts as loss.
-PACKET_THRESHOLD = 3
-#: RFC 9002's kTimeThreshold: a frame must be this many RTTs old before the packet rule declares it lost.
+#: RFC 9002's kTimeThreshold: a frame below the largest acknowledged is lost once this many RTTs old.
+#: There is no separate packet threshold (RFC 9002's kPacketThreshold, 3): it was only ever applied
+#: together with this one, and it left a window of three frames or fewer (what 10 % random loss
+#: leaves a loss-based window with) no way to detect a loss but the 100 ms retransmission timer.
 TIME_THRESHOLD = 9 / 8
+#: Tail loss probes per acknowledgement before only the retransmission timer is left (docs/protocol.md
+#: 5.7). Each waits twice as long as the one before; a probe is a single frame.
+TLP_MAX_PROBES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +194,8 @@ class ReliableLink:
         "_ack_due", "_ack_eliciting", "_ack_now", "_ack_owed_since", "_ack_wanted", "_acked_sent_max",
         "_backoff", "_bulk", "_bulk_in_flight", "_largest_acked", "_loss_deadline", "_lost", "_lost_run",
         "_next_seq", "_now",
-        "_probing", "_queue", "_recv_buffer", "_recv_cum", "_rto_deadline", "_unacked", "config",
+        "_probing", "_queue", "_recv_buffer", "_recv_cum", "_rto_deadline", "_tlp_deadline", "_tlp_sent",
+        "_unacked", "config",
         "congestion", "last_received_at", "last_sent_at", "rtt", "stats",
     )  # fmt: skip
 
@@ -211,6 +217,11 @@ class ReliableLink:
         self._backoff = 0
         self._rto_deadline: float | None = None
         self._loss_deadline: float | None = None
+        # Tail loss probes (docs/protocol.md 5.7): up to `TLP_MAX_PROBES` early probes per
+        # acknowledgement, each after twice the previous wait, so a lost last packet (or its ACK) of a
+        # small window costs a few round trips instead of `rto_min_s` or more.
+        self._tlp_deadline: float | None = None
+        self._tlp_sent = 0
         self._recv_cum = 0
         self._recv_buffer: dict[int, Frame] = {}
         self._ack_wanted = False
@@ -423,6 +434,9 @@ class ReliableLink:
             packets.append(b"".join(parts))
         if used:
             self._ack_now = False
+            delay = self._tlp_delay(bool(parts[0][0] & FLAG_ACK_NOW))
+            if delay is not None:
+                self._tlp_deadline = now + delay
         if packets:
             self._ack_wanted = False
             self._ack_due = None
@@ -536,8 +550,13 @@ class ReliableLink:
         self._backoff = 0
         self._detect_lost(now)
         self._rto_deadline = None
+        self._tlp_sent = 0
+        self._tlp_deadline = None
         if self._unacked:
             self._arm_rto(now)
+            delay = self._tlp_delay(False)
+            if delay is not None and self.last_sent_at is not None:
+                self._tlp_deadline = max(self.last_sent_at + delay, now)
 
     def _on_acked_congestion(self, newly: list[_Sent], now: float) -> None:
         """Tell the controller how many counted bytes came back, and how many of them were sent after
@@ -560,11 +579,11 @@ class ReliableLink:
             self.congestion.on_acked(acked, growth, now)
 
     def _detect_lost(self, now: float) -> None:
-        """RFC 9002 section 6.1: packet threshold, gated by the time threshold; arms the loss timer
-        for frames that pass the first test but are not yet old enough for the second."""
+        """RFC 9002 section 6.1's time threshold for every frame below the largest acknowledged; arms
+        the loss timer for those not yet old enough."""
         srtt = self.rtt.srtt if self.rtt.srtt is not None else self.config.rto_initial_s
         delay = max(TIME_THRESHOLD * max(srtt, self.rtt.latest or 0.0), self.config.granularity_s)
-        threshold = self._largest_acked - PACKET_THRESHOLD
+        threshold = self._largest_acked - 1
         self._loss_deadline = None
         lost_bytes = 0
         lost_sent_at = float("-inf")
@@ -590,6 +609,8 @@ class ReliableLink:
         """When `handle_timer` (then `packets_to_send`) must run next: a delayed ACK, a loss or a
         retransmission deadline, or the moment the pacer lets held-back frames go, if any."""
         deadline = self._rto_deadline
+        if self._tlp_deadline is not None and (deadline is None or self._tlp_deadline < deadline):
+            deadline = self._tlp_deadline
         paced = None if self.congestion.pacer.budget > 0 else self._paced_until()
         for other in (self._loss_deadline, self._ack_due if self._ack_wanted else None, paced):
             if other is not None and (deadline is None or other < deadline):
@@ -619,8 +640,13 @@ class ReliableLink:
         self._now = now
         if self._loss_deadline is not None and now >= self._loss_deadline:
             self._detect_lost(now)
+        if self._tlp_deadline is not None and now >= self._tlp_deadline and (
+            self._rto_deadline is None or now < self._rto_deadline
+        ):
+            self._tail_loss_probe()
         if self._rto_deadline is None or now < self._rto_deadline:
             return
+        self._tlp_deadline = None
         timeout = min(self.rtt.rto * (2**self._backoff), self.config.rto_max_s)
         probe = self.config.rto_probe_frames
         for seq, sent in self._unacked.items():  # oldest first
@@ -637,6 +663,36 @@ class ReliableLink:
         self._rto_deadline = (
             None if not self._unacked else now + min(self.rtt.rto * (2**self._backoff), self.config.rto_max_s)
         )
+
+    def _tlp_delay(self, ack_now: bool) -> float | None:
+        """How long after the last frames left a tail loss probe goes: two smoothed round trips (RFC
+        8985's PTO), doubled per probe already sent, plus the peer's ACK delay (and one tick of its
+        timer) unless the last packet asked for its ACK at once. None: no probe (none left, or no
+        RTT sample yet to time one by)."""
+        srtt = self.rtt.srtt
+        if srtt is None or self._tlp_sent >= TLP_MAX_PROBES:
+            return None
+        cfg = self.config
+        delay = 2 * srtt + max(4 * self.rtt.rttvar, cfg.granularity_s)
+        scale: float = 2.0**self._tlp_sent
+        # Without ACK_NOW the peer may wait max_ack_delay, and its timer may fire a tick (G) late:
+        # a lone chat line's ACK must come back before its probe would leave.
+        return delay * scale + (0.0 if ack_now else cfg.max_ack_delay_s + cfg.granularity_s)
+
+    def _tail_loss_probe(self) -> None:
+        """Nothing came back for the last frames sent: resend the newest one, flagged ACK_NOW, once.
+        Its answer (a SACK) tells the time threshold what is missing, where the retransmission
+        timer would have waited `rto_min_s`. Unlike a timeout it neither backs off nor counts towards
+        persistent congestion: the window is untouched, and the probe is one frame."""
+        self._tlp_deadline = None
+        self._tlp_sent += 1
+        if not self._unacked:
+            return
+        if not self._lost:
+            self._lost.add(next(reversed(self._unacked)))
+        # else: frames declared lost wait for a window that only ACKs would open: they are the probe
+        self._ack_now = True
+        self._probing = True
 
     def _on_timeout_congestion(self, now: float) -> None:
         """The transmissions in `_lost` timed out and leave again as a probe. As a PTO in RFC 9002, a

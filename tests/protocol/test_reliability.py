@@ -290,3 +290,71 @@ def test_after_an_outage_the_probe_answers_clock_out_the_rest() -> None:
         now += 0.002
     assert got == 40
     assert now < cfg.rto_initial_s + 0.1  # one timeout, then a round trip per probe
+
+
+def _with_rtt_sample(a: ReliableLink, b: ReliableLink, now: float) -> float:
+    """One frame there and its ACK back, 1 ms each way: the link then has an RTT of 2 ms."""
+    a.send(2, b"warm")
+    for p in a.packets_to_send(now):
+        b.receive_packet(p, now + 0.001)
+    b.handle_timer(now + 0.001 + LinkConfig().max_ack_delay_s)
+    now += 0.002 + LinkConfig().max_ack_delay_s
+    for p in b.packets_to_send(now - 0.001):
+        a.receive_packet(p, now)
+    assert a.idle and a.rtt.srtt is not None
+    return now
+
+
+def test_a_silent_tail_is_probed_long_before_the_retransmission_timeout() -> None:
+    a, b = ReliableLink(), ReliableLink()
+    now = _with_rtt_sample(a, b, 0.0)
+    for i in range(3):
+        a.send(2, b"t" * 1000 + bytes([i]))  # one frame per packet; all three are lost
+    sent = a.packets_to_send(now)
+    assert len(sent) == 3
+    start = now
+    cwnd = a.congestion.cwnd
+    gaps = []
+    for _ in range(3):  # three probes, each after twice the previous wait, each the newest frame
+        deadline = a.next_timer()
+        assert deadline is not None
+        gaps.append(deadline - now)
+        now = deadline
+        a.handle_timer(now)
+        (probe,) = a.packets_to_send(now)
+        assert probe[0] & 0x02  # ACK_NOW
+        assert probe.endswith(b"t" * 1000 + bytes([2]))
+    # The first waits for the peer's delayed ACK too; the probes ask for theirs at once (ACK_NOW).
+    assert gaps[0] < LinkConfig().rto_min_s / 2
+    assert gaps[1] < gaps[0] and gaps[2] == pytest.approx(2 * gaps[1], rel=0.01)
+    assert a.congestion.cwnd == cwnd and a.congestion.stats.persistent_congestions == 0  # no penalty
+    # No more probes: the retransmission timer is what is left.
+    deadline = a.next_timer()
+    assert deadline == pytest.approx(start + a.rtt.rto)  # timed from the oldest frame, as before
+    a.handle_timer(deadline)
+    assert a._backoff == 1
+
+
+def test_an_answered_probe_finds_the_lost_frames_of_a_small_window() -> None:
+    a, b = ReliableLink(), ReliableLink()
+    now = _with_rtt_sample(a, b, 0.0)
+    for i in range(3):
+        a.send(2, b"s" * 1000 + bytes([i]))
+    sent = a.packets_to_send(now)
+    deadline = a.next_timer()
+    assert deadline is not None
+    now = deadline
+    a.handle_timer(now)
+    (probe,) = a.packets_to_send(now)  # the first two packets were lost; the probe arrives
+    delivered = b.receive_packet(probe, now + 0.001)
+    assert delivered == []  # a gap: acknowledged at once, with a SACK range
+    (ack,) = b.packets_to_send(now + 0.001)
+    now += 0.002
+    a.receive_packet(ack, now)
+    # Below the largest acknowledged and old enough: lost at once, not after the 100 ms timeout.
+    resent = a.packets_to_send(now)
+    assert resent and a.stats.frames_retransmitted == 3  # the probe, then the two lost frames
+    got: list[bytes] = []
+    for p in resent:
+        got += [f.body for f in b.receive_packet(p, now + 0.001)]
+    assert got == [s[-1001:] for s in sent[:2]] + [sent[2][-1001:]]
