@@ -238,7 +238,10 @@ class ChatClient:
         # said "to the operators" in quiet mode, which no history holds.
         self._history_waiters: dict[int, asyncio.Future[ev.HistoryPage]] = {}
         self._export_tasks: set[asyncio.Task[None]] = set()
-        self._session_start: dict[str, float] = {}
+        #: Per room: when the class session started and the room's last seq shown at that moment. The
+        #: seq draws the line exactly: the server sends SESSION_STARTED after every earlier message on
+        #: the same ordered link, while two times can fall in the same millisecond.
+        self._session_start: dict[str, tuple[float, int]] = {}
         self._seats: dict[str, dict[str, str]] = {}
         self._to_ops: dict[str, list[tuple[float, str, str, bool]]] = {}
         self.ignore_path = ignore_path
@@ -580,7 +583,7 @@ class ChatClient:
         from . import export
 
         now = self._clock()
-        since = self._session_start.get(room) or now - export.DEFAULT_HOURS * 3600
+        since, after_seq = self._session_start.get(room) or (now - export.DEFAULT_HOURS * 3600, 0)
         messages: list[ev.MessageReceived] = []
         before = 0
         for _page in range(export.MAX_PAGES):
@@ -594,7 +597,8 @@ class ChatClient:
         polls, hands = self.conn.classroom_log(room)
         state = self.conn.room_state(room)
         transcript = export.build(
-            room, since, self._clock(), topic=state.topic if state is not None else "", messages=messages,
+            room, since, self._clock(), topic=state.topic if state is not None else "",
+            messages=[msg for msg in messages if msg.seq > after_seq],
             to_ops=[export.ToOps(*line) for line in self._to_ops.get(room, [])],
             polls=[export.poll_result(p, self.conn.poll_seen_at(room, p.poll_id)) for p in polls],
             hands=export.hand_log(hands, self._seats.get(room, {})),
@@ -1096,7 +1100,7 @@ class ChatClient:
         """What /export needs and no history holds (export.py)."""
         match event:
             case ev.RoomEvent(action=m.Action.SESSION_STARTED):
-                self._session_start[event.room] = event.ts
+                self._session_start[event.room] = (event.ts, self.conn.last_seq_of(event.room))
             case ev.PresenceUpdated() if event.seats:
                 self._seats.setdefault(event.room, {}).update(event.seats)
             case ev.QueueUpdated():
