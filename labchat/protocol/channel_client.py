@@ -29,8 +29,8 @@ from labchat.protocol.channel_common import (
     ChannelConfig,
     ChannelEvent,
     ChannelStats,
+    DatagramKind,
     HandshakeCompleted,
-    Kind,
     ResetReceived,
     ServerKeyChanged,
     _count,
@@ -111,15 +111,15 @@ class ClientChannel:
         """The DATA payload, or None (handshake progress or a counted drop). Never raises."""
         try:
             kind = _parse_header(data)
-            if kind is Kind.DATA:
+            if kind is DatagramKind.DATA:
                 return self._on_data(data, now)
-            if kind is Kind.WELCOME:
+            if kind is DatagramKind.WELCOME:
                 self._on_welcome(data, now)
-            elif kind is Kind.COOKIE:
+            elif kind is DatagramKind.COOKIE:
                 self._on_cookie(data, now)
-            elif kind is Kind.RESET:
+            elif kind is DatagramKind.RESET:
                 self._on_reset(data)
-            elif kind is Kind.PATH_CHALLENGE:
+            elif kind is DatagramKind.PATH_CHALLENGE:
                 self._on_path_challenge(data, now)
             else:
                 raise _Drop("unexpected")
@@ -162,7 +162,7 @@ class ClientChannel:
         del self._outbox[:-MAX_QUEUED_DATAGRAMS]
 
     def _hello(self) -> bytes:
-        return _header(Kind.HELLO) + bytes((len(self._cookie),)) + self._cookie + self._hello_message
+        return _header(DatagramKind.HELLO) + bytes((len(self._cookie),)) + self._cookie + self._hello_message
 
     def _on_cookie(self, data: bytes, now: float) -> None:
         if len(data) != COOKIE_DATAGRAM_BYTES:

@@ -27,7 +27,7 @@ MAGIC = b"LC"
 VERSION = 1
 
 
-class Kind(IntEnum):
+class DatagramKind(IntEnum):
     """The datagram kinds (byte 3 of every datagram)."""
 
     HELLO = 1
@@ -263,22 +263,22 @@ def _count(stats: ChannelStats, reason: str) -> None:
     setattr(stats, reason, getattr(stats, reason) + 1)
 
 
-def _header(kind: Kind) -> bytes:
+def _header(kind: DatagramKind) -> bytes:
     return MAGIC + bytes((VERSION, kind))
 
 
-_DATA_HEADER = _header(Kind.DATA)  # every sealed datagram but the path ones starts with it
-_PATH_CHALLENGE_HEADER = _header(Kind.PATH_CHALLENGE)
-_PATH_RESPONSE_HEADER = _header(Kind.PATH_RESPONSE)
+_DATA_HEADER = _header(DatagramKind.DATA)  # every sealed datagram but the path ones starts with it
+_PATH_CHALLENGE_HEADER = _header(DatagramKind.PATH_CHALLENGE)
+_PATH_RESPONSE_HEADER = _header(DatagramKind.PATH_RESPONSE)
 
 
-def _parse_header(data: bytes) -> Kind:
+def _parse_header(data: bytes) -> DatagramKind:
     if len(data) < HEADER_BYTES or len(data) > MAX_DATAGRAM_BYTES or data[:2] != MAGIC:
         raise _Drop("malformed")
     if data[2] != VERSION:
         raise _Drop("bad_version")
     try:
-        return Kind(data[3])
+        return DatagramKind(data[3])
     except ValueError:
         raise _Drop("unknown_kind") from None
 

@@ -40,7 +40,7 @@ from labchat.protocol.channel_common import (
     ChannelConfig,
     ChannelData,
     ChannelStats,
-    Kind,
+    DatagramKind,
     _count,
     _Drop,
     _header,
@@ -160,15 +160,15 @@ class ServerChannel:
         """Process one datagram. Never raises on hostile bytes: drops are counted in `stats`."""
         try:
             kind = _parse_header(data)
-            if kind is Kind.HELLO:
+            if kind is DatagramKind.HELLO:
                 self._on_hello(data, addr, now)
                 return None
-            if kind is Kind.DATA:
+            if kind is DatagramKind.DATA:
                 return self._on_data(data, addr, now)
-            if kind is Kind.PATH_RESPONSE:
+            if kind is DatagramKind.PATH_RESPONSE:
                 self._on_path_response(data, addr, now)
                 return None
-            if kind is Kind.DISCOVER:
+            if kind is DatagramKind.DISCOVER:
                 self._on_discover(data, addr, now)
                 return None
             raise _Drop("unexpected")
@@ -399,7 +399,7 @@ class ServerChannel:
         if not (cookie and self._cookie_valid(cookie, addr, client_ephemeral, now)) and (
             rate_exceeded or len(self._half_open) >= self.config.cookie_half_open_threshold
         ):
-            reply = _header(Kind.COOKIE) + client_ephemeral[:EPHEMERAL_PREFIX_BYTES]
+            reply = _header(DatagramKind.COOKIE) + client_ephemeral[:EPHEMERAL_PREFIX_BYTES]
             if self._send(reply + self._make_cookie(addr, client_ephemeral, now), addr, state):
                 self.stats.cookies_sent += 1
             return
@@ -414,7 +414,7 @@ class ServerChannel:
         reply_message, split = handshake.write_message(session_id)
         if split is None:  # cannot happen for NX; keeps the type checker honest
             raise _Drop("malformed")
-        welcome = _header(Kind.WELCOME) + session_id + reply_message
+        welcome = _header(DatagramKind.WELCOME) + session_id + reply_message
         hello_key = (addr, client_ephemeral)
         self._sessions[session_id] = _Session(
             session_id=session_id,
@@ -456,7 +456,7 @@ class ServerChannel:
             state = self._address(addr)
             state.received_bytes += len(data)
             if state.reset_bucket.take(now):
-                if self._send(_header(Kind.RESET) + session_id, addr, state):
+                if self._send(_header(DatagramKind.RESET) + session_id, addr, state):
                     self.stats.resets_sent += 1
             else:
                 self.stats.resets_rate_limited += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .channel_common import HEADER_BYTES, MAGIC, VERSION, Kind, fingerprint
+from .channel_common import HEADER_BYTES, MAGIC, VERSION, DatagramKind, fingerprint
 from .noise import DH_LEN_BYTES
 
 #: A probe is exactly this long; an answer never longer, so discovery cannot amplify (19.1).
@@ -19,8 +19,8 @@ NONCE_BYTES = 8
 MAX_NAME_BYTES = 64
 ANSWER_MIN_BYTES = HEADER_BYTES + NONCE_BYTES + DH_LEN_BYTES + 1
 ANSWER_MAX_BYTES = ANSWER_MIN_BYTES + MAX_NAME_BYTES
-_PROBE_HEADER = MAGIC + bytes((VERSION, Kind.DISCOVER))
-_ANSWER_HEADER = MAGIC + bytes((VERSION, Kind.DISCOVERED))
+_PROBE_HEADER = MAGIC + bytes((VERSION, DatagramKind.DISCOVER))
+_ANSWER_HEADER = MAGIC + bytes((VERSION, DatagramKind.DISCOVERED))
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,8 @@ from labchat.protocol.channel import (
     ChannelConfig,
     ChannelData,
     ClientChannel,
+    DatagramKind,
     HandshakeCompleted,
-    Kind,
     ReplayWindow,
     ResetReceived,
     ServerChannel,
@@ -101,7 +101,7 @@ def test_handshake_then_data_both_ways() -> None:
     assert hello[:4] == b"LC\x01\x01" and len(hello) >= HELLO_MIN_BYTES
     assert server.receive_datagram(hello, ADDR, 0.0) is None
     [(welcome, to)] = server.datagrams_to_send()
-    assert to == ADDR and len(welcome) == WELCOME_BYTES and welcome[3] == Kind.WELCOME
+    assert to == ADDR and len(welcome) == WELCOME_BYTES and welcome[3] == DatagramKind.WELCOME
     assert client.receive_datagram(welcome, 0.0) is None
     assert client.established and client.server_key == SERVER_PUBLIC
     assert list(client.events()) == [
@@ -112,7 +112,7 @@ def test_handshake_then_data_both_ways() -> None:
     assert session_id is not None and welcome[4:12] == session_id
     assert not server.is_open(session_id)  # half-open until the first DATA
     up = client.seal(b"hello server", 0.1)
-    assert up[3] == Kind.DATA and len(up) == DATA_OVERHEAD_BYTES + len(b"hello server")
+    assert up[3] == DatagramKind.DATA and len(up) == DATA_OVERHEAD_BYTES + len(b"hello server")
     assert server.receive_datagram(up, ADDR, 0.1) == ChannelData(session_id, ADDR, b"hello server")
     assert server.is_open(session_id)
     down, to = server.seal(session_id, b"hello client", 0.2)
@@ -331,7 +331,7 @@ def test_cookie_flow_under_load() -> None:
     [hello] = client.datagrams_to_send()
     server.receive_datagram(hello, ADDR, 0.0)
     [(cookie, _)] = server.datagrams_to_send()
-    assert cookie[3] == Kind.COOKIE and cookie[4:12] == hello[5:13]
+    assert cookie[3] == DatagramKind.COOKIE and cookie[4:12] == hello[5:13]
     assert server.stats.cookies_sent == 1 and server.stats.handshakes == 0  # no state created
     client.receive_datagram(cookie, 0.0)
     [hello_with_cookie] = client.datagrams_to_send()
@@ -339,10 +339,10 @@ def test_cookie_flow_under_load() -> None:
     assert hello_with_cookie[29:] == hello[5:]  # same ephemeral, same Noise message
     # The cookie is bound to the address: from elsewhere it earns only another COOKIE.
     server.receive_datagram(hello_with_cookie, ("127.0.0.1", 50001), 1.0)
-    assert server.datagrams_to_send()[0][0][3] == Kind.COOKIE
+    assert server.datagrams_to_send()[0][0][3] == DatagramKind.COOKIE
     server.receive_datagram(hello_with_cookie, ADDR, 1.0)
     [(welcome, _)] = server.datagrams_to_send()
-    assert welcome[3] == Kind.WELCOME
+    assert welcome[3] == DatagramKind.WELCOME
     client.receive_datagram(welcome, 1.0)
     assert client.established and client.stats.cookies_received == 1
 
@@ -355,7 +355,7 @@ def test_cookie_expires_after_two_buckets() -> None:
     client.receive_datagram(server.datagrams_to_send()[0][0], 0.0)
     [hello_with_cookie] = client.datagrams_to_send()
     server.receive_datagram(hello_with_cookie, ADDR, 61.0)  # bucket 2; the cookie was bucket 0
-    assert server.datagrams_to_send()[0][0][3] == Kind.COOKIE
+    assert server.datagrams_to_send()[0][0][3] == DatagramKind.COOKIE
     assert server.stats.handshakes == 0
 
 
@@ -367,7 +367,7 @@ def test_hello_rate_above_threshold_demands_cookies() -> None:
         client.start(0.0)
         server.receive_datagram(client.datagrams_to_send()[0], ("127.0.0.1", port + 1), 0.0)
         kinds.append(server.datagrams_to_send()[0][0][3])
-    assert kinds == [Kind.WELCOME, Kind.WELCOME, Kind.COOKIE]
+    assert kinds == [DatagramKind.WELCOME, DatagramKind.WELCOME, DatagramKind.COOKIE]
 
 
 def test_per_host_hello_rate_limit() -> None:
@@ -537,7 +537,7 @@ def test_resets_are_rate_limited() -> None:
 def challenges_to(server: ServerChannel, addr: Address) -> list[bytes]:
     """Drain the server's output; the PATH_CHALLENGEs in it that go to `addr`."""
     out = server.datagrams_to_send()
-    return [d for d, to in out if to == addr and d[3] == Kind.PATH_CHALLENGE]
+    return [d for d, to in out if to == addr and d[3] == DatagramKind.PATH_CHALLENGE]
 
 
 def test_migration_moves_only_after_the_new_address_answers_a_challenge() -> None:
@@ -550,7 +550,7 @@ def test_migration_moves_only_after_the_new_address_answers_a_challenge() -> Non
     assert len(challenge) == PATH_DATAGRAM_BYTES == 45 and challenge[4:12] == session_id
     assert client.receive_datagram(challenge, 1.01) is None
     [response] = client.datagrams_to_send()
-    assert response[3] == Kind.PATH_RESPONSE and len(response) == PATH_DATAGRAM_BYTES
+    assert response[3] == DatagramKind.PATH_RESPONSE and len(response) == PATH_DATAGRAM_BYTES
     assert server.receive_datagram(response, moved, 1.02) is None
     assert server.address(session_id) == moved and server.seal(session_id, b"x", 1.02)[1] == moved
     assert server.stats.migrations == 1 and client.stats.path_responses_sent == 1
@@ -747,7 +747,7 @@ def test_a_session_that_never_logs_in_expires_however_often_it_pings() -> None:
     assert server.expired_sessions() == [] and server.stats.prelogin_expired == 1
     assert server.receive_datagram(client.seal(b"PING", 10.5), ADDR, 10.5) is None
     [(reset, _)] = server.datagrams_to_send()
-    assert reset[3] == Kind.RESET
+    assert reset[3] == DatagramKind.RESET
 
 
 def test_a_logged_in_session_does_not_expire() -> None:
