@@ -82,7 +82,10 @@ class Me:
 
 
 @dataclass(frozen=True, slots=True)
-class Msg:
+class Private:
+    """`/msg NAME text`: a private message, named as PRIVATE and `PrivateReceived` name it (the wire
+    calls the sender's half WHISPER, as it calls the room's SAY and MESSAGE)."""
+
     to: str
     text: str
 
@@ -328,7 +331,7 @@ class Invalid:
 
 
 Command = (
-    Say | Me | Msg | Who | Away | Ignore | Unignore | Quit | Help | Search | History | Join | Part
+    Say | Me | Private | Who | Away | Ignore | Unignore | Quit | Help | Search | History | Join | Part
     | ListRooms | Rooms | SayTo | Topic | Key | Moderate | Switch | Announce | Hand | Queue | Next | Done
     | PollOpen | PollClose | PollShow | Vote | Quiet | SessionStart | Export | Send | Accept | Decline
     | Files | Open | Invalid
@@ -431,7 +434,7 @@ def parse(line: str) -> Command | None:
         to, _sep, text = rest.partition(" ")
         if not to or not text.strip():
             return _usage("/msg NAME text")
-        return Msg(to, text.strip())
+        return Private(to, text.strip())
     if name in ("search", "find", "grep"):
         return Search(rest) if rest else _usage("/search WORDS")
     if name == "history":

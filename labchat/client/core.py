@@ -378,7 +378,7 @@ class ChatClient:
                 ids = self.conn.say(cmd.text, now)
             elif isinstance(cmd, commands.Me):
                 ids = self.conn.say(cmd.text, now, action=True)
-            elif isinstance(cmd, commands.Msg):
+            elif isinstance(cmd, commands.Private):
                 ids = self.conn.whisper(cmd.to, cmd.text, now)
             elif isinstance(cmd, commands.Who):
                 if self.conn.phase is not Phase.ONLINE:
@@ -414,7 +414,7 @@ class ChatClient:
 
     def _about(self, cmd: commands.Command | None) -> str | None:
         """The room a typed line concerns, for the answer's `room`: none for private ones."""
-        if isinstance(cmd, (commands.Msg, commands.Ignore, commands.Unignore, commands.Help,
+        if isinstance(cmd, (commands.Private, commands.Ignore, commands.Unignore, commands.Help,
                             commands.Away, commands.Quit)):  # fmt: skip
             return None
         if isinstance(cmd, (commands.SayTo, commands.Join)):
