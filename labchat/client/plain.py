@@ -596,7 +596,7 @@ def event_line(event: ev.Event, now: float, me: str, *, several: bool = False) -
             lines.append(f"{when} {_('[history]')} {who} {_lines(entry['text'])}")
         lines.append(f"{ts} -!- {rec['text']}")
         return "\n".join(lines)
-    return f"{ts} -!- {rec['text']}"
+    return f"{ts} -!- {_lines(rec['text'])}"  # a second line (the seats of /who) is indented
 
 
 

@@ -74,7 +74,7 @@ _SHOWN_WORDS = {
     "private": N_("private"),
     "moderated": N_("moderated"),
     "keyed": N_("keyed"),
-    "topic_locked": N_("topic_locked"),
+    "topic_locked": N_("topic locked"),
     "quiet": N_("quiet"),
     "op": N_("op"),
     "voice": N_("voice"),
