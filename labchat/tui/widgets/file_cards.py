@@ -19,6 +19,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Label, ProgressBar
 
+from ...i18n import _
 from ...protocol import events as ev
 from .. import file_words
 from ..screens.file_viewer import view_problem
@@ -58,10 +59,10 @@ class FileCard(Vertical):
         with Horizontal(classes="file-row"):
             yield ProgressBar(total=100, show_percentage=False, show_eta=False, classes="file-bar")
             yield Label("", classes="file-status")
-            yield Button("Accept", variant="primary", compact=True, classes="file-accept")
-            yield Button("Decline", compact=True, classes="file-decline")
-            yield Button("Open", variant="primary", compact=True, classes="file-open")
-            yield Button("×", compact=True, classes="file-dismiss", tooltip="Dismiss")
+            yield Button(_("Accept"), variant="primary", compact=True, classes="file-accept")
+            yield Button(_("Decline"), compact=True, classes="file-decline")
+            yield Button(_("Open"), variant="primary", compact=True, classes="file-open")
+            yield Button("×", compact=True, classes="file-dismiss", tooltip=_("Dismiss"))
 
     def on_mount(self) -> None:
         self._ready = True
@@ -88,7 +89,7 @@ class FileCard(Vertical):
         """The user accepted: the card waits for the first bytes."""
         if self.state == "offered":
             self.state = "accepted"
-            self._status("waiting for the server…")
+            self._status(_("waiting for the server…"))
             self._show()
 
     def progress(self, event: ev.FileProgress) -> None:
@@ -104,10 +105,10 @@ class FileCard(Vertical):
             self.path = Path(event.path) if event.path else None
             if self.path is not None and view_problem(self.path) is not None:
                 self.path = None  # saved, but nothing the viewer shows: no Open button
-            self._status(f"saved to {event.path} (verified)")
+            self._status(_("saved to {path} (verified)").format(path=event.path))
         else:
             self.state = "sent"
-            self._status("stored on the server (verified)")
+            self._status(_("stored on the server (verified)"))
         self._show()
 
     def failed(self, event: ev.FileFailed) -> None:
@@ -184,5 +185,5 @@ class FileTray(VerticalScroll):
 
     @staticmethod
     def _title(event: ev.FileProgress | ev.FileDone | ev.FileFailed) -> str:
-        verb = "sending" if event.direction == "up" else "receiving"
-        return f"{verb} {event.name}"
+        title = _("sending {name}") if event.direction == "up" else _("receiving {name}")
+        return title.format(name=event.name)

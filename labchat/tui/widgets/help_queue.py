@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.widgets import Button, Label, OptionList
 from textual.widgets.option_list import Option
 
+from ...i18n import N_, _
 from ...protocol import events as ev
 from ..classroom_words import waiting_words
 from .composer import Composer
@@ -46,9 +47,9 @@ class HelpQueue(Vertical):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         # Priority: the room screen hands printable keys nobody bound to the input line.
-        Binding("n", "next", "Next student", priority=True),
-        Binding("d", "done", "Done", priority=True),
-        Binding("escape", "leave", "Back to typing"),
+        Binding("n", "next", N_("Next student"), priority=True),
+        Binding("d", "done", N_("Done"), priority=True),
+        Binding("escape", "leave", N_("Back to typing")),
     ]
 
     class Next(Message):
@@ -73,11 +74,11 @@ class HelpQueue(Vertical):
         self.own_name = ""
 
     def compose(self) -> ComposeResult:
-        yield Label("Help queue", id="queue-title")
+        yield Label(_("Help queue"), id="queue-title")
         yield OptionList(id="queue-entries")
         with Horizontal(id="queue-actions"):
-            yield Button("Next (n)", id="queue-next", compact=True)
-            yield Button("Done (d)", id="queue-done", compact=True)
+            yield Button(_("Next (n)"), id="queue-next", compact=True)
+            yield Button(_("Done (d)"), id="queue-done", compact=True)
 
     def on_mount(self) -> None:
         self.set_interval(TICK_S, self._tick)
@@ -111,8 +112,12 @@ class HelpQueue(Vertical):
         if entry.question:
             text.append(f"\n   {entry.question}", style=self._style("question"))
         if entry.taken_by:
-            who = "you" if entry.taken_by.casefold() == self.own_name.casefold() else entry.taken_by
-            text.append(f"\n   → {who} {'are' if who == 'you' else 'is'} helping", style=self._style("taken"))
+            helping = (
+                _("you are helping")
+                if entry.taken_by.casefold() == self.own_name.casefold()
+                else _("{user} is helping").format(user=entry.taken_by)
+            )
+            text.append(f"\n   → {helping}", style=self._style("taken"))
         return text
 
     def _redraw(self) -> None:
@@ -129,9 +134,11 @@ class HelpQueue(Vertical):
         if keep in ids:
             options.highlighted = ids.index(keep)
         total, waiting = len(self.entries), self.waiting
-        title = f"Help queue · {waiting} waiting" if waiting else "Help queue"
+        title = _("Help queue · {waiting} waiting").format(waiting=waiting) if waiting else _("Help queue")
         if total > waiting:
-            title = f"Queue · {waiting} waiting · {total - waiting} taken"
+            title = _("Queue · {waiting} waiting · {taken} taken").format(
+                waiting=waiting, taken=total - waiting
+            )
         self.query_one("#queue-title", Label).update(title)
 
     def done_target(self) -> str | None:

@@ -19,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Static
 
+from ...i18n import N_, _, ngettext
 from ...protocol import events as ev
 from ..classroom_words import BAR_WIDTH, tally_bar
 from .composer import Composer
@@ -43,7 +44,7 @@ class PollCard(Static, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         # Priority: the room screen hands printable keys nobody bound to the input line.
         *(Binding(str(n), f"vote({n})", f"Vote {n}", show=False, priority=True) for n in range(1, 10)),
-        Binding("escape", "leave", "Back to typing"),
+        Binding("escape", "leave", N_("Back to typing")),
     ]
 
     @dataclass
@@ -103,11 +104,11 @@ class PollCard(Static, can_focus=True):
     def _render_poll(self) -> Text:
         poll = self.poll
         assert poll is not None
-        label = "Results of poll" if poll.closed else "Poll"
-        anonymous = ", anonymous" if poll.anonymous else ""
+        label = _("Results of poll #{id}") if poll.closed else _("Poll #{id}")
+        by = _(" by {user}, anonymous: ") if poll.anonymous else _(" by {user}: ")
         text = Text.assemble(
-            (f"{label} #{poll.poll_id}", self._style("label")),
-            (f" by {poll.by}{anonymous}: ", self._style("hint")),
+            (label.format(id=poll.poll_id), self._style("label")),
+            (by.format(user=poll.by), self._style("hint")),
             (poll.question, self._style("question")),
         )
         tally = bool(poll.counts) and (poll.closed or self.operator)
@@ -146,21 +147,28 @@ class PollCard(Static, can_focus=True):
             text.append(f"{count:>3}")
             who = sorted(names.get(number, []), key=str.casefold)
             if who:
-                more = f" +{len(who) - MAX_NAMES} more" if len(who) > MAX_NAMES else ""
+                more = _(" +{count} more").format(count=len(who) - MAX_NAMES) if len(who) > MAX_NAMES else ""
                 text.append(f"  {', '.join(who[:MAX_NAMES])}{more}", style=self._style("names"))
 
     def _hint(self, poll: ev.PollShown) -> str:
-        voted = f"{poll.voters} voted" if (poll.counts or poll.voters) else ""
+        voted = (
+            ngettext("{count} voted", "{count} voted", poll.voters).format(count=poll.voters)
+            if (poll.counts or poll.voters)
+            else ""
+        )
         if poll.closed:
-            return voted or "closed"
+            return voted or _("closed")
         last = len(poll.options)
-        keys = f"1-{last}" if self.has_focus else f"Alt+V then 1-{last}"
+        keys = f"1-{last}" if self.has_focus else _("Alt+V then 1-{last}").format(last=last)
         if poll.your_choice:
-            hint = f"you chose {poll.your_choice}: {keys} to change, or /vote N"
+            hint = _("you chose {choice}: {keys} to change, or /vote N").format(
+                choice=poll.your_choice, keys=keys
+            )
         else:
-            hint = f"{keys} to vote, or /vote N"
+            hint = _("{keys} to vote, or /vote N").format(keys=keys)
         if self.has_focus:
-            hint += " · Esc back to typing"
+            hint += _(" · Esc back to typing")
         if self.operator:
-            hint = f"{voted} · /poll close to end it" if voted else "/poll close to end it"
+            end = _("/poll close to end it")
+            hint = f"{voted} · {end}" if voted else end
         return hint
