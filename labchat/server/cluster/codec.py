@@ -1,0 +1,57 @@
+"""How a room message is stored in its JetStream stream, and read back.
+
+A stream message's payload is a small JSON object; the stream sequence is not in it (JetStream
+numbers the message: that number is the room `seq`). Everything read back from NATS is checked as
+untrusted input: a malformed payload (another program wrote to our subject, a bug in an older
+relay) is refused with `CodecError`, which the relay logs and skips; it never stops a relay.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+#: The payload format; a relay that meets a higher one skips it rather than misread it.
+VERSION = 1
+
+
+class CodecError(ValueError):
+    """A stream message that is not a labchat room message."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRecord:
+    """One room message as the stream holds it (the room and seq come from the stream)."""
+
+    ts_ms: int
+    user: str
+    text: str
+    flags: int
+    msg_id: int
+
+
+def encode_room_message(record: RoomRecord) -> bytes:
+    return json.dumps(
+        {"v": VERSION, "ts": record.ts_ms, "user": record.user, "text": record.text,
+         "flags": record.flags, "id": record.msg_id},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+
+
+def decode_room_message(data: bytes) -> RoomRecord:
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CodecError(f"not a labchat room message: {exc}") from None
+    if not isinstance(obj, dict) or obj.get("v") != VERSION:
+        raise CodecError("not a labchat room message (unknown format)")
+    ts, user, text, flags, msg_id = (obj.get(k) for k in ("ts", "user", "text", "flags", "id"))
+    if not (isinstance(ts, int) and isinstance(user, str) and isinstance(text, str)
+            and isinstance(flags, int) and isinstance(msg_id, int)):
+        raise CodecError("not a labchat room message (bad fields)")
+    if isinstance(ts, bool) or isinstance(flags, bool) or isinstance(msg_id, bool):
+        raise CodecError("not a labchat room message (bad fields)")
+    if not (0 <= ts < 2**63 and 0 <= flags < 2**32 and 0 <= msg_id < 2**64):
+        raise CodecError("not a labchat room message (field out of range)")
+    return RoomRecord(ts, user, text, flags, msg_id)
