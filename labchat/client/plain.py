@@ -437,6 +437,9 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
 
 # ---- files (docs/protocol.md 21)
 
+#: `progress_printed` value of a transfer whose 100 % line is out (no clock reads that much).
+FINISHED = float("inf")
+
 #: File events line mode prints (the --json contract: file_offer, file_progress, file_done, file_failed).
 FILE_EVENTS = (ev.FileOffered, ev.FileProgress, ev.FileDone, ev.FileFailed)
 
@@ -753,7 +756,9 @@ class _LineSession:
             last = self.progress_printed.get(key)
             if event.done < event.size and last is not None and now - last < 1.0:
                 return  # --plain: at most one progress line a second (the last one always)
-            self.progress_printed[key] = now
+            if event.done >= event.size and last == FINISHED:
+                return  # the last one once: a small file can report it from two places
+            self.progress_printed[key] = FINISHED if event.done >= event.size else now
         rec = file_record(event, now, self.client.file_details(direction, file_id), self.client.user)
         if ref is not None:
             rec["ref"] = ref

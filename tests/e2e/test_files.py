@@ -238,6 +238,7 @@ async def test_plain_lines_offer_progress_saved_and_ref(tmp_path: Path) -> None:
         await budi.expect(re.escape(str(downloads / "lab3.py")) + "$", timeout=10)
         budi.send("QUIT")
         await budi.wait(15)
+        assert sum("lab3.py: 100%" in line for line in budi.lines) == 1  # the last one, once
     finally:
         for p in (ana, budi, server):
             await p.kill()
