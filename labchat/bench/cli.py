@@ -10,6 +10,8 @@
     labchat-bench --mode login-storm               300 clients log in at once against real scrypt
     labchat-bench --mode rooms                     1000 clients in 1 room, then in 20 rooms, then in 20
                                                    of 921 rooms: the same deliveries/s, what each costs
+    labchat-bench --mode file                      a 200 MB file between two clients beside a plain TCP
+                                                   copy, at 0 and 2 % loss, and chat p99 meanwhile
 
 Everything runs on 127.0.0.1 and stops by itself within --max-time seconds.
 """
@@ -31,7 +33,7 @@ from rich.table import Table
 
 from .runner import Bench, Report, Settings
 
-MODES = ("fixed", "ramp", "idle", "tui", "curve", "core", "flood", "login-storm", "rooms")
+MODES = ("fixed", "ramp", "idle", "tui", "curve", "core", "flood", "login-storm", "rooms", "file")
 DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
     "fixed": (100, 1000.0, 10.0),
     "ramp": (100, 200.0, 3.0),
@@ -42,6 +44,7 @@ DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
     "flood": (300, 20.0, 30.0),  # members; bot logins per second; seconds of bot logins
     "login-storm": (300, 0.0, 120.0),  # duration: how long the clients may take to get in
     "rooms": (1000, 10.0, 10.0),  # clients; msg/s in the one-room row (the spread rows: same deliveries/s)
+    "file": (2, 20.0, 10.0),  # sender and receiver; chat lines/s beside the file; seconds of chat before it
 }
 
 
@@ -83,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--login-pace", type=float, default=250.0, metavar="N_S", help="logins per second")
     p.add_argument("--login-workers", type=int, default=2, metavar="N",
                    help="login-storm: the server's password-check workers (default 2, as labchat-server)")
+    p.add_argument("--file-mb", type=float, default=200.0, metavar="MB",
+                   help="file: size of the file sent (default 200)")
+    p.add_argument("--losses", default="0,2", metavar="PCT,PCT",
+                   help="file: random loss each way, one transfer per value, in percent (default 0,2)")
     p.add_argument("--profile", action="store_true",
                    help="run the server under cProfile and print its top functions (slows it down)")
     p.add_argument("--profile-clients", action="store_true",
@@ -249,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.mode == "login-storm":
         return _login_storm(args, settings, console, log)
+    if args.mode == "file":
+        return _file(args, settings, console)
 
     def out_of_time(signum: int, frame: object) -> None:
         raise TimeoutError(f"the run passed --max-time {settings.max_time:g} s")
@@ -275,6 +284,37 @@ def main(argv: list[str] | None = None) -> int:
     else:
         render(report, console)
     return 0
+
+
+def _file(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    """A file through the real server beside a plain TCP copy, and chat meanwhile (file_transfer.py)."""
+    import asyncio
+
+    from .file_transfer import render_file_report, run_file_bench
+
+    try:
+        losses = tuple(float(x) / 100 for x in args.losses.split(",") if x.strip())
+    except ValueError:
+        print(f"labchat-bench: --losses wants percentages separated by commas, not {args.losses!r}",
+              file=sys.stderr)
+        return 2
+    in_range = all(0 <= x < 1 for x in losses) and 0 < args.file_mb <= 4096
+    if not losses or not in_range or settings.rate <= 0:
+        print("labchat-bench: --losses must be 0-99 %, --file-mb 0-4096 and --rate above 0", file=sys.stderr)
+        return 2
+    try:
+        report = asyncio.run(run_file_bench(args.file_mb, losses, chat_interval_s=1 / settings.rate,
+                                            chat_lead_s=settings.duration, max_s=settings.max_time))
+    except OSError as exc:
+        print(f"labchat-bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(json.dumps(report.as_dict(), default=str))
+    else:
+        render_file_report(report, console)
+    return 0 if all(r.error is None and r.verified for r in report.rows) else 1
 
 
 def _login_storm(args: argparse.Namespace, settings: Settings, console: Console,
