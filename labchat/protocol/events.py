@@ -88,6 +88,15 @@ class LoginQueued(Event):
 
 
 @dataclass(slots=True)
+class RelayMoved(Event):
+    """Logged in again on another relay of the same server than the last login's (docs/protocol.md
+    22.3): its old relay stopped answering. Nothing was lost: the login resumed by `seq`."""
+
+    host: str
+    port: int
+
+
+@dataclass(slots=True)
 class LoginRetrying(Event):
     """A re-connecting client's login was refused for now (throttled, server busy): it logs in
     again by itself in `retry_in_s`. `code` is the `ErrorCode`, `reason` the server's words."""
