@@ -353,6 +353,16 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "room": event.room,
                 "text": text.format(user=event.user, server=event.server_name, room=event.room),
             }
+        case ev.RelayMoved():
+            address = f"[{event.host}]:{event.port}" if ":" in event.host else f"{event.host}:{event.port}"
+            return {
+                "type": "relay",
+                "user": None,
+                "ts": _iso(now),
+                "host": event.host,
+                "port": event.port,
+                "text": _("moved to {address}").format(address=address),
+            }
         case ev.StateChanged(state=ev.ConnectionState.RECONNECTING):
             return {
                 "type": "system",

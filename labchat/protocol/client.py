@@ -1287,6 +1287,11 @@ class ClientConnection:
             for request_id, request in list(self._requests.items()):
                 if isinstance(request.message, ClassRequest):  # a server without the classroom
                     self._finish_request(request_id, NO_CLASSROOM, 0)
+        if self._address is not None and self._login_address is not None and (
+            _address_key(self._address) != _address_key(self._login_address)
+        ):
+            self._events.append(ev.RelayMoved(*self._address))  # before "reconnected": where to
+        self._login_address = self._address
         self._events.append(
             ev.LoggedIn(
                 msg.user, msg.room, msg.server_name, bool(msg.registered), resumed, rooms,
@@ -1302,11 +1307,6 @@ class ClientConnection:
             self._one_room()
         self._rehandshaking = False
         self._relogin_attempts = 0
-        if self._address is not None and self._login_address is not None and (
-            _address_key(self._address) != _address_key(self._login_address)
-        ):
-            self._events.append(ev.RelayMoved(*self._address))
-        self._login_address = self._address
         self._set_state(ev.ConnectionState.CONNECTED, "", self.rtt_s)
         if self._away_reason is not None:
             self._send(m.SetAway(1, self._away_reason))  # away survives a reconnect
