@@ -354,14 +354,13 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "text": text.format(user=event.user, server=event.server_name, room=event.room),
             }
         case ev.RelayMoved():
-            address = f"[{event.host}]:{event.port}" if ":" in event.host else f"{event.host}:{event.port}"
             return {
                 "type": "relay",
                 "user": None,
                 "ts": _iso(now),
                 "host": event.host,
                 "port": event.port,
-                "text": _("moved to {address}").format(address=address),
+                "text": _("moved to {address}").format(address=event.label),
             }
         case ev.StateChanged(state=ev.ConnectionState.RECONNECTING):
             return {

@@ -95,6 +95,11 @@ class RelayMoved(Event):
     host: str
     port: int
 
+    @property
+    def label(self) -> str:
+        """`HOST:PORT` as a user types it (`[v6]:PORT` for an IPv6 address)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
 
 @dataclass(slots=True)
 class LoginRetrying(Event):
