@@ -127,6 +127,9 @@ _REQUEST_WORDS: dict[type[m.Message], str] = {
     **REQUEST_WORDS,
 }  # fmt: skip
 RoomRequest = m.JoinRoom | m.PartRoom | m.ListRooms | m.SetRoom | m.Moderate | ClassRequest
+#: REJECTED codes that mean "not now": the message is kept, and sent again with everything after it
+#: once `retry_after_ms` has passed (6.5; CLUSTER_UNAVAILABLE: a relay that cannot store now, 22.6).
+_NOT_NOW = frozenset((ErrorCode.RATE_LIMITED, ErrorCode.CLUSTER_UNAVAILABLE))
 #: A relay's address as the user or the server wrote it: (host, port). Resolving it is the owner's job.
 Address = tuple[str, int]
 
@@ -1367,7 +1370,7 @@ class ClientConnection:
         )
 
     def _on_rejected(self, msg: m.Rejected, now: float) -> None:
-        if msg.code == ErrorCode.RATE_LIMITED and msg.msg_id in self._outbox:
+        if msg.code in _NOT_NOW and msg.msg_id in self._outbox:
             # Not refused for good: hold the outbox back and send it again when the server says.
             self._outbox[msg.msg_id].sent = False
             self._paused_until = now + msg.retry_after_ms / 1000

@@ -82,6 +82,8 @@ MAX_QUEUE_ENTRIES = 200
 MAX_QUIET_MINUTES = 240
 #: Capability bit (21.1): file offers, uploads and downloads.
 CAP_FILES = 0x0800_0000
+#: Capability bit (22.1): the client moves between relays by itself; the server is several relays.
+CAP_FAILOVER = 0x1000_0000
 #: FILE_OFFER / FILE_OFFERED flag: the file is a folder packed as a tar stream (21.6).
 FILE_FOLDER = 0x1
 #: File data in one FILE_CHUNK or FILE_DATA frame at most (21.1).
@@ -95,9 +97,6 @@ FILE_NAME_RULE = (
     "not '.' or '..', not starting with '.'"
 )
 _BAD_NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")
-#: Capability bit (22.1): in LOGIN, the client reads RELAYS and moves between relays by itself; in
-#: LOGIN_OK, the server is one of several relays and sends RELAYS.
-CAP_FAILOVER = 0x1000_0000
 #: Addresses in one RELAYS at most, and the longest host in one (UTF-8 bytes, a DNS name's limit).
 MAX_RELAYS = 64
 MAX_HOST_BYTES = 255

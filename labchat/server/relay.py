@@ -272,7 +272,7 @@ class Relay:
         #: The other relays' client addresses (section 22), and whether this relay is one of several
         #: (LOGIN_OK then carries CAP_FAILOVER).
         self.relay_addresses: tuple[tuple[str, int], ...] = ()
-        self.several_relays = False
+        self.several_relays = bool(self.config.capabilities & m.CAP_FAILOVER)  # a cluster's relay
         if self.config.relay_addresses:
             self.set_relay_addresses(self.config.relay_addresses)
 

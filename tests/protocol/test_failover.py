@@ -290,3 +290,43 @@ def test_a_single_server_does_not_announce_failover(tmp_path: Path) -> None:
     net.run_until(lambda: bool(ana.of(ev.LoggedIn)))
     assert not relay.several_relays
     assert ana.conn._server_caps is not None and not ana.conn._server_caps & m.CAP_FAILOVER
+
+
+# ---------------------------------------------------------------- against a scripted server (22.2, 22.6)
+
+
+def test_cluster_unavailable_keeps_the_message_and_resends_it_in_order() -> None:
+    from labchat.protocol.errors import ErrorCode
+
+    from .scripted_server import logged_in
+
+    server = logged_in(flags=m.CAP_ROOMS | m.CAP_LONG_MESSAGES | m.CAP_FAILOVER)
+    server.conn.say("one", server.now)
+    server.conn.say("two", server.now)
+    server.exchange()
+    first, second = (msg for msg in server.sent(m.Say))
+    assert isinstance(first, m.Say) and isinstance(second, m.Say)
+    for msg in (first, second):  # the relay refuses the room's queue behind the first too (22.6)
+        server.send(m.Rejected(msg.msg_id, ErrorCode.CLUSTER_UNAVAILABLE, 1500, "the cluster is unreachable"))
+    assert not server.events(ev.MessageFailed) and server.conn.pending == 2
+    sent = len(server.sent(m.Say))
+    server.advance(1.4)
+    assert len(server.sent(m.Say)) == sent  # held until retry_after_ms has passed
+    server.advance(0.2)
+    again = [msg.msg_id for msg in server.sent(m.Say)[sent:] if isinstance(msg, m.Say)]
+    assert again[:2] == [first.msg_id, second.msg_id]  # the same ids, in the order typed
+
+
+def test_a_relays_message_that_does_not_decode_is_ignored() -> None:
+    """A broken RELAYS (a port 0) is dropped at decode time; the list stays what it was."""
+    from labchat.protocol.wire import decode_message
+
+    from .scripted_server import logged_in
+
+    body = b"\x00\x01" + b"\x00\x08" + b"10.0.0.9" + b"\x00\x00"
+    with pytest.raises(Exception) as info:
+        decode_message(m.Kind.RELAYS, body)
+    assert type(info.value).__name__ == "DecodeError"
+    server = logged_in(flags=m.CAP_ROOMS | m.CAP_FAILOVER)
+    server.send(m.Relays((("10.0.0.7", 8080),)))
+    assert server.conn.addresses == (("10.0.0.7", 8080),)  # no address given: the owner keeps it
