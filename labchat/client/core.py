@@ -159,18 +159,14 @@ def parse_host_port(text: str) -> tuple[str, int]:
     Raises:
         ClientError: not of that form, or the port is not 1-65535; the message is one line.
     """
-    host, sep, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        host = ""  # a bare IPv6 address is ambiguous: it needs brackets
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    address = m.parse_relay_address(text)
+    if address is None:
         raise ClientError(
             _("invalid address {text!r}: use HOST:PORT, e.g. 10.0.0.2:8080 ([::1]:8080 for IPv6)").format(
                 text=text
             )
         )
-    return host, int(port)
+    return address
 
 
 #: Lines said "to the operators" in quiet mode kept per room for /export.

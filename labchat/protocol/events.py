@@ -98,7 +98,7 @@ class RelayMoved(Event):
     @property
     def label(self) -> str:
         """`HOST:PORT` as a user types it (`[v6]:PORT` for an IPv6 address)."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"  # 22.3
 
 
 @dataclass(slots=True)

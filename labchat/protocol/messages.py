@@ -1655,6 +1655,28 @@ def check_relay_address(host: str, port: int) -> None:
 _BAD_HOST_CHARS = re.compile(r"[\s/\x00-\x1f\x7f-\x9f]")
 
 
+def parse_relay_address(text: str) -> tuple[str, int] | None:
+    """`HOST:PORT` (`[v6]:PORT` for an IPv6 address) as (host, port), or None when it is not a relay
+    address by 22.2's rule. What `--fallback` and `--advertise` take and the relay directory stores."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        return None  # a bare IPv6 address is ambiguous: it needs brackets
+    if not sep or not port.isdigit() or len(port) > 5:
+        return None
+    try:
+        check_relay_address(host, int(port))
+    except LocalProtocolError:
+        return None
+    return host, int(port)
+
+
+def format_relay_address(host: str, port: int) -> str:
+    """The inverse of `parse_relay_address`."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(slots=True)
 class Relays(Message):
     """The client addresses of this server's other relays, for a client that announced
