@@ -17,7 +17,7 @@ from .. import __version__, signal_handlers
 from ..i18n import _, add_lang_argument, choose_language, name_rule
 from ..protocol.errors import LocalProtocolError
 from ..protocol.messages import is_valid_name
-from .core import ChatClient, ClientError, check_seat, resolve, start_rooms
+from .core import ChatClient, ClientError, check_seat, parse_host_port, resolve, start_rooms
 from .known_servers import KnownServers, default_known_servers_path
 from .paths import ignore_list_path
 
@@ -84,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument(
+        "--fallback",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help=_(
+            "another relay of the same server, tried when the server stops answering "
+            "(repeatable, tried in order; the server may name more)"
+        ),
+    )
+    p.add_argument(
         "--accept-new-server-key",
         action="store_true",
         help=_("trust the server's key even if it changed since last time (after checking it!)"),
@@ -124,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     plain = args.plain or args.json
     try:
         resolve(args.server_ip, args.server_port)
+        args.fallback = [parse_host_port(text) for text in args.fallback]
+        for host, port in args.fallback:
+            resolve(host, port)  # a typo fails now, in one line, not when the server goes away
         if not 0 <= args.client_port < 65536:
             raise ClientError(
                 _("invalid client port {port}: use 0-65535 (0 picks a free one)").format(
@@ -221,6 +234,7 @@ async def _plain(args: argparse.Namespace, password: str, known: KnownServers) -
             rooms=tuple(args.room),
             seat=args.seat,
             downloads_dir=args.downloads,
+            fallbacks=tuple(args.fallback),
         )
         await client.start()
     except (ClientError, LocalProtocolError) as exc:

@@ -153,6 +153,22 @@ def resolve(host: str, port: int) -> tuple[str, int, socket.AddressFamily]:
     return str(sockaddr[0]), int(sockaddr[1]), socket.AddressFamily(family)
 
 
+def parse_host_port(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[v6]:PORT` for an IPv6 address) as `--fallback` takes it.
+
+    Raises:
+        ClientError: not of that form, or the port is not 1-65535; the message is one line.
+    """
+    address = m.parse_relay_address(text)
+    if address is None:
+        raise ClientError(
+            _("invalid address {text!r}: use HOST:PORT, e.g. 10.0.0.2:8080 ([::1]:8080 for IPv6)").format(
+                text=text
+            )
+        )
+    return address
+
+
 #: Lines said "to the operators" in quiet mode kept per room for /export.
 MAX_TO_OPS_KEPT = 5000
 
@@ -193,6 +209,7 @@ class ChatClient:
         rooms: tuple[str, ...] = (),
         seat: str | None = None,
         downloads_dir: Path | None = None,
+        fallbacks: tuple[tuple[str, int], ...] = (),
     ) -> None:
         """Raises LocalProtocolError for an invalid user name or room name (message says the rule).
 
@@ -205,6 +222,8 @@ class ChatClient:
         last one joined becomes the current room. `ready` is set once every one is answered.
         `downloads_dir` (`--downloads`): where accepted files are saved; default
         $LABCHAT_DOWNLOADS, else the platform's downloads folder + `labchat`.
+        `fallbacks` (`--fallback`): other relays of the same server, tried in order when the one
+        we are on stops answering; the server may name more (docs/protocol.md 22.3).
         """
         self.server_host = server_host
         self.server_port = server_port
@@ -214,8 +233,9 @@ class ChatClient:
         pinned = known_servers.lookup(server_host, server_port) if known_servers else None
         self.seat = default_seat() if seat is None else seat_label(seat)
         self.conn = ClientConnection(
-            user, password, server_key=pinned, config=config, register=register, seat=self.seat
-        )
+            user, password, server_key=pinned, config=config, register=register, seat=self.seat,
+            address=(server_host, server_port), fallbacks=fallbacks,
+        )  # fmt: skip
         # `--room`: queued now, sent right after the first LOGIN_OK (refused then by a one-room server).
         self._start_joins = [self.conn.join(room, "", clock()) for room in start_rooms(rooms)]
         #: Set once logged in and every `--room` join is answered (or the client closed): line mode
@@ -228,6 +248,10 @@ class ChatClient:
         self._transport: asyncio.DatagramTransport | None = None
         self._pump_scheduled = False
         self._server_addr: tuple[str, int] | None = None
+        # The relay address `_server_addr` was resolved from (the connection's current one), and
+        # the socket's family: a relay of the other family cannot be reached from this socket.
+        self._server_addr_of: tuple[str, int] | None = None
+        self._family = socket.AF_INET
         self._queue: asyncio.Queue[ev.Event] = asyncio.Queue()
         self._timer: DeadlineTimer | None = None  # made on first use, on the running loop
         self.closed = asyncio.Event()
@@ -307,6 +331,8 @@ class ChatClient:
         """
         host, port, family = resolve(self.server_host, self.server_port)
         self._server_addr = (host, port)
+        self._server_addr_of = self.conn.address
+        self._family = family
         local_host = "::" if family == socket.AF_INET6 else "0.0.0.0"
         if host in ("127.0.0.1", "::1"):
             local_host = host  # a loopback server: stay on loopback
@@ -934,12 +960,26 @@ class ChatClient:
 
     # ------------------------------------------------------------ the loop
 
+    def _relay_addr(self) -> tuple[str, int] | None:
+        """Where datagrams go and come from: the connection's current relay, resolved (once per
+        move). A relay name that does not resolve here is None: the connection moves on by itself."""
+        address = self.conn.address
+        if address != self._server_addr_of:
+            self._server_addr_of = address
+            self._server_addr = None
+            if address is not None:
+                with contextlib.suppress(ClientError):
+                    host, port, family = resolve(*address)
+                    if family == self._family:
+                        self._server_addr = (host, port)
+        return self._server_addr
+
     def _on_readable(self) -> None:
         sock = self._sock
         if sock is None:
             return
         now = self._clock()
-        server = self._server_addr
+        server = self._relay_addr()
         for _read in range(MAX_READ_BATCH):
             try:
                 data, addr = sock.recvfrom(_RECV_BYTES)
@@ -954,7 +994,7 @@ class ChatClient:
 
     def _on_datagram(self, data: bytes, addr: Any) -> None:
         """One datagram from asyncio's transport (loops without add_reader); answered once per pass."""
-        if self._sock is None or (addr[0], addr[1]) != self._server_addr:
+        if self._sock is None or (addr[0], addr[1]) != self._relay_addr():
             return  # only the server may speak to us
         self.conn.receive_datagram(data, self._clock())
         if not self._pump_scheduled:
@@ -974,11 +1014,13 @@ class ChatClient:
         now = self._clock()
         if self._sources:
             self._feed_uploads()
-        if self._sock is not None and self._server_addr is not None:
+        if self._sock is not None:
             send = self._sock.sendto if self._transport is None else self._transport.sendto
-            for datagram in self.conn.datagrams_to_send(now):
+            datagrams = self.conn.datagrams_to_send(now)
+            target = self._relay_addr()  # after datagrams_to_send: the address may have moved
+            for datagram in datagrams if target is not None else ():
                 try:  # noqa: SIM105 (suppress() costs a context manager per datagram received)
-                    send(datagram, self._server_addr)
+                    send(datagram, target)
                 except OSError:
                     pass  # a full buffer or an unreachable network: the link resends it
         for event in self.conn.events():

@@ -353,6 +353,15 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "room": event.room,
                 "text": text.format(user=event.user, server=event.server_name, room=event.room),
             }
+        case ev.RelayMoved():
+            return {
+                "type": "relay",
+                "user": None,
+                "ts": _iso(now),
+                "host": event.host,
+                "port": event.port,
+                "text": _("moved to {address}").format(address=event.label),
+            }
         case ev.StateChanged(state=ev.ConnectionState.RECONNECTING):
             return {
                 "type": "system",

@@ -21,6 +21,11 @@ State machine (docs/protocol.md has the diagram):
                                                  --> LOGIN (resume) --> ONLINE
     any --LoginFailed / Closed(replaced) / key changed / quit acknowledged--> CLOSED
 
+Several relays (docs/protocol.md 22): the address the datagrams go to is part of the state. A client
+given fallback addresses, or told the other relays' addresses by RELAYS, moves to the next address
+when a handshake has gone unanswered for `failover_s` (the deadline `_move_at`), and logs in there as
+after any re-handshake: same password and ticket, `resume_seq`, the outbox resent with its msg_ids.
+
 Nothing typed is lost across a reconnect: messages not yet confirmed by the server stay in the outbox
 with their `msg_id` and are sent again on the new session; the server recognises the id and relays each
 message once. The room's sequence numbers make the receive side exactly-once and ordered too: the client
@@ -42,7 +47,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
@@ -77,6 +82,10 @@ class ClientConfig:
     #: Nothing heard for this long: start a fresh handshake (the server restarted or our address
     #: changed in a way the old session cannot follow).
     rehandshake_s: float = 6.0
+    #: A handshake unanswered for this long moves the client to its next relay address, when it has
+    #: several (docs/protocol.md 22.3). A live relay answers a HELLO in milliseconds, so 4 s only
+    #: ever leaves one that is gone; with `rehandshake_s` a busy client moves 10 s after its relay died.
+    failover_s: float = 4.0
     #: After the server announces a shutdown, wait this long before reconnecting, so that we reach
     #: the restarted server rather than the one that is going away.
     shutdown_retry_s: float = 1.0
@@ -98,7 +107,7 @@ class ClientConfig:
     relogin_max_s: float = 60.0
     #: What LOGIN announces the client can read (docs/protocol.md section 15.1). 0 gets what a
     #: version-1 client gets: a long message as a one-message preview, never in parts.
-    capabilities: int = m.CAP_LONG_MESSAGES | m.CAP_ROOMS | m.CAP_CLASSROOM | m.CAP_FILES
+    capabilities: int = m.CAP_LONG_MESSAGES | m.CAP_ROOMS | m.CAP_CLASSROOM | m.CAP_FILES | m.CAP_FAILOVER
     #: File frames (FILE_CHUNK) we keep in the link's bulk queue or in flight at most (21.5, 21.7):
     #: uploads go as the link drains; chat leaves before any of them that is not sent yet.
     file_window: int = 64
@@ -118,6 +127,16 @@ _REQUEST_WORDS: dict[type[m.Message], str] = {
     **REQUEST_WORDS,
 }  # fmt: skip
 RoomRequest = m.JoinRoom | m.PartRoom | m.ListRooms | m.SetRoom | m.Moderate | ClassRequest
+#: REJECTED codes that mean "not now": the message is kept, and sent again with everything after it
+#: once `retry_after_ms` has passed (6.5; CLUSTER_UNAVAILABLE: a relay that cannot store now, 22.6).
+_NOT_NOW = frozenset((ErrorCode.RATE_LIMITED, ErrorCode.CLUSTER_UNAVAILABLE))
+#: A relay's address as the user or the server wrote it: (host, port). Resolving it is the owner's job.
+Address = tuple[str, int]
+
+
+def _address_key(address: Address) -> Address:
+    """Two spellings of one address are one entry (22.3): host names compare case-insensitively."""
+    return (address[0].lower(), address[1])
 
 
 class Phase(Enum):
@@ -191,6 +210,8 @@ class ClientConnection:
         rng: Callable[[int], bytes] = os.urandom,
         register: bool = True,
         seat: str = "",
+        address: Address | None = None,
+        fallbacks: Sequence[Address] = (),
     ) -> None:
         """Args:
         user, password: the account; checked against the name rule at once (LocalProtocolError).
@@ -198,6 +219,10 @@ class ClientConnection:
         server_key: the pinned public key of this server, or None on first contact.
         register: False asks the server not to register an unknown name (LOGIN_NO_REGISTER): the
             login then fails with NO_SUCH_ACCOUNT, and the app can ask the user first.
+        address: where the server is (`address` then tells the owner where to send); None for an
+            owner that keeps the one address itself (nothing can move then).
+        fallbacks: more relays of the same server (`--fallback`), tried in this order after
+            `address` when it stops answering (docs/protocol.md 22.3).
         """
         m.Login(user, password, room)  # validates name and password size now, not on the wire
         self.user = user
@@ -253,6 +278,14 @@ class ClientConnection:
         self._class = ClassBook()
         #: Uploads and downloads (section 21, transfer.py); they report into our event queue.
         self.files = Transfers(self._events)
+        # Several relays (section 22): the addresses given, those the last RELAYS named, the current
+        # one, and the deadline to move on from it while a handshake there goes unanswered.
+        self._given: list[Address] = [address, *fallbacks] if address is not None else list(fallbacks)
+        self._learned: list[Address] = []
+        self._address: Address | None = self._given[0] if self._given else None
+        self._move_at: float | None = None
+        self._first_tries = 1  # addresses tried by the first connection (each gets one turn)
+        self._login_address: Address | None = None  # where the last LOGIN_OK came from
 
     # ------------------------------------------------------------ properties
 
@@ -368,6 +401,23 @@ class ClientConnection:
         return self._book.oldest_seq(self.room)
 
     @property
+    def address(self) -> Address | None:
+        """Where every datagram goes, and the only sender whose datagrams count (22.3)."""
+        return self._address
+
+    @property
+    def addresses(self) -> tuple[Address, ...]:
+        """Every relay address this client may move to, in the order it tries them (22.3)."""
+        seen: set[Address] = set()
+        out: list[Address] = []
+        for address in (*self._given, *self._learned):
+            key = _address_key(address)
+            if key not in seen:
+                seen.add(key)
+                out.append(address)
+        return tuple(out)
+
+    @property
     def pending(self) -> int:
         """Messages typed but not yet confirmed by the server."""
         return len(self._outbox)
@@ -379,9 +429,11 @@ class ClientConnection:
         if self._phase is not Phase.IDLE:
             raise LocalProtocolError(f"connect() in phase {self._phase.name}")
         self._phase = Phase.HANDSHAKE
-        self._connect_deadline = now + self.config.connect_timeout_s
+        # Each further address gets its turn of failover_s before the first connection gives up.
+        extra = self.config.failover_s * max(0, len(self.addresses) - 1)
+        self._connect_deadline = now + self.config.connect_timeout_s + extra
         self._last_heard = now
-        self._channel.start(now)
+        self._start_handshake(now)
 
     def trust_server_key(self, now: float) -> None:
         """The user accepted the fingerprint of a first-contact server: log in."""
@@ -391,7 +443,7 @@ class ClientConnection:
             # the login its own time.
             self._phase = Phase.HANDSHAKE
             self._connect_deadline = now + self.config.connect_timeout_s
-            self._channel.start(now)
+            self._start_handshake(now)
 
     def say(self, text: str, now: float, *, action: bool = False, room: str | None = None) -> list[int]:
         """Queue a message of up to 16 KB, newlines allowed, to `room` (None: the current room).
@@ -849,6 +901,8 @@ class ClientConnection:
                     deadlines.append(self._quiet_since() + self.config.rehandshake_s)
         if self._reconnect_at is not None:
             deadlines.append(self._reconnect_at)
+        if self._move_at is not None:
+            deadlines.append(self._move_at)
         if self._paused_until is not None and self._phase is Phase.ONLINE:
             deadlines.append(self._paused_until)
         if self._phase is Phase.CLOSING or self._quit_requested:
@@ -861,7 +915,9 @@ class ClientConnection:
             return
         if self._reconnect_at is not None and now >= self._reconnect_at:
             self._reconnect_at = None
-            self._channel.start(now)
+            self._start_handshake(now)
+        if self._move_at is not None and now >= self._move_at:
+            self._move_relay(now)
         self._channel.handle_timer(now)
         self._link.handle_timer(now)
         self._drain_channel_events(now)
@@ -877,9 +933,7 @@ class ClientConnection:
             return
         if not self._logged_in_once and self._phase in (Phase.HANDSHAKE, Phase.LOGIN):
             if self._connect_deadline is not None and now >= self._connect_deadline:
-                self._events.append(
-                    ev.ConnectFailed(f"no answer from the server within {self.config.connect_timeout_s:g} s")
-                )
+                self._events.append(ev.ConnectFailed(self._no_answer()))
                 self._close("server not answering", 0)
             return
         # After the first login: ONLINE with something unanswered, or a LOGIN (re-login) unanswered.
@@ -1116,6 +1170,7 @@ class ClientConnection:
 
     def _close(self, reason: str, code: int) -> None:
         self._phase = Phase.CLOSED
+        self._move_at = None
         self._set_state(ev.ConnectionState.CLOSED, reason)
         self._events.append(ev.Closed(reason, code))
 
@@ -1127,7 +1182,34 @@ class ClientConnection:
         if delay_s > 0:
             self._reconnect_at = now + delay_s
         else:
-            self._channel.start(now)
+            self._start_handshake(now)
+
+    def _start_handshake(self, now: float) -> None:
+        """A HELLO to the current address, and the deadline to move on should nobody answer it."""
+        self._move_at = now + self.config.failover_s if len(self.addresses) > 1 else None
+        self._channel.start(now)
+
+    def _move_relay(self, now: float) -> None:
+        """The current relay let a handshake go unanswered for `failover_s`: try the next address
+        (22.3). The first connection gives each address one turn; later, the client goes round the
+        list until a relay answers."""
+        addresses = self.addresses
+        keys = [_address_key(a) for a in addresses]
+        if len(addresses) < 2 or (not self._logged_in_once and self._first_tries >= len(addresses)):
+            self._move_at = None  # the first connection's deadline ends it
+            return
+        current = _address_key(self._address) if self._address is not None else None
+        index = keys.index(current) + 1 if current in keys else 0
+        self._address = addresses[index % len(addresses)]
+        if not self._logged_in_once:
+            self._first_tries += 1
+        self._start_handshake(now)
+
+    def _no_answer(self) -> str:
+        count = len(self.addresses)
+        if count > 1:
+            return f"no answer from any of the server's {count} addresses"
+        return f"no answer from the server within {self.config.connect_timeout_s:g} s"
 
     def _drain_channel_events(self, now: float) -> None:
         for event in self._channel.events():
@@ -1145,6 +1227,7 @@ class ClientConnection:
 
     def _on_handshake(self, event: ch.HandshakeCompleted, now: float) -> None:
         self._last_heard = now
+        self._move_at = None  # this relay answers: stay
         if self._pinned is None:
             self._pinned = event.server_key
             self._events.append(ev.ServerKeyTrusted(event.fingerprint, event.first_contact))
@@ -1207,6 +1290,11 @@ class ClientConnection:
             for request_id, request in list(self._requests.items()):
                 if isinstance(request.message, ClassRequest):  # a server without the classroom
                     self._finish_request(request_id, NO_CLASSROOM, 0)
+        if self._address is not None and self._login_address is not None and (
+            _address_key(self._address) != _address_key(self._login_address)
+        ):
+            self._events.append(ev.RelayMoved(*self._address))  # before "reconnected": where to
+        self._login_address = self._address
         self._events.append(
             ev.LoggedIn(
                 msg.user, msg.room, msg.server_name, bool(msg.registered), resumed, rooms,
@@ -1266,6 +1354,11 @@ class ClientConnection:
     def _on_ticket(self, msg: m.Ticket, now: float) -> None:
         self._ticket = msg.ticket
 
+    def _on_relays(self, msg: m.Relays, now: float) -> None:
+        """The server's other relays (22.2): tried after the addresses we were given."""
+        if self.config.capabilities & m.CAP_FAILOVER:
+            self._learned = list(msg.relays)
+
     def _on_accepted(self, msg: m.Accepted, now: float) -> None:
         out = self._outbox.pop(msg.msg_id, None)
         if out is None:
@@ -1277,7 +1370,7 @@ class ClientConnection:
         )
 
     def _on_rejected(self, msg: m.Rejected, now: float) -> None:
-        if msg.code == ErrorCode.RATE_LIMITED and msg.msg_id in self._outbox:
+        if msg.code in _NOT_NOW and msg.msg_id in self._outbox:
             # Not refused for good: hold the outbox back and send it again when the server says.
             self._outbox[msg.msg_id].sent = False
             self._paused_until = now + msg.retry_after_ms / 1000
@@ -1560,6 +1653,7 @@ _HANDLERS: dict[type[m.Message], Callable[[ClientConnection, m.Message, float], 
     m.LoginFailed: ClientConnection._on_login_failed,  # type: ignore[dict-item]
     m.LoginQueued: ClientConnection._on_login_queued,  # type: ignore[dict-item]
     m.Ticket: ClientConnection._on_ticket,  # type: ignore[dict-item]
+    m.Relays: ClientConnection._on_relays,  # type: ignore[dict-item]
     m.Accepted: ClientConnection._on_accepted,  # type: ignore[dict-item]
     m.Rejected: ClientConnection._on_rejected,  # type: ignore[dict-item]
     m.RoomMessage: ClientConnection._on_room_message,  # type: ignore[dict-item]

@@ -100,6 +100,9 @@ class ErrorCode(IntEnum):
     NO_SUCH_FILE = 42
     #: FILE_STATE: the upload's SHA-256 did not match its offer.
     BAD_CHECKSUM = 43
+    #: REJECTED, to CAP_FAILOVER clients: the relay cannot store messages now (the cluster is
+    #: unreachable); kept and resent after `retry_after_ms`, like RATE_LIMITED (22.6).
+    CLUSTER_UNAVAILABLE = 44
 
 
 class ProtocolError(Exception):

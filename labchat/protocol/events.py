@@ -88,6 +88,20 @@ class LoginQueued(Event):
 
 
 @dataclass(slots=True)
+class RelayMoved(Event):
+    """Logged in again on another relay of the same server than the last login's (docs/protocol.md
+    22.3): its old relay stopped answering. Nothing was lost: the login resumed by `seq`."""
+
+    host: str
+    port: int
+
+    @property
+    def label(self) -> str:
+        """`HOST:PORT` as a user types it (`[v6]:PORT` for an IPv6 address)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"  # 22.3
+
+
+@dataclass(slots=True)
 class LoginRetrying(Event):
     """A re-connecting client's login was refused for now (throttled, server busy): it logs in
     again by itself in `retry_in_s`. `code` is the `ErrorCode`, `reason` the server's words."""

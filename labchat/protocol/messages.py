@@ -82,6 +82,8 @@ MAX_QUEUE_ENTRIES = 200
 MAX_QUIET_MINUTES = 240
 #: Capability bit (21.1): file offers, uploads and downloads.
 CAP_FILES = 0x0800_0000
+#: Capability bit (22.1): the client moves between relays by itself; the server is several relays.
+CAP_FAILOVER = 0x1000_0000
 #: FILE_OFFER / FILE_OFFERED flag: the file is a folder packed as a tar stream (21.6).
 FILE_FOLDER = 0x1
 #: File data in one FILE_CHUNK or FILE_DATA frame at most (21.1).
@@ -95,6 +97,9 @@ FILE_NAME_RULE = (
     "not '.' or '..', not starting with '.'"
 )
 _BAD_NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")
+#: Addresses in one RELAYS at most, and the longest host in one (UTF-8 bytes, a DNS name's limit).
+MAX_RELAYS = 64
+MAX_HOST_BYTES = 255
 
 
 def file_name_problem(name: str) -> str | None:
@@ -344,6 +349,7 @@ class Kind(IntEnum):
     LOGIN_QUEUED = 53
     TICKET = 54
     FILE_OFFERED = 55
+    RELAYS = 56
 
     ROOM_STATE = 57
     ROOM_LEFT = 58
@@ -365,6 +371,7 @@ class Field(IntEnum):
     CURSORS = 7  #: u16 count, then that many (STR room, U64 seq): where a client is in each room (18.3)
     U32S = 8  #: u16 count, then that many U32 (20.4)
     BYTES = 9  #: u16 length, then that many raw bytes (21.1)
+    ADDRS = 10  #: u16 count, then that many (STR host, U16 port): relay addresses (22.2)
 
 
 #: Message flags (a u8 bit set) carried by MESSAGE and PRIVATE.
@@ -1629,6 +1636,63 @@ class FileOffered(Message):
     request_id: int = 0
 
 
+# ---------------------------------------------------------------- several relays (docs/protocol.md 22)
+
+
+def check_relay_address(host: str, port: int) -> None:
+    """Raise LocalProtocolError unless (`host`, `port`) is a relay address RELAYS may carry (22.2):
+    a host of 1-255 bytes without spaces or control characters, a port of 1-65535."""
+    try:
+        size = len(host.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise LocalProtocolError("a relay host is not valid Unicode", ErrorCode.PROTOCOL_VIOLATION) from None
+    if not 1 <= size <= MAX_HOST_BYTES or _BAD_HOST_CHARS.search(host):
+        raise LocalProtocolError(f"invalid relay host {host!r}", ErrorCode.PROTOCOL_VIOLATION)
+    if not 1 <= port <= 0xFFFF:
+        raise LocalProtocolError(f"invalid relay port {port}", ErrorCode.PROTOCOL_VIOLATION)
+
+
+_BAD_HOST_CHARS = re.compile(r"[\s/\x00-\x1f\x7f-\x9f]")
+
+
+def parse_relay_address(text: str) -> tuple[str, int] | None:
+    """`HOST:PORT` (`[v6]:PORT` for an IPv6 address) as (host, port), or None when it is not a relay
+    address by 22.2's rule. What `--fallback` and `--advertise` take and the relay directory stores."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        return None  # a bare IPv6 address is ambiguous: it needs brackets
+    if not sep or not port.isdigit() or len(port) > 5:
+        return None
+    try:
+        check_relay_address(host, int(port))
+    except LocalProtocolError:
+        return None
+    return host, int(port)
+
+
+def format_relay_address(host: str, port: int) -> str:
+    """The inverse of `parse_relay_address`."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(slots=True)
+class Relays(Message):
+    """The client addresses of this server's other relays, for a client that announced
+    `CAP_FAILOVER`: where to go when its relay stops answering (22.2). Each one replaces the last."""
+
+    KIND: ClassVar[Kind] = Kind.RELAYS
+    FIELDS: ClassVar[tuple[tuple[str, Field], ...]] = (("relays", Field.ADDRS),)
+    relays: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.relays) > MAX_RELAYS:
+            raise LocalProtocolError(f"more than {MAX_RELAYS} relay addresses", ErrorCode.PROTOCOL_VIOLATION)
+        for host, port in self.relays:
+            check_relay_address(host, port)
+
+
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.KIND: cls
     for cls in (
@@ -1638,7 +1702,7 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
         Ticket, JoinRoom, PartRoom, ListRooms, SetRoom, Moderate, AnnouncementSeen, RoomState, RoomLeft,
         RoomInfo, RoomEvent, Announcement, AnnouncementTally, Hand, QueueTake, PollOpen, PollVote, PollClose,
         QueueEntry, Poll, FileOffer, FileChunk, FileGet, FileCancel, ListFiles, FileState, FileData,
-        FileOffered,
+        FileOffered, Relays,
     )
 }  # fmt: skip
 CLIENT_KINDS = frozenset(k for k in MESSAGE_TYPES if k < 32)

@@ -114,6 +114,13 @@ def encode_message(message: Message) -> bytes:
                 if not 0 <= seq < 2**64:
                     raise LocalProtocolError(f"{type(message).__name__}.{name}: seq {seq} out of range")
                 out += _U64.pack(seq)
+        elif kind is Field.ADDRS:
+            out += _U16.pack(len(value))
+            for host, port in value:
+                _put_str(out, host)
+                if not 0 <= port <= 0xFFFF:
+                    raise LocalProtocolError(f"{type(message).__name__}.{name}: port {port} out of range")
+                out += _U16.pack(port)
         else:
             if not 0 <= value <= _INT_LIMITS[kind]:
                 raise LocalProtocolError(f"{type(message).__name__}.{name}={value} out of range")
@@ -168,7 +175,7 @@ class _Decoder:
         self.cls = cls
         names: dict[str, object] = {
             "_U16": _U16, "_error": struct.error, "_read_strs": _read_strs, "_read_cursors": _read_cursors,
-            "_read_u32s": _read_u32s,
+            "_read_u32s": _read_u32s, "_read_addrs": _read_addrs,
         }  # fmt: skip
         lines = ["def decode(body):", "    pos = 0", "    size = len(body)"]
         values: list[str] = []
@@ -236,6 +243,8 @@ class _Decoder:
                 ]
             elif ftype is Field.U32S:
                 lines.append(f"    {target}, pos = _read_u32s(body, pos)")
+            elif ftype is Field.ADDRS:
+                lines.append(f"    {target}, pos = _read_addrs(body, pos)")
             else:
                 lines.append(f"    {target}, pos = _read_strs(body, pos)")
         flush_run()
@@ -284,6 +293,24 @@ def _read_cursors(body: bytes, pos: int) -> tuple[tuple[tuple[str, int], ...], i
         (seq,) = _U64.unpack_from(body, end)
         items.append((room, seq))
         pos = end + 8
+    return tuple(items), pos
+
+
+def _read_addrs(body: bytes, pos: int) -> tuple[tuple[tuple[str, int], ...], int]:
+    """An ADDRS field: u16 count, then count x (STR host, U16 port) (docs/protocol.md 22.2)."""
+    (count,) = _U16.unpack_from(body, pos)
+    pos += 2
+    items = []
+    for _ in range(count):
+        (length,) = _U16.unpack_from(body, pos)
+        pos += 2
+        end = pos + length
+        if end > len(body):
+            raise struct.error("string runs past the end")
+        host = body[pos:end].decode("utf-8")
+        (port,) = _U16.unpack_from(body, end)
+        items.append((host, port))
+        pos = end + 2
     return tuple(items), pos
 
 

@@ -23,6 +23,7 @@ from rich.logging import RichHandler
 from .. import __version__, signal_handlers
 from ..compile import status as compile_status
 from ..i18n import _, add_lang_argument, choose_language, ngettext
+from ..protocol import messages as m
 from ..protocol.channel import ServerChannel, fingerprint
 from ..startup_gc import freeze_startup_objects
 from .accounts import LoginPolicy
@@ -151,6 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=_("password checks (scrypt) run at once; more logins queue and hear their place (default 2)"),
     )
     p.add_argument(
+        "--advertise",
+        default=None,
+        metavar="HOST:PORT",
+        help=_(
+            "the address clients should use for this relay, when it is not the one it is bound to "
+            "(a wildcard such as 0.0.0.0, or an address translation): the other relays tell their "
+            "clients to move here by it"
+        ),
+    )
+    p.add_argument(
         "--class-password",
         action="store_true",
         help=_(
@@ -232,6 +243,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    advertise = None if args.advertise is None else m.parse_relay_address(args.advertise)
+    if args.advertise is not None and advertise is None:
+        print(
+            _("labchat-server: invalid --advertise {text!r}: use HOST:PORT, e.g. 10.0.0.2:8080").format(
+                text=args.advertise
+            ),
+            file=sys.stderr,
+        )
+        return 2
     if args.max_registrations_per_hour < 0 or not 1 <= args.login_workers <= 64:
         print(
             _("labchat-server: --max-registrations-per-hour must be 0 or more, --login-workers 1-64"),
@@ -276,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             retention_s=args.file_retention_days * DAY_S,
             directory=args.files_dir,
         ),
+        advertise=advertise,
     )
     channel = ServerChannel(key)
     channel.discovery_name = None if args.no_discovery else args.name

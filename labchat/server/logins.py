@@ -249,6 +249,8 @@ class Logins:
         self.relay.online_by_key[key] = sess
         self.relay.stats.logins += 1
         flags = self.relay.config.capabilities | (m.LOGIN_OK_GUEST if guest else 0)
+        if self.relay.several_relays:
+            flags |= m.CAP_FAILOVER  # one of several relays: RELAYS follows (22.1)
         if not multi:
             # 18.12: nothing of section 18 (nor 20) to a version-1 client
             flags &= ~(m.CAP_ROOMS | m.LOGIN_OK_GUEST | m.CAP_CLASSROOM)
@@ -261,6 +263,7 @@ class Logins:
         if salt:
             tickets = self.relay.tickets
             self.relay._send(sess, m.Ticket(tickets.issue(user, salt, now), tickets.lifetime_s))
+        self.relay.send_relays(sess)
         kept: dict[str, Room] = {}
         if old is not None and old is not sess:
             # One live session per name: the newer login wins, and the old client is told why.

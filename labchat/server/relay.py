@@ -25,13 +25,13 @@ import logging
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from ..i18n import _
 from ..protocol import messages as m
 from ..protocol.channel import Address, ServerChannel
-from ..protocol.errors import DecodeError, ErrorCode, RemoteProtocolError
+from ..protocol.errors import DecodeError, ErrorCode, LocalProtocolError, RemoteProtocolError
 from ..protocol.parts import Reassembler
 from ..protocol.reliability import LinkConfig, ReliableLink
 from ..protocol.text import long_preview, over_limit, split_parts, truncate_utf8, utf8_len
@@ -107,6 +107,13 @@ class RelayConfig:
     class_password: str | None = field(default=None, repr=False)
     #: Files (section 21, files.py): largest file, quota, retention, where they are kept.
     files: FilePolicy = field(default_factory=FilePolicy)
+    #: Several relays (docs/protocol.md 22): the client addresses of this server's other relays, sent
+    #: in RELAYS to clients that can move (CAP_FAILOVER). A cluster's directory keeps the list up to
+    #: date through `Relay.set_relay_addresses`; a non-empty list here also marks the relay as one of
+    #: several from the start.
+    relay_addresses: tuple[tuple[str, int], ...] = ()
+    #: The address clients should use for this relay (`--advertise`), when it is not the bound one.
+    advertise: tuple[str, int] | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -262,6 +269,12 @@ class Relay:
         self.classroom.load()
         #: Offers, uploads, downloads and retention of files (section 21).
         self.files = Files(self, self.config.files)
+        #: The other relays' client addresses (section 22), and whether this relay is one of several
+        #: (LOGIN_OK then carries CAP_FAILOVER).
+        self.relay_addresses: tuple[tuple[str, int], ...] = ()
+        self.several_relays = bool(self.config.capabilities & m.CAP_FAILOVER)  # a cluster's relay
+        if self.config.relay_addresses:
+            self.set_relay_addresses(self.config.relay_addresses)
 
     # ------------------------------------------------------------ rooms
 
@@ -772,6 +785,35 @@ class Relay:
         for sess in list(self.sessions.values()):
             if sess.user is not None or sess.login_pending:  # waiting logins: try the next server
                 self._send(sess, m.Closed(ErrorCode.SERVER_SHUTDOWN, "the server is shutting down"))
+
+    # ------------------------------------------------------------ several relays (protocol 22)
+
+    def set_relay_addresses(self, addresses: Iterable[tuple[str, int]]) -> None:
+        """The other relays of this server are now at `addresses` (client addresses, this relay's
+        own excluded). From now on this relay is one of several: LOGIN_OK announces CAP_FAILOVER,
+        and every logged-in session that announced it gets RELAYS when the list changes (22.2).
+        Invalid entries are skipped with a warning, duplicates kept once, at most MAX_RELAYS."""
+        kept: list[tuple[str, int]] = []
+        for host, port in addresses:
+            try:
+                m.check_relay_address(host, port)
+            except LocalProtocolError as exc:
+                log.warning(_("relay address %s:%s left out: %s"), host, port, exc)
+                continue
+            if (host, port) not in kept and len(kept) < m.MAX_RELAYS:
+                kept.append((host, port))
+        new = tuple(kept)
+        self.several_relays = True
+        if new == self.relay_addresses:
+            return
+        self.relay_addresses = new
+        for sess in self.online_by_key.values():
+            self.send_relays(sess)
+
+    def send_relays(self, sess: Session) -> None:
+        """RELAYS to one logged-in session, if it can use it (after LOGIN_OK, 22.2)."""
+        if self.several_relays and sess.caps & m.CAP_FAILOVER:
+            self._send(sess, m.Relays(self.relay_addresses))
 
     # ------------------------------------------------------------ output and timers
 

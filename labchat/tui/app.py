@@ -106,6 +106,9 @@ class AppSettings:
     #: A browser tab (`labchat-web`): the server and `client_port` are the web server's to set (the
     #: socket is on its machine), so the login screen offers neither a port nor "Find servers".
     fixed_server: bool = False
+    #: Other relays of the same server (`--fallback HOST:PORT`, protocol 22), tried in order when
+    #: the server stops answering.
+    fallbacks: tuple[tuple[str, int], ...] = ()
 
     @property
     def server_label(self) -> str:
@@ -324,6 +327,7 @@ class LabchatApp(App[int]):
                 register=register,
                 rooms=settings.rooms,
                 seat=settings.seat,
+                fallbacks=settings.fallbacks,
             )  # fmt: skip
         except LocalProtocolError as exc:
             if login is not None:
@@ -556,7 +560,7 @@ def make_app(
     """Build the app (the command line and the tests both come through here).
 
     `options` are `AppSettings` fields by name (bell, notify, settings_path, ignore_path,
-    known_servers, clock, tz, max_entries, auto_away_s, fixed_server, rooms, seat).
+    known_servers, clock, tz, max_entries, auto_away_s, fixed_server, rooms, seat, fallbacks).
     """
     return LabchatApp(
         AppSettings(
@@ -580,6 +584,7 @@ def run_app(args: argparse.Namespace, known: KnownServers) -> int:
         known_servers=known,
         rooms=tuple(args.room),
         seat=args.seat,
+        fallbacks=tuple(getattr(args, "fallback", ())),
     )
     freeze_startup_objects()
     try:

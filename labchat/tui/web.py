@@ -40,7 +40,7 @@ from aiohttp import web
 from textual_serve.server import Server
 
 from .. import __version__, signal_handlers
-from ..client.core import ClientError, resolve
+from ..client.core import ClientError, parse_host_port, resolve
 from ..client.known_servers import default_known_servers_path
 from ..i18n import _, add_lang_argument, choose_language, current_language
 
@@ -155,17 +155,36 @@ def build_parser() -> argparse.ArgumentParser:
             path=default_known_servers_path()
         ),
     )
+    p.add_argument(
+        "--fallback",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help=_(
+            "another relay of the same server, tried when the server stops answering "
+            "(repeatable, tried in order; passed to every tab)"
+        ),
+    )
     add_lang_argument(p)
     p.add_argument("--version", action="version", version=f"labchat-web {__version__}")
     return p
 
 
-def tab_command(server_ip: str, server_port: int, known_servers: Path, lang: str | None = None) -> str:
+def tab_command(
+    server_ip: str,
+    server_port: int,
+    known_servers: Path,
+    lang: str | None = None,
+    fallbacks: tuple[tuple[str, int], ...] = (),
+) -> str:
     """The shell command textual-serve runs for each browser tab (it starts it through a shell).
-    `lang`: the language of `labchat-web --lang`, passed on to every tab (None: the tab's locale)."""
+    `lang`: the language of `labchat-web --lang`, passed on to every tab (None: the tab's locale).
+    `fallbacks`: `--fallback` addresses, passed on as `--fallback HOST:PORT` after the rest."""
     argv = [sys.executable, "-m", "labchat.tui.web_tab", server_ip, str(server_port), str(known_servers)]
     if lang is not None:
         argv.append(lang)
+    for host, port in fallbacks:
+        argv += ["--fallback", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     if sys.platform == "win32":
         return subprocess.list2cmdline(argv)
     return "exec " + shlex.join(argv)  # the shell becomes the app: no idle shell per tab
@@ -366,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         resolve(args.server_ip, args.server_port)
+        args.fallback = [parse_host_port(text) for text in args.fallback]
+        for fallback_host, fallback_port in args.fallback:
+            resolve(fallback_host, fallback_port)
         if not 0 <= args.port < 65536:
             raise ClientError(
                 _("invalid --port {port}: use 0-65535 (0 picks a free one)").format(port=args.port)
@@ -383,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     host = f"[{args.server_ip}]" if ":" in args.server_ip else args.server_ip
     label = f"{host}:{args.server_port}"
     server = WebServer(
-        tab_command(args.server_ip, args.server_port, known, lang),  # each tab speaks our language
+        # Each tab speaks our language and knows the server's other relays.
+        tab_command(args.server_ip, args.server_port, known, lang, tuple(args.fallback)),
         host=args.host,
         port=args.port,
         server_label=label,

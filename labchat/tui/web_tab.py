@@ -1,6 +1,7 @@
 """One browser tab's client: the full-screen app that `labchat-web` starts for every tab it serves.
 
-`labchat-web` (tui/web.py) runs `python -m labchat.tui.web_tab SERVER_IP SERVER_PORT KNOWN_SERVERS [LANG]`
+`labchat-web` (tui/web.py) runs `python -m labchat.tui.web_tab SERVER_IP SERVER_PORT KNOWN_SERVERS [LANG]
+[--fallback HOST:PORT ...]`
 once per browser connection, with Textual's web driver chosen through the environment, so each tab
 is its own process with its own UDP socket, as if the student had typed `labchat` in a terminal.
 
@@ -24,13 +25,22 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..client.core import ClientError, parse_host_port
 from ..client.known_servers import KnownServers
 from ..i18n import set_language
 from .app import make_app
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    fallbacks: list[tuple[str, int]] = []
+    while len(args) >= 2 and args[-2] == "--fallback":  # labchat-web puts them last
+        try:
+            fallbacks.insert(0, parse_host_port(args[-1]))
+        except ClientError as exc:
+            print(f"labchat-web: {exc}", file=sys.stderr)
+            return 2
+        del args[-2:]
     if len(args) not in (3, 4) or not args[1].isdigit():
         print(
             "labchat-web: the tab process takes SERVER_IP SERVER_PORT KNOWN_SERVERS [LANG]", file=sys.stderr
@@ -51,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         settings_path=None,
         ignore_path=None,
         known_servers=KnownServers(known_path),
+        fallbacks=tuple(fallbacks),
     )
     try:
         code = app.run()

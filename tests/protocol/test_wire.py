@@ -98,6 +98,7 @@ SAMPLES: list[m.Message] = [
     m.FileState(7, 13, 1920, 0, ""),
     m.FileData(7, 0, b"print('hi')\n"),
     m.FileOffered(7, "cs101", "", "ani", "lab3.py", 4200, bytes(range(32)), "text/x-python", 0, 5, 1, 15),
+    m.Relays((("10.0.0.2", 8080), ("relay-b.lab", 9000))),
 ]
 
 

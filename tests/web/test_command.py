@@ -18,3 +18,26 @@ def test_the_tab_command_survives_the_shell(tmp_path: Path) -> None:
     assert command.startswith("exec ")
     argv = shlex.split(command.removeprefix("exec "))
     assert argv == [sys.executable, "-m", "labchat.tui.web_tab", "fe80::1%eth0", "8080", str(known)]
+
+
+def test_fallbacks_reach_every_tab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`labchat-web --fallback` (protocol 22): each tab's app gets the same relays to move to."""
+    from labchat.tui import web_tab
+
+    command = tab_command("10.0.0.1", 8080, tmp_path / "known", None, (("10.0.0.2", 8080), ("::1", 9000)))
+    argv = shlex.split(command.removeprefix("exec ")) if sys.platform != "win32" else command.split()
+    assert argv[-4:] == ["--fallback", "10.0.0.2:8080", "--fallback", "[::1]:9000"]
+    seen: dict[str, object] = {}
+
+    class Built:  # the Textual app is not started here: what the tab process hands it is the point
+        def run(self) -> int:
+            return 0
+
+    def build(*args: object, **kwargs: object) -> Built:
+        seen.update(kwargs)
+        return Built()
+
+    monkeypatch.setattr(web_tab, "make_app", build)
+    assert web_tab.main(argv[3:]) == 0
+    assert seen["fallbacks"] == (("10.0.0.2", 8080), ("::1", 9000))
+    assert web_tab.main(["10.0.0.1", "8080", "known", "--fallback", "nowhere"]) == 2

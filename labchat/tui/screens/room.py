@@ -197,6 +197,9 @@ class RoomScreen(Screen[None]):
     ) -> None:
         super().__init__()
         self.server_label = server_label
+        #: The relay we are on after a move (protocol 22), "" while on the one given.
+        self.relay_label = ""
+        self._server_name = ""
         self._submit = submit
         self._leave = leave
         self._alert = alert
@@ -576,6 +579,8 @@ class RoomScreen(Screen[None]):
                 self.log_view.add(Entry(kind, self._clock(), event.text))
             case ev.StateChanged():
                 self._show_state_changed(event)
+            case ev.RelayMoved():
+                self._show_relay_moved(event)
             case ev.LoggedIn():
                 self._show_logged_in(event)
             case ev.LoginRetrying() if self.logged_in:
@@ -633,8 +638,8 @@ class RoomScreen(Screen[None]):
             self._rooms = {event.room: view, **self._rooms}
         self.rooms_enabled = self.rooms_enabled or event.rooms
         self.status.user = event.user
-        where = _("{server} at {address}")
-        self.status.server = where.format(server=event.server_name, address=self.server_label)
+        self._server_name = event.server_name
+        self._show_server()
         for view in self._rooms.values():
             view.log.set_own_name(event.user)
         self._show_room()
@@ -651,6 +656,21 @@ class RoomScreen(Screen[None]):
             )
             if event.registered:
                 self.info(_("New account {user} registered: remember your password.").format(user=event.user))
+
+    def _show_server(self) -> None:
+        """`labchat at 10.0.0.5:8080` in the header: the relay we are on now (protocol 22)."""
+        where = _("{server} at {address}")
+        address = self.relay_label or self.server_label
+        self.status.server = where.format(server=self._server_name, address=address)
+
+    def _show_relay_moved(self, event: ev.RelayMoved) -> None:
+        """Our relay stopped answering and the client moved to another relay of the same server."""
+        self.relay_label = event.label
+        self.info(_("Moved to {address}: the server's other relay. Nothing was lost.").format(
+            address=self.relay_label
+        ))  # fmt: skip
+        if self._server_name:
+            self._show_server()
 
     def _show_message_received(self, event: ev.MessageReceived) -> None:
         mentioned = not event.own and mentions(event.text, self.user)
