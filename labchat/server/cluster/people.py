@@ -1,0 +1,160 @@
+"""One set of people across the relays of a cluster: presence, sessions, accounts, private messages.
+
+`ClusterPeople.start(conn, relay, ...)` gives the relay its `Exchange` (exchange.py), starts the four
+parts and drains what the relay queues there:
+
+- presence.py: every relay watches the PRESENCE bucket; the rooms list people on other relays.
+- sessions.py: this relay's users in that bucket with compare-and-set: one live session per name.
+- accounts.py: the ACCOUNTS bucket mirrored into the relay's SQLite; registrations claimed in it.
+- privates.py: private messages to users on other relays, and held ones for users online nowhere.
+
+The relay stays sans-I/O: it writes to the exchange and calls its `wake`; this asyncio side drains
+the exchange on the next pass of the event loop, and feeds results back through relay methods, then
+asks the transport to flush (`flush`, the transport's `schedule_flush`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+
+from ..relay import Relay
+from .accounts import AccountMirror
+from .connection import TRANSIENT, ClusterConnection
+from .exchange import Exchange
+from .names import ACCOUNTS_BUCKET, PRESENCE_BUCKET
+from .presence import PresenceWatch
+from .privates import ClusterPrivates
+from .sessions import SessionClaims
+
+log = logging.getLogger(__name__)
+
+
+def new_relay_id() -> str:
+    """A relay's id for one run: random, hex (a NATS subject token), short enough for logs."""
+    return os.urandom(6).hex()
+
+
+class ClusterPeople:
+    """See the module docstring. `await ClusterPeople.start(...)`, then `await close()`."""
+
+    def __init__(
+        self, conn: ClusterConnection, relay: Relay, relay_id: str, clock: Callable[[], float],
+        flush: Callable[[], None], ttl_s: float,
+    ) -> None:  # fmt: skip
+        self.conn = conn
+        self.relay = relay
+        self.relay_id = relay_id
+        self.clock = clock
+        self.flush = flush
+        self.ttl_s = ttl_s
+        self.exchange = Exchange(relay_id)
+        self._drain_scheduled = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.presence: PresenceWatch
+        self.claims: SessionClaims
+        self.accounts: AccountMirror
+        self.privates: ClusterPrivates
+
+    @classmethod
+    async def start(
+        cls,
+        conn: ClusterConnection,
+        relay: Relay,
+        *,
+        flush: Callable[[], None],
+        clock: Callable[[], float],
+        relay_id: str | None = None,
+        ttl_s: float | None = None,
+    ) -> ClusterPeople:
+        """Join the cluster's people: buckets made if need be, the state at start read (accounts
+        mirrored, remote members listed) before this returns, so a login right after sees both.
+        `ttl_s`: how long a presence entry outlives its relay (default: the client timeout)."""
+        people = cls(
+            conn, relay, relay_id or new_relay_id(), clock, flush,
+            ttl_s if ttl_s is not None else relay.config.client_timeout_s,
+        )  # fmt: skip
+        await people._start()
+        return people
+
+    async def _start(self) -> None:
+        presence_kv = await self.conn.bucket(PRESENCE_BUCKET, ttl_s=self.ttl_s)
+        accounts_kv = await self.conn.bucket(ACCOUNTS_BUCKET)
+        loop = asyncio.get_running_loop()
+        self.exchange.wake = lambda: self._schedule_drain(loop)
+        self.relay.cluster = self.exchange
+        self.accounts = AccountMirror(accounts_kv, self.relay, self.clock, self.flush)
+        self.presence = PresenceWatch(presence_kv, self.relay, self.relay_id, self.clock, self.flush)
+        self.claims = SessionClaims(self.conn.nc, presence_kv, self.relay, self.relay_id, self.clock, self.flush)
+        self.privates = ClusterPrivates(self.conn, self.relay, self.clock, self.flush)
+        await self.accounts.start()
+        await self.presence.start()
+        await self.claims.start()
+        await self.privates.start()
+        await asyncio.wait_for(self.accounts.synced.wait(), 30)
+        await asyncio.wait_for(self.presence.synced.wait(), 30)
+        self._tasks.append(asyncio.create_task(self._refresh_regularly()))
+        log.info("relay %s: people shared through the cluster", self.relay_id)
+
+    async def close(self) -> None:
+        """Leave: this relay's entries are deleted (its users are gone from the other relays'
+        lists at once rather than when the entries expire)."""
+        for task in self._tasks:
+            task.cancel()
+        self.relay.cluster = None
+        for key in list(self.claims.revisions):
+            with contextlib.suppress(*TRANSIENT, Exception):
+                await self.claims._release(key)
+        for part in (self.privates, self.claims, self.presence, self.accounts):
+            with contextlib.suppress(Exception):
+                await part.close()
+
+    # ------------------------------------------------------------ draining the exchange
+
+    def _schedule_drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            loop.call_soon(lambda: asyncio.ensure_future(self._drain()))
+
+    async def _drain(self) -> None:
+        self._drain_scheduled = False
+        ex = self.exchange
+        keys, ex.presence = ex.presence, set()
+        registrations, ex.registrations = ex.registrations, []
+        privates, ex.privates = ex.privates, []
+        held, ex.held_wanted = ex.held_wanted, []
+        if registrations:
+            self.accounts.register(registrations)
+        if keys:
+            self.claims.changed(keys)
+            try:
+                await self.privates.track(keys)
+            except TRANSIENT as exc:
+                log.info("user subjects not updated yet: %s", type(exc).__name__)
+        if privates:
+            self.privates.send(privates)
+        if held:
+            self.privates.logged_in(held)
+
+    async def _refresh_regularly(self) -> None:
+        """Every third of the TTL: this relay's entries rewritten, expired remote ones let go."""
+        while True:
+            await asyncio.sleep(self.ttl_s / 3)  # a period, not a wait for an event
+            self.claims.refresh()
+            try:
+                await self.presence.reconcile()
+            except TRANSIENT as exc:
+                log.info("presence not reconciled this time: %s", type(exc).__name__)
+            except Exception:
+                log.exception("presence reconciliation")
+
+    async def settled(self, timeout: float = 10.0) -> None:
+        """Wait until what the relay queued so far is written (for tests and a clean stop)."""
+        async def idle() -> None:
+            while self._drain_scheduled or self.exchange.presence or not self.claims.idle.is_set():
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(idle(), timeout)
