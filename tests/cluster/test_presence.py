@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from labchat.protocol import events as ev
 from labchat.protocol.errors import ErrorCode
+from labchat.server import admin
 from labchat.server.cluster.connection import ClusterConnection
 from labchat.server.cluster.people import ClusterPeople
 from labchat.server.transport import RelayServer
@@ -202,3 +204,50 @@ async def test_a_private_message_to_someone_offline_is_delivered_at_their_login_
         await again.close()
     finally:
         await alice.close()
+
+
+async def test_labchat_admin_cluster_add_then_login_on_any_relay(
+    two_relays: tuple[ClusterRelay, ClusterRelay], nats_cluster: NatsCluster, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    a, b = two_relays
+    monkeypatch.setenv("LABCHAT_PASSWORD", "erin-secret")
+    urls = nats_cluster.url_list
+
+    def admin_cli(*argv: str) -> int:  # the real entry point; it runs its own event loop
+        return admin.main(["--cluster", urls, *argv])
+
+    assert await asyncio.to_thread(admin_cli, "add", "Erin") == 0
+    assert capsys.readouterr().out == "added Erin\n"
+    assert await asyncio.to_thread(admin_cli, "add", "erin") == 1
+    assert "exists already" in capsys.readouterr().err
+    assert await asyncio.to_thread(admin_cli, "grant", "erin") == 0
+    assert capsys.readouterr().out == "Erin is now a server admin\n"
+    assert await asyncio.to_thread(admin_cli, "list") == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("Erin\tcreated ")
+    erin = await connect(b.server, "erin", "erin-secret", tmp_path=tmp_path)
+    logged = await erin.wait_for(ev.LoggedIn)
+    assert logged.user == "Erin" and not logged.registered
+    await erin.close()
+    assert b.server.relay.store.is_admin("erin")
+    monkeypatch.setenv("LABCHAT_PASSWORD", "erin-new-secret")
+    assert await asyncio.to_thread(admin_cli, "passwd", "erin") == 0
+    capsys.readouterr()
+    # the mirror follows: the new password works on the other relay too, the old one does not
+    again = await connect(a.server, "erin", "erin-new-secret", tmp_path=tmp_path / "a")
+    await again.close()
+    assert await asyncio.to_thread(admin_cli, "remove", "erin") == 0
+    assert await asyncio.to_thread(admin_cli, "remove", "erin") == 1
+    assert capsys.readouterr().err == "labchat-admin: no account named 'erin'\n"
+
+
+def test_labchat_admin_cluster_unreachable_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin, "CLUSTER_WAIT_S", 1.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    assert admin.main(["--cluster", f"nats://127.0.0.1:{port}", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("labchat-admin: cannot reach the NATS cluster") and err.count("\n") == 1

@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
@@ -30,61 +30,27 @@ from nats.js.kv import KeyValue
 from ...protocol import messages as m
 from ..accounts import PasswordCheck
 from ..relay import Relay
-from ..store import SCRYPT_P, SCRYPT_R, Store, StoreError
-from .codec import CodecError
+from ..store import SCRYPT_P, SCRYPT_R, Store, StoreError, hash_password
+from .codec import AccountValue, CodecError, decode_account, encode_account
 from .connection import TRANSIENT
 from .names import token
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+#: Bounds a mirrored account must meet besides the codec's: scrypt's n a power of two, and costs that
+#: keep a hostile entry from making a relay's login check take its memory or minutes.
+MAX_SCRYPT_N = 2**20
 
 
-@dataclass(frozen=True, slots=True)
-class AccountRecord:
-    """One account as the bucket holds it."""
-
-    name: str
-    salt: bytes
-    digest: bytes
-    scrypt: tuple[int, int, int]  # n, r, p
-    admin: bool = False
-    created_ms: int = 0
-
-
-def encode_account(record: AccountRecord) -> bytes:
-    n, r, p = record.scrypt
-    return json.dumps(
-        {"v": VERSION, "name": record.name, "salt": record.salt.hex(), "digest": record.digest.hex(),
-         "n": n, "r": r, "p": p, "admin": record.admin, "created": record.created_ms},
-        ensure_ascii=False, separators=(",", ":"),
-    ).encode("utf-8")  # fmt: skip
-
-
-def decode_account(data: bytes) -> AccountRecord:
-    """A bucket value, checked as untrusted input: CodecError for anything else."""
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CodecError(f"not a labchat account: {exc}") from None
-    if not isinstance(obj, dict) or obj.get("v") != VERSION:
-        raise CodecError("not a labchat account (unknown format)")
-    name, salt, digest, admin = obj.get("name"), obj.get("salt"), obj.get("digest"), obj.get("admin")
-    numbers = [obj.get(k) for k in ("n", "r", "p", "created")]
-    if not (isinstance(name, str) and isinstance(salt, str) and isinstance(digest, str)
-            and isinstance(admin, bool)
-            and all(isinstance(x, int) and not isinstance(x, bool) for x in numbers)):
-        raise CodecError("not a labchat account (bad fields)")
-    n, r, p, created = (int(x) for x in numbers)  # type: ignore[arg-type]
-    try:
-        salt_b, digest_b = bytes.fromhex(salt), bytes.fromhex(digest)
-    except ValueError:
-        raise CodecError("not a labchat account (bad salt or digest)") from None
-    # scrypt's n a power of two, and bounds that keep a hostile entry from costing a relay its memory.
-    if not (m.is_valid_name(name) and 1 < n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32
-            and 1 <= p <= 16 and 0 <= created < 2**63 and 0 < len(salt_b) <= 64 and len(digest_b) == 32):
+def checked_account(data: bytes) -> AccountValue:
+    """A bucket value (codec.decode_account's format, shared with `labchat-admin import`), and
+    parameters a relay can afford to check a password with; CodecError otherwise."""
+    account = decode_account(data)
+    n, r, p = account.n, account.r, account.p
+    if not (m.is_valid_name(account.name) and 1 < n <= MAX_SCRYPT_N and n & (n - 1) == 0 and r <= 32
+            and p <= 16 and 0 < len(account.salt) <= 64 and len(account.digest) == 32):
         raise CodecError("not a labchat account (field out of range)")
-    return AccountRecord(name, salt_b, digest_b, (n, r, p), admin, created)
+    return account
 
 
 class ClusterAccounts:
@@ -93,7 +59,7 @@ class ClusterAccounts:
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
 
-    async def get(self, name: str) -> tuple[AccountRecord, int] | None:
+    async def get(self, name: str) -> tuple[AccountValue, int] | None:
         """The account and its revision, or None."""
         try:
             entry = await self.kv.get(token(name))
@@ -101,9 +67,9 @@ class ClusterAccounts:
             return None
         if entry.value is None or entry.revision is None:
             return None
-        return decode_account(entry.value), entry.revision
+        return checked_account(entry.value), entry.revision
 
-    async def create(self, record: AccountRecord) -> bool:
+    async def create(self, record: AccountValue) -> bool:
         """Add the account unless the name is taken (compare-and-set on absence)."""
         try:
             await self.kv.create(token(record.name), encode_account(record))
@@ -111,7 +77,7 @@ class ClusterAccounts:
             return False
         return True
 
-    async def change(self, name: str, how: Callable[[AccountRecord], AccountRecord]) -> AccountRecord | None:
+    async def change(self, name: str, how: Callable[[AccountValue], AccountValue]) -> AccountValue | None:
         """Rewrite an account with `how` (compare-and-set, retried on a concurrent change); None:
         no such account."""
         while True:
@@ -131,7 +97,7 @@ class ClusterAccounts:
         await self.kv.delete(token(name))
         return True
 
-    async def all(self) -> list[AccountRecord]:
+    async def all(self) -> list[AccountValue]:
         """Every account, by name key; entries that do not decode are skipped with a warning."""
         try:
             keys = await self.kv.keys()
@@ -149,13 +115,20 @@ class ClusterAccounts:
         return sorted(out, key=lambda r: m.name_key(r.name))
 
 
-def record_of_check(check: PasswordCheck) -> AccountRecord:
+def record_of_check(check: PasswordCheck) -> AccountValue:
     """The account a registration's password check made (its hash was computed off the loop)."""
     assert check.new_hash is not None
     salt, digest = check.new_hash
-    return AccountRecord(
-        check.login.user, salt, digest, (check.scrypt_n, SCRYPT_R, SCRYPT_P), False, int(time.time() * 1000)
+    return AccountValue(
+        check.login.user, salt, digest, check.scrypt_n, SCRYPT_R, SCRYPT_P, False, int(time.time() * 1000)
     )
+
+
+def new_account(name: str, password: str, scrypt_n: int, admin: bool = False) -> AccountValue:
+    """An account for `labchat-admin --cluster add`: a fresh salt, the password's scrypt digest."""
+    salt = os.urandom(16)
+    digest = hash_password(password, salt, scrypt_n, SCRYPT_R, SCRYPT_P)
+    return AccountValue(name, salt, digest, scrypt_n, SCRYPT_R, SCRYPT_P, admin, int(time.time() * 1000))
 
 
 class AccountMirror:
@@ -210,7 +183,7 @@ class AccountMirror:
             self.store.remove_account(key)
             return
         try:
-            record = decode_account(entry.value)
+            record = checked_account(entry.value)
         except CodecError as exc:
             log.warning("account entry %s skipped: %s", key, exc)
             return
@@ -218,7 +191,8 @@ class AccountMirror:
             log.warning("account entry %s names %s: skipped", key, record.name)
             return
         self.store.mirror_account(
-            record.name, record.salt, record.digest, record.scrypt, record.admin, record.created_ms
+            record.name, record.salt, record.digest, (record.n, record.r, record.p), record.admin,
+            record.created_ms,
         )
 
     def register(self, checks: list[PasswordCheck]) -> None:
@@ -239,7 +213,7 @@ class AccountMirror:
                 await asyncio.sleep(0.5)  # a NATS node's death: the next try reaches another
         if created:
             # In the local database before the login completes (the watch brings it too; idempotent).
-            n, r, p = record.scrypt
-            self.store.mirror_account(record.name, record.salt, record.digest, (n, r, p), False, record.created_ms)
+            scrypt = (record.n, record.r, record.p)
+            self.store.mirror_account(record.name, record.salt, record.digest, scrypt, False, record.created_ms)
         self.relay.logins.registration_done(check, created, self.clock())
         self.flush()
