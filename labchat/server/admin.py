@@ -165,7 +165,9 @@ def _run_cluster(args: argparse.Namespace) -> int:
     from .store import SCRYPT_N
 
     if args.command == "export-room":
-        raise StoreError(_("export-room reads a relay's database: run it on a relay's machine, without --cluster"))
+        raise StoreError(
+            _("export-room reads a relay's database: run it on a relay's machine, without --cluster")
+        )
     servers = [u.strip() for u in args.cluster.split(",") if u.strip()]
     if not servers:
         raise StoreError(_("--cluster wants nats://HOST:PORT[,nats://HOST:PORT...]"))
@@ -183,9 +185,8 @@ def _run_cluster(args: argparse.Namespace) -> int:
     async def run() -> int:
         try:
             # The connection retries for ever (a relay wants that); a command gives up and says so.
-            conn = await asyncio.wait_for(
-                ClusterConnection.connect(servers, name="labchat-admin", connect_timeout_s=2.0), CLUSTER_WAIT_S
-            )
+            connecting = ClusterConnection.connect(servers, name="labchat-admin", connect_timeout_s=2.0)
+            conn = await asyncio.wait_for(connecting, CLUSTER_WAIT_S)
         except Exception as exc:  # nats-py raises kinds of its own here, OSError, the timeout
             raise StoreError(_("cannot reach the NATS cluster at {urls}: {reason}").format(
                 urls=args.cluster, reason=str(exc) or _("no answer"))) from None
@@ -198,7 +199,9 @@ def _run_cluster(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-async def _cluster_command(accounts: ClusterAccounts, command: str, name: str, password: str, scrypt_n: int) -> int:
+async def _cluster_command(
+    accounts: ClusterAccounts, command: str, name: str, password: str, scrypt_n: int
+) -> int:
     from dataclasses import replace
 
     from .cluster.accounts import new_account

@@ -316,7 +316,9 @@ class Room:
         listing = [(self.display[k], s) for k, s in self.away.items()]
         if self.remote:
             listing += [
-                (r.display, r.away) for k, r in self.remote.items() if r.away is not None and k not in self.display
+                (r.display, r.away)
+                for k, r in self.remote.items()
+                if r.away is not None and k not in self.display
             ]
         return sorted(listing, key=lambda p: p[0].casefold())
 

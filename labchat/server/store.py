@@ -535,7 +535,8 @@ class Store:
         )
 
     def mirror_account(
-        self, name: str, salt: bytes, digest: bytes, scrypt: tuple[int, int, int], admin: bool, created_ms: int
+        self, name: str, salt: bytes, digest: bytes, scrypt: tuple[int, int, int], admin: bool,
+        created_ms: int,
     ) -> None:
         """Write an account as a cluster's accounts bucket holds it (cluster/accounts.py keeps this
         database a replica of the bucket): created, or its hash and admin flag replaced."""

@@ -21,7 +21,7 @@ from labchat.server import admin
 from labchat.server.cluster.connection import ClusterConnection
 from labchat.server.cluster.people import ClusterPeople
 from labchat.server.transport import RelayServer
-from tests.helpers import ClientUnderTest, connect, start_server
+from tests.helpers import connect, start_server
 from tests.nats_cluster import NatsCluster
 
 
@@ -55,7 +55,9 @@ async def start_relay(base: Path, cluster: NatsCluster, name: str, **overrides: 
 
 
 @pytest.fixture
-async def two_relays(tmp_path: Path, nats_cluster: NatsCluster) -> AsyncIterator[tuple[ClusterRelay, ClusterRelay]]:
+async def two_relays(
+    tmp_path: Path, nats_cluster: NatsCluster
+) -> AsyncIterator[tuple[ClusterRelay, ClusterRelay]]:
     a = await start_relay(tmp_path, nats_cluster, "a")
     b = await start_relay(tmp_path, nats_cluster, "b")
     try:

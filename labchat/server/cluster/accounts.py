@@ -16,7 +16,7 @@ password (salt, scrypt digest and parameters), the admin flag and when it was ma
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import os
 import time
@@ -157,10 +157,8 @@ class AccountMirror:
             if task is not None:
                 task.cancel()
         if self._watcher is not None:
-            try:
+            with contextlib.suppress(TimeoutError, nats.errors.Error):
                 await self._watcher.stop()
-            except (nats.errors.Error, asyncio.TimeoutError):
-                pass
 
     async def _run(self) -> None:
         async for entry in self._watcher:
@@ -214,6 +212,8 @@ class AccountMirror:
         if created:
             # In the local database before the login completes (the watch brings it too; idempotent).
             scrypt = (record.n, record.r, record.p)
-            self.store.mirror_account(record.name, record.salt, record.digest, scrypt, False, record.created_ms)
+            self.store.mirror_account(
+                record.name, record.salt, record.digest, scrypt, False, record.created_ms
+            )
         self.relay.logins.registration_done(check, created, self.clock())
         self.flush()

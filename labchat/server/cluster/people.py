@@ -88,7 +88,9 @@ class ClusterPeople:
         self.relay.cluster = self.exchange
         self.accounts = AccountMirror(accounts_kv, self.relay, self.clock, self.flush)
         self.presence = PresenceWatch(presence_kv, self.relay, self.relay_id, self.clock, self.flush)
-        self.claims = SessionClaims(self.conn.nc, presence_kv, self.relay, self.relay_id, self.clock, self.flush)
+        self.claims = SessionClaims(
+            self.conn.nc, presence_kv, self.relay, self.relay_id, self.clock, self.flush
+        )
         self.privates = ClusterPrivates(self.conn, self.relay, self.clock, self.flush)
         await self.accounts.start()
         await self.presence.start()
@@ -150,11 +152,3 @@ class ClusterPeople:
                 log.info("presence not reconciled this time: %s", type(exc).__name__)
             except Exception:
                 log.exception("presence reconciliation")
-
-    async def settled(self, timeout: float = 10.0) -> None:
-        """Wait until what the relay queued so far is written (for tests and a clean stop)."""
-        async def idle() -> None:
-            while self._drain_scheduled or self.exchange.presence or not self.claims.idle.is_set():
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(idle(), timeout)

@@ -19,6 +19,7 @@ expired entries into LEFT "timed out", as a single server does for a silent clie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -104,10 +105,8 @@ class PresenceWatch:
         if self._task is not None:
             self._task.cancel()
         if self._watcher is not None:
-            try:
+            with contextlib.suppress(TimeoutError, nats.errors.Error):
                 await self._watcher.stop()
-            except (nats.errors.Error, asyncio.TimeoutError):
-                pass
 
     async def _run(self) -> None:
         async for entry in self._watcher:
