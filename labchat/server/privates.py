@@ -80,6 +80,10 @@ class PrivateMessages:
             text = f"{message.to} is not online"
             self.relay._send(sess, m.Rejected(message.msg_id, ErrorCode.NO_SUCH_USER, 0, text))
             return
+        in_flight = (m.name_key(sess.user), message.msg_id)
+        if in_flight in self.relay.cluster.privates_in_flight:
+            return  # a resend of one on its way: its answer (or the next resend) confirms it
+        self.relay.cluster.privates_in_flight.add(in_flight)
         self.relay.cluster.send_private(OutgoingPrivate(
             sess.sid, sess.user, message.to, _ms(now), message.text, message.flags & m.FLAG_ACTION,
             message.msg_id,
@@ -90,10 +94,14 @@ class PrivateMessages:
         (`detail`: the recipient's away reason, "" if not away), "held" (`detail`: the recipient's
         name), "full" (held too many already), "unavailable" (NATS did not answer in time)."""
         self.relay._now = now
+        msg_id, sender_key = private.msg_id, m.name_key(private.sender)
+        if self.relay.cluster is not None:
+            self.relay.cluster.privates_in_flight.discard((sender_key, msg_id))
+        if outcome in ("delivered", "held"):
+            self.relay._remember_id((sender_key, msg_id), ("", 0, private.ts_ms))
         sess = self.relay.sessions.get(private.sender_sid)
-        if sess is None or sess.user is None or m.name_key(sess.user) != m.name_key(private.sender):
+        if sess is None or sess.user is None or m.name_key(sess.user) != sender_key:
             return  # the sender left: its client resends after its next login, dedup finds it then
-        msg_id = private.msg_id
         if outcome == "unavailable":
             # The path old clients already honour: hold the message and send it again later.
             text = "the server cannot reach its cluster right now: retrying"
@@ -104,8 +112,6 @@ class PrivateMessages:
             self.relay._send(sess, m.Rejected(msg_id, ErrorCode.RECIPIENT_OFFLINE, 0, text))
             return
         self.relay._send(sess, m.Accepted(msg_id, "", 0, private.ts_ms))
-        sender_key = m.name_key(sess.user)
-        self.relay._remember_id((sender_key, msg_id), ("", 0, private.ts_ms))
         if outcome == "delivered":
             log.info(_("private message %s -> %s (on another relay)"), sess.user, private.to)
             if detail:

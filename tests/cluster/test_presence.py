@@ -37,7 +37,9 @@ class ClusterRelay:
         await self.conn.close()
 
 
-async def start_relay(base: Path, cluster: NatsCluster, name: str, **overrides: object) -> ClusterRelay:
+async def start_relay(
+    base: Path, cluster: NatsCluster, name: str, ttl_s: float | None = None, **overrides: object
+) -> ClusterRelay:
     """A relay with its own database; the server key is the cluster's one (copied, as an operator does)."""
     home = base / name
     home.mkdir(parents=True)
@@ -49,7 +51,7 @@ async def start_relay(base: Path, cluster: NatsCluster, name: str, **overrides: 
         shutil.copy(home / "server.key", shared_key)
     conn = await ClusterConnection.connect(cluster.urls)
     people = await ClusterPeople.start(
-        conn, server.relay, flush=server.protocol.schedule_flush, clock=server.protocol.clock
+        conn, server.relay, flush=server.protocol.schedule_flush, clock=server.protocol.clock, ttl_s=ttl_s
     )
     return ClusterRelay(server, conn, people)
 
@@ -253,3 +255,26 @@ def test_labchat_admin_cluster_unreachable_is_one_line(
     assert admin.main(["--cluster", f"nats://127.0.0.1:{port}", "list"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("labchat-admin: cannot reach the NATS cluster") and err.count("\n") == 1
+
+
+async def test_the_people_of_a_relay_that_died_time_out_everywhere(
+    tmp_path: Path, nats_cluster: NatsCluster
+) -> None:
+    a = await start_relay(tmp_path, nats_cluster, "a", ttl_s=1.5)  # the first relay makes the bucket
+    b = await start_relay(tmp_path, nats_cluster, "b", ttl_s=1.5)
+    alice = await connect(a.server, "alice", tmp_path=tmp_path)
+    bob = await connect(b.server, "bob", tmp_path=tmp_path)
+    try:
+        await alice.wait_for(ev.UserJoined, lambda e: e.user == "bob")
+        # relay B vanishes without a word (as under kill -9): nothing deletes bob's entry
+        await b.conn.nc.close()
+        b.server.protocol.close()
+        left = await alice.wait_for(ev.UserLeft, lambda e: e.user == "bob", timeout=10)
+        assert left.reason == "timed out"
+        alice.client.submit("/who")
+        await alice.wait_for(ev.PresenceUpdated, lambda e: e.requested and e.users == ("alice",))
+    finally:
+        await alice.close()
+        await bob.close()
+        await a.close()
+        await b.people.close()

@@ -61,6 +61,9 @@ class Exchange:
     registrations: list[PasswordCheck] = field(default_factory=list)
     #: Private messages for users not on this relay.
     privates: list[OutgoingPrivate] = field(default_factory=list)
+    #: (sender key, msg_id) of private messages sent and not answered yet: a resend meanwhile (a
+    #: client that reconnected) is not sent twice; once answered, the relay's recent ids know it.
+    privates_in_flight: set[tuple[str, int]] = field(default_factory=set)
     #: Users who logged in here: their messages held in the cluster are fetched and delivered.
     held_wanted: list[str] = field(default_factory=list)
     #: Users online on other relays, by name key (the presence bucket, as last seen).

@@ -19,7 +19,11 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import nats.js.errors
 
 from ..relay import Relay
 from .accounts import AccountMirror
@@ -36,6 +40,31 @@ log = logging.getLogger(__name__)
 def new_relay_id() -> str:
     """A relay's id for one run: random, hex (a NATS subject token), short enough for logs."""
     return os.urandom(6).hex()
+
+
+#: How long a relay starting beside a cluster that is itself starting waits for JetStream to place
+#: three replicas (its servers find each other a moment after they answer).
+PLACEMENT_WAIT_S = 20.0
+#: JetStream's "no suitable peers for placement" and "stream not found" (another relay's creation of
+#: the same bucket failed that way a moment before): both pass once every server has joined.
+_NOT_PLACED_YET = (10005, 10059)
+
+T = TypeVar("T")
+
+
+async def _placed(make: Callable[[], Awaitable[T]]) -> T:
+    """Create a bucket or stream, retried while JetStream cannot place it yet (bounded)."""
+    deadline = time.monotonic() + PLACEMENT_WAIT_S
+    while True:
+        try:
+            return await make()
+        except nats.js.errors.APIError as exc:
+            not_yet = isinstance(exc, nats.js.errors.BucketNotFoundError) or exc.err_code in _NOT_PLACED_YET
+            if not not_yet:
+                raise
+            if time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(0.2)  # JetStream has no event for "peers joined": retried, bounded
 
 
 class ClusterPeople:
@@ -81,8 +110,8 @@ class ClusterPeople:
         return people
 
     async def _start(self) -> None:
-        presence_kv = await self.conn.bucket(PRESENCE_BUCKET, ttl_s=self.ttl_s)
-        accounts_kv = await self.conn.bucket(ACCOUNTS_BUCKET)
+        presence_kv = await _placed(lambda: self.conn.bucket(PRESENCE_BUCKET, ttl_s=self.ttl_s))
+        accounts_kv = await _placed(lambda: self.conn.bucket(ACCOUNTS_BUCKET))
         loop = asyncio.get_running_loop()
         self.exchange.wake = lambda: self._schedule_drain(loop)
         self.relay.cluster = self.exchange
@@ -95,7 +124,7 @@ class ClusterPeople:
         await self.accounts.start()
         await self.presence.start()
         await self.claims.start()
-        await self.privates.start()
+        await _placed(self.privates.start)
         await asyncio.wait_for(self.accounts.synced.wait(), 30)
         await asyncio.wait_for(self.presence.synced.wait(), 30)
         self._tasks.append(asyncio.create_task(self._refresh_regularly()))
