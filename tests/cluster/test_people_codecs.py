@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from labchat.server.cluster.accounts import checked_account
 from labchat.server.cluster.codec import AccountValue, CodecError, encode_account
-from labchat.server.cluster.exchange import OutgoingPrivate, RemotePresence
+from labchat.server.cluster.exchange import ModerationRecord, OutgoingPrivate, RemotePresence
+from labchat.server.cluster.moderation import decode_moderation, encode_moderation
 from labchat.server.cluster.presence import decode_presence, encode_presence
 from labchat.server.cluster.privates import decode_private, encode_private
 
@@ -43,8 +44,10 @@ def test_presence_entries_round_trip(
     assert decode_presence(encode_presence(state)) == state
 
 
-@given(names, names, st.integers(0, 2**62), st.text(max_size=200), st.integers(0, 1), st.integers(0, 2**64 - 1))
-def test_private_messages_round_trip(sender: str, to: str, ts: int, text: str, flags: int, msg_id: int) -> None:
+@given(names, names, st.integers(0, 2**62), st.text(max_size=200), st.integers(0, 1), st.integers(0, 2**63))
+def test_private_messages_round_trip(
+    sender: str, to: str, ts: int, text: str, flags: int, msg_id: int
+) -> None:
     private = OutgoingPrivate(b"", sender, to, ts, text, flags, msg_id)
     assert decode_private(encode_private(private)) == private
 
@@ -61,3 +64,15 @@ def test_an_account_a_relay_cannot_afford_to_check_is_refused() -> None:
         with contextlib.suppress(CodecError):
             checked_account(encode_account(bad))
             raise AssertionError(f"accepted {bad}")
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_are_a_moderation_record_or_refused(data: bytes) -> None:
+    with contextlib.suppress(CodecError):
+        decode_moderation(data)
+
+
+@given(names, st.sampled_from(list(range(1, 11))), st.integers(0, 2**31), st.text(max_size=50))
+def test_moderation_records_round_trip(target: str, action: int, minutes: int, reason: str) -> None:
+    record = ModerationRecord("relay1", "lobby", "alice", action, target, minutes, reason, 1_700_000_000_000)
+    assert decode_moderation(encode_moderation(record)) == record

@@ -278,3 +278,34 @@ async def test_the_people_of_a_relay_that_died_time_out_everywhere(
         await bob.close()
         await a.close()
         await b.people.close()
+
+
+async def test_a_ban_on_one_relay_holds_on_the_other(
+    two_relays: tuple[ClusterRelay, ClusterRelay], tmp_path: Path
+) -> None:
+    a, b = two_relays
+    first = await connect(a.server, "alice", tmp_path=tmp_path)
+    await first.close()
+    a.server.relay.store.set_admin("alice", True)  # an operator in every room of relay A
+    alice = await connect(a.server, "alice", tmp_path=tmp_path / "again")
+    bob = await connect(b.server, "bob", tmp_path=tmp_path)
+    try:
+        await alice.wait_for(ev.UserJoined, lambda e: e.user == "bob")
+        alice.client.submit("/ban bob 5 spamming")
+        gone = await bob.wait_for(ev.RoomLeft)
+        assert (gone.room, gone.code, gone.by) == ("lobby", ErrorCode.BANNED, "alice")
+        assert gone.reason == "spamming"
+        await alice.wait_for(ev.UserLeft, lambda e: e.user == "bob")
+        bob.client.submit("/join lobby")
+        refused = await bob.wait_for(ev.RequestFailed)
+        assert refused.code == ErrorCode.BANNED
+        assert b.server.relay.rooms["lobby"].sanction("bob", "ban", 0) is not None
+        alice.client.submit("/unban bob")
+        await b.people.moderation.wait_applied(2, timeout=5)
+        bob.client.submit("/join lobby")
+        await bob.wait_for(ev.RoomState, lambda e: e.room == "lobby" and e.joined)
+        joins = lambda _e: [j.user for j in alice.of(ev.UserJoined)].count("bob") == 2  # noqa: E731
+        await alice.wait_for(ev.UserJoined, joins)
+    finally:
+        await alice.close()
+        await bob.close()

@@ -49,6 +49,22 @@ class OutgoingPrivate:
     msg_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class ModerationRecord:
+    """One operator's action (MODERATE that changed something, 18.9) for the other relays to carry
+    out too (moderation.py): roles, mutes, bans and invitations hold on every relay, and a kick or a
+    ban reaches the target wherever it is."""
+
+    relay: str
+    room: str
+    actor: str
+    action: int  # messages.Action
+    target: str
+    minutes: int
+    reason: str
+    ts_ms: int
+
+
 @dataclass(eq=False, slots=True)
 class Exchange:
     """The relay's side of the cluster's people: see the module docstring."""
@@ -66,6 +82,8 @@ class Exchange:
     privates_in_flight: set[tuple[str, int]] = field(default_factory=set)
     #: Users who logged in here: their messages held in the cluster are fetched and delivered.
     held_wanted: list[str] = field(default_factory=list)
+    #: Moderation done here, for the other relays.
+    moderation: list[ModerationRecord] = field(default_factory=list)
     #: Users online on other relays, by name key (the presence bucket, as last seen).
     remote: dict[str, RemotePresence] = field(default_factory=dict)
     #: Called after anything above was queued: the asyncio side schedules a drain. Set by it.
@@ -85,4 +103,8 @@ class Exchange:
 
     def logged_in(self, user: str) -> None:
         self.held_wanted.append(user)
+        self.wake()
+
+    def moderated(self, record: ModerationRecord) -> None:
+        self.moderation.append(record)
         self.wake()

@@ -7,6 +7,7 @@ parts and drains what the relay queues there:
 - sessions.py: this relay's users in that bucket with compare-and-set: one live session per name.
 - accounts.py: the ACCOUNTS bucket mirrored into the relay's SQLite; registrations claimed in it.
 - privates.py: private messages to users on other relays, and held ones for users online nowhere.
+- moderation.py: roles, mutes, bans, invitations and kicks carried out on every relay.
 
 The relay stays sans-I/O: it writes to the exchange and calls its `wake`; this asyncio side drains
 the exchange on the next pass of the event loop, and feeds results back through relay methods, then
@@ -29,7 +30,8 @@ from ..relay import Relay
 from .accounts import AccountMirror
 from .connection import TRANSIENT, ClusterConnection
 from .exchange import Exchange
-from .names import ACCOUNTS_BUCKET, PRESENCE_BUCKET
+from .moderation import ModerationShare
+from .names import ACCOUNTS_BUCKET, PRESENCE_BUCKET, SETTINGS_BUCKET
 from .presence import PresenceWatch
 from .privates import ClusterPrivates
 from .sessions import SessionClaims
@@ -87,6 +89,7 @@ class ClusterPeople:
         self.claims: SessionClaims
         self.accounts: AccountMirror
         self.privates: ClusterPrivates
+        self.moderation: ModerationShare
 
     @classmethod
     async def start(
@@ -112,6 +115,7 @@ class ClusterPeople:
     async def _start(self) -> None:
         presence_kv = await _placed(lambda: self.conn.bucket(PRESENCE_BUCKET, ttl_s=self.ttl_s))
         accounts_kv = await _placed(lambda: self.conn.bucket(ACCOUNTS_BUCKET))
+        settings_kv = await _placed(lambda: self.conn.bucket(SETTINGS_BUCKET))
         loop = asyncio.get_running_loop()
         self.exchange.wake = lambda: self._schedule_drain(loop)
         self.relay.cluster = self.exchange
@@ -121,12 +125,15 @@ class ClusterPeople:
             self.conn.nc, presence_kv, self.relay, self.relay_id, self.clock, self.flush
         )
         self.privates = ClusterPrivates(self.conn, self.relay, self.clock, self.flush)
+        self.moderation = ModerationShare(settings_kv, self.relay, self.relay_id, self.clock, self.flush)
         await self.accounts.start()
         await self.presence.start()
         await self.claims.start()
         await _placed(self.privates.start)
         await asyncio.wait_for(self.accounts.synced.wait(), 30)
+        await self.moderation.start()
         await asyncio.wait_for(self.presence.synced.wait(), 30)
+        await asyncio.wait_for(self.moderation.synced.wait(), 30)
         self._tasks.append(asyncio.create_task(self._refresh_regularly()))
         log.info("relay %s: people shared through the cluster", self.relay_id)
 
@@ -139,7 +146,7 @@ class ClusterPeople:
         for key in list(self.claims.revisions):
             with contextlib.suppress(*TRANSIENT, Exception):
                 await self.claims._release(key)
-        for part in (self.privates, self.claims, self.presence, self.accounts):
+        for part in (self.moderation, self.privates, self.claims, self.presence, self.accounts):
             with contextlib.suppress(Exception):
                 await part.close()
 
@@ -157,6 +164,9 @@ class ClusterPeople:
         registrations, ex.registrations = ex.registrations, []
         privates, ex.privates = ex.privates, []
         held, ex.held_wanted = ex.held_wanted, []
+        moderation, ex.moderation = ex.moderation, []
+        if moderation:
+            self.moderation.send(moderation)
         if registrations:
             self.accounts.register(registrations)
         if keys:
