@@ -14,11 +14,19 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..i18n import _, add_lang_argument, choose_language, name_rule, ngettext
 from ..protocol.messages import MIN_NEW_PASSWORD_CHARS, is_valid_name
 from .store import Store, StoreError, default_db_path
 from .transcript_export import export
+
+if TYPE_CHECKING:
+    from .cluster.accounts import ClusterAccounts
+
+
+#: How long `--cluster` commands try to reach NATS before they give up with one line.
+CLUSTER_WAIT_S = 10.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=_("server database (default {path})").format(path=default_db_path()),
     )
+    p.add_argument("--cluster", metavar="URLS", default=None,
+                   help=_("the NATS cluster of a labchat cluster: nats://HOST:PORT[,nats://HOST:PORT...]"))
     add_lang_argument(p)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help=_("list accounts (admins marked)"))
@@ -78,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--out", type=Path, default=None, help=_("PATH without extension (default ./ROOM-DATE)"))
     args = p.parse_args(argv)
     try:
+        if args.cluster is not None:
+            return _run_cluster(args)
         store = Store(args.db or default_db_path())
         for warning in store.warnings:
             print(_("labchat-admin: warning: {warning}").format(warning=warning), file=sys.stderr)
@@ -136,6 +148,97 @@ def _run(store: Store, args: argparse.Namespace) -> int:
             raise StoreError(_too_short())
         store.set_password(name, password)
         print(_("password of {name} changed").format(name=name))
+    return 0
+
+
+# ---------------------------------------------------------------- accounts of a cluster (--cluster)
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    """The account commands on a cluster's ACCOUNTS bucket (cluster/accounts.py): every relay's
+    database follows it within a moment. Same commands, same output as on one server's database."""
+    import asyncio
+
+    from .cluster.accounts import ClusterAccounts
+    from .cluster.connection import ClusterConnection
+    from .cluster.names import ACCOUNTS_BUCKET
+    from .store import SCRYPT_N
+
+    if args.command == "export-room":
+        raise StoreError(
+            _("export-room reads a relay's database: run it on a relay's machine, without --cluster")
+        )
+    servers = [u.strip() for u in args.cluster.split(",") if u.strip()]
+    if not servers:
+        raise StoreError(_("--cluster wants nats://HOST:PORT[,nats://HOST:PORT...]"))
+    name = getattr(args, "name", "")
+    if args.command == "add" and not is_valid_name(name):
+        raise StoreError(_("invalid name {name!r}: {rule}").format(name=name, rule=name_rule()))
+    password = ""
+    if args.command in ("add", "passwd"):
+        # Asked before connecting: nobody types a password into a tool that then fails to connect.
+        prompt = _("Password for {user}: ") if args.command == "add" else _("New password for {user}: ")
+        password = _password(prompt.format(user=name))
+        if len(password) < MIN_NEW_PASSWORD_CHARS:
+            raise StoreError(_too_short())
+
+    async def run() -> int:
+        try:
+            # The connection retries for ever (a relay wants that); a command gives up and says so.
+            connecting = ClusterConnection.connect(servers, name="labchat-admin", connect_timeout_s=2.0)
+            conn = await asyncio.wait_for(connecting, CLUSTER_WAIT_S)
+        except Exception as exc:  # nats-py raises kinds of its own here, OSError, the timeout
+            raise StoreError(_("cannot reach the NATS cluster at {urls}: {reason}").format(
+                urls=args.cluster, reason=str(exc) or _("no answer"))) from None
+        try:
+            accounts = ClusterAccounts(await conn.bucket(ACCOUNTS_BUCKET))
+            return await _cluster_command(accounts, args.command, name, password, SCRYPT_N)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+async def _cluster_command(
+    accounts: ClusterAccounts, command: str, name: str, password: str, scrypt_n: int
+) -> int:
+    from dataclasses import replace
+
+    from .cluster.accounts import new_account
+    from .store import SCRYPT_P, SCRYPT_R, hash_password
+
+    def missing() -> StoreError:
+        return StoreError(_("no account named {name!r}").format(name=name))
+
+    if command == "list":
+        for account in await accounts.all():
+            created = time.strftime("%Y-%m-%d %H:%M", time.localtime(account.created_ms / 1000))
+            line = _("{name}\tcreated {when}").format(name=account.name, when=created)
+            print(line + ("\t" + _("admin") if account.admin else ""))
+    elif command == "add":
+        if not await accounts.create(new_account(name, password, scrypt_n)):
+            raise StoreError(_("account {name!r} exists already").format(name=name))
+        print(_("added {name}").format(name=name))
+    elif command == "remove":
+        if not await accounts.remove(name):
+            raise missing()
+        print(_("removed {name}").format(name=name))
+    elif command in ("grant", "revoke"):
+        changed = await accounts.change(name, lambda a: replace(a, admin=command == "grant"))
+        if changed is None:
+            raise missing()
+        if command == "grant":
+            print(_("{name} is now a server admin").format(name=changed.name))
+        else:
+            print(_("{name} is no longer a server admin").format(name=changed.name))
+    elif command == "passwd":
+        salt = os.urandom(16)
+        digest = hash_password(password, salt, scrypt_n, SCRYPT_R, SCRYPT_P)
+        how = lambda a: replace(a, salt=salt, digest=digest, n=scrypt_n, r=SCRYPT_R, p=SCRYPT_P)  # noqa: E731
+        changed = await accounts.change(name, how)
+        if changed is None:
+            raise missing()
+        print(_("password of {name} changed").format(name=changed.name))
     return 0
 
 

@@ -192,6 +192,8 @@ class Logins:
                 self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD, "wrong class password", now)
                 return
             taken = m.name_key(login.user) in self.relay.online_by_key
+            cluster = self.relay.cluster
+            taken = taken or (cluster is not None and m.name_key(login.user) in cluster.remote)
             if taken or self.relay.store.get_account(login.user) is not None:
                 self._login_failed(
                     sess, login, ErrorCode.NAME_IN_USE, f"{login.user} is in use: pick another name", now
@@ -202,6 +204,12 @@ class Logins:
         if check.record is None:
             assert check.new_hash is not None
             if self.relay.store.get_account(login.user) is None:
+                if self.relay.cluster is not None:
+                    # A cluster's accounts are its bucket's: the name is claimed there first
+                    # (create = compare-and-set on absence), then `registration_done` goes on.
+                    sess.login_pending = True
+                    self.relay.cluster.register(check)
+                    return
                 salt, digest = check.new_hash
                 self.relay.store.insert_account(login.user, salt, digest, check.scrypt_n)
                 registered = True
@@ -215,6 +223,26 @@ class Logins:
             self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD, "Invalid password", now)
             return
         self._logged_in(sess, login, salt, registered=registered, now=now)
+
+    def registration_done(self, check: PasswordCheck, created: bool, now: float) -> None:
+        """Cluster mode: the accounts bucket took the new account (`created`), or another relay
+        registered the name a moment before; that login wins and this one fails cleanly."""
+        self.relay._now = now
+        sess = self.relay.sessions.get(check.session_id)
+        if sess is None or not sess.login_pending:
+            return
+        sess.login_pending = False
+        login = check.login
+        if not created or check.new_hash is None:
+            self._login_failed(
+                sess, login, ErrorCode.NAME_IN_USE,
+                f"{login.user} was registered a moment ago on another server: log in again", now,
+            )  # fmt: skip
+            return
+        salt, digest = check.new_hash
+        if self.relay.store.get_account(login.user) is None:  # the mirror may have it already
+            self.relay.store.insert_account(login.user, salt, digest, check.scrypt_n)
+        self._logged_in(sess, login, salt, registered=True, now=now)
 
     def _logged_in(
         self,
@@ -247,6 +275,11 @@ class Logins:
         sess.fresh_says = RESEND_CHECK_SAYS
         old = self.relay.online_by_key.get(key)
         self.relay.online_by_key[key] = sess
+        if self.relay.cluster is not None:
+            # The name is claimed in the presence bucket (newest login wins across relays), and
+            # private messages held for it anywhere in the cluster come here.
+            self.relay.cluster.presence_changed(key)
+            self.relay.cluster.logged_in(user)
         self.relay.stats.logins += 1
         flags = self.relay.config.capabilities | (m.LOGIN_OK_GUEST if guest else 0)
         if self.relay.several_relays:
@@ -330,8 +363,10 @@ class Logins:
         sess.rooms[room.name] = room
         if sess.away is not None:
             room.away[key] = sess.away
-        if announce:
+        if announce and key not in room.remote:  # listed already when it moves from another relay
             self.relay._announce_membership(room, m.Joined(room.name, user, _ms(now)), sess, now)
+        elif self.relay.cluster is not None:
+            self.relay.cluster.presence_changed(key)
         if sess.multi:
             self.relay._send(sess, room.state_for(key, _ms(now)))
             if room.announcement_text:

@@ -14,6 +14,7 @@ from ..protocol import messages as m
 from ..protocol.errors import ErrorCode
 from ..protocol.text import long_preview, over_limit, split_parts, truncate_utf8
 from ..protocol.wire import encode_message
+from .cluster.exchange import OutgoingPrivate
 from .formatting import _ms
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ class PrivateMessages:
             self.relay._send(sess, m.Rejected(message.msg_id, ErrorCode.QUIET, 0, refusal))
             return
         target = self._online_session(message.to)
+        if target is None and self.relay.cluster is not None:
+            self._to_cluster(sess, message, now)
+            return
         if target is None:
             self._hold_whisper(sess, message, now)
             return
@@ -64,6 +68,97 @@ class PrivateMessages:
             because = f": {away.reason}" if away.reason else ""
             text = truncate_utf8(f"{target.user} is away{because}", m.MAX_NOTICE_BYTES)
             self.relay._send(sess, m.Notice(ErrorCode.USER_AWAY, text))
+
+    # ------------------------------------------------------------ cluster mode (cluster/privates.py)
+
+    def _to_cluster(self, sess: Session, message: m.Whisper | LongChat, now: float) -> None:
+        """A private message for a user not on this relay: the relay holding the user delivers it,
+        or the cluster holds it; the sender hears ACCEPTED from `remote_done` once either is done."""
+        assert sess.user is not None and self.relay.cluster is not None
+        key = m.name_key(message.to)
+        if key not in self.relay.cluster.remote and self.relay.store.get_account(message.to) is None:
+            text = f"{message.to} is not online"
+            self.relay._send(sess, m.Rejected(message.msg_id, ErrorCode.NO_SUCH_USER, 0, text))
+            return
+        in_flight = (m.name_key(sess.user), message.msg_id)
+        if in_flight in self.relay.cluster.privates_in_flight:
+            return  # a resend of one on its way: its answer (or the next resend) confirms it
+        self.relay.cluster.privates_in_flight.add(in_flight)
+        self.relay.cluster.send_private(OutgoingPrivate(
+            sess.sid, sess.user, message.to, _ms(now), message.text, message.flags & m.FLAG_ACTION,
+            message.msg_id,
+        ))  # fmt: skip
+
+    def remote_done(self, private: OutgoingPrivate, outcome: str, detail: str, now: float) -> None:
+        """What became of a private message sent through the cluster. `outcome`: "delivered"
+        (`detail`: the recipient's away reason, "" if not away), "held" (`detail`: the recipient's
+        name), "full" (held too many already), "unavailable" (NATS did not answer in time)."""
+        self.relay._now = now
+        msg_id, sender_key = private.msg_id, m.name_key(private.sender)
+        if self.relay.cluster is not None:
+            self.relay.cluster.privates_in_flight.discard((sender_key, msg_id))
+        if outcome in ("delivered", "held"):
+            self.relay._remember_id((sender_key, msg_id), ("", 0, private.ts_ms))
+        sess = self.relay.sessions.get(private.sender_sid)
+        if sess is None or sess.user is None or m.name_key(sess.user) != sender_key:
+            return  # the sender left: its client resends after its next login, dedup finds it then
+        if outcome == "unavailable":
+            # The path old clients already honour: hold the message and send it again later.
+            text = "the server cannot reach its cluster right now: retrying"
+            self.relay._send(sess, m.Rejected(msg_id, ErrorCode.RATE_LIMITED, 1000, text))
+            return
+        if outcome == "full":
+            text = f"{detail} is offline and has too many messages waiting"
+            self.relay._send(sess, m.Rejected(msg_id, ErrorCode.RECIPIENT_OFFLINE, 0, text))
+            return
+        self.relay._send(sess, m.Accepted(msg_id, "", 0, private.ts_ms))
+        if outcome == "delivered":
+            log.info(_("private message %s -> %s (on another relay)"), sess.user, private.to)
+            if detail:
+                text = truncate_utf8(f"{private.to} is away: {detail}", m.MAX_NOTICE_BYTES)
+                self.relay._send(sess, m.Notice(ErrorCode.USER_AWAY, text))
+            return
+        log.info(_("private message %s -> %s held: %s is offline"), sess.user, detail, detail)
+        if len(self.relay._offline_notified) >= OFFLINE_NOTIFIED_RECIPIENTS:
+            self.relay._offline_notified.clear()
+        told = self.relay._offline_notified.setdefault(m.name_key(detail), set())
+        if sender_key not in told:
+            told.add(sender_key)
+            self.relay._send(sess, m.Notice(
+                ErrorCode.RECIPIENT_OFFLINE, f"{detail} is offline: will be delivered when {detail} returns",
+            ))  # fmt: skip
+
+    def deliver_remote(self, sender: str, to: str, ts_ms: int, text: str, flags: int) -> tuple[bool, str]:
+        """A private message from a user on another relay for a user here: (delivered, the away
+        reason to tell the sender, or "" when not away or told already in this away period)."""
+        target = self._online_session(to)
+        if target is None or target.user is None:
+            return False, ""
+        for private in _private_frames(sender, target.user, ts_ms, text, flags & m.FLAG_ACTION, target.caps):
+            self.relay._send(target, private)
+        away, sender_key = target.away, m.name_key(sender)
+        if away is not None and sender_key not in away.notified:
+            away.notified.add(sender_key)
+            return True, away.reason or "away"
+        return True, ""
+
+    def deliver_cluster_held(self, user: str, now: float) -> None:
+        """Held messages of `user` moved from the cluster into this relay's store (cluster/privates.py):
+        delivered now if the user is still here, as at login, without resending those in flight."""
+        sess = self._online_session(user)
+        if sess is None or sess.user is None:
+            return
+        in_flight = {held_id for _seq, held_id in sess.held_frames or ()}
+        held = self.relay.store.held_for(sess.user, MAX_HELD_PER_USER, _ms(now) - HELD_TTL_S * 1000)
+        frames = list(sess.held_frames or ())
+        for h in held:
+            if h.id in in_flight:
+                continue
+            flags = (h.flags & m.FLAG_ACTION) | m.FLAG_HELD
+            for private in _private_frames(h.sender, sess.user, h.ts_ms, h.text, flags, sess.caps):
+                frames.append((sess.link.send(private.KIND, encode_message(private)), h.id))
+        sess.held_frames = frames or None
+        self.relay._dirty.add(sess)
 
     def _online_session(self, name: str) -> Session | None:
         """The live, logged-in session of `name` (in any room), or None: one dictionary look-up."""

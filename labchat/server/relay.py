@@ -27,6 +27,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from ..i18n import _
 from ..protocol import messages as m
@@ -51,11 +52,15 @@ from .room import (
     PRESENCE_REFRESH_STEP_S,
     AwayState,
     MembershipFlow,
+    RemoteMember,
     Room,
 )
 from .room_requests import RoomRequests
 from .store import Store, StoredMessage, StoreError
 from .tickets import TICKET_LIFETIME_S, TicketBook
+
+if TYPE_CHECKING:
+    from .cluster.exchange import Exchange, RemotePresence
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +280,9 @@ class Relay:
         self.several_relays = bool(self.config.capabilities & m.CAP_FAILOVER)  # a cluster's relay
         if self.config.relay_addresses:
             self.set_relay_addresses(self.config.relay_addresses)
+        #: In a cluster (`--cluster`): what goes to the other relays and what is known of their
+        #: people (cluster/exchange.py); None for a single server.
+        self.cluster: Exchange | None = None
 
     # ------------------------------------------------------------ rooms
 
@@ -535,6 +543,8 @@ class Relay:
             log.info(_("%s is away: %s"), user, _escape(_excerpt(reason)))
         for room in sess.rooms.values():
             self._broadcast(room, m.Away(room.name, user, message.away, reason or "", ts))
+        if self.cluster is not None:
+            self.cluster.presence_changed(key)
 
     def _commit_pending(self) -> None:
         """Group commit, then fan-out: one transaction for everything that arrived in this batch."""
@@ -764,6 +774,8 @@ class Relay:
         its index entry and what it had queued go. Its rooms' member lists are the caller's."""
         if sess.user is not None and self.online_by_key.get(m.name_key(sess.user)) is sess:
             del self.online_by_key[m.name_key(sess.user)]
+            if self.cluster is not None:
+                self.cluster.presence_changed(m.name_key(sess.user))
         sess.user = None
         sess.rooms = {}
         sess.lagging.clear()
@@ -823,7 +835,7 @@ class Relay:
 
     def _send_presence(self, sess: Session, room: Room, requested: int = 0, now: float | None = None) -> None:
         # Every away member first: the PRESENCE that follows closes the listing (section 16.1).
-        for user, state in room.away_listing() if room.away else ():
+        for user, state in room.away_listing() if room.away or room.remote else ():
             self._send(sess, m.Away(room.name, user, 1, state.reason, state.since_ms, listing=1))
         # `modes` only to CAP_ROOMS sessions (18.7); the clock is the last thing this relay heard.
         modes = room.presence_modes(_ms(self._now if now is None else now)) if sess.multi else ""
@@ -831,13 +843,80 @@ class Relay:
         for part in m.presence_parts(room.name, room.users(), requested, modes, seats):
             self._send(sess, part)
 
-    def _announce_membership(self, room: Room, change: m.Joined | m.Left, sess: Session, now: float) -> None:
+    def _announce_membership(
+        self, room: Room, change: m.Joined | m.Left, sess: Session | None, now: float
+    ) -> None:
         """JOINED/LEFT to the others while the room is calm; during a flood, a PRESENCE refresh later
-        (room.py, `MembershipFlow`): fan-out that grows with members, not members x changes."""
+        (room.py, `MembershipFlow`): fan-out that grows with members, not members x changes.
+        `sess` None: the change is of a member on another relay (cluster mode)."""
+        if self.cluster is not None and sess is not None and sess.user is not None:
+            self.cluster.presence_changed(m.name_key(sess.user))
         if room.flow.announce_individually(now, len(room.members)):
             self._broadcast(room, change, exclude=sess)
         else:
             self._presence_due[room.name] = room
+
+    def apply_remote_presence(
+        self, key: str, state: RemotePresence | None, now: float, *, reason: str = "quit"
+    ) -> None:
+        """Cluster mode: the user `key` is now `state` on another relay (None: on none). Its rooms
+        here list it (`Room.remote`), and their local members hear JOINED, LEFT and AWAY for what
+        changed, as for a local member; a name that is also a local member is announced once.
+        `reason`: LEFT's reason where the user left every room ("timed out" when its entry expired)."""
+        assert self.cluster is not None
+        old = self.cluster.remote.pop(key, None)
+        if state is not None:
+            self.cluster.remote[key] = state
+        now_ms = _ms(now)
+        new_rooms = set(state.rooms) if state is not None else set()
+        for name in old.rooms if old is not None else ():
+            room = self.rooms.get(name)
+            if room is None or name in new_rooms or room.remote.pop(key, None) is None:
+                continue
+            if key not in room.display and old is not None:
+                why = reason if state is None else "left"  # still online: it left this room only
+                self._announce_membership(room, m.Left(room.name, old.name, now_ms, why), None, now)
+        if state is None:
+            return
+        away = AwayState(state.away, state.away_since_ms) if state.away is not None else None
+        for name in state.rooms:
+            room = self.rooms.get(name)
+            if room is None:
+                continue  # a room this relay does not know (yet): nothing to list it in
+            before = room.remote.get(key)
+            room.remote[key] = RemoteMember(state.name, state.flags, away, state.seat)
+            if key in room.display:
+                continue  # listed as the local member
+            if before is None:
+                self._announce_membership(room, m.Joined(room.name, state.name, now_ms), None, now)
+                if away is not None:
+                    self._broadcast(room, m.Away(room.name, state.name, 1, away.reason, away.since_ms))
+            elif (before.away is None) != (away is None) or (
+                before.away is not None and away is not None and before.away.reason != away.reason
+            ):
+                reason = away.reason if away is not None else ""
+                self._broadcast(room, m.Away(room.name, state.name, int(away is not None), reason, now_ms))
+
+    def end_replaced(self, key: str, session: str, where: str, now: float) -> bool:
+        """Cluster mode: `key` logged in on another relay (`where`), so its session here, if it is
+        still `session` (hex of its id), ends with CLOSED(REPLACED) as a replaced one does on a
+        single server (logins.py). Returns whether a session was ended."""
+        sess = self.online_by_key.get(key)
+        if sess is None or sess.sid.hex() != session:
+            return False
+        user = sess.user
+        assert user is not None
+        log.info(_("%s logged in again on %s; ending the session from %s"), user, where, _fmt(sess.addr))
+        self._send(sess, m.Closed(ErrorCode.REPLACED, f"logged in again from {where}"))
+        rooms = list(sess.rooms.values())
+        self._forget_session(sess)
+        for room in rooms:
+            # Where the other relay lists the user already, it stays listed: no LEFT for a move.
+            if room.remove_member(user, sess.sid) and key not in room.remote:
+                self._announce_membership(room, m.Left(room.name, user, _ms(now), "quit"), sess, now)
+        sess.closing_at = now + self.config.linger_s
+        self._schedule(sess)
+        return True
 
     def _refresh_presence(self, now: float) -> None:
         """Start the PRESENCE refreshes that are due (`handle_timer` then sends their first step)."""
@@ -861,7 +940,7 @@ class Relay:
             batch, rnd.sids = rnd.sids[:PRESENCE_REFRESH_CHUNK], rnd.sids[PRESENCE_REFRESH_CHUNK:]
             # The away listing first, as for every PRESENCE (section 16.1): a refresh without it
             # would tell clients that nobody is away.
-            listing = room.away_listing() if room.away else ()
+            listing = room.away_listing() if room.away or room.remote else ()
             parts: list[m.Message] = [
                 m.Away(room.name, user, 1, state.reason, state.since_ms, listing=1) for user, state in listing
             ]

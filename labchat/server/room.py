@@ -195,6 +195,18 @@ class AwayState:
     notified: set[str] = field(default_factory=set)
 
 
+@dataclass(slots=True)
+class RemoteMember:
+    """A member of the room whose session is on another relay of the cluster (cluster/presence.py
+    keeps these from the presence bucket). Listed like a local member; never fanned out to here."""
+
+    display: str
+    #: MEMBER_GUEST / MEMBER_ADMIN of its session, as `member_flags` for a local one.
+    flags: int = 0
+    away: AwayState | None = None
+    seat: str = ""
+
+
 @dataclass
 class Room:
     """Members (by casefolded name, in join order) and the numbering of the room's messages."""
@@ -235,6 +247,9 @@ class Room:
     #: Quiet mode (protocol.md 20.5): when it ends, in ms (0: not quiet). Durable in the classroom
     #: tables, not in the room's record.
     quiet_until_ms: int = 0
+    #: Members on other relays (cluster mode), by name key. A name that is also a local member is
+    #: listed once, as the local one (the newest login wins; the remote entry is on its way out).
+    remote: dict[str, RemoteMember] = field(default_factory=dict)
 
     def quiet(self, now_ms: int) -> bool:
         """Whether quiet mode is on at `now_ms` (it is over at its end, even before the timer runs)."""
@@ -298,10 +313,29 @@ class Room:
 
     def away_listing(self) -> list[tuple[str, AwayState]]:
         """Every away member (own spelling) with their status, in the order PRESENCE lists names."""
-        return sorted(((self.display[k], s) for k, s in self.away.items()), key=lambda p: p[0].casefold())
+        listing = [(self.display[k], s) for k, s in self.away.items()]
+        if self.remote:
+            listing += [
+                (r.display, r.away)
+                for k, r in self.remote.items()
+                if r.away is not None and k not in self.display
+            ]
+        return sorted(listing, key=lambda p: p[0].casefold())
 
     def users(self) -> tuple[str, ...]:
+        if self.remote:
+            return tuple(sorted(self._all_display().values(), key=str.casefold))
         return tuple(sorted(self.display.values(), key=str.casefold))
+
+    def _all_display(self) -> dict[str, str]:
+        """Every member's name by key, local and on other relays, each once (the local one wins)."""
+        merged = {k: r.display for k, r in self.remote.items()}
+        merged.update(self.display)
+        return merged
+
+    def is_listed(self, key: str) -> bool:
+        """Whether `key` is a member here or on another relay (PRESENCE lists it)."""
+        return key in self.display or key in self.remote
 
     def allocate_seq(self) -> int:
         seq = self.next_seq
@@ -362,9 +396,15 @@ class Room:
         role = self.roles.get(key)
         return Role.OP if role == "op" else Role.VOICE if role == "voice" else Role.MEMBER
 
+    def _flags_of(self, key: str) -> int:
+        """MEMBER_GUEST / MEMBER_ADMIN of an online member, local or on another relay."""
+        if key not in self.member_flags and key not in self.display and key in self.remote:
+            return self.remote[key].flags
+        return self.member_flags.get(key, 0)
+
     def member_role(self, key: str) -> Role:
         """The role of an online member, from the flags its session brought."""
-        flags = self.member_flags.get(key, 0)
+        flags = self._flags_of(key)
         return self.role_of(key, admin=bool(flags & m.MEMBER_ADMIN), guest=bool(flags & m.MEMBER_GUEST))
 
     def sanction(self, key: str, kind: str, now_ms: int) -> SanctionRecord | None:
@@ -384,7 +424,7 @@ class Room:
 
     def member_bits(self, key: str, now_ms: int) -> int:
         """MEMBER_* bits of an online member (PRESENCE `modes`, ROOM_STATE `you`)."""
-        flags = self.member_flags.get(key, 0)
+        flags = self._flags_of(key)
         role = self.member_role(key)
         bits = flags & (m.MEMBER_GUEST | m.MEMBER_ADMIN)
         if role >= Role.OP:  # an admin is an operator in every room
@@ -397,7 +437,8 @@ class Room:
 
     def presence_modes(self, now_ms: int) -> str:
         """PRESENCE `modes` for `users()`: one character per member, in the same order."""
-        keys = sorted(self.display, key=lambda k: self.display[k].casefold())
+        display = self._all_display() if self.remote else self.display
+        keys = sorted(display, key=lambda k: display[k].casefold())
         return "".join(m.member_mode_char(self.member_bits(k, now_ms)) for k in keys)
 
     def state_for(self, key: str, now_ms: int) -> m.RoomState:

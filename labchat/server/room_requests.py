@@ -18,6 +18,7 @@ from ..protocol import messages as m
 from ..protocol.errors import DecodeError, ErrorCode
 from ..protocol.text import truncate_utf8
 from ..protocol.wire import encode_message
+from .cluster.exchange import ModerationRecord
 from .formatting import _escape
 from .room import SWITCH_BITS, Act, Role, Room, may
 from .store import RoomRecord, SanctionRecord
@@ -324,7 +325,9 @@ class RoomRequests:
         tkey = m.name_key(req.user)
         target = self.relay.online_by_key.get(tkey)
         account = self.relay.store.get_account(req.user)
-        if account is None and (target is None or not target.guest):
+        remote = self.relay.cluster.remote.get(tkey) if self.relay.cluster is not None else None
+        remote_guest = remote is not None and bool(remote.flags & m.MEMBER_GUEST)
+        if account is None and (target is None or not target.guest) and not remote_guest:
             self._done(sess, req.request_id, ErrorCode.NO_SUCH_USER, f"no user named {req.user}")
             return
         tname = account.name if account is not None else req.user
@@ -332,7 +335,7 @@ class RoomRequests:
             tname = target.user
         t_admin = target.admin if target is not None else self.relay.store.is_admin(tname)
         t_role = room.role_of(tkey, admin=t_admin, guest=account is None)
-        if action is m.Action.KICK and tkey not in room.members:
+        if action is m.Action.KICK and tkey not in room.members and tkey not in room.remote:
             self._done(sess, req.request_id, ErrorCode.NO_SUCH_USER, f"{tname} is not in {room.name}")
             return
         if action in _SANCTIONING:
@@ -351,7 +354,49 @@ class RoomRequests:
         if not self._apply_moderation(room, user, action, tkey, tname, target, req, now_ms, now):
             self._done(sess, req.request_id)  # nothing to change: no news
             return
+        if self.relay.cluster is not None:  # the other relays do the same (cluster/moderation.py)
+            self.relay.cluster.moderated(ModerationRecord(
+                self.relay.cluster.relay_id, room.name, user, int(action), tname, req.minutes, req.reason,
+                now_ms,
+            ))  # fmt: skip
         self._done(sess, req.request_id)
+
+    def apply_remote_moderation(self, record: ModerationRecord, now: float, *, live: bool) -> None:
+        """Cluster mode: an operator on another relay did `record`. `live`: it happened just now,
+        so this relay's members hear the news and a target here is kicked or banned as if it had
+        been done here; otherwise (the state read at start) only the room's state is brought up to it."""
+        room = self.relay.rooms.get(record.room)
+        if room is None or record.action not in m.MODERATE_ACTIONS:
+            return  # a room this relay does not have: nothing to hold here
+        action, tkey = m.Action(record.action), m.name_key(record.target)
+        if live:
+            req = m.Moderate(0, room.name, action, record.target, record.minutes, record.reason)
+            target = self.relay.online_by_key.get(tkey)
+            self._apply_moderation(
+                room, record.actor, action, tkey, record.target, target, req, record.ts_ms, now
+            )
+            return
+        store = self.relay.store
+        if action in (m.Action.OP, m.Action.VOICE):
+            room.roles[tkey] = "op" if action is m.Action.OP else "voice"
+            store.set_role(room.name, tkey, room.roles[tkey])
+        elif action in (m.Action.DEOP, m.Action.DEVOICE) and room.roles.pop(tkey, None) is not None:
+            store.set_role(room.name, tkey, None)
+        elif action in (m.Action.MUTE, m.Action.BAN):
+            until = record.ts_ms + record.minutes * 60_000 if record.minutes else None
+            if until is None or until > int(now * 1000):
+                kind = "mute" if action is m.Action.MUTE else "ban"
+                sanction = SanctionRecord(room.name, tkey, kind, until, record.actor, record.reason)
+                room.sanctions[(tkey, kind)] = sanction
+                store.set_sanction(sanction)
+                self._time_sanction(sanction)
+        elif action in (m.Action.UNMUTE, m.Action.UNBAN):
+            kind = "mute" if action is m.Action.UNMUTE else "ban"
+            if room.sanctions.pop((tkey, kind), None) is not None:
+                store.lift_sanction(room.name, tkey, kind)
+        elif action is m.Action.INVITE:
+            room.invites.add(tkey)
+            store.add_invite(room.name, tkey)
 
     def _apply_moderation(
         self, room: Room, actor: str, action: m.Action, tkey: str, tname: str,

@@ -534,6 +534,21 @@ class Store:
             self._db.execute("DELETE FROM accounts WHERE key = ?", (name_key(name),)).rowcount > 0
         )
 
+    def mirror_account(
+        self, name: str, salt: bytes, digest: bytes, scrypt: tuple[int, int, int], admin: bool,
+        created_ms: int,
+    ) -> None:
+        """Write an account as a cluster's accounts bucket holds it (cluster/accounts.py keeps this
+        database a replica of the bucket): created, or its hash and admin flag replaced."""
+        n, r, p = scrypt
+        self._write([(
+            "INSERT INTO accounts (key, name, salt, hash, scrypt_n, scrypt_r, scrypt_p, created_ms, admin)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET name = excluded.name,"
+            " salt = excluded.salt, hash = excluded.hash, scrypt_n = excluded.scrypt_n,"
+            " scrypt_r = excluded.scrypt_r, scrypt_p = excluded.scrypt_p, admin = excluded.admin",
+            (name_key(name), name, salt, digest, n, r, p, created_ms, int(admin)),
+        )])  # fmt: skip
+
     def list_accounts(self) -> list[Account]:
         rows = self._db.execute(
             "SELECT name, key, created_ms FROM accounts ORDER BY key"

@@ -56,3 +56,13 @@ def relay_subject(relay_id: str) -> str:
 def msg_id_header(user: str, msg_id: int) -> str:
     """`Nats-Msg-Id` of a chat line: the same line resent (after a failover too) is stored once."""
     return f"{token(user)}:{msg_id}"
+
+
+#: Private messages held for users online nowhere (cluster/privates.py): one subject per user.
+HELD_STREAM = "LABCHAT_HELD"
+HELD_SUBJECTS = f"{PREFIX}.held.*"
+
+
+def held_subject(user: str) -> str:
+    """Private messages waiting for `user`'s next login, on whichever relay that is."""
+    return f"{PREFIX}.held.{token(user)}"

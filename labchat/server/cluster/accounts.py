@@ -1,0 +1,219 @@
+"""A cluster's accounts: the ACCOUNTS bucket, mirrored into each relay's SQLite.
+
+One key per account (`names.token` of the name); the value holds what a login needs to check a
+password (salt, scrypt digest and parameters), the admin flag and when it was made. Never a password.
+
+- Each relay watches the bucket and writes every account into its own SQLite (`Store.mirror_account`),
+  and deletes removed ones, so a login stays what it is on a single server: a synchronous read of the
+  local database and scrypt off the event loop. An account made on any relay logs in on every one.
+- A registration (the first login of an unknown name) claims the name in the bucket with `create`,
+  a compare-and-set on absence: when two relays register one name at once, one `create` wins and the
+  other login fails cleanly (NAME_IN_USE, "log in again"); the winner's account reaches every relay.
+- `labchat-admin --cluster URLS add/remove/passwd/list/grant/revoke` works on the bucket itself
+  (`ClusterAccounts`); the relays' mirrors follow within a moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from nats.js.kv import KeyValue
+
+from ...protocol import messages as m
+from ..accounts import PasswordCheck
+from ..relay import Relay
+from ..store import SCRYPT_P, SCRYPT_R, Store, StoreError, hash_password
+from .codec import AccountValue, CodecError, decode_account, encode_account
+from .connection import TRANSIENT
+from .names import token
+
+log = logging.getLogger(__name__)
+
+#: Bounds a mirrored account must meet besides the codec's: scrypt's n a power of two, and costs that
+#: keep a hostile entry from making a relay's login check take its memory or minutes.
+MAX_SCRYPT_N = 2**20
+
+
+def checked_account(data: bytes) -> AccountValue:
+    """A bucket value (codec.decode_account's format, shared with `labchat-admin import`), and
+    parameters a relay can afford to check a password with; CodecError otherwise."""
+    account = decode_account(data)
+    n, r, p = account.n, account.r, account.p
+    if not (m.is_valid_name(account.name) and 1 < n <= MAX_SCRYPT_N and n & (n - 1) == 0 and r <= 32
+            and p <= 16 and 0 < len(account.salt) <= 64 and len(account.digest) == 32):
+        raise CodecError("not a labchat account (field out of range)")
+    return account
+
+
+class ClusterAccounts:
+    """The ACCOUNTS bucket: what `labchat-admin --cluster` and a registering relay do to it."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    async def get(self, name: str) -> tuple[AccountValue, int] | None:
+        """The account and its revision, or None."""
+        try:
+            entry = await self.kv.get(token(name))
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return None
+        if entry.value is None or entry.revision is None:
+            return None
+        return checked_account(entry.value), entry.revision
+
+    async def create(self, record: AccountValue) -> bool:
+        """Add the account unless the name is taken (compare-and-set on absence)."""
+        try:
+            await self.kv.create(token(record.name), encode_account(record))
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return False
+        return True
+
+    async def change(self, name: str, how: Callable[[AccountValue], AccountValue]) -> AccountValue | None:
+        """Rewrite an account with `how` (compare-and-set, retried on a concurrent change); None:
+        no such account."""
+        while True:
+            found = await self.get(name)
+            if found is None:
+                return None
+            record = how(found[0])
+            try:
+                await self.kv.update(token(name), encode_account(record), last=found[1])
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue
+            return record
+
+    async def remove(self, name: str) -> bool:
+        if await self.get(name) is None:
+            return False
+        await self.kv.delete(token(name))
+        return True
+
+    async def all(self) -> list[AccountValue]:
+        """Every account, by name key; entries that do not decode are skipped with a warning."""
+        try:
+            keys = await self.kv.keys()
+        except nats.js.errors.NoKeysError:
+            return []
+        out = []
+        for key in sorted(keys):
+            try:
+                found = await self.get(bytes.fromhex(key).decode("utf-8", "replace"))
+            except CodecError as exc:
+                log.warning("account entry %s skipped: %s", key, exc)
+                continue
+            if found is not None:
+                out.append(found[0])
+        return sorted(out, key=lambda r: m.name_key(r.name))
+
+
+def record_of_check(check: PasswordCheck) -> AccountValue:
+    """The account a registration's password check made (its hash was computed off the loop)."""
+    assert check.new_hash is not None
+    salt, digest = check.new_hash
+    return AccountValue(
+        check.login.user, salt, digest, check.scrypt_n, SCRYPT_R, SCRYPT_P, False, int(time.time() * 1000)
+    )
+
+
+def new_account(name: str, password: str, scrypt_n: int, admin: bool = False) -> AccountValue:
+    """An account for `labchat-admin --cluster add`: a fresh salt, the password's scrypt digest."""
+    salt = os.urandom(16)
+    digest = hash_password(password, salt, scrypt_n, SCRYPT_R, SCRYPT_P)
+    return AccountValue(name, salt, digest, scrypt_n, SCRYPT_R, SCRYPT_P, admin, int(time.time() * 1000))
+
+
+class AccountMirror:
+    """Keeps the relay's SQLite a replica of the bucket, and claims registrations in it."""
+
+    def __init__(
+        self, kv: KeyValue, relay: Relay, clock: Callable[[], float], flush: Callable[[], None]
+    ) -> None:
+        self.accounts = ClusterAccounts(kv)
+        self.relay = relay
+        self.store: Store = relay.store
+        self.clock = clock
+        self.flush = flush
+        #: Set once the bucket's accounts at start are in the local database.
+        self.synced = asyncio.Event()
+        self._watcher: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._claims: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._watcher = await self.accounts.kv.watchall()
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        for task in [self._task, *self._claims]:
+            if task is not None:
+                task.cancel()
+        if self._watcher is not None:
+            with contextlib.suppress(TimeoutError, nats.errors.Error):
+                await self._watcher.stop()
+
+    async def _run(self) -> None:
+        async for entry in self._watcher:
+            if entry is None:
+                self.synced.set()
+                continue
+            try:
+                self._apply(entry)
+            except StoreError as exc:
+                log.warning("account %s not mirrored: %s", entry.key, exc)
+            except Exception:
+                log.exception("account entry %s", entry.key)
+
+    def _apply(self, entry: KeyValue.Entry) -> None:
+        try:
+            key = bytes.fromhex(entry.key).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return
+        if entry.operation is not None or not entry.value:  # deleted or purged
+            self.store.remove_account(key)
+            return
+        try:
+            record = checked_account(entry.value)
+        except CodecError as exc:
+            log.warning("account entry %s skipped: %s", key, exc)
+            return
+        if m.name_key(record.name) != key:
+            log.warning("account entry %s names %s: skipped", key, record.name)
+            return
+        self.store.mirror_account(
+            record.name, record.salt, record.digest, (record.n, record.r, record.p), record.admin,
+            record.created_ms,
+        )
+
+    def register(self, checks: list[PasswordCheck]) -> None:
+        """Claim each new account in the bucket; the login goes on (or fails) once it is known."""
+        for check in checks:
+            task = asyncio.create_task(self._claim(check))
+            self._claims.add(task)
+            task.add_done_callback(self._claims.discard)
+
+    async def _claim(self, check: PasswordCheck) -> None:
+        record = record_of_check(check)
+        created = False
+        for _attempt in range(3):
+            try:
+                created = await self.accounts.create(record)
+                break
+            except TRANSIENT:
+                await asyncio.sleep(0.5)  # a NATS node's death: the next try reaches another
+        if created:
+            # In the local database before the login completes (the watch brings it too; idempotent).
+            scrypt = (record.n, record.r, record.p)
+            self.store.mirror_account(
+                record.name, record.salt, record.digest, scrypt, False, record.created_ms
+            )
+        self.relay.logins.registration_done(check, created, self.clock())
+        self.flush()
