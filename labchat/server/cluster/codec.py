@@ -55,3 +55,57 @@ def decode_room_message(data: bytes) -> RoomRecord:
     if not (0 <= ts < 2**63 and 0 <= flags < 2**32 and 0 <= msg_id < 2**64):
         raise CodecError("not a labchat room message (field out of range)")
     return RoomRecord(ts, user, text, flags, msg_id)
+
+
+# ------------------------------------------------------------ accounts (the ACCOUNTS bucket)
+
+#: The account value format in the ACCOUNTS bucket (key: names.token(name)).
+ACCOUNT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AccountValue:
+    """One account as the ACCOUNTS bucket holds it: what login needs, nothing of the password."""
+
+    name: str  # as first registered
+    salt: bytes
+    digest: bytes  # scrypt(password, salt, n, r, p), 32 bytes
+    n: int
+    r: int
+    p: int
+    admin: bool
+    created_ms: int
+
+
+def encode_account(account: AccountValue) -> bytes:
+    return json.dumps(
+        {"v": ACCOUNT_VERSION, "name": account.name, "salt": account.salt.hex(), "hash": account.digest.hex(),
+         "n": account.n, "r": account.r, "p": account.p, "admin": account.admin,
+         "created_ms": account.created_ms},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+
+
+def decode_account(data: bytes) -> AccountValue:
+    """An ACCOUNTS value, checked (CodecError for anything else)."""
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CodecError(f"not a labchat account: {exc}") from None
+    if not isinstance(obj, dict) or obj.get("v") != ACCOUNT_VERSION:
+        raise CodecError("not a labchat account (unknown format)")
+    name, salt, digest = obj.get("name"), obj.get("salt"), obj.get("hash")
+    numbers = [obj.get(k) for k in ("n", "r", "p", "created_ms")]
+    admin = obj.get("admin")
+    if not (isinstance(name, str) and isinstance(salt, str) and isinstance(digest, str)
+            and isinstance(admin, bool)
+            and all(isinstance(x, int) and not isinstance(x, bool) and 0 < x < 2**63 for x in numbers[:3])
+            and isinstance(numbers[3], int) and not isinstance(numbers[3], bool) and 0 <= numbers[3] < 2**63):
+        raise CodecError("not a labchat account (bad fields)")
+    try:
+        salt_bytes, digest_bytes = bytes.fromhex(salt), bytes.fromhex(digest)
+    except ValueError:
+        raise CodecError("not a labchat account (bad hex)") from None
+    n, r, p, created = (int(x) for x in numbers if isinstance(x, int))
+    return AccountValue(name, salt_bytes, digest_bytes, n, r, p, admin, created)

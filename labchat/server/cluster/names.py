@@ -56,3 +56,13 @@ def relay_subject(relay_id: str) -> str:
 def msg_id_header(user: str, msg_id: int) -> str:
     """`Nats-Msg-Id` of a chat line: the same line resent (after a failover too) is stored once."""
     return f"{token(user)}:{msg_id}"
+
+
+def import_msg_id(room: str, seq: int) -> str:
+    """`Nats-Msg-Id` of a message `labchat-admin import` copies into a room stream: a re-run within
+    the stream's duplicate window is stored once (and import checks the stream beyond it)."""
+    return f"import:{token(room)}:{seq}"
+
+
+#: A header on the filler messages import publishes (and deletes at once) to keep a room's seqs.
+GAP_HEADER = "Labchat-Gap"
