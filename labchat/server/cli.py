@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         if class_password is not None:  # asked once here, handed to every relay
             os.environ["LABCHAT_CLASS_PASSWORD"] = class_password
         return run_relays(argv, args.relays, args.ip, args.port, args.db, getattr(args, "key", None),
-                          has_key_flag="key" in vars(args))
+                          has_key_flag="key" in vars(args), files_dir=args.files_dir)
     db_path = args.db or default_db_path()
     try:
         store = Store(db_path)

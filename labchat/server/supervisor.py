@@ -80,10 +80,11 @@ def replica_path(db_path: Path, index: int) -> Path:
 
 
 def child_arguments(
-    argv: Sequence[str], index: int, db_path: Path, port: int, key_path: Path | None
+    argv: Sequence[str], index: int, db_path: Path, port: int, key_path: Path | None, files_dir: Path
 ) -> list[str]:
-    """The parent's own arguments with --relays taken out and this child's replica database, the
-    shared port and key added (argparse keeps the last value of a repeated flag)."""
+    """The parent's own arguments with --relays taken out and this child's replica database and
+    files directory, the shared port and key added (argparse keeps the last value of a repeated
+    flag). Offered files stay with the relay that took them: each numbers its own."""
     out: list[str] = []
     skip = False
     for arg in argv:
@@ -96,7 +97,8 @@ def child_arguments(
         if arg.startswith("--relays="):
             continue
         out.append(arg)
-    out += ["--reuse-port", "--db", str(replica_path(db_path, index)), "-p", str(port)]
+    out += ["--reuse-port", "--db", str(replica_path(db_path, index)), "-p", str(port),
+            "--files-dir", str(files_dir / f"relay{index}")]
     if key_path is not None:
         out += ["--key", str(key_path)]
     return out
@@ -198,7 +200,7 @@ class Supervisor:
 
 
 def run_relays(argv: Sequence[str], relays: int, host: str, port: int, db: Path | None,
-               key: Path | None, has_key_flag: bool) -> int:
+               key: Path | None, has_key_flag: bool, files_dir: Path | None = None) -> int:
     """`--relays N`: prepare the shared key and port, start the children, supervise until stopped.
 
     `has_key_flag`: the server takes `--key` (cluster mode); the key is then made once, here, and
@@ -222,7 +224,8 @@ def run_relays(argv: Sequence[str], relays: int, host: str, port: int, db: Path 
         return 1
     print(_("labchat server: {count} relays sharing UDP {address} (one replica database each: {example})")
           .format(count=relays, address=f"{host}:{shared}", example=replica_path(db_path, 1)), flush=True)
-    children = [child_arguments(argv, i + 1, db_path, shared, key_path) for i in range(relays)]
+    files = files_dir or db_path.parent / "files"
+    children = [child_arguments(argv, i + 1, db_path, shared, key_path, files) for i in range(relays)]
     try:
         return asyncio.run(Supervisor(children).run())
     except KeyboardInterrupt:

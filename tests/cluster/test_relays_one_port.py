@@ -34,10 +34,10 @@ def cluster_flags_known() -> bool:
 def test_child_arguments_take_relays_out_and_give_each_its_replica(tmp_path: Path) -> None:
     db = tmp_path / "server.db"
     args = child_arguments(["0.0.0.0", "--relays", "3", "--cluster", "nats://a:1", "--relays=3"], 2, db, 9000,
-                           tmp_path / "k")  # fmt: skip
-    replica = str(tmp_path / "server.relay2.db")
+                           tmp_path / "k", tmp_path / "files")  # fmt: skip
+    replica, files = str(tmp_path / "server.relay2.db"), str(tmp_path / "files" / "relay2")
     assert args == ["0.0.0.0", "--cluster", "nats://a:1", "--reuse-port", "--db", replica, "-p", "9000",
-                    "--key", str(tmp_path / "k")]  # fmt: skip
+                    "--files-dir", files, "--key", str(tmp_path / "k")]  # fmt: skip
     assert replica_path(tmp_path / "x", 1) == tmp_path / "x.relay1.db"
 
 
