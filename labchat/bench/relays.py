@@ -104,7 +104,7 @@ def run_relays_mode(bench: Bench) -> None:
     plan = [0, *s.relays]
     single: dict[str, Any] | None = None
     for count in plan:
-        label = "single server (SQLite)" if count == 0 else f"{count} relay{'s' if count > 1 else ''} + NATS"
+        label = "single (SQLite)" if count == 0 else f"{count} relay{'s' if count > 1 else ''} + NATS"
         bench.need(s.duration + s.drain_max + s.clients / s.login_pace * 2 + 30, f"the {label} row")
         bench.log(f"{label}: starting")
         try:
@@ -149,7 +149,7 @@ def _row(bench: Bench, count: int, label: str) -> dict[str, Any]:
     row.update(label=label, relays=count, login_s=got["elapsed_s"], processes=processes)
     relay_cpu = [(b - a) / wall for a, b in zip(before["relay_cpu_s"], after["relay_cpu_s"], strict=True)
                  if a is not None and b is not None]
-    row["busiest_relay_cpu"] = max(relay_cpu) if relay_cpu else None
+    row["busiest_relay_cpu"] = max(relay_cpu) if relay_cpu and count else None
     if before["nats_cpu_s"] is not None and after["nats_cpu_s"] is not None:
         row["nats_cpu"] = (after["nats_cpu_s"] - before["nats_cpu_s"]) / wall
     return row

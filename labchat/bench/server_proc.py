@@ -117,8 +117,7 @@ def _server_main(conn: Connection, options: ServerOptions) -> None:
             final = runner(_serve(conn, options, Path(tmp)))
         except Exception as exc:  # tell the parent in one line rather than let it time out
             with contextlib.suppress(OSError):
-                conn.send(("error", f"{type(exc).__name__}: {exc}"))
-            raise
+                conn.send(("error", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__))
         finally:
             if profiler is not None:
                 profiler.disable()
@@ -257,7 +256,7 @@ async def _cluster_relay(store: Any, channel: Any, config: Any, options: ServerO
         from ..server.backplane import ClusterBackplane  # type: ignore[import-not-found,unused-ignore]
         from ..server.cluster.bridge import ClusterBridge  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
-        raise RuntimeError(f"this labchat has no cluster message path ({exc})") from None
+        raise RuntimeError(f"no cluster message path in this labchat ({exc})") from None
     from ..server.cluster.connection import ClusterConnection
     from ..server.relay import Relay
 
