@@ -12,6 +12,8 @@
                                                    of 921 rooms: the same deliveries/s, what each costs
     labchat-bench --mode file                      a 200 MB file between two clients beside a plain TCP
                                                    copy, at 0 and 2 % loss, and chat p99 meanwhile
+    labchat-bench --relays 1,2,4                   one room of 1000 through 1, 2 and 4 relays of a NATS
+                                                   cluster, beside the single SQLite server
 
 Everything runs on 127.0.0.1 and stops by itself within --max-time seconds.
 """
@@ -33,7 +35,7 @@ from rich.table import Table
 
 from .runner import Bench, Report, Settings
 
-MODES = ("fixed", "ramp", "idle", "tui", "curve", "core", "flood", "login-storm", "rooms", "file")
+MODES = ("fixed", "ramp", "idle", "tui", "curve", "core", "flood", "login-storm", "rooms", "file", "relays")
 DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
     "fixed": (100, 1000.0, 10.0),
     "ramp": (100, 200.0, 3.0),
@@ -45,6 +47,7 @@ DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
     "login-storm": (300, 0.0, 120.0),  # duration: how long the clients may take to get in
     "rooms": (1000, 10.0, 10.0),  # clients; msg/s in the one-room row (the spread rows: same deliveries/s)
     "file": (2, 20.0, 10.0),  # sender and receiver; chat lines/s beside the file; seconds of chat before it
+    "relays": (1000, 20.0, 10.0),  # members of the one room; msg/s into it; seconds per row
 }
 
 
@@ -90,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="file: size of the file sent (default 200)")
     p.add_argument("--losses", default="0,2", metavar="PCT,PCT",
                    help="file: random loss each way, one transfer per value, in percent (default 0,2)")
+    p.add_argument("--relays", default=None, metavar="N,N,..",
+                   help="relays mode (chosen by this flag): relay counts, each a row beside the single "
+                        "server (default 1,2,4)")
     p.add_argument("--profile", action="store_true",
                    help="run the server under cProfile and print its top functions (slows it down)")
     p.add_argument("--profile-clients", action="store_true",
@@ -102,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    if args.relays is not None and args.mode == "fixed":
+        args.mode = "relays"  # `--relays 1,2,4` alone chooses the mode
     clients, rate, duration = DEFAULTS[args.mode]
     s = Settings(mode=args.mode)
     s.clients = args.clients if args.clients is not None else clients
@@ -115,6 +123,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if s.rooms > 1 and args.mode not in ("fixed", "rooms"):
         raise ValueError("--rooms applies to --mode fixed and --mode rooms")
     s.senders = args.senders
+    if args.mode == "relays":
+        s.relays = _relay_counts(args.relays or "1,2,4")
+    elif args.relays is not None:
+        raise ValueError("--relays chooses the relays mode: leave out --mode, or give --mode relays")
     if s.senders is not None and s.senders < 1:
         raise ValueError("--senders must be at least 1")
     s.profile = args.profile
@@ -158,6 +170,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
         except ImportError:
             raise ValueError("--uvloop needs uvloop: pip install 'labchat[fast]'") from None
     return s
+
+
+def _relay_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"--relays wants relay counts separated by commas, not {text!r}") from None
+    if not counts or not all(1 <= c <= 16 for c in counts):
+        raise ValueError("--relays: each count must be 1-16")
+    return counts
 
 
 def _fmt(value: Any, spec: str = ",.0f", none: str = "n/a") -> str:
@@ -222,6 +244,12 @@ def render(report: Report, console: Console) -> None:
                          f"{row['core_client_us_per_delivery']:.2f} µs CPU per delivery (sans-I/O)")
         if row.get("flood"):
             extra.append(row["flood"])
+        if row.get("busiest_relay_cpu") is not None:
+            extra.append(f"busiest relay {row['busiest_relay_cpu'] * 100:.0f} % of a core")
+        if row.get("nats_cpu") is not None:
+            extra.append(f"NATS (3 nodes) {row['nats_cpu'] * 100:.0f} % of a core")
+        if row.get("vs_single") is not None:
+            extra.append(f"{row['vs_single']:.2f} x the single server's deliveries/s")
         if row.get("tui"):
             extra.append(", ".join(f"{k} {v}" for k, v in row["tui"].items()))
         if extra:

@@ -191,6 +191,9 @@ class WorkerSpec:
     profile: bool = False
     #: Clients are spread over this many rooms (`room_of`); 1: all in `lobby`, as before rooms.
     rooms: int = 1
+    #: `--relays`: the relays' addresses; client `index` uses `addresses[index % len]` (round-robin).
+    #: Empty: every client uses host:port.
+    addresses: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -246,7 +249,9 @@ class Worker:
                 await asyncio.wait_for(window.acquire(), max(0.01, deadline - time.monotonic()))
             except TimeoutError:
                 break
-            client = BenchClient(self.spec.host, self.spec.port, index, self.recorder, self.spec.rooms)
+            host, port = (self.spec.addresses[index % len(self.spec.addresses)] if self.spec.addresses
+                          else (self.spec.host, self.spec.port))
+            client = BenchClient(host, port, index, self.recorder, self.spec.rooms)
             client.login.add_done_callback(release)
             self.clients.append(client)
             await client.start()
@@ -413,7 +418,7 @@ class WorkerPool:
 
     def __init__(self, host: str, port: int, clients: int, processes: int, *, uvloop: bool = False,
                  max_s: float = 600.0, first_index: int = 0, profile: bool = False,
-                 rooms: int = 1) -> None:
+                 rooms: int = 1, addresses: list[tuple[str, int]] | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         processes = max(1, min(processes, clients))
         self.clients = clients
@@ -426,7 +431,7 @@ class WorkerPool:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_worker_main, name=f"labchat-bench-worker-{p}", daemon=True,
                                args=(child, WorkerSpec(host, port, indices, uvloop, max_s, profile,
-                                                       rooms)))
+                                                       rooms, list(addresses or []))))
             proc.start()
             child.close()
             self._conns.append(parent)

@@ -62,6 +62,8 @@ class Settings:
     rooms: int = 1
     #: Rooms mode: empty rooms the server holds besides the busy ones, for the third row.
     held_rooms: int = 900
+    #: Relays mode (`--relays`): relay counts, a row each beside the single server.
+    relays: tuple[int, ...] = (1, 2, 4)
 
 
 @dataclass
@@ -413,6 +415,11 @@ class Bench:
         from .tui_latency import run_tui_mode
 
         run_tui_mode(self)
+
+    def mode_relays(self) -> None:
+        from .relays import run_relays_mode
+
+        run_relays_mode(self)
 
     def mode_flood(self) -> None:
         from .flood import run_flood_mode

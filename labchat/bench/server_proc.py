@@ -51,6 +51,10 @@ class ServerOptions:
     relay: tuple[tuple[str, Any], ...] = ()
     #: Empty rooms made in the database before the server starts (the rooms mode's third row).
     held_rooms: int = 0
+    #: `--relays`: be one relay of the NATS cluster at these URLs (the message path of
+    #: `labchat-server --cluster`), with this shared server key file; () for the single server.
+    cluster: tuple[str, ...] = ()
+    key_file: str | None = None
 
 
 def udp_rcvbuf_errors() -> int | None:
@@ -111,6 +115,9 @@ def _server_main(conn: Connection, options: ServerOptions) -> None:
             if profiler is not None:
                 profiler.enable()
             final = runner(_serve(conn, options, Path(tmp)))
+        except Exception as exc:  # tell the parent in one line rather than let it time out
+            with contextlib.suppress(OSError):
+                conn.send(("error", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__))
         finally:
             if profiler is not None:
                 profiler.disable()
@@ -142,7 +149,7 @@ async def _serve(conn: Connection, options: ServerOptions, tmp: Path) -> dict[st
         for i in range(options.held_rooms):
             store.save_room(RoomRecord(f"held-{i:04d}", "bench", created_ms=int(time.time() * 1000)))
     freeze_startup_objects()  # as labchat-server does
-    key = load_or_create_server_key(tmp / "bench.key")
+    key = load_or_create_server_key(Path(options.key_file) if options.key_file else tmp / "bench.key")
     channel_config = ChannelConfig(
         hello_rate_per_s=HELLO_RATE_PER_S, hello_burst=HELLO_BURST,
         cookie_half_open_threshold=4096, cookie_hello_rate_per_s=HELLO_RATE_PER_S,
@@ -154,9 +161,15 @@ async def _serve(conn: Connection, options: ServerOptions, tmp: Path) -> dict[st
         "login": LoginPolicy(registrations_per_hour=0),
         **dict(options.relay),
     }
-    relay = Relay(store, ServerChannel(key, channel_config),
-                  RelayConfig(rate_per_s=RATE_PER_S, rate_burst=RATE_BURST, **relay_options))
+    relay_config = RelayConfig(rate_per_s=RATE_PER_S, rate_burst=RATE_BURST, **relay_options)
+    if options.cluster:
+        relay, close_cluster = await _cluster_relay(store, ServerChannel(key, channel_config), relay_config,
+                                                    options)
+    else:
+        relay = Relay(store, ServerChannel(key, channel_config), relay_config)
     server = await serve(options.host, options.port, relay)
+    if options.cluster:
+        bridge = await close_cluster(server)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     # How long each wake-up for incoming datagrams keeps the server busy (read, commit, fan out, send):
@@ -224,8 +237,36 @@ async def _serve(conn: Connection, options: ServerOptions, tmp: Path) -> dict[st
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(stop.wait(), options.max_s)
     final = snapshot()
+    if options.cluster:
+        await bridge.close()
     await server.stop(grace_s=0.0)
+    if options.cluster:
+        await bridge.conn.close()
     return final
+
+
+async def _cluster_relay(store: Any, channel: Any, config: Any, options: ServerOptions) -> tuple[Any, Any]:
+    """A relay on the cluster's message path, as `labchat-server --cluster` builds it, and the
+    coroutine function that joins the cluster once the relay serves (returns the bridge).
+
+    Raises:
+        RuntimeError: this labchat has no cluster message path (one line for the report).
+    """
+    try:
+        from ..server.backplane import ClusterBackplane  # type: ignore[import-not-found,unused-ignore]
+        from ..server.cluster.bridge import ClusterBridge  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise RuntimeError(f"no cluster message path in this labchat ({exc})") from None
+    from ..server.cluster.connection import ClusterConnection
+    from ..server.relay import Relay
+
+    relay = Relay(store, channel, config, None, ClusterBackplane())  # type: ignore[call-arg,unused-ignore]
+
+    async def join(server: Any) -> Any:
+        conn = await ClusterConnection.connect(list(options.cluster), name="labchat-bench-relay")
+        return await ClusterBridge.start(server, conn)
+
+    return relay, join
 
 
 class BenchServer:
@@ -252,6 +293,8 @@ class BenchServer:
             reply = self._conn.recv()
             if reply[0] == kind:
                 return reply  # type: ignore[no-any-return]
+            if reply[0] == "error":
+                raise RuntimeError(f"the bench server failed: {reply[1]}")
 
     def stats(self) -> dict[str, Any]:
         self._conn.send(("stats",))

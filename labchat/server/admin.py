@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )  # fmt: skip
     ex.add_argument("--out", type=Path, default=None, help=_("PATH without extension (default ./ROOM-DATE)"))
+    _add_backup_commands(sub)
     args = p.parse_args(argv)
+    if args.command in ("export", "import"):
+        return _backup(args)
     try:
         if args.cluster is not None:
             return _run_cluster(args)
@@ -240,6 +243,88 @@ async def _cluster_command(
             raise missing()
         print(_("password of {name} changed").format(name=changed.name))
     return 0
+
+# ---------------------------------------------------------------- export / import (backup.py)
+
+
+def _add_backup_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    ex = sub.add_parser(
+        "export", help=_("write accounts, rooms, roles, sanctions and every room's history to FILE"
+                         " (JSON lines; FILE.gz is compressed)"),
+    )  # fmt: skip
+    ex.add_argument("file", type=Path, metavar="FILE")
+    im = sub.add_parser(
+        "import", help=_("load an export FILE into a fresh database (--db) and/or the cluster (--cluster)"),
+    )  # fmt: skip
+    im.add_argument("file", type=Path, metavar="FILE")
+
+
+def _backup(args: argparse.Namespace) -> int:
+    """`export FILE` and `import FILE`: one line per outcome, one line per error (with the file's
+    line number for a bad file), exit 1 on failure."""
+    from .backup import ExportFileError, export_database, import_database
+
+    db_path: Path = args.db or default_db_path()
+    try:
+        if args.command == "export":
+            counts = export_database(db_path, args.file)
+            print(_("exported {accounts} accounts, {rooms} rooms and {messages} messages to {path}").format(
+                accounts=counts.account, rooms=counts.room, messages=counts.message, path=args.file))
+            return 0
+        if args.cluster is None or args.db is not None:
+            counts = import_database(args.file, db_path)
+            print(_("imported {accounts} accounts, {rooms} rooms and {messages} messages into {path}").format(
+                accounts=counts.account, rooms=counts.room, messages=counts.message, path=db_path))
+        if args.cluster is not None:
+            return _import_cluster(args.cluster, args.file)
+        return 0
+    except ExportFileError as exc:
+        print(_("labchat-admin: {path}: {error} (nothing was imported)").format(path=args.file, error=exc),
+              file=sys.stderr)
+        return 1
+    except StoreError as exc:
+        print(f"labchat-admin: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+def _import_cluster(urls: str, path: Path) -> int:
+    import asyncio
+
+    from .cluster.connection import ClusterConnection, ClusterUnavailable
+    from .cluster.importer import ClusterImportError, import_into_cluster
+
+    servers = [u.strip() for u in urls.split(",") if u.strip()]
+    if not servers:
+        raise StoreError(_("--cluster wants nats://HOST:PORT[,nats://HOST:PORT...]"))
+
+    async def run() -> int:
+        try:
+            conn = await ClusterConnection.connect(servers, name="labchat-admin")
+        except (OSError, TimeoutError, Exception) as exc:  # nats-py raises its own kinds here
+            raise ClusterUnavailable(_("cannot reach the NATS cluster at {urls}: {reason}").format(
+                urls=urls, reason=str(exc) or type(exc).__name__)) from None
+        try:
+            done = await import_into_cluster(conn, path, lambda line: print(line, file=sys.stderr))
+        finally:
+            await conn.close()
+        print(_("imported into the cluster: {published} messages in {rooms} rooms ({present} already there),"
+                " {created} accounts ({existing} already there), in {seconds:.1f} s").format(
+            published=done.messages_published, rooms=done.rooms, present=done.messages_present,
+            created=done.accounts_created, existing=done.accounts_present, seconds=done.elapsed_s))
+        return 0
+
+    try:
+        return asyncio.run(run())
+    except ClusterUnavailable as exc:
+        again = _("run the import again to continue: nothing is imported twice")
+        print(f"labchat-admin: {exc} ({again})", file=sys.stderr)
+        return 1
+    except ClusterImportError as exc:
+        print(f"labchat-admin: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -175,6 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=_("do not answer `labchat --discover` (by default the server tells the LAN its name and key)"),
     )
+    p.add_argument(
+        "--relays",
+        type=int,
+        default=None,
+        metavar="N",
+        help=_(
+            "with --cluster: run N relay processes sharing the UDP port (SO_REUSEPORT), one per core, "
+            "restarted if they die"
+        ),
+    )
+    p.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help=_("with --cluster: share the UDP port with other relays of the cluster on this machine"),
+    )
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.add_argument(
         "--quiet", action="store_true", help=_("log only warnings and errors (no per-message lines)")
@@ -258,11 +273,23 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.relays is not None or args.reuse_port:
+        problem = _relays_problem(args)
+        if problem is not None:
+            print(f"labchat-server: {problem}", file=sys.stderr)
+            return 2
     class_password = None
     if args.class_password:
         class_password = _class_password()
         if class_password is None:
             return 2
+    if args.relays is not None:
+        from .supervisor import run_relays
+
+        if class_password is not None:  # asked once here, handed to every relay
+            os.environ["LABCHAT_CLASS_PASSWORD"] = class_password
+        return run_relays(argv, args.relays, args.ip, args.port, args.db, getattr(args, "key", None),
+                          has_key_flag="key" in vars(args), files_dir=args.files_dir)
     db_path = args.db or default_db_path()
     try:
         store = Store(db_path)
@@ -316,9 +343,28 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(__name__).warning("labchat build: %s", build)
     freeze_startup_objects()
     try:
-        return asyncio.run(_run(args.ip, args.port, relay, db_path, fingerprint(public_key_of(key)), console))
+        return asyncio.run(_run(args.ip, args.port, relay, db_path, fingerprint(public_key_of(key)), console,
+                                reuse_port=args.reuse_port))
     except KeyboardInterrupt:
         return 0
+
+
+def _relays_problem(args: argparse.Namespace) -> str | None:
+    """Why --relays / --reuse-port cannot be used as given (one line), or None."""
+    from .supervisor import MAX_RELAYS, reuse_port_problem
+
+    flag = "--relays" if args.relays is not None else "--reuse-port"
+    if not getattr(args, "cluster", None):
+        return _(
+            "{flag} needs --cluster: without it each process would be a separate server "
+            "with its own users and history"
+        ).format(flag=flag)
+    if args.relays is not None and not 1 <= args.relays <= MAX_RELAYS:
+        return _("--relays must be 1-{most}").format(most=MAX_RELAYS)
+    problem = reuse_port_problem()
+    if problem is not None:
+        return _("{flag} cannot share the port: {reason}").format(flag=flag, reason=problem)
+    return None
 
 
 def _class_password() -> str | None:
@@ -346,9 +392,11 @@ def _class_password() -> str | None:
     return password
 
 
-async def _run(host: str, port: int, relay: Relay, db_path: Path, fp: str, console: Console) -> int:
+async def _run(
+    host: str, port: int, relay: Relay, db_path: Path, fp: str, console: Console, *, reuse_port: bool = False
+) -> int:
     try:
-        server = await serve(host, port, relay)
+        server = await serve(host, port, relay, reuse_port=reuse_port)
     except ServerError as exc:
         print(f"labchat-server: {exc}", file=sys.stderr)
         relay.store.close()

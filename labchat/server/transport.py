@@ -402,8 +402,11 @@ class RelayServer:
         self.relay.store.close()
 
 
-async def serve(host: str, port: int, relay: Relay) -> RelayServer:
+async def serve(host: str, port: int, relay: Relay, *, reuse_port: bool = False) -> RelayServer:
     """Bind `host:port` (port 0: any free port) and start relaying.
+
+    `reuse_port`: share the port with other relays of one cluster (SO_REUSEPORT, `--relays`): the
+    kernel then spreads clients over the sockets by a hash of their address and port.
 
     Raises:
         ServerError: the address is in use, not ours, or not an address.
@@ -427,6 +430,8 @@ async def serve(host: str, port: int, relay: Relay) -> RelayServer:
             # next receive, which would break the read loop: a UDP server wants none of that.
             with contextlib.suppress(OSError):
                 sock.ioctl(socket.SIO_UDP_CONNRESET, False)  # type: ignore[attr-defined]
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(sockaddr)
     except OSError as exc:
         sock.close()

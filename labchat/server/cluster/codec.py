@@ -57,15 +57,17 @@ def decode_room_message(data: bytes) -> RoomRecord:
     return RoomRecord(ts, user, text, flags, msg_id)
 
 
+
 # ------------------------------------------------------------ accounts (the ACCOUNTS bucket)
 
-#: The account value format in the ACCOUNTS bucket (key: names.token(name)).
+#: The account value format in the ACCOUNTS bucket (key: names.token(name)): the same JSON as
+#: cluster/accounts.py's encode_account writes (cluster-presence), which the relays mirror.
 ACCOUNT_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
 class AccountValue:
-    """One account as the ACCOUNTS bucket holds it: what login needs, nothing of the password."""
+    """One account as the ACCOUNTS bucket holds it: what login needs, never the password."""
 
     name: str  # as first registered
     salt: bytes
@@ -79,12 +81,12 @@ class AccountValue:
 
 def encode_account(account: AccountValue) -> bytes:
     return json.dumps(
-        {"v": ACCOUNT_VERSION, "name": account.name, "salt": account.salt.hex(), "hash": account.digest.hex(),
-         "n": account.n, "r": account.r, "p": account.p, "admin": account.admin,
-         "created_ms": account.created_ms},
+        {"v": ACCOUNT_VERSION, "name": account.name, "salt": account.salt.hex(),
+         "digest": account.digest.hex(), "n": account.n, "r": account.r, "p": account.p,
+         "admin": account.admin, "created": account.created_ms},
         ensure_ascii=False,
         separators=(",", ":"),
-    ).encode("utf-8")
+    ).encode("utf-8")  # fmt: skip
 
 
 def decode_account(data: bytes) -> AccountValue:
@@ -95,17 +97,17 @@ def decode_account(data: bytes) -> AccountValue:
         raise CodecError(f"not a labchat account: {exc}") from None
     if not isinstance(obj, dict) or obj.get("v") != ACCOUNT_VERSION:
         raise CodecError("not a labchat account (unknown format)")
-    name, salt, digest = obj.get("name"), obj.get("salt"), obj.get("hash")
-    numbers = [obj.get(k) for k in ("n", "r", "p", "created_ms")]
-    admin = obj.get("admin")
+    name, salt, digest, admin = obj.get("name"), obj.get("salt"), obj.get("digest"), obj.get("admin")
+    numbers = [x for x in (obj.get(k) for k in ("n", "r", "p", "created"))
+               if isinstance(x, int) and not isinstance(x, bool)]
     if not (isinstance(name, str) and isinstance(salt, str) and isinstance(digest, str)
-            and isinstance(admin, bool)
-            and all(isinstance(x, int) and not isinstance(x, bool) and 0 < x < 2**63 for x in numbers[:3])
-            and isinstance(numbers[3], int) and not isinstance(numbers[3], bool) and 0 <= numbers[3] < 2**63):
+            and isinstance(admin, bool) and len(numbers) == 4):
         raise CodecError("not a labchat account (bad fields)")
     try:
         salt_bytes, digest_bytes = bytes.fromhex(salt), bytes.fromhex(digest)
     except ValueError:
         raise CodecError("not a labchat account (bad hex)") from None
-    n, r, p, created = (int(x) for x in numbers if isinstance(x, int))
+    n, r, p, created = numbers
+    if not (1 < n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16 and 0 <= created < 2**63):
+        raise CodecError("not a labchat account (field out of range)")
     return AccountValue(name, salt_bytes, digest_bytes, n, r, p, admin, created)

@@ -66,3 +66,12 @@ HELD_SUBJECTS = f"{PREFIX}.held.*"
 def held_subject(user: str) -> str:
     """Private messages waiting for `user`'s next login, on whichever relay that is."""
     return f"{PREFIX}.held.{token(user)}"
+
+def import_msg_id(room: str, seq: int) -> str:
+    """`Nats-Msg-Id` of a message `labchat-admin import` copies into a room stream: a re-run within
+    the stream's duplicate window is stored once (and import checks the stream beyond it)."""
+    return f"import:{token(room)}:{seq}"
+
+
+#: A header on the filler messages import publishes (and deletes at once) to keep a room's seqs.
+GAP_HEADER = "Labchat-Gap"
