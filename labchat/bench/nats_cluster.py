@@ -27,6 +27,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: How long a node (or the whole cluster's JetStream) may take to become ready.
 READY_TIMEOUT_S = 30.0
@@ -177,19 +178,32 @@ class NatsCluster:
             return bool(reply.status == 200)
         return False
 
-    def _has_meta_leader(self, node: Node) -> bool:
+    def _meta(self, node: Node) -> dict[str, Any]:
         url = f"http://127.0.0.1:{node.http_port}/jsz"
         with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(url, timeout=1.0) as reply:
-            info = json.loads(reply.read())
-            return bool(info.get("meta_cluster", {}).get("leader"))
-        return False
+            meta = json.loads(reply.read()).get("meta_cluster")
+            return meta if isinstance(meta, dict) else {}
+        return {}
+
+    def _meta_group_whole(self, running: list[Node]) -> bool:
+        """The meta leader, asked itself, counts every running node as a current peer: only then can
+        an R3 stream or bucket be placed (before, creating one fails with "insufficient resources")."""
+        leader_name = next((m.get("leader") for m in map(self._meta, running) if m.get("leader")), None)
+        leader = next((n for n in running if n.name == leader_name), None)
+        if leader is None:
+            return False
+        meta = self._meta(leader)
+        if meta.get("leader") != leader.name:
+            return False
+        current = {r.get("name") for r in meta.get("replicas", []) if r.get("current")}
+        return {n.name for n in running} - {leader.name} <= current
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Every running node healthy and the JetStream meta group with a leader (bounded)."""
         deadline = time.monotonic() + timeout
         running = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
         while time.monotonic() < deadline:
-            if all(self._healthy(n) for n in running) and any(self._has_meta_leader(n) for n in running):
+            if all(self._healthy(n) for n in running) and self._meta_group_whole(running):
                 return
             for node in running:
                 if node.proc is not None and node.proc.poll() is not None:
