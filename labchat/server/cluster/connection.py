@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,6 +44,31 @@ TRANSIENT = (
     nats.errors.ConnectionReconnectingError,
     asyncio.TimeoutError,
 )
+
+
+def parse_urls(text: str) -> list[str]:
+    """`--cluster`'s value: comma-separated `nats://HOST:PORT` (or bare `HOST:PORT`, or `tls://...`).
+
+    Raises:
+        ValueError: with a one-line reason naming the bad part.
+    """
+    urls: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        url = part if "://" in part else f"nats://{part}"
+        try:
+            parsed = urllib.parse.urlsplit(url)
+            port = parsed.port
+        except ValueError:
+            raise ValueError(f"{part!r} is not a NATS address (nats://HOST:PORT)") from None
+        if parsed.scheme not in ("nats", "tls") or not parsed.hostname or port is None or port == 0:
+            raise ValueError(f"{part!r} is not a NATS address (nats://HOST:PORT)")
+        urls.append(url)
+    if not urls:
+        raise ValueError("no NATS address given (nats://HOST:PORT[,nats://HOST:PORT...])")
+    return urls
 
 
 class ClusterUnavailable(Exception):
