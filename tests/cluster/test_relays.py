@@ -6,7 +6,6 @@ RelayServers with their bridge on real UDP sockets, real ChatClients (tests/help
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
@@ -237,7 +236,9 @@ async def test_nats_unreachable_refuses_then_recovers(tmp_path: Path, nats_clust
         assert not alice.of(ev.MessageFailed)
 
 
-async def test_a_long_message_goes_through_the_cluster_whole(tmp_path: Path, nats_cluster: NatsCluster) -> None:
+async def test_a_long_message_goes_through_the_cluster_whole(
+    tmp_path: Path, nats_cluster: NatsCluster
+) -> None:
     """A long message (section 15.2) travels as one stream message and is delivered whole."""
     a = await start_relay(tmp_path / "a", nats_cluster)
     b = await start_relay(tmp_path / "b", nats_cluster)
