@@ -1,8 +1,10 @@
 """The asyncio glue between one relay (server/transport.py's RelayProtocol) and the cluster.
 
 The relay stays sans-I/O (backplane.py says what it hands over). After each flush this bridge takes
-the relay's outbox and publishes it, per room one message at a time in arrival order (a user's lines
-are never reordered by a retry), rooms in parallel; it follows the stream of every room the relay
+the relay's outbox and publishes it: one sender's lines in one room one at a time, in arrival order
+(a retry after a node's death can then never put a user's later line before an earlier one), and
+different senders and rooms side by side (their relative order is the stream's to decide, as it
+is for senders on different relays). It follows the stream of every room the relay
 opens (room_streams.py) and feeds what it reads back into the relay, then flushes, so one flush
 commits and fans out everything read meanwhile.
 
@@ -28,6 +30,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ...i18n import _
+from ...protocol import messages as m
 from ..backplane import ClusterBackplane, Outgoing
 from ..relay import Relay
 from ..store import StoredMessage
@@ -60,8 +63,9 @@ class ClusterBridge:
         self.conn = conn
         self.publish_deadline_s = publish_deadline_s
         self.streams = RoomStreams(conn, self._stored, self._replica_last_seq)
-        self._queues: dict[str, deque[Outgoing]] = {}
-        self._publishers: dict[str, asyncio.Task[None]] = {}
+        #: (room, sender's name key) -> its lines waiting to be published, and the task publishing them.
+        self._queues: dict[tuple[str, str], deque[Outgoing]] = {}
+        self._publishers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reachable_listeners: list[Callable[[bool], None]] = []
         self._closed = False
@@ -140,16 +144,19 @@ class ClusterBridge:
                 self.streams.follow(room)
         if backplane.outbox:
             for out in backplane.take_outbox():
-                self._queues.setdefault(out.room, deque()).append(out)
-                self._start_publisher(out.room)
+                lane = (out.room, m.name_key(out.user))
+                self._queues.setdefault(lane, deque()).append(out)
+                self._start_publisher(lane)
 
-    def _start_publisher(self, room: str) -> None:
-        if room not in self._publishers:
-            self._publishers[room] = asyncio.get_running_loop().create_task(self._publish(room))
+    def _start_publisher(self, lane: tuple[str, str]) -> None:
+        if lane not in self._publishers:
+            self._publishers[lane] = asyncio.get_running_loop().create_task(self._publish(lane))
 
-    async def _publish(self, room: str) -> None:
-        """Publish the room's queue one by one; on failure refuse it and everything behind it."""
-        queue = self._queues[room]
+    async def _publish(self, lane: tuple[str, str]) -> None:
+        """Publish one sender's lines in one room one by one; on a failure refuse that line and
+        every line of the sender queued behind it (22.6), so none overtakes it."""
+        room = lane[0]
+        queue = self._queues[lane]
         try:
             while queue:
                 out = queue[0]
@@ -171,9 +178,11 @@ class ClusterBridge:
                 self.duplicates += published.duplicate
                 self.feed(functools.partial(_published, out, published.seq))
         finally:
-            del self._publishers[room]
+            del self._publishers[lane]
             if queue and not self._closed:  # arrived after a failure: a new round
-                self._start_publisher(room)
+                self._start_publisher(lane)
+            elif not queue:
+                del self._queues[lane]
 
     def _refuse(self, room: str, refused: list[Outgoing], exc: Exception) -> None:
         if isinstance(exc, ClusterUnavailable):
