@@ -521,6 +521,8 @@ async def _join_cluster(server: RelayServer, urls: list[str]) -> ClusterBridge |
     reached at start. Once running, the relay rides out NATS outages by itself (protocol.md 22.6)."""
     from .cluster.bridge import ClusterBridge
     from .cluster.connection import ClusterConnection
+    from .cluster.directory import RelayDirectory
+    from .cluster.people import ClusterPeople
 
     try:
         conn = await ClusterConnection.connect(urls)
@@ -534,5 +536,21 @@ async def _join_cluster(server: RelayServer, urls: list[str]) -> ClusterBridge |
         )
         return None
     bridge = await ClusterBridge.start(server, conn)
+    try:
+        # People (presence, sessions, accounts, private messages, moderation) and the relays'
+        # directory ride on the same connection; they leave the cluster before the bridge stops.
+        people = await ClusterPeople.start(
+            conn, server.relay, flush=server.protocol.schedule_flush, clock=server.protocol.clock
+        )
+        bridge.on_close(people.close)
+        directory = await RelayDirectory.attach(conn, server)
+        bridge.on_close(directory.stop)
+    except Exception as exc:  # the cluster answered the connection but not its buckets in time
+        reason = str(exc) or type(exc).__name__
+        print(_("labchat-server: the cluster at {urls} is not ready: {reason}").format(
+            urls=",".join(urls), reason=reason), file=sys.stderr)  # fmt: skip
+        await bridge.close()
+        await conn.close()
+        return None
     log.info(_("one relay of the cluster at %s"), ",".join(urls))
     return bridge

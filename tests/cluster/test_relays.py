@@ -14,6 +14,7 @@ from pathlib import Path
 from labchat.protocol import events as ev
 from labchat.protocol import messages as m
 from labchat.protocol.channel import ServerChannel
+from labchat.protocol.client import ClientConfig
 from labchat.protocol.errors import ErrorCode
 from labchat.server.backplane import ClusterBackplane
 from labchat.server.cluster import names
@@ -213,27 +214,33 @@ async def test_the_whole_nats_cluster_restarted_keeps_history(
 async def test_nats_unreachable_refuses_then_recovers(tmp_path: Path, nats_cluster: NatsCluster) -> None:
     a = await start_relay(tmp_path / "a", nats_cluster, publish_deadline_s=2.0)
     b = await start_relay(tmp_path / "b", nats_cluster, publish_deadline_s=2.0)
-    alice = await connect(a.server, "alice", tmp_path=tmp_path)
+    alice = await connect(a.server, "alice", tmp_path=tmp_path)  # announces CAP_FAILOVER
+    old_caps = ClientConfig().capabilities & ~m.CAP_FAILOVER
+    carol = await connect(a.server, "carol", tmp_path=tmp_path, config=ClientConfig(capabilities=old_caps))
     bob = await connect(b.server, "bob", tmp_path=tmp_path)
-    async with running(a, b, alice, bob):
+    async with running(a, b, alice, carol, bob):
         alice.client.submit("before")
         await bob.wait_for(ev.MessageReceived, lambda e: e.text == "before", timeout=10)
         nats_cluster.stop()
-        alice.client.submit("while the cluster is down")
-        # Refused with "not now", said in words once; the client keeps the line (RATE_LIMITED rule).
-        notice = await alice.wait_for(ev.ServerNotice, lambda e: "cannot be stored" in e.text, timeout=10)
-        assert notice.code == ErrorCode.RATE_LIMITED
-        assert a.relay.backplane is not None and a.relay.backplane.refused >= 1
-        assert not alice.of(ev.MessageFailed)
+        alice.client.submit("alice while the cluster is down")
+        carol.client.submit("carol while the cluster is down")
+        # Refused with "not now", said in words once; both clients keep the line: CLUSTER_UNAVAILABLE
+        # for one that knows it (22.6), RATE_LIMITED for an older one.
+        for cut, code in ((alice, ErrorCode.CLUSTER_UNAVAILABLE), (carol, ErrorCode.RATE_LIMITED)):
+            notice = await cut.wait_for(ev.ServerNotice, lambda e: "cannot be stored" in e.text, timeout=10)
+            assert notice.code == code
+            assert not cut.of(ev.MessageFailed)
+        assert a.relay.backplane is not None and a.relay.backplane.refused >= 2
         assert [e.text for e in alice.of(ev.MessageDelivered)] == ["before"]
         nats_cluster.start()
-        # Back by itself: the kept line is resent, stored once, and reaches the other relay.
-        delivered = await alice.wait_for(
-            ev.MessageDelivered, lambda e: e.text == "while the cluster is down", timeout=25
-        )
-        got = await bob.wait_for(ev.MessageReceived, lambda e: e.text == "while the cluster is down", 15)
-        assert got.seq == delivered.seq == 2
-        assert not alice.of(ev.MessageFailed)
+        # Back by itself: the kept lines are resent, stored once, and reach the other relay.
+        for cut in (alice, carol):
+            text = f"{cut.client.user} while the cluster is down"
+            delivered = await cut.wait_for(ev.MessageDelivered, lambda e, t=text: e.text == t, timeout=25)
+            got = await bob.wait_for(ev.MessageReceived, lambda e, t=text: e.text == t, timeout=15)
+            assert got.seq == delivered.seq
+            assert not cut.of(ev.MessageFailed)
+        assert sorted(lines_seen(bob)) == [1, 2, 3]
 
 
 async def test_a_long_message_goes_through_the_cluster_whole(

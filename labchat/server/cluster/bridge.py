@@ -15,6 +15,7 @@ Other cluster parts (presence, sessions, directory) use the same bridge:
     bridge.feed(lambda relay, now: relay.something(..., now))   # into the relay, then one flush
     bridge.on_reachable(callback)    # callback(bool): NATS lost / back
     bridge.spawn(coroutine)          # a background task, cancelled by close()
+    bridge.on_close(part.close)      # awaited first by close(), the last registered first
     await bridge.close()
 """
 
@@ -26,7 +27,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ...i18n import _
@@ -68,6 +69,7 @@ class ClusterBridge:
         self._publishers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reachable_listeners: list[Callable[[bool], None]] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
         self._replica_moved = asyncio.Event()  # set whenever the stream fed the relay something
         #: Messages the cluster stored for this relay's senders, and how many were resends it knew.
@@ -103,6 +105,11 @@ class ClusterBridge:
     def on_reachable(self, callback: Callable[[bool], None]) -> None:
         self._reachable_listeners.append(callback)
 
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """`await closer()` first thing in `close()` (the last registered first): a part that
+        rides on the bridge (people, directory) leaves the cluster before the bridge stops."""
+        self._closers.append(closer)
+
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -122,6 +129,12 @@ class ClusterBridge:
 
     async def close(self) -> None:
         """Stop reading and publishing (what is still queued is not confirmed: clients resend it)."""
+        for closer in reversed(self._closers):
+            try:
+                await closer()
+            except Exception:
+                log.exception("internal error while leaving the cluster")
+        self._closers.clear()
         self._closed = True
         with contextlib.suppress(ValueError):
             self.protocol.after_flush.remove(self._after_flush)

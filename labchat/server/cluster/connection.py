@@ -71,6 +71,10 @@ def parse_urls(text: str) -> list[str]:
     return urls
 
 
+#: JetStream's error code for "a stream of that name exists with another configuration".
+STREAM_NAME_IN_USE = 10058
+
+
 class ClusterUnavailable(Exception):
     """NATS could not store or answer before the deadline: the relay refuses rather than confirms."""
 
@@ -147,14 +151,15 @@ class ClusterConnection:
         )
         try:
             await self.js.add_stream(config)
-        except nats.js.errors.BadRequestError:
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != STREAM_NAME_IN_USE:
+                raise  # e.g. "insufficient resources" while the peers join: the callers retry
             await self.js.stream_info(stream)  # exists with another config: use it as it is
         self._streams.add(stream)
 
     async def publish_room(self, room: str, payload: bytes, msg_id: str, deadline: float) -> Published:
         """Store one room message; returns its room seq. Raises ClusterUnavailable at `deadline`
         (time.monotonic()), having retried what may pass."""
-        await self.ensure_room_stream(room)
         subject = names.room_subject(room)
         headers = {"Nats-Msg-Id": msg_id}
         while True:
@@ -162,12 +167,18 @@ class ClusterConnection:
             if left <= 0:
                 raise ClusterUnavailable(f"NATS did not store a message for {room} in time")
             try:
+                await asyncio.wait_for(self.ensure_room_stream(room), min(PUBLISH_ATTEMPT_S, left))
                 ack = await self.js.publish(
                     subject, payload, timeout=min(PUBLISH_ATTEMPT_S, left), headers=headers
                 )
                 return Published(ack.seq, bool(ack.duplicate))
             except TRANSIENT:
-                await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+                pass
+            except (nats.js.errors.BadRequestError, nats.js.errors.ServiceUnavailableError) as exc:
+                if isinstance(exc, nats.js.errors.BadRequestError) and exc.err_code == STREAM_NAME_IN_USE:
+                    raise
+                # The stream cannot be placed yet (peers still joining, no quorum): not now.
+            await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
     # ------------------------------------------------------------ buckets
 
