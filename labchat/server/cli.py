@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("labchat.server")
 
+#: How long a relay waits at start for a NATS server of its cluster to answer before giving up in one
+#: line (once running, it rides out NATS outages by itself: protocol.md 22.6).
+CLUSTER_CONNECT_S = 10.0
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, as every labchat command does
@@ -525,9 +529,12 @@ async def _join_cluster(server: RelayServer, urls: list[str]) -> ClusterBridge |
     from .cluster.people import ClusterPeople
 
     try:
-        conn = await ClusterConnection.connect(urls)
+        # Bounded: NATS's client would otherwise go on trying for ever, saying nothing.
+        conn = await asyncio.wait_for(ClusterConnection.connect(urls), CLUSTER_CONNECT_S)
     except Exception as exc:  # nats-py raises its own errors, OSError and timeouts here
         reason = str(exc) or type(exc).__name__
+        if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+            reason = _("no NATS server answered in {seconds} s").format(seconds=f"{CLUSTER_CONNECT_S:g}")
         print(
             _("labchat-server: cannot reach the cluster at {urls}: {reason}").format(
                 urls=",".join(urls), reason=reason

@@ -146,6 +146,8 @@ async def test_a_resend_to_the_other_relay_is_stored_once(tmp_path: Path, nats_c
         resent = await again.wait_for(ev.MessageDelivered, timeout=10)
         assert resent.seq == first.seq and resent.local_id == first.local_id
         bob.client.submit("after it")
+        # Confirmed once relay B read it back from the stream: B had read "only once" before it.
+        await bob.wait_for(ev.MessageDelivered, lambda e: e.text == "after it", timeout=10)
         await alice.wait_for(ev.MessageReceived, lambda e: e.text == "after it", timeout=10)
         shown = [(e.seq, e.text) for e in bob.of(ev.MessageReceived) if not e.history]
         assert shown == [(first.seq, "only once")]
@@ -220,6 +222,7 @@ async def test_nats_unreachable_refuses_then_recovers(tmp_path: Path, nats_clust
     bob = await connect(b.server, "bob", tmp_path=tmp_path)
     async with running(a, b, alice, carol, bob):
         alice.client.submit("before")
+        await alice.wait_for(ev.MessageDelivered, lambda e: e.text == "before", timeout=10)
         await bob.wait_for(ev.MessageReceived, lambda e: e.text == "before", timeout=10)
         nats_cluster.stop()
         alice.client.submit("alice while the cluster is down")
