@@ -47,6 +47,8 @@ class ClusterBackplane:
     #: session id -> until when (s) its new messages are refused: after one refusal the rest of what
     #: it sent meanwhile must not overtake the refused line (the client resends them all, in order).
     refusing: dict[bytes, float] = field(default_factory=dict)
+    #: Sessions told in words that messages cannot be stored now: told once per outage, not per line.
+    told: set[bytes] = field(default_factory=set)
     #: Messages refused because the cluster could not store them (a counter for logs and tests).
     refused: int = 0
 

@@ -610,15 +610,19 @@ class Relay:
     def _refuse_unstored(self, sess: Session, msg_id: int, reason: str, now: float) -> None:
         """REJECTED that means "not now" (protocol.md 22.6): CLUSTER_UNAVAILABLE to clients that know
         it, RATE_LIMITED to older ones; both keep the line and send it again after `retry_after_ms`.
-        The first refusal of a run also says why in a NOTICE, once."""
+        The first refusal also says why in a NOTICE, once until a line of the session is stored again
+        or the cluster is back."""
         bp = self.backplane
         assert bp is not None
         bp.refused += 1
         code = ErrorCode.CLUSTER_UNAVAILABLE if sess.caps & m.CAP_FAILOVER else ErrorCode.RATE_LIMITED
         text = f"messages cannot be stored now ({reason}); they are kept and sent again"
-        if sess.sid not in bp.refusing:
+        if sess.sid not in bp.told:
             log.warning(_("%s: a message was refused: %s"), sess.user, reason)
             self._send(sess, m.Notice(code, text))
+            if len(bp.told) > 4096:  # mostly sessions that left: at worst someone is told twice
+                bp.told.clear()
+            bp.told.add(sess.sid)
         if len(bp.refusing) > 4096:  # sessions that left: forget the windows that are over
             bp.refusing = {sid: t for sid, t in bp.refusing.items() if t > now}
         bp.refusing[sess.sid] = now + RETRY_AFTER_MS / 1000
@@ -641,6 +645,7 @@ class Relay:
             sess = self.sessions.get(sid)
             if sess is not None and sess.user is not None and m.name_key(sess.user) == key[0]:
                 sender = sess
+                bp.told.discard(sess.sid)
         self._pending.append(_PendingMessage(sender, stored.msg_id, stored))
         self._remember_id(key, (room.name, stored.seq, stored.ts_ms))
 
@@ -680,6 +685,7 @@ class Relay:
             self.backplane.reachable = reachable
             if reachable:
                 self.backplane.refusing.clear()
+                self.backplane.told.clear()
                 log.warning(_("the cluster is reachable again: messages are accepted"))
             else:
                 log.warning(_("the cluster is unreachable: new messages are refused until it is back"))
