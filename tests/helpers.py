@@ -63,6 +63,16 @@ class ClientUnderTest:
 
         return await asyncio.wait_for(scan(), timeout)
 
+    async def wait_until(self, pred: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Until `pred()` holds, checked after each event this client sees."""
+
+        async def scan() -> None:
+            while not pred():
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(scan(), timeout)
+
     def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.seen if isinstance(e, kind)]
 

@@ -121,14 +121,34 @@ class NatsCluster:
     # ------------------------------------------------------------ life cycle
 
     def start(self) -> NatsCluster:
-        try:
-            for i in range(len(self.nodes)):
-                self._spawn(i)
-            self.wait_ready()
-        except BaseException:
-            self.stop()  # no node outlives a start that failed
-            raise
-        return self
+        """Start every node and wait until the cluster is ready. A cluster's first start picks new
+        ports and tries again (up to 3 times) when another program took one of its ports in the
+        window described above: on a machine running other tests that happens, rarely."""
+        first = not any(node.store_dir.exists() for node in self.nodes)
+        for attempt in range(3):
+            try:
+                for i in range(len(self.nodes)):
+                    self._spawn(i)
+                self.wait_ready()
+                return self
+            except BaseException:
+                self.stop()  # no node outlives a start that failed
+                if not (first and attempt < 2 and self._port_taken()):
+                    raise
+            for node in self.nodes:
+                shutil.rmtree(node.store_dir, ignore_errors=True)
+                node.log.unlink(missing_ok=True)
+                node.client_port, node.cluster_port, node.http_port = (_free_tcp_port() for _ in range(3))
+            for node in self.nodes:
+                node.config.write_text(self._config(node))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _port_taken(self) -> bool:
+        """A node of the failed start exited because one of its ports was in use."""
+        return any(
+            node.log.exists() and "address already in use" in node.log.read_text(errors="replace")
+            for node in self.nodes
+        )
 
     @property
     def pids(self) -> list[int]:

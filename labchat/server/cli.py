@@ -15,7 +15,9 @@ import os
 import socket
 import sqlite3
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -27,15 +29,23 @@ from ..protocol import messages as m
 from ..protocol.channel import ServerChannel, fingerprint
 from ..startup_gc import freeze_startup_objects
 from .accounts import LoginPolicy
+from .backplane import ClusterBackplane
 from .files import FilePolicy
 from .keys import KeyFileError, load_or_create_server_key, public_key_of
 from .relay import Relay, RelayConfig
 from .retention import DAY_S, MIB, RetentionPolicy
 from .store import Store, StoreError, default_db_path
-from .tickets import TicketBook, load_or_create_ticket_key
-from .transport import ServerError, serve
+from .tickets import TicketBook, derive_ticket_key, load_or_create_ticket_key
+from .transport import RelayServer, ServerError, serve
+
+if TYPE_CHECKING:
+    from .cluster.bridge import ClusterBridge
 
 log = logging.getLogger("labchat.server")
+
+#: How long a relay waits at start for a NATS server of its cluster to answer before giving up in one
+#: line (once running, it rides out NATS outages by itself: protocol.md 22.6).
+CLUSTER_CONNECT_S = 10.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -190,6 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=_("with --cluster: share the UDP port with other relays of the cluster on this machine"),
     )
+    p.add_argument(
+        "--cluster",
+        default=None,
+        metavar="URL[,URL...]",
+        help=_(
+            "be one relay of a cluster: rooms, their order and their history go through these NATS "
+            "JetStream servers (nats://HOST:PORT, comma-separated); the database is then a local copy"
+        ),
+    )
+    p.add_argument(
+        "--key",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=_(
+            "the server key file (default: beside the database); every relay of a cluster uses a copy "
+            "of the same one, so clients trust and resume on any of them"
+        ),
+    )
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.add_argument(
         "--quiet", action="store_true", help=_("log only warnings and errors (no per-message lines)")
@@ -273,6 +302,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    cluster_urls: list[str] | None = None
+    if args.cluster is not None:
+        from .cluster.connection import parse_urls  # NATS is loaded only for a cluster
+
+        try:
+            cluster_urls = parse_urls(args.cluster)
+        except ValueError as exc:
+            print(_("labchat-server: --cluster: {reason}").format(reason=exc), file=sys.stderr)
+            return 2
     if args.relays is not None or args.reuse_port:
         problem = _relays_problem(args)
         if problem is not None:
@@ -293,9 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     db_path = args.db or default_db_path()
     try:
         store = Store(db_path)
-        key = load_or_create_server_key(db_path.with_name(db_path.stem + ".key"))
-        # Beside the server key, as secret: tickets then survive a restart (docs/protocol.md 17.4).
-        ticket_key = load_or_create_ticket_key(db_path.with_name(db_path.stem + ".ticket-key"))
+        key = load_or_create_server_key(args.key or db_path.with_name(db_path.stem + ".key"))
+        if cluster_urls is not None:
+            # Every relay derives the same ticket key from the shared server key (docs/cluster.md).
+            ticket_key = derive_ticket_key(key)
+        else:
+            # Beside the server key, as secret: tickets then survive a restart (docs/protocol.md 17.4).
+            ticket_key = load_or_create_ticket_key(db_path.with_name(db_path.stem + ".ticket-key"))
     except (StoreError, KeyFileError) as exc:
         print(f"labchat-server: {exc}", file=sys.stderr)
         return 1
@@ -328,8 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     channel = ServerChannel(key)
     channel.discovery_name = None if args.no_discovery else args.name
     tickets = TicketBook(ticket_key, channel.public_key, lifetime_s=config.ticket_lifetime_s)
+    if cluster_urls is not None:
+        # A cluster's relays announce failover (22.1) and number nothing themselves (backplane.py).
+        config = replace(config, capabilities=config.capabilities | m.CAP_FAILOVER)
+    backplane = ClusterBackplane() if cluster_urls is not None else None
     try:
-        relay = Relay(store, channel, config, tickets)
+        relay = Relay(store, channel, config, tickets, backplane)
     except sqlite3.Error as exc:  # the store's start-up probe missed the damage; still one line
         print(
             _("labchat-server: cannot read database {path}: {reason}").format(path=db_path, reason=exc),
@@ -344,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     freeze_startup_objects()
     try:
         return asyncio.run(_run(args.ip, args.port, relay, db_path, fingerprint(public_key_of(key)), console,
-                                reuse_port=args.reuse_port))
+                                reuse_port=args.reuse_port, cluster_urls=cluster_urls))
     except KeyboardInterrupt:
         return 0
 
@@ -393,7 +439,8 @@ def _class_password() -> str | None:
 
 
 async def _run(
-    host: str, port: int, relay: Relay, db_path: Path, fp: str, console: Console, *, reuse_port: bool = False
+    host: str, port: int, relay: Relay, db_path: Path, fp: str, console: Console, *, reuse_port: bool = False,
+    cluster_urls: list[str] | None = None,
 ) -> int:
     try:
         server = await serve(host, port, relay, reuse_port=reuse_port)
@@ -401,6 +448,12 @@ async def _run(
         print(f"labchat-server: {exc}", file=sys.stderr)
         relay.store.close()
         return 1
+    bridge = None
+    if cluster_urls is not None:
+        bridge = await _join_cluster(server, cluster_urls)
+        if bridge is None:
+            await server.stop(grace_s=0)
+            return 1
     bound_host, bound_port = server.address
     # The banner is printed even with --quiet: it is what the operator needs to tell the users.
     registration = _("open") if relay.config.registration_open else _("closed")
@@ -454,10 +507,57 @@ async def _run(
     )
     await stop.wait()
     restore()
+    if bridge is not None:
+        await bridge.close()
     console.print(
         ngettext(
             "shutting down: telling {count} client", "shutting down: telling {count} clients", relay.online()
         ).format(count=relay.online())
     )
     await server.stop()
+    if bridge is not None:
+        await bridge.conn.close()
     return 0
+
+
+async def _join_cluster(server: RelayServer, urls: list[str]) -> ClusterBridge | None:
+    """Connect to NATS and start the bridge; None (after one line on stderr) when NATS cannot be
+    reached at start. Once running, the relay rides out NATS outages by itself (protocol.md 22.6)."""
+    from .cluster.bridge import ClusterBridge
+    from .cluster.connection import ClusterConnection
+    from .cluster.directory import RelayDirectory
+    from .cluster.people import ClusterPeople
+
+    try:
+        # Bounded: NATS's client would otherwise go on trying for ever, saying nothing.
+        conn = await asyncio.wait_for(ClusterConnection.connect(urls), CLUSTER_CONNECT_S)
+    except Exception as exc:  # nats-py raises its own errors, OSError and timeouts here
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+            reason = _("no NATS server answered in {seconds} s").format(seconds=f"{CLUSTER_CONNECT_S:g}")
+        print(
+            _("labchat-server: cannot reach the cluster at {urls}: {reason}").format(
+                urls=",".join(urls), reason=reason
+            ),
+            file=sys.stderr,
+        )
+        return None
+    bridge = await ClusterBridge.start(server, conn)
+    try:
+        # People (presence, sessions, accounts, private messages, moderation) and the relays'
+        # directory ride on the same connection; they leave the cluster before the bridge stops.
+        people = await ClusterPeople.start(
+            conn, server.relay, flush=server.protocol.schedule_flush, clock=server.protocol.clock
+        )
+        bridge.on_close(people.close)
+        directory = await RelayDirectory.attach(conn, server)
+        bridge.on_close(directory.stop)
+    except Exception as exc:  # the cluster answered the connection but not its buckets in time
+        reason = str(exc) or type(exc).__name__
+        print(_("labchat-server: the cluster at {urls} is not ready: {reason}").format(
+            urls=",".join(urls), reason=reason), file=sys.stderr)  # fmt: skip
+        await bridge.close()
+        await conn.close()
+        return None
+    log.info(_("one relay of the cluster at %s"), ",".join(urls))
+    return bridge

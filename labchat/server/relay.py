@@ -38,6 +38,7 @@ from ..protocol.reliability import LinkConfig, ReliableLink
 from ..protocol.text import long_preview, over_limit, split_parts, truncate_utf8, utf8_len
 from ..protocol.wire import decode_message, encode_message
 from .accounts import LoginGate, LoginPolicy, PasswordCheck, RegistrationLimit
+from .backplane import RETRY_AFTER_MS, ClusterBackplane, Outgoing
 from .classroom import CLASSROOM_REQUEST_KINDS, CLASSROOM_REQUESTS, Classroom
 from .files import REQUEST_KINDS as _FILE_REQUEST_KINDS
 from .files import FilePolicy, Files
@@ -194,8 +195,10 @@ _FILE_MESSAGES = (m.FileOffer, m.FileChunk, m.FileGet, m.FileCancel, m.ListFiles
 
 @dataclass(slots=True)
 class _PendingMessage:
-    sender: Session
-    say: m.Say | LongChat
+    #: The session to confirm it to (None: a message from another relay of the cluster, or one whose
+    #: sender is no longer waiting here); it is left out of the fan-out.
+    sender: Session | None
+    msg_id: int
     stored: StoredMessage
 
 
@@ -234,9 +237,12 @@ class Relay:
         channel: ServerChannel,
         config: RelayConfig | None = None,
         tickets: TicketBook | None = None,
+        backplane: ClusterBackplane | None = None,
     ) -> None:
         """`tickets` seals resumption tickets; without one, a key made now (tickets then die with
-        the process: the command line passes one kept on disk)."""
+        the process: the command line passes one kept on disk). `backplane`: this relay is one of a
+        cluster, which numbers and stores room messages (backplane.py); None: a single server."""
+        self.backplane = backplane
         self.store = store
         self.channel = channel
         self.config = config or RelayConfig()
@@ -295,6 +301,8 @@ class Relay:
             for stored in self.store.last_messages(name, min(self.config.ring_size, 1000)):
                 room.remember(stored)
             self.rooms[name] = room
+            if self.backplane is not None:
+                self.backplane.rooms_to_follow.append(name)  # its stream feeds the local replica
         return room
 
     def password_checks(self) -> list[PasswordCheck]:
@@ -479,6 +487,9 @@ class Relay:
         if room.quiet_until_ms and self.classroom.diverts(sess, room, now):
             self.classroom.to_ops(sess, room, message, now)  # quiet mode (20.5): to the operators only
             return
+        if self.backplane is not None:
+            self._publish(sess, room, message, now)
+            return
         stored = StoredMessage(
             room.name,
             room.allocate_seq(),
@@ -488,7 +499,7 @@ class Relay:
             message.flags & m.FLAG_ACTION,
             message.msg_id,
         )
-        self._pending.append(_PendingMessage(sess, message, stored))
+        self._pending.append(_PendingMessage(sess, message.msg_id, stored))
         self._remember_id((m.name_key(sess.user), message.msg_id), (room.name, stored.seq, stored.ts_ms))
 
     def _remember_id(self, key: tuple[str, int], value: tuple[str, int, int]) -> None:
@@ -560,7 +571,8 @@ class Relay:
             else:
                 body = encode_message(_room_message(p.stored))
                 count = self._fan_out(room, m.Kind.MESSAGE, body, p.sender, seq=p.stored.seq)
-            self._confirm(p.sender, p.say.msg_id, room.name, p.stored.seq, p.stored.ts_ms)
+            if p.sender is not None:
+                self._confirm(p.sender, p.msg_id, room.name, p.stored.seq, p.stored.ts_ms)
             self.stats.messages_relayed += 1
             self.stats.deliveries += count
             if log.isEnabledFor(logging.INFO):
@@ -571,6 +583,112 @@ class Relay:
                     p.stored.seq,
                     count,
                 )
+
+    # ------------------------------------------------------------ cluster: the message path (backplane.py)
+
+    def _publish(self, sess: Session, room: Room, message: m.Say | LongChat, now: float) -> None:
+        """Cluster mode: hand the message to the cluster instead of numbering and storing it here.
+        ACCEPTED follows when this relay reads it back from the room's stream (`room_message_stored`)."""
+        bp = self.backplane
+        assert bp is not None and sess.user is not None
+        until = bp.refusing.get(sess.sid)
+        if until is not None and now >= until:
+            del bp.refusing[sess.sid]
+            until = None
+        if not bp.reachable or until is not None:
+            reason = "the cluster is unreachable" if not bp.reachable else "an earlier message was not stored"
+            self._refuse_unstored(sess, message.msg_id, reason, now)
+            return
+        key = (m.name_key(sess.user), message.msg_id)
+        if key in bp.awaiting:  # a resend of one on its way: its ACCEPTED goes to this session
+            bp.awaiting[key] = sess.sid
+            return
+        bp.awaiting[key] = sess.sid
+        flags = message.flags & m.FLAG_ACTION
+        bp.outbox.append(Outgoing(room.name, _ms(now), sess.user, message.text, flags, message.msg_id))
+
+    def _refuse_unstored(self, sess: Session, msg_id: int, reason: str, now: float) -> None:
+        """REJECTED that means "not now" (protocol.md 22.6): CLUSTER_UNAVAILABLE to clients that know
+        it, RATE_LIMITED to older ones; both keep the line and send it again after `retry_after_ms`.
+        The first refusal also says why in a NOTICE, once until a line of the session is stored again
+        or the cluster is back."""
+        bp = self.backplane
+        assert bp is not None
+        bp.refused += 1
+        code = ErrorCode.CLUSTER_UNAVAILABLE if sess.caps & m.CAP_FAILOVER else ErrorCode.RATE_LIMITED
+        text = f"messages cannot be stored now ({reason}); they are kept and sent again"
+        if sess.sid not in bp.told:
+            log.warning(_("%s: a message was refused: %s"), sess.user, reason)
+            self._send(sess, m.Notice(code, text))
+            if len(bp.told) > 4096:  # mostly sessions that left: at worst someone is told twice
+                bp.told.clear()
+            bp.told.add(sess.sid)
+        if len(bp.refusing) > 4096:  # sessions that left: forget the windows that are over
+            bp.refusing = {sid: t for sid, t in bp.refusing.items() if t > now}
+        bp.refusing[sess.sid] = now + RETRY_AFTER_MS / 1000
+        self._send(sess, m.Rejected(msg_id, code, RETRY_AFTER_MS, text))
+
+    def room_message_stored(self, stored: StoredMessage, now: float) -> None:
+        """The cluster stored `stored` as `stored.seq` of its room (read from the room's stream, in
+        stream order, by every relay): keep it in the local replica, fan it out to this relay's
+        members and confirm it to the session waiting for it, all at the next flush (one commit for
+        everything read meanwhile). A seq this relay already holds (a stream read again) is ignored."""
+        self._now = now
+        room = self.room(stored.room)
+        if stored.seq < room.next_seq:
+            return
+        room.next_seq = stored.seq + 1
+        key = (m.name_key(stored.user), stored.msg_id)
+        sender: Session | None = None
+        bp = self.backplane
+        if bp is not None and (sid := bp.awaiting.pop(key, None)) is not None:
+            sess = self.sessions.get(sid)
+            if sess is not None and sess.user is not None and m.name_key(sess.user) == key[0]:
+                sender = sess
+                bp.told.discard(sess.sid)
+        self._pending.append(_PendingMessage(sender, stored.msg_id, stored))
+        self._remember_id(key, (room.name, stored.seq, stored.ts_ms))
+
+    def room_message_published(self, room: str, user: str, msg_id: int, seq: int, now: float) -> None:
+        """The cluster answered the publish of (`user`, `msg_id`) with `seq`. Usually the stream brings
+        the message too and confirms it; but a resend the cluster knew already (its first copy was
+        read from the stream before anyone here waited for it) is confirmed from the replica now."""
+        bp = self.backplane
+        if bp is None:
+            return
+        key = (m.name_key(user), msg_id)
+        sid = bp.awaiting.get(key)
+        known = self._recent_ids.get(key)
+        if sid is None or known is None or known[1] != seq:
+            return
+        del bp.awaiting[key]
+        sess = self.sessions.get(sid)
+        if sess is not None and sess.user is not None and m.name_key(sess.user) == key[0]:
+            self._confirm(sess, msg_id, known[0], known[1], known[2])
+
+    def room_message_refused(self, room: str, user: str, msg_id: int, reason: str, now: float) -> None:
+        """The cluster did not store (`user`, `msg_id`) in time: the waiting session hears "not now"
+        and will send it again (22.6); the resend is deduplicated if it was stored after all."""
+        self._now = now
+        bp = self.backplane
+        if bp is None:
+            return
+        sid = bp.awaiting.pop((m.name_key(user), msg_id), None)
+        sess = self.sessions.get(sid) if sid is not None else None
+        if sess is not None and sess.user is not None and m.name_key(sess.user) == m.name_key(user):
+            self._refuse_unstored(sess, msg_id, reason, now)
+
+    def set_cluster_reachable(self, reachable: bool, now: float) -> None:
+        """The bridge lost (False) or regained (True) its connection to the cluster."""
+        self._now = now
+        if self.backplane is not None and self.backplane.reachable != reachable:
+            self.backplane.reachable = reachable
+            if reachable:
+                self.backplane.refusing.clear()
+                self.backplane.told.clear()
+                log.warning(_("the cluster is reachable again: messages are accepted"))
+            else:
+                log.warning(_("the cluster is unreachable: new messages are refused until it is back"))
 
     def _fan_out(
         self, room: Room, kind: int, body: bytes, exclude: Session | None, seq: int | None = None
@@ -661,7 +779,7 @@ class Relay:
         else:
             self._process_chat(sess, chat, now)
 
-    def _fan_out_long(self, room: Room, stored: StoredMessage, exclude: Session) -> int:
+    def _fan_out_long(self, room: Room, stored: StoredMessage, exclude: Session | None) -> int:
         """`_fan_out` for a long message: in parts to clients that read them, a preview to the others.
 
         Each form is encoded once for the room. A session gets all parts or none, so the parts stay

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 import struct
 from collections.abc import Callable
@@ -56,6 +57,14 @@ def account_tag(salt: bytes) -> bytes:
 def load_or_create_ticket_key(path: Path) -> bytes:
     """The ticket key file (owner-only, like the server key; same checks, same errors)."""
     return load_or_create_server_key(path)
+
+
+def derive_ticket_key(server_key: bytes) -> bytes:
+    """The ticket key of a cluster's relays, derived from the server key they share (`--key`): every
+    relay then opens every other relay's tickets, with no second secret file to copy and keep in
+    step. A one-way derivation under its own label, so the ticket key reveals nothing of the server
+    key, and rotating the server key rotates the tickets with it."""
+    return hmac.new(server_key, b"labchat cluster ticket key/1", hashlib.sha256).digest()
 
 
 class TicketBook:

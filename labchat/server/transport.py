@@ -197,6 +197,8 @@ class RelayProtocol:
         self.internal_errors = 0
         self.send_errors = 0
         self._closed = False
+        #: Called after every flush (the cluster bridge takes the relay's outbox there).
+        self.after_flush: list[Callable[[], None]] = []
         sock.setblocking(False)
         self._transport: asyncio.DatagramTransport | None = None
         self.sender = DatagramSender(sock, sock.sendto, gso=gso_available(sock))
@@ -281,6 +283,8 @@ class RelayProtocol:
         sender.send(self.relay.datagrams_to_send(now))
         self.send_errors += sender.errors - errors
         self._rearm(now)
+        for hook in self.after_flush:
+            hook()
 
     def _login_checked(self, future: asyncio.Future[PasswordCheck]) -> None:
         if self._closed:

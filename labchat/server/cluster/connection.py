@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,6 +44,35 @@ TRANSIENT = (
     nats.errors.ConnectionReconnectingError,
     asyncio.TimeoutError,
 )
+
+
+def parse_urls(text: str) -> list[str]:
+    """`--cluster`'s value: comma-separated `nats://HOST:PORT` (or bare `HOST:PORT`, or `tls://...`).
+
+    Raises:
+        ValueError: with a one-line reason naming the bad part.
+    """
+    urls: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        url = part if "://" in part else f"nats://{part}"
+        try:
+            parsed = urllib.parse.urlsplit(url)
+            port = parsed.port
+        except ValueError:
+            raise ValueError(f"{part!r} is not a NATS address (nats://HOST:PORT)") from None
+        if parsed.scheme not in ("nats", "tls") or not parsed.hostname or port is None or port == 0:
+            raise ValueError(f"{part!r} is not a NATS address (nats://HOST:PORT)")
+        urls.append(url)
+    if not urls:
+        raise ValueError("no NATS address given (nats://HOST:PORT[,nats://HOST:PORT...])")
+    return urls
+
+
+#: JetStream's error code for "a stream of that name exists with another configuration".
+STREAM_NAME_IN_USE = 10058
 
 
 class ClusterUnavailable(Exception):
@@ -121,14 +151,15 @@ class ClusterConnection:
         )
         try:
             await self.js.add_stream(config)
-        except nats.js.errors.BadRequestError:
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != STREAM_NAME_IN_USE:
+                raise  # e.g. "insufficient resources" while the peers join: the callers retry
             await self.js.stream_info(stream)  # exists with another config: use it as it is
         self._streams.add(stream)
 
     async def publish_room(self, room: str, payload: bytes, msg_id: str, deadline: float) -> Published:
         """Store one room message; returns its room seq. Raises ClusterUnavailable at `deadline`
         (time.monotonic()), having retried what may pass."""
-        await self.ensure_room_stream(room)
         subject = names.room_subject(room)
         headers = {"Nats-Msg-Id": msg_id}
         while True:
@@ -136,12 +167,18 @@ class ClusterConnection:
             if left <= 0:
                 raise ClusterUnavailable(f"NATS did not store a message for {room} in time")
             try:
+                await asyncio.wait_for(self.ensure_room_stream(room), min(PUBLISH_ATTEMPT_S, left))
                 ack = await self.js.publish(
                     subject, payload, timeout=min(PUBLISH_ATTEMPT_S, left), headers=headers
                 )
                 return Published(ack.seq, bool(ack.duplicate))
             except TRANSIENT:
-                await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+                pass
+            except (nats.js.errors.BadRequestError, nats.js.errors.ServiceUnavailableError) as exc:
+                if isinstance(exc, nats.js.errors.BadRequestError) and exc.err_code == STREAM_NAME_IN_USE:
+                    raise
+                # The stream cannot be placed yet (peers still joining, no quorum): not now.
+            await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
     # ------------------------------------------------------------ buckets
 
