@@ -399,6 +399,18 @@ async def teacher_view(server: RelayServer, known: KnownServers, students: dict[
         await until(pilot, lambda: panel.entries[0].taken_by == "teacher")
         await settle(pilot)
         shot(app, "queue")
+
+        await pilot.press("escape")
+        room.composer.focus_input('/poll "Which sort is stable?" bubble | selection | quick')
+        await pilot.press("enter")
+        for client, choice in zip(students.values(), (1, 1, 2), strict=True):
+            await heard(client, lambda e: isinstance(e, ev.PollShown) and e.question.startswith("Which"))
+            client.submit(f"/vote {choice}")
+            await client.wait_drained()
+        card = room.poll_card
+        await until(pilot, lambda: card.poll is not None and card.poll.voters == 3)
+        await settle(pilot)
+        shot(app, "poll-tally")
         await pilot.press("ctrl+q")
 
 
