@@ -66,9 +66,10 @@ async def settle(pilot: Pilot[object]) -> None:
 
 
 async def person(
-    server: RelayServer, name: str, work: Path, *, rooms: tuple[str, ...] = (), seat: str | None = None
+    server: RelayServer, name: str, work: Path, *, rooms: tuple[str, ...] = (), seat: str = ""
 ) -> ChatClient:
-    """Another person in the room, on a line-mode client (in `rooms`, sitting at `seat`)."""
+    """Another person in the room, on a line-mode client (in `rooms`, sitting at `seat`; "": no seat,
+    so the pictures never show the host name of the machine that made them)."""
     host, port = server.address
     client = ChatClient(
         host, port, name, f"{name}-pw", known_servers=KnownServers(work / name), rooms=rooms, seat=seat
@@ -173,7 +174,7 @@ async def room_scenes() -> None:
             await carol.wait_drained()
 
             known = KnownServers(work / "known_servers")
-            app = make_app(host, port, 0, known_servers=known, tz=UTC, config=ClientConfig())
+            app = make_app(host, port, 0, known_servers=known, tz=UTC, config=ClientConfig(), seat="")
             async with app.run_test(size=SIZE) as pilot:
                 await pilot.pause()
                 shot(app, "login")
@@ -199,7 +200,7 @@ async def room_scenes() -> None:
 async def app_again(server: RelayServer, known: KnownServers, bob: ChatClient, carol: ChatClient) -> None:
     global stopped
     host, port = server.address
-    app = make_app(host, port, 0, known_servers=known, tz=UTC)
+    app = make_app(host, port, 0, known_servers=known, tz=UTC, seat="")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await fill_login(pilot, "alice", "typo")
