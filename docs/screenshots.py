@@ -1,6 +1,7 @@
 """Regenerate the screenshots of docs/user-guide.md: the app drives itself against a real local server.
 
     .venv/bin/python docs/screenshots.py            # writes docs/images/*.svg
+    .venv/bin/python docs/screenshots.py classroom  # only the pictures of "Running a class"
 
 A relay runs on 127.0.0.1 (a free port, a throwaway database and key), a few line-mode clients play
 the other people in the room, and the Textual app is driven headless with Textual's Pilot; each
@@ -33,10 +34,15 @@ from labchat.server.relay import Relay, RelayConfig
 from labchat.server.store import Store
 from labchat.server.transport import RelayServer, serve
 from labchat.tui.app import LabchatApp, make_app
+from labchat.tui.screens.servers import ServersScreen
 from labchat.tui.screens.trust import TrustScreen
 
 IMAGES = Path(__file__).resolve().parent / "images"
 SIZE = (90, 28)
+#: The classroom's pictures have the help queue or a card beside the log: a little more room.
+CLASS_SIZE = (100, 30)
+#: The teacher's screen: the help queue panel takes a column of its own beside the log.
+TEACHER_SIZE = (120, 30)
 #: Every wait is bounded by this (seconds).
 WAIT_S = 10.0
 stopped = False
@@ -59,14 +65,31 @@ async def settle(pilot: Pilot[object]) -> None:
     await pilot.pause(0.05)
 
 
-async def person(server: RelayServer, name: str, work: Path) -> ChatClient:
-    """Another person in the room, on a line-mode client."""
+async def person(
+    server: RelayServer, name: str, work: Path, *, rooms: tuple[str, ...] = (), seat: str = ""
+) -> ChatClient:
+    """Another person in the room, on a line-mode client (in `rooms`, sitting at `seat`; "": no seat,
+    so the pictures never show the host name of the machine that made them)."""
     host, port = server.address
-    client = ChatClient(host, port, name, f"{name}-pw", known_servers=KnownServers(work / name))
+    client = ChatClient(
+        host, port, name, f"{name}-pw", known_servers=KnownServers(work / name), rooms=rooms, seat=seat
+    )
     await client.start()
     while not isinstance(await asyncio.wait_for(client.next_event(), WAIT_S), ev.LoggedIn):
         pass
+    await asyncio.wait_for(client.ready.wait(), WAIT_S)
     return client
+
+
+async def heard(client: ChatClient, predicate: Callable[[ev.Event], bool]) -> ev.Event:
+    """Read a line-mode person's events until one matches (the ones before it are passed over)."""
+
+    async def read() -> ev.Event:
+        while not predicate(event := await client.next_event()):
+            pass
+        return event
+
+    return await asyncio.wait_for(read(), WAIT_S)
 
 
 def shot(app: LabchatApp, name: str) -> None:
@@ -122,8 +145,20 @@ async def settle_login(pilot: Pilot[object]) -> None:
     await pilot.pause(0.1)
 
 
-async def main() -> None:
+#: The groups of pictures, by the name the command line takes.
+GROUPS = ("room", "classroom")
+
+
+async def main(groups: tuple[str, ...] = GROUPS) -> None:
     IMAGES.mkdir(parents=True, exist_ok=True)
+    if "room" in groups:
+        await room_scenes()
+    if "classroom" in groups:
+        await classroom_scenes()
+
+
+async def room_scenes() -> None:
+    """Logging in, the room, the commands: the pictures of the guide's first chapters."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         key = load_or_create_server_key(work / "server.key")
@@ -139,7 +174,7 @@ async def main() -> None:
             await carol.wait_drained()
 
             known = KnownServers(work / "known_servers")
-            app = make_app(host, port, 0, known_servers=known, tz=UTC, config=ClientConfig())
+            app = make_app(host, port, 0, known_servers=known, tz=UTC, config=ClientConfig(), seat="")
             async with app.run_test(size=SIZE) as pilot:
                 await pilot.pause()
                 shot(app, "login")
@@ -165,7 +200,7 @@ async def main() -> None:
 async def app_again(server: RelayServer, known: KnownServers, bob: ChatClient, carol: ChatClient) -> None:
     global stopped
     host, port = server.address
-    app = make_app(host, port, 0, known_servers=known, tz=UTC)
+    app = make_app(host, port, 0, known_servers=known, tz=UTC, seat="")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await fill_login(pilot, "alice", "typo")
@@ -232,5 +267,157 @@ async def app_again(server: RelayServer, known: KnownServers, bob: ChatClient, c
         await pilot.press("ctrl+q")
 
 
+LAB3 = """\
+def bubble_sort(xs):
+    \"\"\"Exercise 1: sort xs in place, smallest first.\"\"\"
+    ...
+"""
+
+
+async def classroom_scenes() -> None:
+    """A class as the guide's "Running a class" tells it: the teacher (an admin) and three students
+    on line-mode clients, and the app as a fourth student (dewi), then as the teacher."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        key = load_or_create_server_key(work / "server.key")
+        store = Store(work / "server.db")
+        store.create_account("teacher", "teacher-pw")  # labchat-admin add teacher
+        store.set_admin("teacher", True)  # labchat-admin grant teacher
+        channel = ServerChannel(key)
+        channel.discovery_name = "physics-lab"  # what labchat-server --name physics-lab answers
+        server = await serve("127.0.0.1", 0, Relay(store, channel, RelayConfig(server_name="physics-lab")))
+        try:
+            teacher = await person(server, "teacher", work, rooms=("cs101",), seat="desk")
+            teacher.submit("/topic Lab 3: sorting")
+            teacher.submit("good morning! today: exercises 1-3 of lab 3")
+            students = {
+                name: await person(server, name, work, rooms=("cs101",), seat=seat)
+                for name, seat in (("budi", "PC-14"), ("ani", "PC-03"), ("cici", "PC-07"))
+            }
+            students["budi"].submit("morning!")
+            for client in (teacher, *students.values()):
+                await client.wait_drained()
+            known = KnownServers(work / "known_servers")
+            await student_view(server, known, work, teacher, students)
+            await teacher.close()
+            await teacher_view(server, known, students)
+        finally:
+            await server.stop(grace_s=0)
+
+
+async def student_view(
+    server: RelayServer, known: KnownServers, work: Path, teacher: ChatClient, students: dict[str, ChatClient]
+) -> None:
+    """dewi finds the server, logs in, votes, writes in quiet mode and gets the teacher's file."""
+    host, port = server.address
+    app = make_app(
+        "localhost", port, 0, known_servers=known, tz=UTC, discover_host=host, rooms=("cs101",), seat="PC-21"
+    )
+    async with app.run_test(size=CLASS_SIZE) as pilot:
+        await pilot.pause()
+        login = app.login_screen
+        assert login is not None
+        await pilot.click("#find")
+        await until(pilot, lambda: isinstance(app.screen, ServersScreen))
+        await pilot.pause(0.1)
+        shot(app, "find-servers")
+        await pilot.press("enter")  # the one highlighted: physics-lab
+        await until(pilot, lambda: app.screen is login and app.settings.server_host == host)
+        await fill_login(pilot, "dewi", "dewi-pw")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, TrustScreen))
+        await pilot.press("enter")
+        await until(pilot, lambda: offered(app))
+        await pilot.press("enter")
+        room = app.room
+        await until(pilot, lambda: room.logged_in and room.current_room == "cs101")
+        room.composer.input.cursor_blink = False
+
+        teacher.submit('/poll "Done with exercise 2?" yes | no | stuck')
+        for client, choice in zip(students.values(), (1, 1, 3), strict=True):
+            await heard(client, lambda e: isinstance(e, ev.PollShown) and not e.closed)
+            client.submit(f"/vote {choice}")
+            await client.wait_drained()
+        card = room.poll_card
+        await until(pilot, lambda: card.display)
+        await pilot.press("alt+v")
+        await until(pilot, lambda: card.has_focus)
+        await pilot.press("2")
+        await until(pilot, lambda: card.poll is not None and card.poll.your_choice == 2)
+        await settle(pilot)
+        shot(app, "poll")
+
+        teacher.submit("/poll close")
+        await until(pilot, lambda: card.poll is not None and card.poll.closed)
+        await settle(pilot)
+        shot(app, "poll-results")
+        await pilot.press("escape")
+
+        teacher.submit("/quiet on 20")
+        await until(pilot, lambda: room.status.quiet != "")
+        room.composer.focus_input("is exercise 3 graded?")
+        await pilot.press("enter")
+        await until(pilot, lambda: "[to the operators] is exercise 3 graded?" in room.log_view.plain_lines())
+        await settle(pilot)
+        shot(app, "quiet")
+
+        teacher.submit("/quiet off")
+        await until(pilot, lambda: room.status.quiet == "")
+        lab3 = work / "lab3.py"
+        lab3.write_text(LAB3, encoding="utf-8")
+        teacher.submit(f"/send {lab3}")
+        tray = room.file_tray
+        await until(pilot, lambda: bool(tray.cards) and all(card._ready for card in tray.cards.values()))
+        room.composer.focus_input("/hand where do I save it?")
+        await pilot.press("enter")
+        await until(pilot, lambda: room.status.hand != "")
+        await settle(pilot)
+        shot(app, "file-offer")
+        room.composer.focus_input("/hand down")  # found it: a hand stays up until lowered or done
+        await pilot.press("enter")
+        await until(pilot, lambda: room.status.hand == "")
+        await pilot.press("ctrl+q")
+
+
+async def teacher_view(server: RelayServer, known: KnownServers, students: dict[str, ChatClient]) -> None:
+    """The students raise their hands; the teacher, in the app, sees the queue and takes the first."""
+    for name, question in (("budi", "segfault in exercise 2"), ("ani", ""), ("cici", "how do I submit?")):
+        students[name].submit(f"/hand {question}".rstrip())
+        await students[name].wait_drained()
+    host, port = server.address
+    app = make_app(host, port, 0, known_servers=known, tz=UTC, rooms=("cs101",), seat="desk")
+    async with app.run_test(size=TEACHER_SIZE) as pilot:
+        await pilot.pause()
+        await fill_login(pilot, "teacher", "teacher-pw")
+        await pilot.press("enter")
+        room = app.room
+        panel = room.help_queue
+        await until(pilot, lambda: room.logged_in and room.current_room == "cs101")
+        await until(pilot, lambda: panel.display and len(panel.entries) == 3)
+        room.composer.input.cursor_blink = False
+        await pilot.press("alt+q")
+        await pilot.press("n")
+        await until(pilot, lambda: panel.entries[0].taken_by == "teacher")
+        await settle(pilot)
+        shot(app, "queue")
+
+        await pilot.press("escape")
+        room.composer.focus_input('/poll "Which sort is stable?" bubble | selection | quick')
+        await pilot.press("enter")
+        for client, choice in zip(students.values(), (1, 1, 2), strict=True):
+            await heard(client, lambda e: isinstance(e, ev.PollShown) and e.question.startswith("Which"))
+            client.submit(f"/vote {choice}")
+            await client.wait_drained()
+        card = room.poll_card
+        await until(pilot, lambda: card.poll is not None and card.poll.voters == 3)
+        await settle(pilot)
+        shot(app, "poll-tally")
+        await pilot.press("ctrl+q")
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    chosen = tuple(sys.argv[1:]) or GROUPS
+    unknown = [group for group in chosen if group not in GROUPS]
+    if unknown:
+        sys.exit(f"screenshots.py: unknown group {unknown[0]!r}: choose from {', '.join(GROUPS)}")
+    asyncio.run(main(chosen))

@@ -302,6 +302,7 @@ class LabchatApp(App[int]):
                 return
             self.settings = replace(self.settings, server_host=choice.host, server_port=choice.port)
             screen.set_server(self.settings.server_label)
+            self.room.server_label = self.settings.server_label  # the header names it once logged in
 
         self.push_screen(ServersScreen(found, port), picked)
 

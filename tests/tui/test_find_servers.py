@@ -39,6 +39,7 @@ async def test_find_servers_lists_the_server_and_picking_it_logs_in_there(tmp_pa
             assert login.server_label == f"{host}:{port}"
             await log_in(pilot, app, "alice")
             assert app.room.logged_in
+            assert f"{host}:{port}" in str(app.room.status.render())  # the header says where, too
     finally:
         await server.stop()
 
