@@ -19,7 +19,7 @@ from labchat.tui.screens.login import LoginScreen
 from labchat.tui.screens.trust import TrustScreen
 
 from ..helpers import connect, start_server
-from .util import app_for, fill_login, log_in, log_lines, wait_until
+from .util import app_for, fill_login, log_in, log_lines, room_shown, wait_until
 
 
 async def register(server: RelayServer, tmp_path: Path, user: str, password: str = "secret") -> None:
@@ -58,6 +58,7 @@ async def test_login_success_shows_the_room(server: RelayServer, tmp_path: Path)
         await pilot.press(*"secret", "enter")
         await wait_until(pilot, lambda: app.room.logged_in)
         await wait_until(pilot, lambda: app.login_screen is None)
+        await room_shown(pilot, app)
         assert app.room.status.user == "alice"
         assert app.room.user_list.users == ["alice"]
         assert any("Logged in as alice" in line for line in log_lines(app))

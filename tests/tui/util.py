@@ -78,6 +78,15 @@ async def log_in(pilot: Pilot[object], app: LabchatApp, user: str, password: str
     if offered():
         await pilot.press("enter")
     await wait_until(pilot, lambda: app.room.logged_in and app.login_screen is None)
+    await room_shown(pilot, app)
+
+
+async def room_shown(pilot: Pilot[object], app: LabchatApp) -> None:
+    """The room screen is the one shown and is composed: it mounts its widgets a moment after the
+    login screen goes, and a query in between finds nothing (seen on a loaded machine)."""
+    from labchat.tui.widgets.status_bar import StatusBar
+
+    await wait_until(pilot, lambda: app.screen is app.room and bool(app.room.query(StatusBar)))
 
 
 async def fill_login(pilot: Pilot[object], user: str, password: str) -> None:
