@@ -254,13 +254,9 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
         case ev.PresenceUpdated():
             names = ", ".join(_with_away(event.users, event.away, event.modes))
             # Seats on a line of their own: the online line keeps the words scripts already read.
-            seated = [
-                _("{name} at {seat}").format(name=user, seat=event.seats[user])
-                for user in event.users
-                if event.seats.get(user)
-            ]
+            seated = room_news.seats_line(event.users, event.seats)
             if seated:
-                names += "\n" + _("seats: {seats}").format(seats=", ".join(seated))
+                names += "\n" + seated
             return {
                 "type": "presence",
                 "user": None,

@@ -112,6 +112,13 @@ def member_label(name: str, bits: int) -> str:
     return f"{prefix}{name}" + (f" ({', '.join(marks)})" if marks else "")
 
 
+def seats_line(users: tuple[str, ...] | list[str], seats: dict[str, str]) -> str | None:
+    """"seats: budi at PC-14, ani at PC-2" for /who (20.2), in the order of the online list; None
+    when nobody has a seat. The line that follows the online line in line mode and in the app."""
+    seated = [_("{name} at {seat}").format(name=u, seat=seats[u]) for u in users if seats.get(u)]
+    return _("seats: {seats}").format(seats=", ".join(seated)) if seated else None
+
+
 def _length(minutes: int) -> str:
     """ " for 10 min", " for 60 min", " for 3 days": a sanction's length, in the unit it was given."""
     if minutes % 1440 == 0:

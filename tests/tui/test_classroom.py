@@ -315,6 +315,19 @@ async def test_seats_follow_names_in_the_online_list() -> None:
         assert "@teacher (you)" in prompts
 
 
+async def test_who_says_which_pc_each_member_sits_at() -> None:
+    app = class_app([], [T0])
+    async with app.run_test(size=(110, 30)) as pilot:
+        await in_class(app, pilot, "teacher", operator=True)
+        core(app, ev.PresenceUpdated("cs101", ("ani", "budi", "teacher"), requested=True,
+                                     seats={"ani": "PC-03", "budi": "PC-14"}))  # fmt: skip
+        log = app.room.log_view
+        await wait_until(pilot, lambda: any("seats:" in line for line in log.plain_lines()))
+        lines = log.plain_lines()
+        assert lines[-2].endswith("3 online: ani, budi, teacher")
+        assert lines[-1].endswith("seats: ani at PC-03, budi at PC-14")
+
+
 async def test_a_poll_opened_by_a_real_operator_reaches_the_card_and_a_key_votes(
     server: RelayServer, tmp_path: Path
 ) -> None:

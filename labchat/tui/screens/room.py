@@ -35,7 +35,7 @@ from textual.widgets import ContentSwitcher, Footer
 
 from ...client import commands
 from ...client.core import Submitted
-from ...client.room_news import describe, room_list_lines
+from ...client.room_news import describe, room_list_lines, seats_line
 from ...i18n import N_, _, ngettext
 from ...protocol import events as ev
 from ...protocol.errors import ErrorCode
@@ -879,6 +879,9 @@ class RoomScreen(Screen[None]):
         if event.requested:
             names = [_("{name} (away)").format(name=u) if u in event.away else u for u in event.users]
             self.info(_("{count} online: {names}").format(count=len(event.users), names=", ".join(names)))
+            seated = seats_line(event.users, event.seats)
+            if seated:  # the TA's question: which PC to walk to (20.2)
+                self.info(seated)
 
     def _show_closed(self, event: ev.Closed) -> None:
         self.composer.connected = False
