@@ -60,6 +60,9 @@ from .file_viewer import FileViewer, view_problem
 
 #: Below this many columns the online list is hidden, leaving the width to the messages.
 NARROW_WIDTH = 64
+#: Below this width an open help queue takes the online list's place (the queue shows the seats
+#: that matter then; /who still lists everyone): the log keeps room for the lines it shows.
+QUEUE_BESIDE_LIST_WIDTH = 130
 #: Below this many the rooms list is hidden too (Alt+1..9, Ctrl+PgUp/PgDn and Ctrl+P still switch).
 TINY_WIDTH = 48
 
@@ -261,6 +264,7 @@ class RoomScreen(Screen[None]):
         # In a narrow terminal the words matter more than the list (which /who still gives).
         self.set_class(event.size.width < NARROW_WIDTH, "-narrow")
         self.set_class(event.size.width < TINY_WIDTH, "-tiny")
+        self.set_class(event.size.width < QUEUE_BESIDE_LIST_WIDTH, "-medium")
 
     @property
     def log_view(self) -> MessageLog:
@@ -482,6 +486,7 @@ class RoomScreen(Screen[None]):
         panel.own_name = self.user
         panel.show(view.queue if view.operator and view.joined else ())
         panel.display = bool(panel.entries)
+        self.set_class(panel.display, "-queue-open")
         self.poll_card.show(view.poll if view.joined else None, operator=view.operator)
         self.status.hand = view.hand if view.joined else ""
         self._show_quiet()
