@@ -153,6 +153,7 @@ async def test_a_resend_to_the_other_relay_is_stored_once(tmp_path: Path, nats_c
         assert shown == [(first.seq, "only once")]
         info = await a.bridge.conn.js.stream_info(names.room_stream(ROOM))
         assert info.state.messages == 2  # "only once" and "after it"
+        assert info.config.max_age == RelayConfig().retention.max_age_s  # --history-days, in the cluster too
         assert a.relay.store.find_message("alice", first.local_id) is not None
         assert len(b.relay.store.messages_after(ROOM, 0, 100)) == 2
 

@@ -64,6 +64,7 @@ class ClusterBridge:
         self.conn = conn
         self.publish_deadline_s = publish_deadline_s
         self.streams = RoomStreams(conn, self._stored, self._replica_last_seq)
+        conn.room_max_age_s = self.relay.config.retention.max_age_s or 0.0
         #: (room, sender's name key) -> its lines waiting to be published, and the task publishing them.
         self._queues: dict[tuple[str, str], deque[Outgoing]] = {}
         self._publishers: dict[tuple[str, str], asyncio.Task[None]] = {}
