@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pytest
+
 from labchat.protocol import events as ev
 from labchat.protocol import messages as m
 from labchat.protocol.channel import ServerChannel
@@ -158,8 +160,9 @@ async def test_a_resend_to_the_other_relay_is_stored_once(tmp_path: Path, nats_c
         assert len(b.relay.store.messages_after(ROOM, 0, 100)) == 2
 
 
+@pytest.mark.parametrize("victim", ["stream leader", "reader's node"])
 async def test_killing_a_nats_node_mid_stream_loses_nothing_confirmed(
-    tmp_path: Path, nats_cluster: NatsCluster
+    tmp_path: Path, nats_cluster: NatsCluster, victim: str
 ) -> None:
     a = await start_relay(tmp_path / "a", nats_cluster)
     b = await start_relay(tmp_path / "b", nats_cluster)
@@ -170,10 +173,16 @@ async def test_killing_a_nats_node_mid_stream_loses_nothing_confirmed(
         for i in range(count // 2):
             alice.client.submit(f"line {i}")
         await alice.wait_until(lambda: len(alice.of(ev.MessageDelivered)) >= 5, timeout=10)
-        # kill -9 of the node that leads the room's stream, while lines are on their way
-        info = await a.bridge.conn.js.stream_info(names.room_stream(ROOM))
-        assert info.cluster is not None and info.cluster.leader is not None
-        nats_cluster.kill([n.name for n in nats_cluster.nodes].index(info.cluster.leader))
+        # kill -9 while lines are on their way, of the node that leads the room's stream, or of the
+        # one the other relay reads the stream through (its consumer dies with it)
+        if victim == "stream leader":
+            info = await a.bridge.conn.js.stream_info(names.room_stream(ROOM))
+            assert info.cluster is not None and info.cluster.leader is not None
+            nats_cluster.kill([n.name for n in nats_cluster.nodes].index(info.cluster.leader))
+        else:
+            url = b.bridge.conn.nc.connected_url
+            assert url is not None
+            nats_cluster.kill([n.client_port for n in nats_cluster.nodes].index(url.port))
         for i in range(count // 2, count):
             alice.client.submit(f"line {i}")
         await alice.wait_until(lambda: len(alice.of(ev.MessageDelivered)) == count, timeout=25)
