@@ -658,9 +658,15 @@ class Relay:
             return
         key = (m.name_key(user), msg_id)
         sid = bp.awaiting.get(key)
-        known = self._recent_ids.get(key)
-        if sid is None or known is None or known[1] != seq:
+        if sid is None:
             return
+        known = self._recent_ids.get(key)
+        if known is None:  # stored long ago (or before this relay started): the replica has it
+            found = self.rooms.get(room)
+            stored = self.store.find_message(user, msg_id) if found and found.next_seq > seq else None
+            known = (stored.room, stored.seq, stored.ts_ms) if stored is not None else None
+        if known is None or known[1] != seq:
+            return  # not read from the stream yet: `room_message_stored` confirms it
         del bp.awaiting[key]
         sess = self.sessions.get(sid)
         if sess is not None and sess.user is not None and m.name_key(sess.user) == key[0]:
