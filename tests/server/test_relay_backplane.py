@@ -174,3 +174,20 @@ def test_a_resend_the_cluster_knew_long_ago_is_confirmed_from_the_replica(tmp_pa
     first, again = ana.of(ev.MessageDelivered)
     assert (again.local_id, again.seq) == (first.local_id, first.seq) == (first.local_id, 1)
     assert len(net.stream) == 1 and not net.backplane.awaiting
+
+
+def test_logins_wait_while_the_relay_catches_up(tmp_path: Path) -> None:
+    """A starting relay answers LOGIN "busy, try again" until its replica has caught up (the bridge
+    says when); the client tries again by itself and gets in."""
+    net = ClusterSimNet(tmp_path)
+    relay = net.relay
+    assert relay is not None
+    net.backplane.ready = False
+    ana = net.add_client("ana")
+    net.run_until(lambda: bool(ana.of(ev.LoginQueued)), limit_s=2)
+    for _ in range(10):  # 20 s of catching up: longer than the client's connect timeout
+        net.run_for(2.0)
+        relay.cluster_starting(net.now)
+    assert not ana.of(ev.LoggedIn) and not ana.of(ev.LoginRefused)
+    relay.cluster_ready(net.now)
+    net.run_until(lambda: net.logged_in("ana"), limit_s=5)
