@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..protocol import messages as m
+
 #: How long a refused sender waits before sending again (REJECTED's `retry_after_ms`, 22.6).
 RETRY_AFTER_MS = 1000
 
@@ -42,6 +44,12 @@ class ClusterBackplane:
     rooms_to_follow: list[str] = field(default_factory=list)
     #: False while the connection to the cluster is lost: new messages are refused at once.
     reachable: bool = True
+    #: False while the relay starts and its replica catches up with the room streams: logins wait
+    #: in the login queue (LOGIN_QUEUED, 17.3), so that nobody is shown a room whose history is
+    #: still arriving as a flood of live lines.
+    ready: bool = True
+    #: The logins waiting for `ready`, in arrival order: (session id, its LOGIN).
+    deferred: list[tuple[bytes, m.Login]] = field(default_factory=list)
     #: (user name key, msg_id) -> the session waiting for its ACCEPTED.
     awaiting: dict[tuple[str, int], bytes] = field(default_factory=dict)
     #: session id -> until when (s) its new messages are refused: after one refusal the rest of what

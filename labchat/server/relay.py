@@ -390,6 +390,9 @@ class Relay:
             self.stats.protocol_violations += 1
             return
         if isinstance(message, m.Login):
+            if self.backplane is not None and not self.backplane.ready:  # catching up (backplane.py)
+                self._defer_login(sess, message, now)
+                return
             self.logins._on_login(sess, message, now)
         elif isinstance(message, (m.Say, m.Whisper)):
             if sess.held or not self._take_token(sess, now):
@@ -658,9 +661,15 @@ class Relay:
             return
         key = (m.name_key(user), msg_id)
         sid = bp.awaiting.get(key)
-        known = self._recent_ids.get(key)
-        if sid is None or known is None or known[1] != seq:
+        if sid is None:
             return
+        known = self._recent_ids.get(key)
+        if known is None:  # stored long ago (or before this relay started): the replica has it
+            found = self.rooms.get(room)
+            stored = self.store.find_message(user, msg_id) if found and found.next_seq > seq else None
+            known = (stored.room, stored.seq, stored.ts_ms) if stored is not None else None
+        if known is None or known[1] != seq:
+            return  # not read from the stream yet: `room_message_stored` confirms it
         del bp.awaiting[key]
         sess = self.sessions.get(sid)
         if sess is not None and sess.user is not None and m.name_key(sess.user) == key[0]:
@@ -677,6 +686,50 @@ class Relay:
         sess = self.sessions.get(sid) if sid is not None else None
         if sess is not None and sess.user is not None and m.name_key(sess.user) == m.name_key(user):
             self._refuse_unstored(sess, msg_id, reason, now)
+
+    def _defer_login(self, sess: Session, login: m.Login, now: float) -> None:
+        """A LOGIN while the replica catches up: it waits in the login queue (17.3) until
+        `cluster_ready`; LOGIN_QUEUED keeps the client waiting, `login_pending` keeps it from timing
+        out. As bounded as the password-check queue (`max_queued`) and by the catch-up's own limit."""
+        bp = self.backplane
+        assert bp is not None
+        if sess.login_pending or sess.user is not None:
+            return
+        if len(bp.deferred) >= self.config.login.max_queued:
+            text = "the server is starting: try again in 1 s"
+            self.logins._login_failed(sess, login, ErrorCode.SERVER_BUSY, text, now, retry_after_s=1)
+            return
+        sess.login_pending = True
+        self.channel.mark_authenticated(sess.sid)  # waits in a bounded queue, as admitted logins do
+        bp.deferred.append((sess.sid, login))
+        self._send(sess, m.LoginQueued(len(bp.deferred), 1000))
+
+    def cluster_starting(self, now: float) -> None:
+        """Still catching up: remind the waiting logins (each LOGIN_QUEUED extends a client's wait)."""
+        bp = self.backplane
+        if bp is None:
+            return
+        self._now = now
+        position = 0
+        for sid, _login in bp.deferred:
+            sess = self.sessions.get(sid)
+            if sess is not None and sess.login_pending:
+                position += 1
+                self._send(sess, m.LoginQueued(position, 1000))
+
+    def cluster_ready(self, now: float) -> None:
+        """The replica has caught up: logins are taken from now on, the waiting ones first, in order."""
+        bp = self.backplane
+        if bp is None or bp.ready:
+            return
+        self._now = now
+        bp.ready = True
+        deferred, bp.deferred = bp.deferred, []
+        for sid, login in deferred:
+            sess = self.sessions.get(sid)
+            if sess is not None and sess.login_pending and sess.closing_at is None:
+                sess.login_pending = False
+                self.logins._on_login(sess, login, now)
 
     def set_cluster_reachable(self, reachable: bool, now: float) -> None:
         """The bridge lost (False) or regained (True) its connection to the cluster."""

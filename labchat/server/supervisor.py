@@ -165,7 +165,9 @@ class Supervisor:
             if self.stopping.is_set():
                 return
             ran = time.monotonic() - child.started
-            if child.starts == 1 and ran < START_GRACE_S:
+            # Only an exit with an error status is a configuration error (one line, 1 or 2); a
+            # death by a signal (kill -9, a crash) is restarted however early it comes.
+            if child.starts == 1 and ran < START_GRACE_S and code > 0:
                 why = next((ln for ln in reversed(child.last_lines) if ln.strip()), "")
                 self.failure = _("relay {index} could not start (exit {code}): {why}").format(
                     index=child.index, code=code, why=why.removeprefix("labchat-server: "))

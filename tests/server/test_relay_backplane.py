@@ -153,3 +153,41 @@ def test_a_refused_publish_refuses_what_the_sender_sent_behind_it(tmp_path: Path
     net.cluster_up = True
     net.run_until(lambda: len(ana.of(ev.MessageDelivered)) == 2, limit_s=5)
     assert [s.text for s in net.stream] == ["first", "second"]
+
+
+def test_a_resend_the_cluster_knew_long_ago_is_confirmed_from_the_replica(tmp_path: Path) -> None:
+    """The cluster answers "duplicate" for a line this relay has in its replica but no longer in
+    memory: the sender is confirmed with the original seq, nothing is stored again."""
+    net = ClusterSimNet(tmp_path)
+    ana = net.add_client("ana")
+    net.run_until(lambda: net.logged_in("ana"))
+    relay = net.relay
+    assert relay is not None
+    counter = ana.conn._msg_counter
+    ana.conn.say("long ago", net.now)
+    net.run_until(lambda: bool(ana.of(ev.MessageDelivered)), limit_s=2)
+    relay._recent_ids.clear()  # forgotten in memory (a restart, or 100 000 lines since)
+    relay.online_by_key["ana"].fresh_says = 0  # and no longer checked against the store at once
+    ana.conn._msg_counter = counter  # the same msg_id again
+    ana.conn.say("long ago", net.now)
+    net.run_until(lambda: len(ana.of(ev.MessageDelivered)) == 2, limit_s=2)
+    first, again = ana.of(ev.MessageDelivered)
+    assert (again.local_id, again.seq) == (first.local_id, first.seq) == (first.local_id, 1)
+    assert len(net.stream) == 1 and not net.backplane.awaiting
+
+
+def test_logins_wait_while_the_relay_catches_up(tmp_path: Path) -> None:
+    """A starting relay answers LOGIN "busy, try again" until its replica has caught up (the bridge
+    says when); the client tries again by itself and gets in."""
+    net = ClusterSimNet(tmp_path)
+    relay = net.relay
+    assert relay is not None
+    net.backplane.ready = False
+    ana = net.add_client("ana")
+    net.run_until(lambda: bool(ana.of(ev.LoginQueued)), limit_s=2)
+    for _ in range(10):  # 20 s of catching up: longer than the client's connect timeout
+        net.run_for(2.0)
+        relay.cluster_starting(net.now)
+    assert not ana.of(ev.LoggedIn) and not ana.of(ev.LoginRefused)
+    relay.cluster_ready(net.now)
+    net.run_until(lambda: net.logged_in("ana"), limit_s=5)

@@ -30,6 +30,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import nats.js.errors
+
 from ...i18n import _
 from ...protocol import messages as m
 from ..backplane import ClusterBackplane, Outgoing
@@ -43,6 +45,10 @@ from .room_streams import RoomStreams
 
 log = logging.getLogger(__name__)
 
+#: How long a starting relay keeps logins waiting while its replica catches up with the streams,
+#: and how often it tells them they are still waiting (each LOGIN_QUEUED extends a client's wait).
+CATCH_UP_S = 30.0
+LOGIN_QUEUED_EVERY_S = 2.0
 #: How long the cluster may take to store one message before the sender hears "not now" (22.6):
 #: long enough to ride out one node's death and the leader election after it.
 PUBLISH_DEADLINE_S = 5.0
@@ -64,6 +70,7 @@ class ClusterBridge:
         self.conn = conn
         self.publish_deadline_s = publish_deadline_s
         self.streams = RoomStreams(conn, self._stored, self._replica_last_seq)
+        conn.room_max_age_s = self.relay.config.retention.max_age_s or 0.0
         #: (room, sender's name key) -> its lines waiting to be published, and the task publishing them.
         self._queues: dict[tuple[str, str], deque[Outgoing]] = {}
         self._publishers: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -78,16 +85,48 @@ class ClusterBridge:
 
     @classmethod
     async def start(
-        cls, server: RelayServer, conn: ClusterConnection, *, publish_deadline_s: float = PUBLISH_DEADLINE_S
+        cls, server: RelayServer, conn: ClusterConnection, *, publish_deadline_s: float = PUBLISH_DEADLINE_S,
+        catch_up_s: float = CATCH_UP_S,
     ) -> ClusterBridge:
-        """Attach to the server: follow the rooms it has, and everything it opens or sends from now."""
+        """Attach to the server: follow the rooms it has, and everything it opens or sends from now.
+        Logins wait ("busy, try again") until the replica has caught up with every room's stream, or
+        `catch_up_s` has passed (then it goes on catching up while serving)."""
         bridge = cls(server, conn, publish_deadline_s=publish_deadline_s)
+        bridge.backplane.ready = False
         conn.on_reachable = bridge._reachable
         bridge.protocol.after_flush.append(bridge._after_flush)
         bridge._after_flush()  # the rooms opened before the bridge existed
         if not conn.nc.is_connected:
             bridge._reachable(False)
+        catching_up = asyncio.get_running_loop().create_task(bridge._catch_up())
+        deadline = time.monotonic() + catch_up_s
+        while not catching_up.done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                catching_up.cancel()
+                text = _("the local copy of the rooms is still catching up after %g s; serving meanwhile")
+                log.warning(text, catch_up_s)
+                break
+            await asyncio.wait({catching_up}, timeout=min(left, LOGIN_QUEUED_EVERY_S))
+            if not catching_up.done():
+                bridge.feed(lambda relay, now: relay.cluster_starting(now))
+        bridge.feed(lambda relay, now: relay.cluster_ready(now))
         return bridge
+
+    async def _catch_up(self) -> None:
+        """Until the replica holds every followed room's stream as it was when we looked."""
+        for room in self.streams.rooms:
+            while True:
+                try:
+                    info = await self.conn.js.stream_info(names.room_stream(room))
+                    break
+                except nats.js.errors.NotFoundError:
+                    info = None  # nobody wrote to this room yet
+                    break
+                except Exception:  # no quorum yet, a timeout: the cluster is still starting
+                    await asyncio.sleep(0.2)  # a retry back-off, bounded by the caller's timeout
+            if info is not None and info.state.last_seq:
+                await self.streams.reached(room, info.state.last_seq)
 
     # ------------------------------------------------------------ the API for other cluster parts
 

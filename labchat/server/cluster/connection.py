@@ -93,6 +93,9 @@ class ClusterConnection:
         self.js: JetStreamContext = nc.jetstream()
         self.replicas = replicas
         self._streams: set[str] = set()
+        #: How long a room stream made by this relay keeps messages (0: for ever): the relay's
+        #: `--history-days`, so the cluster forgets what a single server would have pruned.
+        self.room_max_age_s = 0.0
         #: Called with True/False when the connection to NATS is lost or back (the relay's status).
         self.on_reachable: Callable[[bool], None] | None = None
 
@@ -136,8 +139,11 @@ class ClusterConnection:
 
     # ------------------------------------------------------------ room streams
 
-    async def ensure_room_stream(self, room: str, *, max_age_s: float = 0.0) -> None:
-        """Create the room's stream if it does not exist (idempotent; cached once it does)."""
+    async def ensure_room_stream(self, room: str, *, max_age_s: float | None = None) -> None:
+        """Create the room's stream if it does not exist (idempotent; cached once it does). A stream
+        that exists keeps its own limits: the first relay to open a room sets them."""
+        if max_age_s is None:
+            max_age_s = self.room_max_age_s
         stream = names.room_stream(room)
         if stream in self._streams:
             return

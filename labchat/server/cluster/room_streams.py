@@ -52,6 +52,8 @@ class RoomStreams:
         self._readers: dict[str, asyncio.Task[None]] = {}
         #: Per room, the next seq the replica needs (what a resubscription starts from).
         self.next_seq: dict[str, int] = {}
+        #: Set whenever a reader moves on (a message delivered or skipped): lets a caller wait.
+        self.moved = asyncio.Event()
 
     @property
     def rooms(self) -> list[str]:
@@ -61,6 +63,12 @@ class RoomStreams:
         if room not in self._readers:
             self.next_seq[room] = self._last_seq(room) + 1
             self._readers[room] = asyncio.get_running_loop().create_task(self._read(room))
+
+    async def reached(self, room: str, seq: int) -> None:
+        """Until the room's reader has gone past `seq` (delivered or skipped it)."""
+        while self.next_seq.get(room, 0) <= seq:
+            self.moved.clear()
+            await self.moved.wait()
 
     async def close(self) -> None:
         readers, self._readers = list(self._readers.values()), {}
@@ -107,6 +115,7 @@ class RoomStreams:
         if seq < self.next_seq[room]:
             return  # read again after a consumer was recreated: the replica has it
         self.next_seq[room] = seq + 1
+        self.moved.set()
         try:
             record = decode_room_message(data)
         except CodecError as exc:
