@@ -286,6 +286,7 @@ class ClientConnection:
         self._move_at: float | None = None
         self._first_tries = 1  # addresses tried by the first connection (each gets one turn)
         self._login_address: Address | None = None  # where the last LOGIN_OK came from
+        self._session_address: Address | None = self._address  # where the channel's session lives
 
     # ------------------------------------------------------------ properties
 
@@ -824,7 +825,13 @@ class ClientConnection:
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         out = self._channel.datagrams_to_send()
-        if self._channel.established and self._phase in (Phase.LOGIN, Phase.ONLINE, Phase.CLOSING):
+        if (
+            self._channel.established
+            and self._phase in (Phase.LOGIN, Phase.ONLINE, Phase.CLOSING)
+            # After a move the old session's relay is elsewhere: nothing of it goes to the new one
+            # (22.3), only the HELLOs, until the new session is up.
+            and self._session_address == self._address
+        ):
             if self._phase is Phase.ONLINE:
                 self._fill_window(now)
                 if self._requests_unsent:
@@ -1228,6 +1235,7 @@ class ClientConnection:
     def _on_handshake(self, event: ch.HandshakeCompleted, now: float) -> None:
         self._last_heard = now
         self._move_at = None  # this relay answers: stay
+        self._session_address = self._address
         if self._pinned is None:
             self._pinned = event.server_key
             self._events.append(ev.ServerKeyTrusted(event.fingerprint, event.first_contact))

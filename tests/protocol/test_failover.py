@@ -18,6 +18,7 @@ import pytest
 from labchat.protocol import events as ev
 from labchat.protocol import messages as m
 from labchat.protocol.channel import Address, ServerChannel
+from labchat.protocol.channel_common import DatagramKind
 from labchat.protocol.client import ClientConfig, ClientConnection
 from labchat.server.keys import load_or_create_server_key
 from labchat.server.relay import Relay, RelayConfig
@@ -42,6 +43,7 @@ class RelayNet:
         self.relays: dict[Address, Relay] = {}
         self.clients: list[SimClient] = []
         self.sent_to: dict[Address, list[float]] = {}  # when each address was sent a datagram
+        self.kinds_to: dict[Address, list[int]] = {}  # and of which datagram kind (3.1, byte 3)
         self._queue: list[tuple[float, int, Address, Address, bytes]] = []
         self._n = 0
 
@@ -88,6 +90,7 @@ class RelayNet:
             for data in c.conn.datagrams_to_send(self.now):
                 assert c.conn.address is not None
                 self.sent_to.setdefault(c.conn.address, []).append(self.now)
+                self.kinds_to.setdefault(c.conn.address, []).append(data[3])
                 self._ship(c.addr, c.conn.address, data)
             c.seen.extend(c.conn.events())
 
@@ -150,7 +153,7 @@ def test_a_silent_relay_is_left_for_the_fallback_after_the_named_deadline(tmp_pa
         ana.conn.say(f"line {i}", net.now)
     net.run_until(lambda: len(budi.of(ev.MessageReceived)) == 5)
     net.kill(A)
-    net.start_relay(B)  # the same database and key, served at another address
+    relay_b = net.start_relay(B)  # the same database and key, served at another address
     said = net.now
     for i in range(5, 10):
         ana.conn.say(f"line {i}", net.now)
@@ -160,6 +163,8 @@ def test_a_silent_relay_is_left_for_the_fallback_after_the_named_deadline(tmp_pa
     first_to_b = net.sent_to[B][0]
     assert first_to_b == pytest.approx(said + CONFIG.rehandshake_s + CONFIG.failover_s, abs=0.01)
     assert ana.conn.address == B and ana.of(ev.RelayMoved)[-1] == ev.RelayMoved(*B)
+    # Nothing of the dead relay's session went to B: only HELLOs, until B's own session was up.
+    assert relay_b.channel.stats.unknown_session == 0 and relay_b.channel.stats.resets_sent == 0
     assert ana.of(ev.LoggedIn)[-1].resumed
     net.run_until(lambda: len(budi.of(ev.MessageReceived)) == 10 and ana.conn.pending == 0, limit_s=60)
     net.run_for(5.0)
@@ -188,6 +193,22 @@ def test_a_line_stored_before_the_relay_died_is_not_stored_twice(tmp_path: Path)
     net.run_for(5.0)
     assert texts(budi) == ["once"]
     assert len(ana.of(ev.MessageDelivered)) == 1
+
+
+def test_a_dead_address_on_the_way_is_sent_nothing_but_hellos(tmp_path: Path) -> None:
+    """The dead relay's session is not carried to the next address: a relay that never answers is
+    sent HELLOs at the handshake's pace and nothing else (22.3), and the client goes on to C."""
+    net = RelayNet(tmp_path)
+    net.start_relay(A)
+    ana = net.add_client("ana", A, (B, C))
+    net.run_until(lambda: bool(ana.of(ev.LoggedIn)))
+    for i in range(30):
+        ana.conn.say(f"line {i}", net.now)  # plenty outstanding: the old link keeps retransmitting
+    net.kill(A)
+    net.start_relay(C)
+    net.run_until(lambda: len(ana.of(ev.MessageDelivered)) == 30, limit_s=60)
+    assert ana.conn.address == C
+    assert set(net.kinds_to[B]) == {DatagramKind.HELLO} and len(net.kinds_to[B]) <= 6
 
 
 def test_the_first_connection_tries_each_address_once(tmp_path: Path) -> None:
