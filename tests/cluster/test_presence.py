@@ -149,7 +149,10 @@ async def test_two_relays_registering_one_name_at_once_make_one_account(
     )
     outcomes = []
     for cut in (first, second):
-        done = await cut.wait_for(ev.Event, lambda e: isinstance(e, ev.LoggedIn | ev.LoginRefused))
+        try:
+            done = await cut.wait_for(ev.Event, lambda e: isinstance(e, ev.LoggedIn | ev.LoginRefused))
+        except TimeoutError:
+            raise AssertionError(f"{first.seen}\n{second.seen}") from None
         outcomes.append(done)
         await cut.close()
     won = [o for o in outcomes if isinstance(o, ev.LoggedIn)]

@@ -73,7 +73,9 @@ class ClusterAccounts:
         """Add the account unless the name is taken (compare-and-set on absence)."""
         try:
             await self.kv.create(token(record.name), encode_account(record))
-        except nats.js.errors.KeyWrongLastSequenceError:
+        except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.KeyNotFoundError):
+            # KeyNotFoundError: nats-py's `create` looks the key up after a failed compare-and-set,
+            # and a replica that has not applied the winner's write yet says "not found".
             return False
         return True
 
@@ -209,6 +211,9 @@ class AccountMirror:
                 break
             except TRANSIENT:
                 await asyncio.sleep(0.5)  # a NATS node's death: the next try reaches another
+            except Exception:  # whatever it was, the login is answered (refused), never left waiting
+                log.exception("registration of %s", record.name)
+                break
         if created:
             # In the local database before the login completes (the watch brings it too; idempotent).
             scrypt = (record.n, record.r, record.p)
