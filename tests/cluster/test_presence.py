@@ -84,8 +84,9 @@ async def test_people_on_the_other_relay_are_listed_and_come_and_go(
         await alice.wait_for(ev.UserJoined, lambda e: e.user == "bob")
         alice.client.submit("/who")
         await alice.wait_for(ev.PresenceUpdated, lambda e: e.requested and set(e.users) == {"alice", "bob"})
-        # bob logged in after alice: his PRESENCE at login lists her, from the bucket
-        await bob.wait_for(ev.PresenceUpdated, lambda e: set(e.users) == {"alice", "bob"})
+        # bob logged in after alice: his PRESENCE at login lists her, from the bucket, with her seat
+        listed = await bob.wait_for(ev.PresenceUpdated, lambda e: set(e.users) == {"alice", "bob"})
+        assert listed.seats.get("alice") == alice.client.seat
         bob.client.set_away("lunch")
         await alice.wait_for(ev.UserAway, lambda e: e.user == "bob" and e.away and e.reason == "lunch")
         await bob.close()
