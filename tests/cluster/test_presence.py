@@ -273,10 +273,17 @@ async def test_the_people_of_a_relay_that_died_time_out_everywhere(
         # relay B vanishes without a word (as under kill -9): nothing deletes bob's entry
         await b.conn.nc.close()
         b.server.protocol.close()
+        # still listed, but no relay answers for bob: held for his next login, not lost
+        alice.client.submit("/msg bob are you there?")
+        await alice.wait_for(ev.MessageDelivered, lambda e: e.to == "bob", timeout=10)
         left = await alice.wait_for(ev.UserLeft, lambda e: e.user == "bob", timeout=10)
         assert left.reason == "timed out"
         alice.client.submit("/who")
         await alice.wait_for(ev.PresenceUpdated, lambda e: e.requested and e.users == ("alice",))
+        back = await connect(a.server, "bob", tmp_path=tmp_path / "back")
+        got = await back.wait_for(ev.PrivateReceived)
+        assert (got.text, got.held) == ("are you there?", True)
+        await back.close()
     finally:
         await alice.close()
         await bob.close()

@@ -46,6 +46,9 @@ VERSION = 1
 DELIVER_TIMEOUT_S = 2.0
 #: How long a private message may wait for NATS before the sender is told to resend later.
 STORE_DEADLINE_S = 10.0
+#: How long a user listed online but with no relay answering for it is asked again before the
+#: message is held (a relay subscribes within milliseconds of a login; longer means it is gone).
+LISTED_GRACE_S = 2.0
 #: Private messages a relay remembers having delivered, so that one asked again is delivered once.
 RECENT_DELIVERIES = 10_000
 
@@ -152,7 +155,8 @@ class ClusterPrivates:
         """Deliver through the relay holding the user; hold it only when no relay holds the user.
         A slow answer is asked again (the same message: the receiving relay delivers it once)."""
         payload = encode_private(private)
-        deadline = time.monotonic() + STORE_DEADLINE_S
+        started = time.monotonic()
+        deadline = started + STORE_DEADLINE_S
         while True:
             try:
                 reply = await self.nc.request(user_subject(private.to), payload, timeout=DELIVER_TIMEOUT_S)
@@ -164,8 +168,9 @@ class ClusterPrivates:
                 return "delivered", away if isinstance(away, str) else ""
             except nats.errors.NoRespondersError:
                 # No relay subscribes to the user. One that has just logged the user in subscribes a
-                # moment after the presence entry appears: while the user is listed, ask again.
-                if not self._listed(private.to):
+                # moment after the presence entry appears: while the user is listed, ask again for a
+                # little while; past that the listing is a dead relay's, not yet expired: hold it.
+                if not self._listed(private.to) or time.monotonic() - started >= LISTED_GRACE_S:
                     break
             except ValueError:
                 break
