@@ -133,9 +133,11 @@ class Classroom:
         """PRESENCE `seats` (20.2): one per name of `room.users()`, in the same order."""
         seats = []
         for user in room.users():
-            sid = room.members.get(m.name_key(user))
+            key = m.name_key(user)
+            sid = room.members.get(key)
             sess = self.relay.sessions.get(sid) if sid is not None else None
-            seats.append(sess.seat if sess is not None else "")
+            remote = room.remote.get(key) if sess is None and room.remote else None  # another relay's
+            seats.append(sess.seat if sess is not None else remote.seat if remote is not None else "")
         return tuple(seats)
 
     # ------------------------------------------------------------ requests

@@ -103,9 +103,10 @@ class PrivateMessages:
         if sess is None or sess.user is None or m.name_key(sess.user) != sender_key:
             return  # the sender left: its client resends after its next login, dedup finds it then
         if outcome == "unavailable":
-            # The path old clients already honour: hold the message and send it again later.
-            text = "the server cannot reach its cluster right now: retrying"
-            self.relay._send(sess, m.Rejected(msg_id, ErrorCode.RATE_LIMITED, 1000, text))
+            # 22.6: kept and sent again by the client (RATE_LIMITED's rule, which old clients honour).
+            code = ErrorCode.CLUSTER_UNAVAILABLE if sess.caps & m.CAP_FAILOVER else ErrorCode.RATE_LIMITED
+            text = "messages cannot be delivered now: the cluster is unreachable; retrying"
+            self.relay._send(sess, m.Rejected(msg_id, code, 1000, text))
             return
         if outcome == "full":
             text = f"{detail} is offline and has too many messages waiting"

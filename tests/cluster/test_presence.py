@@ -7,21 +7,27 @@ are real ChatClients. Every wait is bounded and waits for an event.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from labchat.protocol import events as ev
+from labchat.protocol.channel import ServerChannel
 from labchat.protocol.errors import ErrorCode
 from labchat.server import admin
+from labchat.server.backplane import ClusterBackplane
+from labchat.server.cluster.bridge import ClusterBridge
 from labchat.server.cluster.connection import ClusterConnection
 from labchat.server.cluster.people import ClusterPeople
-from labchat.server.transport import RelayServer
-from tests.helpers import connect, start_server
+from labchat.server.keys import load_or_create_server_key, public_key_of
+from labchat.server.relay import Relay, RelayConfig
+from labchat.server.store import Store
+from labchat.server.tickets import TicketBook, derive_ticket_key
+from labchat.server.transport import RelayServer, serve
+from tests.helpers import TEST_SCRYPT_N, connect
 from tests.nats_cluster import NatsCluster
 
 
@@ -29,10 +35,11 @@ from tests.nats_cluster import NatsCluster
 class ClusterRelay:
     server: RelayServer
     conn: ClusterConnection
+    bridge: ClusterBridge
     people: ClusterPeople
 
     async def close(self) -> None:
-        await self.people.close()
+        await self.bridge.close()  # the people leave the cluster first (bridge.on_close)
         await self.server.stop(grace_s=0)
         await self.conn.close()
 
@@ -40,20 +47,23 @@ class ClusterRelay:
 async def start_relay(
     base: Path, cluster: NatsCluster, name: str, ttl_s: float | None = None, **overrides: object
 ) -> ClusterRelay:
-    """A relay with its own database; the server key is the cluster's one (copied, as an operator does)."""
+    """One relay as `labchat-server --cluster` makes it (cli.py): its own SQLite replica, the
+    cluster's shared key and ticket key, the room bridge, and the people on the same connection."""
     home = base / name
     home.mkdir(parents=True)
-    shared_key = base / "server.key"
-    if shared_key.exists():
-        shutil.copy(shared_key, home / "server.key")
-    server = await start_server(home, **overrides)
-    if not shared_key.exists():
-        shutil.copy(home / "server.key", shared_key)
+    key = load_or_create_server_key(base / "cluster.key")  # one key file, as copied to each relay
+    store = Store(home / "relay.db", scrypt_n=TEST_SCRYPT_N)
+    config = replace(RelayConfig(), **overrides)  # type: ignore[arg-type]
+    tickets = TicketBook(derive_ticket_key(key), public_key_of(key))
+    relay = Relay(store, ServerChannel(key), config, tickets, ClusterBackplane())
+    server = await serve("127.0.0.1", 0, relay)
     conn = await ClusterConnection.connect(cluster.urls)
+    bridge = await ClusterBridge.start(server, conn)
     people = await ClusterPeople.start(
-        conn, server.relay, flush=server.protocol.schedule_flush, clock=server.protocol.clock, ttl_s=ttl_s
+        conn, relay, flush=server.protocol.schedule_flush, clock=server.protocol.clock, ttl_s=ttl_s
     )
-    return ClusterRelay(server, conn, people)
+    bridge.on_close(people.close)
+    return ClusterRelay(server, conn, bridge, people)
 
 
 @pytest.fixture
@@ -84,8 +94,12 @@ async def test_people_on_the_other_relay_are_listed_and_come_and_go(
         await alice.wait_for(ev.UserJoined, lambda e: e.user == "bob")
         alice.client.submit("/who")
         await alice.wait_for(ev.PresenceUpdated, lambda e: e.requested and set(e.users) == {"alice", "bob"})
-        # bob logged in after alice: his PRESENCE at login lists her, from the bucket
-        await bob.wait_for(ev.PresenceUpdated, lambda e: set(e.users) == {"alice", "bob"})
+        # bob logged in after alice: his PRESENCE at login lists her, from the bucket, with her seat
+        listed = await bob.wait_for(ev.PresenceUpdated, lambda e: set(e.users) == {"alice", "bob"})
+        assert listed.seats.get("alice") == alice.client.seat
+        # the room itself is shared too (the bridge): one line each way
+        alice.client.submit("hello from relay A")
+        await bob.wait_for(ev.MessageReceived, lambda e: e.text == "hello from relay A")
         bob.client.set_away("lunch")
         await alice.wait_for(ev.UserAway, lambda e: e.user == "bob" and e.away and e.reason == "lunch")
         await bob.close()
@@ -149,7 +163,10 @@ async def test_two_relays_registering_one_name_at_once_make_one_account(
     )
     outcomes = []
     for cut in (first, second):
-        done = await cut.wait_for(ev.Event, lambda e: isinstance(e, ev.LoggedIn | ev.LoginRefused))
+        try:
+            done = await cut.wait_for(ev.Event, lambda e: isinstance(e, ev.LoggedIn | ev.LoginRefused))
+        except TimeoutError:
+            raise AssertionError(f"{first.seen}\n{second.seen}") from None
         outcomes.append(done)
         await cut.close()
     won = [o for o in outcomes if isinstance(o, ev.LoggedIn)]
@@ -269,15 +286,22 @@ async def test_the_people_of_a_relay_that_died_time_out_everywhere(
         # relay B vanishes without a word (as under kill -9): nothing deletes bob's entry
         await b.conn.nc.close()
         b.server.protocol.close()
+        # still listed, but no relay answers for bob: held for his next login, not lost
+        alice.client.submit("/msg bob are you there?")
+        await alice.wait_for(ev.MessageDelivered, lambda e: e.to == "bob", timeout=10)
         left = await alice.wait_for(ev.UserLeft, lambda e: e.user == "bob", timeout=10)
         assert left.reason == "timed out"
         alice.client.submit("/who")
         await alice.wait_for(ev.PresenceUpdated, lambda e: e.requested and e.users == ("alice",))
+        back = await connect(a.server, "bob", tmp_path=tmp_path / "back")
+        got = await back.wait_for(ev.PrivateReceived)
+        assert (got.text, got.held) == ("are you there?", True)
+        await back.close()
     finally:
         await alice.close()
         await bob.close()
         await a.close()
-        await b.people.close()
+        await b.bridge.close()
 
 
 async def test_a_ban_on_one_relay_holds_on_the_other(

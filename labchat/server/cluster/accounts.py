@@ -20,8 +20,9 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -53,6 +54,24 @@ def checked_account(data: bytes) -> AccountValue:
     return account
 
 
+#: How long `labchat-admin --cluster` retries what a loaded or electing cluster did not answer.
+ADMIN_DEADLINE_S = 15.0
+
+T = TypeVar("T")
+
+
+async def _retried(op: Callable[[], Awaitable[T]], deadline_s: float = ADMIN_DEADLINE_S) -> T:
+    """`op()`, tried again on the errors a leader election or a slow cluster gives (bounded)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            return await op()
+        except TRANSIENT:
+            if time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(0.2)  # an election takes about a second: polled, bounded
+
+
 class ClusterAccounts:
     """The ACCOUNTS bucket: what `labchat-admin --cluster` and a registering relay do to it."""
 
@@ -62,7 +81,7 @@ class ClusterAccounts:
     async def get(self, name: str) -> tuple[AccountValue, int] | None:
         """The account and its revision, or None."""
         try:
-            entry = await self.kv.get(token(name))
+            entry = await _retried(lambda: self.kv.get(token(name)))
         except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
             return None
         if entry.value is None or entry.revision is None:
@@ -72,8 +91,10 @@ class ClusterAccounts:
     async def create(self, record: AccountValue) -> bool:
         """Add the account unless the name is taken (compare-and-set on absence)."""
         try:
-            await self.kv.create(token(record.name), encode_account(record))
-        except nats.js.errors.KeyWrongLastSequenceError:
+            await _retried(lambda: self.kv.create(token(record.name), encode_account(record)))
+        except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.KeyNotFoundError):
+            # KeyNotFoundError: nats-py's `create` looks the key up after a failed compare-and-set,
+            # and a replica that has not applied the winner's write yet says "not found".
             return False
         return True
 
@@ -86,7 +107,7 @@ class ClusterAccounts:
                 return None
             record = how(found[0])
             try:
-                await self.kv.update(token(name), encode_account(record), last=found[1])
+                await _retried(partial(self.kv.update, token(name), encode_account(record), last=found[1]))
             except nats.js.errors.KeyWrongLastSequenceError:
                 continue
             return record
@@ -94,13 +115,13 @@ class ClusterAccounts:
     async def remove(self, name: str) -> bool:
         if await self.get(name) is None:
             return False
-        await self.kv.delete(token(name))
+        await _retried(lambda: self.kv.delete(token(name)))
         return True
 
     async def all(self) -> list[AccountValue]:
         """Every account, by name key; entries that do not decode are skipped with a warning."""
         try:
-            keys = await self.kv.keys()
+            keys = await _retried(self.kv.keys)
         except nats.js.errors.NoKeysError:
             return []
         out = []
@@ -209,6 +230,9 @@ class AccountMirror:
                 break
             except TRANSIENT:
                 await asyncio.sleep(0.5)  # a NATS node's death: the next try reaches another
+            except Exception:  # whatever it was, the login is answered (refused), never left waiting
+                log.exception("registration of %s", record.name)
+                break
         if created:
             # In the local database before the login completes (the watch brings it too; idempotent).
             scrypt = (record.n, record.r, record.p)

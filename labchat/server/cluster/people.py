@@ -60,6 +60,9 @@ async def _placed(make: Callable[[], Awaitable[T]]) -> T:
     while True:
         try:
             return await make()
+        except TRANSIENT:
+            if time.monotonic() >= deadline:  # a loaded or electing cluster answers late: try again
+                raise
         except nats.js.errors.APIError as exc:
             not_yet = isinstance(exc, nats.js.errors.BucketNotFoundError) or exc.err_code in _NOT_PLACED_YET
             if not not_yet:

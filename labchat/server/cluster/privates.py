@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 import nats.errors
@@ -45,6 +46,11 @@ VERSION = 1
 DELIVER_TIMEOUT_S = 2.0
 #: How long a private message may wait for NATS before the sender is told to resend later.
 STORE_DEADLINE_S = 10.0
+#: How long a user listed online but with no relay answering for it is asked again before the
+#: message is held (a relay subscribes within milliseconds of a login; longer means it is gone).
+LISTED_GRACE_S = 2.0
+#: Private messages a relay remembers having delivered, so that one asked again is delivered once.
+RECENT_DELIVERIES = 10_000
 
 
 def encode_private(p: OutgoingPrivate) -> bytes:
@@ -86,6 +92,8 @@ class ClusterPrivates:
         self.clock = clock
         self.flush = flush
         self._subs: dict[str, Subscription] = {}  # name key -> its user_subject subscription
+        #: (sender key, msg_id) of private messages delivered here lately, with the answer given.
+        self._delivered: OrderedDict[tuple[str, int], tuple[bool, str]] = OrderedDict()
         self._outgoing: asyncio.Queue[OutgoingPrivate] = asyncio.Queue()
         self._held_wanted: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -144,19 +152,38 @@ class ClusterPrivates:
             self.flush()
 
     async def _send_one(self, private: OutgoingPrivate) -> tuple[str, str]:
+        """Deliver through the relay holding the user; hold it only when no relay holds the user.
+        A slow answer is asked again (the same message: the receiving relay delivers it once)."""
         payload = encode_private(private)
-        try:
-            reply = await self.nc.request(user_subject(private.to), payload, timeout=DELIVER_TIMEOUT_S)
-            answer = json.loads(reply.data)
-            if isinstance(answer, dict) and answer.get("ok") is True:
+        started = time.monotonic()
+        deadline = started + STORE_DEADLINE_S
+        while True:
+            try:
+                reply = await self.nc.request(user_subject(private.to), payload, timeout=DELIVER_TIMEOUT_S)
+                answer = json.loads(reply.data)
+                if not isinstance(answer, dict) or answer.get("ok") is not True:
+                    break  # that relay no longer has the user: it left in between
                 self.delivered_remotely += 1
                 away = answer.get("away")
                 return "delivered", away if isinstance(away, str) else ""
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError, ValueError):
-            pass  # online nowhere (or gone in between): held for the next login anywhere
-        except TRANSIENT:
-            return "unavailable", ""
+            except nats.errors.NoRespondersError:
+                # No relay subscribes to the user. One that has just logged the user in subscribes a
+                # moment after the presence entry appears: while the user is listed, ask again for a
+                # little while; past that the listing is a dead relay's, not yet expired: hold it.
+                if not self._listed(private.to) or time.monotonic() - started >= LISTED_GRACE_S:
+                    break
+            except ValueError:
+                break
+            except TRANSIENT:
+                pass  # a slow or electing cluster: ask again (a timeout is no proof of absence)
+            if time.monotonic() >= deadline:
+                return "unavailable", ""
+            await asyncio.sleep(0.05)  # bounded by the deadline; NATS has no event for "subscribed"
         return await self._hold(private, payload)
+
+    def _listed(self, user: str) -> bool:
+        cluster = self.relay.cluster
+        return cluster is not None and m.name_key(user) in cluster.remote
 
     async def _hold(self, private: OutgoingPrivate, payload: bytes) -> tuple[str, str]:
         account = self.relay.store.get_account(private.to)
@@ -185,10 +212,19 @@ class ClusterPrivates:
         except CodecError as exc:
             log.warning("private message from NATS skipped: %s", exc)
             return
-        delivered, away = self.relay.privates.deliver_remote(
-            private.sender, private.to, private.ts_ms, private.text, private.flags
-        )
-        self.flush()
+        seen = (m.name_key(private.sender), private.msg_id)
+        known = self._delivered.get(seen)
+        if known is not None:  # asked again after a slow answer: delivered once, answered again
+            delivered, away = known
+        else:
+            delivered, away = self.relay.privates.deliver_remote(
+                private.sender, private.to, private.ts_ms, private.text, private.flags
+            )
+            if delivered:
+                self._delivered[seen] = (delivered, away)
+                while len(self._delivered) > RECENT_DELIVERIES:
+                    self._delivered.popitem(last=False)
+            self.flush()
         if msg.reply:
             with contextlib.suppress(nats.errors.Error):
                 await msg.respond(json.dumps({"ok": delivered, "away": away}).encode())

@@ -158,8 +158,8 @@ class SessionClaims:
                 new_rev = await self.kv.create(tok, value)
             else:
                 new_rev = await self.kv.update(tok, value, last=holder[1])
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return False
+        except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.KeyNotFoundError):
+            return False  # written in between (KeyNotFoundError: see ClusterAccounts.create)
         self.revisions[key] = new_rev
         if holder is not None and holder[0].relay != self.relay_id and holder[0].session != session:
             order = {"op": "replace", "user": key, "session": holder[0].session, "from": where}
