@@ -18,8 +18,8 @@ keeps dying within a minute of its start); its clients' datagrams meanwhile hash
 log in again by ticket, which works on any relay of the cluster. Ctrl+C or SIGTERM stops every child
 (SIGTERM: each tells its clients, as a single server does) and waits for them; a child that fails
 during its first seconds (a bad flag, the port taken by another program) stops the whole group with
-its own error line, since restarting it could not help. On Linux the children also end if the parent
-is killed outright (PR_SET_PDEATHSIG), so no relay is left on the port unsupervised.
+its own error line, since restarting it could not help. On Linux the children are also killed if the
+parent is killed outright (PR_SET_PDEATHSIG), so no relay is left on the port unsupervised.
 """
 
 from __future__ import annotations
@@ -107,13 +107,15 @@ def child_arguments(
 
 
 def _die_with_parent() -> None:
-    """In the child, before it runs: on Linux, have the kernel send it SIGTERM if the parent dies
-    (`kill -9` of the parent must not leave relays running unsupervised on the port)."""
+    """In the child, before it runs: on Linux, have the kernel kill it if the parent dies (`kill -9`
+    of the parent must not leave relays running unsupervised on the port). SIGKILL, not SIGTERM: a
+    relay's goodbye needs its stdout, which died with the parent; and a relay killed outright loses
+    nothing confirmed (that is the cluster's promise), its clients reconnect elsewhere."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             import ctypes
 
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
