@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ("README.md", "docs/user-guide.md")
+DOCS = ("README.md", "docs/user-guide.md", "docs/cluster.md")
 
 _IMAGE = re.compile(r"!\[[^\]]*\]\(([^)#\s]+)\)")
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]*)\)")

@@ -311,9 +311,11 @@ def _import_cluster(urls: str, path: Path) -> int:
         finally:
             await conn.close()
         print(_("imported into the cluster: {published} messages in {rooms} rooms ({present} already there),"
-                " {created} accounts ({existing} already there), in {seconds:.1f} s").format(
+                " {created} accounts ({existing} already there), {moderation} roles, sanctions and"
+                " invitations ({moderation_present} already there), in {seconds:.1f} s").format(
             published=done.messages_published, rooms=done.rooms, present=done.messages_present,
-            created=done.accounts_created, existing=done.accounts_present, seconds=done.elapsed_s))
+            created=done.accounts_created, existing=done.accounts_present, moderation=done.moderation_created,
+            moderation_present=done.moderation_present, seconds=done.elapsed_s))
         return 0
 
     try:

@@ -32,6 +32,7 @@ import json
 import os
 import sqlite3
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -392,7 +393,7 @@ def lines_of(stream: IO[bytes]) -> Iterator[bytes]:
                     pass
                 continue
             yield line
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise StoreError(_("cannot read the export: {reason}").format(reason=exc)) from None
 
 

@@ -18,7 +18,8 @@ keeps dying within a minute of its start); its clients' datagrams meanwhile hash
 log in again by ticket, which works on any relay of the cluster. Ctrl+C or SIGTERM stops every child
 (SIGTERM: each tells its clients, as a single server does) and waits for them; a child that fails
 during its first seconds (a bad flag, the port taken by another program) stops the whole group with
-its own error line, since restarting it could not help.
+its own error line, since restarting it could not help. On Linux the children are also killed if the
+parent is killed outright (PR_SET_PDEATHSIG), so no relay is left on the port unsupervised.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import sys
 import time
@@ -104,6 +106,18 @@ def child_arguments(
     return out
 
 
+def _die_with_parent() -> None:
+    """In the child, before it runs: on Linux, have the kernel kill it if the parent dies (`kill -9`
+    of the parent must not leave relays running unsupervised on the port). SIGKILL, not SIGTERM: a
+    relay's goodbye needs its stdout, which died with the parent; and a relay killed outright loses
+    nothing confirmed (that is the cluster's promise), its clients reconnect elsewhere."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class _Child:
     index: int
@@ -146,7 +160,7 @@ class Supervisor:
         child.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "labchat.server", *child.args,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, env=env,
+            stderr=asyncio.subprocess.STDOUT, env=env, limit=1 << 20, preexec_fn=_die_with_parent,
         )  # fmt: skip
         child.started = time.monotonic()
         child.starts += 1
@@ -154,7 +168,14 @@ class Supervisor:
     async def _keep(self, child: _Child) -> None:
         """Run one child for ever: start it, echo its lines, start it again when it dies."""
         while not self.stopping.is_set():
-            await self._start(child)
+            try:
+                await self._start(child)
+            except OSError as exc:
+                self.failure = _("cannot start relay {index}: {reason}").format(
+                    index=child.index, reason=exc.strerror or exc)
+                self.status = 1
+                self.stopping.set()
+                return
             assert child.proc is not None and child.proc.stdout is not None
             child.last_lines.clear()
             async for raw in child.proc.stdout:
@@ -162,6 +183,10 @@ class Supervisor:
                 child.last_lines = [*child.last_lines[-4:], line]
                 print(f"relay {child.index} | {line}", flush=True)
             code = await child.proc.wait()
+            # Ctrl+C reaches the whole process group: the child may end before our own handler has
+            # run. Give the signal a moment to arrive before calling this a death.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), 0.5)
             if self.stopping.is_set():
                 return
             ran = time.monotonic() - child.started

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from labchat.protocol import messages as m
 from labchat.server import admin
 from labchat.server.backup import export_database
 from labchat.server.cluster import names
 from labchat.server.cluster.codec import decode_account, decode_room_message
 from labchat.server.cluster.connection import ClusterConnection
 from labchat.server.cluster.importer import ClusterImportError, import_into_cluster
+from labchat.server.cluster.moderation import decode_moderation
 from labchat.server.store import hash_password
 from tests.nats_cluster import NatsCluster
 from tests.server.test_backup import make_server_db
@@ -41,10 +43,23 @@ async def test_history_and_accounts_go_into_the_cluster_with_their_seqs(
     try:
         done = await import_into_cluster(conn, tmp_path / "backup.jsonl")
         assert (done.messages_published, done.accounts_created, done.messages_present) == (5, 2, 0)
+        assert done.moderation_created == 3
         assert await stream_messages(conn, "cs101") == [(s, f"line {s} ✓") for s in (3, 4, 7, 8)]
         assert await stream_messages(conn, "lobby") == [(1, "hi")]
         empty = await conn.js.stream_info(names.room_stream("empty-room"))
         assert (empty.state.messages, empty.state.last_seq) == (0, 9)  # the next message gets seq 10
+        settings = await conn.bucket(names.SETTINGS_BUCKET)
+        actions = {}
+        for key in await settings.keys():
+            value = (await settings.get(key)).value
+            assert value is not None
+            actions[key] = decode_moderation(value)
+        ban = actions[f"mod.{names.token('cs101')}.{names.token('mallory')}.ban"]
+        assert (ban.action, ban.minutes, ban.reason) == (m.Action.BAN, 0, "spam")  # until lifted
+        voice = actions[f"mod.{names.token('cs101')}.{names.token('bob')}.role"]
+        assert voice.action == m.Action.VOICE
+        assert f"mod.{names.token('cs101')}.{names.token('bob')}.invite" in actions
+        assert f"mod.{names.token('lobby')}.{names.token('bob')}.mute" not in actions  # ended long ago
         bucket = await conn.bucket(names.ACCOUNTS_BUCKET)
         alice = decode_account((await bucket.get(names.token("alice"))).value or b"")
         assert alice.name == "Alice" and alice.admin
@@ -52,6 +67,7 @@ async def test_history_and_accounts_go_into_the_cluster_with_their_seqs(
         # A re-run finds everything there and writes nothing.
         again = await import_into_cluster(conn, tmp_path / "backup.jsonl")
         assert (again.messages_published, again.messages_present, again.accounts_present) == (0, 5, 2)
+        assert (again.moderation_created, again.moderation_present) == (0, 3)
         assert [s for s, _ in await stream_messages(conn, "cs101")] == [3, 4, 7, 8]
         # A live message after the import goes on from the room's numbering.
         ack = await conn.js.publish(names.room_subject("cs101"), b"live")

@@ -117,3 +117,31 @@ async def expect_lines(server: Proc, pattern: str, count: int, timeout: float = 
             await server._new.wait()
 
     return await asyncio.wait_for(scan(), timeout)
+
+
+@needs_reuse_port
+async def test_the_relays_end_when_their_parent_is_killed(nats_cluster: NatsCluster, tmp_path: Path) -> None:
+    """No relay is left on the port unsupervised: the kernel ends the children (PR_SET_PDEATHSIG)."""
+    if not cluster_flags_known():
+        pytest.skip("this labchat-server has no --cluster yet")
+    server = await spawn_server(tmp_path, tmp_path / "server.db", "--cluster", nats_cluster.url_list,
+                                "--relays", "2")  # fmt: skip
+    try:
+        await expect_lines(server, r"relay \d \| .*listening on UDP", 2, 30)
+        children = children_of(server.proc.pid)
+        assert len(children) == 2
+    finally:
+        await server.kill()
+
+    async def gone() -> None:
+        while any(Path(f"/proc/{pid}").exists() and not zombie(pid) for pid in children):
+            await asyncio.sleep(0.05)  # polling /proc: there is no event for another process's end
+
+    await asyncio.wait_for(gone(), 15)
+
+
+def zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True

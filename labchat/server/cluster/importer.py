@@ -1,9 +1,12 @@
 """`labchat-admin --cluster URLS import FILE`: a single server's export (backup.py) into the cluster.
 
 What goes where: each room's history into its room stream, accounts into the ACCOUNTS bucket (the
-format codec.AccountValue, shared with the relays). Room records, roles, sanctions and room lists are
-kept by each relay's own database: `labchat-admin --db RELAY.db import FILE` loads them there (see
-docs/cluster.md, "Migrating a single server").
+format codec.AccountValue, shared with the relays), roles, mutes, bans and invitations into the
+SETTINGS bucket as the moderation actions every relay carries out (moderation.py: a relay that starts
+reads the latest action per room, user and kind). Room records and room lists are kept by each
+relay's own database: `labchat-admin --db RELAY.db import FILE` loads them there (see
+docs/cluster.md, "Migrating a single server"). What the cluster has already (an account, an action)
+is left as it is: it is newer than the file.
 
 Seqs are kept. A room stream numbers its messages itself, from 1, one after the other; a single
 server's history may start later (pruned) and may have holes. So before the first message the
@@ -38,10 +41,24 @@ import nats.js.errors
 from nats.js.kv import KeyValue
 
 from ...i18n import _
-from ..backup import AccountRow, MessageRow, RoomRow, check_file, lines_of, open_export, read_export
+from ...protocol import messages as m
+from ..backup import (
+    AccountRow,
+    InviteRow,
+    MessageRow,
+    RoleRow,
+    RoomRow,
+    SanctionRow,
+    check_file,
+    lines_of,
+    open_export,
+    read_export,
+)
 from . import names
 from .codec import AccountValue, RoomRecord, encode_account, encode_room_message
 from .connection import PUBLISH_ATTEMPT_S, TRANSIENT, ClusterConnection, ClusterUnavailable
+from .exchange import ModerationRecord
+from .moderation import encode_moderation, moderation_key
 
 #: How long one message (or one account) may take to be stored, retries across a node's death included.
 STORE_DEADLINE_S = 30.0
@@ -59,6 +76,8 @@ class ClusterImport:
 
     accounts_created: int = 0
     accounts_present: int = 0
+    moderation_created: int = 0  # roles, mutes, bans, invitations
+    moderation_present: int = 0
     messages_published: int = 0
     messages_present: int = 0
     rooms: int = 0
@@ -96,6 +115,8 @@ async def import_into_cluster(
     result = ClusterImport()
     last_seq: dict[str, int] = {}
     accounts: KeyValue | None = None
+    settings: KeyValue | None = None
+    now_ms = int(time.time() * 1000)
     room: _Room | None = None
     with open_export(path) as stream:
         for record in read_export(lines_of(stream)):
@@ -105,6 +126,12 @@ async def import_into_cluster(
                 await _import_account(accounts, record, result)
             elif isinstance(record, RoomRow):
                 last_seq[record.name] = record.last_seq
+            elif isinstance(record, RoleRow | SanctionRow | InviteRow):
+                action = _moderation(record, now_ms)
+                if action is not None:
+                    if settings is None:
+                        settings = await conn.bucket(names.SETTINGS_BUCKET)
+                    await _import_moderation(settings, action, result)
             elif isinstance(record, MessageRow):
                 if room is None or room.name != record.room:
                     if room is not None:
@@ -139,6 +166,50 @@ async def _import_account(bucket: KeyValue, row: AccountRow, result: ClusterImpo
             if time.monotonic() > deadline:
                 raise ClusterUnavailable(_("NATS did not store account {name} in time").format(
                     name=row.name)) from None
+            await asyncio.sleep(0.1)
+
+
+#: The `relay` of the moderation actions import writes (no relay skips them as its own).
+IMPORT_RELAY = "labchat-admin-import"
+
+
+def _moderation(record: RoleRow | SanctionRow | InviteRow, now_ms: int) -> ModerationRecord | None:
+    """The moderation action that gives a relay this role, sanction or invitation (None: a sanction
+    that has ended, or a name no action can carry)."""
+    target = record.account  # a name key: lowercase, a valid name for the names an account may have
+    if not m.is_valid_name(target):
+        return None
+    if isinstance(record, RoleRow):
+        action = m.Action.OP if record.role == "op" else m.Action.VOICE
+        return ModerationRecord(IMPORT_RELAY, record.room, "", int(action), target, 0, "", now_ms)
+    if isinstance(record, InviteRow):
+        return ModerationRecord(IMPORT_RELAY, record.room, "", int(m.Action.INVITE), target, 0, "", now_ms)
+    action = m.Action.MUTE if record.kind == "mute" else m.Action.BAN
+    if record.until_ms is None:  # until lifted: 0 minutes
+        return ModerationRecord(IMPORT_RELAY, record.room, record.by, int(action), target, 0,
+                                record.reason, now_ms)
+    if record.until_ms <= now_ms:
+        return None
+    # The action's end is its time plus its minutes: pick the time so that the end is the same.
+    minutes = -(-(record.until_ms - now_ms) // 60_000)
+    return ModerationRecord(IMPORT_RELAY, record.room, record.by, int(action), target, minutes, record.reason,
+                            record.until_ms - minutes * 60_000)
+
+
+async def _import_moderation(bucket: KeyValue, action: ModerationRecord, result: ClusterImport) -> None:
+    deadline = time.monotonic() + STORE_DEADLINE_S
+    while True:
+        try:
+            await bucket.create(moderation_key(action), encode_moderation(action))
+            result.moderation_created += 1
+            return
+        except nats.js.errors.KeyWrongLastSequenceError:
+            result.moderation_present += 1  # an action made in the cluster since: it is newer
+            return
+        except TRANSIENT:
+            if time.monotonic() > deadline:
+                raise ClusterUnavailable(_("NATS did not store the moderation of room {room} in time").format(
+                    room=action.room)) from None
             await asyncio.sleep(0.1)
 
 
