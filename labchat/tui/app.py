@@ -43,6 +43,7 @@ from ..protocol.errors import ErrorCode, LocalProtocolError
 from ..signal_handlers import install, signals_named
 from ..startup_gc import freeze_startup_objects
 from . import messages as msg
+from .binding_words import translated_command
 from .notifications import desktop_notification
 from .screens.login import LoginScreen
 from .screens.room import RoomScreen
@@ -273,7 +274,8 @@ class LabchatApp(App[int]):
                         _("Show #{room}{keys}").format(room=name, keys=keys),
                         lambda name=name: self.room.switch_to(name),
                     )
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            yield translated_command(command)
 
     # ------------------------------------------------------------ logging in
 

@@ -1,0 +1,54 @@
+"""The app in Bahasa Indonesia: the widgets' words and the keys' words (the footer, the keys panel
+and the command palette, which Textual reads from class attributes fixed at import time)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.widgets import Label, OptionList
+
+from labchat import i18n
+from labchat.server.transport import RelayServer
+
+from .util import app_for, log_in, wait_until
+
+
+@pytest.fixture(autouse=True)
+def english_afterwards() -> Iterator[None]:
+    """The language is process-wide: leave it as the rest of the suite expects."""
+    yield
+    i18n.set_language("en")
+
+
+async def test_the_room_and_its_keys_in_indonesian(server: RelayServer, tmp_path: Path) -> None:
+    i18n.set_language("id")
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await log_in(pilot, app, "budi")
+        room = app.room
+        users = room.query_one("#sidebar")
+        await wait_until(pilot, lambda: str(users.query_one("#user-count", Label).render()) == "Daring · 1")
+        assert str(users.query_one("#users", OptionList).get_option_at_index(0).prompt).endswith(" (Anda)")
+        assert str(room.query_one("#room-count", Label).render()) == "Ruang · 1"
+        assert room.composer.input.placeholder.startswith("Pesan · Enter kirim")
+
+        # The footer: labchat's keys and Textual's own ("palette"), translated where Textual reads them.
+        footer = [str(key.render()) for key in room.query("FooterKey")]
+        assert any("Keluar" in key for key in footer), footer
+        assert any("palet" in key for key in footer), footer
+        assert not any("Quit" in key or "palette" in key for key in footer), footer
+        # Keys with a number in their words, as the keys panel lists them.
+        assert room.active_bindings["alt+3"].binding.description == "Ruang 3"
+        # The command palette: Textual's entries too.
+        titles = [command.title for command in app.get_system_commands(room)]
+        assert "Tema" in titles and "Theme" not in titles
+
+    # The same classes speak English again for the next app: nothing was changed in place.
+    i18n.set_language("en")
+    english = app_for(server, tmp_path)
+    async with english.run_test(size=(120, 30)) as pilot:
+        await wait_until(pilot, lambda: english.login_screen is not None)
+        assert english.room.active_bindings["alt+3"].binding.description == "Room 3"
+        assert english.room.composer.input.placeholder.startswith("Message · Enter sends")
