@@ -7,10 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from textual.widgets import Label, OptionList
+from textual.app import App
+from textual.command import CommandPalette
+from textual.screen import Screen
+from textual.scroll_view import ScrollView
+from textual.widgets import Button, Input, Label, OptionList, TextArea
 
 from labchat import i18n
 from labchat.server.transport import RelayServer
+from labchat.tui.binding_words import TEXTUAL_KEY_WORDS, translate
 
 from .util import app_for, log_in, wait_until
 
@@ -44,6 +49,9 @@ async def test_the_room_and_its_keys_in_indonesian(server: RelayServer, tmp_path
         # The command palette: Textual's entries too.
         titles = [command.title for command in app.get_system_commands(room)]
         assert "Tema" in titles and "Theme" not in titles
+        app.action_command_palette()
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        assert app.screen.query_one(Input).placeholder == "Cari perintah…"
 
     # The same classes speak English again for the next app: nothing was changed in place.
     i18n.set_language("en")
@@ -52,3 +60,17 @@ async def test_the_room_and_its_keys_in_indonesian(server: RelayServer, tmp_path
         await wait_until(pilot, lambda: english.login_screen is not None)
         assert english.room.active_bindings["alt+3"].binding.description == "Room 3"
         assert english.room.composer.input.placeholder.startswith("Message · Enter sends")
+
+
+def test_textuals_own_key_words_are_in_the_catalogue() -> None:
+    """The keys panel lists the keys of the focused widget, Textual's words: a Textual that adds one
+    shows it in English until it is listed in `TEXTUAL_KEY_WORDS` (and so in the catalogue)."""
+    shown = {
+        binding.description
+        for widget in (App, Screen, TextArea, Input, OptionList, Button, ScrollView)
+        for _key, binding in widget._merged_bindings or ()
+        if binding.description and not binding.system
+    }
+    assert shown - set(TEXTUAL_KEY_WORDS) == set()
+    i18n.set_language("id")
+    assert translate("Select all") == "Pilih semua"
