@@ -633,7 +633,9 @@ class RoomScreen(KeysInLanguage, Screen[None]):
 
     def set_rtt(self, rtt_s: float | None) -> None:
         """A fresh round-trip time measurement for the header."""
-        self.status.rtt_s = rtt_s
+        # The app's refresh timer can still tick while the app shuts down and the header is gone.
+        for status in self.query(StatusBar):
+            status.rtt_s = rtt_s
 
     def _show_logged_in(self, event: ev.LoggedIn) -> None:
         self.user = event.user
