@@ -29,6 +29,7 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.command import CommandPalette
 from textual.screen import Screen
 
 from ..client.core import ChatClient, ClientError, Submitted
@@ -43,6 +44,7 @@ from ..protocol.errors import ErrorCode, LocalProtocolError
 from ..signal_handlers import install, signals_named
 from ..startup_gc import freeze_startup_objects
 from . import messages as msg
+from .binding_words import translated_command
 from .notifications import desktop_notification
 from .screens.login import LoginScreen
 from .screens.room import RoomScreen
@@ -273,7 +275,24 @@ class LabchatApp(App[int]):
                         _("Show #{room}{keys}").format(room=name, keys=keys),
                         lambda name=name: self.room.switch_to(name),
                     )
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            yield translated_command(command)
+
+    def action_command_palette(self) -> None:
+        """Ctrl+P: Textual's command palette, with its search prompt in the user's language."""
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(CommandPalette(id="--command-palette", placeholder=_("Search for commands…")))
+
+    def action_help_quit(self) -> None:
+        """Ctrl+C where there is nothing to copy: Textual's hint that another key quits, in the
+        user's language."""
+        for key, active in self.active_bindings.items():
+            if active.binding.action in ("quit", "app.quit"):
+                self.notify(
+                    _("Press [bold]{key}[/bold] to quit the app").format(key=key),
+                    title=_("Do you want to quit?"),
+                )
+                return
 
     # ------------------------------------------------------------ logging in
 

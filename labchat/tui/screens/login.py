@@ -21,6 +21,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 
 from ...i18n import N_, _, name_rule, styled_parts
 from ...protocol.messages import is_valid_name
+from ..binding_words import KeysInLanguage
 
 
 def _server_line(label: str) -> Text:
@@ -28,7 +29,7 @@ def _server_line(label: str) -> Text:
     return Text.assemble((_("Server").ljust(10), "bold"), label)
 
 
-class LoginScreen(Screen[None]):
+class LoginScreen(KeysInLanguage, Screen[None]):
     """Who you are and where you connect. Posts `LoginScreen.Submitted`; see the module docstring."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

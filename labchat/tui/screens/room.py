@@ -43,6 +43,7 @@ from ...protocol.events import ConnectionState
 from ...protocol.messages import MEMBER_ADMIN, MEMBER_OP, ROOM_PRIVATE, Action
 from .. import file_words
 from .. import messages as msg
+from ..binding_words import KeysInLanguage, numbered
 from ..classroom_words import hand_words, poll_tally_line, quiet_words
 from ..formatting import local_date, mentions, stamp
 from ..log_entry import Delivery, Entry, EntryKind
@@ -167,21 +168,21 @@ def _no_ack(room: str, announcement_id: int) -> None:
     """Default for `RoomScreen(announcement_seen=...)`: nobody to tell."""
 
 
-class RoomScreen(Screen[None]):
+class RoomScreen(KeysInLanguage, Screen[None]):
     """The chat room. `submit` sends a typed line through the client core; `leave` quits politely."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "resend", N_("Resend failed")),
         # Priority: the input line would take Page Up/Down for itself, but it has nothing to scroll.
-        Binding("pageup", "scroll_log(-1)", "Scroll", key_display="PgUp/PgDn", priority=True),
-        Binding("pagedown", "scroll_log(1)", "Scroll", show=False, priority=True),
+        Binding("pageup", "scroll_log(-1)", N_("Scroll"), key_display="PgUp/PgDn", priority=True),
+        Binding("pagedown", "scroll_log(1)", N_("Scroll"), show=False, priority=True),
         Binding("ctrl+pageup", "cycle_room(-1)", N_("Prev room"), show=False, priority=True),
         Binding("ctrl+pagedown", "cycle_room(1)", N_("Next room"), show=False, priority=True),
         *(
-            Binding(f"alt+{n}", f"goto_room({n})", f"Room {n}", show=False, priority=True)
+            Binding(f"alt+{n}", f"goto_room({n})", numbered(N_("Room {n}"), n), show=False, priority=True)
             for n in range(1, 10)
         ),
-        Binding("alt+v", "focus_poll", "Vote", show=False, priority=True),
+        Binding("alt+v", "focus_poll", N_("Vote"), show=False, priority=True),
         Binding("alt+q", "focus_queue", N_("Help queue"), show=False, priority=True),
     ]
 
@@ -632,7 +633,9 @@ class RoomScreen(Screen[None]):
 
     def set_rtt(self, rtt_s: float | None) -> None:
         """A fresh round-trip time measurement for the header."""
-        self.status.rtt_s = rtt_s
+        # The app's refresh timer can still tick while the app shuts down and the header is gone.
+        for status in self.query(StatusBar):
+            status.rtt_s = rtt_s
 
     def _show_logged_in(self, event: ev.LoggedIn) -> None:
         self.user = event.user

@@ -20,13 +20,14 @@ from textual.widgets.option_list import Option
 
 from ...i18n import N_, _
 from ...protocol.discovery import ServerFound
+from ..binding_words import KeysInLanguage
 
 
 def _where(found: ServerFound) -> str:
     return f"[{found.host}]:{found.port}" if ":" in found.host else f"{found.host}:{found.port}"
 
 
-class ServersScreen(ModalScreen[ServerFound | None]):
+class ServersScreen(KeysInLanguage, ModalScreen[ServerFound | None]):
     """The servers found, one per line: Enter picks, Escape closes."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", N_("Close"))]

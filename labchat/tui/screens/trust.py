@@ -17,9 +17,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from ...i18n import N_, _, styled_parts
+from ..binding_words import KeysInLanguage
 
 
-class TrustScreen(ModalScreen[bool]):
+class TrustScreen(KeysInLanguage, ModalScreen[bool]):
     """Asks to trust a server seen for the first time."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", N_("Cancel"))]

@@ -17,6 +17,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ...client.room_news import describe
+from ...i18n import _
 from ...protocol import events as ev
 from ..formatting import clock_time
 
@@ -59,7 +60,9 @@ class AnnouncementBanner(Static):
 
         when = clock_time(announcement.ts, tz)
         text = Text.assemble(
-            ("Pinned ", style("label")), announcement.text, (f"  — {announcement.by}, {when}", style("by"))
+            (_("Pinned") + " ", style("label")),
+            announcement.text,
+            (f"  — {announcement.by}, {when}", style("by")),
         )
         if self.tally is not None:
             text.append("\n")

@@ -30,6 +30,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Label, Static, TextArea
 
+from ...i18n import N_, _
 from .completion import Completer
 
 #: Lines remembered by the history.
@@ -38,8 +39,8 @@ HISTORY_LIMIT = 500
 #: Keys that start a new line in the draft instead of sending it.
 NEWLINE_KEYS = frozenset({"shift+enter", "alt+enter", "ctrl+j", "ctrl+enter"})
 
-PLACEHOLDER = "Message · Enter sends · Shift+Enter or Ctrl+J: new line · Tab completes · /help"
-OFFLINE_PLACEHOLDER = "Not connected: what you send waits and goes out when the server is back"
+PLACEHOLDER = N_("Message · Enter sends · Shift+Enter or Ctrl+J: new line · Tab completes · /help")
+OFFLINE_PLACEHOLDER = N_("Not connected: what you send waits and goes out when the server is back")
 
 
 class ComposerArea(TextArea):
@@ -66,7 +67,7 @@ class ComposerArea(TextArea):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(
             "", id=id, soft_wrap=True, tab_behavior="focus", show_line_numbers=False,
-            compact=True, highlight_cursor_line=False, placeholder=PLACEHOLDER,
+            compact=True, highlight_cursor_line=False, placeholder=_(PLACEHOLDER),
         )  # fmt: skip
 
     # The `Input`-like surface that the room, the tests and the benchmark use.
@@ -211,7 +212,7 @@ class Composer(Vertical):
 
     def watch_connected(self, connected: bool) -> None:
         self.set_class(not connected, "-offline")
-        self.input.placeholder = PLACEHOLDER if connected else OFFLINE_PLACEHOLDER
+        self.input.placeholder = _(PLACEHOLDER) if connected else _(OFFLINE_PLACEHOLDER)
 
     def on_composer_area_entered(self, event: ComposerArea.Entered) -> None:
         event.stop()

@@ -42,6 +42,7 @@ from textual.selection import Selection
 from textual.strip import Strip
 from textual.timer import Timer
 
+from ...i18n import N_, _, ngettext
 from ...protocol.messages import MAX_TEXT_BYTES
 from ...protocol.text import utf8_len
 from ..formatting import (
@@ -97,9 +98,9 @@ class MessageLog(ScrollView, can_focus=True):
     """The chat log. Add entries with `add`; change one in place with `update`."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("end", "jump_to_bottom", "Newest", show=False),
+        Binding("end", "jump_to_bottom", N_("Newest"), show=False),
         # Not a printable key: those go to the draft wherever the focus is (the room sees to it).
-        Binding("ctrl+y", "copy_code", "Copy code", show=False),
+        Binding("ctrl+y", "copy_code", N_("Copy code"), show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -300,11 +301,13 @@ class MessageLog(ScrollView, can_focus=True):
         """What the "new messages" bar says, or "" when it is not shown."""
         if self.anchored or not self.unseen:
             return ""
-        noun = "message" if self.unseen == 1 else "messages"
         if not self.unseen_mentions:
-            return f" {self.unseen} new {noun} ↓ "
-        mentions = "mention" if self.unseen_mentions == 1 else "mentions"
-        return f" {self.unseen} new, {self.unseen_mentions} {mentions} ↓ "
+            bar = ngettext("{count} new message", "{count} new messages", self.unseen)
+        else:
+            bar = ngettext(
+                "{count} new, {mentions} mention", "{count} new, {mentions} mentions", self.unseen_mentions
+            )
+        return " " + bar.format(count=self.unseen, mentions=self.unseen_mentions) + " ↓ "
 
     @property
     def _rows(self) -> list[Strip]:
@@ -370,12 +373,12 @@ class MessageLog(ScrollView, can_focus=True):
             self._in_history = entry.kind in _LIVE_KINDS or self._in_history
         elif self._in_history and entry.kind in _LIVE_KINDS:
             self._in_history = False
-            self._append(Entry(EntryKind.LIVE, entry.ts, "live"))
+            self._append(Entry(EntryKind.LIVE, entry.ts, _("live")))
         if self._marker_pending and entry.kind in MESSAGE_KINDS and not entry.own and not entry.history:
             self._marker_pending = False
             if self._marker is not None:
                 self._remove(self._marker)
-            self._marker = Entry(EntryKind.UNREAD, entry.ts, "new")
+            self._marker = Entry(EntryKind.UNREAD, entry.ts, _("new"))
             self._append(self._marker)
 
     def _current_day(self) -> date:
@@ -455,7 +458,7 @@ class MessageLog(ScrollView, can_focus=True):
         if excess <= 0:
             return
         dropped = 0
-        for _ in range(excess):
+        for _unused in range(excess):
             old = self.entries.popleft()
             if old.first_row >= 0:
                 dropped += old.rows
@@ -521,7 +524,7 @@ class MessageLog(ScrollView, can_focus=True):
             self._trim()  # before drawing everything again: what is dropped need not be drawn
             self._rewrap()
             return
-        for _ in range(min(FLUSH_BATCH, len(self._unrendered))):
+        for _unused in range(min(FLUSH_BATCH, len(self._unrendered))):
             entry = self._unrendered.popleft()
             if entry.first_row == UNRENDERED:
                 self._append_rows(entry)
@@ -666,7 +669,8 @@ class MessageLog(ScrollView, can_focus=True):
         block = blocks[index]
         self.app.copy_to_clipboard(block.code)
         lines = block.line_count
-        self.notify(f"Copied {lines} line{'s' if lines != 1 else ''}", timeout=2)
+        copied = ngettext("Copied {count} line", "Copied {count} lines", lines)
+        self.notify(copied.format(count=lines), timeout=2)
 
     def action_copy_code(self) -> None:
         """Copy the newest code block on screen (Ctrl+Y, for yank)."""
@@ -676,7 +680,7 @@ class MessageLog(ScrollView, can_focus=True):
             if row.code >= 0 and (entry := self._entry_at(y)) is not None:
                 self.copy_code(entry, row.code)
                 return
-        self.notify("No code block on screen to copy.", timeout=2)
+        self.notify(_("No code block on screen to copy."), timeout=2)
 
     def action_jump_to_bottom(self) -> None:
         self.jump_to_bottom()
@@ -708,7 +712,7 @@ class MessageLog(ScrollView, can_focus=True):
                 row = self._lines[y]
                 entry = self._entry_at(y)
                 if row.code >= 0:
-                    tip = "Click to copy this code block"
+                    tip = _("Click to copy this code block")
                 elif entry is not None and entry.kind in MESSAGE_KINDS:
                     shown = len(entry.user) + (entry.kind is EntryKind.PRIVATE_OUT)
                     tip = entry.user if shown > NICK_WIDTH else None

@@ -21,6 +21,7 @@ from textual.widgets import Static
 
 from ...i18n import N_, _, ngettext
 from ...protocol import events as ev
+from ..binding_words import numbered
 from ..classroom_words import BAR_WIDTH, tally_bar
 from .composer import Composer
 
@@ -43,7 +44,10 @@ class PollCard(Static, can_focus=True):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         # Priority: the room screen hands printable keys nobody bound to the input line.
-        *(Binding(str(n), f"vote({n})", f"Vote {n}", show=False, priority=True) for n in range(1, 10)),
+        *(
+            Binding(str(n), f"vote({n})", numbered(N_("Vote {n}"), n), show=False, priority=True)
+            for n in range(1, 10)
+        ),
         Binding("escape", "leave", N_("Back to typing")),
     ]
 

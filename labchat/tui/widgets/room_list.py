@@ -23,6 +23,8 @@ from textual.message import Message
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from ...i18n import _
+
 #: The mark before a private room's name, instead of '#'.
 PRIVATE_MARK = "🔒"
 
@@ -64,7 +66,7 @@ class RoomList(Vertical):
         self._current = ""
 
     def compose(self) -> ComposeResult:
-        yield Label("Rooms", id="room-count")
+        yield Label(_("Rooms"), id="room-count")
         yield OptionList(id="rooms")
 
     @property
@@ -99,7 +101,7 @@ class RoomList(Vertical):
         if self._current in self.rooms:
             option_list.highlighted = self.rooms.index(self._current)
         joined = sum(1 for row in self._rows if row.joined)
-        self.query_one("#room-count", Label).update(f"Rooms · {joined}")
+        self.query_one("#room-count", Label).update(_("Rooms · {count}").format(count=joined))
 
     def _label(self, index: int, row: RoomRow, width: int) -> Text:
         def style(name: str) -> Style:

@@ -20,6 +20,15 @@ _STATE_WORDS = {
     ConnectionState.CLOSED: N_("disconnected"),
 }
 
+#: The reasons the client core gives in English (the protocol layer speaks no other language), as
+#: shown after the state; a reason the server sent is already in the server's language.
+_DETAIL_WORDS = {
+    "server not answering": N_("server not answering"),
+    "the server's key has changed": N_("the server's key has changed"),
+    "quit": N_("quit"),
+    "leaving": N_("leaving"),
+}
+
 
 class StatusBar(Widget):
     """`#lobby · labchat at 10.0.0.5:8080 · ● connected 2 ms` on the left, your name on the right."""
@@ -66,7 +75,8 @@ class StatusBar(Widget):
         if self.state is ConnectionState.CONNECTED and self.rtt_s is not None:
             state_text += f" · {format_rtt(self.rtt_s)}"
         elif self.state is not ConnectionState.CONNECTED and self.detail not in ("", "reconnecting"):
-            state_text += f" ({self.detail})"
+            detail = self.detail
+            state_text += f" ({_(_DETAIL_WORDS[detail]) if detail in _DETAIL_WORDS else detail})"
         left = Text.assemble(
             (f"#{self.room}" if self.room else "labchat", style("room")),
             (f" · {self.topic}" if self.topic and self.room else "", style("topic")),

@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from ...i18n import _
 from ...protocol.messages import MEMBER_ADMIN, MEMBER_GUEST, MEMBER_MUTED, MEMBER_OP, MEMBER_VOICE
 from ..formatting import NICK_COLOURS, nick_colour
 
@@ -58,7 +59,7 @@ class UserList(Vertical):
         self.own_name = ""
 
     def compose(self) -> ComposeResult:
-        yield Label("Online", id="user-count")
+        yield Label(_("Online"), id="user-count")
         yield OptionList(id="users")
 
     @property
@@ -117,6 +118,8 @@ class UserList(Vertical):
         highlighted = option_list.highlighted_option
         keep = highlighted.id if highlighted is not None else None
         options = []
+        # The dim notes after a name: "(you)", "away", "muted", "guest".
+        note = self.get_component_rich_style("user-list--you", partial=True)
         for name in self.users:
             own = name.casefold() == self.own_name.casefold()
             # One line each, whatever the name's length: a long name ends in "…", never wraps.
@@ -130,26 +133,26 @@ class UserList(Vertical):
             if seat := self._seats.get(name.casefold()):
                 label.append(f" {seat}", style=self.get_component_rich_style("user-list--seat", partial=True))
             if own:
-                label.append(" (you)", style=self.get_component_rich_style("user-list--you", partial=True))
+                label.append(" " + _("(you)"), style=note)
             if name.casefold() in self._away:
                 # Dimmed, as Slack's hollow dot: still here, not at the keyboard.
                 label.stylize(self.get_component_rich_style("user-list--away", partial=True))
-                label.append(" away", style=self.get_component_rich_style("user-list--you", partial=True))
+                label.append(" " + _("away"), style=note)
             if bits & MEMBER_MUTED:
-                label.append(" muted", style=self.get_component_rich_style("user-list--you", partial=True))
+                label.append(" " + _("muted"), style=note)
             if bits & MEMBER_GUEST:
-                label.append(" guest", style=self.get_component_rich_style("user-list--you", partial=True))
+                label.append(" " + _("guest"), style=note)
             options.append(Option(label, id=name.casefold()))
         option_list.set_options(options)
         if keep is not None and keep in self._users:
             option_list.highlighted = option_list.get_option_index(keep)
-        self.query_one("#user-count", Label).update(f"Online · {len(self._users)}")
+        self.query_one("#user-count", Label).update(_("Online · {count}").format(count=len(self._users)))
 
     def set_offline(self) -> None:
         """The session is over: nobody is known to be online any more, so show nobody."""
         self._users = {}
         self._refresh_list()
-        self.query_one("#user-count", Label).update("Offline")
+        self.query_one("#user-count", Label).update(_("Offline"))
 
     def canonical(self, name: str) -> str:
         """`name` as the server spells it when that user is in the list (`/msg BOB` → `bob`)."""
