@@ -8,6 +8,7 @@ parts and drains what the relay queues there:
 - accounts.py: the ACCOUNTS bucket mirrored into the relay's SQLite; registrations claimed in it.
 - privates.py: private messages to users on other relays, and held ones for users online nowhere.
 - moderation.py: roles, mutes, bans, invitations and kicks carried out on every relay.
+- rooms.py: rooms made or set on one relay exist, alike, on every relay.
 
 The relay stays sans-I/O: it writes to the exchange and calls its `wake`; this asyncio side drains
 the exchange on the next pass of the event loop, and feeds results back through relay methods, then
@@ -34,6 +35,7 @@ from .moderation import ModerationShare
 from .names import ACCOUNTS_BUCKET, PRESENCE_BUCKET, SETTINGS_BUCKET
 from .presence import PresenceWatch
 from .privates import ClusterPrivates
+from .rooms import RoomShares
 from .sessions import SessionClaims
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,7 @@ class ClusterPeople:
         self.accounts: AccountMirror
         self.privates: ClusterPrivates
         self.moderation: ModerationShare
+        self.rooms: RoomShares
 
     @classmethod
     async def start(
@@ -129,11 +132,15 @@ class ClusterPeople:
         )
         self.privates = ClusterPrivates(self.conn, self.relay, self.clock, self.flush)
         self.moderation = ModerationShare(settings_kv, self.relay, self.relay_id, self.clock, self.flush)
+        self.rooms = RoomShares(settings_kv, self.relay, self.relay_id, self.clock, self.flush)
         await self.accounts.start()
         await self.presence.start()
         await self.claims.start()
         await _placed(self.privates.start)
         await asyncio.wait_for(self.accounts.synced.wait(), 30)
+        await self.rooms.start()  # rooms before moderation: a role or ban needs its room
+        await asyncio.wait_for(self.rooms.synced.wait(), 30)
+        self.rooms.share_local_rooms()
         await self.moderation.start()
         await asyncio.wait_for(self.presence.synced.wait(), 30)
         await asyncio.wait_for(self.moderation.synced.wait(), 30)
@@ -149,7 +156,7 @@ class ClusterPeople:
         for key in list(self.claims.revisions):
             with contextlib.suppress(*TRANSIENT, Exception):
                 await self.claims._release(key)
-        for part in (self.moderation, self.privates, self.claims, self.presence, self.accounts):
+        for part in (self.rooms, self.moderation, self.privates, self.claims, self.presence, self.accounts):
             with contextlib.suppress(Exception):
                 await part.close()
 
@@ -168,6 +175,9 @@ class ClusterPeople:
         privates, ex.privates = ex.privates, []
         held, ex.held_wanted = ex.held_wanted, []
         moderation, ex.moderation = ex.moderation, []
+        rooms, ex.rooms = ex.rooms, []
+        if rooms:  # before moderation: a new room's roles and bans come after the room
+            self.rooms.send(rooms)
         if moderation:
             self.moderation.send(moderation)
         if registrations:
