@@ -53,6 +53,9 @@ PLACEMENT_WAIT_S = 20.0
 #: the same bucket failed that way a moment before): both pass once every server has joined.
 _NOT_PLACED_YET = (10005, 10059)
 
+#: How long a stopping relay waits to delete its users' presence entries.
+RELEASE_WAIT_S = 2.0
+
 T = TypeVar("T")
 
 
@@ -153,9 +156,12 @@ class ClusterPeople:
         for task in self._tasks:
             task.cancel()
         self.relay.cluster = None
-        for key in list(self.claims.revisions):
-            with contextlib.suppress(*TRANSIENT, Exception):
-                await self.claims._release(key)
+        releases = [self.claims._release(key) for key in list(self.claims.revisions)]
+        if releases:
+            # At once and bounded: with NATS away each would wait for its timeout, and a relay that
+            # stops must not hang on it (the entries then expire after the TTL instead).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.gather(*releases, return_exceptions=True), RELEASE_WAIT_S)
         for part in (self.rooms, self.moderation, self.privates, self.claims, self.presence, self.accounts):
             with contextlib.suppress(Exception):
                 await part.close()
