@@ -1068,6 +1068,15 @@ class Relay:
                 reason = away.reason if away is not None else ""
                 self._broadcast(room, m.Away(room.name, state.name, int(away is not None), reason, now_ms))
 
+    def list_remote_members(self, room: Room) -> None:
+        """Cluster mode: a room this relay has just made (another relay made it): the users on other
+        relays who are in it are listed (no JOINED: nobody here is in it yet)."""
+        assert self.cluster is not None
+        for key, state in self.cluster.remote.items():
+            if room.name in state.rooms:
+                away = AwayState(state.away, state.away_since_ms) if state.away is not None else None
+                room.remote[key] = RemoteMember(state.name, state.flags, away, state.seat)
+
     def end_replaced(self, key: str, session: str, where: str, now: float) -> bool:
         """Cluster mode: `key` logged in on another relay (`where`), so its session here, if it is
         still `session` (hex of its id), ends with CLOSED(REPLACED) as a replaced one does on a

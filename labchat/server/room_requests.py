@@ -18,7 +18,7 @@ from ..protocol import messages as m
 from ..protocol.errors import DecodeError, ErrorCode
 from ..protocol.text import truncate_utf8
 from ..protocol.wire import encode_message
-from .cluster.exchange import ModerationRecord
+from .cluster.exchange import ModerationRecord, RoomNews, RoomShare
 from .formatting import _escape
 from .room import SWITCH_BITS, Act, Role, Room, may
 from .store import RoomRecord, SanctionRecord
@@ -207,6 +207,9 @@ class RoomRequests:
         if not sess.guest:  # guests are never operators (18.11): an admin can op someone later
             room.roles[m.name_key(user)] = "op"
             self.relay.store.set_role(name, user, "op")
+        if self.relay.cluster is not None:  # made on every relay (cluster/rooms.py)
+            cluster = self.relay.cluster
+            cluster.room_changed(RoomShare(cluster.relay_id, room.record(), creator_op=not sess.guest))
         log.info(_("%s created room %s"), user, name)
         return room
 
@@ -305,7 +308,48 @@ class RoomRequests:
                 self._tally_due.add(room.name)
         else:
             self._send_states(room, now_ms)
+        if self.relay.cluster is not None:  # the other relays' members hear it too (cluster/rooms.py)
+            news = RoomNews(action, user, shown, now_ms)
+            self.relay.cluster.room_changed(RoomShare(self.relay.cluster.relay_id, room.record(), news=news))
         self._done(sess, req.request_id)
+
+    def apply_remote_room(self, share: RoomShare, now: float, *, live: bool) -> None:
+        """Cluster mode: a room made or set on another relay. Made or brought up to date here (its
+        record in the store); `live` with news: this relay's members hear it as if set here."""
+        record = share.record
+        room = self.relay.rooms.get(record.name)
+        created = room is None
+        if room is None:
+            if len(self.relay.rooms) >= MAX_SERVER_ROOMS:
+                return
+            room = self.relay.room(record.name)
+        old_announcement, old_private = room.announcement_id, room.modes & m.ROOM_PRIVATE
+        room.apply(record)
+        self.relay.store.save_room(record)
+        if created:
+            log.info(_("room %s made on another relay by %s"), record.name, record.creator)
+            if share.creator_op and record.creator:
+                room.roles[m.name_key(record.creator)] = "op"
+                self.relay.store.set_role(record.name, record.creator, "op")
+            self.relay.list_remote_members(room)
+        if room.announcement_id != old_announcement:
+            room.seen = set()
+            self.relay.store.forget_seen(room.name, room.announcement_id)
+        if old_private and not room.modes & m.ROOM_PRIVATE and room.invites:
+            room.invites.clear()  # invitations last while the room is private (18.9)
+            self.relay.store.remove_invites(room.name)
+        news = share.news
+        if not live or news is None or created:
+            return
+        text = describe(news.action, news.actor, "", 0, news.value)
+        event = m.RoomEvent(room.name, news.ts_ms, news.action, news.actor, "", 0, news.value, text)
+        self._room_news(room, event)
+        if news.action == 16 + int(m.Setting.ANNOUNCEMENT):
+            self._multi_members_send(room, self._announcement(room))
+            if room.announcement_text:
+                self._tally_due.add(room.name)
+        else:
+            self._send_states(room, int(now * 1000))
 
     # ------------------------------------------------------------ MODERATE
 

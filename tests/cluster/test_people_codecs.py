@@ -9,10 +9,18 @@ from hypothesis import strategies as st
 
 from labchat.server.cluster.accounts import checked_account
 from labchat.server.cluster.codec import AccountValue, CodecError, encode_account
-from labchat.server.cluster.exchange import ModerationRecord, OutgoingPrivate, RemotePresence
+from labchat.server.cluster.exchange import (
+    ModerationRecord,
+    OutgoingPrivate,
+    RemotePresence,
+    RoomNews,
+    RoomShare,
+)
 from labchat.server.cluster.moderation import decode_moderation, encode_moderation
 from labchat.server.cluster.presence import decode_presence, encode_presence
 from labchat.server.cluster.privates import decode_private, encode_private
+from labchat.server.cluster.rooms import decode_room, encode_room
+from labchat.server.store import RoomRecord
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,15}", fullmatch=True)
 
@@ -76,3 +84,19 @@ def test_any_bytes_are_a_moderation_record_or_refused(data: bytes) -> None:
 def test_moderation_records_round_trip(target: str, action: int, minutes: int, reason: str) -> None:
     record = ModerationRecord("relay1", "lobby", "alice", action, target, minutes, reason, 1_700_000_000_000)
     assert decode_moderation(encode_moderation(record)) == record
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_are_a_room_record_or_refused(data: bytes) -> None:
+    with contextlib.suppress(CodecError):
+        decode_room(data)
+
+
+@given(st.sampled_from(["lobby", "lab", "rust-week"]), st.text(max_size=40), st.integers(0, 255),
+       st.text(max_size=10), st.none() | st.tuples(st.integers(17, 21), names, st.text(max_size=30)))
+def test_room_records_round_trip(
+    name: str, topic: str, modes: int, key: str, news: tuple[int, str, str] | None
+) -> None:
+    record = RoomRecord(name, "alice", topic, modes, key, 1_700_000_000_000, 3, "read this", "alice", 17)
+    share = RoomShare("relay1", record, True, RoomNews(news[0], news[1], news[2], 5) if news else None)
+    assert decode_room(encode_room(share)) == share

@@ -333,3 +333,30 @@ async def test_a_ban_on_one_relay_holds_on_the_other(
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_a_room_made_and_set_on_one_relay_exists_alike_on_the_other(
+    two_relays: tuple[ClusterRelay, ClusterRelay], tmp_path: Path
+) -> None:
+    a, b = two_relays
+    alice = await connect(a.server, "alice", tmp_path=tmp_path)
+    bob = await connect(b.server, "bob", tmp_path=tmp_path)
+    try:
+        alice.client.submit("/join lab")
+        await alice.wait_for(ev.RoomState, lambda e: e.room == "lab" and e.joined)
+        await b.people.rooms.wait_until(lambda: "lab" in b.server.relay.rooms, timeout=5)
+        bob.client.submit("/join lab")
+        await bob.wait_for(ev.RoomState, lambda e: e.room == "lab" and e.joined)
+        await alice.wait_for(ev.UserJoined, lambda e: e.room == "lab" and e.user == "bob")
+        # alice made it, so she is its operator on every relay: her topic reaches bob on relay B
+        alice.client.submit("/topic Rust week")  # in her current room, lab
+        news = await bob.wait_for(ev.RoomEvent, lambda e: e.room == "lab" and e.actor == "alice")
+        assert "Rust week" in news.text
+        await bob.wait_for(ev.RoomState, lambda e: e.room == "lab" and e.topic == "Rust week")
+        assert b.server.relay.rooms["lab"].roles.get("alice") == "op"
+        # and a room line in it crosses relays (its stream is followed on B too)
+        bob.client.submit("/msg alice hi")
+        await alice.wait_for(ev.PrivateReceived, lambda e: e.text == "hi")
+    finally:
+        await alice.close()
+        await bob.close()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..accounts import PasswordCheck
+from ..store import RoomRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,27 @@ class ModerationRecord:
     ts_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class RoomNews:
+    """The change a room record carries (ROOM_SET, 18.5), for the other relays' members."""
+
+    action: int  # ROOM_EVENT action: 16 + Setting
+    actor: str
+    value: str  # as ROOM_EVENT shows it ('' for a key)
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomShare:
+    """A room record for the other relays (rooms.py): made here (`creator_op`: its creator is its
+    operator, 18.4) or changed here (`news`)."""
+
+    relay: str
+    record: RoomRecord
+    creator_op: bool = False
+    news: RoomNews | None = None
+
+
 @dataclass(eq=False, slots=True)
 class Exchange:
     """The relay's side of the cluster's people: see the module docstring."""
@@ -82,6 +104,8 @@ class Exchange:
     privates_in_flight: set[tuple[str, int]] = field(default_factory=set)
     #: Users who logged in here: their messages held in the cluster are fetched and delivered.
     held_wanted: list[str] = field(default_factory=list)
+    #: Rooms made or set here, for the other relays.
+    rooms: list[RoomShare] = field(default_factory=list)
     #: Moderation done here, for the other relays.
     moderation: list[ModerationRecord] = field(default_factory=list)
     #: Users online on other relays, by name key (the presence bucket, as last seen).
@@ -107,4 +131,8 @@ class Exchange:
 
     def moderated(self, record: ModerationRecord) -> None:
         self.moderation.append(record)
+        self.wake()
+
+    def room_changed(self, share: RoomShare) -> None:
+        self.rooms.append(share)
         self.wake()

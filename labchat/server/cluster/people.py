@@ -8,6 +8,7 @@ parts and drains what the relay queues there:
 - accounts.py: the ACCOUNTS bucket mirrored into the relay's SQLite; registrations claimed in it.
 - privates.py: private messages to users on other relays, and held ones for users online nowhere.
 - moderation.py: roles, mutes, bans, invitations and kicks carried out on every relay.
+- rooms.py: rooms made or set on one relay exist, alike, on every relay.
 
 The relay stays sans-I/O: it writes to the exchange and calls its `wake`; this asyncio side drains
 the exchange on the next pass of the event loop, and feeds results back through relay methods, then
@@ -34,6 +35,7 @@ from .moderation import ModerationShare
 from .names import ACCOUNTS_BUCKET, PRESENCE_BUCKET, SETTINGS_BUCKET
 from .presence import PresenceWatch
 from .privates import ClusterPrivates
+from .rooms import RoomShares
 from .sessions import SessionClaims
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,9 @@ PLACEMENT_WAIT_S = 20.0
 #: JetStream's "no suitable peers for placement" and "stream not found" (another relay's creation of
 #: the same bucket failed that way a moment before): both pass once every server has joined.
 _NOT_PLACED_YET = (10005, 10059)
+
+#: How long a stopping relay waits to delete its users' presence entries.
+RELEASE_WAIT_S = 2.0
 
 T = TypeVar("T")
 
@@ -93,6 +98,7 @@ class ClusterPeople:
         self.accounts: AccountMirror
         self.privates: ClusterPrivates
         self.moderation: ModerationShare
+        self.rooms: RoomShares
 
     @classmethod
     async def start(
@@ -129,11 +135,15 @@ class ClusterPeople:
         )
         self.privates = ClusterPrivates(self.conn, self.relay, self.clock, self.flush)
         self.moderation = ModerationShare(settings_kv, self.relay, self.relay_id, self.clock, self.flush)
+        self.rooms = RoomShares(settings_kv, self.relay, self.relay_id, self.clock, self.flush)
         await self.accounts.start()
         await self.presence.start()
         await self.claims.start()
         await _placed(self.privates.start)
         await asyncio.wait_for(self.accounts.synced.wait(), 30)
+        await self.rooms.start()  # rooms before moderation: a role or ban needs its room
+        await asyncio.wait_for(self.rooms.synced.wait(), 30)
+        self.rooms.share_local_rooms()
         await self.moderation.start()
         await asyncio.wait_for(self.presence.synced.wait(), 30)
         await asyncio.wait_for(self.moderation.synced.wait(), 30)
@@ -146,10 +156,13 @@ class ClusterPeople:
         for task in self._tasks:
             task.cancel()
         self.relay.cluster = None
-        for key in list(self.claims.revisions):
-            with contextlib.suppress(*TRANSIENT, Exception):
-                await self.claims._release(key)
-        for part in (self.moderation, self.privates, self.claims, self.presence, self.accounts):
+        releases = [self.claims._release(key) for key in list(self.claims.revisions)]
+        if releases:
+            # At once and bounded: with NATS away each would wait for its timeout, and a relay that
+            # stops must not hang on it (the entries then expire after the TTL instead).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.gather(*releases, return_exceptions=True), RELEASE_WAIT_S)
+        for part in (self.rooms, self.moderation, self.privates, self.claims, self.presence, self.accounts):
             with contextlib.suppress(Exception):
                 await part.close()
 
@@ -168,6 +181,9 @@ class ClusterPeople:
         privates, ex.privates = ex.privates, []
         held, ex.held_wanted = ex.held_wanted, []
         moderation, ex.moderation = ex.moderation, []
+        rooms, ex.rooms = ex.rooms, []
+        if rooms:  # before moderation: a new room's roles and bans come after the room
+            self.rooms.send(rooms)
         if moderation:
             self.moderation.send(moderation)
         if registrations:
