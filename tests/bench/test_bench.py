@@ -47,7 +47,10 @@ def test_ramp_steps_up_and_reports_the_best(capsys: pytest.CaptureFixture[str]) 
     rates = [r["rate"] for r in out["rows"]]
     assert rates == [20, 30]
     assert all(r["lost"] == 0 for r in out["rows"])
-    assert out["best"] is not None and out["best"]["passed"]
+    # Which steps pass (p99 under 50 ms) is the machine's to say, not this test's: a loaded machine
+    # may pass none. What holds on any machine: the best reported is a passing step, the last such.
+    passing = [r for r in out["rows"] if r["passed"]]
+    assert out["best"] == (passing[-1] if passing else None)
 
 
 def test_idle_mode_measures_memory_and_keepalive_cpu(capsys: pytest.CaptureFixture[str]) -> None:
