@@ -17,7 +17,7 @@ import random
 import sys
 from typing import Any
 
-from ..protocol.reliability import ReliableLink
+from ..protocol.reliability import LinkConfig, ReliableLink
 
 CHAT_KIND = 2
 FILE_KIND = 52
@@ -26,15 +26,17 @@ CHUNK = b"f" * 1000
 
 def run(*, with_file: bool, bulk: bool = True, seconds: float = 10.0, chat_interval_s: float = 0.01,
         rate_bps: float = 100e6, delay_s: float = 0.0005, loss: float = 0.0,
-        seed: int = 16) -> dict[str, Any]:
+        seed: int = 16, fixed_cap: bool = False) -> dict[str, Any]:
     """Simulate `seconds`; return the chat delays (p50, p99, max, ms) and the file's goodput.
 
     `loss` drops that fraction of the packets in each direction at random (seeded: the same run gives
     the same figures), as labchat-netem does: loss that is not congestion, which a loss-based window
-    reads as if it were.
+    reads as if it were. `fixed_cap` bounds the file frames in flight by the fixed 64-frame cap
+    (the earlier behaviour) instead of the delay-based bulk window (docs/protocol.md 21.7).
     """
     rng = random.Random(seed)
-    a, b = ReliableLink(), ReliableLink()
+    config = LinkConfig(bulk_window=None) if fixed_cap else LinkConfig()
+    a, b = ReliableLink(config), ReliableLink(config)
     now = 0.0
     arrivals: list[tuple[float, int, str, bytes]] = []  # (time, tiebreak, destination, packet)
     tie = 0

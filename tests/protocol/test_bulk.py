@@ -125,7 +125,7 @@ def test_bulk_counters_fall_as_acks_arrive() -> None:
 
 
 def test_bulk_in_flight_is_capped_so_a_file_cannot_fill_the_path_queue() -> None:
-    a = ReliableLink(LinkConfig(max_bulk_in_flight=4))
+    a = ReliableLink(LinkConfig(max_bulk_in_flight=4, bulk_window=None))  # the fixed cap
     for _ in range(10):
         a.send(FILE, CHUNK, bulk=True)
     a.packets_to_send(0.0)
