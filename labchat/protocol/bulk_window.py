@@ -49,6 +49,8 @@ class BulkWindowConfig:
     initial_frames: int = 16
     #: Queueing delay the file may add, as a fraction of the base delay...
     target_fraction: float = 0.2
+    #: ...or of the path's jitter (the smoothed height of samples above the current delay)...
+    jitter_fraction: float = 2.0
     #: ...but never less than this (a loopback's round trip is tens of microseconds, its jitter is not)...
     target_min_s: float = 0.0001
     #: ...nor more (a slow path's round trip need not be matched by its queue).
@@ -80,7 +82,7 @@ class BulkWindow:
     `limit`, the file frames that may be in flight now.
     """
 
-    __slots__ = ("_bases", "_recent", "config", "starting", "window")
+    __slots__ = ("_bases", "_recent", "config", "jitter", "starting", "window")
 
     def __init__(self, config: BulkWindowConfig | None = None) -> None:
         self.config = config or BulkWindowConfig()
@@ -88,6 +90,9 @@ class BulkWindow:
         self.window = float(self.config.initial_frames)
         #: Still in the start (doubling per round trip) phase.
         self.starting = True
+        #: Smoothed height of the samples above the current delay: the path's own jitter (a busy
+        #: event loop, a delayed ACK), which every chat line meets with or without a file.
+        self.jitter = 0.0
         self._recent: deque[float] = deque(maxlen=self.config.filter_samples)
         #: (bucket number, smallest sample in it), oldest first.
         self._bases: deque[tuple[int, float]] = deque(maxlen=self.config.base_buckets)
@@ -109,10 +114,12 @@ class BulkWindow:
 
     @property
     def target(self) -> float:
-        """Queueing delay the file may add: a fraction of the base delay, within bounds."""
+        """Queueing delay the file may add: a fraction of the base delay or the path's own jitter,
+        whichever is larger, within bounds."""
         cfg = self.config
         base = self.base_delay or 0.0
-        return min(max(cfg.target_fraction * base, cfg.target_min_s), cfg.target_max_s)
+        wanted = max(cfg.target_fraction * base, cfg.jitter_fraction * self.jitter, cfg.target_min_s)
+        return min(wanted, cfg.target_max_s)
 
     @property
     def queueing_delay(self) -> float | None:
@@ -124,6 +131,7 @@ class BulkWindow:
         """One round trip measured at `now`: a frame sent once and acknowledged without delay."""
         rtt = max(rtt, 0.0)
         self._recent.append(rtt)
+        self.jitter += (rtt - min(self._recent) - self.jitter) / 16
         bucket = int(now // self.config.base_bucket_s)
         bases = self._bases
         if bases and bases[-1][0] == bucket:
@@ -155,3 +163,4 @@ class BulkWindow:
             elif limited:
                 window += cfg.gain * off_target * frames / window
         self.window = min(max(window, float(cfg.floor_frames)), float(cfg.ceiling_frames))
+
