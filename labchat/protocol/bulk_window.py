@@ -18,9 +18,11 @@ it is over, when it does not:
     as slow during a transfer" holds on a fast path and a slow one alike;
   * start: from `initial_frames`, +1 frame per frame acknowledged (the window doubles per round
     trip) until the queueing delay first reaches half the target;
-  * then per acknowledgement of n frames: window += gain x off_target x n / window, with
-    off_target = (target - queueing delay) / target, so at most `gain` frames per round trip up
-    and, when far over the target, at most half the window per round trip down;
+  * then, with off_target = (target - queueing delay) / target, per acknowledgement of n frames:
+    below the target, window += gain x off_target x n / window (at most `gain` frames per round
+    trip up, as LEDBAT); above it, window -= n x min(decrease x -off_target, 1/2) (a share of the
+    window per round trip that grows with the excess, at most half: LEDBAT's linear decrease
+    would take a hundred round trips to empty a queue built by a window of 256);
   * growth only while the window was the limit (as RFC 9002 7.8): a file held back by the loss
     window or a slow disk does not earn a window it never used;
   * always between `floor_frames` (a file always moves, whatever the samples say) and
@@ -57,6 +59,9 @@ class BulkWindowConfig:
     target_max_s: float = 0.005
     #: Frames per round trip the window grows by at most, once started (RFC 6817's GAIN).
     gain: float = 1.0
+    #: Fraction of the window given up per round trip for each target's worth of queue above the
+    #: target (at most half per round trip): prompt when far over, gentle near it.
+    decrease: float = 0.25
     #: The current delay is the smallest of this many latest samples (RFC 6817's CURRENT_FILTER).
     filter_samples: int = 4
     #: The base delay is the smallest sample over `base_buckets` intervals of this long: a path
@@ -70,8 +75,9 @@ class BulkWindowConfig:
             raise ValueError("need 1 <= floor_frames <= initial_frames <= ceiling_frames")
         if self.filter_samples < 1 or self.base_buckets < 1 or self.base_bucket_s <= 0:
             raise ValueError("filter_samples, base_buckets and base_bucket_s must be positive")
-        if not 0 < self.target_min_s <= self.target_max_s or self.target_fraction <= 0 or self.gain <= 0:
-            raise ValueError("targets and gain must be positive, target_min_s <= target_max_s")
+        if not 0 < self.target_min_s <= self.target_max_s or min(self.target_fraction, self.gain,
+                                                                 self.decrease, self.jitter_fraction) <= 0:
+            raise ValueError("targets, gain and decrease must be positive, target_min_s <= target_max_s")
 
 
 class BulkWindow:
@@ -159,7 +165,7 @@ class BulkWindow:
         else:
             off_target = (target - queueing) / target
             if off_target < 0:
-                window += max(cfg.gain * off_target * frames / window, -frames / 2)
+                window -= frames * min(cfg.decrease * -off_target, 0.5)
             elif limited:
                 window += cfg.gain * off_target * frames / window
         self.window = min(max(window, float(cfg.floor_frames)), float(cfg.ceiling_frames))

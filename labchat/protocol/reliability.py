@@ -198,7 +198,8 @@ class ReliableLink:
     # One per session on the server: slots keep a thousand idle sessions small.
     __slots__ = (
         "_ack_due", "_ack_eliciting", "_ack_now", "_ack_owed_since", "_ack_wanted", "_acked_sent_max",
-        "_backoff", "_bulk", "_bulk_in_flight", "_bulk_limited", "_bulk_unasked", "_bulk_window", "_largest_acked", "_loss_deadline", "_lost", "_lost_run",
+        "_backoff", "_bulk", "_bulk_in_flight", "_bulk_limited", "_bulk_unasked", "_bulk_window",
+        "_largest_acked", "_loss_deadline", "_lost", "_lost_run",
         "_next_seq", "_now",
         "_probing", "_queue", "_recv_buffer", "_recv_cum", "_rto_deadline", "_tlp_deadline", "_tlp_sent",
         "_unacked", "config",
