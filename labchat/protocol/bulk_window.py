@@ -44,7 +44,7 @@ class BulkWindowConfig:
     """Knobs of the bulk window. The defaults suit a LAN: round trips of 0.1-5 ms."""
 
     #: Fewest file frames in flight, whatever the delay says: a file always moves.
-    floor_frames: int = 4
+    floor_frames: int = 8
     #: Most file frames in flight: 256 KB, a 1 Gbit/s path's round trip twice over.
     ceiling_frames: int = 256
     #: Window before the first sample.
