@@ -88,7 +88,7 @@ class BulkWindow:
     `limit`, the file frames that may be in flight now.
     """
 
-    __slots__ = ("_bases", "_recent", "config", "jitter", "starting", "window")
+    __slots__ = ("_base", "_bases", "_current", "_recent", "config", "jitter", "starting", "window")
 
     def __init__(self, config: BulkWindowConfig | None = None) -> None:
         self.config = config or BulkWindowConfig()
@@ -102,6 +102,9 @@ class BulkWindow:
         self._recent: deque[float] = deque(maxlen=self.config.filter_samples)
         #: (bucket number, smallest sample in it), oldest first.
         self._bases: deque[tuple[int, float]] = deque(maxlen=self.config.base_buckets)
+        # The two delays, kept up to date by each sample: this runs for every ACK of a file.
+        self._base: float | None = None
+        self._current = 0.0
 
     @property
     def limit(self) -> int:
@@ -111,51 +114,56 @@ class BulkWindow:
     @property
     def base_delay(self) -> float | None:
         """The path's round trip without queues: the smallest recent sample (None before one)."""
-        return min(b for _, b in self._bases) if self._bases else None
+        return self._base
 
     @property
     def current_delay(self) -> float | None:
         """The round trip now, filtered: the smallest of the last few samples (None before one)."""
-        return min(self._recent) if self._recent else None
+        return self._current if self._recent else None
 
     @property
     def target(self) -> float:
         """Queueing delay the file may add: a fraction of the base delay or the path's own jitter,
         whichever is larger, within bounds."""
         cfg = self.config
-        base = self.base_delay or 0.0
+        base = self._base or 0.0
         wanted = max(cfg.target_fraction * base, cfg.jitter_fraction * self.jitter, cfg.target_min_s)
         return min(wanted, cfg.target_max_s)
 
     @property
     def queueing_delay(self) -> float | None:
         """Current minus base delay: how long the path's queues hold a packet now."""
-        base, current = self.base_delay, self.current_delay
-        return None if base is None or current is None else current - base
+        return None if self._base is None else self._current - self._base
 
     def on_rtt_sample(self, rtt: float, now: float) -> None:
         """One round trip measured at `now`: a frame sent once and acknowledged without delay."""
         rtt = max(rtt, 0.0)
         self._recent.append(rtt)
-        self.jitter += (rtt - min(self._recent) - self.jitter) / 16
+        self._current = current = min(self._recent)
+        self.jitter += (rtt - current - self.jitter) / 16
         bucket = int(now // self.config.base_bucket_s)
         bases = self._bases
         if bases and bases[-1][0] == bucket:
             if rtt < bases[-1][1]:
                 bases[-1] = (bucket, rtt)
+                if self._base is None or rtt < self._base:
+                    self._base = rtt
         else:
             while bases and bases[0][0] <= bucket - self.config.base_buckets:
                 bases.popleft()  # older than the history: forgotten even after a long pause
             bases.append((bucket, rtt))
+            self._base = min(b for _, b in bases)
 
     def on_acked(self, frames: int, limited: bool) -> None:
         """`frames` file frames were newly acknowledged; `limited`: this window held frames back
         since the last acknowledgement (only then may it grow)."""
-        queueing = self.queueing_delay
-        if frames <= 0 or queueing is None:
+        base = self._base
+        if frames <= 0 or base is None:
             return
+        queueing = self._current - base
         cfg = self.config
-        target = self.target
+        target = min(max(cfg.target_fraction * base, cfg.jitter_fraction * self.jitter, cfg.target_min_s),
+                     cfg.target_max_s)  # `target`, inlined
         window = self.window
         if self.starting and queueing >= target / 2:
             self.starting = False
