@@ -440,14 +440,13 @@ class ReliableLink:
             flags |= FLAG_ACK
             ack_block = encode_ack(self._current_ack(now))
         ack_bytes = bytes((flags,)) + ack_block
-        ack_now_bytes = bytes((flags | FLAG_ACK_NOW,)) + ack_block
         budget_bytes = MAX_PACKET_BYTES - len(ack_bytes)
         packets: list[bytes] = []
         parts: list[bytes] = [ack_bytes]
         used = 0
         # While the delay-based bulk window is what holds the file back, file frames ask for an ACK
-        # every eighth of the window: its samples then come without the peer's ACK delay, and ACKs spread
-        # over the round trip clock the file out smoothly instead of a window's worth at a time.
+        # every eighth of the window: its samples then come without the peer's ACK delay, and ACKs
+        # spread over the round trip clock the file out smoothly instead of a window's worth at once.
         # (When the congestion window is the limit, it asks for its own ACKs: nothing changes.)
         ask_every = self._bulk_ack_every() if self._bulk_limited else 0
         for sent in batch:
@@ -455,7 +454,7 @@ class ReliableLink:
             size = len(sent.header) + len(sent.body)
             if used + size > budget_bytes:
                 if ask_every and self._bulk_unasked >= ask_every:
-                    parts[0] = ack_now_bytes
+                    parts[0] = bytes((flags | FLAG_ACK_NOW,)) + ack_block
                     self._bulk_unasked = 0
                 packets.append(b"".join(parts))
                 parts, used = [ack_bytes], 0
@@ -468,7 +467,7 @@ class ReliableLink:
             if window_full or (ask_every and self._bulk_unasked >= ask_every):
                 # The window is full: only an ACK lets more go, so ask for it now rather than after
                 # the peer's delayed-ACK timer (ACK clocking; the flag is free, the bit exists).
-                parts[0] = ack_now_bytes
+                parts[0] = bytes((flags | FLAG_ACK_NOW,)) + ack_block
                 self._bulk_unasked = 0
             packets.append(b"".join(parts))
         elif ack_due and flags & FLAG_ACK:
