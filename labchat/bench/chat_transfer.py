@@ -7,7 +7,8 @@ propagation each way. A chat line leaves every `chat_interval_s`; the file, when
 the link's bulk queue full of 1000-byte FILE_DATA frames. The figures are the chat lines' delays from
 `send` to delivery at the peer: what docs/protocol.md 21.7 promises is that a file does not stand in
 front of them. `bulk=False` sends the file as ordinary frames, for comparison: the queue a chat line
-would wait behind without the priority.
+would wait behind without the priority; `fixed_cap=True` bounds the file frames in flight by the
+fixed 64-frame cap instead of the delay-based bulk window (the earlier behaviour).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import random
 import sys
 from typing import Any
 
-from ..protocol.reliability import ReliableLink
+from ..protocol.reliability import LinkConfig, ReliableLink
 
 CHAT_KIND = 2
 FILE_KIND = 52
@@ -26,15 +27,17 @@ CHUNK = b"f" * 1000
 
 def run(*, with_file: bool, bulk: bool = True, seconds: float = 10.0, chat_interval_s: float = 0.01,
         rate_bps: float = 100e6, delay_s: float = 0.0005, loss: float = 0.0,
-        seed: int = 16) -> dict[str, Any]:
+        seed: int = 16, fixed_cap: bool = False) -> dict[str, Any]:
     """Simulate `seconds`; return the chat delays (p50, p99, max, ms) and the file's goodput.
 
     `loss` drops that fraction of the packets in each direction at random (seeded: the same run gives
     the same figures), as labchat-netem does: loss that is not congestion, which a loss-based window
-    reads as if it were.
+    reads as if it were. `fixed_cap` bounds the file frames in flight by the fixed 64-frame cap
+    (the earlier behaviour) instead of the delay-based bulk window (docs/protocol.md 21.7).
     """
     rng = random.Random(seed)
-    a, b = ReliableLink(), ReliableLink()
+    config = LinkConfig(bulk_window=None) if fixed_cap else LinkConfig()
+    a, b = ReliableLink(config), ReliableLink(config)
     now = 0.0
     arrivals: list[tuple[float, int, str, bytes]] = []  # (time, tiebreak, destination, packet)
     tie = 0
@@ -96,13 +99,22 @@ def run(*, with_file: bool, bulk: bool = True, seconds: float = 10.0, chat_inter
 
 
 def main() -> int:
-    rows = [("no file", run(with_file=False)), ("file, bulk queue (21.7)", run(with_file=True)),
-            ("file as ordinary frames", run(with_file=True, bulk=False)),
-            ("file, 10 % random loss", run(with_file=True, loss=0.10))]
-    print(f"{'':26} {'lines':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'file MB/s':>10}")
-    for name, r in rows:
-        print(f"{name:26} {r['chat_lines']:>6} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.2f}"
-              f" {r['file_mb_s']:>10.2f}")
+    """Both paths, each with the delay-based bulk window and, beside it in the same run, the fixed
+    64-frame cap it replaced (the reference)."""
+    print(f"{'':34} {'lines':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'file MB/s':>10}")
+    for rate, path in ((1e9, "1 Gbit/s"), (100e6, "100 Mbit/s")):
+        rows = [("no file", run(with_file=False, rate_bps=rate)),
+                ("file, bulk window (21.7)", run(with_file=True, rate_bps=rate)),
+                ("file, fixed cap of 64", run(with_file=True, rate_bps=rate, fixed_cap=True)),
+                ("file as ordinary frames", run(with_file=True, bulk=False, rate_bps=rate))]
+        for loss in (0.02, 0.10):
+            rows.append((f"{loss:.0%} loss, bulk window", run(with_file=True, rate_bps=rate, loss=loss)))
+            rows.append((f"{loss:.0%} loss, fixed cap", run(with_file=True, rate_bps=rate, loss=loss,
+                                                             fixed_cap=True)))
+        print(path)
+        for name, r in rows:
+            print(f"  {name:32} {r['chat_lines']:>6} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}"
+                  f" {r['max_ms']:>8.2f} {r['file_mb_s']:>10.2f}")
     return 0
 
 

@@ -1014,7 +1014,8 @@ class ClientConnection:
         files = self.files
         for message in files.requests_to_send(iter(self._next_request_id, None)):
             self._send(message)
-        budget = self.config.file_window - self._link.bulk_pending
+        # The link's delay-based bulk window may open past ours on a fast path: follow it (21.7).
+        budget = max(self.config.file_window, self._link.bulk_limit) - self._link.bulk_pending
         if budget > 0:
             chunks = files.chunks(budget)
             if chunks:

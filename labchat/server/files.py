@@ -711,7 +711,9 @@ class Files:
                 else:
                     still.append((seq, record))
             state.finishing = still
-        budget = self.policy.window_frames - (len(in_flight) if pending is None else pending)
+        # The link's delay-based bulk window may open past ours on a fast path: follow it (21.7).
+        window = max(self.policy.window_frames, link.bulk_limit)
+        budget = window - (len(in_flight) if pending is None else pending)
         queued = False
         while budget > 0 and state.streams:
             for stream in list(state.streams.values()):

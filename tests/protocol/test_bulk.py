@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from labchat.protocol.bulk_window import BulkWindowConfig
+from labchat.protocol.congestion import CongestionConfig
 from labchat.protocol.reliability import LinkConfig, ReliableLink
 from labchat.protocol.wire import decode_packet
 
@@ -125,7 +127,7 @@ def test_bulk_counters_fall_as_acks_arrive() -> None:
 
 
 def test_bulk_in_flight_is_capped_so_a_file_cannot_fill_the_path_queue() -> None:
-    a = ReliableLink(LinkConfig(max_bulk_in_flight=4))
+    a = ReliableLink(LinkConfig(max_bulk_in_flight=4, bulk_window=None))  # the fixed cap
     for _ in range(10):
         a.send(FILE, CHUNK, bulk=True)
     a.packets_to_send(0.0)
@@ -134,3 +136,39 @@ def test_bulk_in_flight_is_capped_so_a_file_cannot_fill_the_path_queue() -> None
     a.send(CHAT, b"still goes")
     assert a.wants_to_send
     assert _frames(a.packets_to_send(0.001)) == [(CHAT, b"still goes")]
+
+
+def test_the_delay_based_window_holds_file_frames_but_never_chat() -> None:
+    # The default bulk window (bulk_window.py), under a congestion window that is not the limit.
+    a = ReliableLink(LinkConfig(congestion=CongestionConfig(initial_window_packets=40,
+                                                                pacing_burst_packets=40)))
+    for _ in range(100):
+        a.send(FILE, CHUNK, bulk=True)
+    packets = a.packets_to_send(0.0)
+    limit = BulkWindowConfig().initial_frames
+    assert a.bulk_limit == limit and a.bulk_in_flight == limit
+    assert not a.wants_to_send  # the file waits for an ACK...
+    # ...and asks for it: every eighth of the window, and the packet that fills it, flag ACK_NOW.
+    flagged = [i for i, p in enumerate(packets) if decode_packet(p).ack_now]
+    assert flagged == [i for i in range(limit) if (i + 1) % (limit // 8) == 0]
+    for i in range(20):
+        a.send(CHAT, b"line %d" % i)
+    assert a.wants_to_send
+    assert _frames(a.packets_to_send(0.001)) == [(CHAT, b"line %d" % i) for i in range(20)]
+    assert a.bulk_in_flight == limit
+
+
+def test_the_bulk_window_opens_on_a_path_without_a_queue() -> None:
+    """Over the lossless pipe (a constant round trip, no queue) the window leaves its start, so a
+    file gets past the fixed cap of 64 frames in flight."""
+    pipe = LossyPipe(loss=0.0, seed=1)
+    for i in range(3000):
+        pipe.a.send(FILE, CHUNK + str(i).encode(), bulk=True)
+    pipe._ship("a", pipe.a.packets_to_send(pipe.now))
+    most = 0
+    while pipe.a.bulk_pending and pipe.now < 30.0:
+        pipe.step()
+        most = max(most, pipe.a.bulk_in_flight)
+    assert pipe.a.bulk_pending == 0 and len(pipe.got["b"]) == 3000
+    window = pipe.a.bulk_window
+    assert window is not None and window.limit > 64 and most > 64
