@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..server.supervisor import die_with_parent
+
 #: How long a node (or the whole cluster's JetStream) may take to become ready.
 READY_TIMEOUT_S = 30.0
 
@@ -163,6 +165,9 @@ class NatsCluster:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # A test run or bench killed outright takes its NATS nodes with it (Linux; elsewhere a
+            # no-op): none is left serving ports and stores in a temporary directory.
+            preexec_fn=die_with_parent if os.name == "posix" else None,
         )
         log.close()
 

@@ -106,7 +106,7 @@ def child_arguments(
     return out
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before it runs: on Linux, have the kernel kill it if the parent dies (`kill -9`
     of the parent must not leave relays running unsupervised on the port). SIGKILL, not SIGTERM: a
     relay's goodbye needs its stdout, which died with the parent; and a relay killed outright loses
@@ -160,7 +160,7 @@ class Supervisor:
         child.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "labchat.server", *child.args,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, env=env, limit=1 << 20, preexec_fn=_die_with_parent,
+            stderr=asyncio.subprocess.STDOUT, env=env, limit=1 << 20, preexec_fn=die_with_parent,
         )  # fmt: skip
         child.started = time.monotonic()
         child.starts += 1
