@@ -1,0 +1,94 @@
+"""The app's words modules in Bahasa Indonesia: file and classroom sentences, the log's labels, dates
+and the file viewer say the user's language, and English stays as it was."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from rich.style import Style
+
+from labchat import i18n
+from labchat.protocol import events as ev
+from labchat.protocol.messages import Action
+from labchat.tui import classroom_words, file_words, formatting
+from labchat.tui.log_entry import Delivery, Entry, EntryKind, layout_entry
+from labchat.tui.screens.file_viewer import view_problem
+
+T0 = 1_764_583_200.0  # Monday 1 December 2025, 10:00 UTC
+
+
+@pytest.fixture(autouse=True)
+def english_afterwards() -> Iterator[None]:
+    """The language is process-wide: every test leaves it English, as the rest of the suite expects."""
+    yield
+    i18n.set_language("en")
+
+
+def offer(sender: str = "bob", to: str | None = None) -> ev.FileOffered:
+    room = None if to else "lobby"
+    return ev.FileOffered(7, room, to, sender, "lab3.py", 4300, "ab" * 32, "text/x-python", False, T0)
+
+
+def test_file_words_in_indonesian() -> None:
+    i18n.set_language("id")
+    assert file_words.offer_title(offer(to="alice")) == "bob menawarkan lab3.py (4.2 KB, python) kepada Anda"
+    assert file_words.offer_line(offer()) == "bob menawarkan lab3.py (4.2 KB, python) — /accept 7, /decline 7"
+    progress = ev.FileProgress(7, "lab3.py", "down", 1806, 4300, 1500.0, 1.7)
+    assert file_words.progress_words(progress) == "42% 1.5 KB/s sisa 2 detik"
+    failed = ev.FileFailed(7, "lab3.py", "down", "the server is gone")
+    assert file_words.failed_line(failed) == "lab3.py tidak disimpan: the server is gone"
+
+
+def test_classroom_words_in_indonesian() -> None:
+    i18n.set_language("id")
+    assert classroom_words.waiting_words(T0, T0 + 30) == "baru saja"
+    assert classroom_words.waiting_words(T0, T0 + 65 * 60) == "1 jam 05 menit"
+    assert classroom_words.quiet_words(T0 + 11.5 * 60, T0) == "hening: sisa 12 menit"
+    raised = ev.RoomEvent("lab", T0, Action.HAND_RAISED, "budi", "budi", 3, "", "")
+    assert classroom_words.hand_words(raised, "budi") == "tangan Anda terangkat: urutan ke-3"
+    poll = ev.PollShown("lab", 3, "guru", "Selesai?", ("ya", "tidak"), False, True, (20, 3), 23, 0, ())
+    assert classroom_words.poll_tally_line(poll) == "jajak pendapat #3: ya 20, tidak 3 (23 memilih)"
+
+
+def test_classroom_words_stay_english() -> None:
+    raised = ev.RoomEvent("lab", T0, Action.HAND_RAISED, "budi", "budi", 3, "", "")
+    assert classroom_words.hand_words(raised, "budi") == "your hand is up: 3rd in line"
+    assert classroom_words.waiting_words(T0, T0 + 65 * 60) == "1 h 05 min"
+
+
+def test_dates_in_indonesian() -> None:
+    today = date(2025, 12, 2)
+    assert formatting.day_label(date(2025, 12, 1), today) == "Monday 1 December"
+    i18n.set_language("id")
+    assert formatting.day_label(date(2025, 12, 1), today) == "Senin, 1 Desember"
+    assert formatting.day_label(date(2024, 8, 17), today) == "Sabtu, 17 Agustus 2024"
+    assert formatting.stamp(T0, UTC, today) == "1 Des 10:00"
+
+
+def rows(entry: Entry) -> list[str]:
+    console = Console(width=120, color_system=None)
+    return [row.text.rstrip() for row in layout_entry(entry, 120, console, lambda _name: Style(), "10:00")]
+
+
+def test_log_labels_in_indonesian() -> None:
+    i18n.set_language("id")
+    failed = Entry(EntryKind.PRIVATE_OUT, T0, "ada waktu?", user="erin", own=True, delivery=Delivery.FAILED,
+                   note="erin tidak daring")  # fmt: skip
+    drawn = rows(failed)
+    assert "(pribadi untuk erin) ada waktu?" in drawn[0]
+    assert drawn[1].endswith("✗ tidak terkirim: erin tidak daring (Ctrl+R atau /retry untuk mengirim ulang)")
+    assert failed.plain == "[pribadi untuk erin] ada waktu? [tidak terkirim: erin tidak daring]"
+    pending = Entry(EntryKind.CHAT, T0, "halo", user="budi", own=True, delivery=Delivery.PENDING)
+    assert rows(pending)[0].endswith("halo  mengirim…")
+
+
+def test_file_viewer_problems_in_indonesian(tmp_path: Path) -> None:
+    i18n.set_language("id")
+    binary = tmp_path / "a.bin"
+    binary.write_bytes(b"\0\1")
+    assert view_problem(binary) == f"a.bin adalah berkas biner: buka {binary}"
+    assert view_problem(tmp_path) == f"{tmp_path.name} bukan berkas"
