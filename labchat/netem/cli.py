@@ -20,6 +20,7 @@ from typing import NoReturn
 from rich.console import Console
 from rich.markup import escape
 
+from ..i18n import _, add_lang_argument, choose_language
 from .model import DEFAULT_REORDER_DELAY, Direction, ImpairmentConfig
 from .proxy import (
     DEFAULT_IDLE_TIMEOUT,
@@ -192,13 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="most clients at once (default: %(default)s)",
     )
+    add_lang_argument(parser)
     return parser
 
 
 def _config(args: argparse.Namespace, direction: Direction) -> ImpairmentConfig:
     """A direction's settings: its own flag if given, else the shared flag, else the default."""
     values: dict[str, float] = {}
-    for _, dest, kind, _ in _SETTINGS:
+    for _flag, dest, kind, _help in _SETTINGS:
         value = getattr(args, f"{direction}_{dest}")
         if value is None:
             value = getattr(args, dest)
@@ -324,13 +326,14 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
 
 def _fail(message: str, status: int) -> int:
     Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"{PROG}: error: {escape(message)}", markup=True
+        _("{prog}: error: {message}").format(prog=PROG, message=escape(message)), markup=True
     )
     return status
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `labchat-netem`: exit status 0 ok, 1 run-time failure, 2 bad usage."""
+    choose_language(PROG, sys.argv[1:] if argv is None else argv)  # argparse's words speak it too
     try:
         args = build_parser().parse_args(argv)
     except _UsageError as exc:
