@@ -12,8 +12,11 @@ from rich.console import Console
 from rich.style import Style
 
 from labchat import i18n
+from labchat.client.downloads import SaveError, make_dir
 from labchat.protocol import events as ev
 from labchat.protocol.messages import Action
+from labchat.server.formatting import _excerpt
+from labchat.server.private_files import tighten_file
 from labchat.tui import classroom_words, file_words, formatting
 from labchat.tui.log_entry import Delivery, Entry, EntryKind, layout_entry
 from labchat.tui.screens.file_viewer import view_problem
@@ -92,3 +95,20 @@ def test_file_viewer_problems_in_indonesian(tmp_path: Path) -> None:
     binary.write_bytes(b"\0\1")
     assert view_problem(binary) == f"a.bin adalah berkas biner: buka {binary}"
     assert view_problem(tmp_path) == f"{tmp_path.name} bukan berkas"
+
+
+def test_client_and_server_file_problems_in_indonesian(tmp_path: Path) -> None:
+    """The download folder's and the server's own files' problems, as the user or operator reads them."""
+    i18n.set_language("id")
+    in_the_way = tmp_path / "Unduhan"
+    in_the_way.write_text("a file where the folder should be")
+    with pytest.raises(SaveError, match=r"^tidak bisa memakai folder unduhan .*Unduhan/labchat: "):
+        make_dir(in_the_way / "labchat")
+    db = tmp_path / "server.db"
+    db.write_text("")
+    db.chmod(0o644)
+    assert tighten_file(db) == (
+        f"{db} tadinya bisa dibaca pengguna lain (mode 644); sekarang dijadikan 600. "
+        "Isinya mungkin sudah telanjur disalin"
+    )
+    assert _excerpt("x" * 1000).endswith("… (1000 karakter)")
