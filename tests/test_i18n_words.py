@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.style import Style
 
 from labchat import i18n
+from labchat import transcript as tr
 from labchat.client.downloads import SaveError, make_dir
 from labchat.protocol import events as ev
 from labchat.protocol.messages import Action
@@ -112,3 +113,21 @@ def test_client_and_server_file_problems_in_indonesian(tmp_path: Path) -> None:
         "Isinya mungkin sudah telanjur disalin"
     )
     assert _excerpt("x" * 1000).endswith("… (1000 karakter)")
+
+
+def test_transcripts_in_indonesian() -> None:
+    """/export and `labchat-admin export-room` write the words around the room's text in the language."""
+    i18n.set_language("id")
+    t = tr.Transcript(
+        "cs101", 1_764_583_200_000, 1_764_590_400_000, topic="Lab 3",
+        polls=(tr.PollResult(1_764_583_400_000, "guru", "Selesai?", ("ya", "tidak"), (20, 3), 23),),
+        hands=(tr.Hand("budi", "PC-14", "segfault", 1_764_583_600_000),),
+    )  # fmt: skip
+    md = tr.to_markdown(t, UTC)
+    assert md.startswith("# #cs101 — transkrip\n\n2025-12-01 10:00 sampai 2025-12-01 12:00\n\nTopik: Lab 3\n")
+    assert "1. **Selesai?** dari guru pukul 10:03:20" in md
+    assert "| Diangkat | Siswa | Tempat duduk | Pertanyaan | Ditangani oleh | Selesai |" in md
+    assert "| masih menunggu |" in md
+    page = tr.to_html(t, UTC)
+    assert '<html lang="id">' in page
+    assert "<li><b>Selesai?</b> dari guru pukul 10:03:20<ul>" in page

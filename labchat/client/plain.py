@@ -772,7 +772,7 @@ class _LineSession:
             return
         when = _hms(now)
         if isinstance(event, ev.FileFailed):
-            self.out.write(f"{when} -!- error: {rec['text']}\n")
+            self.out.write(f"{when} -!- " + _("error: {text}").format(text=rec["text"]) + "\n")
         else:
             self.out.write(f"{when} -!- {rec['text']}\n")
         self.out.flush()
