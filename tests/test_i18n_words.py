@@ -43,6 +43,9 @@ def test_file_words_in_indonesian() -> None:
     assert file_words.offer_line(offer()) == "bob menawarkan lab3.py (4.2 KB, python) — /accept 7, /decline 7"
     progress = ev.FileProgress(7, "lab3.py", "down", 1806, 4300, 1500.0, 1.7)
     assert file_words.progress_words(progress) == "42% 1.5 KB/s sisa 2 detik"
+    assert file_words.kind_word("image/png", "a.png") == "gambar png"
+    assert file_words.kind_word("", "README") == "berkas"
+    assert file_words.human_size(1) == "1 byte"
     failed = ev.FileFailed(7, "lab3.py", "down", "the server is gone")
     assert file_words.failed_line(failed) == "lab3.py tidak disimpan: the server is gone"
 

@@ -135,7 +135,9 @@ def human_size(size: int) -> str:
     value = float(size)
     for unit in ("bytes", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+            if unit == "bytes":
+                return ngettext("{count} byte", "{count} bytes", size).format(count=size)
+            return f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TB"
 
