@@ -13,6 +13,9 @@ format we write (msgid, msgid_plural, msgstr, msgstr[n], comments, the fuzzy fla
 `python -m labchat.i18n_catalog` keeps the catalogue in step with the code, and tests/test_i18n.py
 fails when a shown string is missing or untranslated.
 
+argparse's own words (its help headings and errors) come from the same catalogue once a language is
+set: see `_route_argparse_words`.
+
 Placeholders are named (`_("Password for {user}: ").format(user=name)`), never f-strings inside
 `_()`: the catalogue holds the string before formatting, and a translation may reorder the words.
 """
@@ -185,6 +188,7 @@ def set_language(lang: str | None) -> str:
         raise ValueError(lang)
     _active = catalogue(chosen)
     _active_language = chosen
+    _route_argparse_words()
     return chosen
 
 
@@ -245,6 +249,73 @@ def room_rule() -> str:
     return _("1-32 characters: lowercase letters (a-z), digits, '_' or '-', starting with a letter or digit")
 
 
+# ------------------------------------------------------------ argparse's own words
+
+#: The words argparse itself shows, exactly as CPython's argparse writes them (3.11 to 3.13): the
+#: help's headings, the help flag, and the errors a user can cause. Marked here so that the catalogue
+#: holds them; `_argparse_gettext` answers argparse from it. (Its errors that only a programmer can
+#: cause, such as conflicting option strings, stay English.)
+ARGPARSE_WORDS = (
+    N_("usage: "),
+    N_("positional arguments"),
+    N_("options"),
+    N_("subcommands"),
+    N_("show this help message and exit"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("unrecognized arguments: %s"),
+    N_("the following arguments are required: %s"),
+    N_("one of the arguments %s is required"),
+    N_("not allowed with argument %s"),
+    N_("ignored explicit argument %r"),
+    N_("expected one argument"),
+    N_("expected at most one argument"),
+    N_("expected at least one argument"),
+    N_("ambiguous option: %(option)s could match %(matches)s"),
+    N_("invalid %(type)s value: %(value)r"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("unknown parser %(parser_name)r (choices: %(choices)s)"),
+    N_("can't open '%(filename)s': %(error)s"),
+    N_("%(prog)s: error: %(message)s\n"),
+)
+
+#: argparse's own `_` and `ngettext` (gettext's functions, bound when argparse was imported).
+_argparse_originals: tuple[Callable[[str], str], Callable[[str, str, int], str]] | None = None
+
+
+def _argparse_gettext(message: str) -> str:
+    """argparse's `_`: our catalogue's word when the language is not English, else gettext's as before."""
+    assert _argparse_originals is not None
+    translated = _active.gettext(message) if _active_language != DEFAULT_LANGUAGE else message
+    return translated if translated != message else _argparse_originals[0](message)
+
+
+def _argparse_ngettext(singular: str, plural: str, n: int) -> str:
+    assert _argparse_originals is not None
+    translated = isinstance(_active, Catalogue) and singular + "\0" + plural in _active.entries
+    if translated and _active_language != DEFAULT_LANGUAGE:
+        return _active.ngettext(singular, plural, n)
+    return _argparse_originals[1](singular, plural, n)
+
+
+def _route_argparse_words() -> None:
+    """Make argparse's headings and errors speak the active language.
+
+    argparse translates its words with gettext, through the module globals `_` and `ngettext` it
+    binds at import (`from gettext import gettext as _, ngettext`) and looks up at each call. The
+    gettext way to feed it (a compiled `.mo` file for the process-wide default domain) would need a
+    build step and would change that domain for every library in the process; instead those two
+    globals are pointed at functions that answer from our catalogue and hand any other word to
+    gettext as before. English output is therefore unchanged. tests/test_i18n_argparse.py checks that
+    argparse still reads these globals, so a Python that stops doing so fails a test rather than
+    silently showing English.
+    """
+    global _argparse_originals
+    if _argparse_originals is None:
+        _argparse_originals = (argparse._, argparse.ngettext)  # type: ignore[attr-defined]
+        argparse._ = _argparse_gettext  # type: ignore[attr-defined]
+        argparse.ngettext = _argparse_ngettext  # type: ignore[attr-defined]
+
+
 # ------------------------------------------------------------ the `--lang` flag of every command
 
 
@@ -294,6 +365,7 @@ def choose_language(prog: str, argv: Iterable[str]) -> str:
 
 
 __all__ = [
+    "ARGPARSE_WORDS",
     "LANGUAGES",
     "N_",
     "Catalogue",

@@ -14,7 +14,9 @@ Pure rendering: data in (the dataclasses below), text out; no I/O, no clock. Two
 
 User text is never trusted: in Markdown, `<`, `>` and `&` are escaped outside code blocks (a viewer
 would render HTML), and in HTML everything is escaped; fenced code blocks (```) are kept as code.
-Times are shown in `tz` (the local zone when None).
+Times are shown in `tz` (the local zone when None). The words around the room's own text (headings,
+"offered the file", "still waiting") are in the active language (`labchat.i18n`); a translation is
+trusted text, but is escaped like the rest so that it can never break the page.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+
+from .i18n import N_, _, current_language, ngettext
 
 __all__ = ["Hand", "Offered", "PollResult", "Said", "Transcript", "to_html", "to_markdown"]
 
@@ -145,62 +149,87 @@ def _timeline(t: Transcript) -> list[Said | Offered | PollResult]:
     return sorted(items, key=lambda item: item.ts_ms)
 
 
+#: The help queue table's column heads.
+_HAND_HEADS = (N_("Raised"), N_("Student"), N_("Seat"), N_("Question"), N_("Taken by"), N_("Done"))
+
+
+def _period(t: Transcript, tz: tzinfo | None) -> str:
+    since, until = _when(t.since_ms, tz, "%Y-%m-%d %H:%M"), _when(t.until_ms, tz, "%Y-%m-%d %H:%M")
+    return _("{since} to {until}").format(since=since, until=until)
+
+
+def _voted(p: PollResult) -> str:
+    return ngettext("{count} voted", "{count} voted", p.voters).format(count=p.voters)
+
+
 def _result_line(p: PollResult) -> str:
     if not p.counts:
-        return "results not known"
+        return _("results not known")
     shown = ", ".join(f"{o} {c}" for o, c in zip(p.options, p.counts, strict=False))
-    return f"{shown} ({p.voters} voted)" + ("" if p.closed else ", still open")
+    return f"{shown} ({_voted(p)})" + ("" if p.closed else _(", still open"))
+
+
+def _poll_head(p: PollResult) -> str:
+    """The template of a poll's line, `{question} (anonymous) by {user} at {time}`: each document
+    escapes it, then fills in the pieces it escaped its own way."""
+    if p.anonymous:
+        return _("{question} (anonymous) by {user} at {time}")
+    return _("{question} by {user} at {time}")
 
 
 def to_markdown(t: Transcript, tz: tzinfo | None = None) -> str:
     """The transcript as a Markdown document."""
-    out = [f"# #{t.room} — transcript", ""]
-    out.append(f"{_when(t.since_ms, tz, '%Y-%m-%d %H:%M')} to {_when(t.until_ms, tz, '%Y-%m-%d %H:%M')}")
+    out = ["# " + _md_text(_("#{room} — transcript")).format(room=t.room), ""]
+    out.append(_md_text(_period(t, tz)))
     if t.topic:
-        out += ["", f"Topic: {_md_text(t.topic)}"]
-    out += ["", "## Messages", ""]
+        out += ["", _md_text(_("Topic: {topic}")).format(topic=_md_text(t.topic))]
+    out += ["", "## " + _md_text(_("Messages")), ""]
     timeline = _timeline(t)
     if not timeline:
-        out.append("(no messages)")
+        out.append(_md_text(_("(no messages)")))
     for item in timeline:
         ts = item.ts_ms
         when = _when(ts, tz)
         if isinstance(item, Said):
             who = f"* {item.user}" if item.action else f"<{item.user}>"
             who = who.replace("<", "&lt;").replace(">", "&gt;")
-            note = " (to the operators)" if item.to_ops else ""
+            note = " " + _md_text(_("(to the operators)")) if item.to_ops else ""
             text = _md_text(item.text)
             sep = "\n\n" if "\n" in text else " "
             out.append(f"**{when}** {who}{note}{sep}{text}".rstrip() + "\n")
         elif isinstance(item, Offered):
-            out.append(f"**{when}** {_md_text(item.user)} offered the file `{item.name.replace('`', 'ʼ')}`"
-                       f" ({_size(item.size)})\n")  # fmt: skip
+            offered = _md_text(_("{user} offered the file {name} ({size})")).format(
+                user=_md_text(item.user), name=f"`{item.name.replace('`', 'ʼ')}`", size=_size(item.size)
+            )
+            out.append(f"**{when}** {offered}\n")
         else:
-            out.append(
-                f"**{when}** poll by {_md_text(item.by)}: {_md_text(item.question)} — {_result_line(item)}\n"
+            poll = _md_text(_("poll by {user}: {question} — {results}")).format(
+                user=_md_text(item.by), question=_md_text(item.question), results=_md_text(_result_line(item))
             )
+            out.append(f"**{when}** {poll}\n")
     if t.polls:
-        out += ["## Polls", ""]
+        out += ["## " + _md_text(_("Polls")), ""]
         for number, p in enumerate(t.polls, 1):
-            kind = " (anonymous)" if p.anonymous else ""
-            out.append(
-                f"{number}. **{_md_text(p.question)}**{kind} by {_md_text(p.by)} at {_when(p.ts_ms, tz)}"
+            head = _md_text(_poll_head(p)).format(
+                question=f"**{_md_text(p.question)}**", user=_md_text(p.by), time=_when(p.ts_ms, tz)
             )
+            out.append(f"{number}. {head}")
             for i, option in enumerate(p.options):
                 count = f": {p.counts[i]}" if i < len(p.counts) else ""
                 out.append(f"   - {_md_text(option)}{count}")
-            out.append(f"   - {p.voters} voted" if p.counts else "   - results not known")
+            out.append("   - " + _md_text(_voted(p) if p.counts else _("results not known")))
         out.append("")
     if t.hands:
         out += [
-            "## Help queue",
+            "## " + _md_text(_("Help queue")),
             "",
-            "| Raised | Student | Seat | Question | Taken by | Done |",
+            "| " + " | ".join(_md_cell(_(head)) for head in _HAND_HEADS) + " |",
             "|---|---|---|---|---|---|",
         ]
         for h in t.hands:
-            taken = f"{_md_cell(h.taken_by)} at {_when(h.taken_ms, tz)}" if h.taken_by else ""
-            done = _when(h.done_ms, tz) if h.done_ms else "still waiting"
+            at = _md_cell(_("{user} at {time}"))
+            taken = at.format(user=_md_cell(h.taken_by), time=_when(h.taken_ms, tz)) if h.taken_by else ""
+            done = _when(h.done_ms, tz) if h.done_ms else _md_cell(_("still waiting"))
             out.append(
                 f"| {_when(h.raised_ms, tz)} | {_md_cell(h.user)} | {_md_cell(h.seat)}"
                 f" | {_md_cell(h.question)} | {taken} | {done} |"
@@ -230,59 +259,58 @@ _STYLE = (
 def to_html(t: Transcript, tz: tzinfo | None = None) -> str:
     """The transcript as one self-contained HTML page (no scripts, no outside resources)."""
     e = html.escape
-    title = f"#{t.room} — transcript"
+    title = _("#{room} — transcript").format(room=t.room)
     out = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        f'<html lang="{current_language()}"><head><meta charset="utf-8">',
         f"<title>{e(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{e(title)}</h1>",
-        f"<p>{_when(t.since_ms, tz, '%Y-%m-%d %H:%M')} to {_when(t.until_ms, tz, '%Y-%m-%d %H:%M')}</p>",
+        f"<p>{e(_period(t, tz))}</p>",
     ]
     if t.topic:
-        out.append(f"<p>Topic: {e(t.topic)}</p>")
-    out.append("<h2>Messages</h2>")
+        out.append(f"<p>{e(_('Topic: {topic}')).format(topic=e(t.topic))}</p>")
+    out.append(f"<h2>{e(_('Messages'))}</h2>")
     timeline = _timeline(t)
     if not timeline:
-        out.append("<p>(no messages)</p>")
+        out.append(f"<p>{e(_('(no messages)'))}</p>")
     for item in timeline:
         ts = item.ts_ms
         when = f'<span class="t">{_when(ts, tz)}</span>'
         if isinstance(item, Said):
             who = f"* {e(item.user)}" if item.action else f"&lt;{e(item.user)}&gt;"
-            note = ' <span class="ops">(to the operators)</span>' if item.to_ops else ""
+            note = f' <span class="ops">{e(_("(to the operators)"))}</span>' if item.to_ops else ""
             out.append(
                 f'<div class="m">{when} <span class="u">{who}</span>{note} {_html_text(item.text)}</div>'
             )
         elif isinstance(item, Offered):
-            out.append(
-                f'<div class="f">{when} {e(item.user)} offered the file <code>{e(item.name)}</code>'
-                f" ({_size(item.size)})</div>"
+            offered = e(_("{user} offered the file {name} ({size})")).format(
+                user=e(item.user), name=f"<code>{e(item.name)}</code>", size=_size(item.size)
             )
+            out.append(f'<div class="f">{when} {offered}</div>')
         else:
-            out.append(
-                f'<div class="p">{when} poll by {e(item.by)}: {e(item.question)}'
-                f" — {e(_result_line(item))}</div>"
+            poll = e(_("poll by {user}: {question} — {results}")).format(
+                user=e(item.by), question=e(item.question), results=e(_result_line(item))
             )
+            out.append(f'<div class="p">{when} {poll}</div>')
     if t.polls:
-        out.append("<h2>Polls</h2><ol>")
+        out.append(f"<h2>{e(_('Polls'))}</h2><ol>")
         for p in t.polls:
-            kind = " (anonymous)" if p.anonymous else ""
-            out.append(f"<li><b>{e(p.question)}</b>{kind} by {e(p.by)} at {_when(p.ts_ms, tz)}<ul>")
+            head = e(_poll_head(p)).format(
+                question=f"<b>{e(p.question)}</b>", user=e(p.by), time=_when(p.ts_ms, tz)
+            )
+            out.append(f"<li>{head}<ul>")
             for i, option in enumerate(p.options):
                 count = f": {p.counts[i]}" if i < len(p.counts) else ""
                 out.append(f"<li>{e(option)}{count}</li>")
-            out.append(
-                f"<li>{p.voters} voted</li></ul></li>" if p.counts else "<li>results not known</li></ul></li>"
-            )
+            out.append(f"<li>{e(_voted(p) if p.counts else _('results not known'))}</li></ul></li>")
         out.append("</ol>")
     if t.hands:
-        heads = "".join(
-            f"<th>{h}</th>" for h in ("Raised", "Student", "Seat", "Question", "Taken by", "Done")
-        )
-        out.append(f"<h2>Help queue</h2><table><tr>{heads}</tr>")
+        heads = "".join(f"<th>{e(_(head))}</th>" for head in _HAND_HEADS)
+        out.append(f"<h2>{e(_('Help queue'))}</h2><table><tr>{heads}</tr>")
         for h in t.hands:
-            taken = f"{e(h.taken_by)} at {_when(h.taken_ms, tz)}" if h.taken_by else ""
-            done = _when(h.done_ms, tz) if h.done_ms else "still waiting"
+            at = e(_("{user} at {time}"))
+            taken = at.format(user=e(h.taken_by), time=_when(h.taken_ms, tz)) if h.taken_by else ""
+            done = _when(h.done_ms, tz) if h.done_ms else e(_("still waiting"))
             out.append(
                 f"<tr><td>{_when(h.raised_ms, tz)}</td><td>{e(h.user)}</td><td>{e(h.seat)}</td>"
                 f"<td>{e(h.question)}</td><td>{taken}</td><td>{done}</td></tr>"

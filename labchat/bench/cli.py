@@ -33,6 +33,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..i18n import _, add_lang_argument, choose_language
 from .runner import Bench, Report, Settings
 
 MODES = ("fixed", "ramp", "idle", "tui", "curve", "core", "flood", "login-storm", "rooms", "file", "relays")
@@ -53,7 +54,7 @@ DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:
-        self.exit(2, f"labchat-bench: {message} (see --help)\n")
+        self.exit(2, _("labchat-bench: {message} (see --help)").format(message=message) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-time", type=float, default=300.0, metavar="S",
                    help="hard bound on the whole run (default 300 s)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    add_lang_argument(p)
     return p
 
 
@@ -142,7 +144,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise ValueError("--ramp-steps must be at least 1, --ramp-factor above 1, --ceiling-seconds positive")
     s.idle_window = s.duration
     if args.server:
-        host, _, port = args.server.rpartition(":")
+        host, _sep, port = args.server.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"--server wants HOST:PORT, not {args.server!r}")
         if host not in ("127.0.0.1", "localhost", "::1"):
@@ -268,6 +270,7 @@ def render(report: Report, console: Console) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    choose_language("labchat-bench", sys.argv[1:] if argv is None else argv)  # argparse's words too
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)

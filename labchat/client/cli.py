@@ -105,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=_("pinned server keys file (default {path})").format(path=default_known_servers_path()),
     )
     add_lang_argument(p)
-    p.add_argument("--version", action="version", version=f"labchat {__version__}")
+    p.add_argument(
+        "--version", action="version", version=f"labchat {__version__}",
+        help=_("show program's version number and exit"),
+    )  # fmt: skip
     return p
 
 

@@ -135,7 +135,9 @@ def human_size(size: int) -> str:
     value = float(size)
     for unit in ("bytes", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+            if unit == "bytes":
+                return ngettext("{count} byte", "{count} bytes", size).format(count=size)
+            return f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TB"
 
@@ -767,7 +769,8 @@ class ChatClient:
         try:
             digest = await asyncio.to_thread(source.digest, self.closed.is_set)
         except OSError as exc:
-            self._file_failed(local_id, name, "up", f"cannot read it: {exc.strerror or exc}")
+            reason = _("cannot read it: {error}").format(error=exc.strerror or exc)
+            self._file_failed(local_id, name, "up", reason)
             return
         if self.closed.is_set():
             return
@@ -1136,7 +1139,7 @@ class ChatClient:
             self.closed.set()
             for waiter in self._history_waiters.values():
                 if not waiter.done():
-                    waiter.set_exception(ClientError("the connection closed"))
+                    waiter.set_exception(ClientError(_("the connection closed")))
 
     def _keep_for_export(self, event: ev.Event) -> None:
         """What /export needs and no history holds (export.py)."""

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import platformdirs
 
+from ..i18n import _
+
 DOWNLOADS_ENV = "LABCHAT_DOWNLOADS"
 #: Bytes hashed (or copied) per step: small enough that a worker thread gives the loop back often.
 HASH_BLOCK = 1024 * 1024
@@ -95,15 +97,19 @@ def make_dir(directory: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SaveError(f"cannot use the downloads folder {directory}: {exc.strerror or exc}") from None
+        raise SaveError(
+            _("cannot use the downloads folder {path}: {error}").format(
+                path=directory, error=exc.strerror or exc
+            )
+        ) from None
 
 
 def _disk_words(exc: OSError, path: Path) -> str:
     if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):  # full, or over a disk quota
-        return f"the disk is full: {path.parent} has no room for it"
+        return _("the disk is full: {folder} has no room for it").format(folder=path.parent)
     if exc.errno == errno.EFBIG:
-        return f"the file is larger than this system allows to write in {path.parent}"
-    return f"cannot write to {path.parent}: {exc.strerror or exc}"
+        return _("the file is larger than this system allows to write in {folder}").format(folder=path.parent)
+    return _("cannot write to {folder}: {error}").format(folder=path.parent, error=exc.strerror or exc)
 
 
 class Incoming:
@@ -174,16 +180,22 @@ class Incoming:
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise SaveError(f"cannot save {target}: {exc.strerror or exc}") from None
+                raise SaveError(
+                    _("cannot save {path}: {error}").format(path=target, error=exc.strerror or exc)
+                ) from None
             os.close(fd)
             try:
                 os.replace(self.part, target)
             except OSError as exc:
                 with contextlib.suppress(OSError):
                     target.unlink()
-                raise SaveError(f"cannot save {target}: {exc.strerror or exc}") from None
+                raise SaveError(
+                    _("cannot save {path}: {error}").format(path=target, error=exc.strerror or exc)
+                ) from None
             return target
-        raise SaveError(f"too many files named like {self.name} in {self.directory}")
+        raise SaveError(
+            _("too many files named like {name} in {folder}").format(name=self.name, folder=self.directory)
+        )
 
     def discard(self) -> None:
         """Remove the partial file (a failure, a cancel, a mismatch)."""
@@ -214,7 +226,7 @@ class Source:
         while offset < self.size and not stop():
             block = self.read_at(offset, min(HASH_BLOCK, self.size - offset))
             if not block:
-                raise OSError(errno.EIO, "the file got shorter while it was read")
+                raise OSError(errno.EIO, _("the file got shorter while it was read"))
             hasher.update(block)
             offset += len(block)
         return hasher.digest()
@@ -360,10 +372,12 @@ def unpack_folder(archive: Path, directory: Path, name: str) -> Path:
                     tar.extract(member, target, filter=_receiver_filter)
             except (OSError, tarfile.TarError) as exc:
                 shutil.rmtree(target, ignore_errors=True)
-                raise SaveError(f"cannot unpack the folder: {exc}") from None
+                raise SaveError(_("cannot unpack the folder: {error}").format(error=exc)) from None
             return target
     except (OSError, tarfile.TarError) as exc:
-        raise SaveError(f"the folder that arrived is not a readable tar stream: {exc}") from None
+        raise SaveError(
+            _("the folder that arrived is not a readable tar stream: {error}").format(error=exc)
+        ) from None
 
 
 def _check_members(members: list[tarfile.TarInfo]) -> None:
@@ -373,12 +387,16 @@ def _check_members(members: list[tarfile.TarInfo]) -> None:
         name = member.name
         parts = name.split("/")
         if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts or "\\" in name:
-            raise SaveError(f"refused the folder: member {name!r} points outside it")
+            raise SaveError(_("refused the folder: member {name!r} points outside it").format(name=name))
         if not (member.isreg() or member.isdir()):
-            raise SaveError(f"refused the folder: member {name!r} is a link or a device")
+            raise SaveError(_("refused the folder: member {name!r} is a link or a device").format(name=name))
         top = top or parts[0]
         if parts[0] != top:
-            raise SaveError(f"refused the folder: member {name!r} is outside its folder {top!r}")
+            raise SaveError(
+                _("refused the folder: member {name!r} is outside its folder {top!r}").format(
+                    name=name, top=top
+                )
+            )
 
 
 def _receiver_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
@@ -398,4 +416,4 @@ def _claim_dir(directory: Path, name: str) -> Path:
             return target
         except FileExistsError:
             continue
-    raise SaveError(f"too many folders named like {name} in {directory}")
+    raise SaveError(_("too many folders named like {name} in {folder}").format(name=name, folder=directory))

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import transcript as tr
+from ..i18n import _
 from ..protocol import events as ev
 from ..protocol import messages as m
 
@@ -121,7 +122,7 @@ _UNSAFE = re.compile(r"[\x00-\x1f]")
 def write(base: Path, transcript: tr.Transcript) -> tuple[Path, Path]:
     """Write BASE.md and BASE.html. Raises OSError (the caller says it in one line)."""
     if _UNSAFE.search(str(base)):
-        raise OSError(f"no control characters in a file name: {str(base)!r}")
+        raise OSError(_("no control characters in a file name: {name!r}").format(name=str(base)))
     md, page = base.with_name(base.name + ".md"), base.with_name(base.name + ".html")
     md.write_text(tr.to_markdown(transcript), encoding="utf-8")
     page.write_text(tr.to_html(transcript), encoding="utf-8")

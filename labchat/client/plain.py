@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from ..i18n import _, ngettext
+from ..i18n import N_, _, ngettext
 from ..protocol import events as ev
 from ..protocol import messages as m
 from ..protocol.errors import ErrorCode
@@ -449,18 +449,22 @@ FINISHED = float("inf")
 FILE_EVENTS = (ev.FileOffered, ev.FileProgress, ev.FileDone, ev.FileFailed)
 
 
+#: How an offer names a picture, a sound or a film ("png image"); other types say their subtype alone.
+_MEDIA_KINDS = {"image": N_("{kind} image"), "audio": N_("{kind} audio"), "video": N_("{kind} video")}
+
+
 def kind_word(mime: str, name: str, folder: bool = False) -> str:
     """What a file is, in a word for the offer line: "python", "pdf", "png image", "folder"."""
     if folder:
-        return "folder"
+        return _("folder")
     major, _sep, sub = mime.partition("/")
     sub = sub.removeprefix("x-").split(";")[0].split("+")[0]
-    if sub and major in ("image", "audio", "video"):
-        return f"{sub} {major}"
+    if sub and major in _MEDIA_KINDS:
+        return _(_MEDIA_KINDS[major]).format(kind=sub)
     if sub:
         return sub
     suffix = name.rpartition(".")[2] if "." in name else ""
-    return suffix.lower() or "file"
+    return suffix.lower() or _("file")
 
 
 def file_text(event: ev.Event, me: str | None = None) -> str:
@@ -772,7 +776,7 @@ class _LineSession:
             return
         when = _hms(now)
         if isinstance(event, ev.FileFailed):
-            self.out.write(f"{when} -!- error: {rec['text']}\n")
+            self.out.write(f"{when} -!- " + _("error: {text}").format(text=rec["text"]) + "\n")
         else:
             self.out.write(f"{when} -!- {rec['text']}\n")
         self.out.flush()

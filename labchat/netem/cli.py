@@ -20,6 +20,7 @@ from typing import NoReturn
 from rich.console import Console
 from rich.markup import escape
 
+from ..i18n import N_, _, add_lang_argument, choose_language
 from .model import DEFAULT_REORDER_DELAY, Direction, ImpairmentConfig
 from .proxy import (
     DEFAULT_IDLE_TIMEOUT,
@@ -35,17 +36,18 @@ from .proxy import (
 PROG = "labchat-netem"
 _ARROWS = {Direction.UP: "client→server", Direction.DOWN: "server→client"}
 # (flag, config field, P = probability or MS = milliseconds, help): each also exists per direction.
+# The help texts are translated where the parser is built (N_ marks them for the catalogue).
 _SETTINGS = [
-    ("loss", "loss", "P", "probability a datagram is dropped (0.2 or 20%%)"),
-    ("duplicate", "duplicate", "P", "probability a datagram is delivered twice"),
-    ("reorder", "reorder", "P", "probability a datagram is held back so later ones overtake it"),
-    ("delay", "delay", "MS", "milliseconds added to every datagram"),
-    ("jitter", "jitter", "MS", "each datagram's delay varies by up to ± this many milliseconds"),
+    ("loss", "loss", "P", N_("probability a datagram is dropped (0.2 or 20%%)")),
+    ("duplicate", "duplicate", "P", N_("probability a datagram is delivered twice")),
+    ("reorder", "reorder", "P", N_("probability a datagram is held back so later ones overtake it")),
+    ("delay", "delay", "MS", N_("milliseconds added to every datagram")),
+    ("jitter", "jitter", "MS", N_("each datagram's delay varies by up to ± this many milliseconds")),
     (
         "reorder-delay",
         "reorder_delay",
         "MS",
-        f"extra hold-back of a reordered datagram (default {DEFAULT_REORDER_DELAY * 1000:g})",
+        N_("extra hold-back of a reordered datagram (default {default})"),
     ),
 ]
 
@@ -64,9 +66,11 @@ def _probability(text: str) -> float:
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a probability: {text!r}") from None
+        raise argparse.ArgumentTypeError(_("not a probability: {text!r}").format(text=text)) from None
     if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"a probability is between 0 and 1 (or 0% and 100%): {text!r}")
+        raise argparse.ArgumentTypeError(
+            _("a probability is between 0 and 1 (or 0% and 100%): {text!r}").format(text=text)
+        )
     return value
 
 
@@ -74,9 +78,10 @@ def _milliseconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}") from None
+        not_ms = _("not a number of milliseconds: {text!r}")
+        raise argparse.ArgumentTypeError(not_ms.format(text=text)) from None
     if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"milliseconds must be >= 0: {text!r}")
+        raise argparse.ArgumentTypeError(_("milliseconds must be >= 0: {text!r}").format(text=text))
     return value
 
 
@@ -84,9 +89,9 @@ def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        raise argparse.ArgumentTypeError(_("not a number of seconds: {text!r}").format(text=text)) from None
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"seconds must be > 0: {text!r}")
+        raise argparse.ArgumentTypeError(_("seconds must be > 0: {text!r}").format(text=text))
     return value
 
 
@@ -94,9 +99,9 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError(_("not a whole number: {text!r}").format(text=text)) from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+        raise argparse.ArgumentTypeError(_("must be at least 1: {text!r}").format(text=text))
     return value
 
 
@@ -106,10 +111,10 @@ def _address(text: str, *, listening: bool) -> Address:
     if listening and sep and not host:
         host = "0.0.0.0"  # ":9000" means every interface, as in many other tools
     if not sep or not host or not port_text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+        raise argparse.ArgumentTypeError(_("expected HOST:PORT, got {text!r}").format(text=text))
     port = int(port_text)
     if not (0 if listening else 1) <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range in {text!r}")
+        raise argparse.ArgumentTypeError(_("port out of range in {text!r}").format(text=text))
     return host, port
 
 
@@ -126,27 +131,34 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (separate so docs and tests can inspect it)."""
     parser = _Parser(
         prog=PROG,
-        description="Relay UDP between labchat clients and a server, losing, duplicating, "
-        "reordering and delaying datagrams at the rates you choose, reproducibly from a seed.",
+        description=_(
+            "Relay UDP between labchat clients and a server, losing, duplicating, "
+            "reordering and delaying datagrams at the rates you choose, reproducibly from a seed."
+        ),
     )
     parser.add_argument(
         "--listen",
         required=True,
         type=_listen_address,
         metavar="HOST:PORT",
-        help="where clients send (port 0 picks a free port, printed on start)",
+        help=_("where clients send (port 0 picks a free port, printed on start)"),
     )
     parser.add_argument(
         "--server",
         required=True,
         type=_server_address,
         metavar="HOST:PORT",
-        help="the labchat server to forward to",
+        help=_("the labchat server to forward to"),
     )
     for flag, dest, kind, text in _SETTINGS:
         convert = _probability if kind == "P" else _milliseconds
+        words = _(text).format(default=f"{DEFAULT_REORDER_DELAY * 1000:g}")
         parser.add_argument(
-            f"--{flag}", dest=dest, type=convert, metavar=kind, help=f"{text}, both directions"
+            f"--{flag}",
+            dest=dest,
+            type=convert,
+            metavar=kind,
+            help=_("{help}, both directions").format(help=words),
         )
         for direction in Direction:
             parser.add_argument(
@@ -154,51 +166,52 @@ def build_parser() -> argparse.ArgumentParser:
                 dest=f"{direction}_{dest}",
                 type=convert,
                 metavar=kind,
-                help=f"override for {_ARROWS[direction]} only",
+                help=_("override for {direction} only").format(direction=_ARROWS[direction]),
             )
-    parser.add_argument("--seed", type=int, help="seed for the random fates (default: random, printed)")
+    parser.add_argument("--seed", type=int, help=_("seed for the random fates (default: random, printed)"))
     parser.add_argument(
         "--duration",
         type=_positive_seconds,
         metavar="S",
-        help="stop by itself after S seconds (default: until Ctrl+C)",
+        help=_("stop by itself after S seconds (default: until Ctrl+C)"),
     )
     parser.add_argument(
         "--capture",
         type=Path,
         metavar="PATH",
-        help="write every datagram received, both directions, as JSON Lines",
+        help=_("write every datagram received, both directions, as JSON Lines"),
     )
     parser.add_argument(
         "--stats-interval",
         type=_positive_seconds,
         metavar="S",
-        help="print the counters every S seconds",
+        help=_("print the counters every S seconds"),
     )
     parser.add_argument(
-        "-v", "--verbose", action="store_true", help="print one line per datagram with its fate"
+        "-v", "--verbose", action="store_true", help=_("print one line per datagram with its fate")
     )
     parser.add_argument(
         "--idle-timeout",
         type=_positive_seconds,
         default=DEFAULT_IDLE_TIMEOUT,
         metavar="S",
-        help="forget a client silent this long (default: %(default)s)",
+        help=_("forget a client silent this long (default: %(default)s)"),
     )
     parser.add_argument(
         "--max-clients",
         type=_positive_int,
         default=DEFAULT_MAX_CLIENTS,
         metavar="N",
-        help="most clients at once (default: %(default)s)",
+        help=_("most clients at once (default: %(default)s)"),
     )
+    add_lang_argument(parser)
     return parser
 
 
 def _config(args: argparse.Namespace, direction: Direction) -> ImpairmentConfig:
     """A direction's settings: its own flag if given, else the shared flag, else the default."""
     values: dict[str, float] = {}
-    for _, dest, kind, _ in _SETTINGS:
+    for _flag, dest, kind, _help in _SETTINGS:
         value = getattr(args, f"{direction}_{dest}")
         if value is None:
             value = getattr(args, dest)
@@ -294,7 +307,7 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
             on_datagram=show if args.verbose else None,
         )
     except (OSError, ValueError) as exc:
-        return _fail(f"cannot start: {exc}", 1)
+        return _fail(_("cannot start: {error}").format(error=exc), 1)
     stop = asyncio.Event()
     # Before the banner: scripts wait for "listening on", then may send SIGTERM straight away.
     _install_stop_handlers(asyncio.get_running_loop(), stop)
@@ -324,13 +337,14 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
 
 def _fail(message: str, status: int) -> int:
     Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"{PROG}: error: {escape(message)}", markup=True
+        _("{prog}: error: {message}").format(prog=PROG, message=escape(message)), markup=True
     )
     return status
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `labchat-netem`: exit status 0 ok, 1 run-time failure, 2 bad usage."""
+    choose_language(PROG, sys.argv[1:] if argv is None else argv)  # argparse's words speak it too
     try:
         args = build_parser().parse_args(argv)
     except _UsageError as exc:

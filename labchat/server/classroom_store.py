@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..i18n import _
 from ..protocol import messages as m
 from .classroom_state import DoneItem, QueueItem, RoomPoll
 from .store import Store
@@ -56,9 +57,8 @@ class ClassroomStore:
         out: dict[str, list[QueueItem]] = {}
         for room, user, seat, question, raised, taken_by, taken_ms in rows:
             if not isinstance(room, str) or not isinstance(user, str) or not isinstance(raised, int):
-                self.store.warnings.append(
-                    f"skipped a help-queue row in {self.store.path}: {room!r} {user!r}"
-                )
+                skipped = _("skipped a help-queue row in {path}: {room!r} {user!r}")
+                self.store.warnings.append(skipped.format(path=self.store.path, room=room, user=user))
                 continue
             item = QueueItem(user, str(seat), str(question), raised, str(taken_by), int(taken_ms or 0))  # type: ignore[call-overload]
             out.setdefault(room, []).append(item)
@@ -149,7 +149,8 @@ class ClassroomStore:
                 poll = RoomPoll(int(poll_id), str(by), str(question), texts, bool(anonymous), int(opened),  # type: ignore[call-overload]
                                 int(closed))  # type: ignore[call-overload]  # fmt: skip
             except (ValueError, TypeError):
-                self.store.warnings.append(f"skipped a poll row in {self.store.path}: {name!r} {poll_id!r}")
+                skipped = _("skipped a poll row in {path}: {room!r} {poll!r}")
+                self.store.warnings.append(skipped.format(path=self.store.path, room=name, poll=poll_id))
                 continue
             for user, choice in self.store._read(
                 "SELECT user, choice FROM poll_votes WHERE room = ? AND poll_id = ? ORDER BY rowid",

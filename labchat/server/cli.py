@@ -224,7 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", action="store_true", help=_("log only warnings and errors (no per-message lines)")
     )
     add_lang_argument(p)
-    p.add_argument("--version", action="version", version=f"labchat {__version__}")
+    p.add_argument(
+        "--version", action="version", version=f"labchat {__version__}",
+        help=_("show program's version number and exit"),
+    )  # fmt: skip
     return p
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..i18n import ngettext
 from ..protocol.channel import Address
 from ..protocol.text import neutralize
 
@@ -23,7 +24,8 @@ def _excerpt(text: str) -> str:
     """At most `LOG_TEXT_CHARS` of a user's text for the log, saying how long the whole was."""
     if len(text) <= LOG_TEXT_CHARS:
         return text
-    return f"{text[:LOG_TEXT_CHARS]}… ({len(text)} chars)"
+    whole = ngettext("{count} char", "{count} chars", len(text)).format(count=len(text))
+    return f"{text[:LOG_TEXT_CHARS]}… ({whole})"
 
 
 def _escape(text: str) -> str:

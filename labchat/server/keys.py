@@ -31,7 +31,8 @@ class KeyFileError(Exception):
 def public_key_of(private: bytes) -> bytes:
     """The raw 32-byte X25519 public key for a raw private key."""
     if len(private) != SERVER_KEY_BYTES:
-        raise KeyFileError(f"an X25519 private key is {SERVER_KEY_BYTES} bytes, not {len(private)}")
+        wrong = _("an X25519 private key is {size} bytes, not {actual}")
+        raise KeyFileError(wrong.format(size=SERVER_KEY_BYTES, actual=len(private)))
     key = X25519PrivateKey.from_private_bytes(private)
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 

@@ -19,6 +19,8 @@ import os
 import stat
 from pathlib import Path
 
+from ..i18n import _
+
 #: Owner read/write only: the database and every file beside it.
 PRIVATE_FILE_MODE = 0o600
 #: Owner only: the directory that holds them.
@@ -48,16 +50,18 @@ def make_private_dir(path: Path) -> list[str]:
         return []
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & stat.S_ISVTX:  # /tmp and the like: shared on purpose, never to be chmod-ed
-        return [
-            f"directory {path.resolve()} is shared with other users (mode {mode:o}); the files are "
-            "private, but keep the database in a directory of its own"
-        ]
+        shared = _(
+            "directory {path} is shared with other users (mode {mode}); the files are private, but "
+            "keep the database in a directory of its own"
+        )
+        return [shared.format(path=path.resolve(), mode=f"{mode:o}")]
     if mode & 0o077:
         shown = path.resolve()
-        return [
-            f"directory {shown} lets other users see the server's files (mode {mode:o}); their "
-            f"contents are private, but run 'chmod 700 {shown}' unless others must use it"
-        ]
+        seen = _(
+            "directory {path} lets other users see the server's files (mode {mode}); their contents "
+            "are private, but run 'chmod 700 {path}' unless others must use it"
+        )
+        return [seen.format(path=shown, mode=f"{mode:o}")]
     return []
 
 
@@ -89,12 +93,16 @@ def tighten_file(path: Path) -> str | None:
         try:
             os.chmod(path, PRIVATE_FILE_MODE)
         except OSError as exc:
-            return f"{path} is readable by other users (mode {mode:o}) and chmod failed: {exc.strerror}"
-        return (
-            f"{path} was readable by other users (mode {mode:o}); made it {PRIVATE_FILE_MODE:o}. "
+            failed = _("{path} is readable by other users (mode {mode}) and chmod failed: {error}")
+            return failed.format(path=path, mode=f"{mode:o}", error=exc.strerror)
+        made = _(
+            "{path} was readable by other users (mode {mode}); made it {private}. "
             "Its contents may have been copied already"
         )
-    return f"{path} is readable by other users (mode {mode:o}); run 'chmod 600 {path}'"
+        return made.format(path=path, mode=f"{mode:o}", private=f"{PRIVATE_FILE_MODE:o}")
+    return _("{path} is readable by other users (mode {mode}); run 'chmod 600 {path}'").format(
+        path=path, mode=f"{mode:o}"
+    )
 
 
 def tighten_database_files(db: Path) -> list[str]:

@@ -432,7 +432,8 @@ class Store:
                 )
             _busy, log, copied = self._checkpoint_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot checkpoint database {self.path}: {exc}") from exc
+            failed = _("cannot checkpoint database {path}: {error}")
+            raise StoreError(failed.format(path=self.path, error=exc)) from exc
         return int(log), int(copied)
 
     def _migrate(self) -> None:
@@ -626,7 +627,8 @@ class Store:
                 (room, min(before_seq, 2**63 - 1), limit),
             ).fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read history from {self.path}: {exc}") from exc
+            failed = _("cannot read history from {path}: {error}")
+            raise StoreError(failed.format(path=self.path, error=exc)) from exc
         return [_from_row(row) for row in reversed(rows)]
 
     def search(self, room: str, query: str, limit: int) -> list[SearchMatch]:
@@ -655,7 +657,7 @@ class Store:
                 (match, room, limit),
             ).fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot search {self.path}: {exc}") from exc
+            raise StoreError(_("cannot search {path}: {error}").format(path=self.path, error=exc)) from exc
         return [SearchMatch(*row) for row in rows]
 
     # ------------------------------------------------------------ retention
@@ -706,7 +708,8 @@ class Store:
                     "DELETE FROM messages WHERE rowid <= ?", (rows[-1][0],)
                 ).rowcount
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot prune history in {self.path}: {_one_line(exc)}") from exc
+            pruning = _("cannot prune history in {path}: {error}")
+            raise StoreError(pruning.format(path=self.path, error=_one_line(exc))) from exc
         return PruneBatch(deleted, through)
 
 
@@ -802,7 +805,8 @@ class Store:
             try:
                 record = RoomRecord(*_checked_room_row(row))  # type: ignore[arg-type]
             except ValueError as exc:
-                self.warnings.append(f"skipped a room row in {self.path}: {exc}")
+                skipped = _("skipped a room row in {path}: {error}")
+                self.warnings.append(skipped.format(path=self.path, error=exc))
                 continue
             rooms.append(record)
         return rooms
@@ -860,7 +864,8 @@ class Store:
             if role in ROLE_NAMES and isinstance(room, str) and isinstance(key, str):
                 out.append((room, key, str(role)))
             else:
-                self.warnings.append(f"skipped a role row in {self.path}: {room!r} {key!r} {role!r}")
+                skipped = _("skipped a role row in {path}: {room!r} {user!r} {role!r}")
+                self.warnings.append(skipped.format(path=self.path, room=room, user=key, role=role))
         return out
 
     def set_role(self, room: str, account: str, role: str | None) -> None:
@@ -885,7 +890,8 @@ class Store:
             ):  # fmt: skip
                 out.append(SanctionRecord(room, key, str(kind), until, str(by), str(reason)))
             else:
-                self.warnings.append(f"skipped a sanction row in {self.path}: {room!r} {key!r} {kind!r}")
+                skipped = _("skipped a sanction row in {path}: {room!r} {user!r} {kind!r}")
+                self.warnings.append(skipped.format(path=self.path, room=room, user=key, kind=kind))
         return out
 
     def set_sanction(self, sanction: SanctionRecord) -> None:

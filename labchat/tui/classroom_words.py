@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+from ..client.room_news import ordinal as _ordinal
+from ..i18n import _
 from ..protocol import events as ev
 from ..protocol.messages import Action
 
@@ -15,20 +17,19 @@ BAR_WIDTH = 16
 
 
 def ordinal(n: int) -> str:
-    """1 -> "1st", 2 -> "2nd", 3 -> "3rd", 11 -> "11th", 22 -> "22nd"."""
-    if 10 <= n % 100 <= 20:
-        return f"{n}th"
-    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }"
+    """1 -> "1st", 2 -> "2nd", 3 -> "3rd", 11 -> "11th", 22 -> "22nd" (Indonesian: "ke-3"); the
+    words line mode uses for a place in the help queue."""
+    return _ordinal(n)
 
 
 def waiting_words(since: float, now: float) -> str:
     """How long an entry has waited, in whole minutes: "just now", "1 min", "12 min", "1 h 05 min"."""
     minutes = max(0, int((now - since) // 60))
     if minutes < 1:
-        return "just now"
+        return _("just now")
     if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
+        return _("{minutes} min").format(minutes=minutes)
+    return _("{hours} h {minutes} min").format(hours=minutes // 60, minutes=f"{minutes % 60:02d}")
 
 
 def quiet_words(quiet_until: float | None, now: float) -> str:
@@ -37,8 +38,8 @@ def quiet_words(quiet_until: float | None, now: float) -> str:
     if quiet_until is None or quiet_until <= now:
         return ""
     if math.isinf(quiet_until):
-        return "quiet"
-    return f"quiet: {math.ceil((quiet_until - now) / 60)} min left"
+        return _("quiet")
+    return _("quiet: {minutes} min left").format(minutes=math.ceil((quiet_until - now) / 60))
 
 
 def hand_words(event: ev.RoomEvent, user: str) -> str | None:
@@ -47,10 +48,11 @@ def hand_words(event: ev.RoomEvent, user: str) -> str | None:
     if event.target.casefold() != user.casefold():
         return None
     if event.action == Action.HAND_RAISED:
-        place = f": {ordinal(event.minutes)} in line" if event.minutes > 0 else ""
-        return f"your hand is up{place}"
+        if event.minutes > 0:
+            return _("your hand is up: {place} in line").format(place=ordinal(event.minutes))
+        return _("your hand is up")
     if event.action == Action.HAND_TAKEN:
-        return f"coming: {event.actor}" if event.actor else "coming"
+        return _("coming: {actor}").format(actor=event.actor) if event.actor else _("coming")
     if event.action == Action.HAND_LOWERED:
         return ""
     return None
@@ -65,4 +67,4 @@ def tally_bar(count: int, most: int, width: int = BAR_WIDTH) -> str:
 def poll_tally_line(poll: ev.PollShown) -> str:
     """One line of results, as line mode prints them: "poll #3: yes 20, no 3, stuck 1 (24 voted)"."""
     parts = ", ".join(f"{option} {count}" for option, count in zip(poll.options, poll.counts, strict=False))
-    return f"poll #{poll.poll_id}: {parts} ({poll.voters} voted)"
+    return _("poll #{id}: {counts} ({count} voted)").format(id=poll.poll_id, counts=parts, count=poll.voters)

@@ -11,8 +11,24 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 
+from ..i18n import N_, _
+
 #: How many sender colours `labchat.tcss` defines (`message-log--nick-0` ... `-11`).
 NICK_COLOURS = 12
+
+#: Names of days and months, from the catalogue rather than `strftime` (which speaks the C locale
+#: unless the process called `setlocale`, and then the machine's language rather than `--lang`).
+WEEKDAYS = (
+    N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"), N_("Sunday"),
+)  # fmt: skip
+MONTHS = (
+    N_("January"), N_("February"), N_("March"), N_("April"), N_("May"), N_("June"),
+    N_("July"), N_("August"), N_("September"), N_("October"), N_("November"), N_("December"),
+)  # fmt: skip
+MONTHS_SHORT = (
+    N_("Jan"), N_("Feb"), N_("Mar"), N_("Apr"), N_("May"), N_("Jun"),
+    N_("Jul"), N_("Aug"), N_("Sep"), N_("Oct"), N_("Nov"), N_("Dec"),
+)  # fmt: skip
 
 #: Characters that may appear in a user name (protocol/messages.py's rule); a mention must not be
 #: glued to more of them, or "al" would be mentioned by "alice".
@@ -63,7 +79,8 @@ def stamp(ts: float, tz: tzinfo | None = None, today: date | None = None) -> str
     moment = datetime.fromtimestamp(ts, tz)
     if today is None or moment.date() == today:
         return moment.strftime("%H:%M")
-    return f"{moment.day} {moment.strftime('%b %H:%M')}"
+    month = _(MONTHS_SHORT[moment.month - 1])
+    return _("{day} {month} {time}").format(day=moment.day, month=month, time=moment.strftime("%H:%M"))
 
 
 #: Width of `stamp` with a date ('30 Nov 14:02'); without one it is 5.
@@ -77,8 +94,11 @@ def local_date(ts: float, tz: tzinfo | None = None) -> date:
 
 def day_label(day: date, today: date) -> str:
     """A day the way a divider names it: 'Tuesday 1 December' (with the year when not `today`'s)."""
-    label = f"{day.strftime('%A')} {day.day} {day.strftime('%B')}"
-    return label if day.year == today.year else f"{label} {day.year}"
+    weekday, month = _(WEEKDAYS[day.weekday()]), _(MONTHS[day.month - 1])
+    if day.year == today.year:
+        return _("{weekday} {day} {month}").format(weekday=weekday, day=day.day, month=month)
+    with_year = _("{weekday} {day} {month} {year}")
+    return with_year.format(weekday=weekday, day=day.day, month=month, year=day.year)
 
 
 def fit_name(name: str, width: int) -> str:

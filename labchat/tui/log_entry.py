@@ -32,6 +32,7 @@ from rich.syntax import Syntax
 from rich.text import Text
 from textual.strip import Strip
 
+from ..i18n import _
 from .formatting import INLINE_CODE, CodeBlock, Prose, fit_name, nick_colour, split_code
 
 #: Width of the sender column; a longer name is cut with '…' (the full name shows on hover).
@@ -121,15 +122,21 @@ class Entry:
     @property
     def plain(self) -> str:
         """The entry as plain text without time, for tests and for reading the log back."""
-        who = {
-            EntryKind.CHAT: f"<{self.user}> ",
-            EntryKind.ACTION: f"* {self.user} ",
-            EntryKind.PRIVATE_IN: f"[{self.label or 'private'}] <{self.user}> ",
-            EntryKind.PRIVATE_OUT: f"[{self.label or f'private to {self.user}'}] ",
-        }.get(self.kind, "")
         if self.kind in DIVIDER_KINDS:
             return f"— {self.text} —"
-        suffix = f" [not sent: {self.note}]" if self.delivery is Delivery.FAILED else ""
+        who = ""
+        if self.kind is EntryKind.CHAT:
+            who = f"<{self.user}> "
+        elif self.kind is EntryKind.ACTION:
+            who = f"* {self.user} "
+        elif self.kind is EntryKind.PRIVATE_IN:
+            who = (f"[{self.label}]" if self.label else _("[private]")) + f" <{self.user}> "
+        elif self.kind is EntryKind.PRIVATE_OUT:
+            label = f"[{self.label}]" if self.label else _("[private to {user}]").format(user=self.user)
+            who = label + " "
+        suffix = ""
+        if self.delivery is Delivery.FAILED:
+            suffix = " [" + _("not sent: {reason}").format(reason=self.note) + "]"
         return f"{who}{self.text}{suffix}"
 
     def set_text(self, text: str) -> None:
@@ -208,7 +215,7 @@ def _column(entry: Entry, style: StyleLookup) -> tuple[str, Style, Style]:
         EntryKind.PRIVATE_OUT: (f"→{entry.user}", nick_style),
         EntryKind.JOIN: ("-->", style("join")),
         EntryKind.LEAVE: ("<--", style("leave")),
-        EntryKind.NOTICE: ("server", style("notice")),
+        EntryKind.NOTICE: (_("server"), style("notice")),
         EntryKind.INFO: ("--", style("info")),
         EntryKind.ERROR: ("!!", style("error")),
     }[entry.kind]
@@ -235,9 +242,9 @@ def _lead(entry: Entry, style: StyleLookup, nick_style: Style) -> Text:
     if entry.label and entry.kind in (EntryKind.PRIVATE_IN, EntryKind.PRIVATE_OUT):
         return Text(f"({entry.label}) ", style("private-label"))
     if entry.kind is EntryKind.PRIVATE_IN:
-        return Text("(private) ", style("private-label"))
+        return Text(_("(private)") + " ", style("private-label"))
     if entry.kind is EntryKind.PRIVATE_OUT:
-        return Text(f"(private to {entry.user}) ", style("private-label"))
+        return Text(_("(private to {user})").format(user=entry.user) + " ", style("private-label"))
     return Text()
 
 
@@ -319,9 +326,9 @@ def layout_entry(
     base = style(_PLAIN_STYLE[entry.kind]) if _PLAIN_STYLE[entry.kind] else ""
     suffix = Text(end="")
     if entry.delivery is Delivery.PENDING:
-        suffix.append("  sending…", style("pending"))
+        suffix.append("  " + _("sending…"), style("pending"))
     elif sent_text:
-        suffix.append(f"  (sent {sent_text})", style("time"))
+        suffix.append("  " + _("(sent {time})").format(time=sent_text), style("time"))
     lead = _lead(entry, style, nick_style)
     parts = entry.blocks()
     code_index = 0
@@ -346,7 +353,8 @@ def layout_entry(
         emit(suffix.copy(), soft=False)
     if entry.delivery is Delivery.FAILED:
         # A row of its own: glued after the words it read as part of them ("today?not sent:").
-        emit_wrapped(Text(f"✗ not sent: {entry.note} (Ctrl+R or /retry resends)", style("failed")))
+        failed = _("not sent: {reason} (Ctrl+R or /retry resends)").format(reason=entry.note)
+        emit_wrapped(Text("✗ " + failed, style("failed")))
     return rows
 
 

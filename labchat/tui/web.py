@@ -166,7 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add_lang_argument(p)
-    p.add_argument("--version", action="version", version=f"labchat-web {__version__}")
+    p.add_argument(
+        "--version", action="version", version=f"labchat-web {__version__}",
+        help=_("show program's version number and exit"),
+    )  # fmt: skip
     return p
 
 
