@@ -56,7 +56,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="labchat-server",
-        description=_("Relay server for labchat: one chat room for everyone on the LAN."),
+        description=_("Relay server for labchat: chat rooms for everyone on the LAN."),
     )
     p.add_argument(
         "ip", help=_("address to listen on (0.0.0.0 for every interface, 127.0.0.1 for this machine)")
