@@ -278,8 +278,10 @@ def _read_u32s(body: bytes, pos: int) -> tuple[tuple[int, ...], int]:
     return struct.unpack_from(f">{count}I", body, pos), end
 
 
-def _read_cursors(body: bytes, pos: int) -> tuple[tuple[tuple[str, int], ...], int]:
-    """A CURSORS field: u16 count, then count x (STR room, U64 seq) (docs/protocol.md 18.3)."""
+def _read_named_numbers(
+    body: bytes, pos: int, number: struct.Struct
+) -> tuple[tuple[tuple[str, int], ...], int]:
+    """A u16 count, then count x (STR, `number`): the layout CURSORS and ADDRS share."""
     (count,) = _U16.unpack_from(body, pos)
     pos += 2
     items = []
@@ -289,29 +291,21 @@ def _read_cursors(body: bytes, pos: int) -> tuple[tuple[tuple[str, int], ...], i
         end = pos + length
         if end > len(body):
             raise struct.error("string runs past the end")
-        room = body[pos:end].decode("utf-8")
-        (seq,) = _U64.unpack_from(body, end)
-        items.append((room, seq))
-        pos = end + 8
+        name = body[pos:end].decode("utf-8")
+        (value,) = number.unpack_from(body, end)
+        items.append((name, int(value)))
+        pos = end + number.size
     return tuple(items), pos
+
+
+def _read_cursors(body: bytes, pos: int) -> tuple[tuple[tuple[str, int], ...], int]:
+    """A CURSORS field: u16 count, then count x (STR room, U64 seq) (docs/protocol.md 18.3)."""
+    return _read_named_numbers(body, pos, _U64)
 
 
 def _read_addrs(body: bytes, pos: int) -> tuple[tuple[tuple[str, int], ...], int]:
     """An ADDRS field: u16 count, then count x (STR host, U16 port) (docs/protocol.md 22.2)."""
-    (count,) = _U16.unpack_from(body, pos)
-    pos += 2
-    items = []
-    for _ in range(count):
-        (length,) = _U16.unpack_from(body, pos)
-        pos += 2
-        end = pos + length
-        if end > len(body):
-            raise struct.error("string runs past the end")
-        host = body[pos:end].decode("utf-8")
-        (port,) = _U16.unpack_from(body, end)
-        items.append((host, port))
-        pos = end + 2
-    return tuple(items), pos
+    return _read_named_numbers(body, pos, _U16)
 
 
 _DECODERS = {kind: _Decoder(cls) for kind, cls in MESSAGE_TYPES.items()}

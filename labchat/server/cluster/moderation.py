@@ -17,22 +17,14 @@ A mute's or ban's end is the acting relay's time plus its minutes, so it ends at
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
-
-import nats.errors
-from nats.js.kv import KeyValue
 
 from ...protocol import messages as m
-from ..relay import Relay
 from .codec import CodecError
-from .connection import TRANSIENT
 from .exchange import ModerationRecord
 from .names import token
+from .settings_mirror import SettingsMirror
 
 log = logging.getLogger(__name__)
 
@@ -81,83 +73,27 @@ def decode_moderation(data: bytes) -> ModerationRecord:
     return ModerationRecord(relay, room, actor, action, target, minutes, reason, ts)
 
 
-class ModerationShare:
+class ModerationShare(SettingsMirror[ModerationRecord]):
     """Writes this relay's moderation to the bucket, and carries out the other relays'."""
 
-    def __init__(
-        self, kv: KeyValue, relay: Relay, relay_id: str, clock: Callable[[], float], flush: Callable[[], None]
-    ) -> None:
-        self.kv = kv
-        self.relay = relay
-        self.relay_id = relay_id
-        self.clock = clock
-        self.flush = flush
-        self.synced = asyncio.Event()
-        self._outgoing: asyncio.Queue[ModerationRecord] = asyncio.Queue()
-        self._watcher: Any = None
-        self._tasks: list[asyncio.Task[None]] = []
-        #: Actions of other relays carried out here (for the log and tests), and an event set at each.
-        self.applied = 0
-        self.applied_one = asyncio.Event()
+    prefix = PREFIX
+    what = "moderation"
 
-    async def start(self) -> None:
-        self._watcher = await self.kv.watch(f"{PREFIX}.>")
-        self._tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._write_loop())]
+    def key_value(self, item: ModerationRecord) -> tuple[str, bytes]:
+        return moderation_key(item), encode_moderation(item)
 
-    async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        if self._watcher is not None:
-            with contextlib.suppress(TimeoutError, nats.errors.Error):
-                await self._watcher.stop()
+    def decode(self, key: str, value: bytes) -> ModerationRecord | None:
+        return decode_moderation(value)
 
-    def send(self, records: list[ModerationRecord]) -> None:
-        for record in records:
-            self._outgoing.put_nowait(record)
+    def origin(self, item: ModerationRecord) -> str:
+        return item.relay
 
-    async def _write_loop(self) -> None:
-        while True:
-            record = await self._outgoing.get()
-            while True:
-                try:
-                    await self.kv.put(moderation_key(record), encode_moderation(record))
-                    break
-                except TRANSIENT as exc:
-                    log.info("moderation not shared yet (%s): retrying", type(exc).__name__)
-                    await asyncio.sleep(0.5)  # NATS away: bounded pauses until it is back
-                except Exception:
-                    log.exception("moderation in %s", record.room)
-                    break
+    def apply(self, item: ModerationRecord, live: bool) -> None:
+        self.relay.room_requests.apply_remote_moderation(item, self.clock(), live=live)
 
-    async def _watch(self) -> None:
-        async for entry in self._watcher:
-            if entry is None:
-                self.synced.set()
-                continue
-            if entry.operation is not None or not entry.value:
-                continue
-            try:
-                record = decode_moderation(entry.value)
-            except CodecError as exc:
-                log.warning("moderation entry skipped: %s", exc)
-                continue
-            if record.relay == self.relay_id:
-                continue  # done here already
-            try:
-                live = self.synced.is_set()
-                self.relay.room_requests.apply_remote_moderation(record, self.clock(), live=live)
-            except Exception:
-                log.exception("moderation from another relay in %s", record.room)
-                continue
-            self.applied += 1
-            self.applied_one.set()
-            self.flush()
+    def label(self, item: ModerationRecord) -> str:
+        return item.room
 
     async def wait_applied(self, count: int, timeout: float) -> None:
         """Until `count` actions of other relays have been carried out here (bounded)."""
-        async def enough() -> None:
-            while self.applied < count:
-                self.applied_one.clear()
-                await self.applied_one.wait()
-
-        await asyncio.wait_for(enough(), timeout)
+        await self.wait_until(lambda: self.applied >= count, timeout)

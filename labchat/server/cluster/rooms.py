@@ -16,24 +16,20 @@ applies last, so all end alike.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
-import nats.errors
-import nats.js.errors
 from nats.js.kv import KeyValue
 
 from ...protocol import messages as m
 from ..relay import Relay
 from ..store import RoomRecord
 from .codec import CodecError
-from .connection import TRANSIENT
 from .exchange import RoomNews, RoomShare
 from .names import token
+from .settings_mirror import SettingsMirror
 
 log = logging.getLogger(__name__)
 
@@ -100,100 +96,39 @@ def decode_room(data: bytes) -> RoomShare:
     return RoomShare(_str(obj, "relay"), record, creator_op, news)
 
 
-class RoomShares:
+class RoomShares(SettingsMirror[RoomShare]):
     """Writes this relay's rooms to the bucket, and applies the other relays' (module docstring)."""
+
+    prefix = PREFIX
+    what = "room"
 
     def __init__(
         self, kv: KeyValue, relay: Relay, relay_id: str, clock: Callable[[], float], flush: Callable[[], None]
     ) -> None:
-        self.kv = kv
-        self.relay = relay
-        self.relay_id = relay_id
-        self.clock = clock
-        self.flush = flush
-        self.synced = asyncio.Event()
+        super().__init__(kv, relay, relay_id, clock, flush)
         self._seen: set[str] = set()  # rooms the bucket had at start
-        self._outgoing: asyncio.Queue[tuple[RoomShare, bool]] = asyncio.Queue()
-        self._watcher: Any = None
-        self._tasks: list[asyncio.Task[None]] = []
-        #: Changes of other relays applied here (for the log and tests), and an event set at each.
-        self.applied = 0
-        self.applied_one = asyncio.Event()
 
-    async def start(self) -> None:
-        self._watcher = await self.kv.watch(f"{PREFIX}.>")
-        self._tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._write_loop())]
+    def key_value(self, item: RoomShare) -> tuple[str, bytes]:
+        return room_key(item.record.name), encode_room(item)
 
-    async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        if self._watcher is not None:
-            with contextlib.suppress(TimeoutError, nats.errors.Error):
-                await self._watcher.stop()
+    def decode(self, key: str, value: bytes) -> RoomShare | None:
+        share = decode_room(value)
+        return share if key == room_key(share.record.name) else None
 
-    def send(self, shares: list[RoomShare]) -> None:
-        for share in shares:
-            self._outgoing.put_nowait((share, False))
+    def origin(self, item: RoomShare) -> str:
+        return item.relay
+
+    def apply(self, item: RoomShare, live: bool) -> None:
+        self.relay.room_requests.apply_remote_room(item, self.clock(), live=live)
+
+    def label(self, item: RoomShare) -> str:
+        return item.record.name
+
+    def noticed(self, item: RoomShare) -> None:
+        self._seen.add(item.record.name)
 
     def share_local_rooms(self) -> None:
         """After the start: rooms this relay has that the bucket has not go up (`create` only)."""
         for name, room in self.relay.rooms.items():
             if name not in self._seen:
-                self._outgoing.put_nowait((RoomShare(self.relay_id, room.record()), True))
-
-    async def _write_loop(self) -> None:
-        while True:
-            share, only_if_absent = await self._outgoing.get()
-            key, value = room_key(share.record.name), encode_room(share)
-            while True:
-                try:
-                    if only_if_absent:
-                        with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError,
-                                                 nats.js.errors.KeyNotFoundError):
-                            await self.kv.create(key, value)
-                    else:
-                        await self.kv.put(key, value)
-                    break
-                except TRANSIENT as exc:
-                    log.info("room %s not shared yet (%s): retrying", share.record.name, type(exc).__name__)
-                    await asyncio.sleep(0.5)  # NATS away: bounded pauses until it is back
-                except Exception:
-                    log.exception("room %s", share.record.name)
-                    break
-
-    async def _watch(self) -> None:
-        async for entry in self._watcher:
-            if entry is None:
-                self.synced.set()
-                continue
-            if entry.operation is not None or not entry.value:
-                continue
-            try:
-                share = decode_room(entry.value)
-            except CodecError as exc:
-                log.warning("room entry skipped: %s", exc)
-                continue
-            if entry.key != room_key(share.record.name):
-                continue
-            if not self.synced.is_set():
-                self._seen.add(share.record.name)
-            if share.relay == self.relay_id:
-                continue  # set here already
-            try:
-                live = self.synced.is_set()
-                self.relay.room_requests.apply_remote_room(share, self.clock(), live=live)
-            except Exception:
-                log.exception("room %s from another relay", share.record.name)
-                continue
-            self.applied += 1
-            self.applied_one.set()
-            self.flush()
-
-    async def wait_until(self, done: Callable[[], bool], timeout: float) -> None:
-        """Until `done()` holds, looked at after each change applied here (bounded; for tests)."""
-        async def until() -> None:
-            while not done():
-                self.applied_one.clear()
-                await self.applied_one.wait()
-
-        await asyncio.wait_for(until(), timeout)
+                self.send_if_absent(RoomShare(self.relay_id, room.record()))
