@@ -36,6 +36,7 @@ from . import commands, room_news
 from .downloads import Incoming, SaveError, Source, default_downloads_dir, open_source, safe_name
 from .ignore_list import IgnoreListError, load_ignored, save_ignored
 from .known_servers import KnownServers
+from .refusals import in_users_language
 
 
 class ClientError(Exception):
@@ -1102,6 +1103,7 @@ class ChatClient:
         self._publish(done)
 
     def _on_event(self, event: ev.Event) -> None:
+        event = in_users_language(event)
         if isinstance(event, (ev.FileChunkReceived, ev.FileDone, ev.FileFailed)):
             passed = self._on_file_event(event)
             if passed is None:
