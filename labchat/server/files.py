@@ -41,6 +41,7 @@ from ..protocol.errors import DecodeError, ErrorCode
 from ..protocol.text import truncate_utf8
 from ..protocol.wire import encode_message
 from .private_files import make_private_dir
+from .retention import prune_in_rounds
 from .room import Act, may
 from .store import Store, StoreError
 
@@ -823,26 +824,16 @@ class Files:
 async def prune_files_regularly(
     files: Files, clock: Callable[[], float], pruned: asyncio.Event | None = None
 ) -> None:
-    """Every `interval_s` (and once at start): delete expired files in batches, yielding between
-    them. A store that cannot be written is logged once per failure streak and retried."""
-    failing = False
-    while True:
-        total = 0
-        try:
-            while (deleted := files.prune(clock())) > 0:
-                total += deleted
-                await asyncio.sleep(0)
-        except (StoreError, sqlite3.Error) as exc:
-            if not failing:
-                log.warning(_("files: %s; retrying every %g s"), exc, files.policy.interval_s)
-            failing = True
-        else:
-            failing = False
-            if total:
-                log.info(_("files: deleted %d expired file(s) and unfinished upload(s)"), total)
-        if pruned is not None:
-            pruned.set()
-        await asyncio.sleep(files.policy.interval_s)
+    """Every `interval_s` (and once at start): delete expired files in batches (`prune_in_rounds`)."""
+    interval = files.policy.interval_s
+
+    def failed(exc: BaseException) -> None:
+        log.warning(_("files: %s; retrying every %g s"), exc, interval)
+
+    def done(total: int) -> None:
+        log.info(_("files: deleted %d expired file(s) and unfinished upload(s)"), total)
+
+    await prune_in_rounds(files.prune, clock, interval, (StoreError, sqlite3.Error), failed, done, pruned)
 
 
 def _escape(text: str) -> str:

@@ -83,26 +83,49 @@ class HistoryPruner:
 async def prune_regularly(
     pruner: HistoryPruner, clock: Callable[[], float], pruned: asyncio.Event | None = None
 ) -> None:
-    """Every `interval_s` (and once at start): prune in batches, yielding to the loop between them.
+    """Every `interval_s` (and once at start): prune the history in batches (`prune_in_rounds`)."""
+    interval = pruner.policy.interval_s
 
-    A store that cannot be written is logged once and retried next round; chat goes on meanwhile.
+    def failed(exc: BaseException) -> None:
+        log.warning(_("%s; retrying every %g s"), exc, interval)
+
+    def done(total: int) -> None:
+        log.info(_("history: deleted %d old message(s) (retention limits)"), total)
+
+    await prune_in_rounds(pruner.step, clock, interval, (StoreError,), failed, done, pruned)
+
+
+async def prune_in_rounds(
+    step: Callable[[float], int],
+    clock: Callable[[], float],
+    interval_s: float,
+    errors: tuple[type[Exception], ...],
+    failed: Callable[[BaseException], None],
+    done: Callable[[int], None],
+    pruned: asyncio.Event | None = None,
+) -> None:
+    """Every `interval_s` (and once at start): `step` in batches until it deletes nothing, yielding
+    to the loop between them (the history's and the files' pruners both run so).
+
+    A store that cannot be written (`errors`) is reported once per failure streak (`failed`) and
+    retried next round; chat goes on meanwhile. `done` hears a round's total when it deleted any;
     `pruned` is set after each round, so a test can wait for one.
     """
     failing = False
     while True:
         total = 0
         try:
-            while (deleted := pruner.step(clock())) > 0:
+            while (deleted := step(clock())) > 0:
                 total += deleted
                 await asyncio.sleep(0)  # let datagrams in between two batches
-        except StoreError as exc:
+        except errors as exc:
             if not failing:
-                log.warning(_("%s; retrying every %g s"), exc, pruner.policy.interval_s)
+                failed(exc)
             failing = True
         else:
             failing = False
             if total:
-                log.info(_("history: deleted %d old message(s) (retention limits)"), total)
+                done(total)
         if pruned is not None:
             pruned.set()
-        await asyncio.sleep(pruner.policy.interval_s)
+        await asyncio.sleep(interval_s)
