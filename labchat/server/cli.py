@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             max_file_bytes=int(args.max_file_mb * MIB),
             quota_bytes=int(args.quota_mb * MIB),
             retention_s=args.file_retention_days * DAY_S,
-            directory=args.files_dir,
+            directory=_files_dir(args.files_dir, db_path, clustered=args.cluster is not None),
         ),
         advertise=advertise,
     )
@@ -564,3 +564,13 @@ async def _join_cluster(server: RelayServer, urls: list[str]) -> ClusterBridge |
         return None
     log.info(_("one relay of the cluster at %s"), ",".join(urls))
     return bridge
+
+
+def _files_dir(given: Path | None, db_path: Path, *, clustered: bool) -> Path | None:
+    """Where offered files go. A single server: `--files-dir`, else `files` beside its database. A
+    relay of a cluster without `--files-dir`: a directory named after its own database, since each
+    relay numbers its files itself and two relays whose databases share a folder must not share one."""
+    if given is not None or not clustered:
+        return given
+    return db_path.with_name(db_path.stem + "-files")
+

@@ -61,3 +61,13 @@ def test_every_relay_derives_the_same_ticket_key_from_the_shared_key(tmp_path: P
     public = b"p" * 32
     ticket = TicketBook(one, public).issue("alice", b"salt", 1000.0)
     assert TicketBook(other, public).open(ticket, "alice", b"salt", 1001.0)
+
+
+def test_relays_whose_databases_share_a_folder_keep_files_apart(tmp_path: Path) -> None:
+    from labchat.server.cli import _files_dir
+
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    assert _files_dir(None, a, clustered=True) != _files_dir(None, b, clustered=True)
+    assert _files_dir(None, a, clustered=True) == tmp_path / "a-files"
+    assert _files_dir(None, a, clustered=False) is None  # a single server: `files` beside it, as before
+    assert _files_dir(tmp_path / "mine", a, clustered=True) == tmp_path / "mine"
