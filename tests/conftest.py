@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,15 @@ async def server(tmp_path: Path) -> AsyncIterator[RelayServer]:
     srv = await start_server(tmp_path)
     yield srv
     await srv.stop(grace_s=0)
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """A test that runs a command's main() in this process (labchat-server --cluster refusing to
+    start, say) configures the root logger with a handler on that test's stdout; restore the root
+    logger after every test, so the next one's output (a bench's --json) is its own."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
