@@ -55,6 +55,10 @@ class FileRow:
     verified: bool = False
     chat_before_ms: dict[str, float | None] = field(default_factory=dict)
     chat_during_ms: dict[str, float | None] = field(default_factory=dict)
+    #: The lines of `chat_during_ms` split by phase: while the file went up to the server, and
+    #: while it came down to the receiver (each phase loads different processes).
+    chat_upload_ms: dict[str, float | None] = field(default_factory=dict)
+    chat_download_ms: dict[str, float | None] = field(default_factory=dict)
     error: str | None = None
 
     @property
@@ -85,7 +89,8 @@ class FileReport:
                     "label": r.label, "loss": r.loss, "upload_s": r.upload_s, "total_s": r.total_s,
                     "mb_s": r.mb_s, "of_tcp": (r.mb_s / self.tcp_mb_s) if r.mb_s else None,
                     "verified": r.verified, "chat_before_ms": r.chat_before_ms,
-                    "chat_during_ms": r.chat_during_ms, "error": r.error,
+                    "chat_during_ms": r.chat_during_ms, "chat_upload_ms": r.chat_upload_ms,
+                    "chat_download_ms": r.chat_download_ms, "error": r.error,
                 }
                 for r in self.rows
             ],
@@ -288,7 +293,8 @@ async def _transfer(row: FileRow, source: Path, digest: str, work: Path, *, chat
         offer = await receiver.expect_json(60, type="file_offer", name=source.name)
         receiver.send(f"/accept {offer['id']}")
         uploaded = await sender.expect_json(max_s, type="file_done", direction="up")
-        row.upload_s = time.time() - file_started
+        uploaded_at = time.time()
+        row.upload_s = uploaded_at - file_started
         done = await receiver.expect_json(max_s, type="file_done", direction="down")
         row.total_s = time.time() - file_started
         file_ended = time.time()
@@ -300,15 +306,17 @@ async def _transfer(row: FileRow, source: Path, digest: str, work: Path, *, chat
             uploaded.get("sha256") == digest and done.get("sha256") == digest
             and saved.is_file() and _sha256(saved) == digest
         )
-        before = Histogram()
-        during = Histogram()
+        before, during, up, down = Histogram(), Histogram(), Histogram(), Histogram()
         for at, delay in delays:
             if at < file_started:
                 before.add(delay)
             elif at < file_ended:
                 during.add(delay)
+                (up if at < uploaded_at else down).add(delay)
         row.chat_before_ms = _summary(before)
         row.chat_during_ms = _summary(during)
+        row.chat_upload_ms = _summary(up)
+        row.chat_download_ms = _summary(down)
         with contextlib.suppress(OSError):
             saved.unlink()
     except (TimeoutError, RuntimeError, OSError) as exc:
@@ -406,6 +414,12 @@ def render_file_report(report: FileReport, console: Any) -> None:
             "n/a" if ratio is None else f"{ratio:.2f}",
         )
     console.print(table)
+    for r in report.rows:
+        if not r.error:
+            up, down = r.chat_upload_ms, r.chat_download_ms
+            console.print(f"{r.label}: chat p50 / p99 ms while the file went up {ms(up.get('p50'))} / "
+                          f"{ms(up.get('p99'))} ({int(up.get('n') or 0)} lines), while it came down "
+                          f"{ms(down.get('p50'))} / {ms(down.get('p99'))} ({int(down.get('n') or 0)} lines)")
     console.print(
         "seconds: from /send to the receiver's verified file; chat: a line from the receiver every "
         f"{report.chat_interval_s * 1000:g} ms, its delay to the sender, before the file started "
