@@ -47,7 +47,7 @@ DEFAULTS = {  # per mode: clients, rate (msg/s into the room), duration (s)
     "flood": (300, 20.0, 30.0),  # members; bot logins per second; seconds of bot logins
     "login-storm": (300, 0.0, 120.0),  # duration: how long the clients may take to get in
     "rooms": (1000, 10.0, 10.0),  # clients; msg/s in the one-room row (the spread rows: same deliveries/s)
-    "file": (2, 20.0, 10.0),  # sender and receiver; chat lines/s beside the file; seconds of chat before it
+    "file": (2, 20.0, 10.0),  # sender and receiver; chat lines/s beside the file; s of chat before and after
     "relays": (1000, 20.0, 10.0),  # members of the one room; msg/s into it; seconds per row
 }
 
@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="messages per second into the room, all senders together (ramp: first step; "
                         "flood: bot logins per second)")
     p.add_argument("--duration", type=float, default=None, metavar="S",
-                   help="seconds of load per step (idle: the idle window; flood: of bot logins)")
+                   help="seconds of load per step (idle: the idle window; flood: of bot logins; file: of "
+                        "chat without the file, before it and again after it)")
     p.add_argument("--processes", type=int, default=0, metavar="P",
                    help="client worker processes (default: 1 while the clients receive up to 20 000 "
                         "deliveries/s and number at most 200, else 2)")

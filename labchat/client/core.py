@@ -1016,6 +1016,10 @@ class ChatClient:
 
     def _pump(self) -> None:
         now = self._clock()
+        # What arrived is shown first: sealing a file's burst below takes milliseconds, and a chat
+        # line that came with the ACK that opened the window must not wait for it (21.7).
+        for event in self.conn.events():
+            self._on_event(event)
         if self._sources:
             self._feed_uploads()
         if self._sock is not None:
@@ -1029,6 +1033,10 @@ class ChatClient:
                     pass  # a full buffer or an unreachable network: the link resends it
         for event in self.conn.events():
             self._on_event(event)
+        if self.conn.file_frames_waiting and not self._pump_scheduled and self._sock is not None:
+            # More of a file may go: after the loop has read the socket (a chat line first, 21.7).
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_pump)
         if not self.ready.is_set() and (
             self.closed.is_set()
             or (self.logged_in and not any(self.conn.request_pending(i) for i in self._start_joins))

@@ -111,6 +111,10 @@ class ClientConfig:
     #: File frames (FILE_CHUNK) we keep in the link's bulk queue or in flight at most (21.5, 21.7):
     #: uploads go as the link drains; chat leaves before any of them that is not sent yet.
     file_window: int = 64
+    #: FILE_CHUNKs queued per `datagrams_to_send` at most (21.7): sealing a whole window at once
+    #: holds the event loop for milliseconds, and a chat line arriving meanwhile waits for it. The
+    #: rest follows on the next call (`file_frames_waiting` says one is due), after the socket is read.
+    file_frames_per_flush: int = 32
 
 
 #: Held private messages remembered to drop a second delivery of the same one (docs/protocol.md 16.2).
@@ -237,6 +241,7 @@ class ClientConnection:
         self._phase = Phase.IDLE
         self._state = ev.ConnectionState.CONNECTING
         self._events: deque[ev.Event] = deque()
+        self._file_frames_waiting = False
         self._outbox: dict[int, _Outgoing] = {}
         self._msg_base = int.from_bytes(rng(4), "big") << 32
         self._msg_counter = 0
@@ -1015,14 +1020,23 @@ class ClientConnection:
         for message in files.requests_to_send(iter(self._next_request_id, None)):
             self._send(message)
         # The link's delay-based bulk window may open past ours on a fast path: follow it (21.7).
-        budget = max(self.config.file_window, self._link.bulk_limit) - self._link.bulk_pending
-        if budget > 0:
-            chunks = files.chunks(budget)
+        link = self._link
+        budget = max(self.config.file_window, link.bulk_limit) - link.bulk_pending
+        burst = min(budget, self.config.file_frames_per_flush - link.bulk_queued)
+        self._file_frames_waiting = False
+        if burst > 0:
+            chunks = files.chunks(burst)
             if chunks:
-                link = self._link
                 for chunk in chunks:
                     link.send(chunk.KIND, encode_message(chunk), bulk=True)  # behind chat (21.7)
                 files.progress_due(now)
+                self._file_frames_waiting = len(chunks) == burst < budget
+
+    @property
+    def file_frames_waiting(self) -> bool:
+        """The windows would have taken more FILE_CHUNKs than the last `datagrams_to_send` queued
+        (`file_frames_per_flush`): call it again soon, once what arrived meanwhile is handled."""
+        return self._file_frames_waiting
 
     def _server_rooms(self) -> bool:
         """The server has rooms and we said we do (18.1): room requests and news are allowed."""

@@ -162,6 +162,10 @@ class _Upload:
     hashed: int = 0
 
 
+#: FILE_DATA frames waiting in a session's link at most, per flush (see `Files.pump`).
+FRAMES_PER_FLUSH = 32
+
+
 @dataclass(eq=False, slots=True)
 class FileSync:
     """A verified upload's last step, the one that waits on the disk: flush it (fsync), close it,
@@ -344,6 +348,8 @@ class Files:
         #: False (sans-I/O use, tests): a verified upload is flushed and renamed at once, inline.
         #: True (the transport): it is handed out by `sync_jobs`, finished by `synced`.
         self.defer_sync = False
+        #: Sessions whose downloads `pump` held back to FRAMES_PER_FLUSH: `pump_waiting` goes on.
+        self.waiting: set[bytes] = set()
         #: Downloads by session id. Non-empty only while a download is under way.
         self.streaming: dict[bytes, _SessionStreams] = {}
         #: Files deleted by retention since start (for the log and tests).
@@ -798,6 +804,13 @@ class Files:
         # The link's delay-based bulk window may open past ours on a fast path: follow it (21.7).
         window = max(self.policy.window_frames, link.bulk_limit)
         budget = window - (len(in_flight) if pending is None else pending)
+        # At most FRAMES_PER_FLUSH waiting in the link: a window sealed in one flush holds the event
+        # loop for milliseconds, and every chat line arriving meanwhile waits (21.7). The rest goes
+        # at the next flush (`waiting`; the transport makes one soon, once it has read its socket).
+        burst = min(budget, FRAMES_PER_FLUSH - link.bulk_queued)
+        if burst < budget:
+            self.waiting.add(sess.sid)
+        budget = burst
         queued = False
         while budget > 0 and state.streams:
             for stream in list(state.streams.values()):
@@ -811,6 +824,26 @@ class Files:
             self.relay._dirty.add(sess)
         if not state.streams and not in_flight and not state.finishing:
             del self.streaming[sess.sid]
+
+    def pump_due(self) -> bool:
+        """Some session held back by `pump` has room in its link for more now: a flush soon sends
+        it. (A link whose queue is still full waits for its acknowledgements or its pacing timer.)"""
+        sessions = self.relay.sessions
+        for sid in self.waiting:
+            sess = sessions.get(sid)
+            if sess is not None and sess.link.bulk_queued < FRAMES_PER_FLUSH:
+                return True
+        return False
+
+    def pump_waiting(self) -> None:
+        """`pump` again every session it held back (`waiting`): each flush of the relay does, and
+        the transport makes the next flush soon while any is waiting, after reading its socket (so
+        chat that arrived meanwhile went first)."""
+        waiting, self.waiting = self.waiting, set()
+        for sid in waiting:
+            sess = self.relay.sessions.get(sid)
+            if sess is not None:
+                self.pump(sess)
 
     @staticmethod
     def _send_bulk(sess: Session, kind: int, body: bytes) -> int:

@@ -1171,6 +1171,8 @@ class Relay:
         anything else: the sessions it has not reached yet keep their output until it resumes.
         """
         self._commit_pending()
+        if self.files.waiting:  # downloads held back to a burst per flush (21.7) go on
+            self.files.pump_waiting()
         if self.room_requests._tally_due:
             self.room_requests._send_tallies()
         if self.classroom._polls_due:
@@ -1180,9 +1182,20 @@ class Relay:
         yield from out
         dirty, self._dirty = self._dirty, set()
         stats, seal, sessions = self.stats, self.channel.seal, self.sessions
+        # Sessions with file frames to send go last (21.7): a burst of them takes milliseconds to
+        # seal, and a chat line to anyone else must not wait behind it.
+        bulky: list[Session] = []
         for sess in dirty:
             if sess.sid not in sessions:
                 continue
+            if sess.link.bulk_queued:
+                bulky.append(sess)
+                continue
+            for packet in sess.link.packets_to_send(now):
+                stats.datagrams_sent += 1
+                yield seal(sess.sid, packet, now)
+            self._schedule(sess)
+        for sess in bulky:
             for packet in sess.link.packets_to_send(now):
                 stats.datagrams_sent += 1
                 yield seal(sess.sid, packet, now)

@@ -314,6 +314,9 @@ class RelayProtocol:
         self._rearm(now)
         for hook in self.after_flush:
             hook()
+        if self.relay.files.waiting and self.relay.files.pump_due():
+            # Downloads held back to a burst per flush go on after the socket is read (21.7).
+            self.schedule_flush()
 
     def _file_synced(self, future: asyncio.Future[FileSync]) -> None:
         if self._closed or future.cancelled():
