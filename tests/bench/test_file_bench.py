@@ -25,7 +25,7 @@ def test_the_tcp_reference_copies_the_file_exactly(tmp_path: Path) -> None:
     assert target.read_bytes() == source.read_bytes() and len(digest) == 64
 
 
-def test_file_mode_prints_a_verified_row_beside_the_tcp_copy_with_chat_before_and_during() -> None:
+def test_file_mode_prints_a_verified_row_beside_the_tcp_copy_with_chat_without_and_during() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "labchat.bench", "--mode", "file", "--file-mb", "2", "--losses", "0",
          "--duration", "1", "--max-time", "90", "--json"],
@@ -38,7 +38,10 @@ def test_file_mode_prints_a_verified_row_beside_the_tcp_copy_with_chat_before_an
     (row,) = report["rows"]
     assert row["error"] is None and row["verified"] is True
     assert row["total_s"] >= row["upload_s"] > 0 and row["of_tcp"] > 0
-    assert row["chat_before_ms"]["n"] > 0 and row["chat_before_ms"]["p99"] is not None
+    assert row["chat_before_ms"]["n"] > 0 and row["chat_after_ms"]["n"] > 0
+    # the ratio's reference is the chat without the file on both sides of it
+    assert row["chat_reference_ms"]["n"] == row["chat_before_ms"]["n"] + row["chat_after_ms"]["n"]
+    assert row["chat_reference_ms"]["p99"] is not None
 
 
 def test_bad_losses_are_one_line() -> None:

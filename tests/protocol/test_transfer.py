@@ -439,3 +439,27 @@ def test_an_offer_made_before_login_to_a_server_without_files_fails_in_one_line(
         local_id, "a.txt", "up", "this server does not take files: it runs an older labchat"
     )
     assert not server.sent(m.FileOffer)
+
+
+def test_at_most_a_burst_of_chunks_is_queued_per_call_and_the_caller_is_told_more_may_go() -> None:
+    """21.7: sealing a whole window in one call would hold the event loop while chat waits; each
+    call queues at most `file_frames_per_flush`, and `file_frames_waiting` asks for the next call."""
+    server = files_server()
+    big = os.urandom(300 * m.MAX_CHUNK_BYTES)
+    _, sent = offer(server, big)
+    server.send(m.FileState(5, sent.request_id, 0))
+    burst = server.conn.config.file_frames_per_flush
+    assert burst < server.conn.config.file_window
+    for _ in range(3):
+        for local, offset, length in server.conn.files.wants():
+            server.conn.files.feed(local, offset, big[offset : offset + length])
+    server.conn.datagrams_to_send(server.now)
+    assert server.conn._link.bulk_pending == burst and server.conn.file_frames_waiting
+    link = server.conn._link
+    for _ in range(10):  # the link sends what its windows allow; at most a burst waits in it unsent
+        before = link.bulk_pending
+        server.conn.datagrams_to_send(server.now)
+        assert link.bulk_queued <= burst and link.bulk_pending - before <= burst
+        if not server.conn.file_frames_waiting:
+            break
+    assert link.bulk_pending <= max(server.conn.config.file_window, link.bulk_limit)

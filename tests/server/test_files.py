@@ -697,3 +697,70 @@ async def test_retention_runs_in_the_background_with_the_given_clock(tmp_path: P
     finally:
         task.cancel()
     assert files.pruned == 1 and os.listdir(files_dir(net)) == []
+
+
+# ------------------------------------------------------------ chat first (21.7)
+
+
+def test_a_verified_upload_is_flushed_off_the_event_loop_then_kept_and_offered(tmp_path: Path) -> None:
+    net = make_net(tmp_path)
+    ana, budi = Peer(net, "ana", flags=FILES), Peer(net, "budi", flags=FILES)
+    relay = relay_of(net)
+    relay.files.defer_sync = True  # as the transport sets it
+    data = payload(5 * CHUNK + 7)
+    state = offer(ana, data)
+    assert isinstance(state, m.FileState)
+    upload(ana, state.file_id, data)
+    jobs = relay.files.sync_jobs()
+    assert len(jobs) == 1 and relay.files.sync_jobs() == []
+    assert not budi.of(m.FileOffered), "offered before its bytes are on disk"
+    # While it is flushed: a resent chunk is held data, an offer again is "all here", a cancel is late.
+    upload(ana, state.file_id, data, 0, CHUNK)
+    again = offer(ana, data)
+    assert isinstance(again, m.FileState) and (again.file_id, again.received) == (state.file_id, len(data))
+    ana.send(m.FileCancel(state.file_id))
+    assert relay.files.sync_jobs() == []
+    jobs[0].run()
+    assert jobs[0].error is None
+    relay.files.synced(jobs[0], net.now)
+    ana.pump()
+    assert stored(ana, state.file_id).text == "stored"
+    assert [x.file_id for x in budi.of(m.FileOffered)] == [state.file_id]
+    budi.send(m.FileGet(state.file_id, 0))
+    settle(net, ana, budi)
+    assert downloaded(budi, state.file_id) == data
+
+
+def test_a_file_still_being_flushed_at_shutdown_is_kept(tmp_path: Path) -> None:
+    net = make_net(tmp_path)
+    ana = Peer(net, "ana", flags=FILES)
+    relay = relay_of(net)
+    relay.files.defer_sync = True
+    data = payload(3 * CHUNK)
+    state = offer(ana, data)
+    upload(ana, state.file_id, data)
+    relay.files.finish_syncs(net.now)  # the transport's file thread has stopped: nothing handed out
+    record = relay.files.disk.get(state.file_id)
+    assert record is not None and record.stored_ms is not None
+    assert relay.files.disk.final_path(state.file_id).read_bytes() == data
+
+
+def test_sessions_with_file_frames_are_sealed_after_everyone_else(tmp_path: Path) -> None:
+    net = make_net(tmp_path)
+    ana, budi = Peer(net, "ana", flags=FILES), Peer(net, "budi", flags=FILES)
+    data = payload(200 * CHUNK)
+    state = offer(ana, data)
+    upload(ana, state.file_id, data)
+    relay = relay_of(net)
+    # In one batch: budi asks for the file, ana says a line (to budi and back to her as ACCEPTED).
+    budi.link.send(m.Kind.FILE_GET, encode_message(m.FileGet(state.file_id, 0)))
+    ana.link.send(m.Kind.SAY, encode_message(m.Say(1, "lobby", "while it streams")))
+    for peer in (budi, ana):
+        for packet in peer.link.packets_to_send(net.now):
+            relay.receive_datagram(peer.channel.seal(packet, net.now), peer.addr, net.now)
+    out = [addr for _data, addr in relay.datagrams_to_send(net.now)]
+    assert ana.addr in out and budi.addr in out
+    assert max(i for i, a in enumerate(out) if a == ana.addr) < min(i for i, a in enumerate(out) if a == budi.addr)
+    # ...and a burst per flush: the rest waits in the relay, not in the link, for the next flush.
+    link = relay.online_by_key["budi"].link
+    assert link.bulk_queued <= FRAMES_PER_FLUSH and relay.files.waiting
