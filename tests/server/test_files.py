@@ -760,7 +760,8 @@ def test_sessions_with_file_frames_are_sealed_after_everyone_else(tmp_path: Path
             relay.receive_datagram(peer.channel.seal(packet, net.now), peer.addr, net.now)
     out = [addr for _data, addr in relay.datagrams_to_send(net.now)]
     assert ana.addr in out and budi.addr in out
-    assert max(i for i, a in enumerate(out) if a == ana.addr) < min(i for i, a in enumerate(out) if a == budi.addr)
+    last_to_ana = max(i for i, a in enumerate(out) if a == ana.addr)
+    assert last_to_ana < min(i for i, a in enumerate(out) if a == budi.addr)
     # ...and a burst per flush: the rest waits in the relay, not in the link, for the next flush.
     link = relay.online_by_key["budi"].link
     assert link.bulk_queued <= FRAMES_PER_FLUSH and relay.files.waiting

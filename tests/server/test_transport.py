@@ -56,7 +56,8 @@ async def test_a_quiet_peer_amid_a_burst_is_answered_before_the_rest_of_the_burs
 
     proto.relay.receive_datagram = fed  # type: ignore[method-assign]
     proto.flush = flushed  # type: ignore[method-assign]
-    busy, quiet = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    quiet = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         loop.remove_reader(proto.sock.fileno())  # the datagrams wait in the socket: one batch
         for sock in (busy, quiet):
