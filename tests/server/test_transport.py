@@ -37,11 +37,14 @@ async def test_database_is_checkpointed_off_the_event_loop(
 
 
 async def test_a_quiet_peer_amid_a_burst_is_answered_before_the_rest_of_the_burst(tmp_path: Path) -> None:
-    """21.7: one read batch is answered in one flush, so the quiet peer's datagram gets its own flush
-    as soon as another peer's burst shows (the datagrams here are junk: the relay drops them, which
-    is all this needs: the order in which it is fed and flushed)."""
+    """21.7: one read batch is answered in one flush, so the quiet peer's datagrams are handled and
+    answered ahead of the rest of another peer's burst (the datagrams here are junk: the relay drops
+    them, which is all this needs: the order in which it is fed and flushed)."""
     server = await start_server(tmp_path)
     proto = server.protocol
+    if proto._transport is not None:  # a loop without add_reader (Windows): asyncio reads, not this
+        await server.stop(grace_s=0)
+        pytest.skip("the event loop reads the socket itself here")
     loop = asyncio.get_running_loop()
     seen: list[object] = []
     receive, flush = proto.relay.receive_datagram, proto.flush
@@ -49,6 +52,8 @@ async def test_a_quiet_peer_amid_a_burst_is_answered_before_the_rest_of_the_burs
     def fed(data: bytes, addr: tuple[str, int], now: float) -> None:
         seen.append(addr)
         receive(data, addr, now)
+        if addr == busy.getsockname() and seen.count(addr) == 12:
+            quiet.sendto(b"late", target)  # arrives while the burst is being handled
 
     def flushed() -> None:
         seen.append("flush")
@@ -56,13 +61,13 @@ async def test_a_quiet_peer_amid_a_burst_is_answered_before_the_rest_of_the_burs
 
     proto.relay.receive_datagram = fed  # type: ignore[method-assign]
     proto.flush = flushed  # type: ignore[method-assign]
+    target = server.address
     busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     quiet = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         loop.remove_reader(proto.sock.fileno())  # the datagrams wait in the socket: one batch
         for sock in (busy, quiet):
             sock.bind(("127.0.0.1", 0))
-        target = server.address
         quiet.sendto(b"early", target)  # before the burst shows
         for _ in range(20):
             busy.sendto(b"x" * 100, target)
@@ -71,12 +76,11 @@ async def test_a_quiet_peer_amid_a_burst_is_answered_before_the_rest_of_the_burs
             busy.sendto(b"x" * 100, target)
         proto._on_readable()
         q, b = quiet.getsockname(), busy.getsockname()
-        assert seen.count(q) == 2 and seen.count(b) == 40
-        # the early line is answered as the burst shows (the busy peer's ninth datagram), the one
-        # amid it right after it is read, and the batch once more at its end
-        first, amid = seen.index(q), len(seen) - 1 - seen[::-1].index(q)
-        assert seen[first + 1 : first + 11] == [b] * 9 + ["flush"]
-        assert seen[amid + 1] == "flush" and seen[-1] == "flush" and seen.count("flush") == 3
+        assert seen.count(q) == 3 and seen.count(b) == 40
+        # Both of the quiet peer's datagrams read with the burst are handled and answered before the
+        # busy peer's ninth (the burst shows there: the rest of it waits); the one that came while
+        # the burst was handled jumps the rest of it; the batch ends with one more flush.
+        assert seen == [q] + [b] * 8 + [q, "flush"] + [b] * 16 + [q, "flush"] + [b] * 16 + ["flush"]
     finally:
         busy.close()
         quiet.close()
