@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from labchat.protocol import messages as m
 from labchat.protocol.errors import ErrorCode
 from labchat.protocol.wire import decode_message, encode_message
-from labchat.server.files import DAY_S, FRAMES_PER_FLUSH, MIB, FilePolicy, human_size
+from labchat.server.files import DAY_S, FRAMES_PER_FLUSH, MIB, WRITE_BLOCK_BYTES, FilePolicy, human_size
 from labchat.server.relay import Relay, RelayConfig
 
 from ..protocol.sim import SimNet
@@ -251,6 +251,30 @@ def test_an_upload_and_a_download_resume_after_a_restart_of_the_relay(tmp_path: 
     budi.send(m.FileGet(state.file_id, len(part)))
     settle(net, budi)
     assert part + downloaded(budi, state.file_id) == data
+
+
+def test_a_crash_loses_at_most_the_unwritten_block_and_the_upload_resumes_from_disk(tmp_path: Path) -> None:
+    net = make_net(tmp_path)
+    ana = Peer(net, "ana", flags=FILES)
+    data = payload(200 * CHUNK)
+    state = offer(ana, data)
+    upload(ana, state.file_id, data, 0, 150 * CHUNK)
+    relay = relay_of(net)
+    [held] = relay.files._uploads.values()
+    on_disk = relay.files.disk.part_path(state.file_id).stat().st_size
+    # chunks reach the disk a block at a time; the last ones are held in memory
+    assert held.received == 150 * CHUNK and 0 < len(held.unwritten) < WRITE_BLOCK_BYTES
+    assert on_disk == held.received - len(held.unwritten) and on_disk >= WRITE_BLOCK_BYTES
+    os.close(held.fd)  # kill -9: the OS closes the file, and what the process held is gone
+    net.crash_relay()
+    net.start_relay()
+    Peer._port += 100
+    ana = Peer(net, "ana", flags=FILES)
+    resumed = offer(ana, data)
+    assert isinstance(resumed, m.FileState) and resumed.received == on_disk
+    upload(ana, state.file_id, data, resumed.received)
+    assert stored(ana, state.file_id).text == "stored"
+    assert relay_of(net).files.disk.final_path(state.file_id).read_bytes() == data
 
 
 # ------------------------------------------------------------ refusals
