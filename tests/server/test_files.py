@@ -98,6 +98,16 @@ def payload(size: int, seed: int = 1) -> bytes:
     return bytes((i * 31 + seed) % 251 for i in range(size))
 
 
+def stored_in_lobby(net: SimNet, size: int) -> tuple[Peer, Peer, bytes, m.FileState]:
+    """ana and budi in the lobby, and a file of `size` bytes that ana offered and uploaded."""
+    ana, budi = Peer(net, "ana", flags=FILES), Peer(net, "budi", flags=FILES)
+    data = payload(size)
+    state = offer(ana, data)
+    assert isinstance(state, m.FileState)
+    upload(ana, state.file_id, data)
+    return ana, budi, data, state
+
+
 # ------------------------------------------------------------ offer, upload, offer to the room, download
 
 
@@ -151,10 +161,7 @@ def test_a_download_resumes_from_an_offset_and_a_new_get_replaces_the_stream(tmp
 
 def test_flow_control_keeps_at_most_64_file_frames_unacknowledged(tmp_path: Path) -> None:
     net = make_net(tmp_path)
-    ana, budi = Peer(net, "ana", flags=FILES), Peer(net, "budi", flags=FILES)
-    data = payload(300 * CHUNK)
-    state = offer(ana, data)
-    upload(ana, state.file_id, data)
+    ana, budi, data, state = stored_in_lobby(net, 300 * CHUNK)
     relay = relay_of(net)
     # budi asks, and then acknowledges nothing: the relay stops at 64 FILE_DATA frames
     budi.link.send(m.Kind.FILE_GET, encode_message(m.FileGet(state.file_id, 0)))
@@ -771,10 +778,7 @@ def test_a_file_still_being_flushed_at_shutdown_is_kept(tmp_path: Path) -> None:
 
 def test_sessions_with_file_frames_are_sealed_after_everyone_else(tmp_path: Path) -> None:
     net = make_net(tmp_path)
-    ana, budi = Peer(net, "ana", flags=FILES), Peer(net, "budi", flags=FILES)
-    data = payload(200 * CHUNK)
-    state = offer(ana, data)
-    upload(ana, state.file_id, data)
+    ana, budi, _data, state = stored_in_lobby(net, 200 * CHUNK)
     relay = relay_of(net)
     # In one batch: budi asks for the file, ana says a line (to budi and back to her as ACCEPTED).
     budi.link.send(m.Kind.FILE_GET, encode_message(m.FileGet(state.file_id, 0)))
