@@ -136,6 +136,7 @@ class LabchatApp(App[int]):
         #: (user, password, client port) of the attempt under way; kept only until logged in.
         self._attempt_port: int | None = None  # the client port of the login under way
         self._attempt_user = ""  # the name of the login under way
+        self._attempt_register = False  # ...and whether it may create the account
         self._logged_in = False
         self._leaving = False
         self._hung_up = False
@@ -357,6 +358,7 @@ class LabchatApp(App[int]):
         self._attempt_over = False
         self._attempt_port = client_port
         self._attempt_user = user
+        self._attempt_register = register
         self.client = client
         if login is not None:
             login.show_busy(
@@ -452,7 +454,7 @@ class LabchatApp(App[int]):
                 # password field, never to the name, where a retyped password would become a name.
                 about_password = event.code in (ErrorCode.INVALID_PASSWORD, ErrorCode.LOGIN_THROTTLED)
                 focus = "password" if about_password else "user"
-                self._login_failed(_refusal_text(event), focus=focus)
+                self._login_failed(_refusal_text(event, registering=self._attempt_register), focus=focus)
             case ev.LoginQueued() if not self._logged_in and login is not None:
                 if event.position == 0:
                     ahead = _("you are next")
@@ -534,9 +536,11 @@ class LabchatApp(App[int]):
             await self.client.close()
 
 
-def _refusal_text(message: ev.LoginRefused) -> str:
+def _refusal_text(message: ev.LoginRefused, *, registering: bool = False) -> str:
     hints = {
-        ErrorCode.INVALID_PASSWORD: _("Wrong password for this name. Type it again."),
+        # Creating an account, INVALID_PASSWORD is the new password refused (too short): the
+        # server's words say so, and "wrong password" would be wrong.
+        ErrorCode.INVALID_PASSWORD: "" if registering else _("Wrong password for this name. Type it again."),
         ErrorCode.INVALID_NAME: _("That user name is not allowed."),
         ErrorCode.REGISTRATION_CLOSED: _(
             "No account with this name, and this server does not register new ones. "

@@ -11,10 +11,11 @@ from textual.widgets import Input, Static
 from labchat.client.known_servers import KnownServers
 from labchat.protocol import events as ev
 from labchat.protocol.client import ClientConfig
+from labchat.protocol.errors import ErrorCode
 from labchat.protocol.messages import NAME_RULE
 from labchat.server.keys import load_or_create_server_key, public_key_of
 from labchat.server.transport import RelayServer
-from labchat.tui.app import make_app
+from labchat.tui.app import _refusal_text, make_app
 from labchat.tui.screens.login import LoginScreen
 from labchat.tui.screens.trust import TrustScreen
 
@@ -259,6 +260,34 @@ async def test_a_new_name_is_created_only_after_the_user_says_so(server: RelaySe
         await wait_until(pilot, lambda: app.room.logged_in)
         assert any("New account newbie registered" in line for line in log_lines(app))
     await bob.close()
+
+
+async def test_a_new_account_with_a_too_short_password_is_refused_before_anything_is_sent(
+    server: RelayServer, tmp_path: Path
+) -> None:
+    app = app_for(server, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fill_login(pilot, "newbie", "pw")
+        login = app.login_screen
+        assert login is not None
+        await wait_until(pilot, lambda: login.query_one("#create").display)
+        await pilot.press("enter")  # "create it"
+        text = await wait_for_error(pilot, app)
+        assert "New accounts need a password of at least 4 characters." in text
+        assert "Wrong password" not in text and server.relay.store.get_account("newbie") is None
+        assert app.focused is not None and app.focused.id == "password"
+        await fill_login(pilot, "newbie", "longer-pw")
+        await wait_until(pilot, lambda: "create it" in status_text(app))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.room.logged_in)
+
+
+def test_a_refused_new_password_is_not_called_wrong() -> None:
+    refused = ev.LoginRefused(ErrorCode.INVALID_PASSWORD, "New accounts need a password of at least 4 characters")
+    assert "Wrong password" in _refusal_text(refused)
+    assert _refusal_text(refused, registering=True) == (
+        "Login refused: New accounts need a password of at least 4 characters."
+    )
 
 
 async def test_a_password_typed_as_a_name_never_becomes_a_public_account(

@@ -19,8 +19,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from ...i18n import N_, _, name_rule, styled_parts
-from ...protocol.messages import is_valid_name
+from ...i18n import N_, _, name_rule, ngettext, styled_parts
+from ...protocol.messages import MIN_NEW_PASSWORD_CHARS, is_valid_name
 from ..binding_words import KeysInLanguage
 
 
@@ -212,6 +212,10 @@ class LoginScreen(KeysInLanguage, Screen[None]):
             return
         if register and user != self._offered_name:
             register = False  # the name changed since the question: ask again
+        if register and len(password) < MIN_NEW_PASSWORD_CHARS:
+            # Said before anything is sent, and the offer stays: a longer password, then Enter.
+            self.show_error(new_password_too_short(), focus="password")
+            return
         self._withdraw_offer()
         self.post_message(self.Submitted(user, password, int(port_text), register))
 
@@ -259,3 +263,12 @@ class LoginScreen(KeysInLanguage, Screen[None]):
         self._lock(False)
         self._set_status(text, "-info")
         self.password_input.focus()  # Enter there tries again at once
+
+
+def new_password_too_short() -> str:
+    """The one line for a new account's password under the server's minimum (as the server says it)."""
+    return ngettext(
+        "New accounts need a password of at least {count} character.",
+        "New accounts need a password of at least {count} characters.",
+        MIN_NEW_PASSWORD_CHARS,
+    ).format(count=MIN_NEW_PASSWORD_CHARS)
