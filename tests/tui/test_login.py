@@ -283,7 +283,8 @@ async def test_a_new_account_with_a_too_short_password_is_refused_before_anythin
 
 
 def test_a_refused_new_password_is_not_called_wrong() -> None:
-    refused = ev.LoginRefused(ErrorCode.INVALID_PASSWORD, "New accounts need a password of at least 4 characters")
+    why = "New accounts need a password of at least 4 characters"
+    refused = ev.LoginRefused(ErrorCode.INVALID_PASSWORD, why)
     assert "Wrong password" in _refusal_text(refused)
     assert _refusal_text(refused, registering=True) == (
         "Login refused: New accounts need a password of at least 4 characters."
