@@ -223,13 +223,30 @@ async def test_poll_card_votes_with_number_keys_and_shows_results_when_closed() 
         lines = card.plain.splitlines()
         assert lines[1].startswith(" 1) yes   ████████████████  20")
         assert lines[3].startswith("●3) stuck ")
-        assert lines[-1] == "24 voted"
+        assert lines[-1] == "24 voted · x hides the results · Esc back to typing"
         await pilot.press("1")  # closed: no vote
         assert submitted == ["/vote 2", "/vote 3"]
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.room.composer.input.has_focus)
+        assert card.plain.splitlines()[-1] == "24 voted · Alt+V then x hides them"
         result = "poll #3: yes 20, no 3, stuck 1 (24 voted) — Done with exercise 2?"
         assert result in app.room.log_view.plain_lines()
+        # The results stay pinned until hidden: x on the card; the log keeps the result line.
+        await pilot.press("alt+v")
+        await wait_until(pilot, lambda: card.has_focus)
+        await pilot.press("x")
+        await wait_until(pilot, lambda: not card.display and app.room.composer.input.has_focus)
+        assert app.room.composer.text == "" and result in app.room.log_view.plain_lines()
+        core(app, poll(closed=True, counts=(20, 4, 1), voters=25, your_choice=3))  # a late tally
+        await pilot.pause()
+        assert not card.display
+        core(app, poll(poll_id=4))  # the next poll shows again
+        await wait_until(pilot, lambda: card.display and card.plain.startswith("Poll #4"))
+        await pilot.press("alt+v")
+        await wait_until(pilot, lambda: card.has_focus)
+        await pilot.press("x")  # an open poll is not hidden: it still wants votes
+        await pilot.pause()
+        assert card.display
 
 
 async def test_operator_sees_the_live_tally_with_names_unless_anonymous() -> None:

@@ -141,6 +141,8 @@ class _Room:
     #: (None: not quiet), our own hand ("" when down), and where members sit.
     queue: tuple[ev.QueueItem, ...] = ()
     poll: ev.PollShown | None = None
+    #: The closed poll whose results the user hid (0: none): its card stays hidden.
+    poll_hidden: int = 0
     quiet_until: float | None = None
     hand: str = ""
     seats: dict[str, str] = field(default_factory=dict)
@@ -397,6 +399,15 @@ class RoomScreen(KeysInLanguage, Screen[None]):
         if event.room == self._current.name:  # /vote is about the current room's poll
             self.run_line(f"/vote {event.choice}")
 
+    @on(PollCard.Dismissed)
+    def _poll_dismissed(self, event: PollCard.Dismissed) -> None:
+        event.stop()
+        view = self._view_for(event.room)
+        view.poll_hidden = event.poll_id
+        self.composer.focus_input()
+        if view is self._current:
+            self._show_classroom()
+
     def action_focus_poll(self) -> None:
         """Alt+V: to the poll card, where 1-9 vote (Esc comes back)."""
         if self.poll_card.display:
@@ -488,7 +499,10 @@ class RoomScreen(KeysInLanguage, Screen[None]):
         panel.show(view.queue if view.operator and view.joined else ())
         panel.display = bool(panel.entries)
         self.set_class(panel.display, "-queue-open")
-        self.poll_card.show(view.poll if view.joined else None, operator=view.operator)
+        poll = view.poll if view.joined else None
+        if poll is not None and poll.closed and poll.poll_id == view.poll_hidden:
+            poll = None  # its results hidden by the user (x); the log keeps them
+        self.poll_card.show(poll, operator=view.operator)
         self.status.hand = view.hand if view.joined else ""
         self._show_quiet()
 

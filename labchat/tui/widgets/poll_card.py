@@ -3,8 +3,8 @@
 Everyone sees the question and the numbered options; while the card has the focus (Tab, or a click)
 the keys 1-9 vote, and a vote can be changed while the poll is open. Operators see the tally grow,
 with a bar per option and, unless the poll is anonymous, who chose it. Once closed, everyone sees the
-results. The card does not talk to the server: it posts `Voted`, and the room screen types
-`/vote N` for it, as the user could.
+results until they hide them (x on the card; the log keeps the result line). The card does not talk
+to the server: it posts `Voted`, and the room screen types `/vote N` for it, as the user could.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class PollCard(Static, can_focus=True):
             Binding(str(n), f"vote({n})", numbered(N_("Vote {n}"), n), show=False, priority=True)
             for n in range(1, 10)
         ),
+        Binding("x", "dismiss", N_("Hide the results"), show=False, priority=True),
         Binding("escape", "leave", N_("Back to typing")),
     ]
 
@@ -58,6 +59,13 @@ class PollCard(Static, can_focus=True):
         room: str
         poll_id: int
         choice: int
+
+    @dataclass
+    class Dismissed(Message):
+        """The user hid the results of closed poll `poll_id` in `room`."""
+
+        room: str
+        poll_id: int
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__("", id=id, classes=classes)
@@ -101,6 +109,14 @@ class PollCard(Static, can_focus=True):
             self.app.bell()
             return
         self.post_message(self.Voted(poll.room, poll.poll_id, choice))
+
+    def action_dismiss(self) -> None:
+        """x: hide a closed poll's results (an open poll stays: it still wants votes)."""
+        poll = self.poll
+        if poll is None or not poll.closed:
+            self.app.bell()
+            return
+        self.post_message(self.Dismissed(poll.room, poll.poll_id))
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"poll-card--{name}", partial=True)
@@ -161,7 +177,11 @@ class PollCard(Static, can_focus=True):
             else ""
         )
         if poll.closed:
-            return voted or _("closed")
+            if self.has_focus:
+                hide = _("x hides the results · Esc back to typing")
+            else:
+                hide = _("Alt+V then x hides them")
+            return f"{voted or _('closed')} · {hide}"
         last = len(poll.options)
         keys = f"1-{last}" if self.has_focus else _("Alt+V then 1-{last}").format(last=last)
         if poll.your_choice:
