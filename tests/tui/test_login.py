@@ -245,14 +245,19 @@ async def test_escape_gives_up_connecting(tmp_path: Path) -> None:
             assert app.focused is not None and app.focused.id == "password"
 
 
+async def asked_to_create(pilot, app, user: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    """Log in as a name the server does not know, until the screen offers to create it."""
+    await fill_login(pilot, user, password)
+    login = app.login_screen
+    assert login is not None
+    await wait_until(pilot, lambda: login.query_one("#create").display)
+
+
 async def test_a_new_name_is_created_only_after_the_user_says_so(server: RelayServer, tmp_path: Path) -> None:
     bob = await connect(server, "bob", tmp_path=tmp_path)
     app = app_for(server, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await fill_login(pilot, "newbie", "secret")
-        login = app.login_screen
-        assert login is not None
-        await wait_until(pilot, lambda: login.query_one("#create").display)
+        await asked_to_create(pilot, app, "newbie", "secret")
         assert "No account 'newbie' here yet: create it" in status_text(app)
         assert app.focused is not None and app.focused.id == "create"
         assert not bob.of(ev.UserJoined)  # nothing was created, nobody saw anything
@@ -267,10 +272,7 @@ async def test_a_new_account_with_a_too_short_password_is_refused_before_anythin
 ) -> None:
     app = app_for(server, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await fill_login(pilot, "newbie", "pw")
-        login = app.login_screen
-        assert login is not None
-        await wait_until(pilot, lambda: login.query_one("#create").display)
+        await asked_to_create(pilot, app, "newbie", "pw")
         await pilot.press("enter")  # "create it"
         text = await wait_for_error(pilot, app)
         assert "New accounts need a password of at least 4 characters." in text
