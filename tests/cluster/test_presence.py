@@ -94,9 +94,16 @@ async def test_people_on_the_other_relay_are_listed_and_come_and_go(
         await alice.wait_for(ev.UserJoined, lambda e: e.user == "bob")
         alice.client.submit("/who")
         await alice.wait_for(ev.PresenceUpdated, lambda e: e.requested and set(e.users) == {"alice", "bob"})
-        # bob logged in after alice: his PRESENCE at login lists her, from the bucket, with her seat
-        listed = await bob.wait_for(ev.PresenceUpdated, lambda e: set(e.users) == {"alice", "bob"})
-        assert listed.seats.get("alice") == alice.client.seat
+        # bob logged in after alice: relay B lists her from the bucket, in his PRESENCE at login or,
+        # when B's watch had not yet delivered her entry then, as a JOINED just after (the bucket is
+        # read asynchronously; either way bob learns of her without asking)
+        await bob.wait_until(
+            lambda: any("alice" in e.users for e in bob.of(ev.PresenceUpdated))
+            or any(e.user == "alice" for e in bob.of(ev.UserJoined))
+        )
+        bob.client.submit("/who")
+        listed = await bob.wait_for(ev.PresenceUpdated, lambda e: e.requested and set(e.users) == {"alice", "bob"})
+        assert listed.seats.get("alice") == alice.client.seat  # her seat came through the bucket
         # the room itself is shared too (the bridge): one line each way
         alice.client.submit("hello from relay A")
         await bob.wait_for(ev.MessageReceived, lambda e: e.text == "hello from relay A")
