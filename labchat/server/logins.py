@@ -224,15 +224,26 @@ class Logins:
             return
         self._logged_in(sess, login, salt, registered=registered, now=now)
 
-    def registration_done(self, check: PasswordCheck, created: bool, now: float) -> None:
-        """Cluster mode: the accounts bucket took the new account (`created`), or another relay
-        registered the name a moment before; that login wins and this one fails cleanly."""
+    def registration_done(
+        self, check: PasswordCheck, created: bool, now: float, *, matched: bool | None = None
+    ) -> None:
+        """Cluster mode: the accounts bucket took the new account (`created`), or the name has an
+        account already (made a moment ago on another relay; 22.4). Then `matched` says whether the
+        password is that account's (a login, not a registration), or is None when the account could
+        not be read back: the login fails cleanly and the next one finds it."""
         self.relay._now = now
         sess = self.relay.sessions.get(check.session_id)
         if sess is None or not sess.login_pending:
             return
         sess.login_pending = False
         login = check.login
+        if not created and matched is not None:
+            if not matched:
+                self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD, "Invalid password", now)
+                return
+            record = self.relay.store.password_record(login.user)
+            self._logged_in(sess, login, record[0] if record else b"", registered=False, now=now)
+            return
         if not created or check.new_hash is None:
             self._login_failed(
                 sess, login, ErrorCode.NAME_IN_USE,

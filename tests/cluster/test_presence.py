@@ -102,7 +102,9 @@ async def test_people_on_the_other_relay_are_listed_and_come_and_go(
             or any(e.user == "alice" for e in bob.of(ev.UserJoined))
         )
         bob.client.submit("/who")
-        listed = await bob.wait_for(ev.PresenceUpdated, lambda e: e.requested and set(e.users) == {"alice", "bob"})
+        listed = await bob.wait_for(
+            ev.PresenceUpdated, lambda e: e.requested and set(e.users) == {"alice", "bob"}
+        )
         assert listed.seats.get("alice") == alice.client.seat  # her seat came through the bucket
         # the room itself is shared too (the bridge): one line each way
         alice.client.submit("hello from relay A")
@@ -158,6 +160,30 @@ async def test_an_account_made_on_one_relay_logs_in_on_the_other(
     refused = await wrong.wait_for(ev.LoginRefused)
     assert refused.code == ErrorCode.INVALID_PASSWORD
     await wrong.close()
+
+
+async def test_a_login_on_a_relay_whose_copy_of_the_account_is_late_is_checked_against_the_bucket(
+    two_relays: tuple[ClusterRelay, ClusterRelay], tmp_path: Path
+) -> None:
+    """Relay B has not copied carol's new account yet (its watch is stopped here, as if late):
+    her login there looks like a registration, loses the bucket's compare-and-set, and is then
+    checked against the account that won, so the right password logs in and a wrong one is
+    refused, never "registered a moment ago"."""
+    a, b = two_relays
+    await b.people.accounts.close()  # B's copy of the bucket stops here
+    carol = await connect(a.server, "carol", "carol-secret", tmp_path=tmp_path)
+    assert (await carol.wait_for(ev.LoggedIn)).registered
+    await carol.close()
+    assert b.server.relay.store.get_account("carol") is None
+    wrong = await connect(b.server, "carol", "not-her-password", tmp_path=tmp_path / "w", login=False)
+    refused = await wrong.wait_for(ev.LoginRefused)
+    assert refused.code == ErrorCode.INVALID_PASSWORD
+    await wrong.close()
+    again = await connect(b.server, "carol", "carol-secret", tmp_path=tmp_path / "b", login=False)
+    logged = await again.wait_for(ev.LoggedIn)
+    assert not logged.registered and logged.user == "carol"
+    await again.close()
+    assert b.server.relay.store.get_account("carol") is not None  # copied on the way
 
 
 async def test_two_relays_registering_one_name_at_once_make_one_account(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
 import time
@@ -233,11 +234,38 @@ class AccountMirror:
             except Exception:  # whatever it was, the login is answered (refused), never left waiting
                 log.exception("registration of %s", record.name)
                 break
+        existing: AccountValue | None = None
         if created:
+            existing = record
+        else:
+            existing = await self._taken_by(record.name)
+        if existing is not None:
             # In the local database before the login completes (the watch brings it too; idempotent).
-            scrypt = (record.n, record.r, record.p)
+            scrypt = (existing.n, existing.r, existing.p)
             self.store.mirror_account(
-                record.name, record.salt, record.digest, scrypt, False, record.created_ms
+                existing.name, existing.salt, existing.digest, scrypt, existing.admin, existing.created_ms
             )
-        self.relay.logins.registration_done(check, created, self.clock())
+        matched: bool | None = None  # not created: was the password the existing account's?
+        if not created and existing is not None:
+            matched = await asyncio.to_thread(_password_matches, check.login.password, existing)
+        self.relay.logins.registration_done(check, created, self.clock(), matched=matched)
         self.flush()
+
+    async def _taken_by(self, name: str) -> AccountValue | None:
+        """The account that holds `name` in the bucket when our `create` lost (made a moment ago on
+        another relay, its copy not here yet); None when the cluster cannot give it back now."""
+        try:
+            found = await self.accounts.get(name)
+        except CodecError as exc:
+            log.warning("account %s not readable: %s", name, exc)
+            return None
+        except Exception as exc:  # the cluster is busy or gone: the login fails cleanly (NAME_IN_USE)
+            log.info("account %s not read back: %s", name, type(exc).__name__)
+            return None
+        return found[0] if found is not None else None
+
+
+def _password_matches(password: str, account: AccountValue) -> bool:
+    """scrypt of `password` with the account's parameters against its digest (run off the loop)."""
+    digest = hash_password(password, account.salt, account.n, account.r, account.p)
+    return hmac.compare_digest(digest, account.digest)
