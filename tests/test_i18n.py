@@ -272,13 +272,15 @@ def test_room_news_in_indonesian() -> None:
     from labchat.protocol.messages import Action
 
     mute = ev.RoomEvent("cs101", 0.0, Action.MUTE, "guru", "budi", 10, "berisik", "server words")
-    hand = ev.RoomEvent("cs101", 0.0, Action.HAND_RAISED, "", "budi", 3, "segfault", "")
+    hand = ev.RoomEvent("cs101", 0.0, Action.HAND_RAISED, "budi", "budi", 3, "segfault", "")
+    moved = ev.RoomEvent("cs101", 0.0, Action.HAND_RAISED, "", "budi", 2, "segfault", "")
     english = room_news.describe(mute)
     assert english == "budi was muted for 10 min by guru: berisik"
     i18n.set_language("id")
     assert room_news.describe(mute) == "budi dibisukan selama 10 menit oleh guru: berisik"
     assert room_news.describe(hand) == "budi mengangkat tangan (urutan ke-3 dalam antrean): segfault"
     assert room_news.describe(hand, me="budi") == "Anda urutan ke-3 dalam antrean"
+    assert room_news.describe(moved, me="budi") == "Anda maju: urutan ke-2 dalam antrean"
     # The --json words never change with the language.
     assert room_news.action_word(Action.MUTE) == "mute"
     assert room_news.mode_words(0xFF)[:2] == ["private", "moderated"]

@@ -172,6 +172,8 @@ def _hand(event: ev.RoomEvent, me: str | None) -> str:
     if event.action == m.Action.HAND_RAISED:
         place = ordinal(event.minutes) if event.minutes > 0 else ""
         if mine:
+            if place and not actor:  # someone ahead went: the server tells us our new place (20.3)
+                return _("you moved up: {place} in the queue").format(place=place)
             return _("you are {place} in the queue").format(place=place) if place else _("your hand is up")
         if place:
             line = _("{target} raised a hand ({place} in the queue)").format(target=target, place=place)

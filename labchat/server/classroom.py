@@ -239,6 +239,17 @@ class Classroom:
         self._hand_news(
             room, student, m.Action.HAND_LOWERED, by, done.item.user, 0, done.item.question, now_ms
         )
+        # Everyone waiting behind it moved up: each is told its new place, alone (20.3).
+        for place, item in self.queue(room.name).moved_up(done):
+            waiting = self.relay.online_by_key.get(item.key)
+            if waiting is None or not waiting.classroom or room.name not in waiting.rooms:
+                continue
+            text = describe(m.Action.HAND_RAISED, "", item.user, place, item.question)
+            news = m.RoomEvent(
+                room.name, now_ms, m.Action.HAND_RAISED, "", item.user, place, item.question, text
+            )
+            waiting.link.send(m.Kind.ROOM_EVENT, encode_message(news))
+            self.relay._dirty.add(waiting)
 
     def _hand_news(
         self, room: Room, student: Session | None, action: m.Action, actor: str, target: str, minutes: int,

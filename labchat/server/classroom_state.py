@@ -42,6 +42,8 @@ class DoneItem:
     item: QueueItem
     done_ms: int
     done_by: str
+    #: The 1-based place it had: the entries from there on have moved up one (20.3).
+    place: int = 0
 
 
 class QueueFull(Exception):
@@ -86,11 +88,16 @@ class HelpQueue:
 
     def remove(self, user: str, by: str, now_ms: int) -> DoneItem | None:
         """`user`'s hand goes down (its own HAND 0, or an operator's DONE); None if it had none."""
-        item = self.find(user)
-        if item is None:
+        place = self.position(user)
+        if not place:
             return None
-        self.items.remove(item)
-        return DoneItem(item, now_ms, by)
+        item = self.items.pop(place - 1)
+        return DoneItem(item, now_ms, by, place)
+
+    def moved_up(self, done: DoneItem) -> list[tuple[int, QueueItem]]:
+        """The entries not yet taken that moved up when `done` left, with their new 1-based places."""
+        behind = range(max(done.place - 1, 0), len(self.items))
+        return [(i + 1, self.items[i]) for i in behind if not self.items[i].taken_by]
 
     def entries(self, room: str) -> list[m.QueueEntry]:
         """The whole queue as QUEUE_ENTRY messages; an empty queue is one entry with `count` 0."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from labchat.client import room_news
 from labchat.client.core import ChatClient
 from labchat.client.known_servers import KnownServers
 from labchat.protocol import events as ev
@@ -84,6 +85,9 @@ async def test_seats_in_who_and_a_hand_through_the_queue(server: RelayServer, tm
     teacher.client.submit("/done budi")
     lowered = await budi.wait_for(ev.RoomEvent, lambda e: e.action == m.Action.HAND_LOWERED)
     assert lowered.actor == "teacher"
+    # ani was behind budi: she is told her new place, in her own words
+    up = await ani.wait_for(ev.RoomEvent, lambda e: e.action == m.Action.HAND_RAISED and not e.actor)
+    assert up.minutes == 1 and room_news.describe(up, me="ani") == "you moved up: 1st in the queue"
     ani.client.submit("/hand down")
     await teacher.wait_for(ev.QueueUpdated, lambda e: not e.entries)
     assert teacher.client.submit("/queue").local_lines == ("the help queue of #cs101 is empty",)

@@ -32,6 +32,7 @@ def news(action: int, actor: str = "teacher", target: str = "budi", minutes: int
     [
         (news(A.HAND_RAISED, "budi", minutes=3, me="budi"), "you are 3rd in the queue"),
         (news(A.HAND_RAISED, "budi", minutes=1, me="BUDI"), "you are 1st in the queue"),
+        (news(A.HAND_RAISED, "", minutes=1, me="budi"), "you moved up: 1st in the queue"),
         (news(A.HAND_RAISED, "budi", minutes=12, value="segfault", me="teacher"),
          "budi raised a hand (12th in the queue): segfault"),
         (news(A.HAND_RAISED, "budi", minutes=2), "budi raised a hand (2nd in the queue)"),

@@ -100,6 +100,26 @@ def test_help_queue_order_events_and_who_sees_what(tmp_path: Path) -> None:
     assert teacher.of(m.QueueEntry)[-1] == m.QueueEntry("cs101", 0, 0)
 
 
+def test_students_behind_a_hand_that_goes_down_are_told_their_new_place_alone(tmp_path: Path) -> None:
+    _net, (teacher, budi, cid, dewi, eko) = classroom(tmp_path, "teacher", "budi", "cid", "dewi", "eko")
+    for student in (budi, cid, dewi):
+        assert student.request(m.Hand, "cs101", 1, f"{student.user}'s question").code == 0
+    assert teacher.request(m.QueueTake, "cs101", m.QUEUE_NEXT, "").code == 0  # budi: teacher comes
+    before = {p.user: len(p.of(m.RoomEvent)) for p in (teacher, budi, cid, dewi, eko)}
+    assert teacher.request(m.QueueTake, "cs101", m.QUEUE_DONE, "budi").code == 0
+    moved = [e for e in cid.of(m.RoomEvent)[before["cid"]:] if e.action == A.HAND_RAISED]
+    assert [(e.actor, e.target, e.minutes, e.value) for e in moved] == [("", "cid", 1, "cid's question")]
+    moved = [e for e in dewi.of(m.RoomEvent)[before["dewi"]:] if e.action == A.HAND_RAISED]
+    assert [(e.target, e.minutes) for e in moved] == [("dewi", 2)]
+    # the operators read it in the new queue; the classmates hear nothing
+    assert [e.action for e in teacher.of(m.RoomEvent)[before["teacher"]:]] == [A.HAND_LOWERED]
+    assert len(eko.of(m.RoomEvent)) == before["eko"]
+    assert [u for u, *_ in queue_of(teacher)] == ["cid", "dewi"]
+    # cid lowers its own hand: dewi is first now
+    assert cid.request(m.Hand, "cs101", 0, "").code == 0
+    assert (dewi.last(m.RoomEvent).action, dewi.last(m.RoomEvent).minutes) == (A.HAND_RAISED, 1)
+
+
 def test_an_operator_gets_the_queue_on_joining_and_it_survives_a_restart(tmp_path: Path) -> None:
     net, (teacher, budi, cid) = classroom(tmp_path, "teacher", "budi", "cid")
     assert budi.request(m.Hand, "cs101", 1, "help").code == 0

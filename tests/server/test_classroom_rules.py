@@ -66,6 +66,20 @@ def test_queue_keeps_order_a_re_raised_hand_keeps_its_place_and_next_skips_taken
     assert HelpQueue().entries("cs101") == [m.QueueEntry("cs101", 0, 0)]
 
 
+def test_those_behind_a_hand_that_goes_down_move_up_and_a_taken_one_is_not_told() -> None:
+    q = HelpQueue()
+    for i, name in enumerate(["budi", "cid", "dewi", "eko"]):
+        q.raise_hand(name, "", f"q{i}", T0 + i)
+    assert q.take_next("teacher", T0 + 10) is not None  # budi taken
+    assert q.take_next("teacher", T0 + 11) is not None  # cid taken
+    done = q.remove("budi", "teacher", T0 + 20)
+    assert done is not None and done.place == 1
+    # cid (taken: someone is on the way) is not told; dewi and eko are, with their new places
+    assert [(place, item.user) for place, item in q.moved_up(done)] == [(2, "dewi"), (3, "eko")]
+    last = q.remove("eko", "eko", T0 + 30)
+    assert last is not None and last.place == 3 and q.moved_up(last) == []  # nobody behind
+
+
 def test_queue_is_bounded_but_a_member_in_it_may_still_change_its_question() -> None:
     q = HelpQueue(limit=2)
     q.raise_hand("a", "", "", T0)
