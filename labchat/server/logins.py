@@ -40,8 +40,9 @@ class Logins:
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
 
-    def _on_login(self, sess: Session, login: m.Login, now: float) -> None:
-        """docs/protocol.md 8.2 in order: room, ticket, unknown name, throttle and queue."""
+    def _on_login(self, sess: Session, login: m.Login, now: float, *, looked_up: bool = False) -> None:
+        """docs/protocol.md 8.2 in order: room, ticket, unknown name, throttle and queue.
+        `looked_up`: in a cluster, the accounts bucket has been read for this name already."""
         if sess.user is not None or sess.login_pending:
             return
         if self.relay.shutting_down:
@@ -52,6 +53,14 @@ class Logins:
             self._login_failed(sess, login, ErrorCode.NO_SUCH_ROOM, f"no room named {login.room}", now)
             return
         record = self.relay.store.password_record(login.user)
+        if record is None and self.relay.cluster is not None and not looked_up:
+            # An account made a moment ago on another relay may not be copied here yet (22.4):
+            # the bucket is read first, so that it is not taken for a new name.
+            # The session stays under the pre-login bounds (16 per host, 10 s): a flood of unknown
+            # names costs at most that many bucket reads at once, each bounded in time.
+            sess.login_pending = True
+            self.relay.cluster.look_up(sess.sid, login)
+            return
         if login.ticket:
             salt = record[0] if record is not None else b""
             if record is None:
@@ -223,6 +232,16 @@ class Logins:
             self._login_failed(sess, login, ErrorCode.INVALID_PASSWORD, "Invalid password", now)
             return
         self._logged_in(sess, login, salt, registered=registered, now=now)
+
+    def account_looked_up(self, session_id: bytes, login: m.Login, now: float) -> None:
+        """Cluster mode: the bucket has been read for `login`'s name (and its account, if it has one,
+        copied into the store): the login goes on as if the copy had always been here."""
+        self.relay._now = now
+        sess = self.relay.sessions.get(session_id)
+        if sess is None or not sess.login_pending or sess.user is not None:
+            return
+        sess.login_pending = False
+        self._on_login(sess, login, now, looked_up=True)
 
     def registration_done(
         self, check: PasswordCheck, created: bool, now: float, *, matched: bool | None = None

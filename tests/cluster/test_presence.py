@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from labchat.client.core import ChatClient
+from labchat.client.known_servers import KnownServers
 from labchat.protocol import events as ev
 from labchat.protocol.channel import ServerChannel
 from labchat.protocol.errors import ErrorCode
@@ -27,7 +29,7 @@ from labchat.server.relay import Relay, RelayConfig
 from labchat.server.store import Store
 from labchat.server.tickets import TicketBook, derive_ticket_key
 from labchat.server.transport import RelayServer, serve
-from tests.helpers import TEST_SCRYPT_N, connect
+from tests.helpers import TEST_SCRYPT_N, ClientUnderTest, connect
 from tests.nats_cluster import NatsCluster
 
 
@@ -163,27 +165,40 @@ async def test_an_account_made_on_one_relay_logs_in_on_the_other(
 
 
 async def test_a_login_on_a_relay_whose_copy_of_the_account_is_late_is_checked_against_the_bucket(
-    two_relays: tuple[ClusterRelay, ClusterRelay], tmp_path: Path
+    tmp_path: Path, nats_cluster: NatsCluster
 ) -> None:
-    """Relay B has not copied carol's new account yet (its watch is stopped here, as if late):
-    her login there looks like a registration, loses the bucket's compare-and-set, and is then
-    checked against the account that won, so the right password logs in and a wrong one is
-    refused, never "registered a moment ago"."""
-    a, b = two_relays
-    await b.people.accounts.close()  # B's copy of the bucket stops here
-    carol = await connect(a.server, "carol", "carol-secret", tmp_path=tmp_path)
-    assert (await carol.wait_for(ev.LoggedIn)).registered
-    await carol.close()
-    assert b.server.relay.store.get_account("carol") is None
-    wrong = await connect(b.server, "carol", "not-her-password", tmp_path=tmp_path / "w", login=False)
-    refused = await wrong.wait_for(ev.LoginRefused)
-    assert refused.code == ErrorCode.INVALID_PASSWORD
-    await wrong.close()
-    again = await connect(b.server, "carol", "carol-secret", tmp_path=tmp_path / "b", login=False)
-    logged = await again.wait_for(ev.LoggedIn)
-    assert not logged.registered and logged.user == "carol"
-    await again.close()
-    assert b.server.relay.store.get_account("carol") is not None  # copied on the way
+    """Relay B (registration closed there) has not copied carol's new account yet: its watch is
+    stopped here, as if late. Her logins there read the bucket first, so they are what they would be
+    with the copy: the right password logs in, as the app's login (no registering) or a plain one,
+    and a wrong one is refused; never "registration is closed" or "no such account"."""
+    a = await start_relay(tmp_path, nats_cluster, "a")
+    b = await start_relay(tmp_path, nats_cluster, "b", registration_open=False)
+    try:
+        await b.people.accounts.close()  # B's copy of the bucket stops here
+        carol = await connect(a.server, "carol", "carol-secret", tmp_path=tmp_path)
+        assert (await carol.wait_for(ev.LoggedIn)).registered
+        await carol.close()
+        assert b.server.relay.store.get_account("carol") is None
+        wrong = await connect(b.server, "carol", "not-her-password", tmp_path=tmp_path / "w", login=False)
+        assert (await wrong.wait_for(ev.LoginRefused)).code == ErrorCode.INVALID_PASSWORD
+        await wrong.close()
+        host, port = b.server.address
+        app_login = ChatClient(
+            host, port, "carol", "carol-secret", known_servers=KnownServers(tmp_path / "known-app"),
+            register=False,
+        )  # fmt: skip
+        again = await ClientUnderTest(app_login).start()
+        logged = await again.wait_for(ev.LoggedIn, timeout=15)
+        assert not logged.registered and logged.user == "carol"
+        await again.close()
+        assert b.server.relay.store.get_account("carol") is not None  # copied on the way
+        # a name nobody has is still refused as B refuses new names
+        dave = await connect(b.server, "dave", "dave-secret", tmp_path=tmp_path / "d", login=False)
+        assert (await dave.wait_for(ev.LoginRefused)).code == ErrorCode.REGISTRATION_CLOSED
+        await dave.close()
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_two_relays_registering_one_name_at_once_make_one_account(

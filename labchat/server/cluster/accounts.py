@@ -30,6 +30,7 @@ import nats.js.errors
 from nats.js.kv import KeyValue
 
 from ...protocol import messages as m
+from ...protocol.messages import Login
 from ..accounts import PasswordCheck
 from ..relay import Relay
 from ..store import SCRYPT_P, SCRYPT_R, Store, StoreError, hash_password
@@ -54,6 +55,9 @@ def checked_account(data: bytes) -> AccountValue:
         raise CodecError("not a labchat account (field out of range)")
     return account
 
+
+#: How long a login waits for the bucket's answer about a name this relay has no account for.
+LOOKUP_TIMEOUT_S = 2.0
 
 #: How long `labchat-admin --cluster` retries what a loaded or electing cluster did not answer.
 ADMIN_DEADLINE_S = 15.0
@@ -234,35 +238,60 @@ class AccountMirror:
             except Exception:  # whatever it was, the login is answered (refused), never left waiting
                 log.exception("registration of %s", record.name)
                 break
-        existing: AccountValue | None = None
-        if created:
-            existing = record
-        else:
-            existing = await self._taken_by(record.name)
+        existing = record if created else await self._read(record.name)
         if existing is not None:
-            # In the local database before the login completes (the watch brings it too; idempotent).
-            scrypt = (existing.n, existing.r, existing.p)
-            self.store.mirror_account(
-                existing.name, existing.salt, existing.digest, scrypt, existing.admin, existing.created_ms
-            )
+            self._copy(existing)  # before the login completes (the watch brings it too; idempotent)
         matched: bool | None = None  # not created: was the password the existing account's?
         if not created and existing is not None:
             matched = await asyncio.to_thread(_password_matches, check.login.password, existing)
         self.relay.logins.registration_done(check, created, self.clock(), matched=matched)
         self.flush()
 
-    async def _taken_by(self, name: str) -> AccountValue | None:
-        """The account that holds `name` in the bucket when our `create` lost (made a moment ago on
-        another relay, its copy not here yet); None when the cluster cannot give it back now."""
+    def look_up(self, lookups: list[tuple[bytes, Login]]) -> None:
+        """Read each login's name from the bucket, copy its account here if it has one, then let the
+        login go on (`Logins.account_looked_up`): an account made a moment ago on another relay is
+        not taken for a new name because the watch has not brought it yet (22.4)."""
+        for session_id, login in lookups:
+            task = asyncio.create_task(self._look_up(session_id, login))
+            self._claims.add(task)
+            task.add_done_callback(self._claims.discard)
+
+    async def _look_up(self, session_id: bytes, login: Login) -> None:
         try:
-            found = await self.accounts.get(name)
+            found = await self._read(login.user)
+        except Exception:  # a bug, not the cluster: the login is still answered, never left waiting
+            log.exception("account look-up of %s", login.user)
+            found = None
+        if found is not None and self.store.get_account(login.user) is None:
+            self._copy(found)
+        self.relay.logins.account_looked_up(session_id, login, self.clock())
+        self.flush()
+
+    async def _read(self, name: str) -> AccountValue | None:
+        """`name`'s account in the bucket, read now (not waiting for the watch); None when it has
+        none, or when the cluster cannot say within `LOOKUP_TIMEOUT_S` (the login then goes on as
+        with no account: a registration claims the name, and that fails cleanly if it is taken)."""
+        try:
+            entry = await asyncio.wait_for(self.accounts.kv.get(token(name)), LOOKUP_TIMEOUT_S)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return None
+        except (TimeoutError, *TRANSIENT) as exc:
+            log.info("account %s not read from the cluster: %s", name, type(exc).__name__)
+            return None
+        if entry.value is None or entry.operation is not None:
+            return None
+        try:
+            account = checked_account(entry.value)
         except CodecError as exc:
-            log.warning("account %s not readable: %s", name, exc)
+            log.warning("account entry for %s skipped: %s", name, exc)
             return None
-        except Exception as exc:  # the cluster is busy or gone: the login fails cleanly (NAME_IN_USE)
-            log.info("account %s not read back: %s", name, type(exc).__name__)
-            return None
-        return found[0] if found is not None else None
+        return account if m.name_key(account.name) == m.name_key(name) else None
+
+    def _copy(self, account: AccountValue) -> None:
+        scrypt = (account.n, account.r, account.p)
+        self.store.mirror_account(
+            account.name, account.salt, account.digest, scrypt, account.admin, account.created_ms
+        )
 
 
 def _password_matches(password: str, account: AccountValue) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ...protocol.messages import Login
 from ..accounts import PasswordCheck
 from ..store import RoomRecord
 
@@ -97,6 +98,10 @@ class Exchange:
     presence: set[str] = field(default_factory=set)
     #: New accounts to claim in the accounts bucket before their login completes.
     registrations: list[PasswordCheck] = field(default_factory=list)
+    #: Logins of a name this relay has no account for: (session id, LOGIN). The bucket is read
+    #: first, because an account made a moment ago on another relay may not have been copied here
+    #: yet (22.4); `Logins.account_looked_up` goes on.
+    lookups: list[tuple[bytes, Login]] = field(default_factory=list)
     #: Private messages for users not on this relay.
     privates: list[OutgoingPrivate] = field(default_factory=list)
     #: (sender key, msg_id) of private messages sent and not answered yet: a resend meanwhile (a
@@ -119,6 +124,10 @@ class Exchange:
 
     def register(self, check: PasswordCheck) -> None:
         self.registrations.append(check)
+        self.wake()
+
+    def look_up(self, session_id: bytes, login: Login) -> None:
+        self.lookups.append((session_id, login))
         self.wake()
 
     def send_private(self, private: OutgoingPrivate) -> None:

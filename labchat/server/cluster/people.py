@@ -178,6 +178,7 @@ class ClusterPeople:
         ex = self.exchange
         keys, ex.presence = ex.presence, set()
         registrations, ex.registrations = ex.registrations, []
+        lookups, ex.lookups = ex.lookups, []
         privates, ex.privates = ex.privates, []
         held, ex.held_wanted = ex.held_wanted, []
         moderation, ex.moderation = ex.moderation, []
@@ -186,6 +187,8 @@ class ClusterPeople:
             self.rooms.send(rooms)
         if moderation:
             self.moderation.send(moderation)
+        if lookups:
+            self.accounts.look_up(lookups)
         if registrations:
             self.accounts.register(registrations)
         if keys:
