@@ -75,11 +75,8 @@ class PrivateMessages:
         """A private message for a user not on this relay: the relay holding the user delivers it,
         or the cluster holds it; the sender hears ACCEPTED from `remote_done` once either is done."""
         assert sess.user is not None and self.relay.cluster is not None
-        key = m.name_key(message.to)
-        if key not in self.relay.cluster.remote and self.relay.store.get_account(message.to) is None:
-            text = f"{message.to} is not online"
-            self.relay._send(sess, m.Rejected(message.msg_id, ErrorCode.NO_SUCH_USER, 0, text))
-            return
+        # A name with no account here may have signed up a moment ago on another relay: the
+        # cluster side looks it up before it holds the message, and answers "unknown" if not (22.4).
         in_flight = (m.name_key(sess.user), message.msg_id)
         if in_flight in self.relay.cluster.privates_in_flight:
             return  # a resend of one on its way: its answer (or the next resend) confirms it
@@ -92,7 +89,8 @@ class PrivateMessages:
     def remote_done(self, private: OutgoingPrivate, outcome: str, detail: str, now: float) -> None:
         """What became of a private message sent through the cluster. `outcome`: "delivered"
         (`detail`: the recipient's away reason, "" if not away), "held" (`detail`: the recipient's
-        name), "full" (held too many already), "unavailable" (NATS did not answer in time)."""
+        name), "full" (held too many already), "unavailable" (NATS did not answer in time), "unknown"
+        (online nowhere and no account anywhere in the cluster)."""
         self.relay._now = now
         msg_id, sender_key = private.msg_id, m.name_key(private.sender)
         if self.relay.cluster is not None:
@@ -107,6 +105,10 @@ class PrivateMessages:
             code = ErrorCode.CLUSTER_UNAVAILABLE if sess.caps & m.CAP_FAILOVER else ErrorCode.RATE_LIMITED
             text = "messages cannot be delivered now: the cluster is unreachable; retrying"
             self.relay._send(sess, m.Rejected(msg_id, code, 1000, text))
+            return
+        if outcome == "unknown":
+            text = f"{private.to} is not online"
+            self.relay._send(sess, m.Rejected(msg_id, ErrorCode.NO_SUCH_USER, 0, text))
             return
         if outcome == "full":
             text = f"{detail} is offline and has too many messages waiting"

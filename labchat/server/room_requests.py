@@ -370,15 +370,21 @@ class RoomRequests:
         target = self.relay.online_by_key.get(tkey)
         account = self.relay.store.get_account(req.user)
         remote = self.relay.cluster.remote.get(tkey) if self.relay.cluster is not None else None
-        remote_guest = remote is not None and bool(remote.flags & m.MEMBER_GUEST)
-        if account is None and (target is None or not target.guest) and not remote_guest:
+        # Someone listed on another relay exists, even before its account's copy reaches this relay
+        # (it signed up a moment ago there, 22.4); its guest and admin bits come with the listing.
+        if account is None and (target is None or not target.guest) and remote is None:
             self._done(sess, req.request_id, ErrorCode.NO_SUCH_USER, f"no user named {req.user}")
             return
-        tname = account.name if account is not None else req.user
+        tname = account.name if account is not None else remote.name if remote is not None else req.user
         if target is not None and target.user is not None:
             tname = target.user
-        t_admin = target.admin if target is not None else self.relay.store.is_admin(tname)
-        t_role = room.role_of(tkey, admin=t_admin, guest=account is None)
+        if target is not None:
+            t_admin, t_guest = target.admin, target.guest
+        elif account is None and remote is not None:
+            t_admin, t_guest = bool(remote.flags & m.MEMBER_ADMIN), bool(remote.flags & m.MEMBER_GUEST)
+        else:
+            t_admin, t_guest = self.relay.store.is_admin(tname), account is None
+        t_role = room.role_of(tkey, admin=t_admin, guest=t_guest)
         if action is m.Action.KICK and tkey not in room.members and tkey not in room.remote:
             self._done(sess, req.request_id, ErrorCode.NO_SUCH_USER, f"{tname} is not in {room.name}")
             return

@@ -275,6 +275,39 @@ async def test_a_private_message_to_someone_offline_is_delivered_at_their_login_
         await alice.close()
 
 
+async def test_a_private_to_and_a_ban_of_someone_who_signed_up_a_moment_ago_elsewhere(
+    two_relays: tuple[ClusterRelay, ClusterRelay], tmp_path: Path
+) -> None:
+    """Relay A has no copy of bob's account yet (its watch is stopped here, as if late): a private
+    message to him is held for his next login, a ban of him (listed on B) holds, and a name nobody
+    has is still refused."""
+    a, b = two_relays
+    first = await connect(a.server, "alice", tmp_path=tmp_path)
+    await first.close()
+    a.server.relay.store.set_admin("alice", True)  # an operator in every room of relay A
+    await a.people.accounts.close()  # A's copy of the bucket stops here: alice stays an admin
+    bob = await connect(b.server, "bob", tmp_path=tmp_path)
+    await bob.close()
+    assert a.server.relay.store.get_account("bob") is None
+    alice = await connect(a.server, "alice", tmp_path=tmp_path / "again")
+    try:
+        alice.client.submit("/msg bob while you were out")
+        await alice.wait_for(ev.MessageDelivered, lambda e: e.to == "bob", timeout=15)
+        await alice.wait_for(ev.ServerNotice, lambda e: e.code == ErrorCode.RECIPIENT_OFFLINE)
+        alice.client.submit("/msg nobody-here hello?")
+        failed = await alice.wait_for(ev.MessageFailed, lambda e: e.to == "nobody-here", timeout=15)
+        assert "not online" in failed.reason
+        bob = await connect(b.server, "bob", tmp_path=tmp_path / "bob")
+        assert (await bob.wait_for(ev.PrivateReceived, timeout=15)).text == "while you were out"
+        await alice.wait_for(ev.UserJoined, lambda e: e.user == "bob", timeout=15)
+        alice.client.submit("/ban bob 5 spamming")
+        gone = await bob.wait_for(ev.RoomLeft, timeout=15)
+        assert (gone.code, gone.by) == (ErrorCode.BANNED, "alice")
+        await bob.close()
+    finally:
+        await alice.close()
+
+
 async def test_labchat_admin_cluster_add_then_login_on_any_relay(
     two_relays: tuple[ClusterRelay, ClusterRelay], nats_cluster: NatsCluster, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

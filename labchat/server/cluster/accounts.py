@@ -258,14 +258,18 @@ class AccountMirror:
 
     async def _look_up(self, session_id: bytes, login: Login) -> None:
         try:
-            found = await self._read(login.user)
+            await self.read(login.user)
         except Exception:  # a bug, not the cluster: the login is still answered, never left waiting
             log.exception("account look-up of %s", login.user)
-            found = None
-        if found is not None and self.store.get_account(login.user) is None:
-            self._copy(found)
         self.relay.logins.account_looked_up(session_id, login, self.clock())
         self.flush()
+
+    async def read(self, name: str) -> AccountValue | None:
+        """`name`'s account from the bucket, copied here if this relay had no copy yet (see `_read`)."""
+        found = await self._read(name)
+        if found is not None and self.store.get_account(name) is None:
+            self._copy(found)
+        return found
 
     async def _read(self, name: str) -> AccountValue | None:
         """`name`'s account in the bucket, read now (not waiting for the watch); None when it has

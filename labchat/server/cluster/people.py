@@ -133,7 +133,9 @@ class ClusterPeople:
         self.claims = SessionClaims(
             self.conn.nc, presence_kv, self.relay, self.relay_id, self.clock, self.flush
         )
-        self.privates = ClusterPrivates(self.conn, self.relay, self.clock, self.flush)
+        self.privates = ClusterPrivates(
+            self.conn, self.relay, self.clock, self.flush, account_of=self.accounts.read
+        )
         self.moderation = ModerationShare(settings_kv, self.relay, self.relay_id, self.clock, self.flush)
         self.rooms = RoomShares(settings_kv, self.relay, self.relay_id, self.clock, self.flush)
         await self.accounts.start()

@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import nats.errors
 import nats.js.errors
@@ -34,7 +34,7 @@ from nats.js.api import StorageType, StreamConfig
 from ...protocol import messages as m
 from ..privates import HELD_TTL_S, MAX_HELD_PER_USER
 from ..relay import Relay
-from .codec import CodecError
+from .codec import AccountValue, CodecError
 from .connection import TRANSIENT, ClusterConnection
 from .exchange import OutgoingPrivate
 from .names import HELD_STREAM, HELD_SUBJECTS, held_subject, msg_id_header, user_subject
@@ -84,9 +84,13 @@ class ClusterPrivates:
     """See the module docstring."""
 
     def __init__(
-        self, conn: ClusterConnection, relay: Relay, clock: Callable[[], float], flush: Callable[[], None]
-    ) -> None:
+        self, conn: ClusterConnection, relay: Relay, clock: Callable[[], float], flush: Callable[[], None],
+        account_of: Callable[[str], Awaitable[AccountValue | None]] | None = None,
+    ) -> None:  # fmt: skip
+        """`account_of`: reads a name's account from the cluster (accounts.AccountMirror.read), for
+        a recipient this relay has no copy of yet; None: this relay's copy is taken as complete."""
         self.conn = conn
+        self.account_of = account_of
         self.nc: Client = conn.nc
         self.relay = relay
         self.clock = clock
@@ -186,8 +190,15 @@ class ClusterPrivates:
         return cluster is not None and m.name_key(user) in cluster.remote
 
     async def _hold(self, private: OutgoingPrivate, payload: bytes) -> tuple[str, str]:
+        """Held for the recipient's next login, if it has an account ("unknown" if it has none,
+        as a single server refuses to hold for a name with no account, 16.2)."""
         account = self.relay.store.get_account(private.to)
         name = account.name if account is not None else private.to
+        if account is None and self.account_of is not None:
+            found = await self.account_of(private.to)  # signed up a moment ago elsewhere? (22.4)
+            if found is None:
+                return "unknown", ""
+            name = found.name
         subject = held_subject(private.to)
         deadline = time.monotonic() + STORE_DEADLINE_S
         while time.monotonic() < deadline:
