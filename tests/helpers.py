@@ -51,7 +51,7 @@ class ClientUnderTest:
         self._changed.set()
 
     async def wait_for(
-        self, kind: type[E], pred: Callable[[E], bool] = lambda e: True, timeout: float = 5.0
+        self, kind: type[E], pred: Callable[[E], bool] = lambda e: True, timeout: float = 10.0
     ) -> E:
         async def scan() -> E:
             while True:
@@ -63,7 +63,7 @@ class ClientUnderTest:
 
         return await asyncio.wait_for(scan(), timeout)
 
-    async def wait_until(self, pred: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def wait_until(self, pred: Callable[[], bool], timeout: float = 10.0) -> None:
         """Until `pred()` holds, checked after each event this client sees."""
 
         async def scan() -> None:

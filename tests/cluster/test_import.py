@@ -4,6 +4,7 @@ nothing twice; a stream with another history is refused."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -81,8 +82,8 @@ async def test_a_room_with_another_history_is_refused(nats_cluster: NatsCluster,
     export_database(tmp_path / "a.db", tmp_path / "backup.jsonl")
     conn = await ClusterConnection.connect(nats_cluster.urls)
     try:
-        await conn.ensure_room_stream("lobby")
-        await conn.js.publish(names.room_subject("lobby"), b"someone else's line")
+        # retried as a relay does, while the new stream's leader is being elected
+        await conn.publish_room("lobby", b"someone else's line", "elsewhere-1", time.monotonic() + 15)
         with pytest.raises(ClusterImportError, match="did not come from this file"):
             await import_into_cluster(conn, tmp_path / "backup.jsonl")
     finally:

@@ -154,7 +154,7 @@ async def test_an_account_made_on_one_relay_logs_in_on_the_other(
     carol = await connect(a.server, "carol", "carol-secret", tmp_path=tmp_path)
     assert (await carol.wait_for(ev.LoggedIn)).registered
     await carol.close()
-    await b.people.accounts.synced.wait()
+    # whether or not B's copy has her account yet (a login there reads the bucket if not, 22.4)
     again = await connect(b.server, "carol", "carol-secret", tmp_path=tmp_path / "b")
     assert not (await again.wait_for(ev.LoggedIn)).registered
     await again.close()
@@ -331,11 +331,16 @@ async def test_labchat_admin_cluster_add_then_login_on_any_relay(
     logged = await erin.wait_for(ev.LoggedIn)
     assert logged.user == "Erin" and not logged.registered
     await erin.close()
-    assert b.server.relay.store.is_admin("erin")
+    await b.people.accounts.wait_until(lambda: b.server.relay.store.is_admin("erin"), timeout=15)
     monkeypatch.setenv("LABCHAT_PASSWORD", "erin-new-secret")
     assert await asyncio.to_thread(admin_cli, "passwd", "erin") == 0
     capsys.readouterr()
     # the mirror follows: the new password works on the other relay too, the old one does not
+    store_a = a.server.relay.store
+    await a.people.accounts.wait_until(lambda: store_a.check_password("erin", "erin-new-secret"), timeout=15)
+    old = await connect(a.server, "erin", "erin-secret", tmp_path=tmp_path / "old", login=False)
+    assert (await old.wait_for(ev.LoginRefused)).code == ErrorCode.INVALID_PASSWORD
+    await old.close()
     again = await connect(a.server, "erin", "erin-new-secret", tmp_path=tmp_path / "a")
     await again.close()
     assert await asyncio.to_thread(admin_cli, "remove", "erin") == 0
@@ -391,11 +396,14 @@ async def test_a_ban_on_one_relay_holds_on_the_other(
     a, b = two_relays
     first = await connect(a.server, "alice", tmp_path=tmp_path)
     await first.close()
-    a.server.relay.store.set_admin("alice", True)  # an operator in every room of relay A
+    # an operator in every room: granted in the bucket (as `labchat-admin --cluster grant` does),
+    # so that A's copy of her account, arriving by its watch, says so too
+    await a.people.accounts.accounts.change("alice", lambda r: replace(r, admin=True))
+    await a.people.accounts.wait_until(lambda: a.server.relay.store.is_admin("alice"), timeout=15)
     alice = await connect(a.server, "alice", tmp_path=tmp_path / "again")
     bob = await connect(b.server, "bob", tmp_path=tmp_path)
     try:
-        await alice.wait_for(ev.UserJoined, lambda e: e.user == "bob")
+        await alice.wait_for(ev.UserJoined, lambda e: e.user == "bob", timeout=15)
         alice.client.submit("/ban bob 5 spamming")
         gone = await bob.wait_for(ev.RoomLeft)
         assert (gone.room, gone.code, gone.by) == ("lobby", ErrorCode.BANNED, "alice")
@@ -406,9 +414,12 @@ async def test_a_ban_on_one_relay_holds_on_the_other(
         assert refused.code == ErrorCode.BANNED
         assert b.server.relay.rooms["lobby"].sanction("bob", "ban", 0) is not None
         alice.client.submit("/unban bob")
-        await b.people.moderation.wait_applied(2, timeout=5)
+        await b.people.moderation.wait_applied(2, timeout=15)
+        states = len(bob.of(ev.RoomState))  # past his login's, which also says "lobby, joined"
         bob.client.submit("/join lobby")
-        await bob.wait_for(ev.RoomState, lambda e: e.room == "lobby" and e.joined)
+        await bob.wait_until(
+            lambda: any(e.room == "lobby" and e.joined for e in bob.of(ev.RoomState)[states:]), timeout=15
+        )
         joins = lambda _e: [j.user for j in alice.of(ev.UserJoined)].count("bob") == 2  # noqa: E731
         await alice.wait_for(ev.UserJoined, joins)
     finally:
@@ -425,7 +436,7 @@ async def test_a_room_made_and_set_on_one_relay_exists_alike_on_the_other(
     try:
         alice.client.submit("/join lab")
         await alice.wait_for(ev.RoomState, lambda e: e.room == "lab" and e.joined)
-        await b.people.rooms.wait_until(lambda: "lab" in b.server.relay.rooms, timeout=5)
+        await b.people.rooms.wait_until(lambda: "lab" in b.server.relay.rooms, timeout=15)
         bob.client.submit("/join lab")
         await bob.wait_for(ev.RoomState, lambda e: e.room == "lab" and e.joined)
         await alice.wait_for(ev.UserJoined, lambda e: e.room == "lab" and e.user == "bob")
@@ -436,8 +447,8 @@ async def test_a_room_made_and_set_on_one_relay_exists_alike_on_the_other(
         await bob.wait_for(ev.RoomState, lambda e: e.room == "lab" and e.topic == "Rust week")
         assert b.server.relay.rooms["lab"].roles.get("alice") == "op"
         # and a room line in it crosses relays (its stream is followed on B too)
-        bob.client.submit("/msg alice hi")
-        await alice.wait_for(ev.PrivateReceived, lambda e: e.text == "hi")
+        bob.client.submit("hi from relay B")
+        await alice.wait_for(ev.MessageReceived, lambda e: e.room == "lab" and e.text == "hi from relay B")
     finally:
         await alice.close()
         await bob.close()

@@ -6,6 +6,7 @@ RelayServers with their bridge on real UDP sockets, real ChatClients (tests/help
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
@@ -202,8 +203,10 @@ async def test_the_whole_nats_cluster_restarted_keeps_history(
         for i in range(10):
             alice.client.submit(f"before {i}")
         await bob.wait_until(lambda: len(lines_seen(bob)) >= 10, timeout=10)
-        nats_cluster.stop()  # every node at once
-        nats_cluster.start()  # the same stores
+        # every node at once, then again on the same stores; in a thread, so that the relays and the
+        # clients (on this event loop) keep running meanwhile, as they would beside a real cluster
+        await asyncio.to_thread(nats_cluster.stop)
+        await asyncio.to_thread(nats_cluster.start)
         # A relay that never saw the room reads its whole history from the restarted cluster before
         # it lets anyone in (logins wait meanwhile)...
         c = await start_relay(tmp_path / "c", nats_cluster)
@@ -237,7 +240,7 @@ async def test_nats_unreachable_refuses_then_recovers(tmp_path: Path, nats_clust
         alice.client.submit("before")
         await alice.wait_for(ev.MessageDelivered, lambda e: e.text == "before", timeout=10)
         await bob.wait_for(ev.MessageReceived, lambda e: e.text == "before", timeout=10)
-        nats_cluster.stop()
+        await asyncio.to_thread(nats_cluster.stop)  # the relays and clients run on meanwhile
         alice.client.submit("alice while the cluster is down")
         carol.client.submit("carol while the cluster is down")
         # Refused with "not now", said in words once; both clients keep the line: CLUSTER_UNAVAILABLE
@@ -248,7 +251,7 @@ async def test_nats_unreachable_refuses_then_recovers(tmp_path: Path, nats_clust
             assert not cut.of(ev.MessageFailed)
         assert a.relay.backplane is not None and a.relay.backplane.refused >= 2
         assert [e.text for e in alice.of(ev.MessageDelivered)] == ["before"]
-        nats_cluster.start()
+        await asyncio.to_thread(nats_cluster.start)
         # Back by itself: the kept lines are resent, stored once, and reach the other relay.
         for cut in (alice, carol):
             text = f"{cut.client.user} while the cluster is down"

@@ -170,6 +170,8 @@ class AccountMirror:
         self.flush = flush
         #: Set once the bucket's accounts at start are in the local database.
         self.synced = asyncio.Event()
+        #: Set after each entry the watch applied (`wait_until` waits on it).
+        self.applied_one = asyncio.Event()
         self._watcher: Any = None
         self._task: asyncio.Task[None] | None = None
         self._claims: set[asyncio.Task[None]] = set()
@@ -197,6 +199,18 @@ class AccountMirror:
                 log.warning("account %s not mirrored: %s", entry.key, exc)
             except Exception:
                 log.exception("account entry %s", entry.key)
+            self.applied_one.set()
+
+    async def wait_until(self, done: Callable[[], bool], timeout: float) -> None:
+        """Until `done()` holds, looked at after each entry the watch applied (bounded; for tests
+        and `labchat-admin`'s callers, which change the bucket and then read a relay's copy)."""
+
+        async def until() -> None:
+            while not done():
+                self.applied_one.clear()
+                await self.applied_one.wait()
+
+        await asyncio.wait_for(until(), timeout)
 
     def _apply(self, entry: KeyValue.Entry) -> None:
         try:
