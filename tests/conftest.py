@@ -5,11 +5,18 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from labchat.compile import status as build_status
 from labchat.server.transport import RelayServer
 
 from .helpers import start_server
+
+# Property tests judge what a parser does with an input, not how fast one example runs: on a loaded
+# CI machine a garbage collection can make one example take over Hypothesis's default 200 ms and fail
+# it as "DeadlineExceeded" (Hypothesis lifts the deadline only where a CI variable is set).
+settings.register_profile("labchat", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("labchat")
 
 
 def pytest_report_header() -> str:

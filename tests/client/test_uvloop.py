@@ -17,6 +17,7 @@ from labchat.client.core import ChatClient
 from labchat.client.known_servers import KnownServers
 from labchat.netem import ImpairmentConfig, start_proxy
 from labchat.protocol import events as ev
+from labchat.protocol.client import ClientConfig
 
 from ..helpers import ClientUnderTest, connect, start_server
 
@@ -30,7 +31,10 @@ def test_a_lossy_conversation_on_uvloop(tmp_path: Path) -> None:
         async with await start_proxy(("127.0.0.1", 0), server.address, bad, bad, seed=7) as proxy:
             host, port = proxy.address
             alice = await ClientUnderTest(
-                ChatClient(host, port, "alice", "secret", known_servers=KnownServers(tmp_path / "ka"))
+                ChatClient(
+                    host, port, "alice", "secret", known_servers=KnownServers(tmp_path / "ka"),
+                    config=ClientConfig(connect_timeout_s=15),  # 30 % loss: more than 5 s may pass
+                )
             ).start()
             await alice.wait_for(ev.LoggedIn, timeout=15)
             bob = await connect(server, "bob", tmp_path=tmp_path)

@@ -160,3 +160,20 @@ async def start_client_proc(
         *extra,
         env=env_for(tmp_path, password),
     )
+
+
+async def join_through_loss(tmp_path: Path, port: int, user: str, *extra: str, attempts: int = 3) -> Proc:
+    """A `--json` client through a lossy path, logged in (its first PRESENCE seen). The first
+    connection has 5 s to reach LOGIN_OK (`connect_timeout_s`, docs/protocol.md's timers) and then
+    says "no answer from the server"; at 20 % loss each way that happens about once in a few hundred
+    starts, and a user then starts it again: so does this, up to `attempts` times, for that only."""
+    for attempt in range(attempts):
+        proc = await start_client_proc(tmp_path, port, user, "--json", *extra)
+        try:
+            await proc.expect_json(type="presence", timeout=30)
+            return proc
+        except AssertionError:
+            if attempt == attempts - 1 or not any("no answer from the server" in line for line in proc.lines):
+                raise
+            await proc.kill()
+    raise AssertionError("unreachable")

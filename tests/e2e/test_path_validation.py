@@ -26,6 +26,9 @@ pytestmark = pytest.mark.timeout(120)
 
 LINES = 80
 LINE_INTERVAL_S = 0.1
+#: The largest gap between two lines allowed: far below the keepalive interval (8 s) that a broken
+#: move or a copy flood would cost, far above a loaded machine's own pauses.
+STALL_BOUND_S = 3.0
 
 
 @dataclass
@@ -166,8 +169,10 @@ async def test_racing_copies_neither_black_out_the_client_nor_amplify(tmp_path: 
             f"({counts.attacker_bytes_received} B, kinds {counts.received_kinds}); largest gap "
             f"between lines: {max(gaps):.3f} s received by ana, {max(sent_gaps):.3f} s sent by ana"
         )
-        assert max(gaps) < 1.0, gaps
-        assert max(sent_gaps) < 1.0, sent_gaps
+        # the defect this guards against is a blackout of a keepalive interval (8 s); a loaded
+        # machine's own stalls of a second or so are not it
+        assert max(gaps) < STALL_BOUND_S, gaps
+        assert max(sent_gaps) < STALL_BOUND_S, sent_gaps
         assert counts.copies_sent > LINES
         assert counts.attacker_bytes_received <= 3 * counts.copy_bytes_sent
         assert set(counts.received_kinds) <= {6}  # challenges only, never chat traffic
@@ -208,7 +213,7 @@ async def test_a_client_whose_address_changes_moves_after_one_round_trip(tmp_pat
         gaps = [b - a for a, b in zip([start, *ana_times], ana_times, strict=False)]
         sent_gaps = [b - a for a, b in zip([start, *budi_times], budi_times, strict=False)]
         print(f"\nafter the move: largest gap {max(gaps):.3f} s received, {max(sent_gaps):.3f} s sent")
-        assert max(gaps) < 1.0 and max(sent_gaps) < 1.0, (gaps, sent_gaps)
+        assert max(gaps) < STALL_BOUND_S and max(sent_gaps) < STALL_BOUND_S, (gaps, sent_gaps)
         # The same session moved: no stall shown, no second login.
         assert not any("reconnect" in line for line in ana.lines), ana.lines
         for proc in (ana, budi):

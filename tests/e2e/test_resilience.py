@@ -11,7 +11,7 @@ import pytest
 
 from labchat.netem import ImpairmentConfig, start_proxy
 
-from .procs import Proc, start_client_proc, start_server_proc
+from .procs import Proc, join_through_loss, start_client_proc, start_server_proc
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -39,8 +39,7 @@ async def test_three_clients_through_a_bad_network(tmp_path: Path) -> None:
     clients = {}
     try:
         for u in users:
-            clients[u] = await start_client_proc(tmp_path, proxy.address[1], u, "--json")
-            await clients[u].expect_json(type="presence", timeout=30)
+            clients[u] = await join_through_loss(tmp_path, proxy.address[1], u)
         for i in range(200):
             for u in users:
                 clients[u].send(f"{u} {i}")

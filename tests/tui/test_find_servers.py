@@ -13,7 +13,7 @@ from labchat.tui.app import make_app
 from labchat.tui.screens.servers import ServersScreen
 
 from ..helpers import start_server
-from .util import log_in, pinned, wait_until
+from .util import log_in, login_ready, pinned, wait_until
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -27,6 +27,7 @@ async def test_find_servers_lists_the_server_and_picking_it_logs_in_there(tmp_pa
         # Started with a name for the host that the probe's answer will replace by its address.
         app = make_app("localhost", port, 0, known_servers=known, tz=UTC, discover_host=host)
         async with app.run_test(size=(100, 30)) as pilot:
+            await login_ready(pilot)
             login = app.login_screen
             assert login is not None
             login.query_one("#find").press()
@@ -50,6 +51,7 @@ async def test_find_servers_says_so_when_nobody_answers(tmp_path: Path) -> None:
     try:
         app = make_app(host, port, 0, tz=UTC, discover_host=host)
         async with app.run_test(size=(100, 30)) as pilot:
+            await login_ready(pilot)
             login = app.login_screen
             assert login is not None
             login.query_one("#find").press()

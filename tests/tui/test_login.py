@@ -20,7 +20,7 @@ from labchat.tui.screens.login import LoginScreen
 from labchat.tui.screens.trust import TrustScreen
 
 from ..helpers import connect, start_server
-from .util import app_for, fill_login, log_in, log_lines, room_shown, wait_until
+from .util import app_for, fill_login, log_in, log_lines, login_ready, room_shown, wait_until
 
 
 async def register(server: RelayServer, tmp_path: Path, user: str, password: str = "secret") -> None:
@@ -48,7 +48,7 @@ async def test_login_success_shows_the_room(server: RelayServer, tmp_path: Path)
     await register(server, tmp_path, "alice")
     app = app_for(server, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+        await login_ready(pilot)
         assert isinstance(app.screen, LoginScreen)
         assert app.focused is not None and app.focused.id == "user"
         await pilot.press(*"alice")
@@ -72,7 +72,7 @@ async def test_auto_typed_login_in_one_burst(server: RelayServer, tmp_path: Path
     await register(server, tmp_path, "alice")
     app = app_for(server, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+        await login_ready(pilot)
         burst = [*"alice", "tab", *"secret", "enter"]
         for key in burst:  # posted at once, as the terminal driver posts a burst of input
             app.post_message(events.Key(key, key if len(key) == 1 else None))
@@ -84,7 +84,7 @@ async def test_user_option_fills_the_name(server: RelayServer, tmp_path: Path) -
     await register(server, tmp_path, "bob")
     app = app_for(server, tmp_path, user="bob")
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+        await login_ready(pilot)
         assert app.screen.query_one("#user", Input).value == "bob"
         assert app.focused is not None and app.focused.id == "password"
         await pilot.press(*"secret", "enter")
@@ -97,7 +97,7 @@ async def test_a_browser_tab_only_logs_in(server: RelayServer, tmp_path: Path) -
     await register(server, tmp_path, "alice")
     app = app_for(server, tmp_path, fixed_server=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+        await login_ready(pilot)
         assert not app.screen.query_one("#login-port-row").display
         assert not app.screen.query_one("#find").display
         await pilot.press(*"alice", "tab", *"secret", "tab")
@@ -150,7 +150,7 @@ async def test_server_not_answering(tmp_path: Path) -> None:
         app = make_app(
             "127.0.0.1", port, 0,
             known_servers=KnownServers(tmp_path / "known"),
-            config=ClientConfig(connect_timeout_s=1.0),
+            config=ClientConfig(connect_timeout_s=3.0),  # long enough to see "Connecting" under load
         )  # fmt: skip
         async with app.run_test(size=(80, 24)) as pilot:
             await fill_login(pilot, "alice", "secret")
@@ -168,7 +168,7 @@ async def test_client_port_taken_then_fixed(server: RelayServer, tmp_path: Path)
         busy_port = taken.getsockname()[1]
         app = app_for(server, tmp_path)
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause()
+            await login_ready(pilot)
             app.screen.query_one("#port", Input).value = str(busy_port)
             await fill_login(pilot, "alice", "secret")
             text = await wait_for_error(pilot, app)

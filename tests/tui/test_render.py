@@ -14,6 +14,8 @@ from labchat.tui.formatting import NICK_COLOURS, clock_time, format_rtt, mention
 from labchat.tui.log_entry import Delivery, Entry, EntryKind, render_entry
 from labchat.tui.screens.room import _Unsent
 
+from .util import wait_until
+
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
 
@@ -140,12 +142,13 @@ async def test_resizing_rewraps() -> None:
         app.post_message(msg.CoreEvent(app.attempt, ev.LoggedIn("alice", "lobby", "labchat", False, False)))
         app.post_message(chat(app, 1, text="x " * 60))
         log = app.room.log_view
-        await pilot.pause(0.05)
+        await wait_until(pilot, lambda: bool(log.entries) and log.entries[-1].rows > 0)
         wide_rows = log.entries[-1].rows
         await pilot.resize_terminal(60, 20)
-        await pilot.pause(0.05)
-        assert log.entries[-1].rows > wide_rows
-        assert all(row.cell_length == log.scrollable_content_region.width for row in log._rows)
+        await wait_until(pilot, lambda: log.entries[-1].rows > wide_rows)  # re-wrapped to the new width
+        await wait_until(
+            pilot, lambda: all(row.cell_length == log.scrollable_content_region.width for row in log._rows)
+        )
 
 
 async def test_a_refusal_reason_is_shown_as_text_not_markup() -> None:

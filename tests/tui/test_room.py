@@ -188,20 +188,21 @@ async def test_ctrl_q_on_the_login_screen_just_exits(server: RelayServer, tmp_pa
 async def test_reconnect_states(tmp_path: Path) -> None:
     server = await start_server(tmp_path)
     port = server.address[1]
-    config = ClientConfig(keepalive_s=0.2, stall_s=0.3, rehandshake_s=0.6)
+    # short timers, but not so short that a loaded machine's pause reads as a dead server
+    config = ClientConfig(keepalive_s=0.5, stall_s=1.0, rehandshake_s=2.0)
     app = app_for(server, tmp_path, config=config)
     async with app.run_test(size=(80, 24)) as pilot:
         await log_in(pilot, app, "alice")
         status = app.room.status
-        assert status.state is ev.ConnectionState.CONNECTED
+        await wait_until(pilot, lambda: status.state is ev.ConnectionState.CONNECTED)
         await server.stop(grace_s=0)
         await wait_until(pilot, lambda: status.state is ev.ConnectionState.RECONNECTING)
-        assert app.room.composer.has_class("-offline")
+        await wait_until(pilot, lambda: app.room.composer.has_class("-offline"))
         restarted = await _restart(tmp_path, port)
         try:
             await wait_until(pilot, lambda: status.state is ev.ConnectionState.CONNECTED)
             await wait_until(pilot, lambda: "Reconnected." in log_lines(app))
-            assert not app.room.composer.has_class("-offline")
+            await wait_until(pilot, lambda: not app.room.composer.has_class("-offline"))
         finally:
             await restarted.stop(grace_s=0)
 

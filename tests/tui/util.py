@@ -20,8 +20,9 @@ from labchat.server.transport import RelayServer
 from labchat.tui import messages as msg
 from labchat.tui.app import LabchatApp, make_app
 
-#: Every wait in these tests is bounded by this (seconds).
-WAIT_S = 5.0
+#: Every wait in these tests is bounded by this (seconds): an app's start, a handshake and a login
+#: share one event loop with the server, and a loaded machine stretches them; it costs only on failure.
+WAIT_S = 15.0
 
 
 def pinned(server: RelayServer, server_dir: Path, path: Path) -> KnownServers:
@@ -89,11 +90,16 @@ async def room_shown(pilot: Pilot[object], app: LabchatApp) -> None:
     await wait_until(pilot, lambda: app.screen is app.room and bool(app.room.query(StatusBar)))
 
 
+async def login_ready(pilot: Pilot[object]) -> None:
+    """The login screen is shown, composed and has put the focus in its form: it is pushed as the
+    app starts, and on a loaded machine that can take more than a pause."""
+    await wait_until(pilot, lambda: bool(pilot.app.screen.query("#user")) and pilot.app.focused is not None)
+
+
 async def fill_login(pilot: Pilot[object], user: str, password: str) -> None:
     """Fill the form and press Enter in the password field (typing it key by key is one test's job:
     Pilot spends tens of milliseconds per key)."""
-    # The login screen is pushed as the app starts; on a loaded machine that can take more than a pause.
-    await wait_until(pilot, lambda: bool(pilot.app.screen.query("#user")))
+    await login_ready(pilot)
     screen = pilot.app.screen
     screen.query_one("#user", Input).value = user
     field = screen.query_one("#password", Input)
