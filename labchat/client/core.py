@@ -1158,6 +1158,8 @@ class ChatClient:
                 self._session_start[event.room] = (event.ts, self.conn.last_seq_of(event.room))
             case ev.PresenceUpdated() if event.seats:
                 self._seats.setdefault(event.room, {}).update(event.seats)
+            case ev.UserJoined() if event.seat:
+                self._seats.setdefault(event.room, {})[event.user] = event.seat
             case ev.QueueUpdated():
                 seats = {item.user: item.seat for item in event.entries if item.seat}
                 self._seats.setdefault(event.room, {}).update(seats)

@@ -237,6 +237,7 @@ def _record(event: ev.Event, now: float, me: str | None) -> dict[str, Any] | Non
                 "text": _("{user} joined").format(user=event.user),
                 "ts": _iso(event.ts),
                 "room": event.room,
+                "seat": event.seat,  # 20.2: where the newcomer sits ("" unknown)
             }
         case ev.UserLeft():
             return {

@@ -1458,7 +1458,8 @@ class ClientConnection:
         self._events.append(ev.UserAway(msg.room, user, bool(msg.away), reason, msg.ts_ms / 1000))
 
     def _on_joined(self, msg: m.Joined, now: float) -> None:
-        self._events.append(ev.UserJoined(msg.room, neutralize(msg.user), msg.ts_ms / 1000))
+        seat = neutralize(msg.seat) if self._server_classroom() else ""
+        self._events.append(ev.UserJoined(msg.room, neutralize(msg.user), msg.ts_ms / 1000, seat))
 
     def _on_left(self, msg: m.Left, now: float) -> None:
         self._events.append(

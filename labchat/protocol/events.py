@@ -191,6 +191,8 @@ class UserJoined(Event):
     room: str
     user: str
     ts: float
+    #: Where the newcomer sits (20.2), from a classroom server; "" unknown.
+    seat: str = ""
 
 
 @dataclass(slots=True)

@@ -656,10 +656,14 @@ class Joined(Message):
         ("room", Field.STR),
         ("user", Field.STR),
         ("ts_ms", Field.U64),
+        ("seat", Field.STR),
     )
+    REQUIRED_FIELDS: ClassVar[int | None] = 3
     room: str
     user: str
     ts_ms: int
+    #: Appended (20.2), filled for CAP_CLASSROOM clients: where the newcomer sits ("" unknown).
+    seat: str = ""
 
 
 @dataclass(slots=True)

@@ -394,7 +394,8 @@ class Logins:
         if sess.away is not None:
             room.away[key] = sess.away
         if announce and key not in room.remote:  # listed already when it moves from another relay
-            self.relay._announce_membership(room, m.Joined(room.name, user, _ms(now)), sess, now)
+            joined = m.Joined(room.name, user, _ms(now), sess.seat)
+            self.relay._announce_membership(room, joined, sess, now)
         elif self.relay.cluster is not None:
             self.relay.cluster.presence_changed(key)
         if sess.multi:

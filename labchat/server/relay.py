@@ -1022,10 +1022,22 @@ class Relay:
         `sess` None: the change is of a member on another relay (cluster mode)."""
         if self.cluster is not None and sess is not None and sess.user is not None:
             self.cluster.presence_changed(m.name_key(sess.user))
-        if room.flow.announce_individually(now, len(room.members)):
-            self._broadcast(room, change, exclude=sess)
-        else:
+        if not room.flow.announce_individually(now, len(room.members)):
             self._presence_due[room.name] = room
+        elif isinstance(change, m.Joined) and change.seat:
+            self._announce_joined(room, change, sess)
+        else:
+            self._broadcast(room, change, exclude=sess)
+
+    def _announce_joined(self, room: Room, joined: m.Joined, exclude: Session | None) -> None:
+        """JOINED with the newcomer's seat to CAP_CLASSROOM members, without it to the rest (20.2):
+        each form encoded once for the room."""
+        with_seat = encode_message(joined)
+        plain = encode_message(replace(joined, seat=""))
+        _count, ready = self._ready_members(room, exclude, None)
+        for member in ready:
+            member.link.send(m.Kind.JOINED, with_seat if member.classroom else plain)
+        self._dirty.update(ready)
 
     def apply_remote_presence(
         self, key: str, state: RemotePresence | None, now: float, *, reason: str = "quit"
@@ -1059,7 +1071,8 @@ class Relay:
             if key in room.display:
                 continue  # listed as the local member
             if before is None:
-                self._announce_membership(room, m.Joined(room.name, state.name, now_ms), None, now)
+                joined = m.Joined(room.name, state.name, now_ms, state.seat)
+                self._announce_membership(room, joined, None, now)
                 if away is not None:
                     self._broadcast(room, m.Away(room.name, state.name, 1, away.reason, away.since_ms))
             elif (before.away is None) != (away is None) or (

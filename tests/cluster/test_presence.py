@@ -93,7 +93,8 @@ async def test_people_on_the_other_relay_are_listed_and_come_and_go(
     alice = await connect(a.server, "alice", tmp_path=tmp_path)
     bob = await connect(b.server, "bob", tmp_path=tmp_path)
     try:
-        await alice.wait_for(ev.UserJoined, lambda e: e.user == "bob")
+        joined = await alice.wait_for(ev.UserJoined, lambda e: e.user == "bob")
+        assert joined.seat == bob.client.seat  # his seat came with the presence entry (20.2)
         alice.client.submit("/who")
         await alice.wait_for(ev.PresenceUpdated, lambda e: e.requested and set(e.users) == {"alice", "bob"})
         # bob logged in after alice: relay B lists her from the bucket, in his PRESENCE at login or,

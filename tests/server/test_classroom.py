@@ -58,10 +58,14 @@ def test_seats_reach_classroom_sessions_only_cut_and_cleaned(tmp_path: Path) -> 
     rooms_only = Peer(net, "olga", flags=ROOMS, seat="PC-olga")
     assert rooms_only.request(m.JoinRoom, "cs101").code == 0
     assert rooms_only.last(m.Presence).seats == ()
+    # JOINED carries the newcomer's seat to classroom sessions (20.2)
+    assert (teacher.last(m.Joined).user, teacher.last(m.Joined).seat) == ("olga", "PC-olga")
     odd = Peer(net, "cid", flags=CLASS, seat="\x1b[31mrow\x07" + "é" * 15)  # 41 bytes once escaped
     assert odd.request(m.JoinRoom, "cs101").code == 0
     seats = dict(zip(odd.last(m.Presence).users, odd.last(m.Presence).seats, strict=True))
     assert "\x1b" not in seats["cid"] and "\x07" not in seats["cid"] and len(seats["cid"].encode()) <= 40
+    assert teacher.last(m.Joined).seat == seats["cid"]  # cleaned the same way
+    assert (rooms_only.last(m.Joined).user, rooms_only.last(m.Joined).seat) == ("cid", "")  # not to others
 
 
 def test_help_queue_order_events_and_who_sees_what(tmp_path: Path) -> None:

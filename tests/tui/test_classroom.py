@@ -330,6 +330,10 @@ async def test_seats_follow_names_in_the_online_list() -> None:
         prompts = [str(option.prompt) for option in users.query_one(OptionList).options]
         assert "budi PC-14" in prompts
         assert "@teacher (you)" in prompts
+        # a student who comes in later is listed with the seat the server gave with JOINED (20.2)
+        core(app, ev.UserJoined("cs101", "dewi", T0, seat="PC-21"))
+        await wait_until(pilot, lambda: users.seat_of("dewi") == "PC-21")
+        assert "dewi PC-21" in [str(option.prompt) for option in users.query_one(OptionList).options]
 
 
 async def test_who_says_which_pc_each_member_sits_at() -> None:

@@ -791,8 +791,10 @@ class RoomScreen(KeysInLanguage, Screen[None]):
     def _show_user_joined(self, event: ev.UserJoined) -> None:
         view = self._view_for(event.room)
         view.members[event.user.casefold()] = event.user
+        if event.seat:
+            view.seats[event.user.casefold()] = event.seat
         if view is self._current:
-            self.user_list.add_user(event.user)
+            self.user_list.add_user(event.user, event.seat)
         joined = _("{user} joined").format(user=event.user)
         view.log.add(Entry(EntryKind.JOIN, event.ts, joined, user=event.user))
 

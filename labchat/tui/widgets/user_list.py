@@ -102,8 +102,11 @@ class UserList(Vertical):
         """Why `name` is away ("" for no reason given), or None when they are not."""
         return self._away.get(name.casefold())
 
-    def add_user(self, name: str) -> None:
+    def add_user(self, name: str, seat: str = "") -> None:
+        """A member who joined; `seat`: where they sit, when the server said (20.2)."""
         self._users[name.casefold()] = name
+        if seat:
+            self._seats[name.casefold()] = seat
         self._refresh_list()
 
     def remove_user(self, name: str) -> None:
