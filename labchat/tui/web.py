@@ -14,6 +14,8 @@ What we add to textual-serve's `Server`:
 - `--port 0` works (any free port, printed in the banner), and a port in use is one line, exit 1.
 - Our banner and one log line per tab opened and closed; Ctrl+C or SIGTERM closes every tab, whose
   app then leaves the room politely (textual-serve's "quit"), so classmates see "X left" at once.
+- Each tab's app is given the browser's address as its seat (protocol 20.2): every tab runs on this
+  machine, whose name would otherwise be every student's seat, and a teacher walks to the browser.
 
 Security: this serves the login page over plain HTTP. It binds to 127.0.0.1 unless told otherwise;
 for a lab, put it behind the lab's own reverse proxy with TLS, or passwords cross the LAN in clear
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import html
 import os
 import re
@@ -43,6 +46,7 @@ from .. import __version__, signal_handlers
 from ..client.core import ClientError, parse_host_port, resolve
 from ..client.known_servers import default_known_servers_path
 from ..i18n import _, add_lang_argument, choose_language, current_language
+from ..protocol.classroom import seat_label
 
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_HOST = "127.0.0.1"
@@ -189,8 +193,19 @@ def tab_command(
     for host, port in fallbacks:
         argv += ["--fallback", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     if sys.platform == "win32":
-        return subprocess.list2cmdline(argv)
-    return "exec " + shlex.join(argv)  # the shell becomes the app: no idle shell per tab
+        return _shell_words(argv)
+    return "exec " + _shell_words(argv)  # the shell becomes the app: no idle shell per tab
+
+
+def _shell_words(argv: list[str]) -> str:
+    """`argv` quoted for the shell textual-serve starts each tab through."""
+    return subprocess.list2cmdline(argv) if sys.platform == "win32" else shlex.join(argv)
+
+
+#: The browser's address for the tab whose app is being started: `WebServer.handle_websocket` sets it
+#: in its own task, and textual-serve reads `command` in that same task, so tabs opened at once never
+#: see each other's.
+_TAB_ADDRESS: contextvars.ContextVar[str | None] = contextvars.ContextVar("labchat_tab_address", default=None)
 
 
 def _check_public_url(url: str) -> str:
@@ -221,6 +236,19 @@ class WebServer(Server):
         #: 0: no limit.
         self.max_tabs = max_tabs
         self._tabs: set[asyncio.Task[Any]] = set()
+
+    @property
+    def command(self) -> str:
+        """What textual-serve runs for a tab: the tab command, with `--seat` the browser's address
+        when a tab is being opened (see `_TAB_ADDRESS`)."""
+        address = _TAB_ADDRESS.get()
+        if not address:
+            return self._command
+        return f"{self._command} {_shell_words(['--seat', seat_label(address)])}"
+
+    @command.setter
+    def command(self, value: str) -> None:  # textual-serve's __init__ sets it
+        self._command = value
 
     @property
     def full(self) -> bool:
@@ -298,9 +326,11 @@ class WebServer(Server):
         assert task is not None
         self._tabs.add(task)
         _log(_("tab opened from {address}").format(address=request.remote))
+        token = _TAB_ADDRESS.set(request.remote)
         try:
             return await super().handle_websocket(request)
         finally:
+            _TAB_ADDRESS.reset(token)
             self._tabs.discard(task)
             _log(_("tab closed from {address}").format(address=request.remote))
 

@@ -1,7 +1,7 @@
 """One browser tab's client: the full-screen app that `labchat-web` starts for every tab it serves.
 
 `labchat-web` (tui/web.py) runs `python -m labchat.tui.web_tab SERVER_IP SERVER_PORT KNOWN_SERVERS [LANG]
-[--fallback HOST:PORT ...]`
+[--fallback HOST:PORT ...] [--seat LABEL]`
 once per browser connection, with Textual's web driver chosen through the environment, so each tab
 is its own process with its own UDP socket, as if the student had typed `labchat` in a terminal.
 
@@ -16,6 +16,8 @@ What differs from `labchat` in a terminal, and why:
 - The pinned server keys are shared: the server is the operator's choice, fixed on the command line,
   so one pin (the operator's known_servers file) serves every tab.
 - No desktop notifications: the escape sequence means nothing to a browser's terminal.
+- The seat (protocol 20.2) is the browser's address, which labchat-web passes as `--seat`: this
+  machine's name, the default elsewhere, would be every tab's.
 
 This is an internal entry point, not a command: its arguments are whatever `labchat-web` passes.
 """
@@ -33,6 +35,10 @@ from .app import make_app
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    seat: str | None = None
+    if len(args) >= 2 and args[-2] == "--seat":  # labchat-web puts it last of all
+        seat = args[-1]
+        del args[-2:]
     fallbacks: list[tuple[str, int]] = []
     while len(args) >= 2 and args[-2] == "--fallback":  # labchat-web puts them last
         try:
@@ -62,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         ignore_path=None,
         known_servers=KnownServers(known_path),
         fallbacks=tuple(fallbacks),
+        seat=seat,
     )
     try:
         code = app.run()

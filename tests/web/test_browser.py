@@ -193,6 +193,8 @@ async def test_browser_tab_logs_in_chats_with_a_terminal_client_and_leaves(
         await screen.press("Enter")  # the focused "Create account" button
         await bob.expect(r"\* alice joined$", timeout=20)
         await screen.expect("Logged in as alice", "Online · 2", "(you)", "connected")
+        bob.send("/who")  # the tab sits where its browser is, not on the labchat-web machine
+        await bob.expect(r"alice at 127\.0\.0\.1", timeout=20)
 
         started = time.monotonic()
         bob.send("hello from a terminal")
