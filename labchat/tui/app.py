@@ -160,8 +160,15 @@ class LabchatApp(App[int]):
             max_entries=self.settings.max_entries,
             switch_room=self.set_current_room,
             announcement_seen=self.announcement_seen,
+            deliver=self.deliver_to_browser if self.settings.fixed_server else None,
         )
         return self._room
+
+    def deliver_to_browser(self, path: Path, name: str) -> None:
+        """A browser tab (labchat-web): a file the user accepted goes on to the browser as a
+        download (Textual's `deliver_binary`, which textual-serve streams to the page); the copy
+        the tab saved is on the web server's machine, which the student never sees."""
+        self.deliver_binary(path, save_filename=name)
 
     @property
     def room(self) -> RoomScreen:

@@ -153,10 +153,26 @@ async def start_web_proc(tmp_path: Path, server_port: int, *extra: str) -> tuple
     web = await spawn(
         PYTHON, "-m", "labchat.tui.web", "127.0.0.1", str(server_port), "--port", "0",
         "--known-servers", str(tmp_path / "web-known-servers"), *extra,
-        env=env_for(tmp_path, None),
+        env={**env_for(tmp_path, None), "LABCHAT_DOWNLOADS": str(tmp_path / "web-downloads")},
     )  # fmt: skip
     match = await web.expect(r"on (http://127\.0\.0\.1:\d+/)", timeout=20)
     return web, match.group(1)
+
+
+async def sign_up(page: Any, screen: Screen, server: Proc, user: str) -> None:
+    """In a tab showing the login form: a new account `user`, with the server's key trusted."""
+    await page.locator(".xterm-helper-textarea").focus()
+    await screen.type(user)
+    await screen.press("Tab")
+    await screen.type("secret")
+    await screen.press("Enter")
+    # First contact with this server: the tab asks to trust its key, as the terminal app does,
+    # and shows the fingerprint the server printed at start.
+    banner = await server.expect(r"server key fingerprint (\S+)")
+    await screen.expect("Trust and log in", banner.group(1))
+    await screen.press("Enter")
+    await screen.expect(f"No account '{user}' here yet")
+    await screen.press("Enter")  # the focused "Create account" button
 
 
 async def test_browser_tab_logs_in_chats_with_a_terminal_client_and_leaves(
@@ -179,18 +195,7 @@ async def test_browser_tab_logs_in_chats_with_a_terminal_client_and_leaves(
         assert "Your port" not in await screen.text()
         await web.expect(r"tab opened from 127\.0\.0\.1")
 
-        await page.locator(".xterm-helper-textarea").focus()
-        await screen.type("alice")
-        await screen.press("Tab")
-        await screen.type("secret")
-        await screen.press("Enter")
-        # First contact with this server: the tab asks to trust its key, as the terminal app does,
-        # and shows the fingerprint the server printed at start.
-        banner = await server.expect(r"server key fingerprint (\S+)")
-        await screen.expect("Trust and log in", banner.group(1))
-        await screen.press("Enter")
-        await screen.expect("No account 'alice' here yet")
-        await screen.press("Enter")  # the focused "Create account" button
+        await sign_up(page, screen, server, "alice")
         await bob.expect(r"\* alice joined$", timeout=20)
         await screen.expect("Logged in as alice", "Online · 2", "(you)", "connected")
         bob.send("/who")  # the tab sits where its browser is, not on the labchat-web machine
@@ -219,6 +224,38 @@ async def test_browser_tab_logs_in_chats_with_a_terminal_client_and_leaves(
         assert await web.wait(timeout=15) == 0
         bob.send("/quit")
         assert await bob.wait() == 0
+    finally:
+        for proc in (web, bob, server):
+            await proc.kill()
+
+
+async def test_a_file_accepted_in_a_tab_is_downloaded_by_the_browser(tmp_path: Path, chromium: Any) -> None:
+    """The tab saves an accepted file on the labchat-web machine, where the student cannot reach
+    it; the browser is handed it as a download too (Textual's deliver_binary via textual-serve)."""
+    server, port = await start_server_proc(tmp_path)
+    bob = await start_client_proc(tmp_path, port, "bob")
+    await bob.expect(r"logged in as bob")
+    web, url = await start_web_proc(tmp_path, port)
+    source = tmp_path / "lab3.py"
+    source.write_text("print('hello from bob')\n" * 40)
+    try:
+        page = await chromium.new_page()
+        await page.add_init_script(CATCH_TERMINAL)
+        screen = Screen(page)
+        await page.goto(url, wait_until="domcontentloaded")
+        await screen.expect("labchat · log in", "Password")
+        await sign_up(page, screen, server, "alice")
+        await bob.expect(r"\* alice joined$", timeout=20)
+        await screen.expect("Logged in as alice", "connected")
+        bob.send(f"/send {source}")
+        await screen.expect("bob offers lab3.py")
+        async with page.expect_download(timeout=SCREEN_TIMEOUT_MS) as download_info:
+            await screen.type("/accept 1")
+            await screen.press("Enter")
+        download = await download_info.value
+        assert download.suggested_filename == "lab3.py"
+        assert Path(await download.path()).read_bytes() == source.read_bytes()
+        await screen.expect("lab3.py sent to your browser's downloads")
     finally:
         for proc in (web, bob, server):
             await proc.kill()

@@ -200,9 +200,12 @@ class RoomScreen(KeysInLanguage, Screen[None]):
         max_entries: int = DEFAULT_MAX_ENTRIES,
         switch_room: Callable[[str], None] = _no_switch,
         announcement_seen: Callable[[str, int], None] = _no_ack,
+        deliver: Callable[[Path, str], None] | None = None,
     ) -> None:
+        """`deliver` (a browser tab of labchat-web): hands a saved download on to the browser."""
         super().__init__()
         self.server_label = server_label
+        self._deliver = deliver
         #: The relay we are on after a move (protocol 22), "" while on the one given.
         self.relay_label = ""
         self._server_name = ""
@@ -1105,9 +1108,20 @@ class RoomScreen(KeysInLanguage, Screen[None]):
             case ev.FileDone():
                 tray.done(event)
                 self.info(file_words.done_line(event))
+                if self._deliver is not None and event.direction == "down" and event.path:
+                    self._to_browser(Path(event.path), event.name)
             case ev.FileFailed():
                 tray.failed(event)
                 self.info(file_words.failed_line(event), EntryKind.ERROR)
+
+    def _to_browser(self, path: Path, name: str) -> None:
+        """labchat-web: the tab saved the file on the web server's machine; the student's browser
+        gets it as a download (a folder stays there: a browser takes one file)."""
+        assert self._deliver is not None
+        if not path.is_file():
+            return
+        self._deliver(path, name)
+        self.info(_("{name} sent to your browser's downloads").format(name=name))
 
     def _file_answered(self, text: str, result: Submitted) -> None:
         """/accept N or /decline N went through: the card follows, whether typed or clicked."""
