@@ -11,6 +11,24 @@ import pytest
 from labchat.tui.web import _TAB_ADDRESS, WebServer, tab_command
 
 
+def apps_built(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """What the tab process hands `make_app`, recorded: the Textual app itself is not started here."""
+    from labchat.tui import web_tab
+
+    seen: dict[str, object] = {}
+
+    class Built:
+        def run(self) -> int:
+            return 0
+
+    def build(*args: object, **kwargs: object) -> Built:
+        seen.update(kwargs)
+        return Built()
+
+    monkeypatch.setattr(web_tab, "make_app", build)
+    return seen
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell quoting")
 def test_the_tab_command_survives_the_shell(tmp_path: Path) -> None:
     known = tmp_path / "it's $HOME; `x` & y" / "known servers"
@@ -27,17 +45,7 @@ def test_fallbacks_reach_every_tab(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     command = tab_command("10.0.0.1", 8080, tmp_path / "known", None, (("10.0.0.2", 8080), ("::1", 9000)))
     argv = shlex.split(command.removeprefix("exec ")) if sys.platform != "win32" else command.split()
     assert argv[-4:] == ["--fallback", "10.0.0.2:8080", "--fallback", "[::1]:9000"]
-    seen: dict[str, object] = {}
-
-    class Built:  # the Textual app is not started here: what the tab process hands it is the point
-        def run(self) -> int:
-            return 0
-
-    def build(*args: object, **kwargs: object) -> Built:
-        seen.update(kwargs)
-        return Built()
-
-    monkeypatch.setattr(web_tab, "make_app", build)
+    seen = apps_built(monkeypatch)
     assert web_tab.main(argv[3:]) == 0
     assert seen["fallbacks"] == (("10.0.0.2", 8080), ("::1", 9000))
     assert web_tab.main(["10.0.0.1", "8080", "known", "--fallback", "nowhere"]) == 2
@@ -59,17 +67,7 @@ def test_each_tab_is_seated_at_its_browsers_address(tmp_path: Path, monkeypatch:
     assert web.command == base
     argv = shlex.split(command.removeprefix("exec ")) if sys.platform != "win32" else command.split()
     assert argv[-4:] == ["--fallback", "10.0.0.2:8080", "--seat", "10.0.0.14"]
-    seen: dict[str, object] = {}
-
-    class Built:
-        def run(self) -> int:
-            return 0
-
-    def build(*args: object, **kwargs: object) -> Built:
-        seen.update(kwargs)
-        return Built()
-
-    monkeypatch.setattr(web_tab, "make_app", build)
+    seen = apps_built(monkeypatch)
     assert web_tab.main(argv[3:]) == 0
     assert (seen["seat"], seen["fallbacks"]) == ("10.0.0.14", (("10.0.0.2", 8080),))
     assert web_tab.main(["10.0.0.1", "8080", "known"]) == 0 and seen["seat"] is None  # the host name
