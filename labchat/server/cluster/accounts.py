@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import os
 import time
@@ -257,7 +256,9 @@ class AccountMirror:
             self._copy(existing)  # before the login completes (the watch brings it too; idempotent)
         matched: bool | None = None  # not created: was the password the existing account's?
         if not created and existing is not None:
-            matched = await asyncio.to_thread(_password_matches, check.login.password, existing)
+            stored = (existing.salt, existing.digest, existing.n, existing.r, existing.p)
+            against = PasswordCheck(check.session_id, check.login, stored, existing.n)
+            matched = (await asyncio.to_thread(against.run)).ok
         self.relay.logins.registration_done(check, created, self.clock(), matched=matched)
         self.flush()
 
@@ -290,20 +291,16 @@ class AccountMirror:
         none, or when the cluster cannot say within `LOOKUP_TIMEOUT_S` (the login then goes on as
         with no account: a registration claims the name, and that fails cleanly if it is taken)."""
         try:
-            entry = await asyncio.wait_for(self.accounts.kv.get(token(name)), LOOKUP_TIMEOUT_S)
-        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-            return None
-        except (TimeoutError, *TRANSIENT) as exc:
-            log.info("account %s not read from the cluster: %s", name, type(exc).__name__)
-            return None
-        if entry.value is None or entry.operation is not None:
-            return None
-        try:
-            account = checked_account(entry.value)
+            found = await asyncio.wait_for(self.accounts.get(name), LOOKUP_TIMEOUT_S)
         except CodecError as exc:
             log.warning("account entry for %s skipped: %s", name, exc)
             return None
-        return account if m.name_key(account.name) == m.name_key(name) else None
+        except (TimeoutError, nats.errors.Error) as exc:  # slow, electing or gone: see above
+            log.info("account %s not read from the cluster: %s", name, type(exc).__name__)
+            return None
+        if found is None or m.name_key(found[0].name) != m.name_key(name):
+            return None
+        return found[0]
 
     def _copy(self, account: AccountValue) -> None:
         scrypt = (account.n, account.r, account.p)
@@ -311,8 +308,3 @@ class AccountMirror:
             account.name, account.salt, account.digest, scrypt, account.admin, account.created_ms
         )
 
-
-def _password_matches(password: str, account: AccountValue) -> bool:
-    """scrypt of `password` with the account's parameters against its digest (run off the loop)."""
-    digest = hash_password(password, account.salt, account.n, account.r, account.p)
-    return hmac.compare_digest(digest, account.digest)
