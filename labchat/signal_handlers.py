@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import signal
+import sys
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -80,3 +81,16 @@ def _remove_loop_handler(loop: asyncio.AbstractEventLoop, sig: signal.Signals) -
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         if not loop.is_closed():
             loop.remove_signal_handler(sig)
+
+
+def die_with_parent() -> None:
+    """In a child process (before it runs, or first thing): on Linux, have the kernel kill it if its
+    parent dies, so that `kill -9` of a parent leaves nothing behind (a relay unsupervised on the
+    port, a browser tab's app holding its socket). SIGKILL, not SIGTERM: the child's goodbye would
+    need pipes that died with the parent, and what it holds is safe without one (a relay loses
+    nothing confirmed; a tab's user times out as after a crash). Elsewhere it does nothing."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

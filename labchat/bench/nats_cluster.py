@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..server.supervisor import die_with_parent
+from ..signal_handlers import die_with_parent
 
 #: How long a node (or the whole cluster's JetStream) may take to become ready.
 READY_TIMEOUT_S = 30.0

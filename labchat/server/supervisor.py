@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import sys
 import time
@@ -106,18 +105,6 @@ def child_arguments(
     return out
 
 
-def die_with_parent() -> None:
-    """In the child, before it runs: on Linux, have the kernel kill it if the parent dies (`kill -9`
-    of the parent must not leave relays running unsupervised on the port). SIGKILL, not SIGTERM: a
-    relay's goodbye needs its stdout, which died with the parent; and a relay killed outright loses
-    nothing confirmed (that is the cluster's promise), its clients reconnect elsewhere."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 @dataclass
 class _Child:
     index: int
@@ -160,7 +147,8 @@ class Supervisor:
         child.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "labchat.server", *child.args,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, env=env, limit=1 << 20, preexec_fn=die_with_parent,
+            stderr=asyncio.subprocess.STDOUT, env=env, limit=1 << 20,
+            preexec_fn=signal_handlers.die_with_parent,
         )  # fmt: skip
         child.started = time.monotonic()
         child.starts += 1

@@ -16,6 +16,8 @@ What differs from `labchat` in a terminal, and why:
 - The pinned server keys are shared: the server is the operator's choice, fixed on the command line,
   so one pin (the operator's known_servers file) serves every tab.
 - No desktop notifications: the escape sequence means nothing to a browser's terminal.
+- It dies with labchat-web (Linux): a tab's app left running after `kill -9` of labchat-web would
+  hold its socket and its user's session until the server timed it out, and never end.
 - The seat (protocol 20.2) is the browser's address, which labchat-web passes as `--seat`: this
   machine's name, the default elsewhere, would be every tab's.
 
@@ -24,16 +26,22 @@ This is an internal entry point, not a command: its arguments are whatever `labc
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from ..client.core import ClientError, parse_host_port
 from ..client.known_servers import KnownServers
 from ..i18n import set_language
+from ..signal_handlers import die_with_parent
 from .app import make_app
 
 
 def main(argv: list[str] | None = None) -> int:
+    parent = os.getppid()
+    die_with_parent()  # labchat-web killed outright: this tab goes too, not left holding its socket
+    if os.getppid() != parent:
+        return 0  # it died before that took hold
     args = list(sys.argv[1:] if argv is None else argv)
     seat: str | None = None
     if len(args) >= 2 and args[-2] == "--seat":  # labchat-web puts it last of all

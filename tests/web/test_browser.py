@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator
@@ -256,9 +257,30 @@ async def test_a_file_accepted_in_a_tab_is_downloaded_by_the_browser(tmp_path: P
         assert download.suggested_filename == "lab3.py"
         assert Path(await download.path()).read_bytes() == source.read_bytes()
         await screen.expect("lab3.py sent to your browser's downloads")
+        # kill -9 of labchat-web: its tab's app goes with it (Linux), not left holding a session
+        await web.kill()
+        if sys.platform.startswith("linux"):
+            await asyncio.wait_for(_until_no_tab_runs(tmp_path), 15)
     finally:
         for proc in (web, bob, server):
             await proc.kill()
+
+
+async def _until_no_tab_runs(tmp_path: Path) -> None:
+    """Until no tab process of this test (its command line names `tmp_path`) is left (Linux /proc)."""
+
+    def running() -> bool:
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                words = cmdline.read_bytes().split(b"\0")
+            except OSError:
+                continue  # it ended while we looked
+            if b"labchat.tui.web_tab" in words and any(str(tmp_path).encode() in w for w in words):
+                return True
+        return False
+
+    while running():
+        await asyncio.sleep(0.1)  # polled: a process's end sends us no event
 
 
 @pytest.mark.parametrize("how", ["close the tab", "stop labchat-web"])
