@@ -24,11 +24,19 @@ async def test_database_is_checkpointed_off_the_event_loop(
         bob = await connect(server, "bob", tmp_path=tmp_path)
         alice.client.submit("kept on disk")
         await bob.wait_for(ev.MessageReceived)
-        server.protocol.checkpointed.clear()
-        await asyncio.wait_for(server.protocol.checkpointed.wait(), 10)
-        # A checkpoint after the message copied everything the WAL held into the database file.
-        log, copied = server.protocol.last_checkpoint
-        assert log > 0 and copied == log
+
+        async def a_whole_checkpoint() -> None:
+            # A checkpoint after the message copies everything the WAL holds into the database file:
+            # once nothing writes meanwhile (a passive checkpoint that runs beside a write, a ticket
+            # or a cursor saved on the loop, copies what it can and leaves the rest for the next).
+            while True:
+                server.protocol.checkpointed.clear()
+                await server.protocol.checkpointed.wait()
+                log, copied = server.protocol.last_checkpoint
+                if log > 0 and copied == log:
+                    return
+
+        await asyncio.wait_for(a_whole_checkpoint(), 10)
         for c in (alice, bob):
             await c.close()
     finally:
