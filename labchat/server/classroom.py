@@ -242,25 +242,22 @@ class Classroom:
         # Everyone waiting behind it moved up: each is told its new place, alone (20.3).
         for place, item in self.queue(room.name).moved_up(done):
             waiting = self.relay.online_by_key.get(item.key)
-            if waiting is None or not waiting.classroom or room.name not in waiting.rooms:
-                continue
-            text = describe(m.Action.HAND_RAISED, "", item.user, place, item.question)
-            news = m.RoomEvent(
-                room.name, now_ms, m.Action.HAND_RAISED, "", item.user, place, item.question, text
+            self._hand_news(
+                room, waiting, m.Action.HAND_RAISED, "", item.user, place, item.question, now_ms, ops=False
             )
-            waiting.link.send(m.Kind.ROOM_EVENT, encode_message(news))
-            self.relay._dirty.add(waiting)
 
     def _hand_news(
         self, room: Room, student: Session | None, action: m.Action, actor: str, target: str, minutes: int,
-        value: str, now_ms: int,
+        value: str, now_ms: int, *, ops: bool = True,
     ) -> None:  # fmt: skip
-        """HAND_* news to the student concerned and the room's operators, nobody else (20.3)."""
+        """HAND_* news to the student concerned and (`ops`) the room's operators, nobody else (20.3).
+        Without `ops` it is the student's own news (a new place), which the log does not need."""
         text = describe(action, actor, target, minutes, value)
         event = m.RoomEvent(room.name, now_ms, action, actor, target, minutes, value, text)
-        log.info(_("in %s: %s"), room.name, _escape(text))
+        if ops:
+            log.info(_("in %s: %s"), room.name, _escape(text))
         body = encode_message(event)
-        to = self._ops(room)
+        to = self._ops(room) if ops else []
         if student is not None and student.classroom and room.name in student.rooms and student not in to:
             to.append(student)
         for sess in to:
