@@ -16,6 +16,8 @@ error says which port) rather than as a wrong result.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -132,6 +134,7 @@ class NatsCluster:
                 for i in range(len(self.nodes)):
                     self._spawn(i)
                 self.wait_ready()
+                self._wait_placeable()
                 return self
             except BaseException:
                 self.stop()  # no node outlives a start that failed
@@ -222,6 +225,33 @@ class NatsCluster:
             return False
         current = {r.get("name") for r in meta.get("replicas", []) if r.get("current")}
         return {n.name for n in running} - {leader.name} <= current
+
+    def _wait_placeable(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Until a stream with a replica on every node can be made (then it is deleted). A whole meta
+        group is not yet that: the leader offers a just-started peer streams only once it has the
+        peer's figures, and until then a room's stream is refused ("no suitable peers")."""
+
+        async def probe() -> None:
+            import nats
+
+            nc = await nats.connect(self.urls, connect_timeout=2, max_reconnect_attempts=5)
+            js = nc.jetstream()
+            try:
+                while True:
+                    try:
+                        await js.add_stream(
+                            name="labchat_ready_probe", subjects=["labchat-ready-probe"],
+                            num_replicas=len(self.nodes),
+                        )  # fmt: skip
+                        await js.delete_stream("labchat_ready_probe")
+                        return
+                    except Exception:  # not placeable yet, or a leader still being elected
+                        await asyncio.sleep(0.1)  # polled: the cluster sends no event for it
+            finally:
+                await nc.close()
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # its own loop: callers may have one
+            pool.submit(asyncio.run, asyncio.wait_for(probe(), timeout)).result()
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Every running node healthy and the JetStream meta group with a leader (bounded)."""
